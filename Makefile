@@ -1,0 +1,28 @@
+# The two set-up commands: `make run` (the embedded stack and its demo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test worker clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## make run [DEMO=once]: start Temporal, PostgreSQL and the worker, run the demo, serve until Ctrl-C
+run: $(STAMP)
+	$(PY) -m starter.stack $(if $(DEMO),--demo $(DEMO),)
+
+## make test: the whole suite against the real time-skipping server, dev server and PostgreSQL
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make worker: a worker alone, for TEMPORAL_ADDRESS / DATABASE_URL set by the caller
+worker: $(STAMP)
+	$(PY) worker.py
+
+clean:
+	rm -rf $(VENV) .data

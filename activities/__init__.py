@@ -1,0 +1,1 @@
+"""Activities: the workflows' only way to touch PostgreSQL and the outside world."""

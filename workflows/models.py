@@ -1,0 +1,593 @@
+"""The referral's data: the VIST form, every human decision, and the state the workflow reports.
+
+One home for the pydantic models that workflows, activities and starters all import.
+Models reject incomplete or contradictory input with an error naming the field and the
+reason; the messages never repeat the submitted values (they may be personal data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must include a timezone offset")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+StaffId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
+
+
+# --- vocabulary -------------------------------------------------------------------------
+
+
+class RiskGrade(StrEnum):
+    STANDARD = "standard"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class IncidentType(StrEnum):
+    DOMESTIC_ABUSE = "domestic_abuse"
+    SEXUAL_OFFENCE = "sexual_offence"
+    MISSING = "missing"
+    CSE = "cse"
+    NEGLECT = "neglect"
+    PHYSICAL_ABUSE = "physical_abuse"
+    ONLINE_HARM = "online_harm"
+    OTHER = "other"
+
+
+class Agency(StrEnum):
+    POLICE = "police"
+    CHILDRENS_SOCIAL_CARE = "childrens_social_care"
+    HEALTH = "health"
+    EDUCATION = "education"
+    PROBATION = "probation"
+    HOUSING = "housing"
+    OTHER = "other"
+
+
+class Role(StrEnum):
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+    SCREENER = "screener"
+    PARTNER = "partner"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    SYSTEM = "system"  # the workflow itself: timers, automatic closure; never a caller's role
+
+
+class Stage(StrEnum):
+    SUPERVISOR_REVIEW = "supervisor_review"
+    RETURNED_TO_OFFICER = "returned_to_officer"
+    SCREENING = "screening"
+    STRATEGY_DISCUSSION = "strategy_discussion"
+    CONFERENCE = "conference"
+    ACTIONS = "actions"
+    CLOSED = "closed"
+
+
+OPEN_STAGES = frozenset(Stage) - {Stage.CLOSED}
+
+
+class ScreeningOutcome(StrEnum):
+    NO_FURTHER_ACTION = "no_further_action"
+    EARLY_HELP = "early_help"
+    SINGLE_AGENCY = "single_agency"
+    STRATEGY_DISCUSSION = "strategy_discussion"
+
+
+class ChildDecision(StrEnum):
+    NO_FURTHER_ACTION = "no_further_action"
+    EARLY_HELP = "early_help"
+    SINGLE_AGENCY = "single_agency"
+    STRATEGY_DISCUSSION = "strategy_discussion"
+    REFER_TO_CHILDRENS_SOCIAL_CARE = "refer_to_childrens_social_care"
+
+
+class PoliceAttendance(StrEnum):
+    ATTEND = "attend"
+    REPORT_IN_LIEU = "report_in_lieu"
+
+
+class CloseReason(StrEnum):
+    NO_FURTHER_ACTION = "no_further_action"
+    EARLY_HELP = "early_help"
+    SINGLE_AGENCY = "single_agency"
+    NO_SECTION_47 = "no_section_47"
+    NO_CHILD_PROTECTION_PLAN = "no_child_protection_plan"
+    CHILD_PROTECTION_PLAN = "child_protection_plan"
+    DUPLICATE = "duplicate"
+    TRANSFERRED_OUT = "transferred_out"
+    WITHDRAWN = "withdrawn"
+
+
+class Rank(StrEnum):
+    SERGEANT = "sergeant"
+    INSPECTOR = "inspector"
+    SUPERINTENDENT = "superintendent"
+
+
+# --- who decides ------------------------------------------------------------------------
+
+
+class Actor(Model):
+    """Who made a decision: taken from the caller's credentials, never from a form body."""
+
+    id: StaffId
+    role: Role
+    agency: Agency = Agency.POLICE
+
+
+SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM)
+
+
+# --- stage 1: the VIST submission ---------------------------------------------------------
+
+
+class Incident(Model):
+    type: IncidentType
+    occurred_at: AwareDatetime
+    location: Text = Field(description="where it happened (personal data: never logged)")
+    summary: Text | None = None
+
+
+class ChildPresent(Model):
+    child_id: Annotated[str, StringConstraints(pattern=r"^C[1-9][0-9]?$")] = Field(
+        description="the child's key within this referral (C1, C2...): decisions refer to it, never to a name"
+    )
+    name: ShortText
+    date_of_birth: date
+    home_address: Text | None = None
+    observed: Text = Field(description="what the officer saw of the child")
+    voice_of_the_child: Text | None = Field(
+        default=None, description="what the child said, their behaviour and demeanour"
+    )
+
+
+class AdultRole(StrEnum):
+    SUSPECT = "suspect"
+    VICTIM = "victim"
+    PARENT_OR_CARER = "parent_or_carer"
+    WITNESS = "witness"
+    OTHER = "other"
+
+
+class AdultInvolved(Model):
+    name: ShortText
+    role: AdultRole
+    date_of_birth: date | None = None
+
+
+class Section46(Model):
+    """Police protection used at the incident."""
+
+    used_at: AwareDatetime
+    child_ids: list[str] = Field(min_length=1)
+    accommodation: Text
+
+
+class VistSubmission(Model):
+    form_id: uuid.UUID = Field(description="the form's own ID, assigned by the VIST app")
+    incident: Incident
+    children: list[ChildPresent] = Field(min_length=1, max_length=20)
+    adults: list[AdultInvolved] = Field(default_factory=list, max_length=30)
+    initial_risk: RiskGrade
+    section_46: Section46 | None = None
+    officer_id: StaffId
+    station: ShortText
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VistSubmission":
+        ids = [child.child_id for child in self.children]
+        if len(set(ids)) != len(ids):
+            raise ValueError("children: each child_id must be unique within the referral")
+        for index, child in enumerate(self.children):
+            if child.date_of_birth > self.incident.occurred_at.date():
+                raise ValueError(f"children[{index}].date_of_birth: is after the incident")
+            if self.incident.type is IncidentType.DOMESTIC_ABUSE and child.voice_of_the_child is None:
+                raise ValueError(
+                    f"children[{index}].voice_of_the_child: required when the incident is domestic abuse"
+                )
+            if (self.incident.occurred_at.date() - child.date_of_birth).days > 18 * 366:
+                raise ValueError(f"children[{index}].date_of_birth: the child was 18 or over at the incident")
+        if self.section_46 is not None:
+            unknown = set(self.section_46.child_ids) - set(ids)
+            if unknown:
+                raise ValueError("section_46.child_ids: names a child not in the referral")
+            if self.section_46.used_at < self.incident.occurred_at:
+                raise ValueError("section_46.used_at: is before the incident")
+            if self.initial_risk is not RiskGrade.HIGH:
+                raise ValueError("initial_risk: must be high when section 46 police protection was used")
+        return self
+
+    def content_digest(self) -> str:
+        """A digest of the form's content: the same form ID with other content is a different form."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def referral_reference(form_id: uuid.UUID) -> str:
+    """The referral's non-identifying reference, derived from the VIST form ID alone.
+
+    It is the workflow ID, so submitting the same form twice finds the same referral.
+    """
+    digest = hashlib.sha256(b"referral:" + form_id.bytes).digest()
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+    number = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(10):
+        number, rem = divmod(number, 32)
+        chars.append(alphabet[rem])
+    code = "".join(chars)
+    return f"REF-{code[:5]}-{code[5:]}"
+
+
+# --- the SLA policy --------------------------------------------------------------------
+
+
+class Duration(Model):
+    """A deadline: so many hours, or so many working days (weekends and bank holidays skipped)."""
+
+    hours: float | None = Field(default=None, gt=0)
+    working_days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> "Duration":
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give exactly one of hours or working_days")
+        return self
+
+
+class StageDeadlines(Model):
+    standard: Duration
+    medium: Duration
+    high: Duration
+
+    def for_risk(self, risk: RiskGrade) -> Duration:
+        return getattr(self, risk.value)
+
+
+def _same(duration: Duration) -> StageDeadlines:
+    return StageDeadlines(standard=duration, medium=duration, high=duration)
+
+
+class EscalationPolicy(Model):
+    ladder: list[Rank] = Field(default=[Rank.SERGEANT, Rank.INSPECTOR, Rank.SUPERINTENDENT], min_length=1)
+    grace: Duration = Field(default_factory=lambda: Duration(hours=4))
+
+
+class SlaPolicy(Model):
+    """Per-stage, per-risk deadlines and the escalation ladder.
+
+    `bank_holidays` is filled outside the workflow (the `holidays` package cannot run in
+    the sandbox) and travels with the policy into the history, so replays see the same dates.
+    """
+
+    supervisor_review: StageDeadlines = Field(
+        default_factory=lambda: StageDeadlines(
+            standard=Duration(hours=24), medium=Duration(hours=24), high=Duration(hours=2)
+        )
+    )
+    resubmission: StageDeadlines = Field(default_factory=lambda: _same(Duration(hours=24)))
+    screening: StageDeadlines = Field(default_factory=lambda: _same(Duration(working_days=1)))
+    strategy_discussion: StageDeadlines = Field(
+        default_factory=lambda: StageDeadlines(
+            standard=Duration(working_days=3), medium=Duration(working_days=3), high=Duration(hours=8)
+        )
+    )
+    conference_working_days: int = Field(default=15, ge=1)
+    conference_report_working_days_before: int = Field(default=2, ge=0)
+    action_reminder_before: Duration = Field(default_factory=lambda: Duration(hours=24))
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    repeat_referral_threshold: int = Field(default=3, ge=2)
+    repeat_referral_window_days: int = Field(default=90, ge=1)
+    timezone: str = "Europe/London"
+    bank_holidays: list[date] = Field(default_factory=list)
+
+    def deadlines_for(self, stage: Stage) -> StageDeadlines | None:
+        return {
+            Stage.SUPERVISOR_REVIEW: self.supervisor_review,
+            Stage.RETURNED_TO_OFFICER: self.resubmission,
+            Stage.SCREENING: self.screening,
+            Stage.STRATEGY_DISCUSSION: self.strategy_discussion,
+        }.get(stage)
+
+
+# --- human decisions (each a workflow update) ---------------------------------------------
+
+
+class Decision(Model):
+    actor: Actor
+
+
+class StartReferral(Model):
+    submission: VistSubmission
+    submitted_by: Actor
+    sla_policy: SlaPolicy | None = Field(
+        default=None, description="omitted: the worker's configured policy is loaded by an activity"
+    )
+
+
+class SupervisorReview(Decision):
+    approved: bool
+    reasons: Text | None = Field(default=None, description="required when returning the VIST to the officer")
+
+    @model_validator(mode="after")
+    def _reasons_when_returned(self) -> "SupervisorReview":
+        if not self.approved and self.reasons is None:
+            raise ValueError("reasons: required when the VIST is returned to the officer")
+        return self
+
+
+class Resubmission(Decision):
+    submission: VistSubmission
+
+
+class ChildScreeningDecision(Model):
+    child_id: str
+    decision: ChildDecision
+    rationale: Text
+
+
+class RepeatReferralOverride(Model):
+    supervisor_id: StaffId
+    rationale: Text
+
+
+class Screening(Decision):
+    risk: RiskGrade
+    child_decisions: list[ChildScreeningDecision] = Field(min_length=1)
+    outcome: ScreeningOutcome
+    rationale: Text
+    agencies_informed: list[Agency] = Field(default_factory=list)
+    repeat_referral_override: RepeatReferralOverride | None = Field(
+        default=None,
+        description="a supervisor's rationale, required for no further action on a repeat referral",
+    )
+
+    @model_validator(mode="after")
+    def _unique_children(self) -> "Screening":
+        ids = [d.child_id for d in self.child_decisions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("child_decisions: a child has more than one decision")
+        return self
+
+
+class Attendee(Model):
+    name: ShortText
+    agency: Agency
+    role: ShortText
+
+
+class ActionOwner(Model):
+    agency: Agency
+    owner: ShortText = Field(description="the named person who owns the action")
+    supervisor: ShortText | None = Field(default=None, description="the owner's supervisor, who is alerted when late")
+
+
+class AgreedActionSpec(Model):
+    description: Text
+    owner: ActionOwner
+    deadline: AwareDatetime
+
+
+QUORUM = frozenset({Agency.CHILDRENS_SOCIAL_CARE, Agency.HEALTH, Agency.POLICE})
+
+
+class StrategyDiscussion(Decision):
+    held_at: AwareDatetime
+    attendees: list[Attendee] = Field(min_length=1)
+    section_47: bool
+    rationale: Text
+    agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
+
+    @property
+    def quorate(self) -> bool:
+        return QUORUM <= {a.agency for a in self.attendees}
+
+    @field_validator("agreed_actions", mode="before")
+    @classmethod
+    def _owner_and_deadline(cls, actions: object) -> object:
+        # Checked before field validation so the reason reads as the inspectors' rule.
+        if isinstance(actions, list):
+            for index, action in enumerate(actions):
+                if isinstance(action, dict):
+                    if not action.get("owner"):
+                        raise ValueError(f"agreed_actions[{index}].owner: every agreed action needs an owner")
+                    if not action.get("deadline"):
+                        raise ValueError(f"agreed_actions[{index}].deadline: every agreed action needs a deadline")
+        return actions
+
+
+class ConferenceBooking(Decision):
+    conference_at: AwareDatetime
+    late_reason: Text | None = Field(
+        default=None, description="required when the ICPC is later than the statutory working days"
+    )
+    police_attendance: PoliceAttendance
+    attendance_rationale: Text | None = Field(
+        default=None, description="the risk-based rationale, required for a report in lieu"
+    )
+    report_owner: ShortText | None = Field(default=None, description="who writes the report in lieu")
+
+    @model_validator(mode="after")
+    def _rationale_for_report(self) -> "ConferenceBooking":
+        if self.police_attendance is PoliceAttendance.REPORT_IN_LIEU:
+            if self.attendance_rationale is None:
+                raise ValueError("attendance_rationale: required for a report in lieu")
+            if self.report_owner is None:
+                raise ValueError("report_owner: required for a report in lieu")
+        return self
+
+
+class ConferenceOutcome(Decision):
+    held_at: AwareDatetime
+    child_protection_plan: bool
+    police_attended: bool
+    rationale: Text
+    agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
+
+
+class RiskRegrade(Decision):
+    risk: RiskGrade
+    reason: Text
+
+
+class Closure(Decision):
+    reason: CloseReason
+    note: Text | None = None
+
+
+class EscalationAcknowledgement(Decision):
+    escalation_id: str
+
+
+class ActionCompletion(Decision):
+    note: Text
+
+
+class ActionReassignment(Decision):
+    owner: ActionOwner
+    reason: Text
+    deadline: AwareDatetime | None = None
+
+
+# --- what the workflows report ---------------------------------------------------------
+
+
+class Escalation(Model):
+    escalation_id: str
+    reference: str
+    subject: str = Field(description="the late step: a stage, or an agreed action's ID")
+    rung: int
+    rank: Rank
+    addressed_to: str
+    due_at: datetime
+    raised_at: datetime
+    reason: Literal["overdue", "inquorate"] = "overdue"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+
+class PriorReferral(Model):
+    reference: str
+    submitted_at: datetime
+    incident_type: IncidentType
+    matched_on: Literal["child", "address"]
+    child_id: str | None = None
+    outcome: str | None = None
+
+
+class ScreeningView(Model):
+    prior_referrals: list[PriorReferral] = Field(default_factory=list)
+    repeat_children: list[str] = Field(
+        default_factory=list, description="child_ids with a repeat-referral flag"
+    )
+
+    @property
+    def repeat(self) -> bool:
+        return bool(self.repeat_children)
+
+
+class ActionState(Model):
+    action_id: str
+    reference: str
+    description: str
+    owner: ActionOwner
+    deadline: datetime
+    completed_at: datetime | None = None
+    completed_by: str | None = None
+    completion_note: str | None = None
+    reminded_at: datetime | None = None
+    reassignments: int = 0
+    escalations: list[Escalation] = Field(default_factory=list)
+
+
+class ActionStart(Model):
+    action_id: str
+    reference: str
+    spec: AgreedActionSpec
+    agreed_by: Actor
+    agreed_at: datetime
+    policy: SlaPolicy
+
+
+class HistoryEntry(Model):
+    seq: int
+    kind: str
+    at: datetime
+    actor_id: str
+    actor_role: Role
+
+
+class ReferralState(Model):
+    reference: str
+    stage: Stage
+    risk: RiskGrade
+    incident_type: IncidentType
+    submitted_at: datetime
+    stage_entered_at: datetime
+    deadline: datetime | None = None
+    submission_versions: int = 1
+    children: list[str] = Field(default_factory=list, description="child_ids only")
+    screening_view: ScreeningView | None = None
+    screening_outcome: ScreeningOutcome | None = None
+    section_47: bool | None = None
+    strategy_discussion_inquorate: bool = False
+    conference_due_by: datetime | None = None
+    conference_at: datetime | None = None
+    police_attendance: PoliceAttendance | None = None
+    child_protection_plan: bool | None = None
+    close_reason: CloseReason | None = None
+    actions: list[ActionState] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def open_actions(self) -> list[ActionState]:
+        return [a for a in self.actions if a.completed_at is None]
+
+
+class RecordedEvent(Model):
+    """A fact for the PostgreSQL read model; (stream, seq) makes its write idempotent."""
+
+    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
+    seq: int
+    reference: str
+    kind: str
+    at: datetime
+    actor: Actor
+    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
+    risk: RiskGrade | None = None
+    payload: dict = Field(default_factory=dict)
+
+
+class PriorReferralQuery(Model):
+    reference: str
+    since: datetime
+    policy_threshold: int

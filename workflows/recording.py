@@ -1,0 +1,77 @@
+"""The outbox every workflow records its facts through: numbered in order, written once, in order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.records import ReferralRecords
+    from workflows.models import Actor, RecordedEvent, RiskGrade, Stage
+
+RECORD_TIMEOUT = timedelta(seconds=30)
+# The database may be down for a while: keep trying, backing off to once a minute.
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+class Outbox:
+    """Facts waiting to be written to PostgreSQL by the `record_event` activity.
+
+    Each fact takes the next sequence number when it happens (deterministically), and one
+    writer drains them in that order, so the read model never sees a later fact first.
+    """
+
+    def __init__(self, stream: str, reference: str) -> None:
+        self.stream = stream
+        self.reference = reference
+        self.last_seq = 0
+        self.recorded_seq = 0
+        self._pending: list[RecordedEvent] = []
+
+    def add(
+        self,
+        kind: str,
+        actor: Actor,
+        payload: dict[str, Any] | None = None,
+        stage: Stage | None = None,
+        risk: RiskGrade | None = None,
+    ) -> RecordedEvent:
+        self.last_seq += 1
+        event = RecordedEvent(
+            stream=self.stream,
+            seq=self.last_seq,
+            reference=self.reference,
+            kind=kind,
+            at=workflow.now(),
+            actor=actor,
+            stage=stage,
+            risk=risk,
+            payload=payload or {},
+        )
+        self._pending.append(event)
+        return event
+
+    @property
+    def drained(self) -> bool:
+        return not self._pending
+
+    async def recorded(self, seq: int | None = None) -> None:
+        """Wait until the fact `seq` (default: every fact so far) is in PostgreSQL."""
+        target = self.last_seq if seq is None else seq
+        await workflow.wait_condition(lambda: self.recorded_seq >= target)
+
+    async def drain_forever(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self._pending))
+            event = self._pending[0]
+            await workflow.execute_activity_method(
+                ReferralRecords.record_event,
+                event,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+            self._pending.pop(0)
+            self.recorded_seq = event.seq

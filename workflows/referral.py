@@ -1,0 +1,541 @@
+"""ReferralWorkflow: one referral about children at risk, from the VIST submission to closure.
+
+Every human decision is an update whose validator rejects, before anything is written to
+history, a decision by the wrong role, at the wrong stage, or breaking a rule; a rejected
+decision changes nothing. Every stage has a deadline (per risk grade, in hours or working
+days) and lateness climbs the escalation ladder by itself. Every fact is recorded in
+PostgreSQL through the outbox; the history stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.policy import SlaPolicySource
+    from activities.records import ReferralRecords
+    from workflows.action import AgreedActionWorkflow
+    from workflows.authority import (
+        ACKNOWLEDGERS,
+        CASE_DECIDERS,
+        OFFICERS,
+        REVIEWERS,
+        SCREENERS,
+        reject,
+        require,
+    )
+    from workflows.calendar import add_duration, add_working_days, subtract_working_days
+    from workflows.escalation import EscalationLadder
+    from workflows.models import (
+        OPEN_STAGES,
+        SYSTEM_ACTOR,
+        ActionOwner,
+        ActionStart,
+        ActionState,
+        Actor,
+        AgreedActionSpec,
+        CloseReason,
+        Closure,
+        ConferenceBooking,
+        ConferenceOutcome,
+        Duration,
+        Escalation,
+        EscalationAcknowledgement,
+        HistoryEntry,
+        PoliceAttendance,
+        PriorReferralQuery,
+        ReferralState,
+        Resubmission,
+        RiskGrade,
+        RiskRegrade,
+        Role,
+        Agency,
+        ScreeningOutcome,
+        Screening,
+        ScreeningView,
+        SlaPolicy,
+        Stage,
+        StartReferral,
+        StrategyDiscussion,
+        SupervisorReview,
+        VistSubmission,
+    )
+    from workflows.recording import Outbox
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+# Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
+STAGE_TEAMS = {
+    Stage.SUPERVISOR_REVIEW: "station",
+    Stage.RETURNED_TO_OFFICER: "station",
+    Stage.SCREENING: "CRU",
+    Stage.STRATEGY_DISCUSSION: "MASH",
+    Stage.CONFERENCE: "MASH",
+}
+
+SCREENING_CLOSURES = {
+    ScreeningOutcome.NO_FURTHER_ACTION: CloseReason.NO_FURTHER_ACTION,
+    ScreeningOutcome.EARLY_HELP: CloseReason.EARLY_HELP,
+    ScreeningOutcome.SINGLE_AGENCY: CloseReason.SINGLE_AGENCY,
+}
+
+
+@workflow.defn
+class ReferralWorkflow:
+    @workflow.init
+    def __init__(self, start: StartReferral) -> None:
+        self._reference = workflow.info().workflow_id
+        self._submissions: list[VistSubmission] = [start.submission]
+        self._policy: SlaPolicy | None = start.sla_policy
+        self._ladder = EscalationLadder(start.sla_policy) if start.sla_policy else None
+        self._stage = Stage.SUPERVISOR_REVIEW
+        self._stage_token = 0
+        self._risk = start.submission.initial_risk
+        self._submitted_at = workflow.now()
+        self._stage_entered_at = self._submitted_at
+        self._outbox = Outbox(stream=self._reference, reference=self._reference)
+        self._history: list[HistoryEntry] = []
+        self._escalations: list[Escalation] = []
+        self._actions: dict[str, ActionState] = {}
+        self._action_tasks: list[asyncio.Task[None]] = []
+        self._screening_view: ScreeningView | None = None
+        self._screening_outcome: ScreeningOutcome | None = None
+        self._section_47: bool | None = None
+        self._inquorate = False
+        self._strategy_held_at: datetime | None = None
+        self._conference_due_by: datetime | None = None
+        self._conference: ConferenceBooking | None = None
+        self._child_protection_plan: bool | None = None
+        self._close_reason: CloseReason | None = None
+        self._close_after_actions: CloseReason | None = None
+        self._fact(
+            "vist_submitted",
+            start.submitted_by,
+            {"version": 1, "submission": start.submission.model_dump(mode="json")},
+        )
+        deadline = self._deadline()
+        self._fact(
+            "stage_changed",
+            SYSTEM_ACTOR,
+            {"from_stage": None, "to_stage": self._stage.value, "deadline": deadline.isoformat() if deadline else None},
+        )
+
+    @workflow.run
+    async def run(self, start: StartReferral) -> ReferralState:
+        writer = asyncio.create_task(self._outbox.drain_forever())
+        if self._policy is None:
+            self._policy = await workflow.execute_activity_method(
+                SlaPolicySource.load_sla_policy, start_to_close_timeout=ACTIVITY_TIMEOUT
+            )
+            self._ladder = EscalationLadder(self._policy)
+        assert self._ladder is not None
+        while self._stage is not Stage.CLOSED:
+            token = self._stage_token
+            if self._stage is Stage.ACTIONS:
+                await workflow.wait_condition(lambda: self._stage_token != token or not self._open_actions())
+                if self._stage is Stage.ACTIONS and not self._open_actions():
+                    self._close(SYSTEM_ACTOR, self._close_after_actions or CloseReason.NO_SECTION_47, None)
+                continue
+            await self._ladder.watch(
+                done=lambda: self._stage_token != token,
+                deadline=self._deadline,
+                raise_rung=self._raise_stage_escalation,
+            )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._outbox.recorded()
+        writer.cancel()
+        return self.state()
+
+    # --- queries ---------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> ReferralState:
+        submission = self._submissions[-1]
+        return ReferralState(
+            reference=self._reference,
+            stage=self._stage,
+            risk=self._risk,
+            incident_type=submission.incident.type,
+            submitted_at=self._submitted_at,
+            stage_entered_at=self._stage_entered_at,
+            deadline=self._deadline(),
+            submission_versions=len(self._submissions),
+            children=[c.child_id for c in submission.children],
+            screening_view=self._screening_view,
+            screening_outcome=self._screening_outcome,
+            section_47=self._section_47,
+            strategy_discussion_inquorate=self._inquorate,
+            conference_due_by=self._conference_due_by,
+            conference_at=self._conference.conference_at if self._conference else None,
+            police_attendance=self._conference.police_attendance if self._conference else None,
+            child_protection_plan=self._child_protection_plan,
+            close_reason=self._close_reason,
+            actions=list(self._actions.values()),
+            escalations=list(self._escalations),
+            history=list(self._history),
+        )
+
+    # --- stage 2: supervisor review, and the officer's resubmission -----------------
+
+    @workflow.update
+    async def review(self, decision: SupervisorReview) -> ReferralState:
+        self._decided("supervisor_reviewed", decision.actor, decision.model_dump(mode="json", exclude={"actor"}))
+        if decision.approved:
+            self._enter(Stage.SCREENING, decision.actor)
+            await self._outbox.recorded()
+            await self._load_screening_view()
+        else:
+            self._enter(Stage.RETURNED_TO_OFFICER, decision.actor)
+        return await self._recorded_state()
+
+    @review.validator
+    def _check_review(self, decision: SupervisorReview) -> None:
+        self._check(decision.actor, REVIEWERS, "review a VIST", {Stage.SUPERVISOR_REVIEW})
+
+    @workflow.update
+    async def resubmit(self, resubmission: Resubmission) -> ReferralState:
+        self._submissions.append(resubmission.submission)
+        self._fact(
+            "vist_resubmitted",
+            resubmission.actor,
+            {"version": len(self._submissions), "submission": resubmission.submission.model_dump(mode="json")},
+        )
+        self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor)
+        return await self._recorded_state()
+
+    @resubmit.validator
+    def _check_resubmit(self, resubmission: Resubmission) -> None:
+        self._check(resubmission.actor, OFFICERS, "resubmit a VIST", {Stage.RETURNED_TO_OFFICER})
+        if resubmission.submission.form_id != self._submissions[0].form_id:
+            raise reject("submission.form_id: a resubmission must carry the returned form's ID")
+
+    # --- stage 3: CRU/MASH screening -------------------------------------------------
+
+    @workflow.update
+    async def screen(self, screening: Screening) -> ReferralState:
+        self._screening_outcome = screening.outcome
+        self._decided("screened", screening.actor, screening.model_dump(mode="json", exclude={"actor"}))
+        if screening.risk is not self._risk:
+            self._regrade(screening.actor, screening.risk, "graded at screening")
+        if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
+            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
+        else:
+            self._close(screening.actor, SCREENING_CLOSURES[screening.outcome], screening.rationale)
+        return await self._recorded_state()
+
+    @screen.validator
+    def _check_screen(self, screening: Screening) -> None:
+        self._check(screening.actor, SCREENERS, "screen a referral", {Stage.SCREENING})
+        if self._screening_view is None:
+            raise reject("stage: the screening view (prior referrals) is still loading; try again shortly")
+        children = [c.child_id for c in self._submissions[-1].children]
+        decided = {d.child_id for d in screening.child_decisions}
+        for child_id in children:
+            if child_id not in decided:
+                raise reject(f"child_decisions: no decision recorded for child {child_id}")
+        for child_id in sorted(decided - set(children)):
+            raise reject(f"child_decisions: child {child_id} is not in this referral")
+        if (
+            self._screening_view.repeat
+            and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION
+            and screening.repeat_referral_override is None
+        ):
+            raise reject(
+                "repeat_referral_override: a repeat referral cannot close with no further action "
+                "without a supervisor's rationale"
+            )
+
+    async def _load_screening_view(self) -> None:
+        assert self._policy is not None
+        self._screening_view = await workflow.execute_activity_method(
+            ReferralRecords.find_prior_referrals,
+            PriorReferralQuery(
+                reference=self._reference,
+                since=self._submitted_at - timedelta(days=self._policy.repeat_referral_window_days),
+                policy_threshold=self._policy.repeat_referral_threshold,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+
+    # --- stage 4: the strategy discussion -------------------------------------------
+
+    @workflow.update
+    async def record_strategy_discussion(self, discussion: StrategyDiscussion) -> ReferralState:
+        quorate = discussion.quorate
+        self._section_47 = discussion.section_47
+        self._inquorate = not quorate
+        self._strategy_held_at = discussion.held_at
+        payload = discussion.model_dump(mode="json", exclude={"actor"}) | {"quorate": quorate}
+        self._decided("strategy_discussion_held", discussion.actor, payload)
+        if not quorate:
+            self._raise_inquorate_escalation()
+        await self._agree_actions(discussion.actor, discussion.agreed_actions)
+        if discussion.section_47:
+            assert self._policy is not None
+            self._conference_due_by = add_working_days(
+                discussion.held_at,
+                self._policy.conference_working_days,
+                frozenset(self._policy.bank_holidays),
+                self._policy.timezone,
+            )
+            self._enter(Stage.CONFERENCE, discussion.actor)
+        else:
+            self._after_decision(discussion.actor, CloseReason.NO_SECTION_47)
+        return await self._recorded_state()
+
+    @record_strategy_discussion.validator
+    def _check_strategy_discussion(self, discussion: StrategyDiscussion) -> None:
+        self._check(discussion.actor, CASE_DECIDERS, "record a strategy discussion", {Stage.STRATEGY_DISCUSSION})
+        if discussion.held_at > workflow.now() + timedelta(minutes=5):
+            raise reject("held_at: a strategy discussion cannot be recorded before it is held")
+        for index, action in enumerate(discussion.agreed_actions):
+            if action.deadline <= discussion.held_at:
+                raise reject(f"agreed_actions[{index}].deadline: must be after the discussion was held")
+
+    # --- stage 6: the initial child protection conference ---------------------------
+
+    @workflow.update
+    async def book_conference(self, booking: ConferenceBooking) -> ReferralState:
+        assert self._policy is not None
+        self._conference = booking
+        payload = booking.model_dump(mode="json", exclude={"actor"}) | {
+            "due_by": self._conference_due_by.isoformat() if self._conference_due_by else None
+        }
+        self._decided("conference_booked", booking.actor, payload)
+        if booking.police_attendance is PoliceAttendance.REPORT_IN_LIEU:
+            report_due = subtract_working_days(
+                booking.conference_at,
+                self._policy.conference_report_working_days_before,
+                frozenset(self._policy.bank_holidays),
+                self._policy.timezone,
+            )
+            report = AgreedActionSpec(
+                description="Police report in lieu of attendance at the initial child protection conference",
+                owner=ActionOwner(agency=Agency.POLICE, owner=booking.report_owner or booking.actor.id),
+                deadline=report_due,
+            )
+            await self._agree_actions(booking.actor, [report])
+        self._ladder_nudge()
+        return await self._recorded_state()
+
+    @book_conference.validator
+    def _check_book_conference(self, booking: ConferenceBooking) -> None:
+        self._check(booking.actor, CASE_DECIDERS, "book a conference", {Stage.CONFERENCE})
+        if self._conference is not None:
+            raise reject("conference_at: the conference is already booked")
+        if booking.conference_at <= workflow.now():
+            raise reject("conference_at: must be in the future")
+        assert self._conference_due_by is not None
+        if booking.conference_at > self._conference_due_by and booking.late_reason is None:
+            raise reject(
+                f"late_reason: required for a conference later than "
+                f"{self._policy.conference_working_days if self._policy else 15} working days "
+                "after the strategy discussion"
+            )
+
+    @workflow.update
+    async def record_conference_outcome(self, outcome: ConferenceOutcome) -> ReferralState:
+        self._child_protection_plan = outcome.child_protection_plan
+        self._decided("conference_held", outcome.actor, outcome.model_dump(mode="json", exclude={"actor"}))
+        await self._agree_actions(outcome.actor, outcome.agreed_actions)
+        reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
+        self._after_decision(outcome.actor, reason)
+        return await self._recorded_state()
+
+    @record_conference_outcome.validator
+    def _check_conference_outcome(self, outcome: ConferenceOutcome) -> None:
+        self._check(outcome.actor, CASE_DECIDERS, "record a conference outcome", {Stage.CONFERENCE})
+        if self._conference is None:
+            raise reject("stage: the conference has not been booked")
+        if outcome.held_at > workflow.now() + timedelta(minutes=5):
+            raise reject("held_at: a conference outcome cannot be recorded before it is held")
+
+    # --- at any stage: risk, closure, escalations ------------------------------------
+
+    @workflow.update
+    async def regrade_risk(self, regrade: RiskRegrade) -> ReferralState:
+        self._regrade(regrade.actor, regrade.risk, regrade.reason)
+        return await self._recorded_state()
+
+    @regrade_risk.validator
+    def _check_regrade(self, regrade: RiskRegrade) -> None:
+        self._check(regrade.actor, CASE_DECIDERS, "regrade risk", OPEN_STAGES)
+        if regrade.risk is self._risk:
+            raise reject(f"risk: the referral is already graded {self._risk.value}")
+
+    @workflow.update
+    async def close(self, closure: Closure) -> ReferralState:
+        self._close(closure.actor, closure.reason, closure.note)
+        return await self._recorded_state()
+
+    @close.validator
+    def _check_close(self, closure: Closure) -> None:
+        self._check(closure.actor, CASE_DECIDERS, "close a referral", OPEN_STAGES)
+        if self._open_actions():
+            raise reject(f"reason: {len(self._open_actions())} agreed actions are still open")
+
+    @workflow.update
+    async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
+        escalation = next(e for e in self._escalations if e.escalation_id == ack.escalation_id)
+        escalation.acknowledged_by = ack.actor.id
+        escalation.acknowledged_at = workflow.now()
+        self._fact("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        self._ladder_nudge()
+        return await self._recorded_state()
+
+    @acknowledge_escalation.validator
+    def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
+        require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
+        escalation = next((e for e in self._escalations if e.escalation_id == ack.escalation_id), None)
+        if escalation is None:
+            raise reject("escalation_id: no such escalation on this referral")
+        if escalation.acknowledged_at is not None:
+            raise reject("escalation_id: already acknowledged")
+
+    @workflow.signal
+    def action_updated(self, action: ActionState) -> None:
+        """An agreed action reports a change (reassignment, reminder, escalation, completion)."""
+        self._actions[action.action_id] = action
+
+    # --- the mechanics -------------------------------------------------------------
+
+    def _check(self, actor: Actor, roles: frozenset[Role], action: str, stages: frozenset[Stage] | set[Stage]) -> None:
+        require(actor, roles, action)
+        if self._policy is None:
+            raise reject("stage: the referral is still being registered; try again shortly")
+        if self._stage not in stages:
+            raise reject(f"stage: the referral is at {self._stage.value}; cannot {action} now")
+
+    def _fact(self, kind: str, actor: Actor, payload: dict[str, Any] | None = None) -> None:
+        self._outbox.add(kind, actor, payload, stage=self._stage, risk=self._risk)
+
+    def _decided(self, kind: str, actor: Actor, payload: dict[str, Any]) -> None:
+        """A human decision: recorded, and kept in the referral's decision history."""
+        self._fact(kind, actor, payload)
+        self._history.append(
+            HistoryEntry(seq=self._outbox.last_seq, kind=kind, at=workflow.now(), actor_id=actor.id, actor_role=actor.role)
+        )
+
+    def _enter(self, stage: Stage, actor: Actor) -> None:
+        previous = self._stage
+        self._stage = stage
+        self._stage_token += 1
+        self._stage_entered_at = workflow.now()
+        if self._ladder is not None:
+            self._ladder.reset()
+        deadline = self._deadline()
+        self._fact(
+            "stage_changed",
+            actor,
+            {"from_stage": previous.value, "to_stage": stage.value, "deadline": deadline.isoformat() if deadline else None},
+        )
+
+    def _after_decision(self, actor: Actor, reason: CloseReason) -> None:
+        """Close now, or once the agreed actions are done."""
+        if self._open_actions():
+            self._close_after_actions = reason
+            self._enter(Stage.ACTIONS, actor)
+        else:
+            self._close(actor, reason, None)
+
+    def _close(self, actor: Actor, reason: CloseReason, note: str | None) -> None:
+        self._close_reason = reason
+        self._decided("closed", actor, {"reason": reason.value, "note": note})
+        self._enter(Stage.CLOSED, actor)
+
+    def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
+        previous = self._risk
+        self._risk = risk
+        self._decided("risk_regraded", actor, {"from_risk": previous.value, "to_risk": risk.value, "reason": reason})
+        self._ladder_nudge()
+
+    def _ladder_nudge(self) -> None:
+        if self._ladder is not None:
+            self._ladder.nudge()
+
+    def _deadline(self) -> datetime | None:
+        """The current stage's deadline, from when it was entered and the risk grade now."""
+        if self._policy is None:
+            return None
+        if self._stage is Stage.CONFERENCE:
+            if self._conference is not None:
+                # The outcome is due on the conference's next working day.
+                return add_duration(self._conference.conference_at, Duration(working_days=1), self._policy)
+            return self._conference_due_by
+        deadlines = self._policy.deadlines_for(self._stage)
+        if deadlines is None:
+            return None
+        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk), self._policy)
+
+    def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: str) -> Escalation:
+        assert self._ladder is not None
+        rank = self._ladder.rank(rung)
+        team = STAGE_TEAMS.get(self._stage, "MASH")
+        if team == "station":
+            team = self._submissions[-1].station
+        escalation = Escalation(
+            escalation_id=f"{self._reference}.E{len(self._escalations) + 1}",
+            reference=self._reference,
+            subject=subject,
+            rung=rung,
+            rank=rank,
+            addressed_to=f"{rank.value}, {team}",
+            due_at=due_at,
+            raised_at=workflow.now(),
+            reason=reason,
+        )
+        self._escalations.append(escalation)
+        self._fact("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        workflow.logger.info("escalation raised", extra={"reference": self._reference, "rung": rung})
+        return escalation
+
+    def _raise_stage_escalation(self, rung: int, due_at: datetime) -> Escalation:
+        return self._new_escalation(self._stage.value, rung, due_at, "overdue")
+
+    def _raise_inquorate_escalation(self) -> None:
+        self._new_escalation(Stage.STRATEGY_DISCUSSION.value, 0, workflow.now(), "inquorate")
+
+    async def _agree_actions(self, actor: Actor, specs: list[AgreedActionSpec]) -> None:
+        assert self._policy is not None
+        for spec in specs:
+            action_id = f"{self._reference}.A{len(self._actions) + 1}"
+            self._actions[action_id] = ActionState(
+                action_id=action_id,
+                reference=self._reference,
+                description=spec.description,
+                owner=spec.owner,
+                deadline=spec.deadline,
+            )
+            handle = await workflow.start_child_workflow(
+                AgreedActionWorkflow.run,
+                ActionStart(
+                    action_id=action_id,
+                    reference=self._reference,
+                    spec=spec,
+                    agreed_by=actor,
+                    agreed_at=workflow.now(),
+                    policy=self._policy,
+                ),
+                id=action_id,
+            )
+            self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
+
+    async def _follow_action(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
+        self._actions[action_id] = await handle
+
+    def _open_actions(self) -> list[ActionState]:
+        return [a for a in self._actions.values() if a.completed_at is None]
+
+    async def _recorded_state(self) -> ReferralState:
+        """Return to the caller only once the decision is in PostgreSQL."""
+        await self._outbox.recorded()
+        return self.state()
+
+
+if __name__ == "__main__":
+    raise SystemExit("ReferralWorkflow runs inside a worker: start one with `python worker.py`")
