@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.database import apply_migrations
-from starter.synthetic import OFFICER, SERGEANT, approval, synthetic_vist
+from starter.synthetic import OFFICER, approval
 from tests.conftest import make_worker
-from workflows.models import Stage, StartReferral, SupervisorReview, referral_reference
+from tests.helpers import start_referral
+from workflows.models import Stage, SupervisorReview
 from workflows.referral import ReferralWorkflow
 
 
@@ -28,20 +28,9 @@ async def settled_history(handle, rounds: int = 3):
     return previous
 
 
-async def start_referral(env: WorkflowEnvironment, task_queue: str, sla_policy, seed: int):
-    submission = synthetic_vist(rng=random.Random(seed))
-    handle = await env.client.start_workflow(
-        ReferralWorkflow.run,
-        StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy),
-        id=referral_reference(submission.form_id),
-        task_queue=task_queue,
-    )
-    return submission, handle
-
-
 async def test_referral_is_recorded_and_query_reports_stage(time_env, pool, settings, task_queue, sla_policy):
     async with make_worker(time_env.client, pool, settings, task_queue):
-        submission, handle = await start_referral(time_env, task_queue, sla_policy, seed=1)
+        submission, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=1)
         state = await handle.query(ReferralWorkflow.state)
         assert state.stage is Stage.SUPERVISOR_REVIEW
         assert state.reference == handle.id
@@ -60,7 +49,7 @@ async def test_rejected_update_leaves_history_and_state_unchanged(dev_env, pool,
     # On a real server a rejected update leaves no trace in the history at all (the
     # time-skipping test server persists the speculative workflow task, so this runs on the dev server).
     async with make_worker(dev_env.client, pool, settings, task_queue):
-        _, handle = await start_referral(dev_env, task_queue, sla_policy, seed=2)
+        _, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=2)
         before_events = await settled_history(handle)
         before_state = await handle.query(ReferralWorkflow.state)
         # An officer may not review their own VIST.
