@@ -51,8 +51,9 @@ def synthetic_vist(
 ) -> VistSubmission:
     rng = rng or random.Random()
     occurred_at = occurred_at or datetime.now(timezone.utc) - timedelta(hours=1)
-    family = family or rng.choice(FAMILY_NAMES)
-    address = address or f"{rng.randint(1, 99)} {rng.choice(STREETS)}, Testtown"
+    # Unique unless a test asks for the same family or address (the repeat-referral rule).
+    family = family or f"{rng.choice(FAMILY_NAMES)}-{rng.randrange(10**6):06d}"
+    address = address or f"{rng.randint(1, 999)} {rng.choice(STREETS)}, Testtown TT{rng.randrange(10**4):04d}"
     return VistSubmission(
         form_id=form_id or uuid.UUID(int=rng.getrandbits(128), version=4),
         incident=Incident(type=incident_type, occurred_at=occurred_at, location=address),

@@ -71,8 +71,28 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
+async def time_queue(time_env: WorkflowEnvironment, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[str]:
+    """One worker for the whole session on the time-skipping server.
+
+    A workflow whose task queue nobody polls would hold the test server's clock still, so
+    every referral stays served until the session ends.
+    """
+    queue = "time-skipping-referrals"
+    async with make_worker(time_env.client, pool, settings, queue):
+        yield queue
+
+
+@pytest.fixture(scope="session")
 def sla_policy() -> SlaPolicy:
     return build_sla_policy()
+
+
+@pytest.fixture(autouse=True)
+async def _no_referral_left_open() -> AsyncIterator[None]:
+    yield
+    from tests.helpers import terminate_open_referrals
+
+    await terminate_open_referrals()
 
 
 @pytest.fixture

@@ -17,6 +17,10 @@ from workflows.referral import ReferralWorkflow
 
 LONDON = ZoneInfo("Europe/London")
 
+# Referrals started by the current test; whatever is still open is terminated after it, so no
+# workflow is left waiting on a task queue nobody polls (that would stop time skipping).
+STARTED: list[WorkflowHandle] = []
+
 
 async def start_referral(
     client: Client,
@@ -32,6 +36,7 @@ async def start_referral(
         id=referral_reference(submission.form_id),
         task_queue=task_queue,
     )
+    STARTED.append(handle)
     return submission, handle
 
 
@@ -67,3 +72,22 @@ async def next_local(env: WorkflowEnvironment, weekday: int, hour: int, minute: 
     while day.weekday() != weekday:
         day += timedelta(days=1)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON)
+
+
+async def finished(env: WorkflowEnvironment, handle: WorkflowHandle) -> ReferralState:
+    """The workflow's result, without letting the time-skipping server race the clock ahead.
+
+    Awaiting a result normally unlocks time skipping, and the test server then jumps to its
+    far-future timeouts while activities are still writing; the tests move time themselves.
+    """
+    with env.auto_time_skipping_disabled():
+        return await handle.result()
+
+
+async def terminate_open_referrals() -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    while STARTED:
+        handle = STARTED.pop()
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="test finished")

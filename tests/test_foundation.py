@@ -28,15 +28,14 @@ async def settled_history(handle, rounds: int = 3):
     return previous
 
 
-async def test_referral_is_recorded_and_query_reports_stage(time_env, pool, settings, task_queue, sla_policy):
-    async with make_worker(time_env.client, pool, settings, task_queue):
-        submission, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=1)
-        state = await handle.query(ReferralWorkflow.state)
-        assert state.stage is Stage.SUPERVISOR_REVIEW
-        assert state.reference == handle.id
-        after = await handle.execute_update(ReferralWorkflow.review, approval())
-        assert after.stage is Stage.SCREENING
-        assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+async def test_referral_is_recorded_and_query_reports_stage(time_env, pool, time_queue, sla_policy):
+    submission, handle = await start_referral(time_env.client, time_queue, sla_policy, seed=1)
+    state = await handle.query(ReferralWorkflow.state)
+    assert state.stage is Stage.SUPERVISOR_REVIEW
+    assert state.reference == handle.id
+    after = await handle.execute_update(ReferralWorkflow.review, approval())
+    assert after.stage is Stage.SCREENING
+    assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
     row = await pool.fetchrow("SELECT form_id, stage, risk FROM referrals WHERE reference = $1", handle.id)
     assert row["form_id"] == submission.form_id
     assert row["stage"] == "screening"
