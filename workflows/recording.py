@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
     from workflows.models import Actor, RecordedEvent, RiskGrade, Stage
 
-RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
