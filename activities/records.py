@@ -224,7 +224,12 @@ class ReferralRecords:
             event.at,
             _ts(payload.get("deadline")),
         )
-        await conn.execute("UPDATE referrals SET stage = $2 WHERE reference = $1", event.reference, payload["to_stage"])
+        await conn.execute(
+            "UPDATE referrals SET stage = $2, deadline = $3 WHERE reference = $1",
+            event.reference,
+            payload["to_stage"],
+            _ts(payload.get("deadline")),
+        )
 
     async def _screened(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
         await conn.execute(
@@ -248,7 +253,12 @@ class ReferralRecords:
             payload["reason"],
             event.at,
         )
-        await conn.execute("UPDATE referrals SET risk = $2 WHERE reference = $1", event.reference, payload["to_risk"])
+        await conn.execute(
+            "UPDATE referrals SET risk = $2, deadline = $3 WHERE reference = $1",
+            event.reference,
+            payload["to_risk"],
+            _ts(payload.get("deadline")),
+        )
 
     async def _strategy_discussion(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
         payload = event.payload

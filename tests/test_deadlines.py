@@ -188,7 +188,9 @@ async def test_regrade_tightens_a_running_deadline(time_env, pool, time_queue, s
         ("medium", "high", SERGEANT.id),
         ("high", "medium", SERGEANT.id),
     ]
-    assert await pool.fetchval("SELECT risk FROM referrals WHERE reference = $1", handle.id) == "medium"
+    row = await pool.fetchrow("SELECT risk, deadline FROM referrals WHERE reference = $1", handle.id)
+    assert row["risk"] == "medium"
+    assert row["deadline"] == relaxed.deadline  # the read model's deadline moved with the grade
 
 
 async def test_agreed_action_reminder_then_escalation_to_owners_supervisor(time_env, pool, time_queue, sla_policy):

@@ -554,6 +554,8 @@ class ReferralState(Model):
     stage_entered_at: datetime
     deadline: datetime | None = None
     submission_versions: int = 1
+    form_id: uuid.UUID
+    form_digest: str = Field(description="digest of the first submitted version: the same form ID with other content is a conflict")
     children: list[str] = Field(default_factory=list, description="child_ids only")
     screening_view: ScreeningView | None = None
     screening_outcome: ScreeningOutcome | None = None

@@ -165,6 +165,8 @@ class ReferralWorkflow:
             stage_entered_at=self._stage_entered_at,
             deadline=self._deadline(),
             submission_versions=len(self._submissions),
+            form_id=submission.form_id,
+            form_digest=self._submissions[0].content_digest(),
             children=[c.child_id for c in submission.children],
             screening_view=self._screening_view,
             screening_outcome=self._screening_outcome,
@@ -451,7 +453,17 @@ class ReferralWorkflow:
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
         self._risk = risk
-        self._decided("risk_regraded", actor, {"from_risk": previous.value, "to_risk": risk.value, "reason": reason})
+        deadline = self._deadline()
+        self._decided(
+            "risk_regraded",
+            actor,
+            {
+                "from_risk": previous.value,
+                "to_risk": risk.value,
+                "reason": reason,
+                "deadline": deadline.isoformat() if deadline else None,
+            },
+        )
         self._ladder_nudge()
 
     def _ladder_nudge(self) -> None:
