@@ -1,0 +1,468 @@
+"""The demo `make run` plays against the running stack: synthetic referrals, one taken through
+every stage, one escalating, then every referral the system knows.
+
+It shows references, stages, risk grades, incident types, agencies and times only: never a
+child's name, date of birth, address or any free text, even though the data is synthetic.
+
+    python -m starter.demo      against TEMPORAL_ADDRESS and DATABASE_URL (a stack already running)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from activities.policy import build_sla_policy
+from runtime.settings import Settings
+from starter.synthetic import (
+    CSC_PARTNER,
+    HEALTH_PARTNER,
+    OFFICER,
+    SCREENER,
+    SERGEANT,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_vist,
+)
+from workflows.action import AgreedActionWorkflow
+from workflows.calendar import add_working_days
+from workflows.models import (
+    ActionCompletion,
+    Actor,
+    Agency,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Duration,
+    EscalationAcknowledgement,
+    EscalationPolicy,
+    IncidentType,
+    PoliceAttendance,
+    ReferralState,
+    RiskGrade,
+    ScreeningOutcome,
+    SlaPolicy,
+    Stage,
+    StageDeadlines,
+    StartReferral,
+    VistSubmission,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+T = TypeVar("T")
+
+LONDON = ZoneInfo("Europe/London")
+STEP_TIMEOUT = 60.0  # one update or query, end to end
+CLOSE_TIMEOUT = 30.0  # the referral closing once its agreed actions report completion
+ESCALATION_TIMEOUT = 40.0  # the fast-SLA referral raising its second escalation
+RECORDED_TIMEOUT = 30.0  # this run's facts reaching PostgreSQL through the outbox
+
+# The three everyday referrals: (incident type, initial risk).
+REFERRALS = [
+    (IncidentType.DOMESTIC_ABUSE, RiskGrade.HIGH),
+    (IncidentType.NEGLECT, RiskGrade.MEDIUM),
+    (IncidentType.ONLINE_HARM, RiskGrade.STANDARD),
+]
+ESCALATING = (IncidentType.MISSING, RiskGrade.HIGH)
+
+# Who completes an agreed action, by the owning agency (staff of that agency may complete it).
+COMPLETER_BY_AGENCY: dict[Agency, Actor] = {
+    Agency.HEALTH: HEALTH_PARTNER,
+    Agency.CHILDRENS_SOCIAL_CARE: CSC_PARTNER,
+    Agency.POLICE: OFFICER,
+}
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message names the step and the workflow's reason."""
+
+
+def fast_sla_policy(policy: SlaPolicy) -> SlaPolicy:
+    """Supervisor review due in ~11 s and each further rung ~7 s later: escalation within the demo."""
+    due = Duration(hours=0.003)
+    return policy.model_copy(
+        update={
+            "supervisor_review": StageDeadlines(standard=due, medium=due, high=due),
+            "escalation": EscalationPolicy(grace=Duration(hours=0.002)),
+        }
+    )
+
+
+def when(value: datetime | None) -> str:
+    """A time as London sees it (all times shown are Europe/London)."""
+    if value is None:
+        return "-"
+    return value.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(LONDON).strftime("%d %b %H:%M:%S")
+
+
+def _reason(error: BaseException) -> str:
+    """The workflow's reason for a failure (field and rule, never submitted values)."""
+    cause = error.__cause__ or getattr(error, "cause", None)
+    message = getattr(cause, "message", None) or str(cause or "") or str(error) or type(error).__name__
+    return message
+
+
+async def step(name: str, action: Awaitable[T], timeout: float = STEP_TIMEOUT) -> T:
+    """Await one call to the system, turning a failure into a DemoError naming the step."""
+    try:
+        return await asyncio.wait_for(action, timeout)
+    except asyncio.TimeoutError as error:
+        raise DemoError(f"{name}: no answer within {timeout:.0f} s (is the worker running?)") from error
+    except WorkflowUpdateFailedError as error:
+        raise DemoError(f"{name}: rejected: {_reason(error)}") from error
+    except RPCError as error:
+        raise DemoError(f"{name}: Temporal refused: {error.message}") from error
+
+
+async def eventually(
+    name: str, probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float, interval: float = 0.5
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await step(name, probe())
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise DemoError(f"{name}: not reached within {timeout:.0f} s")
+        await asyncio.sleep(interval)
+
+
+class Steps:
+    """One printed line per step: what was done, by whom, and the referral's stage after it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.count = 0
+        self._line("#", "step", "by", "stage after", "detail", style="bold")
+
+    def _line(self, number: str, name: str, who: str, stage: str, detail: str, style: str | None = None) -> None:
+        self.console.print(
+            f"  {number:>2}  {name:<38} {who:<21} {stage:<20} {detail}".rstrip(), style=style, soft_wrap=True
+        )
+
+    def add(self, name: str, actor: Actor | None, stage: Stage | str, detail: str = "") -> None:
+        self.count += 1
+        who = f"{actor.id} ({actor.role.value})" if actor else "(workflow)"
+        stage_text = stage.value if isinstance(stage, Stage) else stage
+        self._line(str(self.count), name, who, stage_text, detail)
+
+
+async def start_referral(
+    client: Client, settings: Settings, submission: VistSubmission, policy: SlaPolicy
+) -> WorkflowHandle[Any, ReferralState]:
+    reference = referral_reference(submission.form_id)
+    return await step(
+        f"start {reference}",
+        client.start_workflow(
+            ReferralWorkflow.run,
+            StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy),
+            id=reference,
+            task_queue=settings.task_queue,
+        ),
+    )
+
+
+async def query_state(handle: WorkflowHandle[Any, ReferralState]) -> ReferralState:
+    return await step(f"query {handle.id}", handle.query(ReferralWorkflow.state))
+
+
+# --- the parts of the demo ---------------------------------------------------------------
+
+
+async def submit_referrals(
+    client: Client, settings: Settings, console: Console, policy: SlaPolicy, rng: random.Random
+) -> list[tuple[VistSubmission, WorkflowHandle[Any, ReferralState]]]:
+    console.rule("Three VIST referrals submitted by an officer")
+    started = []
+    for incident_type, risk in REFERRALS:
+        submission = synthetic_vist(rng=rng, incident_type=incident_type, risk=risk)
+        handle = await start_referral(client, settings, submission, policy)
+        started.append((submission, handle))
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("reference", no_wrap=True, min_width=15)
+    table.add_column("incident type", no_wrap=True)
+    table.add_column("risk", no_wrap=True)
+    table.add_column("children", justify="right")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("review due (London)", no_wrap=True)
+    for submission, handle in started:
+        state = await query_state(handle)
+        table.add_row(
+            state.reference,
+            state.incident_type.value,
+            state.risk.value,
+            str(len(state.children)),
+            state.stage.value,
+            when(state.deadline),
+        )
+    console.print(table)
+    return started
+
+
+async def walk_through_every_stage(
+    client: Client,
+    console: Console,
+    submission: VistSubmission,
+    handle: WorkflowHandle[Any, ReferralState],
+    policy: SlaPolicy,
+) -> ReferralState:
+    reference = handle.id
+    console.rule(f"{reference}: from supervisor review to closure")
+    steps = Steps(console)
+
+    state = await step("supervisor review", handle.execute_update(ReferralWorkflow.review, approval()))
+    steps.add("supervisor approves the VIST", approval().actor, state.stage, f"risk {state.risk.value}")
+
+    decision = screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)
+    state = await step("screening", handle.execute_update(ReferralWorkflow.screen, decision))
+    prior = len(state.screening_view.prior_referrals) if state.screening_view else 0
+    steps.add(
+        "CRU screens: strategy discussion",
+        decision.actor,
+        state.stage,
+        f"risk {state.risk.value}; {prior} prior referral(s) in view",
+    )
+
+    held_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    discussion = strategy_discussion(held_at, section_47=True, actions=2)
+    state = await step(
+        "strategy discussion", handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
+    )
+    steps.add(
+        "strategy discussion: section 47",
+        discussion.actor,
+        state.stage,
+        f"{len(state.actions)} actions agreed; ICPC due by {short(state.conference_due_by)}",
+    )
+
+    conference_at = add_working_days(
+        datetime.now(timezone.utc), 5, frozenset(policy.bank_holidays), policy.timezone
+    ).replace(microsecond=0)
+    booking = ConferenceBooking(
+        actor=SCREENER,
+        conference_at=conference_at,
+        police_attendance=PoliceAttendance.REPORT_IN_LIEU,
+        attendance_rationale="Synthetic rationale: police hold no information beyond the report.",
+        report_owner="DC Synthetic",
+    )
+    state = await step("conference booking", handle.execute_update(ReferralWorkflow.book_conference, booking))
+    steps.add(
+        "ICPC booked: report in lieu",
+        booking.actor,
+        state.stage,
+        f"ICPC on {short(state.conference_at)}; {len(state.actions)} actions",
+    )
+
+    for action in state.actions:
+        actor = COMPLETER_BY_AGENCY.get(action.owner.agency, SCREENER)
+        action_handle = client.get_workflow_handle_for(AgreedActionWorkflow.run, action.action_id)
+        completion = ActionCompletion(actor=actor, note="Synthetic completion note.")
+        done = await step(
+            f"complete {action.action_id}", action_handle.execute_update(AgreedActionWorkflow.complete, completion)
+        )
+        now_state = await query_state(handle)
+        steps.add(
+            f"{action.action_id.rsplit('.', 1)[-1]} completed ({action.owner.agency.value})",
+            actor,
+            now_state.stage,
+            f"done {short(done.completed_at)}",
+        )
+
+    outcome = ConferenceOutcome(
+        actor=SCREENER,
+        held_at=datetime.now(timezone.utc),
+        child_protection_plan=True,
+        police_attended=False,
+        rationale="Synthetic conference rationale.",
+    )
+    state = await step(
+        "conference outcome", handle.execute_update(ReferralWorkflow.record_conference_outcome, outcome)
+    )
+    steps.add("ICPC outcome: child protection plan", outcome.actor, state.stage)
+
+    if state.stage is not Stage.CLOSED:
+        state = await eventually(
+            f"{reference} closing", lambda: handle.query(ReferralWorkflow.state),
+            lambda s: s.stage is Stage.CLOSED, CLOSE_TIMEOUT,
+        )
+        steps.add("all agreed actions done: closed", None, state.stage)
+    console.print(
+        f"  {reference} closed: reason {state.close_reason.value if state.close_reason else '-'}, "
+        f"{len(state.history)} decisions in its history, "
+        f"{sum(1 for a in state.actions if a.completed_at)} of {len(state.actions)} actions complete",
+        soft_wrap=True,
+    )
+    return state
+
+
+async def show_escalation(
+    console: Console, handle: WorkflowHandle[Any, ReferralState], started_at: float
+) -> ReferralState:
+    reference = handle.id
+    console.rule(f"{reference}: left unreviewed under a fast SLA, it escalates")
+    waited_from = time.monotonic()
+    state = await eventually(
+        f"{reference} escalating",
+        lambda: handle.query(ReferralWorkflow.state),
+        lambda s: len(s.escalations) >= 2,
+        ESCALATION_TIMEOUT,
+    )
+    console.print(
+        f"  {len(state.escalations)} escalations {time.monotonic() - started_at:.0f} s after submission "
+        f"(waited {time.monotonic() - waited_from:.0f} s here); stage {state.stage.value}, "
+        f"due {short(state.deadline)}",
+        soft_wrap=True,
+    )
+    console.print(escalation_table(state))
+    console.print(f"  (times are Europe/London; subject: the {state.stage.value} stage)")
+
+    latest = next(e for e in reversed(state.escalations) if e.acknowledged_at is None)
+    ack = EscalationAcknowledgement(actor=SERGEANT, escalation_id=latest.escalation_id)
+    state = await step(
+        f"acknowledge {latest.escalation_id}", handle.execute_update(ReferralWorkflow.acknowledge_escalation, ack)
+    )
+    acknowledged = next(e for e in state.escalations if e.escalation_id == latest.escalation_id)
+    console.print(
+        f"  {acknowledged.escalation_id} acknowledged by {acknowledged.acknowledged_by} ({SERGEANT.role.value}) "
+        f"at {short(acknowledged.acknowledged_at)}; the next rung waits a grace period from then",
+        soft_wrap=True,
+    )
+    return state
+
+
+def escalation_table(state: ReferralState) -> Table:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("escalation", no_wrap=True)
+    table.add_column("rung", justify="right", no_wrap=True)
+    table.add_column("rank", no_wrap=True)
+    table.add_column("addressed to", no_wrap=True)
+    table.add_column("reason", no_wrap=True)
+    table.add_column("due at", no_wrap=True)
+    table.add_column("raised at", no_wrap=True)
+    for e in state.escalations:
+        table.add_row(
+            e.escalation_id.rsplit(".", 1)[-1],
+            str(e.rung),
+            e.rank.value,
+            e.addressed_to,
+            e.reason,
+            short(e.due_at),
+            short(e.raised_at),
+        )
+    return table
+
+
+async def _fetch(pool_or_dsn: asyncpg.Pool | str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    if isinstance(pool_or_dsn, str):
+        conn = await asyncpg.connect(pool_or_dsn)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+    return await pool_or_dsn.fetch(sql, *args)
+
+
+async def show_all_referrals(
+    client: Client, pool_or_dsn: asyncpg.Pool | str, console: Console, expected: dict[str, Stage]
+) -> None:
+    console.rule("Every referral the system knows")
+    # Facts reach PostgreSQL through each workflow's outbox: wait for this run's to arrive.
+    references = list(expected)
+
+    async def recorded() -> dict[str, str]:
+        rows = await _fetch(pool_or_dsn, "SELECT reference, stage FROM referrals WHERE reference = ANY($1)", references)
+        return {row["reference"]: row["stage"] for row in rows}
+
+    await eventually(
+        "this run's referrals recorded in PostgreSQL",
+        recorded,
+        lambda got: all(got.get(ref) == stage.value for ref, stage in expected.items()),
+        RECORDED_TIMEOUT,
+    )
+    rows = await step(
+        "read the referrals table",
+        _fetch(
+            pool_or_dsn,
+            "SELECT reference, stage, risk, incident_type, submitted_at FROM referrals ORDER BY submitted_at",
+        ),
+    )
+    table = Table(show_header=True, header_style="bold", title="PostgreSQL: referrals")
+    table.add_column("reference", no_wrap=True, min_width=15)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("risk", no_wrap=True)
+    table.add_column("incident type", no_wrap=True)
+    table.add_column("submitted at (London)", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["reference"],
+            row["stage"],
+            row["risk"],
+            row["incident_type"],
+            when(row["submitted_at"]),
+            "this run" if row["reference"] in expected else "",
+        )
+    console.print(table)
+    count = await step("count referral workflows", client.count_workflows("WorkflowType='ReferralWorkflow'"))
+    console.print(
+        f"{len(rows)} referrals in PostgreSQL ({len(expected)} from this run); "
+        f"Temporal visibility counts {count.count} ReferralWorkflow executions"
+    )
+
+
+async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Settings, console: Console) -> None:
+    """Play the demo against a running worker; raise DemoError naming the step that failed."""
+    rng = random.Random()
+    policy = build_sla_policy(settings.sla_policy_file)
+
+    # The escalating referral starts first, so its clock runs while the others are worked.
+    incident_type, risk = ESCALATING
+    escalating_submission = synthetic_vist(rng=rng, incident_type=incident_type, risk=risk)
+    escalating_started = time.monotonic()
+    escalating = await start_referral(client, settings, escalating_submission, fast_sla_policy(policy))
+    console.print(
+        f"Started {escalating.id} ({incident_type.value}, {risk.value}) with a fast SLA: "
+        "supervisor review due in ~11 s, each further rung ~7 s later"
+    )
+
+    started = await submit_referrals(client, settings, console, policy, rng)
+    submission, handle = started[0]
+    walked = await walk_through_every_stage(client, console, submission, handle, policy)
+    await show_escalation(console, escalating, escalating_started)
+
+    expected = {escalating.id: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}
+    for _, other in started[1:]:
+        expected[other.id] = Stage.SUPERVISOR_REVIEW
+    await show_all_referrals(client, pool_or_dsn, console, expected)
+
+
+async def _main() -> None:
+    from runtime.temporal import connect
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise SystemExit("python -m starter.demo needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` sets both")
+    client = await connect(settings)
+    await run_demo(client, settings.database_url.get_secret_value(), settings, Console())
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())
