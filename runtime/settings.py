@@ -39,9 +39,31 @@ class Settings(BaseSettings):
     temporal_dev_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
 
+    encryption_keys_file: Path | None = Field(
+        default=None, description="JSON keyring sealing every Temporal payload (see runtime/codec.py)"
+    )
+    encryption_keys: SecretStr | None = Field(default=None, description="the keyring JSON itself, for secret stores")
+    encryption_key_provider: str | None = Field(
+        default=None, description="'package.module:function' returning a Keyring: the hook for a KMS"
+    )
+
     sla_policy_file: Path | None = Field(
         default=None, description="a JSON SLA policy overriding the built-in timescales"
     )
+
+    api_host: str = Field(default="127.0.0.1", description="where the HTTP API listens")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="static bearer tokens, JSON {token: {id, role, agency, team}}; unset: <data_dir>/tokens.json",
+    )
+    api_jwt_secret: SecretStr | None = Field(default=None, description="HS256 shared secret for bearer JWTs")
+    api_jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key for RS256/ES256 bearer JWTs"
+    )
+    api_jwks_url: str | None = Field(default=None, description="a JWKS URL whose keys sign bearer JWTs")
+    api_jwt_audience: str | None = Field(default=None, description="the `aud` a bearer JWT must carry, when set")
+    api_jwt_issuer: str | None = Field(default=None, description="the `iss` a bearer JWT must carry, when set")
 
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
@@ -53,6 +75,14 @@ class Settings(BaseSettings):
                 "temporal_tls_client_cert_path and temporal_tls_client_key_path must be set together"
             )
         return self
+
+    @property
+    def embedded_keyring_file(self) -> Path:
+        return self.data_dir / "encryption-keys.json"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.api_tokens_file or self.data_dir / "tokens.json"
 
     @property
     def uses_tls(self) -> bool:

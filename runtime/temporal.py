@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
+from runtime.codec import EncryptionCodec, Keyring, KeyringError, ensure_keyring_file, load_key_provider
 from runtime.settings import Settings
 
-# The one data converter of the system: client, worker, starters, tests and Replayer all use it.
+# Unencrypted pydantic conversion; only `data_converter(settings)` below is used to talk to Temporal.
 DATA_CONVERTER = pydantic_data_converter
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The keyring from a KMS hook, the environment or a file, in that order.
+
+    Against a real cluster the keys must be given; the embedded stack keeps its own under
+    the data directory, created on first use.
+    """
+    if settings.encryption_key_provider:
+        return load_key_provider(settings.encryption_key_provider)
+    if settings.encryption_keys is not None:
+        return Keyring.from_json(settings.encryption_keys.get_secret_value())
+    if settings.encryption_keys_file is not None:
+        if not settings.encryption_keys_file.exists():
+            raise KeyringError(f"encryption_keys_file: {settings.encryption_keys_file} does not exist")
+        return Keyring.from_json(settings.encryption_keys_file.read_text())
+    if settings.temporal_address is None:
+        return ensure_keyring_file(settings.embedded_keyring_file)
+    raise KeyringError(
+        "encryption keys: set ENCRYPTION_KEYS_FILE, ENCRYPTION_KEYS or ENCRYPTION_KEY_PROVIDER "
+        "(payloads are always encrypted)"
+    )
+
+
+def data_converter(settings: Settings | None = None, keyring: Keyring | None = None) -> DataConverter:
+    """The one data converter of the system: pydantic payloads, sealed by the keyring, with
+    failure messages and stack traces sealed too. Client, worker, starters, tests and Replayer use it."""
+    keyring = keyring or load_keyring(settings or Settings())
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def _tls_config(settings: Settings) -> TLSConfig | bool:
@@ -35,7 +72,7 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
         tls=_tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )

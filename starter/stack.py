@@ -36,6 +36,7 @@ from temporalio.client import Client
 
 from runtime.logging import configure_logging
 from runtime.settings import Settings
+from runtime.codec import ensure_keyring_file
 from runtime.temporal import connect
 
 log = structlog.get_logger("stack")
@@ -356,6 +357,11 @@ class Stack:
     def _start_worker(self) -> None:
         assert self.temporal_address is not None and self.database_url is not None
         env = os.environ | {"TEMPORAL_ADDRESS": self.temporal_address, "DATABASE_URL": self.database_url}
+        if not (self.settings.encryption_keys or self.settings.encryption_keys_file or self.settings.encryption_key_provider):
+            # The embedded stack's own keyring, made on first run, sealing every payload.
+            keyring_file = self.settings.embedded_keyring_file.resolve()
+            ensure_keyring_file(keyring_file)
+            env["ENCRYPTION_KEYS_FILE"] = str(keyring_file)
         self._worker_log_offset = self.worker_log.stat().st_size if self.worker_log.exists() else 0
         with self.worker_log.open("ab") as output:
             self.worker = subprocess.Popen(

@@ -18,11 +18,14 @@ from temporalio.worker import Worker
 from activities.database import apply_migrations, create_pool
 from activities.policy import build_sla_policy
 from runtime.settings import Settings
-from runtime.temporal import DATA_CONVERTER
+from runtime.codec import Keyring
+from runtime.temporal import data_converter
 from worker import build_worker
 from workflows.models import SlaPolicy
 
 BIN = Path(sys.executable).parent
+# Every test history is sealed, as in production, under a key made for this session.
+TEST_KEYRING = Keyring.generate("test-k1")
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +51,7 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(keyring=TEST_KEYRING),
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     yield env
@@ -58,7 +61,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(keyring=TEST_KEYRING),
         dev_server_existing_path=str(BIN / "temporal"),
     )
     yield env
@@ -67,7 +70,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(_env_file=None)
+    return Settings(_env_file=None, encryption_keys=TEST_KEYRING.to_json())
 
 
 @pytest.fixture(scope="session")

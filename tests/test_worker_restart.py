@@ -13,6 +13,7 @@ from pathlib import Path
 from temporalio.client import WorkflowUpdateStage
 
 from starter.synthetic import SCREENER, approval, screening, strategy_discussion
+from tests.conftest import TEST_KEYRING
 from tests.helpers import eventually, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, CloseReason, ScreeningOutcome, Stage
@@ -22,7 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_worker_process(address: str, dsn: str, task_queue: str, log: Path) -> subprocess.Popen:
-    env = os.environ | {"TEMPORAL_ADDRESS": address, "DATABASE_URL": dsn, "TASK_QUEUE": task_queue, "LOG_FORMAT": "json"}
+    env = os.environ | {
+        "TEMPORAL_ADDRESS": address,
+        "DATABASE_URL": dsn,
+        "TASK_QUEUE": task_queue,
+        "LOG_FORMAT": "json",
+        "ENCRYPTION_KEYS": TEST_KEYRING.to_json(),
+    }
     return subprocess.Popen(
         [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )
