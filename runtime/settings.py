@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         default=None, description="'package.module:function' returning a Keyring: the hook for a KMS"
     )
 
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = Field(default=8081, ge=1, le=65535)
+    codec_cors_origins: list[str] = Field(
+        default=["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="the Temporal Web UI origins allowed to call the codec server",
+    )
+    retention_days: int = Field(
+        default=2190, ge=1, description="how long a closed referral's database records are kept (days)"
+    )
+
     sla_policy_file: Path | None = Field(
         default=None, description="a JSON SLA policy overriding the built-in timescales"
     )

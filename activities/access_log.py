@@ -1,0 +1,79 @@
+"""The access log: every read of a referral's details, with who, what, when and through which channel."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import asyncpg
+from pydantic import BaseModel, Field
+
+from workflows.models import Actor, Agency, Role
+
+CHANNELS = ("api", "cli", "dashboard", "codec_server", "audit")
+
+
+class AccessRecord(BaseModel):
+    id: int
+    at: datetime
+    actor_id: str
+    actor_role: Role
+    actor_agency: Agency
+    channel: str
+    action: str
+    reference: str | None = None
+    detail: dict = Field(default_factory=dict)
+
+
+class AccessLog:
+    """Writes and reads the access log; `detail` carries identifiers and counts, never personal data."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def record(
+        self,
+        actor: Actor,
+        channel: str,
+        action: str,
+        reference: str | None = None,
+        detail: dict | None = None,
+    ) -> None:
+        if channel not in CHANNELS:
+            raise ValueError(f"channel: must be one of {', '.join(CHANNELS)}")
+        await self.pool.execute(
+            """INSERT INTO access_log (actor_id, actor_role, actor_agency, channel, action, reference, detail)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)""",
+            actor.id,
+            actor.role.value,
+            actor.agency.value,
+            channel,
+            action,
+            reference,
+            json.dumps(detail or {}),
+        )
+
+    async def query(
+        self,
+        *,
+        reference: str | None = None,
+        actor_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AccessRecord]:
+        rows = await self.pool.fetch(
+            """SELECT id, at, actor_id, actor_role, actor_agency, channel, action, reference, detail
+               FROM access_log
+               WHERE ($1::text IS NULL OR reference = $1)
+                 AND ($2::text IS NULL OR actor_id = $2)
+                 AND ($3::timestamptz IS NULL OR at >= $3)
+               ORDER BY at DESC, id DESC
+               LIMIT $4 OFFSET $5""",
+            reference,
+            actor_id,
+            since,
+            limit,
+            offset,
+        )
+        return [AccessRecord.model_validate(dict(row) | {"detail": json.loads(row["detail"])}) for row in rows]

@@ -1,0 +1,82 @@
+"""Retention: closed referrals' database records are removed once the retention period has passed.
+
+A dry run lists what would go; a purge removes every row about those referrals in one
+transaction and records itself (when, who, the cut-off and the references). The workflow
+histories are kept or removed by the Temporal namespace's own retention period.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+from pydantic import BaseModel
+
+from workflows.models import Actor
+
+# Every table holding rows about a referral, children before parents.
+REFERRAL_TABLES = (
+    ("action_reassignments", "action_id IN (SELECT action_id FROM agreed_actions WHERE reference = ANY($1))"),
+    ("agreed_actions", "reference = ANY($1)"),
+    ("escalations", "reference = ANY($1)"),
+    ("strategy_attendees", "reference = ANY($1)"),
+    ("strategy_discussions", "reference = ANY($1)"),
+    ("conferences", "reference = ANY($1)"),
+    ("risk_regrades", "reference = ANY($1)"),
+    ("stage_transitions", "reference = ANY($1)"),
+    ("referral_children", "reference = ANY($1)"),
+    ("submission_versions", "reference = ANY($1)"),
+    ("referral_events", "reference = ANY($1)"),
+    ("referrals", "reference = ANY($1)"),
+)
+
+
+class RetentionReport(BaseModel):
+    closed_before: datetime
+    dry_run: bool
+    references: list[str]
+    rows: int = 0
+
+
+class Retention:
+    def __init__(self, pool: asyncpg.Pool, retention_days: int) -> None:
+        if retention_days < 1:
+            raise ValueError("retention_days: must be at least 1")
+        self.pool = pool
+        self.retention_days = retention_days
+
+    def cutoff(self, now: datetime | None = None) -> datetime:
+        return (now or datetime.now(timezone.utc)) - timedelta(days=self.retention_days)
+
+    async def due(self, now: datetime | None = None) -> RetentionReport:
+        """What a purge would remove now (the dry run)."""
+        closed_before = self.cutoff(now)
+        rows = await self.pool.fetch(
+            "SELECT reference FROM referrals WHERE closed_at < $1 ORDER BY closed_at, reference", closed_before
+        )
+        return RetentionReport(closed_before=closed_before, dry_run=True, references=[r["reference"] for r in rows])
+
+    async def purge(self, actor: Actor, now: datetime | None = None) -> RetentionReport:
+        closed_before = self.cutoff(now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            references = [
+                r["reference"]
+                for r in await conn.fetch(
+                    "SELECT reference FROM referrals WHERE closed_at < $1 ORDER BY reference FOR UPDATE",
+                    closed_before,
+                )
+            ]
+            removed = 0
+            for table, condition in REFERRAL_TABLES:
+                status = await conn.execute(f"DELETE FROM {table} WHERE {condition}", references)
+                removed += int(status.split()[-1])
+            await conn.execute(
+                """INSERT INTO retention_purges (actor_id, closed_before, referral_count, row_count, refs)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                actor.id,
+                closed_before,
+                len(references),
+                removed,
+                references,
+            )
+        return RetentionReport(closed_before=closed_before, dry_run=False, references=references, rows=removed)
