@@ -272,6 +272,13 @@ async def test_strategy_conference_and_action_rules(time_env, time_queue, sla_po
         "conference_at: must be in the future",
     )
     await refused(
+        handle, ReferralWorkflow.book_conference,
+        ConferenceBooking(actor=SCREENER, conference_at=now + timedelta(hours=1),
+                          police_attendance=PoliceAttendance.REPORT_IN_LIEU,
+                          attendance_rationale="Synthetic rationale.", report_owner="DC Synthetic"),
+        "conference_at: too soon for a report in lieu, which is due 2 working days before the conference",
+    )
+    await refused(
         handle, ReferralWorkflow.close, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN),
         "reason: 1 agreed actions are still open",
     )

@@ -332,11 +332,23 @@ class ReferralWorkflow:
             raise reject("conference_at: the conference is already booked")
         if booking.conference_at <= workflow.now():
             raise reject("conference_at: must be in the future")
-        assert self._conference_due_by is not None
+        assert self._conference_due_by is not None and self._policy is not None
+        if booking.police_attendance is PoliceAttendance.REPORT_IN_LIEU:
+            report_due = subtract_working_days(
+                booking.conference_at,
+                self._policy.conference_report_working_days_before,
+                frozenset(self._policy.bank_holidays),
+                self._policy.timezone,
+            )
+            if report_due <= workflow.now():
+                raise reject(
+                    f"conference_at: too soon for a report in lieu, which is due "
+                    f"{self._policy.conference_report_working_days_before} working days before the conference"
+                )
         if booking.conference_at > self._conference_due_by and booking.late_reason is None:
             raise reject(
                 f"late_reason: required for a conference later than "
-                f"{self._policy.conference_working_days if self._policy else 15} working days "
+                f"{self._policy.conference_working_days} working days "
                 "after the strategy discussion"
             )
 
