@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, STREETS
 
@@ -49,8 +54,17 @@ def this_runs_references(stdout: str) -> set[str]:
     return {ref for line in stdout.splitlines() if "this run" in line for ref in REFERENCE.findall(line)}
 
 
-def test_make_run_twice_keeps_the_first_runs_referrals(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+@pytest.fixture
+def stack_data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp root: that is owner-only (0700), and embedded PostgreSQL runs as
+    # its own system user, which must reach the data directory through every parent.
+    root = Path(tempfile.mkdtemp(prefix="referrals-stack-"))
+    yield root / "data"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_make_run_twice_keeps_the_first_runs_referrals(stack_data_dir: Path) -> None:
+    data_dir = stack_data_dir
     port, ui_port = free_port(), free_port()
     while ui_port == port:
         ui_port = free_port()
