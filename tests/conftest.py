@@ -24,8 +24,9 @@ from worker import build_worker
 from workflows.models import SlaPolicy
 
 BIN = Path(sys.executable).parent
-# Every test history is sealed, as in production, under a key made for this session.
-TEST_KEYRING = Keyring.generate("test-k1")
+# Every test history is sealed, as in production. The key is for tests only and is kept in
+# the repository so that recorded histories (tests/histories/) stay readable.
+TEST_KEYRING = Keyring.from_json((Path(__file__).parent / "test-keyring.json").read_text())
 
 
 @pytest.fixture(scope="session")
