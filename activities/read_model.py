@@ -1,0 +1,99 @@
+"""Queries over the PostgreSQL read model for the API's lists: referrals and escalations, a page at a time.
+
+Pages are keyset-paginated (newest first), so a page stays cheap however deep it is. The
+rows carry references, grades, stages and times only: no child's name, date or address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+EscalationState = Literal["open", "acknowledged", "all"]
+
+
+@dataclass(frozen=True)
+class PageStart:
+    """Where a page starts: after the row with this (time, key), in newest-first order."""
+
+    at: datetime
+    key: str
+
+
+class ReferralReadModel:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def referrals(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        after: PageStart | None = None,
+        stage: str | None = None,
+        risk: str | None = None,
+        overdue: bool | None = None,
+        updated_since: datetime | None = None,
+    ) -> list[asyncpg.Record]:
+        """Referrals, most recently updated first; `overdue` means open and past its current deadline at `now`."""
+        return await self.pool.fetch(
+            """SELECT reference, stage, risk, incident_type, submitted_at, updated_at, deadline, closed_at,
+                      close_reason, (closed_at IS NULL AND deadline IS NOT NULL AND deadline < $4) AS overdue
+               FROM referrals
+               WHERE ($1::text IS NULL OR stage = $1)
+                 AND ($2::text IS NULL OR risk = $2)
+                 AND ($3::boolean IS NULL OR (closed_at IS NULL AND deadline IS NOT NULL AND deadline < $4) = $3)
+                 AND ($5::timestamptz IS NULL OR updated_at >= $5)
+                 AND ($6::timestamptz IS NULL OR (updated_at, reference) < ($6, $7))
+               ORDER BY updated_at DESC, reference DESC
+               LIMIT $8""",
+            stage,
+            risk,
+            overdue,
+            now,
+            updated_since,
+            after.at if after else None,
+            after.key if after else None,
+            limit,
+        )
+
+    async def escalations(
+        self,
+        *,
+        limit: int,
+        after: PageStart | None = None,
+        state: EscalationState = "open",
+        reference: str | None = None,
+        team: str | None = None,
+        agency: str | None = None,
+    ) -> list[asyncpg.Record]:
+        """Escalations, most recently raised first.
+
+        Given `team` or `agency`, only those addressed to the caller: a late stage's escalations
+        go to a rank of a team ("sergeant, <station>", "inspector, CRU"), a late agreed
+        action's to the supervisors of the agency that owns it.
+        """
+        return await self.pool.fetch(
+            """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
+                      e.due_at, e.raised_at, e.acknowledged_by, e.acknowledged_at
+               FROM escalations e
+               LEFT JOIN agreed_actions a ON a.action_id = e.subject
+               WHERE ($1 = 'all' OR ($1 = 'open') = (e.acknowledged_at IS NULL))
+                 AND ($2::text IS NULL OR e.reference = $2)
+                 AND (($3::text IS NULL AND $4::text IS NULL)
+                      OR (a.action_id IS NULL AND e.addressed_to = e.rank || ', ' || $3)
+                      OR (a.action_id IS NOT NULL AND a.agency = $4))
+                 AND ($5::timestamptz IS NULL OR (e.raised_at, e.escalation_id) < ($5, $6))
+               ORDER BY e.raised_at DESC, e.escalation_id DESC
+               LIMIT $7""",
+            state,
+            reference,
+            team,
+            agency,
+            after.at if after else None,
+            after.key if after else None,
+            limit,
+        )

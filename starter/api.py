@@ -1,0 +1,633 @@
+"""The HTTP API: VIST intake, every decision as a workflow update, and lists from the read model.
+
+    python -m starter.api      serve on API_HOST:API_PORT against TEMPORAL_ADDRESS and DATABASE_URL
+
+`create_app(client, pool, settings)` builds the app around a Temporal client and an asyncpg
+pool, so tests hand it the time-skipping server's client and the test database. The actor
+of every decision comes from the bearer token (starter/auth.py). A decision is one
+workflow update: the workflow's validator accepts it whole or rejects it before anything is
+written, so the API never half-applies one. Error bodies and access logs never carry a
+submitted value: they may be personal data.
+"""
+
+# No `from __future__ import annotations`: the decision routes' body types are set per route
+# at definition time, and FastAPI reads them from the evaluated annotations.
+
+import asyncio
+import base64
+import json
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.policy import build_sla_policy
+from activities.read_model import PageStart, ReferralReadModel
+from runtime.settings import Settings
+from starter import api_models as bodies
+from starter.auth import Authenticator, Caller, InvalidCredentials
+from workflows.action import AgreedActionWorkflow
+from workflows.authority import (
+    ACKNOWLEDGERS,
+    CASE_DECIDERS,
+    COMPLETERS_OF_OWN_AGENCY,
+    OFFICERS,
+    REASSIGNERS,
+    REJECTION_TYPE,
+    REVIEWERS,
+    SCREENERS,
+)
+from workflows.models import (
+    ActionCompletion,
+    ActionReassignment,
+    ActionState,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Decision,
+    EscalationAcknowledgement,
+    ReferralState,
+    Resubmission,
+    RiskGrade,
+    RiskRegrade,
+    Role,
+    Screening,
+    SlaPolicy,
+    Stage,
+    StartReferral,
+    StrategyDiscussion,
+    SupervisorReview,
+    VistSubmission,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+log = structlog.get_logger("api")
+
+Clock = Callable[[], Awaitable[datetime]]
+
+SUBMITTERS = OFFICERS | REVIEWERS
+REFERENCE = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
+ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
+ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
+MAX_PAGE = 200
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An answer other than success: a status, the reason, and the field the reason is about."""
+
+    def __init__(self, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+
+
+def rejected(message: str) -> ApiError:
+    """A workflow validator's rejection: "actor.*" is about who decides (403), the rest about the referral (409)."""
+    field = message.split(":", 1)[0] if ":" in message else None
+    status = 403 if field is not None and field.startswith("actor.") else 409
+    return ApiError(status, message, field)
+
+
+# A model's own rule reads "children[0].date_of_birth: is after the incident": the field, then why.
+NAMED_FIELD = re.compile(r"^Value error, (?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<why>.+)$", re.DOTALL)
+
+
+def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors without `input`, `ctx` or `url`: the location and the reason, never the value.
+
+    A cross-field rule's message names its field; that field joins the location.
+    """
+    cleaned = []
+    for error in errors:
+        loc, msg = [*prefix, *error["loc"]], error["msg"]
+        named = NAMED_FIELD.match(msg)
+        if named:
+            loc += [int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", named["field"]) if part]
+            msg = named["why"]
+        cleaned.append({"loc": loc, "msg": msg, "type": error["type"]})
+    return cleaned
+
+
+def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+# --- the app's parts -----------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    client: Client
+    read_model: ReferralReadModel
+    pool: asyncpg.Pool
+    settings: Settings
+    authenticator: Authenticator
+    sla_policy: SlaPolicy
+    clock: Clock
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+bearer = HTTPBearer(auto_error=False, description="a signed JWT, or a static token of the embedded stack")
+
+
+async def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    svc: Annotated[Services, Depends(services)],
+) -> Caller:
+    try:
+        caller = await svc.authenticator.authenticate(credentials.credentials if credentials else None)
+    except InvalidCredentials as error:
+        log.info("credentials_rejected", reason=str(error))
+        raise ApiError(401, "valid bearer credentials are required", headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.actor_id = caller.actor.id
+    return caller
+
+
+def allowed(roles: frozenset[Role], action: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting callers whose role may `action`; checked again by the workflow."""
+
+    async def check(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
+        if caller.actor.role not in roles:
+            names = ", ".join(sorted(r.value for r in roles))
+            raise ApiError(403, f"actor.role: a {caller.actor.role.value} may not {action} (allowed: {names})", "actor.role")
+        return caller
+
+    return check
+
+
+Authenticated = Annotated[Caller, Depends(authenticated)]
+Svc = Annotated[Services, Depends(services)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": bodies.Problem, "description": "no valid bearer credentials"},
+    403: {"model": bodies.Problem, "description": "the caller's role or agency may not do this"},
+    404: {"model": bodies.Problem, "description": "no such referral, action or escalation"},
+    409: {"model": bodies.Problem, "description": "the workflow rejected the decision (stage, already decided, a rule)"},
+    422: {"model": bodies.ValidationProblem, "description": "each bad field and why"},
+}
+
+
+# --- decisions: one table, one handler ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a decision route changes: a referral or one of its agreed actions."""
+
+    param: str
+    noun: str
+    pattern: re.Pattern[str]
+    closed: str  # the 409 reason when the workflow has finished
+    state: type
+
+
+REFERRAL = Target("reference", "referral", re.compile(rf"^{REFERENCE}$"), "stage: the referral is closed", ReferralState)
+ACTION = Target(
+    "action_id", "agreed action", re.compile(rf"^{ACTION_ID}$"), "action_id: the action is already complete", ActionState
+)
+
+
+def not_found(target: Target) -> ApiError:
+    return ApiError(404, f"{target.param}: no such {target.noun}", target.param)
+
+
+@dataclass(frozen=True)
+class DecisionRoute:
+    target: Target
+    path: str
+    update: Callable[..., Any]
+    decision: type[Decision]
+    request: type
+    roles: frozenset[Role]
+    action: str
+
+
+DECISION_ROUTES = (
+    DecisionRoute(REFERRAL, "supervisor-review", ReferralWorkflow.review, SupervisorReview,
+                  bodies.SupervisorReviewRequest, REVIEWERS, "review a VIST"),
+    DecisionRoute(REFERRAL, "resubmission", ReferralWorkflow.resubmit, Resubmission,
+                  bodies.ResubmissionRequest, OFFICERS, "resubmit a VIST"),
+    DecisionRoute(REFERRAL, "screening", ReferralWorkflow.screen, Screening,
+                  bodies.ScreeningRequest, SCREENERS, "screen a referral"),
+    DecisionRoute(REFERRAL, "strategy-discussion", ReferralWorkflow.record_strategy_discussion, StrategyDiscussion,
+                  bodies.StrategyDiscussionRequest, CASE_DECIDERS, "record a strategy discussion"),
+    DecisionRoute(REFERRAL, "conference", ReferralWorkflow.book_conference, ConferenceBooking,
+                  bodies.ConferenceBookingRequest, CASE_DECIDERS, "book a conference"),
+    DecisionRoute(REFERRAL, "conference-outcome", ReferralWorkflow.record_conference_outcome, ConferenceOutcome,
+                  bodies.ConferenceOutcomeRequest, CASE_DECIDERS, "record a conference outcome"),
+    DecisionRoute(REFERRAL, "risk", ReferralWorkflow.regrade_risk, RiskRegrade,
+                  bodies.RiskRegradeRequest, CASE_DECIDERS, "regrade risk"),
+    DecisionRoute(REFERRAL, "close", ReferralWorkflow.close, Closure,
+                  bodies.ClosureRequest, CASE_DECIDERS, "close a referral"),
+    DecisionRoute(ACTION, "completion", AgreedActionWorkflow.complete, ActionCompletion,
+                  bodies.ActionCompletionRequest, COMPLETERS_OF_OWN_AGENCY, "complete an agreed action"),
+    DecisionRoute(ACTION, "reassignment", AgreedActionWorkflow.reassign, ActionReassignment,
+                  bodies.ActionReassignmentRequest, REASSIGNERS, "reassign an agreed action"),
+)
+
+
+def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decision:
+    """The decision from the request and the token's actor; its cross-field rules run here (422)."""
+    try:
+        return decision.model_validate(dict(body) | {"actor": caller.actor})
+    except ValidationError as error:
+        raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
+
+
+async def decide(svc: Services, target: Target, workflow_id: str, update: Callable[..., Any], decision: Decision) -> Any:
+    """Run one decision as one update, mapping the workflow's answer to the HTTP one."""
+    if not target.pattern.match(workflow_id):
+        raise not_found(target)
+    handle = svc.client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.execute_update(update, decision)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
+            raise rejected(cause.message) from None
+        raise
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # Not found: either no such workflow (404), or it has finished and takes no more updates (409).
+        try:
+            await handle.describe()
+        except RPCError as missing:
+            if missing.status == RPCStatusCode.NOT_FOUND:
+                raise not_found(target) from None
+            raise
+        raise ApiError(409, target.closed, target.closed.split(":", 1)[0]) from None
+
+
+def decision_endpoint(route: DecisionRoute) -> Callable[..., Awaitable[Any]]:
+    async def endpoint(
+        workflow_id: Annotated[str, Path(alias=route.target.param)],
+        body: route.request,  # type: ignore[valid-type]
+        caller: Annotated[Caller, Depends(allowed(route.roles, route.action))],
+        svc: Svc,
+    ) -> Any:
+        decision = build_decision(route.decision, body, caller)
+        return await decide(svc, route.target, workflow_id, route.update, decision)
+
+    endpoint.__name__ = route.update.__name__
+    return endpoint
+
+
+def decision_router() -> APIRouter:
+    router = APIRouter(responses=ERRORS)
+    for route in DECISION_ROUTES:
+        collection = "referrals" if route.target is REFERRAL else "actions"
+        router.add_api_route(
+            f"/{collection}/{{{route.target.param}}}/{route.path}",
+            decision_endpoint(route),
+            methods=["POST"],
+            response_model=route.target.state,
+            summary=route.action.capitalize(),
+            description=f"{route.decision.__doc__ or ''}\n\nAllowed roles: "
+            + ", ".join(sorted(r.value for r in route.roles)),
+            tags=["decisions"],
+        )
+    return router
+
+
+# --- intake, reads, escalations -----------------------------------------------------------------
+
+router = APIRouter(responses=ERRORS)
+
+
+@router.post(
+    "/referrals",
+    status_code=201,
+    response_model=bodies.Intake,
+    tags=["referrals"],
+    summary="Submit a VIST",
+    responses={200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
+)
+async def submit_vist(
+    submission: VistSubmission,
+    response: Response,
+    caller: Annotated[Caller, Depends(allowed(SUBMITTERS, "submit a VIST"))],
+    svc: Svc,
+) -> bodies.Intake:
+    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409."""
+    reference = referral_reference(submission.form_id)
+    try:
+        handle = await svc.client.start_workflow(
+            ReferralWorkflow.run,
+            StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=svc.sla_policy),
+            id=reference,
+            task_queue=svc.settings.task_queue,
+            # A closed referral's form cannot open a new one.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        created = True
+    except WorkflowAlreadyStartedError:
+        handle = svc.client.get_workflow_handle(reference)
+        created = False
+    state = await handle.query(ReferralWorkflow.state)
+    if not created:
+        if state.form_id != submission.form_id or state.form_digest != submission.content_digest():
+            raise ApiError(409, "form_id: this form was already submitted with other content", "form_id")
+        response.status_code = 200
+    log.info("vist_received", reference=reference, created=created)
+    return bodies.Intake(reference=reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=created)
+
+
+@router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
+async def show_referral(reference: str, _: Authenticated, svc: Svc) -> ReferralState:
+    """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow."""
+    if not REFERRAL.pattern.match(reference):
+        raise not_found(REFERRAL)
+    try:
+        return await svc.client.get_workflow_handle(reference).query(ReferralWorkflow.state)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise not_found(REFERRAL) from None
+        raise
+
+
+def encode_cursor(at: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), key]).encode()).decode()
+
+
+def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart | None:
+    if cursor is None:
+        return None
+    try:
+        at, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        start = PageStart(datetime.fromisoformat(at), key)
+    except (ValueError, TypeError, UnicodeError):
+        raise invalid(("query", "cursor"), "not a cursor this API returned") from None
+    if start.at.tzinfo is None or not isinstance(key, str) or not key_pattern.match(key):
+        raise invalid(("query", "cursor"), "not a cursor this API returned")
+    return start
+
+
+def page(rows: list[Any], limit: int, time_column: str, key_column: str) -> tuple[list[Any], str | None]:
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last[time_column], last[key_column])
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+
+
+@router.get("/referrals", response_model=bodies.ReferralPage, tags=["referrals"], summary="Referrals, newest first")
+async def list_referrals(
+    _: Authenticated,
+    svc: Svc,
+    stage: Stage | None = None,
+    risk: RiskGrade | None = None,
+    overdue: Annotated[bool | None, Query(description="open and past the current stage's deadline")] = None,
+    updated_since: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> bodies.ReferralPage:
+    if updated_since is not None and updated_since.tzinfo is None:
+        raise invalid(("query", "updated_since"), "must include a timezone offset")
+    rows = await svc.read_model.referrals(
+        now=await svc.clock(),
+        limit=limit + 1,
+        after=decode_cursor(cursor, REFERRAL.pattern),
+        stage=stage.value if stage else None,
+        risk=risk.value if risk else None,
+        overdue=overdue,
+        updated_since=updated_since,
+    )
+    items, next_cursor = page(rows, limit, "updated_at", "reference")
+    return bodies.ReferralPage(items=[bodies.ReferralSummary(**dict(r)) for r in items], next_cursor=next_cursor)
+
+
+@router.get("/escalations", response_model=bodies.EscalationPage, tags=["escalations"], summary="Escalations, newest first")
+async def list_escalations(
+    caller: Authenticated,
+    svc: Svc,
+    state: Literal["open", "acknowledged", "all"] = "open",
+    mine: Annotated[
+        bool,
+        Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
+    ] = False,
+    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$", description="only this referral's")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> bodies.EscalationPage:
+    rows = await svc.read_model.escalations(
+        limit=limit + 1,
+        after=decode_cursor(cursor, ESCALATION_ID),
+        state=state,
+        reference=reference,
+        team=(caller.team or "") if mine else None,
+        agency=caller.actor.agency.value if mine else None,
+    )
+    items, next_cursor = page(rows, limit, "raised_at", "escalation_id")
+    return bodies.EscalationPage(items=[dict(r) for r in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/escalations/{escalation_id}/acknowledgement",
+    response_model=ReferralState | ActionState,
+    tags=["escalations"],
+    summary="Acknowledge an escalation",
+)
+async def acknowledge_escalation(
+    escalation_id: str,
+    caller: Annotated[Caller, Depends(allowed(ACKNOWLEDGERS, "acknowledge an escalation"))],
+    svc: Svc,
+) -> Any:
+    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it."""
+    match = ESCALATION_ID.match(escalation_id)
+    if match is None:
+        raise ApiError(404, "escalation_id: no such escalation", "escalation_id")
+    owner = match["owner"]
+    target, update = (ACTION, AgreedActionWorkflow.acknowledge_escalation) if ".A" in owner else (
+        REFERRAL,
+        ReferralWorkflow.acknowledge_escalation,
+    )
+    ack = EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id)
+    try:
+        return await decide(svc, target, owner, update, ack)
+    except ApiError as error:
+        if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
+            raise ApiError(404, error.detail, error.field) from None
+        raise
+
+
+@router.get("/health", tags=["operations"], summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["operations"], summary="Readiness: Temporal and PostgreSQL answer")
+async def ready(svc: Svc, response: Response) -> dict[str, Any]:
+    async def probe(check: Callable[[], Awaitable[Any]]) -> bool:
+        try:
+            return bool(await asyncio.wait_for(check(), 5))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+
+    temporal, database = await asyncio.gather(
+        probe(svc.client.service_client.check_health), probe(lambda: svc.pool.fetchval("SELECT 1"))
+    )
+    if not (temporal and database):
+        response.status_code = 503
+    return {"status": "ready" if temporal and database else "unavailable", "temporal": temporal, "database": database}
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+class AccessLog:
+    """ASGI middleware: one line per request with the route template, never the raw path or query."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "http_request",
+                method=scope["method"],
+                route=getattr(route, "path", "unmatched"),
+                status=status,
+                actor=scope.get("state", {}).get("actor_id"),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+async def _validation_failed(_: Request, error: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": field_errors(list(error.errors()))}, status_code=422)
+
+
+async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse({"detail": error.detail, "field": error.field}, status_code=error.status, headers=error.headers)
+
+
+async def _temporal_unavailable(_: Request, error: RPCError) -> JSONResponse:
+    log.warning("temporal_error", status=error.status.name)
+    return JSONResponse({"detail": "the workflow service is unavailable; try again", "field": None}, status_code=503)
+
+
+async def _update_timed_out(_: Request, __: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the decision was not confirmed in time; read the referral before retrying", "field": None},
+        status_code=504,
+    )
+
+
+def create_app(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    sla_policy: SlaPolicy | None = None,
+    clock: Clock = wall_clock,
+) -> FastAPI:
+    """The API around one Temporal client and one PostgreSQL pool (both owned by the caller)."""
+    app = FastAPI(
+        title="Child-protection referrals",
+        version="1",
+        description="VIST intake, decisions on referrals and agreed actions, escalations. "
+        "Every decision is recorded under the actor named by the bearer token.",
+    )
+    app.state.services = Services(
+        client=client,
+        read_model=ReferralReadModel(pool),
+        pool=pool,
+        settings=settings,
+        authenticator=authenticator or Authenticator.from_settings(settings),
+        sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
+        clock=clock,
+    )
+    app.include_router(router)
+    app.include_router(decision_router())
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RPCError, _temporal_unavailable)
+    app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timed_out)
+    app.add_middleware(AccessLog)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    """Serve the API until SIGINT/SIGTERM, against the configured Temporal and PostgreSQL."""
+    import uvicorn
+
+    from activities.database import create_pool
+    from runtime.temporal import connect
+
+    if settings.temporal_address is None or settings.database_url is None:
+        raise SystemExit("starter.api needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the API with both")
+    client = await connect(settings)
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
+    )
+    try:
+        app = create_app(client, pool, settings)
+        if not app.state.services.authenticator.configured:
+            log.warning("no_credentials_configured", tokens_file=str(settings.tokens_file))
+        config = uvicorn.Config(
+            app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+        )
+        log.info("api_starting", url=f"http://{settings.api_host}:{settings.api_port}")
+        await uvicorn.Server(config).serve()
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    from runtime.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The API's bodies: each decision's request is the workflow's decision model without `actor`.
+
+The actor comes from the caller's token; a body that names one is rejected like any other
+unknown field. Request models are derived from the decision models, so a field's type,
+limits and description are written once, in workflows/models.py; the decision's own
+cross-field rules run when the API builds the decision from the request and the actor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, create_model
+
+from workflows.models import (
+    ActionCompletion,
+    ActionReassignment,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Decision,
+    Escalation,
+    IncidentType,
+    Model,
+    Resubmission,
+    RiskGrade,
+    RiskRegrade,
+    Screening,
+    Stage,
+    StrategyDiscussion,
+    SupervisorReview,
+    CloseReason,
+)
+
+
+def request_model(decision: type[Decision]) -> type[Model]:
+    """`decision`'s fields but the actor, as a strict model named `<Decision>Request`."""
+    fields = {
+        name: (info.annotation, info) for name, info in decision.model_fields.items() if name != "actor"
+    }
+    return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
+
+
+SupervisorReviewRequest = request_model(SupervisorReview)
+ResubmissionRequest = request_model(Resubmission)
+ScreeningRequest = request_model(Screening)
+StrategyDiscussionRequest = request_model(StrategyDiscussion)
+ConferenceBookingRequest = request_model(ConferenceBooking)
+ConferenceOutcomeRequest = request_model(ConferenceOutcome)
+RiskRegradeRequest = request_model(RiskRegrade)
+ClosureRequest = request_model(Closure)
+ActionCompletionRequest = request_model(ActionCompletion)
+ActionReassignmentRequest = request_model(ActionReassignment)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class Intake(BaseModel):
+    """A VIST submission's referral: new (201) or the one this form already made (200)."""
+
+    reference: str
+    stage: Stage
+    risk: RiskGrade
+    deadline: datetime | None = None
+    created: bool = Field(description="false when the same form had already been submitted")
+
+
+class ReferralSummary(BaseModel):
+    """One referral in a list, from the read model: references and grades only, no personal data."""
+
+    reference: str
+    stage: Stage
+    risk: RiskGrade
+    incident_type: IncidentType
+    submitted_at: datetime
+    updated_at: datetime
+    deadline: datetime | None = None
+    overdue: bool
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralSummary]
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")
+
+
+class EscalationPage(BaseModel):
+    items: list[Escalation]
+    next_cursor: str | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where the bad value is, e.g. body.children.0.date_of_birth")
+    msg: str = Field(description="why it is rejected; never repeats the submitted value")
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[FieldError]
+
+
+class Problem(BaseModel):
+    """Every other error: the reason, and for a rejected decision the field it names."""
+
+    detail: str
+    field: str | None = None

@@ -1,0 +1,186 @@
+"""The `referrals` CLI against the API served over HTTP: one referral driven end to end by the CLI alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+import structlog
+import uvicorn
+from typer.testing import CliRunner, Result
+
+from starter.cli import app
+from starter.synthetic import synthetic_vist
+from tests.api_fixtures import api_app, auth, authenticator, tokens, track  # noqa: F401
+from tests.helpers import advance_to, eventually, finished
+from workflows.models import RiskGrade
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def logs_beside_the_cli() -> Iterator[None]:
+    """structlog's default prints to whatever `sys.stdout` is at the time, and CliRunner swaps it for the CLI's.
+
+    The served API and the worker log from this process while a command runs, so their
+    lines go to the stderr the tests started with, not into the CLI's output.
+    """
+    before = structlog.get_config()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    yield
+    structlog.configure(**before)
+
+
+@pytest.fixture(scope="module")
+async def api_url(api_app, logs_beside_the_cli) -> AsyncIterator[str]:
+    """The API served by uvicorn on a free loopback port, in the tests' event loop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(api_app, log_config=None, access_log=False, lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    await eventually(lambda: server.started, bool)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    await serving
+    sock.close()
+
+
+class Cli:
+    """Runs `referrals ...` as one of the test users, in a thread so the served API keeps running."""
+
+    def __init__(self, url: str, tokens: dict[str, str], config: str) -> None:
+        self.url, self.tokens, self.config = url, tokens, config
+
+    async def __call__(self, user: str | None, *args: object, exit_code: int = 0) -> Result:
+        env = {"REFERRALS_API_URL": self.url, "REFERRALS_CONFIG": self.config,
+               "REFERRALS_TOKEN": self.tokens.get(user, user) if user else None}
+        result = await asyncio.to_thread(runner.invoke, app, [str(a) for a in args], env=env)
+        assert result.exit_code == exit_code, (args, result.output)
+        return result
+
+    async def json(self, user: str, *args: object) -> dict:
+        return json.loads((await self(user, *args, "--json")).stdout)
+
+
+@pytest.fixture
+def cli(api_url, tokens, tmp_path) -> Cli:
+    return Cli(api_url, tokens, str(tmp_path / "no-config.toml"))
+
+
+async def test_one_referral_end_to_end_through_the_cli(cli, time_env, tmp_path):
+    start = await time_env.get_current_time()
+    submission = synthetic_vist(rng=random.Random(701), risk=RiskGrade.HIGH)
+    form = tmp_path / "vist.json"
+    form.write_text(submission.model_dump_json())
+
+    intake = await cli.json("officer", "submit", form)
+    reference = intake["reference"]
+    track(time_env.client, reference)
+    assert intake["created"] is True and intake["stage"] == "supervisor_review"
+    assert "already submitted" in (await cli("officer", "submit", form)).stdout
+    assert "supervisor_review" in (await cli("auditor", "show", reference)).stdout
+
+    # The high-risk review is late after two hours: the station's sergeant sees it and acknowledges.
+    await advance_to(time_env, start + timedelta(hours=2, minutes=5))
+    mine = await eventually(lambda: cli.json("sergeant", "escalations", "--mine", "--reference", reference),
+                            lambda page: len(page["items"]) == 1)
+    escalation = mine["items"][0]["escalation_id"]
+    assert escalation == f"{reference}.E1"
+    assert escalation in (await cli("sergeant", "escalations", "--mine")).stdout
+    acknowledged = await cli.json("sergeant", "ack", escalation)
+    assert acknowledged["escalations"][0]["acknowledged_by"] == "PS-2001"
+
+    await cli("sergeant", "review", reference, "--return", "--reasons", "Synthetic: say more of what the child said.")
+    corrected = tmp_path / "vist-2.json"
+    corrected.write_text(submission.model_copy(update={"station": "Testtown Central"}).model_dump_json())
+    assert (await cli.json("officer", "resubmit", reference, corrected))["submission_versions"] == 2
+    assert (await cli.json("sergeant", "review", reference, "--approve"))["stage"] == "screening"
+
+    screened = await cli.json("screener", "screen", reference, "--risk", "high", "--outcome", "strategy_discussion",
+                              "--rationale", "Synthetic screening rationale.", "--child", "C1=strategy_discussion",
+                              "--inform", "childrens_social_care", "--inform", "health")
+    assert screened["stage"] == "strategy_discussion"
+
+    now = await time_env.get_current_time()
+    discussed = await cli.json(
+        "screener", "strategy", reference, "--held-at", now.isoformat(), "--section-47",
+        "--rationale", "Synthetic strategy rationale.",
+        "--attendee", "Social Worker Synthetic|childrens_social_care|social worker",
+        "--attendee", "Health Visitor Synthetic|health|health visitor",
+        "--attendee", "DC Synthetic|police|investigating officer",
+        "--action", f"Synthetic home visit|health|Health Visitor Synthetic|{(now + timedelta(days=3)).isoformat()}"
+                    "|Health Lead Synthetic",
+        "--action", f"Synthetic checks|childrens_social_care|Social Worker Synthetic|"
+                    f"{(now + timedelta(days=4)).isoformat()}",
+    )
+    assert discussed["stage"] == "conference" and discussed["strategy_discussion_inquorate"] is False
+    assert len(discussed["actions"]) == 2
+
+    booked = await cli.json("sergeant", "conference", "book", reference, "--at", (now + timedelta(days=6)).isoformat(),
+                            "--report-in-lieu", "--rationale", "Synthetic: officer on leave; risk managed by plan.",
+                            "--report-owner", "DC Synthetic")
+    assert booked["police_attendance"] == "report_in_lieu" and len(booked["actions"]) == 3
+    assert (await cli.json("screener", "regrade", reference, "medium", "--reason", "Synthetic: safety plan in place."))[
+        "risk"] == "medium"
+    outcome = await cli.json("screener", "conference", "outcome", reference, "--held-at", now.isoformat(), "--no-plan",
+                             "--police-absent", "--rationale", "Synthetic conference rationale.")
+    assert outcome["stage"] == "actions"
+
+    first, second, report = (f"{reference}.A{n}" for n in (1, 2, 3))
+    reassigned = await cli.json("screener", "actions", "reassign", second, "--agency", "police", "--owner",
+                                "DS Synthetic", "--reason", "Synthetic: handed to police.")
+    assert reassigned["owner"] == {"agency": "police", "owner": "DS Synthetic", "supervisor": None}
+    await cli("health-partner", "actions", "complete", first, "--note", "Synthetic: visit made.")
+    await cli("officer", "actions", "complete", second, "--note", "Synthetic: checks done.")
+    done = await cli.json("officer", "actions", "complete", report, "--note", "Synthetic: report sent.")
+    assert done["completed_by"] == "PC-1001"
+
+    await finished(time_env, time_env.client.get_workflow_handle(reference))
+    final = await cli.json("auditor", "show", reference)
+    assert final["stage"] == "closed" and final["close_reason"] == "no_child_protection_plan"
+    table = (await cli("auditor", "show", reference)).stdout
+    assert "strategy_discussion_held" in table and "CRU-3001" in table and submission.children[0].name not in table
+    listed = await eventually(
+        lambda: cli.json("auditor", "list", "--stage", "closed", "--updated-since", start.isoformat()),
+        lambda page: reference in [i["reference"] for i in page["items"]],
+    )
+    assert [i["stage"] for i in listed["items"] if i["reference"] == reference] == ["closed"]
+    assert reference in (await cli("auditor", "list", "--updated-since", start.isoformat())).stdout
+
+
+async def test_close_and_the_cli_failures_carry_the_apis_message(cli, time_env, tmp_path):
+    form = tmp_path / "vist.json"
+    form.write_text(synthetic_vist(rng=random.Random(702)).model_dump_json())
+    reference = (await cli.json("officer", "submit", form))["reference"]
+    track(time_env.client, reference)
+
+    refused = await cli("officer", "review", reference, "--approve", exit_code=4)
+    assert "actor.role" in refused.stderr
+    invalid = await cli("sergeant", "review", reference, "--return", exit_code=7)
+    assert "body.reasons: required when the VIST is returned to the officer" in invalid.stderr
+    await cli("auditor", "show", "REF-00000-00000", exit_code=5)
+    await cli(None, "show", reference, exit_code=3)
+    await cli("not-a-valid-token", "show", reference, exit_code=3)
+
+    await cli("sergeant", "review", reference, "--approve")
+    closed = await cli.json("screener", "close", reference, "withdrawn", "--note", "Synthetic: sent in error.")
+    assert closed["stage"] == "closed" and closed["close_reason"] == "withdrawn"
+    await finished(time_env, time_env.client.get_workflow_handle(reference))
+    again = await cli("screener", "close", reference, "withdrawn", exit_code=6)
+    assert "stage: the referral is closed" in again.stderr
+
+
+async def test_the_config_file_supplies_url_and_token(api_url, tokens, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'api_url = "{api_url}"\ntoken = "{tokens["auditor"]}"\n')
+    env = {"REFERRALS_CONFIG": str(config), "REFERRALS_API_URL": None, "REFERRALS_TOKEN": None}
+    result = await asyncio.to_thread(runner.invoke, app, ["list", "--limit", "1", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)) == {"items", "next_cursor"}
