@@ -14,7 +14,7 @@ from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringErr
 from runtime.temporal import DATA_CONVERTER, data_converter
 from starter.synthetic import OFFICER, SCREENER, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import TEST_KEYRING, make_worker
-from tests.helpers import finished, start_referral
+from tests.helpers import start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, ScreeningOutcome, SupervisorReview
 from workflows.referral import ReferralWorkflow
@@ -44,25 +44,34 @@ def plain_client(client: Client) -> Client:
     return Client(client.service_client, namespace=client.namespace, data_converter=DATA_CONVERTER)
 
 
-async def test_histories_and_logs_hold_no_personal_data(time_env, time_queue, sla_policy, capfd):
-    submission, handle = await start_referral(
-        time_env.client, time_queue, sla_policy, submission=identifiable_submission()
-    )
+async def test_histories_and_logs_hold_no_personal_data(dev_env, pool, settings, sla_policy, capfd):
+    queue = f"personal-data-{uuid.uuid4().hex[:8]}"
+    async with make_worker(dev_env.client, pool, settings, queue):
+        workflow_ids = await run_identifiable_referral(dev_env, queue, sla_policy)
+    await check_no_personal_data(dev_env, workflow_ids, capfd)
+
+
+async def run_identifiable_referral(env, queue, sla_policy) -> list[str]:
+    """A whole referral about a synthetic child with a name, birthday and address; its workflow IDs."""
+    submission, handle = await start_referral(env.client, queue, sla_policy, submission=identifiable_submission())
     # A rejected decision too: its failure message and stack trace are sealed as well.
     with pytest.raises(Exception):
         await handle.execute_update(ReferralWorkflow.review, SupervisorReview(actor=OFFICER, approved=True))
     await handle.execute_update(ReferralWorkflow.review, approval())
     await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
-    held_at = await time_env.get_current_time()
+    held_at = (await handle.query(ReferralWorkflow.state)).stage_entered_at
     state = await handle.execute_update(
         ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=False, actions=1)
     )
-    action = time_env.client.get_workflow_handle(state.actions[0].action_id)
+    action = env.client.get_workflow_handle(state.actions[0].action_id)
     await action.execute_update(AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note=ACCOUNT))
-    await finished(time_env, handle)
+    await handle.result()
+    return [handle.id, action.id]
 
-    raw = plain_client(time_env.client)
-    for workflow_id in (handle.id, action.id):
+
+async def check_no_personal_data(env, workflow_ids: list[str], capfd) -> None:
+    raw = plain_client(env.client)
+    for workflow_id in workflow_ids:
         history = await raw.get_workflow_handle(workflow_id).fetch_history()
         # The raw protobuf bytes of every event: payload data appears here as it is stored.
         stored = b"".join(event.SerializeToString() for event in history.events).decode("utf-8", "replace")
@@ -73,9 +82,9 @@ async def test_histories_and_logs_hold_no_personal_data(time_env, time_queue, sl
         assert secrets_in(workflow_id + str(description.memo) + str(description.search_attributes)) == []
 
     # With the keyring, the same history opens: the data is there, only sealed.
-    history = await time_env.client.get_workflow_handle(handle.id).fetch_history()
+    history = await env.client.get_workflow_handle(workflow_ids[0]).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    opened = await time_env.client.data_converter.payload_codec.decode(started.input.payloads)
+    opened = await env.client.data_converter.payload_codec.decode(started.input.payloads)
     assert CHILD_NAME in opened[0].data.decode() and HOME_ADDRESS in opened[0].data.decode()
 
     captured = capfd.readouterr()
