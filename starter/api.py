@@ -178,7 +178,8 @@ def allowed(roles: frozenset[Role], action: str) -> Callable[..., Awaitable[Call
     async def check(caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
         if caller.actor.role not in roles:
             names = ", ".join(sorted(r.value for r in roles))
-            raise ApiError(403, f"actor.role: a {caller.actor.role.value} may not {action} (allowed: {names})", "actor.role")
+            reason = f"actor.role: a {caller.actor.role.value} may not {action} (allowed: {names})"
+            raise ApiError(403, reason, "actor.role")
         return caller
 
     return check
@@ -191,7 +192,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": bodies.Problem, "description": "no valid bearer credentials"},
     403: {"model": bodies.Problem, "description": "the caller's role or agency may not do this"},
     404: {"model": bodies.Problem, "description": "no such referral, action or escalation"},
-    409: {"model": bodies.Problem, "description": "the workflow rejected the decision (stage, already decided, a rule)"},
+    409: {"model": bodies.Problem, "description": "the workflow refused the decision (stage, already decided, a rule)"},
     422: {"model": bodies.ValidationProblem, "description": "each bad field and why"},
 }
 
@@ -210,9 +211,12 @@ class Target:
     state: type
 
 
-REFERRAL = Target("reference", "referral", re.compile(rf"^{REFERENCE}$"), "stage: the referral is closed", ReferralState)
+REFERRAL = Target(
+    "reference", "referral", re.compile(rf"^{REFERENCE}$"), "stage: the referral is closed", ReferralState
+)
 ACTION = Target(
-    "action_id", "agreed action", re.compile(rf"^{ACTION_ID}$"), "action_id: the action is already complete", ActionState
+    "action_id", "agreed action", re.compile(rf"^{ACTION_ID}$"), "action_id: the action is already complete",
+    ActionState,
 )
 
 
@@ -226,32 +230,32 @@ class DecisionRoute:
     path: str
     update: Callable[..., Any]
     decision: type[Decision]
-    request: type
     roles: frozenset[Role]
     action: str
 
+    @property
+    def request(self) -> type:
+        return bodies.request_model(self.decision)
 
+
+# Each decision route: what it changes, its path, the workflow update, the decision, who may make it.
 DECISION_ROUTES = (
-    DecisionRoute(REFERRAL, "supervisor-review", ReferralWorkflow.review, SupervisorReview,
-                  bodies.SupervisorReviewRequest, REVIEWERS, "review a VIST"),
-    DecisionRoute(REFERRAL, "resubmission", ReferralWorkflow.resubmit, Resubmission,
-                  bodies.ResubmissionRequest, OFFICERS, "resubmit a VIST"),
-    DecisionRoute(REFERRAL, "screening", ReferralWorkflow.screen, Screening,
-                  bodies.ScreeningRequest, SCREENERS, "screen a referral"),
+    DecisionRoute(REFERRAL, "supervisor-review", ReferralWorkflow.review, SupervisorReview, REVIEWERS,
+                  "review a VIST"),
+    DecisionRoute(REFERRAL, "resubmission", ReferralWorkflow.resubmit, Resubmission, OFFICERS, "resubmit a VIST"),
+    DecisionRoute(REFERRAL, "screening", ReferralWorkflow.screen, Screening, SCREENERS, "screen a referral"),
     DecisionRoute(REFERRAL, "strategy-discussion", ReferralWorkflow.record_strategy_discussion, StrategyDiscussion,
-                  bodies.StrategyDiscussionRequest, CASE_DECIDERS, "record a strategy discussion"),
-    DecisionRoute(REFERRAL, "conference", ReferralWorkflow.book_conference, ConferenceBooking,
-                  bodies.ConferenceBookingRequest, CASE_DECIDERS, "book a conference"),
+                  CASE_DECIDERS, "record a strategy discussion"),
+    DecisionRoute(REFERRAL, "conference", ReferralWorkflow.book_conference, ConferenceBooking, CASE_DECIDERS,
+                  "book a conference"),
     DecisionRoute(REFERRAL, "conference-outcome", ReferralWorkflow.record_conference_outcome, ConferenceOutcome,
-                  bodies.ConferenceOutcomeRequest, CASE_DECIDERS, "record a conference outcome"),
-    DecisionRoute(REFERRAL, "risk", ReferralWorkflow.regrade_risk, RiskRegrade,
-                  bodies.RiskRegradeRequest, CASE_DECIDERS, "regrade risk"),
-    DecisionRoute(REFERRAL, "close", ReferralWorkflow.close, Closure,
-                  bodies.ClosureRequest, CASE_DECIDERS, "close a referral"),
-    DecisionRoute(ACTION, "completion", AgreedActionWorkflow.complete, ActionCompletion,
-                  bodies.ActionCompletionRequest, COMPLETERS_OF_OWN_AGENCY, "complete an agreed action"),
-    DecisionRoute(ACTION, "reassignment", AgreedActionWorkflow.reassign, ActionReassignment,
-                  bodies.ActionReassignmentRequest, REASSIGNERS, "reassign an agreed action"),
+                  CASE_DECIDERS, "record a conference outcome"),
+    DecisionRoute(REFERRAL, "risk", ReferralWorkflow.regrade_risk, RiskRegrade, CASE_DECIDERS, "regrade risk"),
+    DecisionRoute(REFERRAL, "close", ReferralWorkflow.close, Closure, CASE_DECIDERS, "close a referral"),
+    DecisionRoute(ACTION, "completion", AgreedActionWorkflow.complete, ActionCompletion, COMPLETERS_OF_OWN_AGENCY,
+                  "complete an agreed action"),
+    DecisionRoute(ACTION, "reassignment", AgreedActionWorkflow.reassign, ActionReassignment, REASSIGNERS,
+                  "reassign an agreed action"),
 )
 
 
@@ -263,7 +267,9 @@ def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decis
         raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
 
 
-async def decide(svc: Services, target: Target, workflow_id: str, update: Callable[..., Any], decision: Decision) -> Any:
+async def decide(
+    svc: Services, target: Target, workflow_id: str, update: Callable[..., Any], decision: Decision
+) -> Any:
     """Run one decision as one update, mapping the workflow's answer to the HTTP one."""
     if not target.pattern.match(workflow_id):
         raise not_found(target)
@@ -359,7 +365,9 @@ async def submit_vist(
             raise ApiError(409, "form_id: this form was already submitted with other content", "form_id")
         response.status_code = 200
     log.info("vist_received", reference=reference, created=created)
-    return bodies.Intake(reference=reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=created)
+    return bodies.Intake(
+        reference=reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=created
+    )
 
 
 @router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
@@ -429,7 +437,9 @@ async def list_referrals(
     return bodies.ReferralPage(items=[bodies.ReferralSummary(**dict(r)) for r in items], next_cursor=next_cursor)
 
 
-@router.get("/escalations", response_model=bodies.EscalationPage, tags=["escalations"], summary="Escalations, newest first")
+@router.get(
+    "/escalations", response_model=bodies.EscalationPage, tags=["escalations"], summary="Escalations, newest first"
+)
 async def list_escalations(
     caller: Authenticated,
     svc: Svc,

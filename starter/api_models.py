@@ -8,49 +8,29 @@ cross-field rules run when the API builds the decision from the request and the 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from pydantic import BaseModel, Field, create_model
 
 from workflows.models import (
-    ActionCompletion,
-    ActionReassignment,
-    Closure,
-    ConferenceBooking,
-    ConferenceOutcome,
+    CloseReason,
     Decision,
     Escalation,
     IncidentType,
     Model,
-    Resubmission,
     RiskGrade,
-    RiskRegrade,
-    Screening,
     Stage,
-    StrategyDiscussion,
-    SupervisorReview,
-    CloseReason,
 )
 
 
+@functools.cache
 def request_model(decision: type[Decision]) -> type[Model]:
-    """`decision`'s fields but the actor, as a strict model named `<Decision>Request`."""
+    """`decision`'s fields but the actor, as a strict model named `<Decision>Request` (one per decision)."""
     fields = {
         name: (info.annotation, info) for name, info in decision.model_fields.items() if name != "actor"
     }
     return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
-
-
-SupervisorReviewRequest = request_model(SupervisorReview)
-ResubmissionRequest = request_model(Resubmission)
-ScreeningRequest = request_model(Screening)
-StrategyDiscussionRequest = request_model(StrategyDiscussion)
-ConferenceBookingRequest = request_model(ConferenceBooking)
-ConferenceOutcomeRequest = request_model(ConferenceOutcome)
-RiskRegradeRequest = request_model(RiskRegrade)
-ClosureRequest = request_model(Closure)
-ActionCompletionRequest = request_model(ActionCompletion)
-ActionReassignmentRequest = request_model(ActionReassignment)
 
 
 # --- responses ----------------------------------------------------------------------------

@@ -177,7 +177,8 @@ def render_escalations(console: Console, escalations: list[dict], title: str = "
         ["escalation", "subject", "reason", "rung", "addressed to", "due", "raised", "acknowledged"],
         [
             [e["escalation_id"], e["subject"], e["reason"], e["rung"], e["addressed_to"], when(e["due_at"]),
-             when(e["raised_at"]), f"{e['acknowledged_by']} {when(e['acknowledged_at'])}" if e["acknowledged_at"] else "no"]
+             when(e["raised_at"]),
+             f"{e['acknowledged_by']} {when(e['acknowledged_at'])}" if e["acknowledged_at"] else "no"]
             for e in escalations
         ],
     )
@@ -293,7 +294,9 @@ def list_referrals(
 @app.command()
 def review(
     reference: Reference,
-    approve: Annotated[bool | None, typer.Option("--approve/--return", help="approve, or return to the officer")] = None,
+    approve: Annotated[
+        bool | None, typer.Option("--approve/--return", help="approve, or return to the officer")
+    ] = None,
     reasons: Annotated[str | None, typer.Option(help="why it is returned")] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
@@ -365,7 +368,9 @@ def strategy(
 def book_conference(
     reference: Reference,
     at: Annotated[str | None, typer.Option("--at", help="when the ICPC is held, ISO 8601")] = None,
-    attend: Annotated[bool | None, typer.Option("--attend/--report-in-lieu", help="police attend, or send a report")] = None,
+    attend: Annotated[
+        bool | None, typer.Option("--attend/--report-in-lieu", help="police attend, or send a report")
+    ] = None,
     rationale: Annotated[str | None, typer.Option(help="the risk-based rationale for a report in lieu")] = None,
     report_owner: Annotated[str | None, typer.Option(help="who writes the report in lieu")] = None,
     late_reason: Annotated[str | None, typer.Option(help="why later than the statutory working days")] = None,

@@ -11,12 +11,7 @@ from typing import Any
 
 import structlog
 
-from starter.synthetic import (
-    QUORATE_ATTENDEES,
-    screening,
-    strategy_discussion,
-    synthetic_vist,
-)
+from starter.synthetic import screening, strategy_discussion, synthetic_vist
 from tests.api_fixtures import BY_ROLE, api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
 from tests.helpers import advance_to, eventually, finished
 from workflows.models import (

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from starter.cli import app
 from starter.synthetic import synthetic_vist
-from tests.api_fixtures import api_app, auth, authenticator, tokens, track  # noqa: F401
+from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
 from tests.helpers import advance_to, eventually, finished
 from workflows.models import RiskGrade
 
