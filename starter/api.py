@@ -36,6 +36,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.access_log import AccessLog
 from activities.policy import build_sla_policy
 from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
@@ -86,6 +87,8 @@ REFERENCE = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
 ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
 ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
 MAX_PAGE = 200
+# The `referrals` CLI names itself, so the access log can tell its reads from other clients'.
+CLIENT_HEADER = "X-Referrals-Client"
 
 
 async def wall_clock() -> datetime:
@@ -144,6 +147,7 @@ def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
 class Services:
     client: Client
     read_model: ReferralReadModel
+    access_log: AccessLog
     pool: asyncpg.Pool
     settings: Settings
     authenticator: Authenticator
@@ -371,16 +375,22 @@ async def submit_vist(
 
 
 @router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
-async def show_referral(reference: str, _: Authenticated, svc: Svc) -> ReferralState:
-    """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow."""
+async def show_referral(reference: str, caller: Authenticated, request: Request, svc: Svc) -> ReferralState:
+    """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow.
+
+    Every read is written to the access log, with who read it and through which client.
+    """
     if not REFERRAL.pattern.match(reference):
         raise not_found(REFERRAL)
     try:
-        return await svc.client.get_workflow_handle(reference).query(ReferralWorkflow.state)
+        state = await svc.client.get_workflow_handle(reference).query(ReferralWorkflow.state)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise not_found(REFERRAL) from None
         raise
+    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
+    await svc.access_log.record(caller.actor, channel, "show_referral", reference)
+    return state
 
 
 def encode_cursor(at: datetime, key: str) -> str:
@@ -517,7 +527,7 @@ async def ready(svc: Svc, response: Response) -> dict[str, Any]:
 # --- the app ------------------------------------------------------------------------------
 
 
-class AccessLog:
+class RequestLog:
     """ASGI middleware: one line per request with the route template, never the raw path or query."""
 
     def __init__(self, app: Any) -> None:
@@ -589,6 +599,7 @@ def create_app(
     app.state.services = Services(
         client=client,
         read_model=ReferralReadModel(pool),
+        access_log=AccessLog(pool),
         pool=pool,
         settings=settings,
         authenticator=authenticator or Authenticator.from_settings(settings),
@@ -601,7 +612,7 @@ def create_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timed_out)
-    app.add_middleware(AccessLog)
+    app.add_middleware(RequestLog)
     return app
 
 

@@ -98,7 +98,8 @@ def call(method: str, path: str, *, body: Any = None, params: dict[str, Any] | N
     try:
         with httpx.Client(base_url=conn.url, timeout=TIMEOUT) as client:
             response = client.request(
-                method, path, json=body, params=query, headers={"Authorization": f"Bearer {conn.token}"}
+                method, path, json=body, params=query,
+                headers={"Authorization": f"Bearer {conn.token}", "X-Referrals-Client": "cli"},
             )
     except httpx.HTTPError as error:
         fail(f"cannot reach the API at {conn.url}: {type(error).__name__}", 1)

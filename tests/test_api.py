@@ -257,6 +257,16 @@ async def test_show_a_referral(api, auth, time_env, pool):
     state = response.json()
     assert state["reference"] == reference and state["stage"] == "supervisor_review"
     assert state["deadline"] is not None and state["children"] == ["C1"]
+    # Every read is in the access log: who, through which client, which referral.
+    reads = await pool.fetch(
+        "SELECT actor_id, actor_role, channel, action FROM access_log WHERE reference = $1 ORDER BY id", reference
+    )
+    assert [tuple(r) for r in reads] == [
+        ("PC-1001", "officer", "api", "show_referral"),
+        ("AUD-4001", "auditor", "api", "show_referral"),
+        ("HV-5001", "partner", "api", "show_referral"),
+        ("ADM-9001", "admin", "api", "show_referral"),
+    ]
 
 
 # --- escalations --------------------------------------------------------------------------------

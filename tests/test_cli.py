@@ -74,7 +74,7 @@ def cli(api_url, tokens, tmp_path) -> Cli:
     return Cli(api_url, tokens, str(tmp_path / "no-config.toml"))
 
 
-async def test_one_referral_end_to_end_through_the_cli(cli, time_env, tmp_path):
+async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_path):
     start = await time_env.get_current_time()
     submission = synthetic_vist(rng=random.Random(701), risk=RiskGrade.HIGH)
     form = tmp_path / "vist.json"
@@ -86,6 +86,9 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, tmp_path):
     assert intake["created"] is True and intake["stage"] == "supervisor_review"
     assert "already submitted" in (await cli("officer", "submit", form)).stdout
     assert "supervisor_review" in (await cli("auditor", "show", reference)).stdout
+    assert await pool.fetchval(
+        "SELECT channel FROM access_log WHERE reference = $1 AND actor_id = 'AUD-4001'", reference
+    ) == "cli"
 
     # The high-risk review is late after two hours: the station's sergeant sees it and acknowledges.
     await advance_to(time_env, start + timedelta(hours=2, minutes=5))
