@@ -1,0 +1,127 @@
+"""The codec server's access rules, the access log, and retention of closed referrals' records."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from activities.access_log import AccessLog
+from activities.retention import Retention
+from runtime.codec import EncryptionCodec
+from starter.auth import Authenticator, TokenHolder
+from starter.codec_server import create_codec_app
+from starter.synthetic import AUDITOR, SCREENER, SERGEANT, approval, screening
+from tests.conftest import TEST_KEYRING
+from tests.helpers import eventually, finished, start_referral
+from workflows.models import Agency, Role, ScreeningOutcome
+from workflows.referral import ReferralWorkflow
+
+TOKENS = {
+    "auditor-token": TokenHolder(id=AUDITOR.id, role=Role.AUDITOR),
+    "screener-token": TokenHolder(id=SCREENER.id, role=Role.SCREENER),
+    "partner-token": TokenHolder(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH),
+}
+UI = "http://localhost:8233"
+
+
+@pytest.fixture
+async def codec_http(pool):
+    access_log = AccessLog(pool)
+
+    async def record(who, action, detail):
+        await access_log.record(who.actor, "codec_server", action, detail=detail)
+
+    app = create_codec_app(EncryptionCodec(TEST_KEYRING), Authenticator(TOKENS), [UI], record)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as client:
+        yield client
+
+
+async def referral_start_payloads(time_env, time_queue, sla_policy) -> tuple[str, dict]:
+    submission, handle = await start_referral(time_env.client, time_queue, sla_policy, seed=90)
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    return submission.children[0].name, json_format.MessageToDict(Payloads(payloads=started.input.payloads))
+
+
+async def test_codec_server_decodes_for_auditors_only(codec_http, time_env, time_queue, sla_policy, pool):
+    child_name, sealed = await referral_start_payloads(time_env, time_queue, sla_policy)
+    assert child_name not in str(sealed)
+
+    assert (await codec_http.post("/decode", json=sealed)).status_code == 401
+    assert (await codec_http.post("/decode", json=sealed, headers={"Authorization": "Bearer wrong"})).status_code == 401
+    for token in ("screener-token", "partner-token"):
+        refused = await codec_http.post("/decode", json=sealed, headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 403
+        assert child_name not in refused.text
+
+    opened = await codec_http.post("/decode", json=sealed, headers={"Authorization": "Bearer auditor-token", "X-Namespace": "default"})
+    assert opened.status_code == 200
+    data = base64.b64decode(opened.json()["payloads"][0]["data"]).decode()
+    assert child_name in data
+
+    # The read is in the access log, with who and when, and nothing about the child.
+    (entry,) = [e for e in await AccessLog(pool).query(actor_id=AUDITOR.id) if e.channel == "codec_server"][:1]
+    assert entry.action == "decode_payloads" and entry.detail == {"payloads": 1, "namespace": "default"}
+    assert datetime.now(timezone.utc) - entry.at < timedelta(minutes=5)
+
+    # Encoding round-trips, and a malformed body is a clear 400, not a 500.
+    plain = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()}, "data": base64.b64encode(b'"x"').decode()}]}
+    sealed_again = await codec_http.post("/encode", json=plain, headers={"Authorization": "Bearer auditor-token"})
+    assert sealed_again.status_code == 200 and sealed_again.json() != plain
+    broken = await codec_http.post("/decode", content=b"not json", headers={"Authorization": "Bearer auditor-token"})
+    assert broken.status_code == 400
+
+
+async def test_codec_server_cors_admits_only_the_web_ui(codec_http):
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    allowed = await codec_http.options("/decode", headers={"Origin": UI, **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == UI
+    elsewhere = await codec_http.options("/decode", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in elsewhere.headers
+
+
+async def test_access_log_is_queryable_by_reference_and_actor(pool):
+    log = AccessLog(pool)
+    await log.record(SERGEANT, "api", "read_referral", reference="REF-AAAAA-BBBBB")
+    await log.record(AUDITOR, "audit", "timeline", reference="REF-AAAAA-BBBBB", detail={"format": "html"})
+    entries = await log.query(reference="REF-AAAAA-BBBBB")
+    assert [(e.actor_id, e.channel, e.action) for e in entries] == [
+        (AUDITOR.id, "audit", "timeline"),
+        (SERGEANT.id, "api", "read_referral"),
+    ]
+    with pytest.raises(ValueError, match="channel: must be one of"):
+        await log.record(SERGEANT, "email", "read_referral")
+
+
+async def test_retention_dry_run_then_purge_of_closed_referrals(time_env, time_queue, sla_policy, pool):
+    submission, closed = await start_referral(time_env.client, time_queue, sla_policy, seed=91)
+    await closed.execute_update(ReferralWorkflow.review, approval())
+    await closed.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    await finished(time_env, closed)
+    _, still_open = await start_referral(time_env.client, time_queue, sla_policy, seed=92)
+    await eventually(
+        lambda: pool.fetchval("SELECT count(*) FROM referrals WHERE reference = ANY($1) AND stage IS NOT NULL",
+                              [closed.id, still_open.id]),
+        lambda n: n == 2,
+    )
+    # Pretend the closure was long ago: seven years against a six-year retention period.
+    await pool.execute("UPDATE referrals SET closed_at = now() - interval '7 years' WHERE reference = $1", closed.id)
+
+    retention = Retention(pool, retention_days=6 * 365)
+    due = await retention.due()
+    assert closed.id in due.references and still_open.id not in due.references
+    assert await pool.fetchval("SELECT count(*) FROM referral_events WHERE reference = $1", closed.id) > 0  # dry run
+
+    report = await retention.purge(SERGEANT)
+    assert closed.id in report.references and report.rows > 0
+    for table in ("referrals", "referral_events", "referral_children", "submission_versions", "stage_transitions"):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table} WHERE reference = $1", closed.id) == 0
+    assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1", still_open.id) == 1
+    purge = await pool.fetchrow("SELECT actor_id, referral_count, refs FROM retention_purges ORDER BY id DESC LIMIT 1")
+    assert purge["actor_id"] == SERGEANT.id and closed.id in purge["refs"]
