@@ -539,3 +539,35 @@ async def test_access_log_names_the_route_template_and_actor_only(api, auth, tim
     text = repr(access)
     assert reference not in text and "Some Child Name" not in text and "screening" not in text
     assert submission.children[0].name not in text
+
+
+async def test_on_a_real_server_a_closed_referral_refuses_decisions_and_keeps_its_form(
+    dev_env, pool, settings, sla_policy, authenticator, auth, task_queue
+):
+    """The dev server answers a finished workflow's updates and starts as a real cluster does."""
+    from httpx import ASGITransport, AsyncClient
+
+    from starter.api import create_app
+    from worker import build_worker
+
+    app = create_app(dev_env.client, pool, settings.model_copy(update={"task_queue": task_queue}),
+                     authenticator=authenticator, sla_policy=sla_policy)
+    async with build_worker(dev_env.client, pool, settings, task_queue=task_queue), AsyncClient(
+        transport=ASGITransport(app=app), base_url="http://api.test", timeout=60
+    ) as real:
+        submission = synthetic_vist(rng=random.Random(419))
+        created = await real.post("/referrals", json=form_json(submission), headers=auth("officer"))
+        assert created.status_code == 201
+        reference = created.json()["reference"]
+        track(dev_env.client, reference)
+        await post(real, auth, f"/referrals/{reference}/supervisor-review", "sergeant", {"approved": True})
+        await post(real, auth, f"/referrals/{reference}/close", "screener", {"reason": "duplicate"})
+        await dev_env.client.get_workflow_handle(reference).result()
+
+        refused = await post(real, auth, f"/referrals/{reference}/close", "screener", {"reason": "duplicate"},
+                             status=409)
+        assert refused == {"detail": "stage: the referral is closed", "field": "stage"}
+        again = await real.post("/referrals", json=form_json(submission), headers=auth("officer"))
+        assert again.status_code == 200 and again.json()["stage"] == "closed"
+        changed = submission.model_copy(update={"station": "Othertown"})
+        assert (await real.post("/referrals", json=form_json(changed), headers=auth("officer"))).status_code == 409
