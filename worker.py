@@ -17,6 +17,8 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.alerts import EscalationAlerts
+from activities.audit import AuditRecords
 from activities.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
 from activities.records import ReferralRecords
@@ -24,22 +26,37 @@ from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
+from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.referral import ReferralWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: Sequence[type] = (ReferralWorkflow, AgreedActionWorkflow)
+WORKFLOWS: Sequence[type] = (ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow)
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings, task_queue: str | None = None) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    task_queue: str | None = None,
+    alerts: EscalationAlerts | None = None,
+) -> Worker:
     records = ReferralRecords(pool)
     policy = SlaPolicySource(settings.sla_policy_file)
+    audit = AuditRecords(pool)
+    alerts = alerts or EscalationAlerts.from_settings(pool, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[records.record_event, records.find_prior_referrals, policy.load_sla_policy],
+        activities=[
+            records.record_event,
+            records.find_prior_referrals,
+            policy.load_sla_policy,
+            alerts.deliver_escalation,
+            audit.draw_monthly_sample,
+        ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

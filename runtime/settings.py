@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,31 @@ class Settings(BaseSettings):
     api_jwks_url: str | None = Field(default=None, description="a JWKS URL whose keys sign bearer JWTs")
     api_jwt_audience: str | None = Field(default=None, description="the `aud` a bearer JWT must carry, when set")
     api_jwt_issuer: str | None = Field(default=None, description="the `iss` a bearer JWT must carry, when set")
+
+    # Escalation alerts (activities/alerts.py) and the dashboard their links open.
+    alert_directory_file: Path | None = Field(
+        default=None,
+        description="JSON or TOML naming who receives each rung, per agency and team; unset: the dashboard only",
+    )
+    smtp_host: str | None = Field(default=None, description="the mail server for alert emails; unset: no email")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="STARTTLS, implicit TLS, or none (a relay on this host only)"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = Field(default="referral-alerts@localhost", description="the From address of alert emails")
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing webhook alerts; required when the directory names a webhook"
+    )
+    alert_link_secret: SecretStr | None = Field(
+        default=None, description="HMAC key signing acknowledgement links; unset: <data_dir>/alert-link-secret"
+    )
+    alert_link_hours: int = Field(default=72, ge=1, description="how long an email's acknowledgement link is valid")
+    dashboard_base_url: str = Field(
+        default="http://127.0.0.1:8000/dashboard", description="the dashboard's public address, for links in alerts"
+    )
 
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")

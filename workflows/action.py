@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.alerting import AlertDispatch
     from workflows.calendar import add_duration
     from workflows.escalation import EscalationLadder
     from workflows.models import (
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         ActionState,
         Escalation,
         EscalationAcknowledgement,
+        EscalationAlert,
     )
     from workflows.authority import (
         ACKNOWLEDGERS,
@@ -50,6 +52,7 @@ class AgreedActionWorkflow:
         self._ladder = EscalationLadder(start.policy)
         self._owner_token = 0
         self._outbox = Outbox(stream=start.action_id, reference=start.reference)
+        self._alerts = AlertDispatch(self._outbox)
         self._outbox.add("action_agreed", start.agreed_by, start.spec.model_dump(mode="json"))
 
     @workflow.run
@@ -76,6 +79,7 @@ class AgreedActionWorkflow:
                 raise_rung=self._raise_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._alerts.delivered()
         await self._outbox.recorded()
         writer.cancel()
         return self._action
@@ -181,6 +185,7 @@ class AgreedActionWorkflow:
         )
         self._action.escalations.append(escalation)
         self._outbox.add("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._alerts.send(EscalationAlert(escalation=escalation, agency=owner.agency), self._policy)
         self._tell_referral()
         return escalation
 

@@ -279,6 +279,10 @@ def _same(duration: Duration) -> StageDeadlines:
 class EscalationPolicy(Model):
     ladder: list[Rank] = Field(default=[Rank.SERGEANT, Rank.INSPECTOR, Rank.SUPERINTENDENT], min_length=1)
     grace: Duration = Field(default_factory=lambda: Duration(hours=4))
+    # An alert's delivery is retried until it succeeds (SMTP or a webhook may be down for hours),
+    # backing off from the first interval to the longest.
+    alert_retry_first_seconds: float = Field(default=5.0, gt=0)
+    alert_retry_longest_seconds: float = Field(default=300.0, gt=0)
 
 
 class SlaPolicy(Model):
@@ -492,6 +496,22 @@ class Escalation(Model):
     reason: Literal["overdue", "inquorate"] = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+
+
+class EscalationAlert(Model):
+    """An escalation to deliver to its addressee, with who it is for: a team's chain or an agency's."""
+
+    escalation: Escalation
+    agency: Agency
+    team: str | None = Field(default=None, description="the team whose ladder it climbs (a station, CRU, MASH)")
+
+
+class AlertDelivery(Model):
+    """What one delivery attempt did, per channel: sent now, or already sent by an earlier attempt."""
+
+    escalation_id: str
+    sent: list[str] = Field(default_factory=list)
+    already_sent: list[str] = Field(default_factory=list)
 
 
 class PriorReferral(Model):

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.records import ReferralRecords
     from workflows.action import AgreedActionWorkflow
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         ACKNOWLEDGERS,
         CASE_DECIDERS,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Duration,
         Escalation,
         EscalationAcknowledgement,
+        EscalationAlert,
         HistoryEntry,
         PoliceAttendance,
         PriorReferralQuery,
@@ -99,6 +101,7 @@ class ReferralWorkflow:
         self._submitted_at = workflow.now()
         self._stage_entered_at = self._submitted_at
         self._outbox = Outbox(stream=self._reference, reference=self._reference)
+        self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
         self._escalations: list[Escalation] = []
         self._actions: dict[str, ActionState] = {}
@@ -147,6 +150,7 @@ class ReferralWorkflow:
                 raise_rung=self._raise_stage_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._alerts.delivered()
         await self._outbox.recorded()
         writer.cancel()
         return self.state()
@@ -515,6 +519,7 @@ class ReferralWorkflow:
         )
         self._escalations.append(escalation)
         self._fact("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), self._ladder.policy)
         workflow.logger.info("escalation raised", extra={"reference": self._reference, "rung": rung})
         return escalation
 

@@ -1,0 +1,362 @@
+"""Escalation alerts delivered to supervisors: in the dashboard, by email over SMTP, and by signed webhook.
+
+The escalation is already in PostgreSQL when `deliver_escalation` runs (the workflow records
+it first). Each channel is delivered at most once: its row in `alert_deliveries` is written
+and locked before sending and marked once sent, so a retried activity skips what went out.
+The idempotency key also travels with the alert (the email's Message-ID, the webhook's
+`Idempotency-Key` header), so a receiver can drop the duplicate left by a crash between
+sending and marking. An alert carries the referral reference, what is late, how late, and
+links: never a child's name or any other personal data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiosmtplib
+import asyncpg
+import httpx
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.directory import Addressee, SupervisionDirectory
+from runtime.settings import Settings
+from workflows.models import AlertDelivery, Escalation, EscalationAlert, Stage
+
+log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Referrals-Signature"
+TIMESTAMP_HEADER = "X-Referrals-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+WEBHOOK_TIMEOUT = httpx.Timeout(15.0)
+
+
+# --- what an alert says ----------------------------------------------------------------
+
+
+def what_is_late(escalation: Escalation) -> str:
+    if escalation.reason == "inquorate":
+        return "strategy discussion held without children's social care, health and police"
+    if escalation.subject in Stage.__members__.values():
+        return escalation.subject.replace("_", " ")
+    return f"agreed action {escalation.subject}"
+
+
+def late_by(escalation: Escalation) -> timedelta:
+    """How late the step was when this rung was raised."""
+    return max(escalation.raised_at - escalation.due_at, timedelta(0))
+
+
+def describe_duration(duration: timedelta) -> str:
+    """"2 d 5 h", "3 h 07 min", "12 min": to the minute within a day, to the hour beyond."""
+    minutes = int(duration.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def idempotency_key(escalation_id: str, channel: str) -> str:
+    return f"alert-{escalation_id}-{channel}"
+
+
+# --- signed links and webhook signatures ---------------------------------------------------
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The key signing acknowledgement links: configured, or made once under the data directory."""
+    if settings.alert_link_secret is not None:
+        return settings.alert_link_secret.get_secret_value().encode()
+    path: Path = settings.data_dir / "alert-link-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class AlertLinks:
+    """Links in alerts: the referral's page, and an acknowledgement link signed with an expiry."""
+
+    base_url: str
+    secret: bytes
+    valid_for: timedelta = timedelta(hours=72)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AlertLinks":
+        return cls(settings.dashboard_base_url.rstrip("/"), link_secret(settings), timedelta(hours=settings.alert_link_hours))
+
+    def referral(self, reference: str) -> str:
+        return f"{self.base_url}/referrals/{reference}"
+
+    def acknowledge(self, escalation_id: str, now: datetime) -> str:
+        expires = int((now + self.valid_for).timestamp())
+        query = urlencode({"expires": expires, "sig": self._signature(escalation_id, expires)})
+        return f"{self.base_url}/escalations/{escalation_id}/acknowledge?{query}"
+
+    def verify(self, escalation_id: str, expires: int, signature: str, now: datetime) -> bool:
+        if now.timestamp() > expires:
+            return False
+        return hmac.compare_digest(signature, self._signature(escalation_id, expires))
+
+    def _signature(self, escalation_id: str, expires: int) -> str:
+        mac = hmac.new(self.secret, f"acknowledge|{escalation_id}|{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def webhook_signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256 over "<timestamp>.<raw body>": the timestamp is signed too."""
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(secret: bytes, timestamp: str, body: bytes, signature: str, now: float, tolerance: float = 300) -> bool:
+    """What a receiver checks: the signature, and a timestamp recent enough to refuse a replay."""
+    try:
+        fresh = abs(now - int(timestamp)) <= tolerance
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(signature, webhook_signature(secret, timestamp, body))
+
+
+# --- the channels ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpMailer:
+    host: str
+    port: int
+    security: str
+    username: str | None
+    password: str | None
+    sender: str
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SmtpMailer | None":
+        if settings.smtp_host is None:
+            return None
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            sender=settings.smtp_sender,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        await aiosmtplib.send(
+            message,
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            timeout=self.timeout,
+        )
+
+
+def alert_fields(alert: EscalationAlert, addressee: Addressee, links: AlertLinks, now: datetime) -> dict[str, Any]:
+    """The alert's content, the same for every channel: identifiers, times and links only."""
+    e = alert.escalation
+    return {
+        "escalation_id": e.escalation_id,
+        "reference": e.reference,
+        "what": what_is_late(e),
+        "reason": e.reason,
+        "rung": e.rung + 1,
+        "rank": e.rank.value,
+        "addressed_to": addressee.role,
+        "due_at": e.due_at.astimezone(timezone.utc).isoformat(),
+        "raised_at": e.raised_at.astimezone(timezone.utc).isoformat(),
+        "late_by_minutes": int(late_by(e).total_seconds() // 60),
+        "link": links.referral(e.reference),
+        "acknowledge_link": links.acknowledge(e.escalation_id, now),
+    }
+
+
+def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -> EmailMessage:
+    message = EmailMessage()
+    domain = sender.rsplit("@", 1)[-1]
+    message["Message-ID"] = f"<{key}@{domain}>"
+    message["From"] = sender
+    message["To"] = recipient
+    if fields["reason"] == "inquorate":
+        message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    else:
+        message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
+    late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))
+    message.set_content(
+        f"Escalation {fields['escalation_id']} for the {fields['addressed_to']}.\n\n"
+        f"Referral:  {fields['reference']}\n"
+        f"Late:      {fields['what']}\n"
+        f"Due:       {fields['due_at']}\n"
+        f"Late by:   {late} when raised (rung {fields['rung']} of the ladder, {fields['rank']})\n\n"
+        f"Open the referral: {fields['link']}\n"
+        f"Acknowledge (sign-in required): {fields['acknowledge_link']}\n\n"
+        "Acknowledging stops this rung of the escalation ladder. This message holds no personal "
+        "data: the referral's details are behind sign-in.\n"
+    )
+    return message
+
+
+# --- the activity -------------------------------------------------------------------------------
+
+
+class AlertNotDelivered(Exception):
+    """A channel failed this attempt; the activity is retried (the row keeps the error's type)."""
+
+
+class EscalationAlerts:
+    """Delivers escalation alerts through every channel the directory names for the addressee."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        directory: SupervisionDirectory,
+        links: AlertLinks,
+        mailer: SmtpMailer | None = None,
+        webhook_secret: bytes | None = None,
+    ) -> None:
+        if directory.has_webhooks and webhook_secret is None:
+            raise ValueError("alert_webhook_secret: required when the supervision directory names a webhook")
+        self.pool = pool
+        self.directory = directory
+        self.links = links
+        self.mailer = mailer
+        self.webhook_secret = webhook_secret
+
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> "EscalationAlerts":
+        return cls(
+            pool,
+            SupervisionDirectory.load(settings.alert_directory_file),
+            AlertLinks.from_settings(settings),
+            SmtpMailer.from_settings(settings),
+            settings.alert_webhook_secret.get_secret_value().encode() if settings.alert_webhook_secret else None,
+        )
+
+    @activity.defn
+    async def deliver_escalation(self, alert: EscalationAlert) -> AlertDelivery:
+        """Show the alert in the dashboard, then email it and post it where the addressee has them."""
+        addressee = self.directory.addressee(alert)
+        fields = alert_fields(alert, addressee, self.links, datetime.now(timezone.utc))
+        channels: list[tuple[str, str | None, Any]] = [("in_app", None, None)]
+        if addressee.email and self.mailer is not None:
+            channels.append(("email", addressee.email, self._email))
+        if addressee.webhook is not None:
+            channels.append(("webhook", str(addressee.webhook), self._post))
+        outcome = AlertDelivery(escalation_id=alert.escalation.escalation_id)
+        failed = []
+        for channel, recipient, send in channels:
+            try:
+                sent = await self._once(alert, addressee, channel, recipient, send, fields)
+            except AlertNotDelivered:
+                failed.append(channel)
+                continue
+            (outcome.sent if sent else outcome.already_sent).append(channel)
+        if failed:
+            raise ApplicationError(f"not delivered: {', '.join(failed)}; retrying", type="AlertNotDelivered")
+        log.info("alert_delivered", escalation_id=outcome.escalation_id, sent=outcome.sent, already_sent=outcome.already_sent)
+        return outcome
+
+    async def _once(
+        self,
+        alert: EscalationAlert,
+        addressee: Addressee,
+        channel: str,
+        recipient: str | None,
+        send: Any,
+        fields: dict[str, Any],
+    ) -> bool:
+        """Send on one channel unless already sent; True when sent now.
+
+        The row stays locked while sending, so an overlapping attempt waits and then finds it sent.
+        """
+        e = alert.escalation
+        key = idempotency_key(e.escalation_id, channel)
+        async with self.pool.acquire() as conn, conn.transaction():
+            delivered_at = await conn.fetchval(
+                """INSERT INTO alert_deliveries
+                       (escalation_id, channel, idempotency_key, reference, agency, team, addressee, recipient)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (escalation_id, channel) DO UPDATE
+                       SET attempts = alert_deliveries.attempts + 1, last_attempt_at = now(),
+                           recipient = EXCLUDED.recipient, addressee = EXCLUDED.addressee
+                   RETURNING delivered_at""",
+                e.escalation_id,
+                channel,
+                key,
+                e.reference,
+                alert.agency.value,
+                alert.team,
+                addressee.name or addressee.role,
+                recipient,
+            )
+            if delivered_at is not None:
+                return False
+            error: Exception | None = None
+            if send is not None:
+                try:
+                    await send(fields, recipient, key)
+                except Exception as failure:  # noqa: BLE001 - any failure is retried; its type is kept
+                    error = failure
+            if error is None:
+                await conn.execute(
+                    """UPDATE alert_deliveries SET delivered_at = now(), last_error = NULL
+                       WHERE escalation_id = $1 AND channel = $2""",
+                    e.escalation_id,
+                    channel,
+                )
+                return True
+            await conn.execute(
+                "UPDATE alert_deliveries SET last_error = $3 WHERE escalation_id = $1 AND channel = $2",
+                e.escalation_id,
+                channel,
+                type(error).__name__,
+            )
+        # Only the error's type is logged: a server's message may quote addresses.
+        log.warning("alert_not_delivered", escalation_id=e.escalation_id, channel=channel, error=type(error).__name__)
+        raise AlertNotDelivered(channel) from error
+
+    async def _email(self, fields: dict[str, Any], recipient: str, key: str) -> None:
+        assert self.mailer is not None
+        await self.mailer.send(alert_email(fields, self.mailer.sender, recipient, key))
+
+    async def _post(self, fields: dict[str, Any], url: str, key: str) -> None:
+        assert self.webhook_secret is not None
+        body = json.dumps(fields | {"idempotency_key": key}, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: key,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: webhook_signature(self.webhook_secret, timestamp, body),
+        }
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
+            response = await client.post(url, content=body, headers=headers)
+        response.raise_for_status()

@@ -1,0 +1,89 @@
+"""The supervision directory: who receives each rung of an escalation, per agency and team.
+
+Read from a JSON or TOML file (`ALERT_DIRECTORY_FILE`), for example:
+
+    [[chains]]
+    agency = "police"
+    team = "Testtown"
+    rungs = [
+      { role = "sergeant", name = "Duty sergeant, Testtown", email = "sergeants.testtown@police.example" },
+      { role = "inspector", email = "inspectors@police.example", webhook = "https://chat.example/hooks/xyz" },
+    ]
+
+    [default]
+    rungs = [{ role = "duty supervisor", email = "duty@police.example" }]
+
+A chain for the agency and team wins over one for the agency alone, which wins over the
+default chain. Rung n of the ladder goes to the chain's n-th addressee, and rungs past
+its end to its last. Without a file, every alert is shown in the dashboard only.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from workflows.models import Agency, EscalationAlert
+
+
+class Addressee(BaseModel):
+    """Who receives one rung: a role (and a name) in the dashboard, plus an email address and a webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(min_length=1, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+    webhook: HttpUrl | None = None
+
+
+class EscalationChain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agency: Agency | None = Field(default=None, description="unset: the default chain")
+    team: str | None = Field(default=None, description="unset: every team of the agency")
+    rungs: list[Addressee] = Field(min_length=1)
+
+
+# The built-in default: the ranks of the ladder, in the dashboard only.
+DEFAULT_CHAIN = EscalationChain(
+    rungs=[Addressee(role="sergeant"), Addressee(role="inspector"), Addressee(role="superintendent")]
+)
+
+
+class SupervisionDirectory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chains: list[EscalationChain] = Field(default_factory=list)
+    default: EscalationChain = DEFAULT_CHAIN
+
+    @model_validator(mode="after")
+    def _chains_name_an_agency(self) -> "SupervisionDirectory":
+        for index, chain in enumerate(self.chains):
+            if chain.agency is None:
+                raise ValueError(f"chains[{index}].agency: required (the chain without one is `default`)")
+        return self
+
+    @classmethod
+    def load(cls, path: Path | None) -> "SupervisionDirectory":
+        if path is None:
+            return cls()
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        return cls.model_validate(data)
+
+    def chain_for(self, agency: Agency, team: str | None) -> EscalationChain:
+        team_chains = [c for c in self.chains if c.agency is agency and team is not None and c.team == team]
+        agency_chains = [c for c in self.chains if c.agency is agency and c.team is None]
+        return (team_chains or agency_chains or [self.default])[0]
+
+    def addressee(self, alert: EscalationAlert) -> Addressee:
+        rungs = self.chain_for(alert.agency, alert.team).rungs
+        return rungs[min(alert.escalation.rung, len(rungs) - 1)]
+
+    @property
+    def has_webhooks(self) -> bool:
+        return any(a.webhook is not None for chain in [*self.chains, self.default] for a in chain.rungs)

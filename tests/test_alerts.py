@@ -1,0 +1,252 @@
+"""Escalation alerts delivered for real: a local SMTP server and webhook receiver, down and back up again."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import SecretStr
+
+from activities.alerts import AlertLinks, EscalationAlerts, verify_webhook, webhook_signature
+from activities.directory import SupervisionDirectory
+from starter.synthetic import SCREENER, SERGEANT, synthetic_vist
+from tests.helpers import eventually, start_referral, state_when
+from tests.local_servers import MailServer, WebhookReceiver
+from worker import build_worker
+from workflows.models import (
+    Agency,
+    CloseReason,
+    Closure,
+    Duration,
+    Escalation,
+    EscalationAcknowledgement,
+    EscalationAlert,
+    Rank,
+    SlaPolicy,
+    StageDeadlines,
+)
+from workflows.referral import ReferralWorkflow
+
+WEBHOOK_SECRET = b"synthetic-webhook-secret"
+LINK_SECRET = "synthetic-link-secret"
+CHANNELS = {"in_app", "email", "webhook"}
+
+
+@pytest.fixture
+def fast_policy(sla_policy: SlaPolicy) -> SlaPolicy:
+    """Supervisor review due a second after submission; one rung an hour; retries every fraction of a second."""
+    second = Duration(hours=1 / 3600)
+    return sla_policy.model_copy(
+        update={
+            "supervisor_review": StageDeadlines(standard=second, medium=second, high=second),
+            "escalation": sla_policy.escalation.model_copy(
+                update={"grace": Duration(hours=1), "alert_retry_first_seconds": 0.2, "alert_retry_longest_seconds": 0.5}
+            ),
+        }
+    )
+
+
+@pytest.fixture
+def mail() -> MailServer:
+    server = MailServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver() -> WebhookReceiver:
+    return WebhookReceiver(WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def alert_settings(settings, tmp_path: Path, mail: MailServer, receiver: WebhookReceiver):
+    directory = {
+        "chains": [
+            {
+                "agency": "police",
+                "team": "Testtown",
+                "rungs": [
+                    {"role": "sergeant", "name": "Duty sergeant, Testtown", "email": "sergeants.testtown@police.example",
+                     "webhook": receiver.url},
+                ],
+            }
+        ]
+    }
+    directory_file = tmp_path / "directory.json"
+    directory_file.write_text(json.dumps(directory))
+    return settings.model_copy(
+        update={
+            "alert_directory_file": directory_file,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mail.port,
+            "smtp_security": "none",
+            "smtp_timeout_seconds": 2.0,
+            "alert_webhook_secret": SecretStr(WEBHOOK_SECRET.decode()),
+            "alert_link_secret": SecretStr(LINK_SECRET),
+            "dashboard_base_url": "http://referrals.example/dashboard",
+        }
+    )
+
+
+async def deliveries(pool, escalation_id: str) -> dict[str, dict]:
+    rows = await pool.fetch("SELECT * FROM alert_deliveries WHERE escalation_id = $1", escalation_id)
+    return {row["channel"]: dict(row) for row in rows}
+
+
+async def first_escalation(handle) -> Escalation:
+    state = await state_when(handle, lambda s: len(s.escalations) == 1, timeout=15)
+    return state.escalations[0]
+
+
+async def close(handle) -> None:
+    await handle.execute_update(
+        ReferralWorkflow.close, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN, note="Synthetic: test done.")
+    )
+    # The workflow ends only once every alert it raised is delivered.
+    await handle.result()
+
+
+async def test_an_escalation_is_delivered_once_by_email_and_signed_webhook(
+    dev_env, pool, task_queue, alert_settings, fast_policy, mail, receiver
+):
+    mail.start()
+    async with receiver.serving():
+        alerts = EscalationAlerts.from_settings(pool, alert_settings)
+        async with build_worker(dev_env.client, pool, alert_settings, task_queue=task_queue, alerts=alerts):
+            submission = synthetic_vist(rng=random.Random(601))
+            _, handle = await start_referral(dev_env.client, task_queue, fast_policy, submission=submission)
+            escalation = await first_escalation(handle)
+            sent = await eventually(
+                lambda: deliveries(pool, escalation.escalation_id),
+                lambda d: set(d) == CHANNELS and all(r["delivered_at"] for r in d.values()),
+            )
+            assert {c: r["attempts"] for c, r in sent.items()} == {"in_app": 1, "email": 1, "webhook": 1}
+            assert sent["in_app"]["team"] == "Testtown" and sent["in_app"]["agency"] == "police"
+
+            # Delivering the same alert again (a retried activity) sends nothing more.
+            again = await alerts.deliver_escalation(
+                EscalationAlert(escalation=escalation, agency=Agency.POLICE, team="Testtown")
+            )
+            assert (again.sent, set(again.already_sent)) == ([], CHANNELS)
+
+            acknowledged = await handle.execute_update(
+                ReferralWorkflow.acknowledge_escalation,
+                EscalationAcknowledgement(actor=SERGEANT, escalation_id=escalation.escalation_id),
+            )
+            assert acknowledged.escalations[0].acknowledged_by == SERGEANT.id
+            await close(handle)
+
+    (email,) = mail.messages
+    (post,) = receiver.received
+    assert email["To"] == "sergeants.testtown@police.example"
+    assert email["Message-ID"] == f"<alert-{escalation.escalation_id}-email@localhost>"
+    assert handle.id in email["Subject"] and "supervisor review overdue" in email["Subject"]
+    assert post.signature_valid
+    assert post.idempotency_key == f"alert-{escalation.escalation_id}-webhook"
+    fields = json.loads(post.body)
+    assert (fields["reference"], fields["rank"], fields["rung"]) == (handle.id, Rank.SERGEANT.value, 1)
+    assert fields["link"] == f"http://referrals.example/dashboard/referrals/{handle.id}"
+
+    # The email's acknowledgement link is signed for this escalation, and expires.
+    body = email.get_content()
+    link = next(word for word in body.split() if "/acknowledge?" in word)
+    query = parse_qs(urlsplit(link).query)
+    links = AlertLinks.from_settings(alert_settings)
+    expires, sig = int(query["expires"][0]), query["sig"][0]
+    now = datetime.now(timezone.utc)
+    assert links.verify(escalation.escalation_id, expires, sig, now)
+    assert not links.verify(escalation.escalation_id + "0", expires, sig, now)
+    assert not links.verify(escalation.escalation_id, expires, sig, now + timedelta(hours=73))
+
+    # Neither channel carries a child's name, date of birth or address, nor where it happened.
+    personal = [c.name for c in submission.children] + [c.home_address for c in submission.children]
+    personal += [submission.incident.location, *(str(c.date_of_birth) for c in submission.children)]
+    for text in (str(email), post.body.decode()):
+        assert not any(value and value in text for value in personal)
+
+
+async def test_alerts_wait_for_a_mail_server_and_webhook_that_are_down(
+    dev_env, pool, task_queue, alert_settings, fast_policy, mail, receiver
+):
+    async with build_worker(dev_env.client, pool, alert_settings, task_queue=task_queue):
+        _, handle = await start_referral(dev_env.client, task_queue, fast_policy, seed=602)
+        escalation = await first_escalation(handle)
+
+        # Both are down: the alert is recorded (shown in the dashboard), email and webhook keep being retried.
+        pending = await eventually(
+            lambda: deliveries(pool, escalation.escalation_id),
+            lambda d: set(d) == CHANNELS and d["email"]["attempts"] >= 3 and d["webhook"]["attempts"] >= 3,
+        )
+        assert pending["in_app"]["delivered_at"] is not None
+        assert pending["email"]["delivered_at"] is None and pending["webhook"]["delivered_at"] is None
+        assert pending["email"]["last_error"] and pending["webhook"]["last_error"]
+        assert mail.messages == [] and receiver.received == []
+
+        # They come back: each is delivered, once.
+        mail.start()
+        async with receiver.serving():
+            await eventually(
+                lambda: deliveries(pool, escalation.escalation_id),
+                lambda d: all(r["delivered_at"] for r in d.values()),
+            )
+            await close(handle)
+    assert len(mail.messages) == 1
+    assert [(p.signature_valid, p.idempotency_key) for p in receiver.received] == [
+        (True, f"alert-{escalation.escalation_id}-webhook")
+    ]
+    final = await deliveries(pool, escalation.escalation_id)
+    assert final["email"]["last_error"] is None and final["in_app"]["attempts"] >= 3
+
+
+def test_the_directory_picks_the_team_chain_then_the_agencys_then_the_default(tmp_path: Path):
+    (tmp_path / "directory.toml").write_text(
+        """
+[[chains]]
+agency = "police"
+team = "CRU"
+rungs = [{ role = "CRU sergeant", email = "cru@police.example" }, { role = "CRU inspector" }]
+
+[[chains]]
+agency = "health"
+rungs = [{ role = "named nurse", email = "safeguarding@health.example" }]
+
+[default]
+rungs = [{ role = "duty supervisor" }]
+"""
+    )
+    directory = SupervisionDirectory.load(tmp_path / "directory.toml")
+
+    def alert(agency: Agency, team: str | None, rung: int) -> EscalationAlert:
+        now = datetime.now(timezone.utc)
+        escalation = Escalation(
+            escalation_id="REF-AAAAA-AAAAA.E1", reference="REF-AAAAA-AAAAA", subject="screening", rung=rung,
+            rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=now, raised_at=now,
+        )
+        return EscalationAlert(escalation=escalation, agency=agency, team=team)
+
+    assert directory.addressee(alert(Agency.POLICE, "CRU", 0)).email == "cru@police.example"
+    # Rungs past the end of a chain go to its last addressee.
+    assert directory.addressee(alert(Agency.POLICE, "CRU", 2)).role == "CRU inspector"
+    assert directory.addressee(alert(Agency.HEALTH, None, 1)).role == "named nurse"
+    assert directory.addressee(alert(Agency.POLICE, "Testtown", 0)).role == "duty supervisor"
+    # Without a file: the ladder's ranks, in the dashboard only.
+    built_in = SupervisionDirectory.load(None)
+    assert [built_in.addressee(alert(Agency.POLICE, "MASH", r)).role for r in range(3)] == [
+        "sergeant", "inspector", "superintendent"
+    ]
+    assert not built_in.has_webhooks
+
+
+def test_a_webhook_signature_covers_the_body_and_the_timestamp():
+    body = b'{"reference":"REF-AAAAA-AAAAA"}'
+    signature = webhook_signature(WEBHOOK_SECRET, "1800000000", body)
+    assert verify_webhook(WEBHOOK_SECRET, "1800000000", body, signature, now=1800000060)
+    assert not verify_webhook(WEBHOOK_SECRET, "1800000000", body + b" ", signature, now=1800000060)
+    assert not verify_webhook(WEBHOOK_SECRET, "1800000001", body, signature, now=1800000060)
+    assert not verify_webhook(b"another secret", "1800000000", body, signature, now=1800000060)
+    # An old post replayed later is refused.
+    assert not verify_webhook(WEBHOOK_SECRET, "1800000000", body, signature, now=1800003600)

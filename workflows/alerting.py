@@ -1,0 +1,58 @@
+"""Escalation alerts sent from a workflow: each delivered in the background once its escalation is recorded.
+
+The escalation's fact reaches PostgreSQL first (the outbox), then the `deliver_escalation`
+activity sends it, retried until it succeeds, so a mail server or webhook that is down
+delays an alert but never loses it. The ladder never waits for a delivery; the workflow's
+`run` does, before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.alerts import EscalationAlerts
+    from workflows.models import EscalationAlert, SlaPolicy
+    from workflows.recording import Outbox
+
+# Histories recorded before alerts existed replay without the delivery activity.
+ALERTS_PATCH = "escalation-alerts"
+DELIVERY_TIMEOUT = timedelta(seconds=60)
+
+
+class AlertDispatch:
+    """The alerts one workflow has sent: started in the background, awaited before the workflow ends."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._deliveries: list[asyncio.Task[None]] = []
+
+    def send(self, alert: EscalationAlert, policy: SlaPolicy) -> None:
+        """Deliver `alert` once the fact just added to the outbox (its escalation) is recorded."""
+        if not workflow.patched(ALERTS_PATCH):
+            return
+        recorded_seq = self._outbox.last_seq
+        self._deliveries.append(asyncio.create_task(self._deliver(alert, recorded_seq, policy)))
+
+    async def delivered(self) -> None:
+        done = 0
+        while done < len(self._deliveries):  # an alert raised meanwhile is awaited too
+            await self._deliveries[done]
+            done += 1
+
+    async def _deliver(self, alert: EscalationAlert, recorded_seq: int, policy: SlaPolicy) -> None:
+        await self._outbox.recorded(recorded_seq)
+        await workflow.execute_activity_method(
+            EscalationAlerts.deliver_escalation,
+            alert,
+            start_to_close_timeout=DELIVERY_TIMEOUT,
+            # No attempt limit: an alert is never given up on.
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=policy.escalation.alert_retry_first_seconds),
+                maximum_interval=timedelta(seconds=policy.escalation.alert_retry_longest_seconds),
+            ),
+        )
