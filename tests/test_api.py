@@ -44,7 +44,7 @@ async def submitted(api, auth, time_env, pool, seed: int, **kwargs) -> tuple[Vis
     Waiting for them matters beyond the assertions: terminating a referral (after the test)
     while its recording activity runs leaves the time-skipping server unable to skip time.
     """
-    submission = synthetic_vist(rng=random.Random(seed), **kwargs)
+    submission = synthetic_vist(rng=random.Random(f"api:{seed}"), **kwargs)
     response = await submit(api, auth, time_env, submission)
     assert response.status_code == 201, response.text
     reference = response.json()["reference"]
@@ -72,7 +72,7 @@ async def at_screening(api, auth, time_env, pool, seed: int, **kwargs) -> tuple[
 
 
 async def test_intake_is_idempotent_on_the_form_id(api, auth, time_env, pool):
-    submission = synthetic_vist(rng=random.Random(401))
+    submission = synthetic_vist(rng=random.Random("api:401"))
     first = await submit(api, auth, time_env, submission)
     assert first.status_code == 201
     intake = first.json()
@@ -98,7 +98,7 @@ async def test_intake_is_idempotent_on_the_form_id(api, auth, time_env, pool):
 
 
 async def test_fifty_concurrent_submissions_of_one_form_start_one_referral(api, auth, time_env, pool):
-    submission = synthetic_vist(rng=random.Random(402))
+    submission = synthetic_vist(rng=random.Random("api:402"))
     responses = await asyncio.gather(*(submit(api, auth, time_env, submission) for _ in range(50)))
     assert Counter(r.status_code for r in responses) == {201: 1, 200: 49}
     assert {r.json()["reference"] for r in responses} == {referral_reference(submission.form_id)}
@@ -332,7 +332,7 @@ async def test_a_late_action_escalates_to_its_agency_and_is_acknowledged(api, au
 
 
 async def test_bad_input_names_each_field_and_never_echoes_it(api, auth, time_env, pool):
-    form = form_json(synthetic_vist(rng=random.Random(412)))
+    form = form_json(synthetic_vist(rng=random.Random("api:412")))
     secret = "Zebedee Unrepeatable-Synthetic"
     form["children"][0]["name"] = secret
     form["children"][0]["date_of_birth"] = "2999-01-01"
@@ -444,7 +444,7 @@ async def test_each_role_that_may_not_decide_is_403_and_nothing_changes(api, aut
     recorded = await events(pool, reference)
     action = f"{reference}.A1"
     valid = {
-        "POST /referrals": ("/referrals", form_json(synthetic_vist(rng=random.Random(416)))),
+        "POST /referrals": ("/referrals", form_json(synthetic_vist(rng=random.Random("api:416")))),
         "supervisor-review": (f"/referrals/{reference}/supervisor-review", {"approved": True}),
         "resubmission": (f"/referrals/{reference}/resubmission", {"submission": form_json(submission)}),
         "screening": (f"/referrals/{reference}/screening",
@@ -477,7 +477,7 @@ async def test_each_role_that_may_not_decide_is_403_and_nothing_changes(api, aut
     state = (await api.get(f"/referrals/{reference}", headers=auth("auditor"))).json()
     assert state["stage"] == "supervisor_review" and state["history"] == [] and state["submission_versions"] == 1
     assert await events(pool, reference) == recorded
-    other = referral_reference(synthetic_vist(rng=random.Random(416)).form_id)
+    other = referral_reference(synthetic_vist(rng=random.Random("api:416")).form_id)
     assert (await api.get(f"/referrals/{other}", headers=auth("auditor"))).status_code == 404
 
 
@@ -555,7 +555,7 @@ async def test_on_a_real_server_a_closed_referral_refuses_decisions_and_keeps_it
     async with build_worker(dev_env.client, pool, settings, task_queue=task_queue), AsyncClient(
         transport=ASGITransport(app=app), base_url="http://api.test", timeout=60
     ) as real:
-        submission = synthetic_vist(rng=random.Random(419))
+        submission = synthetic_vist(rng=random.Random("api:419"))
         created = await real.post("/referrals", json=form_json(submission), headers=auth("officer"))
         assert created.status_code == 201
         reference = created.json()["reference"]

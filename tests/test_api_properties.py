@@ -66,7 +66,7 @@ def replaced(value: Any, path: tuple, new: Any) -> Any:
 
 
 async def referral_at(api, auth, time_env, seed: int, *steps: tuple[str, str, dict]) -> tuple[VistSubmission, str]:
-    submission = synthetic_vist(rng=random.Random(seed))
+    submission = synthetic_vist(rng=random.Random(f"api-properties:{seed}"))
     response = await api.post("/referrals", json=form_json(submission), headers=auth("officer"))
     assert response.status_code == 201
     reference = response.json()["reference"]
@@ -87,12 +87,12 @@ async def test_malformed_requests_never_500_and_record_nothing(api, auth, time_e
     screen_form, in_screening = await referral_at(api, auth, time_env, 603, review)
     discuss_form, in_discussion = await referral_at(
         api, auth, time_env, 604, review,
-        ("screening", "screener", without_actor(screening(synthetic_vist(rng=random.Random(604)),
+        ("screening", "screener", without_actor(screening(synthetic_vist(rng=random.Random("api-properties:604")),
                                                           ScreeningOutcome.STRATEGY_DISCUSSION))),
     )
     _, in_conference = await referral_at(
         api, auth, time_env, 605, review,
-        ("screening", "screener", without_actor(screening(synthetic_vist(rng=random.Random(605)),
+        ("screening", "screener", without_actor(screening(synthetic_vist(rng=random.Random("api-properties:605")),
                                                           ScreeningOutcome.STRATEGY_DISCUSSION))),
         ("strategy-discussion", "screener", without_actor(strategy_discussion(now, section_47=True, actions=1))),
     )
@@ -122,7 +122,7 @@ async def test_malformed_requests_never_500_and_record_nothing(api, auth, time_e
         route.decision.model_validate(body | {"actor": OFFICER})
         required = [name for name, field in route.request.model_fields.items() if field.is_required()]
         routes.append((f"/{collection}/{target}/{route.path}", DECIDER.get(route.path, "screener"), body, required))
-    intake_form = form_json(synthetic_vist(rng=random.Random(606)))
+    intake_form = form_json(synthetic_vist(rng=random.Random("api-properties:606")))
     routes.append(("/referrals", "officer", intake_form, ["form_id", "incident", "children", "initial_risk",
                                                           "officer_id", "station"]))
 

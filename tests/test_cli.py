@@ -76,7 +76,7 @@ def cli(api_url, tokens, tmp_path) -> Cli:
 
 async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_path):
     start = await time_env.get_current_time()
-    submission = synthetic_vist(rng=random.Random(701), risk=RiskGrade.HIGH)
+    submission = synthetic_vist(rng=random.Random("cli:701"), risk=RiskGrade.HIGH)
     form = tmp_path / "vist.json"
     form.write_text(submission.model_dump_json())
 
@@ -160,7 +160,7 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
 
 async def test_close_and_the_cli_failures_carry_the_apis_message(cli, time_env, tmp_path):
     form = tmp_path / "vist.json"
-    form.write_text(synthetic_vist(rng=random.Random(702)).model_dump_json())
+    form.write_text(synthetic_vist(rng=random.Random("cli:702")).model_dump_json())
     reference = (await cli.json("officer", "submit", form))["reference"]
     track(time_env.client, reference)
 
