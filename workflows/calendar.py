@@ -24,6 +24,17 @@ def is_working_day(day: date, bank_holidays: Collection[date]) -> bool:
     return day.weekday() < 5 and day not in bank_holidays
 
 
+def first_working_day(year: int, month: int, bank_holidays: Collection[date]) -> date:
+    day = date(year, month, 1)
+    while not is_working_day(day, bank_holidays):
+        day += timedelta(days=1)
+    return day
+
+
+def local_date(moment: datetime, tz: str = "Europe/London") -> date:
+    return moment.astimezone(_zone(tz)).date()
+
+
 def add_working_days(start: datetime, days: int, bank_holidays: Collection[date], tz: str = "Europe/London") -> datetime:
     """`days` working days after `start`, at the same local time of day.
 

@@ -1,0 +1,338 @@
+"""`referrals audit ...`: the auditors' commands, straight against Temporal (and PostgreSQL where records are read).
+
+Mounted by the main CLI as `app.add_typer(audit_app, name="audit")`. Each command reads
+TEMPORAL_ADDRESS, DATABASE_URL and the encryption keyring from the same settings as the
+worker; `--from-dir` works from an export folder instead of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from temporalio.client import Client, WorkflowHistory
+
+from runtime.settings import Settings
+from runtime.temporal import connect, data_converter
+from starter.audit.as_of import state_from_facts
+from starter.audit.history import (
+    DecodedReferral,
+    ExportIntegrityError,
+    ReferralHistories,
+    decode_referral,
+    export_histories,
+    exported_histories,
+    fetch_referral,
+    group_histories,
+    list_referrals,
+    referral_query,
+)
+from starter.audit.reconcile import ReconcileReport, reconcile, reconcile_referrals
+from starter.audit.replay import ReplayReport, ReplayStatus, replay_histories
+from starter.audit.report import render_timeline_html
+from starter.audit.sample import ensure_monthly_sample_schedule, monthly_sample
+from starter.audit.timeline import build_timeline
+from workflows.audit_models import DEFAULT_QUOTAS, SampleCategory
+
+audit_app = typer.Typer(
+    help="Auditors: export and replay histories, reconstruct timelines and past states, reconcile records, sample cases.",
+    no_args_is_help=True,
+)
+console = Console()
+LONDON = ZoneInfo("Europe/London")
+
+FromDir = Annotated[
+    Path | None, typer.Option("--from-dir", exists=True, file_okay=False, help="an export folder instead of the server")
+]
+Since = Annotated[datetime | None, typer.Option(help="referrals started at or after (ISO 8601; local London time if no offset)")]
+Until = Annotated[datetime | None, typer.Option(help="referrals started before")]
+Query = Annotated[str | None, typer.Option(help="a further Temporal visibility query, e.g. \"ExecutionStatus = 'Running'\"")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=LONDON) if moment is not None and moment.tzinfo is None else moment
+
+
+def print_json(model: BaseModel) -> None:
+    print(model.model_dump_json(indent=2))
+
+
+async def _client(settings: Settings) -> Client:
+    if settings.temporal_address is None:
+        fail("TEMPORAL_ADDRESS is not set (or use --from-dir with an export folder)")
+    return await connect(settings)
+
+
+async def _pool(settings: Settings):
+    from activities.database import create_pool
+
+    if settings.database_url is None:
+        fail("DATABASE_URL is not set: this command reads the PostgreSQL records")
+    return await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=4)
+
+
+def _exported(folder: Path) -> list[ReferralHistories]:
+    return group_histories(_exported_histories(folder))
+
+
+def _exported_histories(folder: Path) -> list[WorkflowHistory]:
+    try:
+        return exported_histories(folder)
+    except ExportIntegrityError as error:
+        fail(f"the export has been altered: {error}")
+
+
+async def _decoded(settings: Settings, reference: str, folder: Path | None) -> DecodedReferral:
+    if folder is not None:
+        found = [r for r in _exported(folder) if r.reference == reference]
+        if not found:
+            fail(f"{reference} is not in the export {folder}")
+        return await decode_referral(found[0], data_converter(settings))
+    client = await _client(settings)
+    return await decode_referral(await fetch_referral(client, reference), client.data_converter)
+
+
+# --- export and replay ---------------------------------------------------------------------------
+
+
+@audit_app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="the folder to write")],
+    reference: Annotated[list[str] | None, typer.Option("--reference", "-r", help="a referral (repeatable)")] = None,
+    since: Since = None,
+    until: Until = None,
+    query: Query = None,
+) -> None:
+    """Write histories (a referral and its agreed actions) as Temporal JSON, with a manifest of SHA-256s."""
+
+    async def run() -> None:
+        client = await _client(Settings())
+        if reference:
+            manifest = await export_histories(client, out, references=reference)
+        else:
+            manifest = await export_histories(client, out, query=referral_query(aware(since), aware(until), query))
+        console.print(f"{len(manifest.files)} histories written to {out} (manifest: {out / 'manifest.json'})")
+
+    asyncio.run(run())
+
+
+@audit_app.command()
+def replay(
+    from_dir: FromDir = None,
+    since: Since = None,
+    until: Until = None,
+    query: Query = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: one per CPU core)")] = None,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox/--no-sandbox", help="keep the workflow sandbox's restrictions (slower)")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Replay histories against the current workflow code; exit 1 if any is non-deterministic or fails."""
+
+    async def run() -> ReplayReport:
+        settings = Settings()
+        if from_dir is not None:
+            histories = _exported_histories(from_dir)
+        else:
+            client = await _client(settings)
+            runs = await list_referrals(client, referral_query(aware(since), aware(until), query))
+            histories = [h for ref, run_id in runs for h in (await fetch_referral(client, ref, run_id)).all()]
+        with Progress(
+            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), disable=as_json,
+        ) as progress:
+            task = progress.add_task("replay", total=len(histories))
+            return await replay_histories(
+                histories, settings, workers=workers, sandbox=sandbox, progress=lambda n: progress.advance(task, n)
+            )
+
+    report = asyncio.run(run())
+    if as_json:
+        print_json(report)
+    else:
+        table = Table(title=f"Replay of {len(report.histories)} histories in {report.seconds:.1f} s on {report.workers} processes")
+        for column in ("workflow", "type", "events", "result", "first mismatching event", "detail"):
+            table.add_column(column)
+        for h in report.histories:
+            if h.status is not ReplayStatus.OK:
+                event = f"{h.first_mismatch_event} {h.first_mismatch_event_type or ''}" if h.first_mismatch_event else ""
+                table.add_row(h.workflow_id, h.workflow_type, str(h.events), f"[red]{h.status.value}[/]", event, h.detail or "")
+        if table.row_count:
+            console.print(table)
+        summary = Table(title="Summary")
+        summary.add_column("result")
+        summary.add_column("histories", justify="right")
+        for status, count in report.counts.items():
+            summary.add_row(status.value, str(count))
+        console.print(summary)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+# --- one referral ---------------------------------------------------------------------------------
+
+
+@audit_app.command()
+def timeline(
+    reference: Annotated[str, typer.Argument(help="the referral, REF-XXXXX-XXXXX")],
+    html: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json-file", help="write the timeline JSON here")] = None,
+    from_dir: FromDir = None,
+) -> None:
+    """The referral's decision timeline: HTML report with a Gantt chart, and JSON (stdout unless --json-file/--html)."""
+
+    async def run() -> None:
+        result = build_timeline(await _decoded(Settings(), reference, from_dir))
+        if html is not None:
+            html.write_text(render_timeline_html(result))
+            console.print(f"HTML report: {html}")
+        if json_file is not None:
+            json_file.write_text(result.model_dump_json(indent=2))
+            console.print(f"JSON: {json_file}")
+        if html is None and json_file is None:
+            print_json(result)
+
+    asyncio.run(run())
+
+
+@audit_app.command("as-of")
+def as_of(
+    reference: Annotated[str, typer.Argument(help="the referral")],
+    moment: Annotated[datetime, typer.Argument(metavar="TIME", help="ISO 8601; local London time if no offset")],
+    from_dir: FromDir = None,
+) -> None:
+    """The referral's state as it stood at TIME (what the decider could see then), as JSON."""
+
+    async def run() -> None:
+        decoded = await _decoded(Settings(), reference, from_dir)
+        try:
+            print_json(state_from_facts(decoded, aware(moment)))
+        except ValueError as error:
+            fail(str(error))
+
+    asyncio.run(run())
+
+
+# --- the records ----------------------------------------------------------------------------------
+
+
+@audit_app.command("reconcile")
+def reconcile_command(
+    since: Since = None,
+    until: Until = None,
+    reference: Annotated[list[str] | None, typer.Option("--reference", "-r", help="a referral (repeatable)")] = None,
+    from_dir: FromDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare the facts in histories with the PostgreSQL records; exit 1 on any mismatch."""
+
+    async def run() -> ReconcileReport:
+        settings = Settings()
+        pool = await _pool(settings)
+        try:
+            if from_dir is not None:
+                from activities.audit import AuditRecords
+
+                converter = data_converter(settings)
+                decoded = [await decode_referral(r, converter) for r in _exported(from_dir)]
+                return await reconcile_referrals(decoded, AuditRecords(pool))
+            client = await _client(settings)
+            return await reconcile(client, pool, since=aware(since), until=aware(until), references=reference or None)
+        finally:
+            await pool.close()
+
+    report = asyncio.run(run())
+    if as_json:
+        print_json(report)
+    else:
+        table = Table(title=f"{report.referrals} referrals, {report.facts} facts, {report.rows} event rows")
+        for column in ("referral", "problem", "table", "key", "kind", "fields"):
+            table.add_column(column)
+        for m in report.mismatches:
+            table.add_row(m.reference, m.problem.value, m.table, m.key, m.kind or "", ", ".join(m.fields))
+        console.print(table if report.mismatches else "[green]No mismatches.[/]")
+        if report.in_flight:
+            console.print(f"{report.in_flight} facts still being written (not mismatches).")
+        if report.purged:
+            console.print(f"{len(report.purged)} referrals removed by a retention purge (not mismatches).")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _quotas(values: list[str] | None) -> dict[SampleCategory, int] | None:
+    if not values:
+        return None
+    quotas = dict(DEFAULT_QUOTAS)
+    for value in values:
+        name, _, count = value.partition("=")
+        try:
+            quotas[SampleCategory(name)] = int(count)
+        except ValueError:
+            fail(f"--quota {value!r}: expected CATEGORY=N with CATEGORY one of {', '.join(c.value for c in SampleCategory)}", 2)
+    return quotas
+
+
+@audit_app.command()
+def sample(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    seed: Annotated[int, typer.Option(help="the same month and seed always give the same cases")] = 0,
+    quota: Annotated[list[str] | None, typer.Option(help="CATEGORY=N, e.g. missing=5 (repeatable)")] = None,
+    drawn_by: Annotated[str, typer.Option(help="the auditor's staff ID")] = "system",
+    as_json: AsJson = False,
+) -> None:
+    """Draw the month's quality-assurance sample and record it as an audit worklist."""
+
+    async def run():
+        settings = Settings()
+        pool = await _pool(settings)
+        try:
+            return await monthly_sample(pool, month, seed, _quotas(quota), drawn_by)
+        finally:
+            await pool.close()
+
+    worklist = asyncio.run(run())
+    if as_json:
+        print_json(worklist)
+        return
+    table = Table(title=f"Audit worklist {worklist.worklist_id}: {worklist.month} (seed {worklist.seed})")
+    for column in ("#", "category", "referral", "status"):
+        table.add_column(column)
+    for item in worklist.items:
+        table.add_row(str(item.position), item.category.value, item.reference, item.status)
+    console.print(table)
+    for category, missing in worklist.shortfall.items():
+        console.print(f"[yellow]{category.value}: {missing} fewer than the quota (not enough cases that month)[/]")
+
+
+@audit_app.command()
+def schedule(seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Create or update the Temporal Schedule that draws the sample on each month's first working day."""
+
+    async def run() -> str:
+        from activities.policy import build_sla_policy
+
+        settings = Settings()
+        return await ensure_monthly_sample_schedule(
+            await _client(settings), settings, build_sla_policy(settings.sla_policy_file), seed
+        )
+
+    console.print(f"Schedule {asyncio.run(run())} is in place.")
+
+
+if __name__ == "__main__":
+    audit_app()

@@ -1,0 +1,382 @@
+"""Referral histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
+
+A referral's facts are the `record_event` inputs of its history and of its agreed actions'
+histories (each a RecordedEvent); its decisions are the updates the workflows accepted.
+Payloads are opened with the system's data converter, so sealed histories need the keyring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+
+from workflows.models import (
+    Actor,
+    RecordedEvent,
+    ReferralState,
+    ScreeningView,
+    SlaPolicy,
+    StartReferral,
+)
+
+REFERRAL_WORKFLOW = "ReferralWorkflow"
+ACTION_WORKFLOW = "AgreedActionWorkflow"
+RECORD_ACTIVITY = "record_event"
+PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
+POLICY_ACTIVITY = "load_sla_policy"
+MANIFEST = "manifest.json"
+
+
+# --- reading a history's events ------------------------------------------------------------
+
+
+def event_time(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime(tzinfo=timezone.utc)
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def parent_workflow_id(history: WorkflowHistory) -> str | None:
+    parent = history.events[0].workflow_execution_started_event_attributes.parent_workflow_execution
+    return parent.workflow_id or None
+
+
+def child_executions(history: WorkflowHistory) -> list[tuple[str, str]]:
+    """The (workflow ID, run ID) of every child the history started: a referral's agreed actions."""
+    return [
+        (e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id,
+         e.child_workflow_execution_started_event_attributes.workflow_execution.run_id)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+    ]
+
+
+@dataclass(frozen=True)
+class ReferralHistories:
+    """One referral's history with the histories of its agreed actions."""
+
+    referral: WorkflowHistory
+    actions: tuple[WorkflowHistory, ...] = ()
+
+    @property
+    def reference(self) -> str:
+        return self.referral.workflow_id
+
+    def all(self) -> list[WorkflowHistory]:
+        return [self.referral, *self.actions]
+
+
+def group_histories(histories: Iterable[WorkflowHistory]) -> list[ReferralHistories]:
+    """Gather loose histories into referrals: each action joins the referral that started it."""
+    histories = list(histories)
+    children: dict[str, list[WorkflowHistory]] = {}
+    for history in histories:
+        parent = parent_workflow_id(history)
+        if parent is not None:
+            children.setdefault(parent, []).append(history)
+    return [
+        ReferralHistories(h, tuple(sorted(children.get(h.workflow_id, []), key=_action_order)))
+        for h in histories
+        if workflow_type(h) == REFERRAL_WORKFLOW
+    ]
+
+
+def _action_order(history: WorkflowHistory) -> tuple[int, str]:
+    # REF-XXXXX-XXXXX.A10 sorts after .A9
+    number = history.workflow_id.rpartition(".A")[2]
+    return (int(number) if number.isdigit() else 0, history.workflow_id)
+
+
+# --- from the server -----------------------------------------------------------------------
+
+
+async def fetch_referral(client: Client, reference: str, run_id: str | None = None) -> ReferralHistories:
+    referral = await client.get_workflow_handle(reference, run_id=run_id).fetch_history()
+    actions = [
+        await client.get_workflow_handle(child_id, run_id=child_run).fetch_history()
+        for child_id, child_run in child_executions(referral)
+    ]
+    return ReferralHistories(referral, tuple(actions))
+
+
+def referral_query(since: datetime | None = None, until: datetime | None = None, query: str | None = None) -> str:
+    """A visibility query for referral workflows started in [since, until), narrowed by `query`."""
+    clauses = [f"WorkflowType = '{REFERRAL_WORKFLOW}'"]
+    if since is not None:
+        clauses.append(f"StartTime >= '{since.astimezone(timezone.utc).isoformat()}'")
+    if until is not None:
+        clauses.append(f"StartTime < '{until.astimezone(timezone.utc).isoformat()}'")
+    if query:
+        clauses.append(f"({query})")
+    return " AND ".join(clauses)
+
+
+async def list_referrals(client: Client, query: str) -> list[tuple[str, str]]:
+    """(reference, run ID) of every referral run matching a visibility query, oldest first."""
+    found = [(w.start_time, w.id, w.run_id) async for w in client.list_workflows(query)]
+    return [(reference, run_id) for _, reference, run_id in sorted(found)]
+
+
+# --- export folders ------------------------------------------------------------------------
+
+
+class ExportedHistory(BaseModel):
+    file: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    parent_workflow_id: str | None = None
+    events: int
+    sha256: str
+
+
+class ExportManifest(BaseModel):
+    """What an export folder holds: each file's identity and SHA-256, to prove it unchanged."""
+
+    exported_at: datetime
+    query: str | None = None
+    files: list[ExportedHistory]
+
+
+class ExportIntegrityError(ValueError):
+    """An export folder's files do not match its manifest."""
+
+
+def file_name(workflow_id: str) -> str:
+    return f"{workflow_id}.json"
+
+
+def write_export(folder: Path, referrals: Sequence[ReferralHistories], query: str | None = None) -> ExportManifest:
+    """Write each history in Temporal's JSON history format, and the manifest beside them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for history in (h for referral in referrals for h in referral.all()):
+        data = history.to_json().encode()
+        name = file_name(history.workflow_id)
+        (folder / name).write_bytes(data)
+        entries.append(
+            ExportedHistory(
+                file=name,
+                workflow_id=history.workflow_id,
+                run_id=history.run_id,
+                workflow_type=workflow_type(history),
+                parent_workflow_id=parent_workflow_id(history),
+                events=len(history.events),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    manifest = ExportManifest(exported_at=datetime.now(timezone.utc), query=query, files=entries)
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    return manifest
+
+
+async def export_histories(
+    client: Client, folder: Path, references: Sequence[str] | None = None, query: str | None = None
+) -> ExportManifest:
+    """Export the named referrals, or every referral matching a visibility query, with their actions."""
+    if references is None:
+        if query is None:
+            raise ValueError("give references or a query")
+        runs = await list_referrals(client, query)
+    else:
+        runs = [(reference, None) for reference in references]
+    referrals = [await fetch_referral(client, reference, run_id) for reference, run_id in runs]
+    return write_export(folder, referrals, query)
+
+
+def load_export_histories(folder: Path) -> list[WorkflowHistory]:
+    """Every history of one export folder, after checking each file against the manifest."""
+    manifest = ExportManifest.model_validate_json((folder / MANIFEST).read_text())
+    histories, altered = [], []
+    for entry in manifest.files:
+        data = (folder / entry.file).read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            altered.append(entry.file)
+            continue
+        histories.append(WorkflowHistory.from_json(entry.workflow_id, data.decode()))
+    if altered:
+        raise ExportIntegrityError(f"{folder}: SHA-256 differs from the manifest for {', '.join(altered)}")
+    return histories
+
+
+def load_export(folder: Path) -> list[ReferralHistories]:
+    """The referrals of one export folder, each with its agreed actions."""
+    return group_histories(load_export_histories(folder))
+
+
+def exported_histories(root: Path) -> list[WorkflowHistory]:
+    """Every history of every export folder under `root` (itself included), whatever its workflow type."""
+    return [h for manifest in sorted(root.rglob(MANIFEST)) for h in load_export_histories(manifest.parent)]
+
+
+def load_exports(root: Path) -> list[ReferralHistories]:
+    """Every export folder under `root` (itself included), in path order."""
+    return [r for manifest in sorted(root.rglob(MANIFEST)) for r in load_export(manifest.parent)]
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+async def _decode(converter: DataConverter, payloads: Payloads, type_hint: type | None = None) -> Any:
+    values = await converter.decode(payloads.payloads, [type_hint] if type_hint else None)
+    return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class AcceptedDecision:
+    """A human decision the workflow accepted (an update that passed its validator)."""
+
+    workflow_id: str
+    update: str
+    update_id: str
+    accepted_at: datetime
+    handled_at: datetime  # the workflow time of the task that ran the handler: its facts' `at`
+    actor: Actor
+
+
+@dataclass
+class DecodedReferral:
+    """Everything an audit needs from one referral's histories, decoded once."""
+
+    reference: str
+    run_id: str
+    start: StartReferral
+    policy: SlaPolicy
+    facts: list[RecordedEvent]
+    decisions: list[AcceptedDecision]
+    screening_views: list[tuple[datetime, ScreeningView]]
+    result: ReferralState | None
+    status: str
+    ended_at: datetime | None
+    events: int = 0
+    action_ids: list[str] = field(default_factory=list)
+    unconfirmed: set[tuple[str, int]] = field(default_factory=set)  # facts whose write has not completed yet
+
+    def facts_until(self, moment: datetime) -> list[RecordedEvent]:
+        return [f for f in self.facts if f.at <= moment]
+
+
+async def _activity_results(
+    history: WorkflowHistory, converter: DataConverter, activity: str, type_hint: type
+) -> list[tuple[datetime, Any]]:
+    scheduled = {
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
+    }
+    return [
+        (event_time(e), await _decode(converter, e.activity_task_completed_event_attributes.result, type_hint))
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+    ]
+
+
+async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> list[tuple[RecordedEvent, bool]]:
+    """The facts one workflow recorded, in sequence order, each with whether its write is confirmed.
+
+    A fact is in the history once its `record_event` activity is scheduled; the write is
+    confirmed once that activity completed (until then the database may not have it yet).
+    """
+    completed = {
+        e.activity_task_completed_event_attributes.scheduled_event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    }
+    return [
+        (await _decode(converter, e.activity_task_scheduled_event_attributes.input, RecordedEvent), e.event_id in completed)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == RECORD_ACTIVITY
+    ]
+
+
+async def accepted_decisions(history: WorkflowHistory, converter: DataConverter) -> list[AcceptedDecision]:
+    decisions = []
+    task_started = event_time(history.events[0])
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = event_time(e)
+        if e.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            continue
+        request = e.workflow_execution_update_accepted_event_attributes.accepted_request
+        body = await _decode(converter, request.input.args)
+        decisions.append(
+            AcceptedDecision(
+                workflow_id=history.workflow_id,
+                update=request.input.name,
+                update_id=request.meta.update_id,
+                accepted_at=event_time(e),
+                handled_at=task_started,
+                actor=Actor.model_validate(body["actor"]),
+            )
+        )
+    return decisions
+
+
+_ENDINGS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "canceled",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed_out",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
+}
+
+
+def _fact_order(reference: str):
+    # Facts of different streams at the same instant: the referral's first (it agreed the action).
+    return lambda f: (f.at, f.stream != reference, f.stream, f.seq)
+
+
+async def decode_referral(referral: ReferralHistories, converter: DataConverter) -> DecodedReferral:
+    history = referral.referral
+    first, last = history.events[0], history.events[-1]
+    start = await _decode(converter, first.workflow_execution_started_event_attributes.input, StartReferral)
+    policy = start.sla_policy
+    if policy is None:
+        loaded = await _activity_results(history, converter, POLICY_ACTIVITY, SlaPolicy)
+        policy = loaded[0][1] if loaded else SlaPolicy()
+    facts: list[RecordedEvent] = []
+    unconfirmed: set[tuple[str, int]] = set()
+    decisions: list[AcceptedDecision] = []
+    for h in referral.all():
+        for fact, confirmed in await recorded_facts(h, converter):
+            facts.append(fact)
+            if not confirmed:
+                unconfirmed.add((fact.stream, fact.seq))
+        decisions += await accepted_decisions(h, converter)
+    result = None
+    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        result = await _decode(converter, last.workflow_execution_completed_event_attributes.result, ReferralState)
+    status = _ENDINGS.get(last.event_type, "running")
+    return DecodedReferral(
+        reference=referral.reference,
+        run_id=history.run_id,
+        start=start,
+        policy=policy,
+        facts=sorted(facts, key=_fact_order(referral.reference)),
+        decisions=sorted(decisions, key=lambda d: d.accepted_at),
+        screening_views=await _activity_results(history, converter, PRIOR_REFERRALS_ACTIVITY, ScreeningView),
+        result=result,
+        status=status,
+        ended_at=event_time(last) if status != "running" else None,
+        events=sum(len(h.events) for h in referral.all()),
+        action_ids=[h.workflow_id for h in referral.actions],
+        unconfirmed=unconfirmed,
+    )
+

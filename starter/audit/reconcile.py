@@ -1,0 +1,234 @@
+"""Reconciliation: the facts in the workflow histories against the rows in PostgreSQL, every mismatch reported.
+
+The history is the source of truth. A fact in a history with no row is a decision the
+database lost; a row with no fact behind it was written by something other than the
+workflows. Facts whose write is still in flight, and referrals a retention purge removed on
+purpose, are counted but are not mismatches.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.audit import AuditRecords, ReadModelRows
+from starter.audit.history import (
+    DecodedReferral,
+    decode_referral,
+    fetch_referral,
+    list_referrals,
+    referral_query,
+)
+from workflows.models import RecordedEvent
+
+EVENT_FIELDS = ("kind", "at", "actor_id", "actor_role", "actor_agency", "stage", "risk", "payload")
+REFERRAL_FIELDS = ("stage", "risk", "deadline", "screening_outcome", "section_47", "child_protection_plan", "close_reason")
+
+
+class Problem(StrEnum):
+    MISSING_IN_DATABASE = "missing_in_database"
+    MISSING_IN_HISTORY = "missing_in_history"
+    DIFFERS = "differs"
+    NO_HISTORY = "no_history"
+
+
+class Mismatch(BaseModel):
+    reference: str
+    problem: Problem
+    table: str
+    key: str
+    kind: str | None = None
+    fields: list[str] = []  # which fields differ: names only, never the values
+
+
+class ReconcileReport(BaseModel):
+    referrals: int
+    facts: int
+    rows: int
+    in_flight: int = 0
+    purged: list[str] = []
+    mismatches: list[Mismatch]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+def _event_row(fact: RecordedEvent) -> dict[str, Any]:
+    return {
+        "kind": fact.kind,
+        "at": fact.at,
+        "actor_id": fact.actor.id,
+        "actor_role": fact.actor.role.value,
+        "actor_agency": fact.actor.agency.value,
+        "stage": fact.stage.value if fact.stage else None,
+        "risk": fact.risk.value if fact.risk else None,
+        "payload": fact.payload,
+    }
+
+
+def projection_keys(fact: RecordedEvent) -> list[tuple[str, str]]:
+    """The (table, key) rows a fact's projection writes, keyed as activities/audit.PROJECTION_KEYS reads them."""
+    p = fact.payload
+    match fact.kind:
+        case "vist_submitted" | "vist_resubmitted":
+            return [("submission_versions", f"{fact.reference} v{p['version']}")]
+        case "stage_changed":
+            return [("stage_transitions", f"{fact.reference}#{fact.seq}")]
+        case "risk_regraded":
+            return [("risk_regrades", f"{fact.reference}#{fact.seq}")]
+        case "strategy_discussion_held":
+            return [("strategy_discussions", f"{fact.reference}#{fact.seq}")]
+        case "conference_booked":
+            return [("conferences", f"{fact.reference}#{fact.seq}")]
+        case "action_agreed":
+            return [("agreed_actions", fact.stream)]
+        case "action_reassigned":
+            return [("action_reassignments", f"{fact.stream}#{fact.seq}")]
+        case "escalation_raised":
+            return [("escalations", p["escalation"]["escalation_id"])]
+    return []
+
+
+def _referral_row(referral: DecodedReferral) -> dict[str, Any]:
+    """The referrals row as the projections would leave it after every recorded fact."""
+    row: dict[str, Any] = dict.fromkeys(REFERRAL_FIELDS)
+    for fact in referral.facts:
+        if fact.stream != referral.reference:
+            continue
+        p = fact.payload
+        if fact.kind == "vist_submitted":
+            row["risk"] = p["submission"]["initial_risk"]
+        elif fact.kind == "stage_changed":
+            row["stage"], row["deadline"] = p["to_stage"], _ts(p.get("deadline"))
+        elif fact.kind == "risk_regraded":
+            row["risk"], row["deadline"] = p["to_risk"], _ts(p.get("deadline"))
+        elif fact.kind == "screened":
+            row["screening_outcome"], row["risk"] = p["outcome"], p["risk"]
+        elif fact.kind == "strategy_discussion_held":
+            row["section_47"] = p["section_47"]
+        elif fact.kind == "conference_held":
+            row["child_protection_plan"] = p["child_protection_plan"]
+        elif fact.kind == "closed":
+            row["close_reason"] = p["reason"]
+    return row
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismatch], int]:
+    """Every mismatch between one referral's facts and its rows, and the count of facts still in flight."""
+    ref = referral.reference
+    mismatches: list[Mismatch] = []
+    in_flight = 0
+    expected: dict[str, set[str]] = {table: set() for table in rows.keys}
+    seen_events: set[tuple[str, int]] = set()
+    for fact in referral.facts:
+        key = (fact.stream, fact.seq)
+        seen_events.add(key)
+        row = rows.events.get(key)
+        if row is None:
+            if key in referral.unconfirmed:
+                in_flight += 1
+            else:
+                mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table="referral_events",
+                                           key=f"{fact.stream}#{fact.seq}", kind=fact.kind))
+            continue
+        wanted = _event_row(fact)
+        differing = [f for f in EVENT_FIELDS if row[f] != wanted[f]]
+        if differing:
+            mismatches.append(Mismatch(reference=ref, problem=Problem.DIFFERS, table="referral_events",
+                                       key=f"{fact.stream}#{fact.seq}", kind=fact.kind, fields=differing))
+        for table, table_key in projection_keys(fact):
+            expected[table].add(table_key)
+    for key, row in rows.events.items():
+        if row["reference"] == ref and key not in seen_events:
+            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_HISTORY, table="referral_events",
+                                       key=f"{key[0]}#{key[1]}", kind=row["kind"]))
+    # Projection rows: only those facts whose write completed are expected to be there.
+    for table, keys in expected.items():
+        present = {k for k in rows.keys[table] if _belongs(k, ref)}
+        unconfirmed = {k for f in referral.facts if (f.stream, f.seq) in referral.unconfirmed for t, k in projection_keys(f) if t == table}
+        for key in sorted(keys - present - unconfirmed):
+            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table=table, key=key))
+        for key in sorted(present - keys):
+            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_HISTORY, table=table, key=key))
+    actual = rows.referrals.get(ref)
+    if actual is None:
+        if referral.facts and (referral.facts[0].stream, 1) not in referral.unconfirmed:
+            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table="referrals", key=ref))
+    elif not referral.unconfirmed:
+        wanted_row = _referral_row(referral)
+        differing = [f for f in REFERRAL_FIELDS if actual[f] != wanted_row[f]]
+        if differing:
+            mismatches.append(Mismatch(reference=ref, problem=Problem.DIFFERS, table="referrals", key=ref, fields=differing))
+    return mismatches, in_flight
+
+
+def _belongs(key: str, reference: str) -> bool:
+    # Keys are the reference itself, or start with it followed by '#', ' v' or '.' (actions, escalations).
+    return key == reference or key.startswith((f"{reference}#", f"{reference} v", f"{reference}."))
+
+
+async def reconcile_referrals(
+    referrals: list[DecodedReferral], records: AuditRecords, without_history: list[str] | None = None
+) -> ReconcileReport:
+    """Compare decoded referrals with the read model; `without_history`: rows whose workflow was not found."""
+    without_history = without_history or []
+    references = [r.reference for r in referrals] + without_history
+    purged = await records.purged_references(references)
+    rows = await records.read_model_rows(references)
+    mismatches: list[Mismatch] = []
+    in_flight = 0
+    for referral in referrals:
+        if referral.reference in purged:
+            continue
+        found, pending = compare(referral, rows)
+        mismatches += found
+        in_flight += pending
+    for reference in without_history:
+        if reference not in purged:
+            mismatches.append(Mismatch(reference=reference, problem=Problem.NO_HISTORY, table="referrals", key=reference))
+    return ReconcileReport(
+        referrals=len(references),
+        facts=sum(len(r.facts) for r in referrals),
+        rows=len(rows.events),
+        in_flight=in_flight,
+        purged=sorted(purged),
+        mismatches=mismatches,
+    )
+
+
+async def reconcile(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    references: list[str] | None = None,
+) -> ReconcileReport:
+    """Reconcile the named referrals, or every referral submitted in [since, until) by either side's account."""
+    records = AuditRecords(pool)
+    if references is None:
+        in_database = await records.references_submitted(since, until)
+        on_server = [ref for ref, _ in await list_referrals(client, referral_query(since, until))]
+        references = sorted(set(in_database) | set(on_server))
+    decoded, without_history = [], []
+    for reference in references:
+        try:
+            histories = await fetch_referral(client, reference)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            without_history.append(reference)
+            continue
+        decoded.append(await decode_referral(histories, client.data_converter))
+    return await reconcile_referrals(decoded, records, without_history)

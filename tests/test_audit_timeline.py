@@ -1,0 +1,164 @@
+"""Timelines and past states reconstructed from histories: the recorded paths, a live referral, and the HTML in Chromium."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from starter.audit.as_of import state_as_of, state_from_facts
+from starter.audit.history import decode_referral, fetch_referral
+from starter.audit.report import render_timeline_html
+from starter.audit.timeline import build_timeline
+from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, SCREENER, SERGEANT, approval, screening, strategy_discussion
+from tests.audit_helpers import HISTORIES_CONVERTER, decoded_path, recorded
+from tests.helpers import finished, start_referral, state_when
+from workflows.action import AgreedActionWorkflow
+from workflows.models import (
+    ActionCompletion,
+    RiskGrade,
+    RiskRegrade,
+    ScreeningOutcome,
+    Stage,
+)
+from workflows.referral import ReferralWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+# Words that would mean personal data or free text leaked into a report.
+FORBIDDEN = [*FIRST_NAMES, *FAMILY_NAMES, "Synthetic", "Testtown TT", "Imaginary Lane"]
+
+
+async def test_the_state_folded_from_facts_is_the_workflows_own_final_state():
+    for referral in recorded():
+        decoded = await decode_referral(referral, HISTORIES_CONVERTER)
+        assert decoded.result is not None, referral.reference
+        assert state_from_facts(decoded) == decoded.result, referral.reference
+
+
+async def test_timeline_of_a_late_screening_escalated_and_acknowledged():
+    timeline = build_timeline(await decoded_path("escalation_acknowledged"))
+    review, screening_stage = timeline.stages
+    assert (review.stage, review.timeliness.met) == (Stage.SUPERVISOR_REVIEW, True)
+    assert review.entered_by.role.value == "system" and review.left_by.id == SERGEANT.id
+    # Screening was due Monday 15:00 and done on the Thursday: missed, by the margin between them.
+    assert screening_stage.timeliness.met is False
+    assert screening_stage.timeliness.margin == screening_stage.timeliness.deadline - screening_stage.left_at
+    assert screening_stage.timeliness.margin < -timedelta(days=2)
+    assert [(e.rung, e.rank) for e in timeline.escalations] == [(0, "sergeant"), (1, "inspector"), (2, "superintendent")]
+    acknowledged = timeline.escalations[1]
+    assert acknowledged.acknowledged_by == SERGEANT.id
+    assert acknowledged.acknowledged_after == acknowledged.acknowledged_at - acknowledged.raised_at
+    kinds = [(d.kind, d.update, d.actor.id) for d in timeline.decisions]
+    assert kinds == [
+        ("vist_submitted", None, "PC-1001"),
+        ("supervisor_reviewed", "review", SERGEANT.id),
+        ("escalation_acknowledged", "acknowledge_escalation", SERGEANT.id),
+        ("screened", "screen", SCREENER.id),
+        ("closed", "screen", SCREENER.id),
+    ]
+    assert timeline.close_reason.value == "early_help"
+
+
+async def test_timeline_of_regrades_meetings_actions_and_the_conference():
+    regraded = build_timeline(await decoded_path("risk_regraded"))
+    assert [(r.from_risk, r.to_risk) for r in regraded.regrades] == [
+        (RiskGrade.MEDIUM, RiskGrade.HIGH),
+        (RiskGrade.HIGH, RiskGrade.MEDIUM),
+    ]
+    review = regraded.stages[0]
+    assert [c.cause for c in review.deadline_changes] == ["entered", "risk_regraded", "risk_regraded"]
+    assert review.deadline_changes[1].deadline - review.entered_at == timedelta(hours=2)
+
+    report = build_timeline(await decoded_path("report_in_lieu"))
+    (meeting,) = report.meetings
+    assert meeting.quorate and meeting.section_47
+    assert {a.agency.value for a in meeting.attendees} == {"childrens_social_care", "health", "police"}
+    (action,) = report.actions
+    assert action.agency.value == "police" and action.timeliness.met is True
+    assert report.conference.police_attendance.value == "report_in_lieu"
+    assert report.conference.timeliness.met is True
+
+    reminded = build_timeline(await decoded_path("action_reminded_and_escalated"))
+    (late,) = reminded.actions
+    assert late.reminded_at is not None and late.timeliness.met is False
+    assert [e.subject for e in reminded.escalations] == [late.action_id]
+
+
+async def test_reports_name_no_one_and_quote_no_free_text():
+    for referral in recorded():
+        timeline = build_timeline(await decode_referral(referral, HISTORIES_CONVERTER))
+        for text in (timeline.model_dump_json(), render_timeline_html(timeline)):
+            leaked = [word for word in FORBIDDEN if word in text]
+            assert not leaked, (referral.reference, leaked)
+
+
+async def test_as_of_shows_what_each_decider_could_see_then(time_env, pool, time_queue, sla_policy):
+    submission, handle = await start_referral(time_env.client, time_queue, sla_policy, seed=90)
+    seen = []
+
+    async def moment():
+        state = await handle.query(ReferralWorkflow.state)
+        seen.append((await time_env.get_current_time(), state))
+        await time_env.sleep(timedelta(minutes=30))
+
+    await moment()
+    await handle.execute_update(ReferralWorkflow.review, approval())
+    await state_when(handle, lambda s: s.screening_view is not None)
+    await moment()  # what the screener could see when deciding
+    await handle.execute_update(
+        ReferralWorkflow.regrade_risk, RiskRegrade(actor=SERGEANT, risk=RiskGrade.HIGH, reason="Synthetic reason.")
+    )
+    await moment()
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await time_env.get_current_time()
+    await handle.execute_update(
+        ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=False, actions=1)
+    )
+    await moment()
+    await time_env.client.get_workflow_handle(f"{handle.id}.A1").execute_update(
+        AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note="Synthetic completion.")
+    )
+    final = await finished(time_env, handle)
+
+    for at, state in seen:
+        assert await state_as_of(time_env.client, handle.id, at) == state, at
+    decoded = await decode_referral(await fetch_referral(time_env.client, handle.id), time_env.client.data_converter)
+    assert state_from_facts(decoded) == final
+    screener_saw = state_from_facts(decoded, seen[1][0])
+    assert screener_saw.stage is Stage.SCREENING and screener_saw.screening_view == seen[1][1].screening_view
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (deploy/ensure-chromium.sh)")
+async def test_the_html_report_opens_in_chromium_with_its_chart_visible():
+    from playwright.async_api import async_playwright
+
+    timeline = build_timeline(await decoded_path("action_reminded_and_escalated"))
+    folder = Path(os.environ.get("SCREENSHOT_DIR", ROOT / ".data" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    page_file = folder / f"timeline-{timeline.reference}.html"
+    page_file.write_text(render_timeline_html(timeline))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions"],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1100, "height": 900})
+            requests = []
+            page.on("request", lambda request: requests.append(request.url))
+            await page.goto(page_file.as_uri())
+            chart = page.locator("svg#gantt")
+            assert await chart.is_visible()
+            box = await chart.bounding_box()
+            assert box is not None and box["width"] > 500 and box["height"] > 100
+            assert await page.locator("svg#gantt rect.bar").count() == len(timeline.stages) + len(timeline.actions)
+            assert await page.locator("svg#gantt rect.bar.missed").count() == 1
+            assert await page.locator("svg#gantt polygon.escalation").count() == len(timeline.escalations)
+            await chart.screenshot(path=str(folder / f"timeline-{timeline.reference}-chart.png"))
+            await page.screenshot(path=str(folder / f"timeline-{timeline.reference}.png"), full_page=True)
+            assert requests == [page_file.as_uri()]  # self-contained: nothing else was fetched
+        finally:
+            await browser.close()
