@@ -33,7 +33,7 @@ async def measure(n: int, rounds: int, workers: int | None) -> dict[str, list[fl
           f"Python {platform.python_version()}")
     modes = {
         "baseline (sequential Replayer loop)": lambda: replay_sequentially(histories, settings),
-        "fast, sandboxed": lambda: replay_histories(histories, settings, workers=workers),
+        "fast, sandboxed": lambda: replay_histories(histories, settings, workers=workers, sandbox=True),
         "fast, no sandbox": lambda: replay_histories(histories, settings, workers=workers, sandbox=False),
     }
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}

@@ -226,12 +226,15 @@ async def replay_histories(
     settings: Settings,
     *,
     workers: int | None = None,
-    sandbox: bool = True,
+    sandbox: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
     """Replay every history in parallel over `workers` processes (default: one per CPU core).
 
-    `progress(n)` is called as each batch of n histories is done.
+    Without the sandbox by default: replay checks the commands the code emits against the
+    history, which the sandbox does not change (it guards live runs against restricted
+    calls, and the CI replay test keeps it). `progress(n)` is called as each batch of n
+    histories is done.
     """
     started = time.perf_counter()
     workers = max(1, min(workers or os.cpu_count() or 1, -(-len(histories) // CHUNK) or 1))
