@@ -1,4 +1,4 @@
-"""The recorded histories for the audit tests: every lifecycle path, sealed under their own test keyring."""
+"""The recorded histories for the audit tests: every lifecycle path by generation, sealed under their own test keyring."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 KEYRING = Keyring.from_json((HISTORIES / "keyring.json").read_text())
 HISTORIES_SETTINGS = Settings(_env_file=None, encryption_keys=KEYRING.to_json())
 HISTORIES_CONVERTER = data_converter(keyring=KEYRING)
+# Oldest first; the timeline tests read the first, which is never re-recorded.
+GENERATIONS = sorted(p for p in HISTORIES.iterdir() if p.is_dir() and p.name.startswith("v"))
 
 
 @cache
@@ -22,7 +24,7 @@ def recorded() -> list[ReferralHistories]:
 
 
 def recorded_path(name: str) -> ReferralHistories:
-    (referral,) = load_export(HISTORIES / name)
+    (referral,) = load_export(GENERATIONS[0] / name)
     return referral
 
 

