@@ -7,17 +7,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from starter.audit.as_of import state_as_of, state_from_facts
 from starter.audit.history import decode_referral, fetch_referral
 from starter.audit.report import render_timeline_html
-from starter.audit.timeline import build_timeline
+from starter.audit.cli import audit_app
+from starter.audit.timeline import ReferralTimeline, build_timeline
 from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, SCREENER, SERGEANT, approval, screening, strategy_discussion
-from tests.audit_helpers import HISTORIES_CONVERTER, decoded_path, recorded
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, KEYRING, decoded_path, recorded, recorded_path
 from tests.helpers import finished, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
+from workflows.audit_models import AuditWorklist, SampleCategory
 from workflows.models import (
     ActionCompletion,
+    ReferralState,
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,
@@ -162,3 +166,37 @@ async def test_the_html_report_opens_in_chromium_with_its_chart_visible():
             assert requests == [page_file.as_uri()]  # self-contained: nothing else was fetched
         finally:
             await browser.close()
+
+
+def test_the_timeline_and_as_of_commands_work_from_an_export(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENCRYPTION_KEYS", KEYRING.to_json())
+    folder = GENERATIONS[0] / "report_in_lieu"
+    reference = recorded_path("report_in_lieu").reference
+    runner = CliRunner()
+    html, data = tmp_path / "timeline.html", tmp_path / "timeline.json"
+    made = runner.invoke(audit_app, ["timeline", reference, "--from-dir", str(folder), "--html", str(html), "--json-file", str(data)])
+    assert made.exit_code == 0, made.output
+    assert html.read_text().startswith("<!DOCTYPE html>") and '<svg id="gantt"' in html.read_text()
+    timeline = ReferralTimeline.model_validate_json(data.read_text())
+    assert timeline.reference == reference and timeline.conference is not None
+
+    booked = next(d for d in timeline.decisions if d.kind == "conference_booked")
+    state = runner.invoke(audit_app, ["as-of", reference, booked.at.isoformat(), "--from-dir", str(folder)])
+    assert state.exit_code == 0, state.output
+    as_of = ReferralState.model_validate_json(state.output)
+    assert as_of.stage is Stage.CONFERENCE and as_of.conference_at is not None and as_of.close_reason is None
+    too_early = runner.invoke(audit_app, ["as-of", reference, "2001-01-01T00:00:00+00:00", "--from-dir", str(folder)])
+    assert too_early.exit_code == 1 and "no facts were recorded" in too_early.output
+
+
+def test_the_sample_command_records_one_worklist_per_month_and_seed(postgres_dsn, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    runner = CliRunner()
+    first = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--seed", "4", "--quota", "missing=2", "--json"])
+    assert first.exit_code == 0, first.output
+    worklist = AuditWorklist.model_validate_json(first.output)
+    assert worklist.items == [] and worklist.shortfall[SampleCategory.MISSING] == 2  # no referrals that month
+    again = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--seed", "4", "--json"])
+    assert AuditWorklist.model_validate_json(again.output).worklist_id == worklist.worklist_id
+    bad = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--quota", "burglary=1"])
+    assert bad.exit_code == 2
