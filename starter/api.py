@@ -42,6 +42,7 @@ from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
 from starter import api_models as bodies
 from starter.auth import Authenticator, Caller, InvalidCredentials
+from starter.dashboard import dashboard_router
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
     ACKNOWLEDGERS,
@@ -608,6 +609,9 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(decision_router())
+    app.include_router(
+        dashboard_router(client, pool, settings, authenticator=app.state.services.authenticator, clock=clock)
+    )
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RPCError, _temporal_unavailable)

@@ -1,0 +1,230 @@
+"""What supervisors and senior leaders see in the dashboard: open alerts, late actions, stages, timeliness, a referral's timeline.
+
+Every query reads the PostgreSQL read model. Rows carry references, stages, grades, times,
+staff and agencies: never a child's name, date of birth or address (a VIST's form is left
+out even of a referral's timeline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+# Weeks are London weeks (Monday to Sunday), as the referral units keep them.
+WEEK = "date_trunc('week', {column} AT TIME ZONE 'Europe/London')::date"
+
+# Each stay in a stage: when it began and ended (the next transition), and its deadline on entry.
+STAGE_SPANS = """
+    WITH spans AS (
+        SELECT t.reference, t.seq, t.to_stage AS stage, t.at AS entered_at, t.deadline,
+               lead(t.at) OVER w AS left_at, lead(t.seq) OVER w AS next_seq
+        FROM stage_transitions t
+        WINDOW w AS (PARTITION BY t.reference ORDER BY t.seq))
+"""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Whose alerts: a team's (a late stage climbs its ladder), or an agency's (its late agreed actions)."""
+
+    team: str | None
+    agency: str
+
+
+class OversightReadModel:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def open_escalations(self, audience: Audience | None, limit: int = 200) -> list[asyncpg.Record]:
+        """Escalations still to act on, oldest first: all of them, or those shown in-app to `audience`.
+
+        Still to act on: not acknowledged, and the late step not yet done (the stage not left,
+        the action not completed, the referral not closed); an inquorate discussion's alert
+        stays until acknowledged or the referral closes.
+        """
+        return await self.pool.fetch(
+            """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
+                      e.due_at, e.raised_at, d.addressee, d.delivered_at AS shown_at
+               FROM escalations e
+               JOIN referrals r ON r.reference = e.reference
+               LEFT JOIN agreed_actions a ON a.action_id = e.subject
+               LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
+               WHERE e.acknowledged_at IS NULL AND r.closed_at IS NULL
+                 AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
+                          WHEN e.reason = 'inquorate' THEN true
+                          ELSE r.stage = e.subject END
+                 AND (NOT $1::boolean OR (d.delivered_at IS NOT NULL
+                      AND ((d.team IS NOT NULL AND d.team = $2) OR (d.team IS NULL AND d.agency = $3))))
+               ORDER BY e.raised_at, e.escalation_id
+               LIMIT $4""",
+            audience is not None,
+            audience.team if audience else None,
+            audience.agency if audience else None,
+            limit,
+        )
+
+    async def late_actions(
+        self, now: datetime, due_within: timedelta, agency: str | None = None, limit: int = 500
+    ) -> list[asyncpg.Record]:
+        """Open agreed actions past their deadline or due within `due_within`, by agency and owner."""
+        return await self.pool.fetch(
+            """SELECT a.action_id, a.reference, a.agency, a.owner, a.owner_supervisor, a.deadline, a.reminded_at,
+                      count(e.escalation_id) FILTER (WHERE e.acknowledged_at IS NULL) AS open_escalations
+               FROM agreed_actions a
+               LEFT JOIN escalations e ON e.subject = a.action_id
+               WHERE a.completed_at IS NULL AND a.deadline < $1::timestamptz + $2::interval
+                 AND ($3::text IS NULL OR a.agency = $3)
+               GROUP BY a.action_id
+               ORDER BY a.agency, a.owner, a.deadline
+               LIMIT $4""",
+            now,
+            due_within,
+            agency,
+            limit,
+        )
+
+    async def open_referrals_by_stage(self, now: datetime, per_stage: int = 50) -> list[asyncpg.Record]:
+        """Open referrals, the `per_stage` nearest their deadline in each stage, with each stage's counts."""
+        return await self.pool.fetch(
+            """WITH open AS (
+                   SELECT reference, stage, risk, deadline,
+                          row_number() OVER (PARTITION BY stage ORDER BY deadline NULLS LAST, reference) AS n,
+                          count(*) OVER (PARTITION BY stage) AS in_stage,
+                          count(*) FILTER (WHERE deadline < $1) OVER (PARTITION BY stage) AS late_in_stage
+                   FROM referrals WHERE closed_at IS NULL)
+               SELECT o.reference, o.stage, o.risk, o.deadline, o.in_stage, o.late_in_stage, t.at AS entered_at
+               FROM open o
+               LEFT JOIN LATERAL (
+                   SELECT at FROM stage_transitions s WHERE s.reference = o.reference ORDER BY seq DESC LIMIT 1
+               ) t ON true
+               WHERE o.n <= $2
+               ORDER BY o.stage, o.n""",
+            now,
+            per_stage,
+        )
+
+    # --- timeliness ----------------------------------------------------------------------
+
+    async def time_in_stage(self, since: datetime, until: datetime) -> list[asyncpg.Record]:
+        """Median and 90th percentile hours spent in each stage, by the week the stage was entered."""
+        return await self.pool.fetch(
+            STAGE_SPANS
+            + f"""
+            SELECT stage, {WEEK.format(column="entered_at")} AS week, count(*) AS stays,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM left_at - entered_at)) / 3600
+                       AS median_hours,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM left_at - entered_at)) / 3600
+                       AS p90_hours
+            FROM spans
+            WHERE left_at IS NOT NULL AND stage <> 'closed' AND entered_at >= $1 AND entered_at < $2
+            GROUP BY stage, week ORDER BY week, stage""",
+            since,
+            until,
+        )
+
+    async def deadlines_met(self, since: datetime, until: datetime, now: datetime) -> list[asyncpg.Record]:
+        """Stage deadlines met or missed, by week entered and stage.
+
+        The deadline is the one in force when the stage ended: a regrade during the stay moves it.
+        A stay still open counts once its deadline has passed (missed), not before.
+        """
+        return await self.pool.fetch(
+            STAGE_SPANS
+            + f""",
+            judged AS (
+                SELECT s.stage, s.entered_at, s.left_at,
+                       COALESCE((SELECT (ev.payload->>'deadline')::timestamptz FROM referral_events ev
+                                 WHERE ev.stream = s.reference AND ev.kind = 'risk_regraded' AND ev.seq > s.seq
+                                   AND (s.next_seq IS NULL OR ev.seq < s.next_seq)
+                                 ORDER BY ev.seq DESC LIMIT 1), s.deadline) AS due
+                FROM spans s
+                WHERE s.deadline IS NOT NULL AND s.entered_at >= $1 AND s.entered_at < $2)
+            SELECT stage, {WEEK.format(column="entered_at")} AS week,
+                   count(*) FILTER (WHERE left_at <= due) AS met,
+                   count(*) FILTER (WHERE COALESCE(left_at, $3) > due) AS missed
+            FROM judged GROUP BY stage, week ORDER BY week, stage""",
+            since,
+            until,
+            now,
+        )
+
+    async def conference_attendance(self, since: datetime, until: datetime) -> list[asyncpg.Record]:
+        """Police decisions to attend an ICPC or send a report in lieu, by the week the ICPC was booked."""
+        return await self.pool.fetch(
+            f"""SELECT {WEEK.format(column="ev.at")} AS week,
+                       count(*) FILTER (WHERE c.police_attendance = 'attend') AS attend,
+                       count(*) FILTER (WHERE c.police_attendance = 'report_in_lieu') AS report_in_lieu
+                FROM conferences c JOIN referral_events ev ON ev.stream = c.reference AND ev.seq = c.seq
+                WHERE ev.at >= $1 AND ev.at < $2
+                GROUP BY week ORDER BY week""",
+            since,
+            until,
+        )
+
+    async def actions_on_time(self, since: datetime, until: datetime, now: datetime) -> list[asyncpg.Record]:
+        """Agreed actions due each week: completed on time, completed late, or still open past the deadline."""
+        return await self.pool.fetch(
+            f"""SELECT {WEEK.format(column="deadline")} AS week,
+                       count(*) FILTER (WHERE completed_at <= deadline) AS on_time,
+                       count(*) FILTER (WHERE completed_at > deadline) AS late,
+                       count(*) FILTER (WHERE completed_at IS NULL AND deadline < $3) AS overdue
+                FROM agreed_actions
+                WHERE deadline >= $1 AND deadline < $2
+                GROUP BY week ORDER BY week""",
+            since,
+            until,
+            now,
+        )
+
+    # --- one referral ----------------------------------------------------------------------
+
+    async def referral(self, reference: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            """SELECT reference, stage, risk, initial_risk, incident_type, station, submitted_at, deadline,
+                      screening_outcome, section_47, child_protection_plan, closed_at, close_reason
+               FROM referrals WHERE reference = $1""",
+            reference,
+        )
+
+    async def timeline(self, reference: str) -> list[asyncpg.Record]:
+        """Every fact about the referral and its actions, in order; a VIST's form is reduced to its version."""
+        return await self.pool.fetch(
+            """SELECT stream, seq, kind, at, actor_id, actor_role, actor_agency, stage,
+                      CASE WHEN kind IN ('vist_submitted', 'vist_resubmitted')
+                           THEN jsonb_build_object('version', payload->'version') ELSE payload END AS payload
+               FROM referral_events WHERE reference = $1
+               ORDER BY at, stream, seq""",
+            reference,
+        )
+
+    async def stage_spans(self, reference: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            STAGE_SPANS + "SELECT stage, entered_at, left_at, deadline FROM spans WHERE reference = $1 ORDER BY seq",
+            reference,
+        )
+
+    async def attendees(self, reference: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            """SELECT d.held_at, d.quorate, a.name, a.agency, a.role
+               FROM strategy_discussions d JOIN strategy_attendees a
+                    ON a.reference = d.reference AND a.discussion_seq = d.seq
+               WHERE d.reference = $1 ORDER BY d.seq, a.position""",
+            reference,
+        )
+
+    async def actions(self, reference: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            """SELECT action_id, description, agency, owner, deadline, completed_at, completed_by
+               FROM agreed_actions WHERE reference = $1 ORDER BY agreed_at, action_id""",
+            reference,
+        )
+
+    async def escalations(self, reference: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            """SELECT escalation_id, subject, rung, rank, addressed_to, reason, due_at, raised_at,
+                      acknowledged_by, acknowledged_at
+               FROM escalations WHERE reference = $1 ORDER BY raised_at, escalation_id""",
+            reference,
+        )
