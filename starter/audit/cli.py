@@ -31,6 +31,7 @@ from starter.audit.history import (
     export_histories,
     exported_histories,
     fetch_referral,
+    fetch_referrals,
     group_histories,
     list_referrals,
     referral_query,
@@ -151,7 +152,7 @@ def replay(
         else:
             client = await _client(settings)
             runs = await list_referrals(client, referral_query(aware(since), aware(until), query))
-            histories = [h for ref, run_id in runs for h in (await fetch_referral(client, ref, run_id)).all()]
+            histories = [h for referral in await fetch_referrals(client, runs) for h in referral.all()]
         with Progress(
             TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=Console(stderr=True), disable=as_json,

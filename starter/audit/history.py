@@ -7,6 +7,7 @@ Payloads are opened with the system's data converter, so sealed histories need t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ RECORD_ACTIVITY = "record_event"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
 MANIFEST = "manifest.json"
+FETCH_CONCURRENCY = 8
 
 
 # --- reading a history's events ------------------------------------------------------------
@@ -110,6 +112,19 @@ async def fetch_referral(client: Client, reference: str, run_id: str | None = No
         for child_id, child_run in child_executions(referral)
     ]
     return ReferralHistories(referral, tuple(actions))
+
+
+async def fetch_referrals(
+    client: Client, runs: Sequence[tuple[str, str | None]], concurrency: int = FETCH_CONCURRENCY
+) -> list[ReferralHistories]:
+    """Several referrals' histories, fetched a few at a time; in the order asked."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(reference: str, run_id: str | None) -> ReferralHistories:
+        async with limit:
+            return await fetch_referral(client, reference, run_id)
+
+    return list(await asyncio.gather(*(one(reference, run_id) for reference, run_id in runs)))
 
 
 def referral_query(since: datetime | None = None, until: datetime | None = None, query: str | None = None) -> str:
@@ -193,8 +208,7 @@ async def export_histories(
         runs = await list_referrals(client, query)
     else:
         runs = [(reference, None) for reference in references]
-    referrals = [await fetch_referral(client, reference, run_id) for reference, run_id in runs]
-    return write_export(folder, referrals, query)
+    return write_export(folder, await fetch_referrals(client, runs), query)
 
 
 def load_export_histories(folder: Path) -> list[WorkflowHistory]:
