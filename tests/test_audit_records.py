@@ -11,7 +11,15 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleRange
 
 from activities.audit import AuditRecords, draw_sample
 from activities.records import ReferralRecords
-from starter.audit.history import export_histories, fetch_referral, load_export, referral_query
+from starter.audit.history import (
+    export_histories,
+    fetch_referral,
+    fetch_referrals,
+    list_referrals,
+    load_export,
+    referral_query,
+)
+from starter.audit.replay import replay_histories
 from starter.audit.reconcile import Mismatch, Problem, reconcile
 from starter.audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sample
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
@@ -121,6 +129,11 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
     (exported,) = load_export(tmp_path)
     assert list(exported.referral.events) == list((await fetch_referral(dev_env.client, handle.id)).referral.events)
     assert (await reconcile(dev_env.client, pool, references=[handle.id])).passed
+    # Replay straight from the server, by the same query.
+    runs = await list_referrals(dev_env.client, query)
+    histories = [h for referral in await fetch_referrals(dev_env.client, runs) for h in referral.all()]
+    replayed = await replay_histories(histories, settings, workers=1)
+    assert replayed.passed and [h.workflow_id for h in replayed.histories] == [handle.id]
 
 
 # --- the monthly sample ------------------------------------------------------------------------------
