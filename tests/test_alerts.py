@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import datetime, timedelta, timezone
@@ -10,13 +11,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.worker import Replayer
 
 from activities.alerts import AlertLinks, EscalationAlerts, verify_webhook, webhook_signature
 from activities.directory import SupervisionDirectory
 from starter.synthetic import SCREENER, SERGEANT, synthetic_vist
+from starter.audit.history import load_export
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
 from tests.helpers import eventually, start_referral, state_when
 from tests.local_servers import MailServer, WebhookReceiver
-from worker import build_worker
+from worker import WORKFLOWS, build_worker
+from workflows.alerting import ALERTS_PATCH, AlertDispatch
 from workflows.models import (
     Agency,
     CloseReason,
@@ -250,3 +257,28 @@ def test_a_webhook_signature_covers_the_body_and_the_timestamp():
     assert not verify_webhook(b"another secret", "1800000000", body, signature, now=1800000060)
     # An old post replayed later is refused.
     assert not verify_webhook(WEBHOOK_SECRET, "1800000000", body, signature, now=1800003600)
+
+
+async def test_histories_from_before_alerts_replay_because_delivery_is_patched_in(monkeypatch):
+    (before,) = load_export(GENERATIONS[0] / "escalation_acknowledged")
+    (after,) = load_export(GENERATIONS[-1] / "escalation_acknowledged")
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
+    await replayer.replay_workflow(before.referral)
+    await replayer.replay_workflow(after.referral)
+
+    # A history recorded with alerts holds the patch marker and one delivery per escalation (three rungs).
+    events = after.referral.events
+    markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert any(ALERTS_PATCH.encode() in e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+               for e in markers if e.marker_recorded_event_attributes.marker_name == "core_patch")
+    deliveries = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                  and e.activity_task_scheduled_event_attributes.activity_type.name == "deliver_escalation"]
+    assert len(deliveries) == 3
+
+    # Without the patch the same code would schedule, in an old history, a delivery it never had.
+    def unguarded(self, alert, policy):
+        self._deliveries.append(asyncio.create_task(self._deliver(alert, self._outbox.last_seq, policy)))
+
+    monkeypatch.setattr(AlertDispatch, "send", unguarded)
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(before.referral)
