@@ -42,6 +42,7 @@ SIGNATURE_HEADER = "X-Referrals-Signature"
 TIMESTAMP_HEADER = "X-Referrals-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 WEBHOOK_TIMEOUT = httpx.Timeout(15.0)
+STAGE_NAMES = frozenset(stage.value for stage in Stage)
 
 
 # --- what an alert says ----------------------------------------------------------------
@@ -50,7 +51,7 @@ WEBHOOK_TIMEOUT = httpx.Timeout(15.0)
 def what_is_late(escalation: Escalation) -> str:
     if escalation.reason == "inquorate":
         return "strategy discussion held without children's social care, health and police"
-    if escalation.subject in Stage.__members__.values():
+    if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
     return f"agreed action {escalation.subject}"
 
