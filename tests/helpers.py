@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_vist
@@ -29,7 +31,10 @@ async def start_referral(
     submission: VistSubmission | None = None,
     seed: int | None = None,
 ) -> tuple[VistSubmission, WorkflowHandle]:
-    submission = submission or synthetic_vist(rng=random.Random(seed))
+    if submission is None:
+        # Seeds are per test file, so two files' "seed 90" never make the same form (and reference).
+        test_file = os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]
+        submission = synthetic_vist(rng=random.Random(f"{test_file}:{seed}"))
     handle = await client.start_workflow(
         ReferralWorkflow.run,
         StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy),
@@ -85,9 +90,24 @@ async def finished(env: WorkflowEnvironment, handle: WorkflowHandle) -> Referral
 
 
 async def terminate_open_referrals() -> None:
-    from temporalio.client import WorkflowExecutionStatus
+    """Terminate what the test left open, once no activity of it is mid-flight.
 
+    Terminating a workflow while one of its activities runs leaves the time-skipping test
+    server holding its clock for that activity, so every later time skip would hang.
+    """
     while STARTED:
         handle = STARTED.pop()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await eventually(lambda: activities_running(handle), lambda running: not running, timeout=15)
             await handle.terminate(reason="test finished")
+
+
+async def activities_running(handle: WorkflowHandle) -> bool:
+    """Whether the workflow, or any of its agreed actions, has an activity running now."""
+    description = (await handle.describe()).raw_description
+    if any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for a in description.pending_activities):
+        return True
+    for child in description.pending_children:
+        if await activities_running(handle._client.get_workflow_handle(child.workflow_id)):
+            return True
+    return False
