@@ -18,6 +18,7 @@ run: $(STAMP)
 
 ## make test: the whole suite against the real time-skipping server, dev server and PostgreSQL
 test: $(STAMP)
+	bash deploy/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make worker: a worker alone, for TEMPORAL_ADDRESS / DATABASE_URL set by the caller
