@@ -37,6 +37,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.access_log import AccessLog
+from starter.records_api import records_router
 from activities.policy import build_sla_policy
 from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
@@ -67,6 +68,7 @@ from workflows.models import (
     Resubmission,
     RiskGrade,
     RiskRegrade,
+    Agency,
     Role,
     Screening,
     SlaPolicy,
@@ -191,6 +193,8 @@ def allowed(roles: frozenset[Role], action: str) -> Callable[..., Awaitable[Call
 
 
 Authenticated = Annotated[Caller, Depends(authenticated)]
+# Everyone but a partner agency's staff, who see only the referrals their actions belong to.
+REFERRAL_LISTERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
 Svc = Annotated[Services, Depends(services)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -389,9 +393,23 @@ async def show_referral(reference: str, caller: Authenticated, request: Request,
         if error.status == RPCStatusCode.NOT_FOUND:
             raise not_found(REFERRAL) from None
         raise
+    if caller.actor.role is Role.PARTNER:
+        state = partner_view(state, caller.actor.agency)
     channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(caller.actor, channel, "show_referral", reference)
     return state
+
+
+def partner_view(state: ReferralState, agency: Agency) -> ReferralState:
+    """What a partner agency may see of a referral: its own agreed actions and their escalations.
+
+    The screening view (other referrals about the family), the decision history and the
+    other agencies' actions are not theirs to see.
+    """
+    own = [action for action in state.actions if action.owner.agency is agency]
+    if not own:
+        raise ApiError(403, f"actor.agency: {agency.value} owns no agreed action on this referral", "actor.agency")
+    return state.model_copy(update={"actions": own, "escalations": [], "history": [], "screening_view": None})
 
 
 def encode_cursor(at: datetime, key: str) -> str:
@@ -424,7 +442,7 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 
 @router.get("/referrals", response_model=bodies.ReferralPage, tags=["referrals"], summary="Referrals, newest first")
 async def list_referrals(
-    _: Authenticated,
+    caller: Annotated[Caller, Depends(allowed(REFERRAL_LISTERS, "list referrals"))],
     svc: Svc,
     stage: Stage | None = None,
     risk: RiskGrade | None = None,
@@ -468,8 +486,9 @@ async def list_escalations(
         after=decode_cursor(cursor, ESCALATION_ID),
         state=state,
         reference=reference,
-        team=(caller.team or "") if mine else None,
-        agency=caller.actor.agency.value if mine else None,
+        # A partner agency sees only escalations about its own agreed actions.
+        team=(caller.team or "") if mine and caller.actor.role is not Role.PARTNER else None,
+        agency=caller.actor.agency.value if mine or caller.actor.role is Role.PARTNER else None,
     )
     items, next_cursor = page(rows, limit, "raised_at", "escalation_id")
     return bodies.EscalationPage(items=[dict(r) for r in items], next_cursor=next_cursor)
@@ -609,6 +628,7 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(decision_router())
+    app.include_router(records_router(allowed, services, REFERENCE))
     app.include_router(
         dashboard_router(client, pool, settings, authenticator=app.state.services.authenticator, clock=clock)
     )
