@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from starter.audit.cli import audit_app
 from workflows.models import Agency, ChildDecision, CloseReason, RiskGrade, ScreeningOutcome, Stage
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -44,6 +45,7 @@ conference_app = typer.Typer(help="The initial child protection conference: book
                              no_args_is_help=True)
 app.add_typer(actions_app, name="actions")
 app.add_typer(conference_app, name="conference")
+app.add_typer(audit_app, name="audit")
 
 AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of tables")]
 BodyFile = Annotated[
