@@ -299,6 +299,10 @@ class ReferralRecords:
             payload.get("attendance_rationale"),
             event.actor.id,
         )
+        if payload.get("deadline") is not None:  # facts recorded before the booking carried it have none
+            await conn.execute(
+                "UPDATE referrals SET deadline = $2 WHERE reference = $1", event.reference, _ts(payload["deadline"])
+            )
 
     async def _conference_held(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
         payload = event.payload

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import PendingActivityState
@@ -70,11 +70,19 @@ async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
         await env.sleep(moment - now)
 
 
-async def next_local(env: WorkflowEnvironment, weekday: int, hour: int, minute: int = 0, after_days: int = 1) -> datetime:
-    """The next London-local `weekday` (Mon=0) at hour:minute, at least `after_days` from the server's now."""
+async def next_local(
+    env: WorkflowEnvironment,
+    weekday: int,
+    hour: int,
+    minute: int = 0,
+    after_days: int = 1,
+    avoiding: Collection[date] = (),
+) -> datetime:
+    """The next London-local `weekday` (Mon=0) at hour:minute, at least `after_days` from the
+    server's now, and at least four days clear of any date in `avoiding` (bank holidays)."""
     now = (await env.get_current_time()).astimezone(LONDON) + timedelta(days=after_days)
     day = now.date()
-    while day.weekday() != weekday:
+    while day.weekday() != weekday or any(abs((day - other).days) <= 4 for other in avoiding):
         day += timedelta(days=1)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON)
 

@@ -74,7 +74,8 @@ async def approved_referral(time_env, task_queue, sla_policy, seed, risk=RiskGra
 
 
 async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_env, pool, time_queue, sla_policy):
-    friday = await next_local(time_env, weekday=4, hour=15)
+    # An ordinary weekend: the bank-holiday case has a test of its own.
+    friday = await next_local(time_env, weekday=4, hour=15, avoiding=sla_policy.bank_holidays)
     await advance_to(time_env, friday)
     submission, handle, state = await approved_referral(time_env, time_queue, sla_policy, seed=30)
     deadline = state.deadline.astimezone(LONDON)

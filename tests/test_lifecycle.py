@@ -145,6 +145,9 @@ async def test_section_47_conference_attended_with_child_protection_plan(
     )
     assert booked.police_attendance is PoliceAttendance.ATTEND
     assert len(booked.actions) == 1  # no report in lieu when police attend
+    # The outcome is now due after the booked conference, in the read model as in the workflow.
+    assert booked.deadline > booked.conference_at
+    assert await pool.fetchval("SELECT deadline FROM referrals WHERE reference = $1", handle.id) == booked.deadline
     await time_env.sleep(timedelta(days=7))
     outcome_at = await time_env.get_current_time()
     state = await handle.execute_update(

@@ -309,8 +309,10 @@ class ReferralWorkflow:
     async def book_conference(self, booking: ConferenceBooking) -> ReferralState:
         assert self._policy is not None
         self._conference = booking
+        deadline = self._deadline()  # the outcome is now due after the booked conference
         payload = booking.model_dump(mode="json", exclude={"actor"}) | {
-            "due_by": self._conference_due_by.isoformat() if self._conference_due_by else None
+            "due_by": self._conference_due_by.isoformat() if self._conference_due_by else None,
+            "deadline": deadline.isoformat() if deadline else None,
         }
         self._decided("conference_booked", booking.actor, payload)
         if booking.police_attendance is PoliceAttendance.REPORT_IN_LIEU:
