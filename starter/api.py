@@ -56,6 +56,9 @@ from workflows.authority import (
     SCREENERS,
 )
 from workflows.models import (
+    ESCALATION_ID,
+    REFERENCE_PATTERN,
+    escalation_owner,
     ActionCompletion,
     ActionReassignment,
     ActionState,
@@ -86,9 +89,8 @@ log = structlog.get_logger("api")
 Clock = Callable[[], Awaitable[datetime]]
 
 SUBMITTERS = OFFICERS | REVIEWERS
-REFERENCE = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
+REFERENCE = REFERENCE_PATTERN
 ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
-ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
 MAX_PAGE = 200
 # The `referrals` CLI names itself, so the access log can tell its reads from other clients'.
 CLIENT_HEADER = "X-Referrals-Client"
@@ -506,10 +508,9 @@ async def acknowledge_escalation(
     svc: Svc,
 ) -> Any:
     """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it."""
-    match = ESCALATION_ID.match(escalation_id)
-    if match is None:
+    owner = escalation_owner(escalation_id)
+    if owner is None:
         raise ApiError(404, "escalation_id: no such escalation", "escalation_id")
-    owner = match["owner"]
     target, update = (ACTION, AgreedActionWorkflow.acknowledge_escalation) if ".A" in owner else (
         REFERRAL,
         ReferralWorkflow.acknowledge_escalation,

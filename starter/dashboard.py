@@ -40,7 +40,7 @@ from starter.auth import Authenticator, Caller, InvalidCredentials
 from starter.charts import Band, Mark, Series, bar_chart, line_chart, timeline
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import ACKNOWLEDGERS, REJECTION_TYPE
-from workflows.models import Escalation, EscalationAcknowledgement, Rank, Role, Stage
+from workflows.models import ESCALATION_ID, Escalation, EscalationAcknowledgement, Rank, REFERENCE_PATTERN, Role, Stage, escalation_owner
 from workflows.referral import ReferralWorkflow
 
 log = structlog.get_logger("dashboard")
@@ -51,9 +51,8 @@ PREFIX = "/dashboard"
 COOKIE = "referrals_session"
 SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
-REFERENCE = re.compile(r"^REF-[0-9A-Z]{5}-[0-9A-Z]{5}$")
+REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
 # An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
-ESCALATION_ID = re.compile(r"^(?P<owner>REF-[0-9A-Z]{5}-[0-9A-Z]{5}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
 DUE_SOON = timedelta(hours=48)
 # A chart's time unit: the largest in which its longest value is at least one.
 HOUR_UNITS = (("h", 1.0), ("min", 60.0), ("s", 3600.0))
@@ -203,10 +202,9 @@ class Dashboard:
 
     async def acknowledge(self, caller: Caller, escalation_id: str) -> str | None:
         """Acknowledge through the owning workflow; the rejection's reason, or None when done."""
-        match = ESCALATION_ID.match(escalation_id)
-        if match is None:
+        owner = escalation_owner(escalation_id)
+        if owner is None:
             return "escalation_id: no such escalation"
-        owner = match["owner"]
         update = AgreedActionWorkflow.acknowledge_escalation if ".A" in owner else ReferralWorkflow.acknowledge_escalation
         try:
             await self.client.get_workflow_handle(owner).execute_update(

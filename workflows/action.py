@@ -15,7 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.alerting import AlertDispatch
     from workflows.calendar import add_duration
-    from workflows.escalation import EscalationLadder
+    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
     from workflows.models import (
         SYSTEM_ACTOR,
         ActionCompletion,
@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         EscalationAlert,
     )
     from workflows.authority import (
-        ACKNOWLEDGERS,
         COMPLETERS_OF_ANY_AGENCY,
         COMPLETERS_OF_OWN_AGENCY,
         REASSIGNERS,
@@ -133,21 +132,14 @@ class AgreedActionWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
-        escalation = next(e for e in self._action.escalations if e.escalation_id == ack.escalation_id)
-        escalation.acknowledged_by = ack.actor.id
-        escalation.acknowledged_at = workflow.now()
+        acknowledge(self._action.escalations, ack, "action")
         self._outbox.add("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
         self._ladder.nudge()
         return await self._changed()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
-        escalation = next((e for e in self._action.escalations if e.escalation_id == ack.escalation_id), None)
-        if escalation is None:
-            raise reject("escalation_id: no such escalation on this action")
-        if escalation.acknowledged_at is not None:
-            raise reject("escalation_id: already acknowledged")
+        open_escalation(self._action.escalations, ack, "action")
 
     # --- the mechanics -------------------------------------------------------------
 

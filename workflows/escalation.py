@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.authority import ACKNOWLEDGERS, reject, require
     from workflows.calendar import add_duration
-    from workflows.models import Escalation, Rank, SlaPolicy
+    from workflows.models import Escalation, EscalationAcknowledgement, Rank, SlaPolicy
 
 
 def next_rung_at(due_at: datetime, raised: list[Escalation], policy: SlaPolicy) -> datetime | None:
@@ -27,6 +28,23 @@ def next_rung_at(due_at: datetime, raised: list[Escalation], policy: SlaPolicy) 
     previous = raised[-1]
     since = max(previous.raised_at, previous.acknowledged_at or previous.raised_at)
     return add_duration(since, policy.escalation.grace, policy)
+
+
+def open_escalation(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> Escalation:
+    """The escalation an acknowledgement names, if the actor may acknowledge it and it is still open."""
+    require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
+    escalation = next((e for e in escalations if e.escalation_id == ack.escalation_id), None)
+    if escalation is None:
+        raise reject(f"escalation_id: no such escalation on this {on}")
+    if escalation.acknowledged_at is not None:
+        raise reject("escalation_id: already acknowledged")
+    return escalation
+
+
+def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> None:
+    escalation = open_escalation(escalations, ack, on)
+    escalation.acknowledged_by = ack.actor.id
+    escalation.acknowledged_at = workflow.now()
 
 
 class EscalationLadder:

@@ -8,6 +8,7 @@ reason; the messages never repeat the submitted values (they may be personal dat
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
@@ -229,6 +230,17 @@ class VistSubmission(Model):
     def content_digest(self) -> str:
         """A digest of the form's content: the same form ID with other content is a different form."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+REFERENCE_PATTERN = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
+# An escalation's ID names the workflow that raised it: the referral, or one of its agreed actions.
+ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE_PATTERN}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
+
+
+def escalation_owner(escalation_id: str) -> str | None:
+    """The workflow ID of the referral or agreed action that raised the escalation, if well formed."""
+    match = ESCALATION_ID.match(escalation_id)
+    return match["owner"] if match else None
 
 
 def referral_reference(form_id: uuid.UUID) -> str:

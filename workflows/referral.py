@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.action import AgreedActionWorkflow
     from workflows.alerting import AlertDispatch
     from workflows.authority import (
-        ACKNOWLEDGERS,
         CASE_DECIDERS,
         OFFICERS,
         REVIEWERS,
@@ -30,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         require,
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
-    from workflows.escalation import EscalationLadder
+    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
     from workflows.models import (
         OPEN_STAGES,
         SYSTEM_ACTOR,
@@ -401,21 +400,14 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        escalation = next(e for e in self._escalations if e.escalation_id == ack.escalation_id)
-        escalation.acknowledged_by = ack.actor.id
-        escalation.acknowledged_at = workflow.now()
+        acknowledge(self._escalations, ack, "referral")
         self._fact("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
         self._ladder_nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
-        escalation = next((e for e in self._escalations if e.escalation_id == ack.escalation_id), None)
-        if escalation is None:
-            raise reject("escalation_id: no such escalation on this referral")
-        if escalation.acknowledged_at is not None:
-            raise reject("escalation_id: already acknowledged")
+        open_escalation(self._escalations, ack, "referral")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
