@@ -184,8 +184,20 @@ class Stack:
             self.database_url = await self._start_postgres()
         self._start_worker()
         await self._wait_for_worker()
+        await self._ensure_schedules()
         self._start_api()
         await self._wait_for_api()
+
+    async def _ensure_schedules(self) -> None:
+        """The auditors' monthly quality-assurance sample, refreshed (with its bank holidays) at each start."""
+        from activities.policy import build_sla_policy
+        from starter.audit.sample import ensure_monthly_sample_schedule
+
+        assert self.client is not None
+        schedule_id = await ensure_monthly_sample_schedule(
+            self.client, self.settings, build_sla_policy(self.settings.sla_policy_file)
+        )
+        log.info("schedule_ready", schedule=schedule_id)
 
     @property
     def api_url(self) -> str:
