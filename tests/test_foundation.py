@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.database import apply_migrations
+from activities.database import apply_migrations, create_pool, discover_migrations
 from starter.synthetic import OFFICER, approval
 from tests.conftest import make_worker
 from tests.helpers import start_referral
@@ -68,3 +68,24 @@ async def test_migrations_are_idempotent(pool):
     assert await apply_migrations(pool) == []
     assert await pool.fetchval(tables) == before
     assert await pool.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version") == versions_before
+
+
+async def test_two_workers_migrating_together_apply_each_migration_once(pool, postgres_dsn):
+    # A fresh database, and two "workers" migrating it at the same moment.
+    await pool.execute("DROP DATABASE IF EXISTS migration_race")
+    await pool.execute("CREATE DATABASE migration_race")
+    dsn = postgres_dsn.replace("/postgres?", "/migration_race?") if "/postgres?" in postgres_dsn else None
+    if dsn is None:
+        pytest.skip("DATABASE_URL names its own database; the race needs a scratch one")
+    first, second = await create_pool(dsn, 1, 2), await create_pool(dsn, 1, 2)
+    try:
+        applied = await asyncio.gather(apply_migrations(first), apply_migrations(second))
+        everything = [m.version for m in discover_migrations()]
+        # One of them applied everything, the other found nothing left to do.
+        assert sorted(applied, key=len) == [[], everything]
+        rows = await first.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == everything
+    finally:
+        await first.close()
+        await second.close()
+        await pool.execute("DROP DATABASE migration_race")
