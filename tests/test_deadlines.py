@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from starter.synthetic import (
     QUORATE_ATTENDEES,
+    SCREENER,
     SERGEANT,
     approval,
     screening,
@@ -192,6 +193,26 @@ async def test_regrade_tightens_a_running_deadline(time_env, pool, time_queue, s
     row = await pool.fetchrow("SELECT risk, deadline FROM referrals WHERE reference = $1", handle.id)
     assert row["risk"] == "medium"
     assert row["deadline"] == relaxed.deadline  # the read model's deadline moved with the grade
+
+
+async def test_a_meeting_that_raises_the_grade_changes_it_at_once(time_env, pool, time_queue, sla_policy):
+    # The inspection finding: raised to high at a meeting, still "medium" five hours later.
+    submission, handle, _ = await approved_referral(time_env, time_queue, sla_policy, seed=35)
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await time_env.get_current_time()
+    discussion = strategy_discussion(held_at, section_47=True, actions=0)
+    discussion.risk = RiskGrade.HIGH
+    state = await handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
+    assert state.risk is RiskGrade.HIGH
+    row = await eventually(
+        lambda: pool.fetchrow(
+            "SELECT r.risk, g.from_risk, g.reason, g.actor_id FROM referrals r JOIN risk_regrades g USING (reference) "
+            "WHERE r.reference = $1", handle.id),
+        lambda r: r is not None,
+    )
+    assert dict(row) == {
+        "risk": "high", "from_risk": "medium", "reason": "graded at the strategy discussion", "actor_id": SCREENER.id,
+    }
 
 
 async def test_agreed_action_reminder_then_escalation_to_owners_supervisor(time_env, pool, time_queue, sla_policy):

@@ -420,6 +420,9 @@ class StrategyDiscussion(Decision):
     attendees: list[Attendee] = Field(min_length=1)
     section_47: bool
     rationale: Text
+    risk: RiskGrade | None = Field(
+        default=None, description="the risk grade the meeting agreed, when it changes the referral's grade"
+    )
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
 
     @property
@@ -466,6 +469,9 @@ class ConferenceOutcome(Decision):
     child_protection_plan: bool
     police_attended: bool
     rationale: Text
+    risk: RiskGrade | None = Field(
+        default=None, description="the risk grade the conference agreed, when it changes the referral's grade"
+    )
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
 
 

@@ -225,8 +225,7 @@ class ReferralWorkflow:
     async def screen(self, screening: Screening) -> ReferralState:
         self._screening_outcome = screening.outcome
         self._decided("screened", screening.actor, screening.model_dump(mode="json", exclude={"actor"}))
-        if screening.risk is not self._risk:
-            self._regrade(screening.actor, screening.risk, "graded at screening")
+        self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
             self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
         else:
@@ -277,6 +276,7 @@ class ReferralWorkflow:
         self._strategy_held_at = discussion.held_at
         payload = discussion.model_dump(mode="json", exclude={"actor"}) | {"quorate": quorate}
         self._decided("strategy_discussion_held", discussion.actor, payload)
+        self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()
         await self._agree_actions(discussion.actor, discussion.agreed_actions)
@@ -361,6 +361,7 @@ class ReferralWorkflow:
     async def record_conference_outcome(self, outcome: ConferenceOutcome) -> ReferralState:
         self._child_protection_plan = outcome.child_protection_plan
         self._decided("conference_held", outcome.actor, outcome.model_dump(mode="json", exclude={"actor"}))
+        self._regrade_if_changed(outcome.actor, outcome.risk, "graded at the initial child protection conference")
         await self._agree_actions(outcome.actor, outcome.agreed_actions)
         reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
         self._after_decision(outcome.actor, reason)
@@ -475,6 +476,11 @@ class ReferralWorkflow:
             },
         )
         self._ladder_nudge()
+
+    def _regrade_if_changed(self, actor: Actor, risk: RiskGrade | None, reason: str) -> None:
+        """A grade agreed in a decision (screening, a meeting) takes effect at once, recorded like any regrade."""
+        if risk is not None and risk is not self._risk:
+            self._regrade(actor, risk, reason)
 
     def _ladder_nudge(self) -> None:
         if self._ladder is not None:
