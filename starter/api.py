@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.access_log import AccessLog
 from starter.records_api import records_router
+from starter.audit_api import audit_router
 from activities.policy import build_sla_policy
 from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
@@ -630,6 +631,7 @@ def create_app(
     app.include_router(router)
     app.include_router(decision_router())
     app.include_router(records_router(allowed, services, REFERENCE))
+    app.include_router(audit_router(allowed, services))
     app.include_router(
         dashboard_router(client, pool, settings, authenticator=app.state.services.authenticator, clock=clock)
     )

@@ -76,8 +76,11 @@ def test_an_altered_export_is_refused(tmp_path):
         load_export(folder)
 
 
-def test_the_replay_command_exits_non_zero_when_a_history_is_unexplained(tmp_path, monkeypatch):
+def test_the_replay_command_exits_non_zero_when_a_history_is_unexplained(tmp_path, monkeypatch, postgres_dsn, pool):
     monkeypatch.setenv("ENCRYPTION_KEYS", KEYRING.to_json())
+    # Reads are recorded in the access log (`pool`: the test database, migrated) under the named auditor.
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    monkeypatch.setenv("REFERRALS_AUDITOR_ID", "AUD-4001")
     runner = CliRunner()
     ok = runner.invoke(audit_app, ["replay", "--from-dir", str(GENERATIONS[-1] / "section_47_conference_attended"), "--workers", "1"])
     assert ok.exit_code == 0, ok.output

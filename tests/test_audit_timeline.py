@@ -168,8 +168,11 @@ async def test_the_html_report_opens_in_chromium_with_its_chart_visible():
             await browser.close()
 
 
-def test_the_timeline_and_as_of_commands_work_from_an_export(tmp_path, monkeypatch):
+def test_the_timeline_and_as_of_commands_work_from_an_export(tmp_path, monkeypatch, postgres_dsn, pool):
     monkeypatch.setenv("ENCRYPTION_KEYS", KEYRING.to_json())
+    # Reads are recorded in the access log (`pool`: the test database, migrated) under the named auditor.
+    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    monkeypatch.setenv("REFERRALS_AUDITOR_ID", "AUD-4001")
     folder = GENERATIONS[0] / "report_in_lieu"
     reference = recorded_path("report_in_lieu").reference
     runner = CliRunner()
@@ -189,8 +192,9 @@ def test_the_timeline_and_as_of_commands_work_from_an_export(tmp_path, monkeypat
     assert too_early.exit_code == 1 and "no facts were recorded" in too_early.output
 
 
-def test_the_sample_command_records_one_worklist_per_month_and_seed(postgres_dsn, monkeypatch):
+def test_the_sample_command_records_one_worklist_per_month_and_seed(postgres_dsn, pool, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", postgres_dsn)
+    monkeypatch.setenv("REFERRALS_AUDITOR_ID", "AUD-4001")
     runner = CliRunner()
     first = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--seed", "4", "--quota", "missing=2", "--json"])
     assert first.exit_code == 0, first.output

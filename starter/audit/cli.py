@@ -2,28 +2,36 @@
 
 Mounted by the main CLI as `app.add_typer(audit_app, name="audit")`. Each command reads
 TEMPORAL_ADDRESS, DATABASE_URL and the encryption keyring from the same settings as the
-worker; `--from-dir` works from an export folder instead of the server.
+worker; `--from-dir` works from an export folder instead of the server. Every command that
+reads referrals names its auditor (`--actor STAFF_ID` or REFERRALS_AUDITOR_ID) and records
+its reads in the access log (channel "audit"), so it needs DATABASE_URL even with `--from-dir`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
-from pydantic import BaseModel
+import asyncpg
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import Client, WorkflowHistory
 
+from activities.access_log import AccessLog
 from runtime.settings import Settings
 from runtime.temporal import connect, data_converter
 from starter.audit.as_of import state_from_facts
 from starter.audit.history import (
+    REFERRAL_WORKFLOW,
     DecodedReferral,
     ExportIntegrityError,
     ReferralHistories,
@@ -42,6 +50,7 @@ from starter.audit.report import render_timeline_html
 from starter.audit.sample import ensure_monthly_sample_schedule, monthly_sample
 from starter.audit.timeline import build_timeline
 from workflows.audit_models import DEFAULT_QUOTAS, SampleCategory
+from workflows.models import Actor, Role
 
 audit_app = typer.Typer(
     help="Auditors: export and replay histories, reconstruct timelines and past states, reconcile records, sample cases.",
@@ -57,6 +66,13 @@ Since = Annotated[datetime | None, typer.Option(help="referrals started at or af
 Until = Annotated[datetime | None, typer.Option(help="referrals started before")]
 Query = Annotated[str | None, typer.Option(help="a further Temporal visibility query, e.g. \"ExecutionStatus = 'Running'\"")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+AUDITOR_ENV = "REFERRALS_AUDITOR_ID"
+Auditor = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", envvar=AUDITOR_ENV, metavar="STAFF_ID", help="your staff ID: each read is recorded under it"
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -82,8 +98,48 @@ async def _pool(settings: Settings):
     from activities.database import create_pool
 
     if settings.database_url is None:
-        fail("DATABASE_URL is not set: this command reads the PostgreSQL records")
+        fail("DATABASE_URL is not set: audit commands record every read in the access log in PostgreSQL")
     return await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=4)
+
+
+# --- the access log ------------------------------------------------------------------------------
+
+
+async def record_reads(log: AccessLog, actor: Actor, action: str, references: Iterable[str], detail: dict) -> None:
+    """One access-log row (channel "audit") per referral read, or one without a reference when none was named.
+
+    Shared with the API's audit routes, so an auditor's reads look the same from either.
+    """
+    await asyncio.gather(*(log.record(actor, "audit", action, ref, detail) for ref in list(references) or [None]))
+
+
+@dataclass(frozen=True)
+class AuditReads:
+    """The auditor running a command, the database the records are in, and where the histories came from."""
+
+    actor: Actor
+    pool: asyncpg.Pool
+    source: str
+
+    async def record(self, action: str, references: Iterable[str] = (), **detail: object) -> None:
+        detail = {"client": "cli", "source": self.source} | detail
+        await record_reads(AccessLog(self.pool), self.actor, action, references, detail)
+
+
+@asynccontextmanager
+async def audited(staff_id: str | None, settings: Settings, from_dir: Path | None = None) -> AsyncIterator[AuditReads]:
+    """Every reading command runs inside this: no named auditor or no database to record in, no read."""
+    if not staff_id:
+        fail(f"name yourself with --actor STAFF_ID or {AUDITOR_ENV}: every audit read is recorded in the access log", 2)
+    try:
+        actor = Actor(id=staff_id, role=Role.AUDITOR)
+    except ValidationError:
+        fail(f"--actor: {staff_id!r} is not a staff ID (letters, digits, '.', '_' or '-')", 2)
+    pool = await _pool(settings)
+    try:
+        yield AuditReads(actor, pool, "export" if from_dir is not None else "server")
+    finally:
+        await pool.close()
 
 
 def _exported(folder: Path) -> list[ReferralHistories]:
@@ -117,15 +173,22 @@ def export(
     since: Since = None,
     until: Until = None,
     query: Query = None,
+    actor: Auditor = None,
 ) -> None:
     """Write histories (a referral and its agreed actions) as Temporal JSON, with a manifest of SHA-256s."""
 
     async def run() -> None:
-        client = await _client(Settings())
-        if reference:
-            manifest = await export_histories(client, out, references=reference)
-        else:
-            manifest = await export_histories(client, out, query=referral_query(aware(since), aware(until), query))
+        settings = Settings()
+        async with audited(actor, settings) as audit:
+            client = await _client(settings)
+            if reference:
+                manifest = await export_histories(client, out, references=reference)
+            else:
+                manifest = await export_histories(client, out, query=referral_query(aware(since), aware(until), query))
+            await audit.record(
+                "audit_export", [f.workflow_id for f in manifest.files if f.workflow_type == REFERRAL_WORKFLOW],
+                histories=len(manifest.files),
+            )
         console.print(f"{len(manifest.files)} histories written to {out} (manifest: {out / 'manifest.json'})")
 
     asyncio.run(run())
@@ -142,25 +205,32 @@ def replay(
         bool, typer.Option("--sandbox/--no-sandbox", help="keep the workflow sandbox's restrictions (slower)")
     ] = False,
     as_json: AsJson = False,
+    actor: Auditor = None,
 ) -> None:
     """Replay histories against the current workflow code; exit 1 if any is non-deterministic or fails."""
 
     async def run() -> ReplayReport:
         settings = Settings()
-        if from_dir is not None:
-            histories = _exported_histories(from_dir)
-        else:
-            client = await _client(settings)
-            runs = await list_referrals(client, referral_query(aware(since), aware(until), query))
-            histories = [h for referral in await fetch_referrals(client, runs) for h in referral.all()]
-        with Progress(
-            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), disable=as_json,
-        ) as progress:
-            task = progress.add_task("replay", total=len(histories))
-            return await replay_histories(
-                histories, settings, workers=workers, sandbox=sandbox, progress=lambda n: progress.advance(task, n)
+        async with audited(actor, settings, from_dir) as audit:
+            if from_dir is not None:
+                histories = _exported_histories(from_dir)
+            else:
+                client = await _client(settings)
+                runs = await list_referrals(client, referral_query(aware(since), aware(until), query))
+                histories = [h for referral in await fetch_referrals(client, runs) for h in referral.all()]
+            with Progress(
+                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=Console(stderr=True), disable=as_json,
+            ) as progress:
+                task = progress.add_task("replay", total=len(histories))
+                report = await replay_histories(
+                    histories, settings, workers=workers, sandbox=sandbox, progress=lambda n: progress.advance(task, n)
+                )
+            await audit.record(
+                "audit_replay", [h.workflow_id for h in report.histories if h.workflow_type == REFERRAL_WORKFLOW],
+                histories=len(report.histories),
             )
+            return report
 
     report = asyncio.run(run())
     if as_json:
@@ -194,11 +264,15 @@ def timeline(
     html: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     json_file: Annotated[Path | None, typer.Option("--json-file", help="write the timeline JSON here")] = None,
     from_dir: FromDir = None,
+    actor: Auditor = None,
 ) -> None:
     """The referral's decision timeline: HTML report with a Gantt chart, and JSON (stdout unless --json-file/--html)."""
 
     async def run() -> None:
-        result = build_timeline(await _decoded(Settings(), reference, from_dir))
+        settings = Settings()
+        async with audited(actor, settings, from_dir) as audit:
+            result = build_timeline(await _decoded(settings, reference, from_dir))
+            await audit.record("audit_timeline", [reference])
         if html is not None:
             html.write_text(render_timeline_html(result))
             console.print(f"HTML report: {html}")
@@ -216,15 +290,19 @@ def as_of(
     reference: Annotated[str, typer.Argument(help="the referral")],
     moment: Annotated[datetime, typer.Argument(metavar="TIME", help="ISO 8601; local London time if no offset")],
     from_dir: FromDir = None,
+    actor: Auditor = None,
 ) -> None:
     """The referral's state as it stood at TIME (what the decider could see then), as JSON."""
 
     async def run() -> None:
-        decoded = await _decoded(Settings(), reference, from_dir)
-        try:
-            print_json(state_from_facts(decoded, aware(moment)))
-        except ValueError as error:
-            fail(str(error))
+        settings = Settings()
+        async with audited(actor, settings, from_dir) as audit:
+            try:
+                state = state_from_facts(await _decoded(settings, reference, from_dir), aware(moment))
+            except ValueError as error:
+                fail(str(error))
+            await audit.record("audit_as_of", [reference], at=aware(moment).isoformat())
+        print_json(state)
 
     asyncio.run(run())
 
@@ -239,23 +317,29 @@ def reconcile_command(
     reference: Annotated[list[str] | None, typer.Option("--reference", "-r", help="a referral (repeatable)")] = None,
     from_dir: FromDir = None,
     as_json: AsJson = False,
+    actor: Auditor = None,
 ) -> None:
     """Compare the facts in histories with the PostgreSQL records; exit 1 on any mismatch."""
 
     async def run() -> ReconcileReport:
         settings = Settings()
-        pool = await _pool(settings)
-        try:
+        async with audited(actor, settings, from_dir) as audit:
             if from_dir is not None:
                 from activities.audit import AuditRecords
 
                 converter = data_converter(settings)
                 decoded = [await decode_referral(r, converter) for r in _exported(from_dir)]
-                return await reconcile_referrals(decoded, AuditRecords(pool))
-            client = await _client(settings)
-            return await reconcile(client, pool, since=aware(since), until=aware(until), references=reference or None)
-        finally:
-            await pool.close()
+                report = await reconcile_referrals(decoded, AuditRecords(audit.pool))
+                read = [r.reference for r in decoded]
+            else:
+                client = await _client(settings)
+                report = await reconcile(
+                    client, audit.pool, since=aware(since), until=aware(until), references=reference or None
+                )
+                # A range is recorded as one read with its count: the report does not list the referrals.
+                read = reference or []
+            await audit.record("audit_reconcile", read, referrals=report.referrals)
+            return report
 
     report = asyncio.run(run())
     if as_json:
@@ -293,18 +377,16 @@ def sample(
     month: Annotated[str, typer.Option(help="YYYY-MM")],
     seed: Annotated[int, typer.Option(help="the same month and seed always give the same cases")] = 0,
     quota: Annotated[list[str] | None, typer.Option(help="CATEGORY=N, e.g. missing=5 (repeatable)")] = None,
-    drawn_by: Annotated[str, typer.Option(help="the auditor's staff ID")] = "system",
     as_json: AsJson = False,
+    actor: Auditor = None,
 ) -> None:
-    """Draw the month's quality-assurance sample and record it as an audit worklist."""
+    """Draw the month's quality-assurance sample and record it as an audit worklist, drawn by the auditor."""
 
     async def run():
-        settings = Settings()
-        pool = await _pool(settings)
-        try:
-            return await monthly_sample(pool, month, seed, _quotas(quota), drawn_by)
-        finally:
-            await pool.close()
+        async with audited(actor, Settings()) as audit:
+            worklist = await monthly_sample(audit.pool, month, seed, _quotas(quota), audit.actor.id)
+            await audit.record("audit_sample", month=month, seed=seed, items=len(worklist.items))
+            return worklist
 
     worklist = asyncio.run(run())
     if as_json:
