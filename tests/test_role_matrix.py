@@ -17,7 +17,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.api_fixtures import USERS, BY_ROLE, api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import start_referral, state_when
+from tests.helpers import activities_running, eventually, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -25,12 +25,14 @@ from workflows.models import (
     Closure,
     ConferenceBooking,
     ConferenceOutcome,
+    Duration,
     EscalationAcknowledgement,
     Resubmission,
     RiskRegrade,
     Role,
     Screening,
     ScreeningOutcome,
+    StageDeadlines,
     StrategyDiscussion,
     SupervisorReview,
 )
@@ -78,6 +80,12 @@ DECISIONS = (
 
 
 CALLER_ROLES = [role for role in Role if role is not Role.SYSTEM]  # no token ever carries the system role
+
+
+async def terminate_quietly(handle) -> None:
+    """The referral made before the escalating one is not needed; end it once it is idle."""
+    await eventually(lambda: activities_running(handle), lambda running: not running)
+    await handle.terminate(reason="not needed by the role matrix")
 
 
 def json_body(decision) -> dict[str, Any]:
@@ -157,13 +165,15 @@ async def bring_to(name: str, time_env, queue: str, sla_policy, seed: int) -> Se
         body = {"owner": {"agency": "childrens_social_care", "owner": "Social Worker Synthetic"}, "reason": "Synthetic."}
         return Setting(action_id, f"/actions/{action_id}/reassignment", body, body)
     if name == "acknowledgement":
-        # A high-risk review is due in 2 hours: let it go late.
-        await handle.execute_update(
-            ReferralWorkflow.regrade_risk,
-            RiskRegrade(actor=SERGEANT, risk="high", reason="Synthetic."),
+        # A referral whose review is due within a second: it goes late without moving the shared clock.
+        hasty = sla_policy.model_copy(update={"supervisor_review": StageDeadlines(
+            standard=Duration(hours=0.0003), medium=Duration(hours=0.0003), high=Duration(hours=0.0003))})
+        _, late = await start_referral(
+            time_env.client, queue, hasty, submission=synthetic_vist(rng=random.Random(f"matrix:late:{seed}"))
         )
-        await time_env.sleep(timedelta(hours=2, minutes=5))
-        state = await state_when(handle, lambda s: len(s.escalations) >= 1)
+        await terminate_quietly(handle)
+        ref = late.id
+        state = await state_when(late, lambda s: len(s.escalations) >= 1)
         escalation_id = state.escalations[0].escalation_id
         return Setting(ref, f"/escalations/{escalation_id}/acknowledgement", None, {"escalation_id": escalation_id})
     raise AssertionError(name)
