@@ -472,5 +472,50 @@ def ack(escalation_id: Annotated[str, typer.Argument(help="e.g. REF-XXXXX-XXXXX.
     emit(result, as_json, render_referral if "stage" in result else render_action)
 
 
+
+# --- the records: the access log for auditors, retention for administrators ---------------------
+
+
+@app.command("access-log")
+def access_log(
+    reference: Annotated[str | None, typer.Option(help="only reads of this referral")] = None,
+    actor: Annotated[str | None, typer.Option(help="only this staff ID's reads")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Who read which referral, through which channel, and when; newest first (auditors)."""
+    params = {"reference": reference, "actor_id": actor, "since": since, "limit": limit, "offset": offset}
+
+    def render(console: Console, entries: list[dict]) -> None:
+        rows_table(
+            console,
+            "Access log",
+            ["when", "actor", "role", "agency", "channel", "action", "reference"],
+            [[when(e["at"]), e["actor_id"], e["actor_role"], e["actor_agency"], e["channel"], e["action"],
+              e["reference"]] for e in entries],
+        )
+
+    emit(call("GET", "/access-log", params=params), as_json, render)
+
+
+@app.command()
+def retention(
+    purge: Annotated[bool, typer.Option("--purge", help="remove them; without it, only list them")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Closed referrals past the retention period: a dry run, or with --purge their removal (administrators)."""
+
+    def render(console: Console, report: dict) -> None:
+        verb = ("would be removed (dry run; --purge removes them)" if report["dry_run"]
+                else f"removed ({report['rows']} rows)")
+        console.print(f"Closed before {when(report['closed_before'])}: {len(report['references'])} referrals {verb}")
+        if report["references"]:
+            rows_table(console, "Referrals", ["reference"], [[reference] for reference in report["references"]])
+
+    emit(call("POST", "/retention/purge") if purge else call("GET", "/retention"), as_json, render)
+
+
 if __name__ == "__main__":
     app()

@@ -187,3 +187,25 @@ async def test_the_config_file_supplies_url_and_token(api_url, tokens, tmp_path)
     result = await asyncio.to_thread(runner.invoke, app, ["list", "--limit", "1", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)) == {"items", "next_cursor"}
+
+
+async def test_auditors_read_the_access_log_and_administrators_review_retention(cli, time_env, tmp_path):
+    form = tmp_path / "vist.json"
+    form.write_text(synthetic_vist(rng=random.Random("cli:703")).model_dump_json())
+    reference = (await cli.json("officer", "submit", form))["reference"]
+    track(time_env.client, reference)
+    await cli("sergeant", "show", reference)
+
+    entries = await cli.json("auditor", "access-log", "--reference", reference, "--actor", "PS-2001")
+    assert [(e["action"], e["channel"]) for e in entries] == [("show_referral", "cli")]
+    table = (await cli("auditor", "access-log", "--reference", reference, "--since", entries[0]["at"])).stdout
+    assert "PS-2001" in table and "show_referral" in table
+    refused = await cli("sergeant", "access-log", exit_code=4)
+    assert "actor.role" in refused.stderr
+    await cli("auditor", "access-log", "--since", "yesterday", exit_code=7)
+
+    dry_run = await cli.json("admin", "retention")
+    assert dry_run["dry_run"] is True and reference not in dry_run["references"]
+    assert "dry run" in (await cli("admin", "retention")).stdout
+    # Only an administrator purges; the purge itself is tested in tests/test_data_protection.py.
+    assert "actor.role" in (await cli("auditor", "retention", "--purge", exit_code=4)).stderr
