@@ -474,24 +474,20 @@ class Stack:
     # --- while running -------------------------------------------------------------
 
     def check_api(self) -> None:
-        if self.api is not None and self.api.poll() is not None:
-            raise StackError(
-                f"the API exited with code {self.api.returncode}; the end of {self.api_log}:\n"
-                f"{log_tail(self.api_log, self._api_log_offset)}"
-            )
+        self._check_alive("the API", self.api, self.api_log, self._api_log_offset)
 
     def check_worker(self) -> None:
-        if self.worker is not None and self.worker.poll() is not None:
-            raise StackError(
-                f"the worker exited with code {self.worker.returncode}; the end of {self.worker_log}:\n"
-                f"{log_tail(self.worker_log, self._worker_log_offset)}"
-            )
+        self._check_alive("the worker", self.worker, self.worker_log, self._worker_log_offset)
 
     def check_temporal(self) -> None:
-        if self.temporal is not None and self.temporal.poll() is not None:
+        self._check_alive("the Temporal dev server", self.temporal, self.temporal_log, self._temporal_log_offset)
+
+    @staticmethod
+    def _check_alive(name: str, process: subprocess.Popen | None, log_file: Path, offset: int) -> None:
+        """Fail with the end of its log when a process this stack started has exited by itself."""
+        if process is not None and process.poll() is not None:
             raise StackError(
-                f"the Temporal dev server exited with code {self.temporal.returncode}; the end of "
-                f"{self.temporal_log}:\n{log_tail(self.temporal_log, self._temporal_log_offset)}"
+                f"{name} exited with code {process.returncode}; the end of {log_file}:\n{log_tail(log_file, offset)}"
             )
 
     async def watch(self) -> None:
