@@ -49,6 +49,8 @@ STAGE_NAMES = frozenset(stage.value for stage in Stage)
 
 
 def what_is_late(escalation: Escalation) -> str:
+    if escalation.reason == "recording_failed":
+        return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
         return "strategy discussion held without children's social care, health and police"
     if escalation.subject in STAGE_NAMES:
@@ -206,7 +208,9 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
     message["Message-ID"] = f"<{key}@{domain}>"
     message["From"] = sender
     message["To"] = recipient
-    if fields["reason"] == "inquorate":
+    if fields["reason"] == "recording_failed":
+        message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
+    elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
@@ -219,8 +223,13 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         f"Late by:   {late} when raised (rung {fields['rung']} of the ladder, {fields['rank']})\n\n"
         f"Open the referral: {fields['link']}\n"
         f"Acknowledge (sign-in required): {fields['acknowledge_link']}\n\n"
-        "Acknowledging stops this rung of the escalation ladder. This message holds no personal "
-        "data: the referral's details are behind sign-in.\n"
+        + (
+            "The fact is kept in quarantine with its reason: fix the cause, then re-apply it "
+            "(`referrals quarantine --reapply`). "
+            if fields["reason"] == "recording_failed"
+            else "Acknowledging stops this rung of the escalation ladder. "
+        )
+        + "This message holds no personal data: the referral's details are behind sign-in.\n"
     )
     return message
 

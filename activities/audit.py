@@ -66,6 +66,8 @@ class ReadModelRows:
     events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, set[str]] = field(default_factory=dict)
     referrals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Facts refused by the database and not yet re-applied, with the reason each was refused.
+    quarantined: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 # Each projection table, and how its rows are keyed (matching starter/audit/reconcile.py).
@@ -195,4 +197,10 @@ class AuditRecords:
                 refs,
             ):
                 rows.referrals[row["reference"]] = dict(row)
+            for row in await conn.fetch(
+                """SELECT stream, seq, reason FROM quarantined_facts
+                   WHERE reference = ANY($1) AND resolved_at IS NULL""",
+                refs,
+            ):
+                rows.quarantined[(row["stream"], row["seq"])] = row["reason"]
         return rows

@@ -13,8 +13,12 @@ Read from a JSON or TOML file (`ALERT_DIRECTORY_FILE`), for example:
     [default]
     rungs = [{ role = "duty supervisor", email = "duty@police.example" }]
 
+    [administrators]
+    rungs = [{ role = "records administrator", email = "records-admin@police.example" }]
+
 A chain for the agency and team wins over one for the agency alone, which wins over the
-default chain. Rung n of the ladder goes to the chain's n-th addressee, and rungs past
+default chain. A fact that could not be recorded ("recording failed") goes to the
+`administrators` chain. Rung n of the ladder goes to the chain's n-th addressee, and rungs past
 its end to its last. Without a file, every alert is shown in the dashboard only.
 """
 
@@ -52,6 +56,7 @@ class EscalationChain(BaseModel):
 DEFAULT_CHAIN = EscalationChain(
     rungs=[Addressee(role="sergeant"), Addressee(role="inspector"), Addressee(role="superintendent")]
 )
+DEFAULT_ADMINISTRATORS = EscalationChain(rungs=[Addressee(role="records administrator")])
 
 
 class SupervisionDirectory(BaseModel):
@@ -59,6 +64,9 @@ class SupervisionDirectory(BaseModel):
 
     chains: list[EscalationChain] = Field(default_factory=list)
     default: EscalationChain = DEFAULT_CHAIN
+    administrators: EscalationChain = Field(
+        default=DEFAULT_ADMINISTRATORS, description="who hears that a fact could not be recorded"
+    )
 
     @model_validator(mode="after")
     def _chains_name_an_agency(self) -> "SupervisionDirectory":
@@ -81,9 +89,13 @@ class SupervisionDirectory(BaseModel):
         return (team_chains or agency_chains or [self.default])[0]
 
     def addressee(self, alert: EscalationAlert) -> Addressee:
-        rungs = self.chain_for(alert.agency, alert.team).rungs
+        if alert.escalation.reason == "recording_failed":
+            rungs = self.administrators.rungs
+        else:
+            rungs = self.chain_for(alert.agency, alert.team).rungs
         return rungs[min(alert.escalation.rung, len(rungs) - 1)]
 
     @property
     def has_webhooks(self) -> bool:
-        return any(a.webhook is not None for chain in [*self.chains, self.default] for a in chain.rungs)
+        chains = [*self.chains, self.default, self.administrators]
+        return any(a.webhook is not None for chain in chains for a in chain.rungs)

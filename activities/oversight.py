@@ -89,12 +89,13 @@ class OversightReadModel:
         """Open referrals, the `per_stage` nearest their deadline in each stage, with each stage's counts."""
         return await self.pool.fetch(
             """WITH open AS (
-                   SELECT reference, stage, risk, deadline,
+                   SELECT reference, stage, risk, deadline, record_incomplete,
                           row_number() OVER (PARTITION BY stage ORDER BY deadline NULLS LAST, reference) AS n,
                           count(*) OVER (PARTITION BY stage) AS in_stage,
                           count(*) FILTER (WHERE deadline < $1) OVER (PARTITION BY stage) AS late_in_stage
                    FROM referrals WHERE closed_at IS NULL)
-               SELECT o.reference, o.stage, o.risk, o.deadline, o.in_stage, o.late_in_stage, t.at AS entered_at
+               SELECT o.reference, o.stage, o.risk, o.deadline, o.record_incomplete, o.in_stage, o.late_in_stage,
+                      t.at AS entered_at
                FROM open o
                LEFT JOIN LATERAL (
                    SELECT at FROM stage_transitions s WHERE s.reference = o.reference ORDER BY seq DESC LIMIT 1
@@ -183,7 +184,7 @@ class OversightReadModel:
     async def referral(self, reference: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
             """SELECT reference, stage, risk, initial_risk, incident_type, station, submitted_at, deadline,
-                      screening_outcome, section_47, child_protection_plan, closed_at, close_reason
+                      screening_outcome, section_47, child_protection_plan, closed_at, close_reason, record_incomplete
                FROM referrals WHERE reference = $1""",
             reference,
         )

@@ -41,7 +41,8 @@ class ReferralReadModel:
         """Referrals, most recently updated first; `overdue` means open and past its current deadline at `now`."""
         return await self.pool.fetch(
             """SELECT reference, stage, risk, incident_type, submitted_at, updated_at, deadline, closed_at,
-                      close_reason, (closed_at IS NULL AND deadline IS NOT NULL AND deadline < $4) AS overdue
+                      close_reason, (closed_at IS NULL AND deadline IS NOT NULL AND deadline < $4) AS overdue,
+                      record_incomplete
                FROM referrals
                WHERE ($1::text IS NULL OR stage = $1)
                  AND ($2::text IS NULL OR risk = $2)

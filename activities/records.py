@@ -2,7 +2,11 @@
 
 Every fact is written once: the event row's key (stream, seq) comes from the workflow, so a
 retried activity finds its row already there and changes nothing. A fact and its
-projections are written in one transaction.
+projections are written in one transaction. A fact PostgreSQL refuses for good (a
+character text cannot hold, a value out of range, a projection that cannot read it) is
+quarantined with its reason in a transaction of its own, and the referral is marked
+"record incomplete" until an administrator re-applies it; a database that is down is
+retried as before.
 """
 
 from __future__ import annotations
@@ -10,17 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
 import structlog
+from pydantic import BaseModel
 from temporalio import activity
 
 from workflows.models import (
+    Actor,
+    IncidentType,
     PriorReferral,
     PriorReferralQuery,
     RecordedEvent,
+    RecordOutcome,
+    RiskGrade,
     ScreeningView,
     VistSubmission,
 )
@@ -39,6 +49,75 @@ def _ts(value: str | None) -> datetime | None:
 
 
 Projection = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
+
+# Refusals that retrying cannot mend: the fact itself is what the database or a projection refuses.
+# A lost connection or a database that is down raises none of these, and is retried.
+UNRECORDABLE: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,  # SQLSTATE class 22, and arguments asyncpg cannot encode
+    asyncpg.IntegrityConstraintViolationError,  # class 23
+    UnicodeError,
+    OverflowError,
+    ValueError,
+    LookupError,
+    TypeError,
+)
+
+
+def quarantine_reason(error: BaseException) -> str:
+    """Why a fact could not be recorded, by the error's type and SQLSTATE: never its message (it may quote values)."""
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        why = "it breaks a database constraint"
+    elif isinstance(error, asyncpg.DataError):
+        why = "PostgreSQL cannot store one of its values"
+    elif isinstance(error, UnicodeError):
+        why = "it holds text that cannot be encoded"
+    elif isinstance(error, OverflowError):
+        why = "it holds a value out of range"
+    else:
+        why = "a projection cannot read it"
+    return f"{type(error).__name__}{f' [{sqlstate}]' if sqlstate else ''}: {why}"
+
+
+def fact_bytes(event: RecordedEvent) -> bytes:
+    """The fact as JSON bytes, every character escaped to ASCII: whatever it holds survives."""
+    return json.dumps(event.model_dump(mode="json"), ensure_ascii=True).encode("ascii")
+
+
+def _valid(parse: Callable[[object], object], value: object) -> object | None:
+    """`value` parsed as its closed type, or None when it is not one."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError):
+        return None
+
+
+class Reapplication(BaseModel):
+    """One quarantined fact an administrator re-applied: recorded now, or still refused and why."""
+
+    stream: str
+    seq: int
+    reference: str
+    kind: str
+    resolved: bool
+    reason: str | None = None
+
+
+class QuarantinedFact(BaseModel):
+    """A quarantined fact as administrators see it: where it belongs and why it was refused, never its content."""
+
+    stream: str
+    seq: int
+    reference: str
+    kind: str
+    at: datetime
+    reason: str
+    quarantined_at: datetime
+    reapply_attempts: int
+    last_reapplied_at: datetime | None = None
+    last_reapplied_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
 
 
 class ReferralRecords:
@@ -65,8 +144,17 @@ class ReferralRecords:
         }
 
     @activity.defn
-    async def record_event(self, event: RecordedEvent) -> bool:
-        """Write one fact and its projections; False when it was already recorded."""
+    async def record_event(self, event: RecordedEvent) -> RecordOutcome:
+        """Write one fact and its projections, or quarantine it when PostgreSQL refuses it for good."""
+        try:
+            recorded = await self._write(event)
+        except UNRECORDABLE as error:
+            reason = await self._quarantine(event, error)
+            return RecordOutcome(recorded=False, quarantine_reason=reason)
+        return RecordOutcome(recorded=recorded)
+
+    async def _write(self, event: RecordedEvent) -> bool:
+        """The fact and its projections in one transaction; False when it was already recorded."""
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 """INSERT INTO referral_events
@@ -99,6 +187,105 @@ class ReferralRecords:
                 )
         log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
         return True
+
+    async def _quarantine(self, event: RecordedEvent, error: BaseException) -> str:
+        """Keep the refused fact whole with its reason, and mark its referral "record incomplete"."""
+        reason = quarantine_reason(error)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO quarantined_facts (stream, seq, reference, kind, at, reason, fact)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (stream, seq) DO UPDATE SET reason = EXCLUDED.reason""",
+                event.stream,
+                event.seq,
+                event.reference,
+                event.kind,
+                event.at,
+                reason,
+                fact_bytes(event),
+            )
+            await self._mark_incomplete(conn, event)
+        log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
+                  kind=event.kind, reason=reason)
+        return reason
+
+    async def _mark_incomplete(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
+        """Flag the referral; if its submission never reached the database, a placeholder from safe fields only."""
+        if event.stream != event.reference or event.stage is None or event.risk is None:
+            await conn.execute("UPDATE referrals SET record_incomplete = true WHERE reference = $1", event.reference)
+            return
+        form = event.payload.get("submission") if event.kind == "vist_submitted" else None
+        form = form if isinstance(form, dict) else {}
+        incident = form.get("incident") if isinstance(form.get("incident"), dict) else {}
+        # Only values that parse as the closed types they are (an ID, an enum) are copied from the form.
+        await conn.execute(
+            """INSERT INTO referrals (reference, form_id, incident_type, initial_risk, risk, stage, submitted_at,
+                                      updated_at, record_incomplete)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $7, true)
+               ON CONFLICT (reference) DO UPDATE SET record_incomplete = true""",
+            event.reference,
+            _valid(lambda v: uuid.UUID(str(v)), form.get("form_id")),
+            _valid(lambda v: IncidentType(v).value, incident.get("type")),
+            _valid(lambda v: RiskGrade(v).value, form.get("initial_risk")),
+            event.risk.value,
+            event.stage.value,
+            event.at,
+        )
+
+    async def quarantined(self, reference: str | None = None, include_resolved: bool = False) -> list[QuarantinedFact]:
+        rows = await self.pool.fetch(
+            """SELECT stream, seq, reference, kind, at, reason, quarantined_at, reapply_attempts, last_reapplied_at,
+                      last_reapplied_by, resolved_at, resolved_by
+               FROM quarantined_facts
+               WHERE ($1::text IS NULL OR reference = $1) AND ($2 OR resolved_at IS NULL)
+               ORDER BY quarantined_at, stream, seq""",
+            reference,
+            include_resolved,
+        )
+        return [QuarantinedFact(**dict(row)) for row in rows]
+
+    async def reapply_quarantined(self, actor: Actor, reference: str | None = None) -> list[Reapplication]:
+        """Write each open quarantined fact again, in order: recorded ones are resolved, the rest keep a fresh reason.
+
+        Every attempt is counted on the fact's row with who made it; a referral whose facts are
+        all recorded loses its "record incomplete" mark.
+        """
+        rows = await self.pool.fetch(
+            """SELECT stream, seq, reference, kind, fact FROM quarantined_facts
+               WHERE resolved_at IS NULL AND ($1::text IS NULL OR reference = $1)
+               ORDER BY reference, at, stream, seq""",
+            reference,
+        )
+        outcomes = []
+        for row in rows:
+            reason: str | None = None
+            try:
+                await self._write(RecordedEvent.model_validate(json.loads(row["fact"])))
+            except UNRECORDABLE as error:
+                reason = quarantine_reason(error)
+            await self.pool.execute(
+                """UPDATE quarantined_facts
+                   SET reapply_attempts = reapply_attempts + 1, last_reapplied_at = now(), last_reapplied_by = $3,
+                       reason = COALESCE($4, reason),
+                       resolved_at = CASE WHEN $4::text IS NULL THEN now() END,
+                       resolved_by = CASE WHEN $4::text IS NULL THEN $3 END
+                   WHERE stream = $1 AND seq = $2""",
+                row["stream"],
+                row["seq"],
+                actor.id,
+                reason,
+            )
+            outcomes.append(Reapplication(stream=row["stream"], seq=row["seq"], reference=row["reference"],
+                                          kind=row["kind"], resolved=reason is None, reason=reason))
+            log.info("fact_reapplied", reference=row["reference"], stream=row["stream"], seq=row["seq"],
+                     resolved=reason is None, by=actor.id)
+        await self.pool.execute(
+            """UPDATE referrals r SET record_incomplete = EXISTS (
+                   SELECT 1 FROM quarantined_facts q WHERE q.reference = r.reference AND q.resolved_at IS NULL)
+               WHERE r.reference = ANY($1::text[])""",
+            sorted({o.reference for o in outcomes}),
+        )
+        return outcomes
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:
@@ -158,7 +345,14 @@ class ReferralRecords:
                 """INSERT INTO referrals
                        (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
                         officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)""",
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)
+                   -- A placeholder from a quarantined submission gets the form's columns when it is re-applied.
+                   ON CONFLICT (reference) DO UPDATE SET
+                       form_id = EXCLUDED.form_id, form_digest = EXCLUDED.form_digest,
+                       incident_type = EXCLUDED.incident_type, incident_at = EXCLUDED.incident_at,
+                       location_key = EXCLUDED.location_key, station = EXCLUDED.station,
+                       officer_id = EXCLUDED.officer_id, initial_risk = EXCLUDED.initial_risk,
+                       section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at""",
                 event.reference,
                 form.form_id,
                 form.content_digest(),

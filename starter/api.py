@@ -81,6 +81,7 @@ from workflows.models import (
     StrategyDiscussion,
     SupervisorReview,
     VistSubmission,
+    future_time_in,
     referral_reference,
 )
 from workflows.referral import ReferralWorkflow
@@ -357,6 +358,11 @@ async def submit_vist(
     svc: Svc,
 ) -> bodies.Intake:
     """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409."""
+    # The workflow has no validator before its start: times the wall clock refutes are refused here.
+    problem = future_time_in(submission, await svc.clock())
+    if problem is not None:
+        field, why = problem.split(": ", 1)
+        raise invalid(("body", *field.split(".")), why)
     reference = referral_reference(submission.form_id)
     try:
         handle = await svc.client.start_workflow(

@@ -52,13 +52,16 @@ class ReferralSummary(BaseModel):
     reference: str
     stage: Stage
     risk: RiskGrade
-    incident_type: IncidentType
+    incident_type: IncidentType | None = Field(description="none while the submission's fact is quarantined")
     submitted_at: datetime
     updated_at: datetime
     deadline: datetime | None = None
     overdue: bool
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
+    record_incomplete: bool = Field(
+        default=False, description="a fact of this referral could not be recorded and is quarantined"
+    )
 
 
 class ReferralPage(BaseModel):

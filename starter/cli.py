@@ -246,9 +246,10 @@ def render_referral_page(console: Console, page: dict) -> None:
     rows_table(
         console,
         "Referrals",
-        ["reference", "stage", "risk", "incident", "updated", "deadline", "overdue"],
-        [[r["reference"], r["stage"], r["risk"], r["incident_type"], when(r["updated_at"]), when(r["deadline"]),
-          "OVERDUE" if r["overdue"] else ""] for r in page["items"]],
+        ["reference", "stage", "risk", "incident", "updated", "deadline", "overdue", "record"],
+        [[r["reference"], r["stage"], r["risk"], r["incident_type"] or "-", when(r["updated_at"]), when(r["deadline"]),
+          "OVERDUE" if r["overdue"] else "", "INCOMPLETE" if r.get("record_incomplete") else ""]
+         for r in page["items"]],
     )
     if page["next_cursor"]:
         console.print(f"More: --cursor {page['next_cursor']}")
@@ -515,6 +516,43 @@ def retention(
             rows_table(console, "Referrals", ["reference"], [[reference] for reference in report["references"]])
 
     emit(call("POST", "/retention/purge") if purge else call("GET", "/retention"), as_json, render)
+
+
+@app.command()
+def quarantine(
+    reference: Annotated[str | None, typer.Option(help="only this referral's facts")] = None,
+    reapply: Annotated[bool, typer.Option("--reapply", help="write them again, once the cause is fixed")] = False,
+    resolved: Annotated[bool, typer.Option("--resolved", help="list re-applied facts too")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Facts PostgreSQL refused, with why; --reapply records them once the cause is fixed (administrators)."""
+    params = {"reference": reference}
+
+    def render_listed(console: Console, facts: list[dict]) -> None:
+        rows_table(
+            console,
+            "Quarantined facts",
+            ["reference", "fact", "kind", "reason", "quarantined", "re-applied", "resolved"],
+            [[f["reference"], f"{f['stream']}#{f['seq']}", f["kind"], f["reason"], when(f["quarantined_at"]),
+              f["reapply_attempts"], when(f["resolved_at"])] for f in facts],
+        )
+
+    def render_reapplied(console: Console, outcomes: list[dict]) -> None:
+        rows_table(
+            console,
+            "Re-applied",
+            ["reference", "fact", "kind", "outcome"],
+            [[o["reference"], f"{o['stream']}#{o['seq']}", o["kind"], "recorded" if o["resolved"] else o["reason"]]
+             for o in outcomes],
+        )
+        still = sum(not o["resolved"] for o in outcomes)
+        if still:
+            fail(f"{still} of {len(outcomes)} facts are still refused", 1)
+
+    if reapply:
+        emit(call("POST", "/quarantine/reapply", params=params), as_json, render_reapplied)
+    else:
+        emit(call("GET", "/quarantine", params=params | {"resolved": resolved}), as_json, render_listed)
 
 
 if __name__ == "__main__":

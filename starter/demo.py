@@ -241,7 +241,7 @@ async def walk_through_every_stage(
         f"risk {state.risk.value}; {prior} prior referral(s) in view",
     )
 
-    held_at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    held_at = datetime.now(timezone.utc)
     discussion = strategy_discussion(held_at, section_47=True, actions=2)
     state = await step(
         "strategy discussion", handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)

@@ -1,4 +1,4 @@
-"""API routes over the records themselves: the access log for auditors, retention for administrators."""
+"""API routes over the records themselves: the access log for auditors, retention and quarantined facts for administrators."""
 
 # No postponed annotations: FastAPI reads these routes' dependencies from the live objects.
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from activities.access_log import AccessRecord
+from activities.records import QuarantinedFact, Reapplication, ReferralRecords
 from activities.retention import Retention, RetentionReport
 from starter.auth import Caller
 from workflows.models import Role
@@ -49,5 +50,30 @@ def records_router(allowed, services, reference_pattern: str) -> APIRouter:
         caller: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "purge records"))], svc: Svc
     ) -> RetentionReport:
         return await Retention(svc.pool, svc.settings.retention_days).purge(caller.actor, await svc.clock())
+
+    @router.get("/quarantine", response_model=list[QuarantinedFact], summary="Facts that could not be recorded")
+    async def quarantine(
+        _: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "review quarantined facts"))],
+        svc: Svc,
+        reference: Annotated[str | None, Query(pattern=rf"^{reference_pattern}$")] = None,
+        resolved: Annotated[bool, Query(description="include facts already re-applied")] = False,
+    ) -> list[QuarantinedFact]:
+        return await ReferralRecords(svc.pool).quarantined(reference, include_resolved=resolved)
+
+    @router.post(
+        "/quarantine/reapply", response_model=list[Reapplication], summary="Re-apply quarantined facts once the cause is fixed"
+    )
+    async def quarantine_reapply(
+        caller: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "re-apply quarantined facts"))],
+        svc: Svc,
+        reference: Annotated[str | None, Query(pattern=rf"^{reference_pattern}$")] = None,
+    ) -> list[Reapplication]:
+        outcomes = await ReferralRecords(svc.pool).reapply_quarantined(caller.actor, reference)
+        # Each re-application is in the quarantine row; who ran it is in the access log too.
+        for reference_touched in sorted({o.reference for o in outcomes}):
+            mine = [o for o in outcomes if o.reference == reference_touched]
+            await svc.access_log.record(caller.actor, "api", "reapply_quarantined", reference_touched,
+                                        {"facts": len(mine), "resolved": sum(o.resolved for o in mine)})
+        return outcomes
 
     return router

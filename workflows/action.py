@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.alerting import AlertDispatch
+    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
     from workflows.calendar import add_duration
     from workflows.escalation import EscalationLadder, acknowledge, open_escalation
     from workflows.models import (
@@ -22,9 +22,11 @@ with workflow.unsafe.imports_passed_through():
         ActionReassignment,
         ActionStart,
         ActionState,
+        Agency,
         Escalation,
         EscalationAcknowledgement,
         EscalationAlert,
+        RecordedEvent,
     )
     from workflows.authority import (
         COMPLETERS_OF_ANY_AGENCY,
@@ -50,7 +52,7 @@ class AgreedActionWorkflow:
         )
         self._ladder = EscalationLadder(start.policy)
         self._owner_token = 0
-        self._outbox = Outbox(stream=start.action_id, reference=start.reference)
+        self._outbox = Outbox(stream=start.action_id, reference=start.reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._outbox.add("action_agreed", start.agreed_by, start.spec.model_dump(mode="json"))
 
@@ -166,7 +168,7 @@ class AgreedActionWorkflow:
         owner = self._action.owner
         first = owner.supervisor or f"supervisor of {owner.owner}"
         escalation = Escalation(
-            escalation_id=f"{self._action.action_id}.E{len(self._action.escalations) + 1}",
+            escalation_id=self._next_escalation_id(),
             reference=self._action.reference,
             subject=self._action.action_id,
             rung=rung,
@@ -175,11 +177,24 @@ class AgreedActionWorkflow:
             due_at=due_at,
             raised_at=workflow.now(),
         )
+        self._escalate(escalation, EscalationAlert(escalation=escalation, agency=owner.agency))
+        return escalation
+
+    def _next_escalation_id(self) -> str:
+        return f"{self._action.action_id}.E{len(self._action.escalations) + 1}"
+
+    def _escalate(self, escalation: Escalation, alert: EscalationAlert) -> None:
+        """Keep, record and deliver an escalation, and tell the referral."""
         self._action.escalations.append(escalation)
         self._outbox.add("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=owner.agency), self._policy)
+        self._alerts.send(alert, self._policy)
         self._tell_referral()
-        return escalation
+
+    def _recording_failed(self, event: RecordedEvent) -> None:
+        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
+        escalation = recording_failed(self._next_escalation_id(), event, self._policy)
+        if escalation is not None:
+            self._escalate(escalation, EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=ADMINISTRATORS))
 
     async def _changed(self) -> ActionState:
         self._tell_referral()

@@ -16,12 +16,34 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.alerts import EscalationAlerts
-    from workflows.models import EscalationAlert, SlaPolicy
+    from workflows.models import Escalation, EscalationAlert, RecordedEvent, SlaPolicy
     from workflows.recording import Outbox
 
 # Histories recorded before alerts existed replay without the delivery activity.
 ALERTS_PATCH = "escalation-alerts"
 DELIVERY_TIMEOUT = timedelta(seconds=60)
+# Who hears that a fact could not be recorded: the supervision directory's administrators.
+ADMINISTRATORS = "records administrators"
+
+
+def recording_failed(escalation_id: str, event: RecordedEvent, policy: SlaPolicy) -> Escalation | None:
+    """The escalation telling the administrators that `event` was quarantined; none when that fact was
+    itself such an escalation (its own failure is in the quarantine and the reconciliation, never a loop)."""
+    escalation = event.payload.get("escalation")
+    if event.kind == "escalation_raised" and isinstance(escalation, dict) and escalation.get("reason") == "recording_failed":
+        workflow.logger.error("recording-failed escalation quarantined", extra={"stream": event.stream, "seq": event.seq})
+        return None
+    return Escalation(
+        escalation_id=escalation_id,
+        reference=event.reference,
+        subject=f"{event.stream}#{event.seq}",
+        rung=0,
+        rank=policy.escalation.ladder[0],
+        addressed_to=ADMINISTRATORS,
+        due_at=event.at,
+        raised_at=workflow.now(),
+        reason="recording_failed",
+    )
 
 
 class AlertDispatch:

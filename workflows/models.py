@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -25,18 +26,65 @@ from pydantic import (
 )
 
 
+# The window every date and time must lie in: what the domain can mean and PostgreSQL can store.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+# Real-world offsets run from -12:00 to +14:00; PostgreSQL and the calendar need no more.
+MAX_OFFSET = timedelta(hours=14)
+# Free text may run over lines; nothing else in a field may be a control character.
+FREE_TEXT_CONTROLS = frozenset("\n\r\t")
+
+
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    """A real moment: it has an offset a clock could show, and lies in the domain's window."""
+    offset = value.utcoffset() if value.tzinfo is not None else None
+    if offset is None:
         raise ValueError("must include a timezone offset")
+    if abs(offset) > MAX_OFFSET:
+        raise ValueError("the timezone offset must be within -14:00 to +14:00")
+    # Compared without converting to UTC first: a moment near year 1 or 9999 cannot be converted.
+    if not EARLIEST.replace(tzinfo=None) + offset <= value.replace(tzinfo=None) < LATEST.replace(tzinfo=None) + offset:
+        raise ValueError("must lie between 1900 and 2200")
     return value
 
 
+def _in_window(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must lie between 1900 and 2200")
+    return value
+
+
+def _storable(value: str, allowed: frozenset[str]) -> str:
+    """Text PostgreSQL can hold and a reader can see: no control characters, no lone surrogates."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)")
+        if category == "Cc" and char not in allowed:
+            raise ValueError("must not hold control characters" + (" other than line breaks and tabs" if allowed else ""))
+    return value
+
+
+def _free_text(value: str) -> str:
+    return _storable(value, FREE_TEXT_CONTROLS)
+
+
+def _plain_text(value: str) -> str:
+    return _storable(value, frozenset())
+
+
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DomainDate = Annotated[date, AfterValidator(_in_window)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), AfterValidator(_free_text)
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_plain_text)
+]
 StaffId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=2, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
 ]
+ChildId = Annotated[str, StringConstraints(pattern=r"^C[1-9][0-9]?$")]
 
 
 class Model(BaseModel):
@@ -159,11 +207,11 @@ class Incident(Model):
 
 
 class ChildPresent(Model):
-    child_id: Annotated[str, StringConstraints(pattern=r"^C[1-9][0-9]?$")] = Field(
+    child_id: ChildId = Field(
         description="the child's key within this referral (C1, C2...): decisions refer to it, never to a name"
     )
     name: ShortText
-    date_of_birth: date
+    date_of_birth: DomainDate
     home_address: Text | None = None
     observed: Text = Field(description="what the officer saw of the child")
     voice_of_the_child: Text | None = Field(
@@ -182,14 +230,14 @@ class AdultRole(StrEnum):
 class AdultInvolved(Model):
     name: ShortText
     role: AdultRole
-    date_of_birth: date | None = None
+    date_of_birth: DomainDate | None = None
 
 
 class Section46(Model):
     """Police protection used at the incident."""
 
     used_at: AwareDatetime
-    child_ids: list[str] = Field(min_length=1)
+    child_ids: list[ChildId] = Field(min_length=1, max_length=20)
     accommodation: Text
 
 
@@ -230,6 +278,23 @@ class VistSubmission(Model):
     def content_digest(self) -> str:
         """A digest of the form's content: the same form ID with other content is a different form."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+# How far ahead of the clock a reported time may be: the reporter's clock may run a little fast.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
+    """The first time in a submission that has not happened yet at `now`, as "field: reason".
+
+    Read against the caller's clock: by the API at intake, by the workflow (its own clock) at a resubmission.
+    """
+    latest = now + CLOCK_SKEW
+    if submission.incident.occurred_at > latest:
+        return "incident.occurred_at: is in the future"
+    if submission.section_46 is not None and submission.section_46.used_at > latest:
+        return "section_46.used_at: is in the future"
+    return None
 
 
 REFERENCE_PATTERN = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
@@ -365,7 +430,7 @@ class Resubmission(Decision):
 
 
 class ChildScreeningDecision(Model):
-    child_id: str
+    child_id: ChildId
     decision: ChildDecision
     rationale: Text
 
@@ -486,7 +551,7 @@ class Closure(Decision):
 
 
 class EscalationAcknowledgement(Decision):
-    escalation_id: str
+    escalation_id: Annotated[str, StringConstraints(max_length=80, pattern=ESCALATION_ID.pattern)]
 
 
 class ActionCompletion(Decision):
@@ -511,7 +576,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate"] = "overdue"
+    reason: Literal["overdue", "inquorate", "recording_failed"] = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
 
@@ -625,6 +690,27 @@ class RecordedEvent(Model):
     stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
     risk: RiskGrade | None = None
     payload: dict = Field(default_factory=dict)
+
+
+class RecordOutcome(Model):
+    """What `record_event` did with a fact: wrote it, found it written, or quarantined it.
+
+    A fact PostgreSQL refuses for good is quarantined with its reason (never its values), so
+    the outbox goes on; the workflow raises a "recording failed" escalation to the administrators.
+    """
+
+    recorded: bool = Field(description="false when the fact was already recorded, or was quarantined")
+    quarantine_reason: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_workers(cls, value: object) -> object:
+        # Histories from before quarantine hold a bare true/false: written, or already there.
+        return {"recorded": value} if isinstance(value, bool) else value
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantine_reason is not None
 
 
 class PriorReferralQuery(Model):

@@ -1,7 +1,12 @@
-"""The outbox every workflow records its facts through: numbered in order, written once, in order."""
+"""The outbox every workflow records its facts through: numbered in order, written once, in order.
+
+A fact PostgreSQL refuses for good is quarantined by the activity; the outbox goes on with
+the next fact and tells its workflow, which raises a "recording failed" escalation.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -10,11 +15,15 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
-    from workflows.models import Actor, RecordedEvent, RiskGrade, Stage
+    from workflows.models import Actor, RecordedEvent, RecordOutcome, RiskGrade, Stage
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Histories from before quarantine never saw a quarantined fact; the reaction to one is new.
+QUARANTINE_PATCH = "quarantined-facts"
+
+QuarantineHandler = Callable[[RecordedEvent], None]
 
 
 class Outbox:
@@ -24,12 +33,14 @@ class Outbox:
     writer drains them in that order, so the read model never sees a later fact first.
     """
 
-    def __init__(self, stream: str, reference: str) -> None:
+    def __init__(self, stream: str, reference: str, on_quarantined: QuarantineHandler | None = None) -> None:
         self.stream = stream
         self.reference = reference
         self.last_seq = 0
+        # Every fact up to here is settled: recorded, or quarantined (and its workflow told).
         self.recorded_seq = 0
         self._pending: list[RecordedEvent] = []
+        self._on_quarantined = on_quarantined
 
     def add(
         self,
@@ -67,7 +78,7 @@ class Outbox:
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
             event = self._pending[0]
-            await workflow.execute_activity_method(
+            outcome: RecordOutcome = await workflow.execute_activity_method(
                 ReferralRecords.record_event,
                 event,
                 start_to_close_timeout=RECORD_TIMEOUT,
@@ -75,3 +86,5 @@ class Outbox:
             )
             self._pending.pop(0)
             self.recorded_seq = event.seq
+            if outcome.quarantined and self._on_quarantined is not None and workflow.patched(QUARANTINE_PATCH):
+                self._on_quarantined(event)

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.records import ReferralRecords
     from workflows.action import AgreedActionWorkflow
-    from workflows.alerting import AlertDispatch
+    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
     from workflows.authority import (
         CASE_DECIDERS,
         OFFICERS,
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ActionState,
         Actor,
         AgreedActionSpec,
+        CLOCK_SKEW,
         CloseReason,
         Closure,
         ConferenceBooking,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         ReferralState,
         Resubmission,
         RiskGrade,
+        RecordedEvent,
         RiskRegrade,
         Role,
         Agency,
@@ -64,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
+        future_time_in,
     )
     from workflows.recording import Outbox
 
@@ -99,7 +102,7 @@ class ReferralWorkflow:
         self._risk = start.submission.initial_risk
         self._submitted_at = workflow.now()
         self._stage_entered_at = self._submitted_at
-        self._outbox = Outbox(stream=self._reference, reference=self._reference)
+        self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
         self._escalations: list[Escalation] = []
@@ -218,6 +221,9 @@ class ReferralWorkflow:
         self._check(resubmission.actor, OFFICERS, "resubmit a VIST", {Stage.RETURNED_TO_OFFICER})
         if resubmission.submission.form_id != self._submissions[0].form_id:
             raise reject("submission.form_id: a resubmission must carry the returned form's ID")
+        problem = future_time_in(resubmission.submission, workflow.now())
+        if problem is not None:
+            raise reject(f"submission.{problem}")
 
     # --- stage 3: CRU/MASH screening -------------------------------------------------
 
@@ -296,11 +302,13 @@ class ReferralWorkflow:
     @record_strategy_discussion.validator
     def _check_strategy_discussion(self, discussion: StrategyDiscussion) -> None:
         self._check(discussion.actor, CASE_DECIDERS, "record a strategy discussion", {Stage.STRATEGY_DISCUSSION})
-        if discussion.held_at > workflow.now() + timedelta(minutes=5):
+        if discussion.held_at > workflow.now() + CLOCK_SKEW:
             raise reject("held_at: a strategy discussion cannot be recorded before it is held")
-        for index, action in enumerate(discussion.agreed_actions):
-            if action.deadline <= discussion.held_at:
-                raise reject(f"agreed_actions[{index}].deadline: must be after the discussion was held")
+        if discussion.held_at < self._submissions[-1].incident.occurred_at:
+            raise reject("held_at: a strategy discussion cannot be held before the incident")
+        if discussion.held_at < self._submitted_at:
+            raise reject("held_at: a strategy discussion cannot be held before the referral was submitted")
+        self._check_action_deadlines(discussion.agreed_actions, discussion.held_at, "the discussion")
 
     # --- stage 6: the initial child protection conference ---------------------------
 
@@ -372,8 +380,17 @@ class ReferralWorkflow:
         self._check(outcome.actor, CASE_DECIDERS, "record a conference outcome", {Stage.CONFERENCE})
         if self._conference is None:
             raise reject("stage: the conference has not been booked")
-        if outcome.held_at > workflow.now() + timedelta(minutes=5):
+        if outcome.held_at > workflow.now() + CLOCK_SKEW:
             raise reject("held_at: a conference outcome cannot be recorded before it is held")
+        if outcome.held_at < self._conference.conference_at:
+            raise reject("held_at: the conference cannot be held before the time it was booked for")
+        self._check_action_deadlines(outcome.agreed_actions, outcome.held_at, "the conference")
+
+    @staticmethod
+    def _check_action_deadlines(actions: list[AgreedActionSpec], held_at: datetime, meeting: str) -> None:
+        for index, action in enumerate(actions):
+            if action.deadline <= held_at:
+                raise reject(f"agreed_actions[{index}].deadline: must be after {meeting} was held")
 
     # --- at any stage: risk, closure, escalations ------------------------------------
 
@@ -507,7 +524,7 @@ class ReferralWorkflow:
         if team == "station":
             team = self._submissions[-1].station
         escalation = Escalation(
-            escalation_id=f"{self._reference}.E{len(self._escalations) + 1}",
+            escalation_id=self._next_escalation_id(),
             reference=self._reference,
             subject=subject,
             rung=rung,
@@ -517,11 +534,26 @@ class ReferralWorkflow:
             raised_at=workflow.now(),
             reason=reason,
         )
-        self._escalations.append(escalation)
-        self._fact("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), self._ladder.policy)
+        self._escalate(escalation, team, self._ladder.policy)
         workflow.logger.info("escalation raised", extra={"reference": self._reference, "rung": rung})
         return escalation
+
+    def _next_escalation_id(self) -> str:
+        return f"{self._reference}.E{len(self._escalations) + 1}"
+
+    def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
+        """Keep, record and deliver an escalation."""
+        self._escalations.append(escalation)
+        self._fact("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
+
+    def _recording_failed(self, event: RecordedEvent) -> None:
+        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
+        # The submission's fact may fail before the policy is loaded: the default ladder names the rank.
+        policy = self._policy or SlaPolicy()
+        escalation = recording_failed(self._next_escalation_id(), event, policy)
+        if escalation is not None:
+            self._escalate(escalation, ADMINISTRATORS, policy)
 
     def _raise_stage_escalation(self, rung: int, due_at: datetime) -> Escalation:
         return self._new_escalation(self._stage.value, rung, due_at, "overdue")

@@ -349,7 +349,7 @@ def reconcile_command(
         for column in ("referral", "problem", "table", "key", "kind", "fields"):
             table.add_column(column)
         for m in report.mismatches:
-            table.add_row(m.reference, m.problem.value, m.table, m.key, m.kind or "", ", ".join(m.fields))
+            table.add_row(m.reference, m.problem.value, m.table, m.key, m.kind or "", ", ".join(m.fields) or m.reason or "")
         console.print(table if report.mismatches else "[green]No mismatches.[/]")
         if report.in_flight:
             console.print(f"{report.in_flight} facts still being written (not mismatches).")

@@ -2,8 +2,9 @@
 
 The history is the source of truth. A fact in a history with no row is a decision the
 database lost; a row with no fact behind it was written by something other than the
-workflows. Facts whose write is still in flight, and referrals a retention purge removed on
-purpose, are counted but are not mismatches.
+workflows. A fact the database refused for good and quarantined is a mismatch until an
+administrator re-applies it. Facts whose write is still in flight, and referrals a retention
+purge removed on purpose, are counted but are not mismatches.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Problem(StrEnum):
     MISSING_IN_HISTORY = "missing_in_history"
     DIFFERS = "differs"
     NO_HISTORY = "no_history"
+    QUARANTINED = "quarantined"
 
 
 class Mismatch(BaseModel):
@@ -45,6 +47,7 @@ class Mismatch(BaseModel):
     key: str
     kind: str | None = None
     fields: list[str] = []  # which fields differ: names only, never the values
+    reason: str | None = None  # why a quarantined fact was refused: an error type, never a value
 
 
 class ReconcileReport(BaseModel):
@@ -131,9 +134,14 @@ def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismat
     in_flight = 0
     expected: dict[str, set[str]] = {table: set() for table in rows.keys}
     seen_events: set[tuple[str, int]] = set()
+    quarantined = [f for f in referral.facts if (f.stream, f.seq) in rows.quarantined]
     for fact in referral.facts:
         key = (fact.stream, fact.seq)
         seen_events.add(key)
+        if key in rows.quarantined:
+            mismatches.append(Mismatch(reference=ref, problem=Problem.QUARANTINED, table="quarantined_facts",
+                                       key=f"{fact.stream}#{fact.seq}", kind=fact.kind, reason=rows.quarantined[key]))
+            continue
         row = rows.events.get(key)
         if row is None:
             if key in referral.unconfirmed:
@@ -165,7 +173,7 @@ def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismat
     if actual is None:
         if referral.facts and (referral.facts[0].stream, 1) not in referral.unconfirmed:
             mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table="referrals", key=ref))
-    elif not referral.unconfirmed:
+    elif not referral.unconfirmed and not quarantined:  # a quarantined fact already explains the row
         wanted_row = _referral_row(referral)
         differing = [f for f in REFERRAL_FIELDS if actual[f] != wanted_row[f]]
         if differing:
