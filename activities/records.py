@@ -16,11 +16,11 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 
 import asyncpg
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from workflows.models import (
@@ -79,6 +79,15 @@ def quarantine_reason(error: BaseException) -> str:
     return f"{type(error).__name__}{f' [{sqlstate}]' if sqlstate else ''}: {why}"
 
 
+def storable_time(value: datetime) -> datetime | None:
+    """`value` when PostgreSQL can hold it; None for a moment that overflows on its way to UTC."""
+    try:
+        value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    return value
+
+
 def fact_bytes(event: RecordedEvent) -> bytes:
     """The fact as JSON bytes, every character escaped to ASCII: whatever it holds survives."""
     return json.dumps(event.model_dump(mode="json"), ensure_ascii=True).encode("ascii")
@@ -110,7 +119,7 @@ class QuarantinedFact(BaseModel):
     seq: int
     reference: str
     kind: str
-    at: datetime
+    at: datetime | None = Field(description="when it happened; none when that time is itself what was refused")
     reason: str
     quarantined_at: datetime
     reapply_attempts: int
@@ -200,7 +209,7 @@ class ReferralRecords:
                 event.seq,
                 event.reference,
                 event.kind,
-                event.at,
+                storable_time(event.at),
                 reason,
                 fact_bytes(event),
             )
@@ -221,7 +230,7 @@ class ReferralRecords:
         await conn.execute(
             """INSERT INTO referrals (reference, form_id, incident_type, initial_risk, risk, stage, submitted_at,
                                       updated_at, record_incomplete)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $7, true)
+               VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()), COALESCE($7, now()), true)
                ON CONFLICT (reference) DO UPDATE SET record_incomplete = true""",
             event.reference,
             _valid(lambda v: uuid.UUID(str(v)), form.get("form_id")),
@@ -229,7 +238,7 @@ class ReferralRecords:
             _valid(lambda v: RiskGrade(v).value, form.get("initial_risk")),
             event.risk.value,
             event.stage.value,
-            event.at,
+            storable_time(event.at),
         )
 
     async def quarantined(self, reference: str | None = None, include_resolved: bool = False) -> list[QuarantinedFact]:

@@ -7,7 +7,7 @@ CREATE TABLE quarantined_facts (
     seq                integer NOT NULL CHECK (seq > 0),
     reference          text NOT NULL,
     kind               text NOT NULL,
-    at                 timestamptz NOT NULL,
+    at                 timestamptz,  -- none when the fact's own time is what PostgreSQL refused
     reason             text NOT NULL,
     fact               bytea NOT NULL,
     quarantined_at     timestamptz NOT NULL DEFAULT now(),
