@@ -152,16 +152,17 @@ async def test_every_decision_route_from_vist_to_closure(api, auth, time_env, po
                            without_actor(strategy_discussion(now, section_47=True, actions=2)))
     assert discussed["stage"] == "conference" and len(discussed["actions"]) == 2
 
+    # Booked two minutes ahead, so its outcome can be recorded now (within the clock-skew allowance).
     booked = await post(api, auth, f"{path}/conference", "sergeant",
-                        {"conference_at": iso(now + timedelta(days=5)), "police_attendance": "attend"})
+                        {"conference_at": iso(now + timedelta(minutes=2)), "police_attendance": "attend"})
     assert booked["conference_at"] is not None and booked["police_attendance"] == "attend"
 
     regraded = await post(api, auth, f"{path}/risk", "screener", {"risk": "high", "reason": "Synthetic: new concern."})
     assert regraded["risk"] == "high"
 
     outcome = await post(api, auth, f"{path}/conference-outcome", "screener",
-                         {"held_at": iso(now), "child_protection_plan": True, "police_attended": True,
-                          "rationale": "Synthetic conference rationale."})
+                         {"held_at": iso(now + timedelta(minutes=2)), "child_protection_plan": True,
+                          "police_attended": True, "rationale": "Synthetic conference rationale."})
     assert outcome["stage"] == "actions" and outcome["child_protection_plan"] is True
 
     first, second = (a["action_id"] for a in outcome["actions"])
@@ -336,7 +337,9 @@ async def test_bad_input_names_each_field_and_never_echoes_it(api, auth, time_en
     form = form_json(synthetic_vist(rng=random.Random("api:412")))
     secret = "Zebedee Unrepeatable-Synthetic"
     form["children"][0]["name"] = secret
-    form["children"][0]["date_of_birth"] = "2999-01-01"
+    # Born the day after the incident: a date in the window, refused by the form's own rule.
+    incident_day = datetime.fromisoformat(form["incident"]["occurred_at"]).date()
+    form["children"][0]["date_of_birth"] = (incident_day + timedelta(days=1)).isoformat()
     del form["station"]
     form["initial_risk"] = "catastrophic"
     response = await api.post("/referrals", json=form, headers=auth("officer"))
@@ -519,6 +522,7 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/actions/{action_id}/reassignment",
         "/escalations/{escalation_id}/acknowledgement",
         "/retention/purge",
+        "/quarantine/reapply",
         "/audit/samples",
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]

@@ -145,9 +145,10 @@ async def bring_to(name: str, time_env, queue: str, sla_policy, seed: int) -> Se
         await to_conference()
         await handle.execute_update(
             ReferralWorkflow.book_conference,
-            ConferenceBooking(actor=SCREENER, conference_at=now + timedelta(days=7), police_attendance="attend"),
+            ConferenceBooking(actor=SCREENER, conference_at=now + timedelta(minutes=2), police_attendance="attend"),
         )
-        body = {"held_at": now.isoformat(), "child_protection_plan": False, "police_attended": True,
+        # Held at the booked time (within the clock-skew allowance): an outcome cannot precede its conference.
+        body = {"held_at": (now + timedelta(minutes=2)).isoformat(), "child_protection_plan": False, "police_attended": True,
                 "rationale": "Synthetic."}
         return Setting(ref, f"/referrals/{ref}/conference-outcome", body, body)
     if name == "risk":
