@@ -37,7 +37,6 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from workflows.action import AgreedActionWorkflow
-from workflows.calendar import add_working_days
 from workflows.models import (
     ActionCompletion,
     Actor,
@@ -87,6 +86,11 @@ COMPLETER_BY_AGENCY: dict[Agency, Actor] = {
 
 class DemoError(Exception):
     """A step of the demo failed; the message names the step and the workflow's reason."""
+
+
+def same_day_report_policy(policy: SlaPolicy) -> SlaPolicy:
+    """A report in lieu due on the ICPC's own day, so the demo can book one a minute ahead and hold it."""
+    return policy.model_copy(update={"conference_report_working_days_before": 0})
 
 
 def fast_sla_policy(policy: SlaPolicy) -> SlaPolicy:
@@ -222,7 +226,6 @@ async def walk_through_every_stage(
     console: Console,
     submission: VistSubmission,
     handle: WorkflowHandle[Any, ReferralState],
-    policy: SlaPolicy,
 ) -> ReferralState:
     reference = handle.id
     console.rule(f"{reference}: from supervisor review to closure")
@@ -253,9 +256,8 @@ async def walk_through_every_stage(
         f"{len(state.actions)} actions agreed; ICPC due by {short(state.conference_due_by)}",
     )
 
-    conference_at = add_working_days(
-        datetime.now(timezone.utc), 5, frozenset(policy.bank_holidays), policy.timezone
-    ).replace(microsecond=0)
+    # The conference is booked a minute ahead, so its outcome (which cannot precede it) is recorded in the demo.
+    conference_at = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(microsecond=0)
     booking = ConferenceBooking(
         actor=SCREENER,
         conference_at=conference_at,
@@ -288,7 +290,7 @@ async def walk_through_every_stage(
 
     outcome = ConferenceOutcome(
         actor=SCREENER,
-        held_at=datetime.now(timezone.utc),
+        held_at=conference_at,
         child_protection_plan=True,
         police_attended=False,
         rationale="Synthetic conference rationale.",
@@ -443,9 +445,9 @@ async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Se
         "supervisor review due in ~11 s, each further rung ~7 s later"
     )
 
-    started = await submit_referrals(client, settings, console, policy, rng)
+    started = await submit_referrals(client, settings, console, same_day_report_policy(policy), rng)
     submission, handle = started[0]
-    walked = await walk_through_every_stage(client, console, submission, handle, policy)
+    walked = await walk_through_every_stage(client, console, submission, handle)
     await show_escalation(console, escalating, escalating_started)
 
     expected = {escalating.id: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}

@@ -126,13 +126,16 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
     assert discussed["stage"] == "conference" and discussed["strategy_discussion_inquorate"] is False
     assert len(discussed["actions"]) == 2
 
-    booked = await cli.json("sergeant", "conference", "book", reference, "--at", (now + timedelta(days=6)).isoformat(),
+    conference_at = now + timedelta(days=6)
+    booked = await cli.json("sergeant", "conference", "book", reference, "--at", conference_at.isoformat(),
                             "--report-in-lieu", "--rationale", "Synthetic: officer on leave; risk managed by plan.",
                             "--report-owner", "DC Synthetic")
     assert booked["police_attendance"] == "report_in_lieu" and len(booked["actions"]) == 3
     assert (await cli.json("screener", "regrade", reference, "medium", "--reason", "Synthetic: safety plan in place."))[
         "risk"] == "medium"
-    outcome = await cli.json("screener", "conference", "outcome", reference, "--held-at", now.isoformat(), "--no-plan",
+    await advance_to(time_env, conference_at)  # an outcome cannot be recorded before its conference
+    outcome = await cli.json("screener", "conference", "outcome", reference, "--held-at", conference_at.isoformat(),
+                             "--no-plan",
                              "--police-absent", "--rationale", "Synthetic conference rationale.")
     assert outcome["stage"] == "actions"
 

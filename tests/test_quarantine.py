@@ -15,6 +15,7 @@ import pytest
 from activities.alerts import EscalationAlerts
 from activities.records import ReferralRecords, fact_bytes
 from starter.api import create_app
+from starter.dashboard import COOKIE
 from starter.audit.reconcile import Problem, reconcile
 from starter.synthetic import OFFICER, SCREENER, approval, synthetic_vist
 from tests.api_fixtures import USERS, auth, authenticator, tokens  # noqa: F401
@@ -115,7 +116,7 @@ def admin_settings(settings, tmp_path, mail):
 
 
 async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
-    dev_env, pool, task_queue, admin_settings, sla_policy, mail, auth, authenticator
+    dev_env, pool, task_queue, admin_settings, sla_policy, mail, auth, authenticator, tokens
 ):
     # The cause: a column narrower than the product writes (a migration gone wrong). The fix widens it again.
     await pool.execute("ALTER TABLE referrals ALTER COLUMN station TYPE varchar(8)")
@@ -150,6 +151,13 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
             mine = next(item for item in listed if item["reference"] == reference)
             assert mine["record_incomplete"] is True
             assert mine["incident_type"] == submission.incident.type.value and mine["stage"] == "supervisor_review"
+            # And on the dashboard: in its stage's list, and on its own page.
+            browser = {"Cookie": f"{COOKIE}={tokens['screener']}"}
+            board = await api.get("/dashboard/referrals", headers=browser)
+            row = next(line for line in board.text.splitlines() if f'data-reference="{reference}"' in line)
+            assert board.status_code == 200 and "record incomplete" in board.text.split(row, 1)[1].split("</tr>")[0]
+            page = await api.get(f"/dashboard/referrals/{reference}", headers=browser)
+            assert page.status_code == 200 and "data-record-incomplete" in page.text
 
             # The administrators are alerted by the workflow, through the alert channels.
             state = await state_when(handle, lambda s: any(e.reason == "recording_failed" for e in s.escalations),

@@ -306,7 +306,7 @@ class ReferralWorkflow:
             raise reject("held_at: a strategy discussion cannot be recorded before it is held")
         if discussion.held_at < self._submissions[-1].incident.occurred_at:
             raise reject("held_at: a strategy discussion cannot be held before the incident")
-        if discussion.held_at < self._submitted_at:
+        if discussion.held_at < self._submitted_at - CLOCK_SKEW:
             raise reject("held_at: a strategy discussion cannot be held before the referral was submitted")
         self._check_action_deadlines(discussion.agreed_actions, discussion.held_at, "the discussion")
 
