@@ -51,14 +51,15 @@ from starter.errors import (
     RETRY_AFTER_SECONDS,
     ApiError,
     api_error,
-    database_down,
     field_errors,
     invalid,
     rejected,
+    unavailable,
     undecided,
     validation_failed,
 )
-from starter.dashboard import dashboard_router
+from starter.dashboard import PREFIX as DASHBOARD_PREFIX
+from starter.dashboard import dashboard_router, unavailable_page
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
     ACKNOWLEDGERS,
@@ -557,6 +558,7 @@ async def ready(svc: Svc, response: Response) -> dict[str, Any]:
     )
     if not (temporal and database):
         response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return {"status": "ready" if temporal and database else "unavailable", "temporal": temporal, "database": database}
 
 
@@ -596,13 +598,21 @@ class RequestLog:
             )
 
 
-async def _temporal_unavailable(_: Request, error: RPCError) -> JSONResponse:
+async def _temporal_unavailable(request: Request, error: RPCError) -> Response:
     log.warning("temporal_error", status=error.status.name)
-    return JSONResponse(
-        {"detail": "the workflow service is unavailable; try again", "field": None},
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return await _unavailable(request, unavailable("the workflow service"))
+
+
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("database_unavailable", error=type(error).__name__)
+    return await _unavailable(request, unavailable("the records database"))
+
+
+async def _unavailable(request: Request, error: ApiError) -> Response:
+    """503 with Retry-After: the dashboard's plain page, or the API's problem body."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return unavailable_page(request, RETRY_AFTER_SECONDS)
+    return await api_error(request, error)
 
 
 def create_app(
@@ -642,7 +652,7 @@ def create_app(
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     for down in DATABASE_DOWN:
-        app.add_exception_handler(down, database_down)
+        app.add_exception_handler(down, _database_unavailable)
     app.add_middleware(RequestLog)
     return app
 

@@ -109,9 +109,3 @@ async def api_error(_: Request, error: ApiError) -> JSONResponse:
     return JSONResponse(
         {"detail": error.detail, "field": error.field} | error.extra, status_code=error.status, headers=error.headers
     )
-
-
-async def database_down(_: Request, error: Exception) -> JSONResponse:
-    """PostgreSQL is unreachable: 503 with Retry-After; nothing was read without its access-log entry."""
-    log.warning("database_unavailable", error=type(error).__name__)
-    return await api_error(_, unavailable("the records database"))
