@@ -51,6 +51,7 @@ from starter.errors import (
     RETRY_AFTER_SECONDS,
     ApiError,
     api_error,
+    aware_moment,
     field_errors,
     invalid,
     rejected,
@@ -439,8 +440,9 @@ def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart
         start = PageStart(datetime.fromisoformat(at), key)
     except (ValueError, TypeError, UnicodeError):
         raise invalid(("query", "cursor"), "not a cursor this API returned") from None
-    if start.at.tzinfo is None or not isinstance(key, str) or not key_pattern.match(key):
+    if not isinstance(key, str) or not key_pattern.match(key):
         raise invalid(("query", "cursor"), "not a cursor this API returned")
+    aware_moment(("query", "cursor"), start.at)
     return start
 
 
@@ -466,8 +468,7 @@ async def list_referrals(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.ReferralPage:
-    if updated_since is not None and updated_since.tzinfo is None:
-        raise invalid(("query", "updated_since"), "must include a timezone offset")
+    aware_moment(("query", "updated_since"), updated_since)
     rows = await svc.read_model.referrals(
         now=await svc.clock(),
         limit=limit + 1,
@@ -487,7 +488,10 @@ async def list_referrals(
 async def list_escalations(
     caller: Authenticated,
     svc: Svc,
-    state: Literal["open", "acknowledged", "all"] = "open",
+    state: Annotated[
+        Literal["open", "acknowledged", "resolved", "all"],
+        Query(description="open: awaiting acknowledgement; resolved: its referral closed first"),
+    ] = "open",
     mine: Annotated[
         bool,
         Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),

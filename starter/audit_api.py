@@ -19,7 +19,7 @@ from starter.audit.report import render_timeline_html
 from starter.audit.sample import monthly_sample
 from starter.audit.timeline import ReferralTimeline, build_timeline
 from starter.auth import Caller
-from starter.errors import ApiError, invalid
+from starter.errors import ApiError, aware_moment, invalid
 from workflows.audit_models import AuditWorklist, Month
 from workflows.models import ReferralState, Role
 
@@ -52,9 +52,7 @@ def audit_router(allowed, services) -> APIRouter:
         return await decode_referral(await histories(svc, reference), svc.client.data_converter)
 
     def aware(name: str, moment: datetime | None) -> datetime | None:
-        if moment is not None and moment.tzinfo is None:
-            raise invalid(("query", name), "must include a timezone offset")
-        return moment
+        return aware_moment(("query", name), moment)
 
     async def recorded(svc: Any, caller: Caller, action: str, references: list[str], **detail: Any) -> None:
         await record_reads(svc.access_log, caller.actor, action, references, {"client": "api"} | detail)

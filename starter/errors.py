@@ -7,15 +7,13 @@ Kept apart from starter/api.py so that `python -m starter.api` (which loads that
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
-import structlog
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
-
-log = structlog.get_logger("api")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Seconds a client should wait before retrying while a dependency is down.
@@ -109,3 +107,23 @@ async def api_error(_: Request, error: ApiError) -> JSONResponse:
     return JSONResponse(
         {"detail": error.detail, "field": error.field} | error.extra, status_code=error.status, headers=error.headers
     )
+
+
+# The times a query may name: any record lies between these, and both Python and PostgreSQL hold them at any offset.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def aware_moment(loc: tuple[str | int, ...], moment: datetime | None) -> datetime | None:
+    """A query's moment, refused (422) without a timezone offset or outside the years any record can hold."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise invalid(loc, "must include a timezone offset")
+    try:
+        in_utc = moment.astimezone(timezone.utc)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc < LATEST:
+        raise invalid(loc, f"must be between {EARLIEST.year} and {LATEST.year}")
+    return moment

@@ -71,6 +71,8 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
 STAGE_BEFORE_ACTIONS = "stage-before-actions"
+CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
+ACTIONS_FINISH_FIRST = "actions-finish-first"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -152,6 +154,9 @@ class ReferralWorkflow:
                 raise_rung=self._raise_stage_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if workflow.patched(ACTIONS_FINISH_FIRST):
+            # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
+            await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
         await self._outbox.recorded()
         writer.cancel()
@@ -180,6 +185,7 @@ class ReferralWorkflow:
             strategy_discussion_inquorate=self._inquorate,
             conference_due_by=self._conference_due_by,
             conference_at=self._conference.conference_at if self._conference else None,
+            conference_late_reason=self._conference.late_reason if self._conference else None,
             police_attendance=self._conference.police_attendance if self._conference else None,
             child_protection_plan=self._child_protection_plan,
             close_reason=self._close_reason,
@@ -467,7 +473,23 @@ class ReferralWorkflow:
     def _close(self, actor: Actor, reason: CloseReason, note: str | None) -> None:
         self._close_reason = reason
         self._decided("closed", actor, {"reason": reason.value, "note": note})
+        self._resolve_open_escalations()
         self._enter(Stage.CLOSED, actor)
+
+    def _resolve_open_escalations(self) -> None:
+        """A closed referral needs no more acknowledgements: its open escalations are resolved by the closure."""
+        still_open = [e for e in self._escalations if e.open]
+        # Histories recorded before closure resolved escalations left them open.
+        if not still_open or not workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+            return
+        for escalation in still_open:
+            escalation.resolved_at = workflow.now()
+            escalation.resolution = "referral_closed"
+            self._fact(
+                "escalation_resolved",
+                SYSTEM_ACTOR,
+                {"escalation_id": escalation.escalation_id, "resolution": escalation.resolution},
+            )
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
