@@ -1,4 +1,4 @@
-"""PostgreSQL down: every read answers 503 with Retry-After, none goes unlogged, and a decision answers 504 with its key.
+"""PostgreSQL down: every read answers 503 with Retry-After, none unlogged, and a decision answers 504 with its key.
 
 The API and a worker of its own reach the test database through a relay that the test
 cuts and restores, so the outage is a real one: connections dropped, new ones refused.

@@ -288,7 +288,9 @@ class ReferralWorkflow:
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()
-        await self._agree_actions_then(discussion.actor, discussion.agreed_actions, lambda: self._after_discussion(discussion))
+        await self._agree_actions_then(
+            discussion.actor, discussion.agreed_actions, lambda: self._after_discussion(discussion)
+        )
         return await self._recorded_state()
 
     def _after_discussion(self, discussion: StrategyDiscussion) -> None:
