@@ -8,6 +8,7 @@ import runpy
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from starter.synthetic import QUORATE_ATTENDEES, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
@@ -107,6 +108,8 @@ async def test_queries_outside_what_the_records_can_hold_are_422(api, auth):
     assert month.status_code == 422 and month.json()["detail"][0]["loc"] == ["query", "month"]
 
 
+# runpy warns that it loads a second copy of a loaded module: that second copy is what this test is about.
+@pytest.mark.filterwarnings("ignore:'starter.api' found in sys.modules:RuntimeWarning")
 async def test_the_api_run_as_a_script_answers_404_for_an_unknown_referral(api_app, auth, time_env, pool, settings):
     # `python -m starter.api` loads the module a second time, as __main__: its routes must still answer 404.
     script = runpy.run_module("starter.api", run_name="as_a_script")
