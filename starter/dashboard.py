@@ -12,8 +12,10 @@ or address, nor a decision's free text.
 # No `from __future__ import annotations`: the routes' `SignedIn` dependency is made inside
 # `dashboard_router`, and FastAPI reads it from the evaluated annotations.
 
+import asyncio
 import json
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ COOKIE = "referrals_session"
 SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
 REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
+DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 # An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
 DUE_SOON = timedelta(hours=48)
 # A chart's time unit: the largest in which its longest value is at least one.
@@ -180,6 +183,7 @@ class Dashboard:
     links: AlertLinks
     clock: Clock
     templates: Jinja2Templates
+    decision_timeout: float
 
     async def caller(self, request: Request) -> Caller | None:
         try:
@@ -200,27 +204,56 @@ class Dashboard:
     def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
         return self.page(request, "forbidden.html", caller, status=403, what=what)
 
-    async def acknowledge(self, caller: Caller, escalation_id: str) -> str | None:
-        """Acknowledge through the owning workflow; the rejection's reason, or None when done."""
+    async def acknowledge(self, caller: Caller, escalation_id: str, key: str) -> tuple[int, str] | None:
+        """Acknowledge through the owning workflow, the form's key naming the update; the refusal, or None when done."""
         owner = escalation_owner(escalation_id)
         if owner is None:
-            return "escalation_id: no such escalation"
+            return 409, "escalation_id: no such escalation"
         update = AgreedActionWorkflow.acknowledge_escalation if ".A" in owner else ReferralWorkflow.acknowledge_escalation
         try:
-            await self.client.get_workflow_handle(owner).execute_update(
-                update, EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id)
+            await asyncio.wait_for(
+                self.client.get_workflow_handle(owner).execute_update(
+                    update, EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id), id=key
+                ),
+                self.decision_timeout,
             )
+        except TimeoutError:
+            return 504, "not confirmed yet: press Acknowledge again to learn whether it was recorded (it counts once)"
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
-                return cause.message
+                return 409, cause.message
             raise
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                return "escalation_id: its referral or action has finished; nothing is left to acknowledge"
+                return 409, "escalation_id: its referral or action has finished; nothing is left to acknowledge"
             raise
         log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
         return None
+
+
+def decision_key(submitted: str | None) -> str:
+    """The form's idempotency key when it is one we could have made, else a new one."""
+    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+
+
+def page_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.filters.update(local=local, words=words)
+    # Each decision form carries its own key: submitting it twice applies it once.
+    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex)
+    return templates
+
+
+def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
+    """What every page shows while PostgreSQL or Temporal is down: a plain 503, nothing half-shown."""
+    return page_templates().TemplateResponse(
+        request,
+        "unavailable.html",
+        {"caller": None, "prefix": PREFIX, "roles": nav_roles(None)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
@@ -241,8 +274,7 @@ def dashboard_router(
     clock: Clock = wall_clock,
 ) -> APIRouter:
     """The dashboard's pages, around the caller's Temporal client and PostgreSQL pool."""
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-    templates.env.filters.update(local=local, words=words)
+    templates = page_templates()
     board = Dashboard(
         client=client,
         oversight=OversightReadModel(pool),
@@ -251,6 +283,7 @@ def dashboard_router(
         links=AlertLinks.from_settings(settings),
         clock=clock,
         templates=templates,
+        decision_timeout=settings.decision_timeout_seconds,
     )
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -336,9 +369,12 @@ def dashboard_router(
             return board.forbidden(request, caller, "a form from another site")
         if caller.actor.role not in ACKNOWLEDGERS:
             return board.forbidden(request, caller, "acknowledging escalations")
-        problem = await board.acknowledge(caller, escalation_id)
-        if problem is not None:
-            return await escalations_page(request, caller, status=409, problem=problem)
+        key = decision_key((await form_fields(request)).get("idempotency_key"))
+        refused = await board.acknowledge(caller, escalation_id, key)
+        if refused is not None:
+            status, problem = refused
+            # The same form again carries the same key, so a retry learns the first attempt's outcome.
+            return await escalations_page(request, caller, status=status, problem=problem, retry={escalation_id: key})
         return RedirectResponse(f"{PREFIX}/escalations?acknowledged={quote(escalation_id)}", status_code=303)
 
     @router.get("/escalations/{escalation_id}/acknowledge", response_class=HTMLResponse)
