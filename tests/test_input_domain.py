@@ -31,6 +31,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
+from tests.helpers import eventually
 from workflows.models import (
     ActionCompletion,
     ActionOwner,
@@ -109,11 +110,21 @@ async def test_control_characters_and_surrogates_in_any_text_field_are_422(api, 
         await refused_intake(api, auth, put(data, field, poison), field, poison)
 
 
-async def test_free_text_keeps_line_breaks_and_tabs_short_text_does_not(api, auth, time_env):
+async def test_free_text_keeps_line_breaks_and_tabs_short_text_does_not(api, auth, time_env, pool):
     data = put(form("lines"), ("children", 0, "observed"), "Line one.\n\tLine two.\r\nLine three.")
     response = await api.post("/referrals", json=data, headers=auth("officer"))
     assert response.status_code == 201, response.text
-    track(time_env.client, response.json()["reference"])
+    reference = response.json()["reference"]
+    track(time_env.client, reference)
+    # Recorded whole; and the referral is left idle, never with a write in flight when the test ends.
+    form_text = await eventually(
+        lambda: pool.fetchval("SELECT form->'children'->0->>'observed' FROM submission_versions WHERE reference = $1",
+                              reference),
+        lambda text: text is not None,
+    )
+    assert form_text == "Line one.\n\tLine two.\r\nLine three."
+    await eventually(lambda: pool.fetchval("SELECT count(*) FROM referral_events WHERE reference = $1", reference),
+                     lambda n: n == 2)
     await refused_intake(api, auth, put(form("lines"), ("station",), "Test\ntown"), ("station",), "Test\ntown")
 
 

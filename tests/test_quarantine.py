@@ -92,6 +92,18 @@ def test_results_of_workers_from_before_quarantine_decode_as_recorded():
     assert not RecordOutcome.model_validate_json("false").quarantined
 
 
+async def listed(api, headers: dict[str, str], reference: str) -> dict:
+    """The referral as the list shows it, page after page (the database may hold many referrals)."""
+    params: dict[str, str | int] = {"limit": 200}
+    while True:
+        page = (await api.get("/referrals", params=params, headers=headers)).json()
+        found = [item for item in page["items"] if item["reference"] == reference]
+        if found or page["next_cursor"] is None:
+            assert found, f"{reference} is not in the list"
+            return found[0]
+        params["cursor"] = page["next_cursor"]
+
+
 @pytest.fixture
 def mail():
     server = MailServer()
@@ -147,8 +159,7 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
             assert "Annexe" not in quarantined.text
 
             # The referral is in the list, marked record incomplete (a placeholder from safe fields).
-            listed = (await api.get("/referrals", headers=as_user("screener"))).json()["items"]
-            mine = next(item for item in listed if item["reference"] == reference)
+            mine = await listed(api, as_user("screener"), reference)
             assert mine["record_incomplete"] is True
             assert mine["incident_type"] == submission.incident.type.value and mine["stage"] == "supervisor_review"
             # And on the dashboard: in its stage's list, and on its own page.

@@ -29,7 +29,7 @@ from pydantic import (
 # The window every date and time must lie in: what the domain can mean and PostgreSQL can store.
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
-# Real-world offsets run from -12:00 to +14:00; PostgreSQL and the calendar need no more.
+# Real-world offsets run from -12:00 to +14:00: an offset beyond ±14:00 is no clock's.
 MAX_OFFSET = timedelta(hours=14)
 # Free text may run over lines; nothing else in a field may be a control character.
 FREE_TEXT_CONTROLS = frozenset("\n\r\t")
