@@ -32,6 +32,11 @@ class Ledger:
     references: list[str] = field(default_factory=list)
     accepted: Counter[str] = field(default_factory=Counter)
     retried: Counter[int | str] = field(default_factory=Counter)
+    in_flight: int = 0
+
+    @property
+    def decisions(self) -> int:
+        return sum(self.accepted.values())
 
 
 class Referrals:
@@ -42,6 +47,7 @@ class Referrals:
         self.client = client
         self.ledger = ledger
         self.rng = random.Random(seed)
+        self.risks: dict[str, RiskGrade] = {}
 
     def auth(self, user: str, key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.stack.token(user)}"}
@@ -53,12 +59,17 @@ class Referrals:
         assert response.status_code == 201, response.text
         reference = response.json()["reference"]
         self.ledger.references.append(reference)
+        self.risks[reference] = RiskGrade(response.json()["risk"])
         return reference
 
     async def decide(self, user: str, path: str, body: dict[str, Any], fact: str, key: str | None = None) -> dict:
         """Send one decision until it is answered; count it as accepted (it must be: these decisions are valid)."""
         key = key or str(uuid.uuid4())
-        response = await self.send("POST", path, json=body, headers=self.auth(user, key))
+        self.ledger.in_flight += 1
+        try:
+            response = await self.send("POST", path, json=body, headers=self.auth(user, key))
+        finally:
+            self.ledger.in_flight -= 1
         assert response.is_success, f"{path} with key {key}: {response.status_code} {response.text}"
         self.ledger.accepted[fact] += 1
         return response.json()
@@ -83,16 +94,20 @@ class Referrals:
             "sergeant", f"/referrals/{reference}/supervisor-review", {"approved": True}, "supervisor_reviewed"
         )
 
-    async def regrade(self, reference: str, risk: RiskGrade, key: str | None = None) -> dict:
+    async def regrade(self, reference: str, key: str | None = None) -> dict:
+        """Grade the referral high if it is not, else medium."""
+        risk = RiskGrade.MEDIUM if self.risks[reference] is RiskGrade.HIGH else RiskGrade.HIGH
         body = {"risk": risk.value, "reason": "Synthetic regrade after new information."}
-        return await self.decide("screener", f"/referrals/{reference}/risk", body, "risk_regraded", key)
+        state = await self.decide("screener", f"/referrals/{reference}/risk", body, "risk_regraded", key)
+        self.risks[reference] = RiskGrade(state["risk"])
+        return state
 
-    async def work(self, reference: str, regrades: int) -> None:
+    async def work(self, reference: str, regrades: int, review: bool = True) -> None:
         """Review a new referral, then regrade it back and forth, one decision after another."""
-        await self.review(reference)
-        risks = [RiskGrade.HIGH, RiskGrade.MEDIUM]
-        for n in range(regrades):
-            await self.regrade(reference, risks[n % 2])
+        if review:
+            await self.review(reference)
+        for _ in range(regrades):
+            await self.regrade(reference)
 
 
 async def recorded(dsn: str, references: list[str]) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -34,6 +35,17 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = CONDITION
         if value:
             return value
         time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = CONDITION_TIMEOUT) -> Any:
+    """`wait_for` for a test whose own tasks must go on meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
