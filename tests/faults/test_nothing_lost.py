@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,9 +56,13 @@ def database() -> Iterator[Database]:
     database.remove()
 
 
+# Short, so that a decision held up by an outage answers 504 and is retried with its key.
+DECISION_TIMEOUT_SECONDS = 5
+
+
 @pytest.fixture(scope="module")
 def stack(database: Database) -> Iterator[RunningStack]:
-    stack = RunningStack(env={"DATABASE_URL": database.dsn})
+    stack = RunningStack(env={"DATABASE_URL": database.dsn, "DECISION_TIMEOUT_SECONDS": str(DECISION_TIMEOUT_SECONDS)})
     try:
         stack.start()
         yield stack
@@ -134,4 +139,30 @@ async def test_temporal_killed_and_restarted_on_its_file(stack: RunningStack, da
             await api.regrade(reference)
 
     assert api.ledger.decisions == 3 * 6
+    await assert_recorded_once(database.dsn, api.ledger)
+
+
+async def test_a_decision_retried_with_its_key_after_a_timeout_is_applied_once(
+    stack: RunningStack, database: Database
+) -> None:
+    async with referrals(stack, "retried") as api:
+        reference = await api.submit()
+        await api.review(reference)
+        await asyncio.to_thread(database.stop)
+        # The decision cannot be confirmed while its facts cannot be recorded: 504, naming its key.
+        key = f"regrade-{uuid.uuid4()}"
+        body = {"risk": "high", "reason": "Synthetic regrade after new information."}
+        path = f"/referrals/{reference}/risk"
+        timed_out = await api.client.post(path, json=body, headers=api.auth("screener", key))
+        assert timed_out.status_code == 504, timed_out.text
+        assert timed_out.headers["Idempotency-Key"] == key and timed_out.json()["idempotency_key"] == key
+        await asyncio.to_thread(database.start)
+
+        # Retried with the same key: the first decision's outcome, however often it is asked for.
+        first = await api.decide("screener", path, body, "risk_regraded", key)
+        again = await api.decide("screener", path, body, "risk_regraded", key)
+        assert first["risk"] == "high" and again == first
+        assert [entry["kind"] for entry in first["history"]] == ["supervisor_reviewed", "risk_regraded"]
+
+    assert api.ledger.decisions == 2
     await assert_recorded_once(database.dsn, api.ledger)
