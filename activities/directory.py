@@ -91,6 +91,10 @@ class SupervisionDirectory(BaseModel):
         rungs = self.chain_for(agency, team).rungs
         return rungs[min(rung, len(rungs) - 1)]
 
+    def names(self, staff_id: str) -> bool:
+        """Whether any rung of any chain names this person."""
+        return any(a.staff_id == staff_id for chain in [*self.chains, self.default] for a in chain.rungs)
+
     @property
     def has_webhooks(self) -> bool:
         return any(a.webhook is not None for chain in [*self.chains, self.default] for a in chain.rungs)

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.directory import SupervisionDirectory
 from activities.oversight import OversightReadModel
 from workflows.action import AgreedActionWorkflow
-from workflows.authority import rung_refusal
+from workflows.authority import ACKNOWLEDGERS, rung_refusal
 from workflows.models import Actor, Agency, Escalation, EscalationAcknowledgement, Rank, escalation_owner
 from workflows.referral import ReferralWorkflow
 
@@ -60,6 +60,9 @@ class Acknowledgements:
 
     async def prepare(self, actor: Actor, escalation_id: str) -> Acknowledgement:
         """The acknowledgement `actor` may make, or AcknowledgementRefused saying why not."""
+        if actor.role not in ACKNOWLEDGERS and not self.directory.names(actor.id):
+            # Neither a supervisor, an administrator nor anyone's named addressee: no rung is theirs.
+            raise AcknowledgementRefused(rung_refusal(actor, Rank.SERGEANT, False) or "actor.role")
         owner = escalation_owner(escalation_id)
         if owner is None:
             raise AcknowledgementRefused("escalation_id: no such escalation", missing=True)

@@ -169,7 +169,7 @@ async def test_the_jwts_actor_travels_into_the_workflow(time_env, pool, time_que
                      authenticator=authenticator, sla_policy=sla_policy, clock=time_env.get_current_time)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as api:
         officer = {"Authorization": f"Bearer {hs256(sub='PC-7777', role='officer')}"}
-        form = synthetic_vist(rng=random.Random("auth:501")).model_dump(mode="json")
+        form = synthetic_vist(rng=random.Random("auth:501")).model_dump(mode="json") | {"officer_id": "PC-7777"}
         intake = await api.post("/referrals", json=form, headers=officer)
         assert intake.status_code == 201
         reference = intake.json()["reference"]
