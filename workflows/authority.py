@@ -65,8 +65,11 @@ def rung_refusal(actor: Actor, rank: Rank, as_named_addressee: bool) -> str | No
             "(allowed: a supervisor of the rung's rank or above, its named addressee, an admin)"
         )
     if actor.rank is None or actor.rank.seniority < rank.seniority:
-        held = actor.rank.value if actor.rank else "supervisor without a rank"
-        return f"actor.rank: a {held} may not acknowledge a {rank.value} rung (its rank or above, or its addressee)"
+        held = actor.rank.value if actor.rank else "none"
+        return (
+            f"actor.rank: rank {held} may not acknowledge the {rank.value} rung "
+            "(allowed: its rank or above, its named addressee, an admin)"
+        )
     return None
 
 
