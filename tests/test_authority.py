@@ -198,7 +198,7 @@ async def test_each_rung_refuses_too_low_a_rank_straight_to_the_workflow(time_en
 
 
 async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervisors_override(
-    api, auth, time_env, pool
+    api, auth, tokens, time_env, pool
 ):
     family, address = "Overridely-000002", "2 Override Row, Testtown TT0002"
     for n in range(3):
@@ -238,9 +238,19 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     await post(api, auth, f"{path}/override", "sergeant", {"granted": False, "rationale": "Synthetic."})
     await post(api, auth, f"{path}/screening", "screener", no_further_action, status=409)
     await post(api, auth, f"{path}/override-request", "screener", {"reason": "Synthetic, again."})
-    granted = await post(api, auth, f"{path}/override", "inspector", override)
+    # The dashboard shows the pending request; only a supervisor gets the form, and it decides under their token.
+    assert 'data-override="pending"' in await dashboard(api, tokens, "screener", f"/dashboard{path}")
+    assert 'action="/dashboard' not in (await dashboard(api, tokens, "screener", f"/dashboard{path}")).split(
+        'data-override="pending"')[1].split("</section>")[0]
+    assert f'action="/dashboard{path}/override"' in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
+    cookie = {"Cookie": f"referrals_session={tokens['inspector']}"}
+    form = await api.post(f"/dashboard{path}/override", data={"decision": "grant", "rationale": "Synthetic rationale."},
+                          headers=cookie)
+    assert form.status_code == 303, form.text
+    granted = (await api.get(path, headers=auth("auditor"))).json()
     assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (
         INSPECTOR.id, True)
+    assert 'data-override="pending"' not in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
     closed = await post(api, auth, f"{path}/screening", "screener", no_further_action)
     assert closed["close_reason"] == "no_further_action"
     decided = await eventually(
