@@ -51,7 +51,7 @@ class OversightReadModel:
                JOIN referrals r ON r.reference = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
-               WHERE e.acknowledged_at IS NULL AND r.closed_at IS NULL
+               WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL AND r.closed_at IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
                           ELSE r.stage = e.subject END
@@ -81,7 +81,7 @@ class OversightReadModel:
         """Open agreed actions past their deadline or due within `due_within`, by agency and owner."""
         return await self.pool.fetch(
             """SELECT a.action_id, a.reference, a.agency, a.owner, a.owner_supervisor, a.deadline, a.reminded_at,
-                      count(e.escalation_id) FILTER (WHERE e.acknowledged_at IS NULL) AS open_escalations
+                      count(e.escalation_id) FILTER (WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL) AS open_escalations
                FROM agreed_actions a
                LEFT JOIN escalations e ON e.subject = a.action_id
                WHERE a.completed_at IS NULL AND a.deadline < $1::timestamptz + $2::interval

@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -47,7 +48,22 @@ from activities.oversight import OversightReadModel
 from starter import api_models as bodies
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.auth import Authenticator, Caller, InvalidCredentials
-from starter.dashboard import dashboard_router
+from starter.errors import (
+    DATABASE_DOWN,
+    IDEMPOTENCY_HEADER,
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    api_error,
+    aware_moment,
+    field_errors,
+    invalid,
+    rejected,
+    unavailable,
+    undecided,
+    validation_failed,
+)
+from starter.dashboard import PREFIX as DASHBOARD_PREFIX
+from starter.dashboard import dashboard_router, unavailable_page
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
     CASE_DECIDERS,
@@ -103,51 +119,6 @@ CLIENT_HEADER = "X-Referrals-Client"
 
 async def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """An answer other than success: a status, the reason, and the field the reason is about."""
-
-    def __init__(self, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.headers = headers
-
-
-def rejected(message: str) -> ApiError:
-    """A workflow validator's rejection: "actor.*" is about who decides (403), the rest about the referral (409)."""
-    field = message.split(":", 1)[0] if ":" in message else None
-    status = 403 if field is not None and field.startswith("actor.") else 409
-    return ApiError(status, message, field)
-
-
-# A model's own rule reads "children[0].date_of_birth: is after the incident": the field, then why.
-NAMED_FIELD = re.compile(r"^Value error, (?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<why>.+)$", re.DOTALL)
-
-
-def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
-    """Pydantic errors without `input`, `ctx` or `url`: the location and the reason, never the value.
-
-    A cross-field rule's message names its field; that field joins the location.
-    """
-    cleaned = []
-    for error in errors:
-        loc, msg = [*prefix, *error["loc"]], error["msg"]
-        named = NAMED_FIELD.match(msg)
-        if named:
-            loc += [int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", named["field"]) if part]
-            msg = named["why"]
-        cleaned.append({"loc": loc, "msg": msg, "type": error["type"]})
-    return cleaned
-
-
-def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def own_identity(loc: tuple[str | int, ...], named: str, caller: Caller) -> None:
@@ -217,6 +188,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": bodies.Problem, "description": "no such referral, action or escalation"},
     409: {"model": bodies.Problem, "description": "the workflow refused the decision (stage, already decided, a rule)"},
     422: {"model": bodies.ValidationProblem, "description": "each bad field and why"},
+    503: {"model": bodies.Problem, "description": "PostgreSQL or Temporal is down: retry after `Retry-After` seconds"},
+}
+# A decision's further answer: not confirmed in time, retry with the same key.
+DECISION_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
+    504: {"model": bodies.Undecided, "description": "not confirmed in time: retry with the same Idempotency-Key"},
 }
 
 
@@ -297,21 +273,56 @@ def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decis
     return made
 
 
+# A client's key for one decision: the Temporal update ID, so a retry is the same update.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="names this decision: a retry with the same key returns the first outcome and applies "
+        "nothing twice (8-128 letters, digits, '.', '_', ':', '-'); without one the API makes one",
+    ),
+]
+# Temporal's answers that leave a decision's fate unknown: it may still be applied, once.
+OUTCOME_UNKNOWN = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
+
+
 async def decide(
-    svc: Services, target: Target, workflow_id: str, update: Callable[..., Any], decision: Decision
+    svc: Services,
+    target: Target,
+    workflow_id: str,
+    update: Callable[..., Any],
+    decision: Decision,
+    key: str | None,
+    response: Response,
 ) -> Any:
-    """Run one decision as one update, mapping the workflow's answer to the HTTP one."""
+    """Run one decision as one update named by its idempotency key, mapping the workflow's answer to the HTTP one.
+
+    A decision not confirmed within `decision_timeout_seconds` answers 504 with its key
+    rather than hanging: the update may still complete, and the same key returns its outcome.
+    """
     if not target.pattern.match(workflow_id):
         raise not_found(target)
+    key = key or uuid.uuid4().hex
+    response.headers[IDEMPOTENCY_HEADER] = key
     handle = svc.client.get_workflow_handle(workflow_id)
     try:
-        return await handle.execute_update(update, decision)
+        return await asyncio.wait_for(
+            handle.execute_update(update, decision, id=key), svc.settings.decision_timeout_seconds
+        )
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        log.warning("decision_unconfirmed", workflow_id=workflow_id, update=update.__name__)
+        raise undecided(key) from None
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
             raise rejected(cause.message) from None
         raise
     except RPCError as error:
+        if error.status in OUTCOME_UNKNOWN:
+            raise undecided(key) from None
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
         # Not found: either no such workflow (404), or it has finished and takes no more updates (409).
@@ -330,16 +341,18 @@ def decision_endpoint(route: DecisionRoute) -> Callable[..., Awaitable[Any]]:
         body: route.request,  # type: ignore[valid-type]
         caller: Annotated[Caller, Depends(allowed(route.roles, route.action))],
         svc: Svc,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
     ) -> Any:
         decision = build_decision(route.decision, body, caller)
-        return await decide(svc, route.target, workflow_id, route.update, decision)
+        return await decide(svc, route.target, workflow_id, route.update, decision, idempotency_key, response)
 
     endpoint.__name__ = route.update.__name__
     return endpoint
 
 
 def decision_router() -> APIRouter:
-    router = APIRouter(responses=ERRORS)
+    router = APIRouter(responses=DECISION_ERRORS)
     for route in DECISION_ROUTES:
         collection = "referrals" if route.target is REFERRAL else "actions"
         router.add_api_route(
@@ -449,8 +462,9 @@ def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart
         start = PageStart(datetime.fromisoformat(at), key)
     except (ValueError, TypeError, UnicodeError):
         raise invalid(("query", "cursor"), "not a cursor this API returned") from None
-    if start.at.tzinfo is None or not isinstance(key, str) or not key_pattern.match(key):
+    if not isinstance(key, str) or not key_pattern.match(key):
         raise invalid(("query", "cursor"), "not a cursor this API returned")
+    aware_moment(("query", "cursor"), start.at)
     return start
 
 
@@ -476,8 +490,7 @@ async def list_referrals(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.ReferralPage:
-    if updated_since is not None and updated_since.tzinfo is None:
-        raise invalid(("query", "updated_since"), "must include a timezone offset")
+    aware_moment(("query", "updated_since"), updated_since)
     rows = await svc.read_model.referrals(
         now=await svc.clock(),
         limit=limit + 1,
@@ -497,7 +510,10 @@ async def list_referrals(
 async def list_escalations(
     caller: Authenticated,
     svc: Svc,
-    state: Literal["open", "acknowledged", "all"] = "open",
+    state: Annotated[
+        Literal["open", "acknowledged", "resolved", "all"],
+        Query(description="open: awaiting acknowledgement; resolved: its referral closed first"),
+    ] = "open",
     mine: Annotated[
         bool,
         Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
@@ -522,10 +538,17 @@ async def list_escalations(
 @router.post(
     "/escalations/{escalation_id}/acknowledgement",
     response_model=ReferralState | ActionState,
+    responses=DECISION_ERRORS,
     tags=["escalations"],
     summary="Acknowledge an escalation",
 )
-async def acknowledge_escalation(escalation_id: str, caller: Authenticated, svc: Svc) -> Any:
+async def acknowledge_escalation(
+    escalation_id: str,
+    caller: Authenticated,
+    svc: Svc,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it.
 
     A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
@@ -539,7 +562,7 @@ async def acknowledge_escalation(escalation_id: str, caller: Authenticated, svc:
         raise rejected(refused.message) from None
     target = ACTION if ".A" in ack.owner else REFERRAL
     try:
-        return await decide(svc, target, ack.owner, ack.update, ack.decision)
+        return await decide(svc, target, ack.owner, ack.update, ack.decision, idempotency_key, response)
     except ApiError as error:
         if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
             raise ApiError(404, error.detail, error.field) from None
@@ -564,6 +587,7 @@ async def ready(svc: Svc, response: Response) -> dict[str, Any]:
     )
     if not (temporal and database):
         response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return {"status": "ready" if temporal and database else "unavailable", "temporal": temporal, "database": database}
 
 
@@ -603,24 +627,21 @@ class RequestLog:
             )
 
 
-async def _validation_failed(_: Request, error: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": field_errors(list(error.errors()))}, status_code=422)
-
-
-async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-    return JSONResponse({"detail": error.detail, "field": error.field}, status_code=error.status, headers=error.headers)
-
-
-async def _temporal_unavailable(_: Request, error: RPCError) -> JSONResponse:
+async def _temporal_unavailable(request: Request, error: RPCError) -> Response:
     log.warning("temporal_error", status=error.status.name)
-    return JSONResponse({"detail": "the workflow service is unavailable; try again", "field": None}, status_code=503)
+    return await _unavailable(request, unavailable("the workflow service"))
 
 
-async def _update_timed_out(_: Request, __: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
-    return JSONResponse(
-        {"detail": "the decision was not confirmed in time; read the referral before retrying", "field": None},
-        status_code=504,
-    )
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("database_unavailable", error=type(error).__name__)
+    return await _unavailable(request, unavailable("the records database"))
+
+
+async def _unavailable(request: Request, error: ApiError) -> Response:
+    """503 with Retry-After: the dashboard's plain page, or the API's problem body."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return unavailable_page(request, RETRY_AFTER_SECONDS)
+    return await api_error(request, error)
 
 
 def create_app(
@@ -665,10 +686,11 @@ def create_app(
             clock=clock,
         )
     )
-    app.add_exception_handler(RequestValidationError, _validation_failed)
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RPCError, _temporal_unavailable)
-    app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timed_out)
+    for down in DATABASE_DOWN:
+        app.add_exception_handler(down, _database_unavailable)
     app.add_middleware(RequestLog)
     return app
 
@@ -708,4 +730,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Serve from the importable module, so every router shares its classes and tables with this one.
+    from starter.api import main as serve_main
+
+    sys.exit(serve_main())

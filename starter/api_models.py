@@ -92,3 +92,9 @@ class Problem(BaseModel):
 
     detail: str
     field: str | None = None
+
+
+class Undecided(Problem):
+    """A decision not confirmed in time (504): it is applied at most once; the same key tells the outcome."""
+
+    idempotency_key: str = Field(description="send it again as the Idempotency-Key header to learn the outcome")

@@ -14,8 +14,10 @@ or address, nor a decision's free text.
 # No `from __future__ import annotations`: the routes' `SignedIn` dependency is made inside
 # `dashboard_router`, and FastAPI reads it from the evaluated annotations.
 
+import asyncio
 import json
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ COOKIE = "referrals_session"
 SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
 REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
+DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 # An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
 DUE_SOON = timedelta(hours=48)
 # A chart's time unit: the largest in which its longest value is at least one.
@@ -189,6 +192,7 @@ class Dashboard:
     links: AlertLinks
     clock: Clock
     templates: Jinja2Templates
+    decision_timeout: float
 
     async def caller(self, request: Request) -> Caller | None:
         try:
@@ -209,31 +213,60 @@ class Dashboard:
     def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
         return self.page(request, "forbidden.html", caller, status=403, what=what)
 
-    async def acknowledge(self, caller: Caller, escalation_id: str) -> str | None:
-        """Acknowledge through the owning workflow; the refusal's reason, or None when done."""
+    async def acknowledge(self, caller: Caller, escalation_id: str, key: str) -> tuple[int, str] | None:
+        """Acknowledge through the owning workflow, the form's key naming the update; the refusal, or None when done."""
         try:
             ack = await self.acknowledgements.prepare(caller.actor, escalation_id)
         except AcknowledgementRefused as refused:
-            return refused.message
-        problem = await self.decide(ack.owner, ack.update, ack.decision)
-        if problem is None:
+            return (409 if refused.missing else 403), refused.message
+        refused = await self.decide(ack.owner, ack.update, ack.decision, key)
+        if refused is None:
             log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
-        return problem
+        return refused
 
-    async def decide(self, workflow_id: str, update: Callable[..., Any], decision: Any) -> str | None:
-        """One decision as one update; the workflow's reason when it refuses, or None when done."""
+    async def decide(self, workflow_id: str, update: Callable[..., Any], decision: Any, key: str) -> tuple[int, str] | None:
+        """One decision as one update named by the form's key; the refusal (status, reason), or None when done."""
         try:
-            await self.client.get_workflow_handle(workflow_id).execute_update(update, decision)
+            await asyncio.wait_for(
+                self.client.get_workflow_handle(workflow_id).execute_update(update, decision, id=key),
+                self.decision_timeout,
+            )
+        except TimeoutError:
+            return 504, "not confirmed yet: send the same form again to learn whether it was recorded (it counts once)"
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
-                return cause.message
+                return (403 if cause.message.startswith("actor.") else 409), cause.message
             raise
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                return "stage: the referral or action has finished; nothing is left to decide"
+                return 409, "stage: the referral or action has finished; nothing is left to decide"
             raise
         return None
+
+
+def decision_key(submitted: str | None) -> str:
+    """The form's idempotency key when it is one we could have made, else a new one."""
+    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+
+
+def page_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.filters.update(local=local, words=words)
+    # Each decision form carries its own key: submitting it twice applies it once.
+    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex)
+    return templates
+
+
+def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
+    """What every page shows while PostgreSQL or Temporal is down: a plain 503, nothing half-shown."""
+    return page_templates().TemplateResponse(
+        request,
+        "unavailable.html",
+        {"caller": None, "prefix": PREFIX, "roles": nav_roles(None)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
@@ -257,8 +290,7 @@ def dashboard_router(
 ) -> APIRouter:
     """The dashboard's pages, around the caller's Temporal client and PostgreSQL pool."""
     oversight = OversightReadModel(pool)
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-    templates.env.filters.update(local=local, words=words)
+    templates = page_templates()
     board = Dashboard(
         client=client,
         oversight=oversight,
@@ -269,6 +301,7 @@ def dashboard_router(
         links=AlertLinks.from_settings(settings),
         clock=clock,
         templates=templates,
+        decision_timeout=settings.decision_timeout_seconds,
     )
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -355,10 +388,12 @@ def dashboard_router(
     async def acknowledge(request: Request, escalation_id: str, caller: SignedIn) -> Response:
         if not same_origin(request):
             return board.forbidden(request, caller, "a form from another site")
-        problem = await board.acknowledge(caller, escalation_id)
-        if problem is not None:
-            status = 403 if problem.startswith("actor.") else 409
-            return await escalations_page(request, caller, status=status, problem=problem)
+        key = decision_key((await form_fields(request)).get("idempotency_key"))
+        refused = await board.acknowledge(caller, escalation_id, key)
+        if refused is not None:
+            status, problem = refused
+            # The same form again carries the same key, so a retry learns the first attempt's outcome.
+            return await escalations_page(request, caller, status=status, problem=problem, retry={escalation_id: key})
         return RedirectResponse(f"{PREFIX}/escalations?acknowledged={quote(escalation_id)}", status_code=303)
 
     @router.get("/escalations/{escalation_id}/acknowledge", response_class=HTMLResponse)
@@ -451,10 +486,12 @@ def dashboard_router(
             )
         except ValidationError:
             return await referral_page(request, reference, caller, status=422, problem="rationale: required")
-        problem = await board.decide(reference, ReferralWorkflow.decide_override, decision)
-        if problem is not None:
-            status = 403 if problem.startswith("actor.") else 409
-            return await referral_page(request, reference, caller, status=status, problem=problem)
+        key = decision_key(fields.get("idempotency_key"))
+        refused = await board.decide(reference, ReferralWorkflow.decide_override, decision, key)
+        if refused is not None:
+            status, problem = refused
+            return await referral_page(request, reference, caller, status=status, problem=problem,
+                                       override_key=key)
         log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
         return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
 

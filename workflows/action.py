@@ -129,6 +129,9 @@ class AgreedActionWorkflow:
         self._check_open()
         if reassignment.deadline is not None and reassignment.deadline <= workflow.now():
             raise reject("deadline: a new deadline must be in the future")
+        # The same reassignment twice (a retry, a second click) changes nothing the second time.
+        if reassignment.owner == self._action.owner and reassignment.deadline in (None, self._action.deadline):
+            raise reject("owner: the action is already assigned to this owner with this deadline")
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:

@@ -43,6 +43,8 @@ def unacknowledged(escalations: list[Escalation], ack: EscalationAcknowledgement
         raise reject(f"escalation_id: no such escalation on this {on}")
     if escalation.acknowledged_at is not None:
         raise reject("escalation_id: already acknowledged")
+    if escalation.resolved_at is not None:
+        raise reject("escalation_id: resolved when the referral closed; nothing is left to acknowledge")
     return escalation
 
 

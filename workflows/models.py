@@ -540,6 +540,14 @@ class Escalation(Model):
     reason: Literal["overdue", "inquorate"] = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = Field(
+        default=None, description="when it stopped needing an acknowledgement without one: the referral closed"
+    )
+    resolution: Literal["referral_closed"] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_at is None and self.resolved_at is None
 
 
 class EscalationAlert(Model):
@@ -571,12 +579,25 @@ class RepeatReferralOverrideState(Model):
 
 
 class PriorReferral(Model):
+    """An earlier referral in view at screening, once, with every reason it matched."""
+
     reference: str
     submitted_at: datetime
     incident_type: IncidentType
-    matched_on: Literal["child", "address"]
-    child_id: str | None = None
+    matched_on: list[Literal["child", "address"]] = Field(description="the same child, the same address, or both")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is also about")
     outcome: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_row_per_match(cls, data: object) -> object:
+        # Screening views recorded before a referral was listed once: one reason and one child per row.
+        if isinstance(data, dict) and isinstance(data.get("matched_on"), str):
+            data = dict(data)
+            data["matched_on"] = [data["matched_on"]]
+            child_id = data.pop("child_id", None)
+            data["child_ids"] = [child_id] if child_id else []
+        return data
 
 
 class ScreeningView(Model):
@@ -640,6 +661,9 @@ class ReferralState(Model):
     strategy_discussion_inquorate: bool = False
     conference_due_by: datetime | None = None
     conference_at: datetime | None = None
+    conference_late_reason: str | None = Field(
+        default=None, description="why the ICPC is later than the statutory working days, when it is"
+    )
     police_attendance: PoliceAttendance | None = None
     child_protection_plan: bool | None = None
     close_reason: CloseReason | None = None

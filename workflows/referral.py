@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -78,6 +79,10 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Referrals started from here on refuse a start whose form names someone other than its submitter.
 IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
+# A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
+STAGE_BEFORE_ACTIONS = "stage-before-actions"
+CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
+ACTIONS_FINISH_FIRST = "actions-finish-first"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -166,6 +171,9 @@ class ReferralWorkflow:
                 raise_rung=self._raise_stage_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if workflow.patched(ACTIONS_FINISH_FIRST):
+            # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
+            await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
         await self._outbox.recorded()
         writer.cancel()
@@ -195,6 +203,7 @@ class ReferralWorkflow:
             strategy_discussion_inquorate=self._inquorate,
             conference_due_by=self._conference_due_by,
             conference_at=self._conference.conference_at if self._conference else None,
+            conference_late_reason=self._conference.late_reason if self._conference else None,
             police_attendance=self._conference.police_attendance if self._conference else None,
             child_protection_plan=self._child_protection_plan,
             close_reason=self._close_reason,
@@ -349,7 +358,13 @@ class ReferralWorkflow:
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()
-        await self._agree_actions(discussion.actor, discussion.agreed_actions)
+        await self._agree_actions_then(
+            discussion.actor, discussion.agreed_actions, lambda: self._after_discussion(discussion)
+        )
+        return await self._recorded_state()
+
+    def _after_discussion(self, discussion: StrategyDiscussion) -> None:
+        """Section 47 enquiries lead to the conference; otherwise the referral closes once its actions are done."""
         if discussion.section_47:
             assert self._policy is not None
             self._conference_due_by = add_working_days(
@@ -361,7 +376,6 @@ class ReferralWorkflow:
             self._enter(Stage.CONFERENCE, discussion.actor)
         else:
             self._after_decision(discussion.actor, CloseReason.NO_SECTION_47)
-        return await self._recorded_state()
 
     @record_strategy_discussion.validator
     def _check_strategy_discussion(self, discussion: StrategyDiscussion) -> None:
@@ -396,8 +410,9 @@ class ReferralWorkflow:
                 owner=ActionOwner(agency=Agency.POLICE, owner=booking.report_owner or booking.actor.id),
                 deadline=report_due,
             )
-            await self._agree_actions(booking.actor, [report])
-        self._ladder_nudge()
+            await self._agree_actions_then(booking.actor, [report], self._ladder_nudge)
+        else:
+            self._ladder_nudge()
         return await self._recorded_state()
 
     @book_conference.validator
@@ -432,9 +447,10 @@ class ReferralWorkflow:
         self._child_protection_plan = outcome.child_protection_plan
         self._decided("conference_held", outcome.actor, outcome.model_dump(mode="json", exclude={"actor"}))
         self._regrade_if_changed(outcome.actor, outcome.risk, "graded at the initial child protection conference")
-        await self._agree_actions(outcome.actor, outcome.agreed_actions)
         reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
-        self._after_decision(outcome.actor, reason)
+        await self._agree_actions_then(
+            outcome.actor, outcome.agreed_actions, lambda: self._after_decision(outcome.actor, reason)
+        )
         return await self._recorded_state()
 
     @record_conference_outcome.validator
@@ -532,7 +548,23 @@ class ReferralWorkflow:
     def _close(self, actor: Actor, reason: CloseReason, note: str | None) -> None:
         self._close_reason = reason
         self._decided("closed", actor, {"reason": reason.value, "note": note})
+        self._resolve_open_escalations()
         self._enter(Stage.CLOSED, actor)
+
+    def _resolve_open_escalations(self) -> None:
+        """A closed referral needs no more acknowledgements: its open escalations are resolved by the closure."""
+        still_open = [e for e in self._escalations if e.open]
+        # Histories recorded before closure resolved escalations left them open.
+        if not still_open or not workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+            return
+        for escalation in still_open:
+            escalation.resolved_at = workflow.now()
+            escalation.resolution = "referral_closed"
+            self._fact(
+                "escalation_resolved",
+                SYSTEM_ACTOR,
+                {"escalation_id": escalation.escalation_id, "resolution": escalation.resolution},
+            )
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
@@ -602,17 +634,36 @@ class ReferralWorkflow:
     def _raise_inquorate_escalation(self) -> None:
         self._new_escalation(Stage.STRATEGY_DISCUSSION.value, 0, workflow.now(), "inquorate")
 
-    async def _agree_actions(self, actor: Actor, specs: list[AgreedActionSpec]) -> None:
+    async def _agree_actions_then(
+        self, actor: Actor, specs: list[AgreedActionSpec], move_on: Callable[[], None]
+    ) -> None:
+        """Agree the actions and move the referral on; each action's workflow starts after the move.
+
+        The actions and the new stage exist before the first await, so a second identical
+        decision arriving meanwhile finds them and is rejected by its validator.
+        """
+        agreed = [self._register_action(spec) for spec in specs]
+        if not agreed or workflow.patched(STAGE_BEFORE_ACTIONS):
+            move_on()
+            await self._start_actions(actor, agreed)
+        else:  # histories recorded before: the stage moved once every action had started
+            await self._start_actions(actor, agreed)
+            move_on()
+
+    def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
+        action_id = f"{self._reference}.A{len(self._actions) + 1}"
+        self._actions[action_id] = ActionState(
+            action_id=action_id,
+            reference=self._reference,
+            description=spec.description,
+            owner=spec.owner,
+            deadline=spec.deadline,
+        )
+        return action_id, spec
+
+    async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         assert self._policy is not None
-        for spec in specs:
-            action_id = f"{self._reference}.A{len(self._actions) + 1}"
-            self._actions[action_id] = ActionState(
-                action_id=action_id,
-                reference=self._reference,
-                description=spec.description,
-                owner=spec.owner,
-                deadline=spec.deadline,
-            )
+        for action_id, spec in agreed:
             handle = await workflow.start_child_workflow(
                 AgreedActionWorkflow.run,
                 ActionStart(
