@@ -169,3 +169,29 @@ async def test_a_decision_retried_with_its_key_after_a_timeout_is_applied_once(
 
     assert api.ledger.decisions == 2
     await assert_recorded_once(database.dsn, api.ledger)
+
+
+async def test_worker_crash_loop_backs_off_and_ends_when_postgres_returns(
+    stack: RunningStack, database: Database
+) -> None:
+    async with referrals(stack, "crash-loop") as api:
+        reference = await api.submit()
+        await api.review(reference)
+        await asyncio.to_thread(database.stop)
+        seen = len(stack.events("process_exited"))
+        stack.kill("worker")
+        # A worker cannot start without its database: it exits at once, again and again.
+        decision = asyncio.create_task(api.regrade(reference))
+
+        def worker_exits() -> list[dict]:
+            return [e for e in stack.events("process_exited")[seen:] if e["process"] == "worker"]
+
+        exits = await until(lambda: len(worker_exits()) >= 3 and worker_exits(), "a worker crash loop")
+        delays = [e["restart_in_s"] for e in exits]
+        assert delays == sorted(delays) and delays[-1] > delays[0], delays
+        assert all(e["exit_code"] != 0 for e in exits[1:])
+        await asyncio.to_thread(database.start)
+        await asyncio.wait_for(decision, CONDITION_TIMEOUT)
+
+    assert stack.ready()
+    await assert_recorded_once(database.dsn, api.ledger)
