@@ -46,7 +46,7 @@ class OversightReadModel:
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
-                      e.due_at, e.raised_at, d.addressee, d.delivered_at AS shown_at
+                      e.due_at, e.raised_at, d.addressee, d.agency, d.team, d.delivered_at AS shown_at
                FROM escalations e
                JOIN referrals r ON r.reference = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
@@ -63,6 +63,16 @@ class OversightReadModel:
             audience.team if audience else None,
             audience.agency if audience else None,
             limit,
+        )
+
+    async def alert_addressing(self, escalation_id: str) -> asyncpg.Record | None:
+        """Where an escalation's alert went: its rung, and the agency and team whose chain it climbs."""
+        return await self.pool.fetchrow(
+            """SELECT e.rung, e.rank, d.agency, d.team
+               FROM escalations e
+               JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
+               WHERE e.escalation_id = $1""",
+            escalation_id,
         )
 
     async def late_actions(

@@ -43,7 +43,10 @@ from starter.audit_api import audit_router
 from activities.policy import build_sla_policy
 from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
+from activities.directory import SupervisionDirectory
+from activities.oversight import OversightReadModel
 from starter import api_models as bodies
+from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.auth import Authenticator, Caller, InvalidCredentials
 from starter.errors import (
     DATABASE_DOWN,
@@ -63,19 +66,20 @@ from starter.dashboard import PREFIX as DASHBOARD_PREFIX
 from starter.dashboard import dashboard_router, unavailable_page
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
-    ACKNOWLEDGERS,
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
     OFFICERS,
+    OVERRIDE_DECIDERS,
+    OVERRIDE_REQUESTERS,
     REASSIGNERS,
     REJECTION_TYPE,
     REVIEWERS,
     SCREENERS,
+    SUBMITTERS,
 )
 from workflows.models import (
     ESCALATION_ID,
     REFERENCE_PATTERN,
-    escalation_owner,
     ActionCompletion,
     ActionReassignment,
     ActionState,
@@ -83,7 +87,8 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
-    EscalationAcknowledgement,
+    OverrideDecision,
+    OverrideRequest,
     ReferralState,
     Resubmission,
     RiskGrade,
@@ -105,7 +110,6 @@ log = structlog.get_logger("api")
 
 Clock = Callable[[], Awaitable[datetime]]
 
-SUBMITTERS = OFFICERS | REVIEWERS
 REFERENCE = REFERENCE_PATTERN
 ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
 MAX_PAGE = 200
@@ -115,6 +119,12 @@ CLIENT_HEADER = "X-Referrals-Client"
 
 async def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def own_identity(loc: tuple[str | int, ...], named: str, caller: Caller) -> None:
+    """A body may name its maker only as the token does: who decides comes from the credentials alone."""
+    if named != caller.actor.id:
+        raise invalid(loc, "must be the caller's own staff ID: who submits comes from the credentials")
 
 
 # --- the app's parts -----------------------------------------------------------------------
@@ -130,6 +140,7 @@ class Services:
     authenticator: Authenticator
     sla_policy: SlaPolicy
     clock: Clock
+    acknowledgements: Acknowledgements
 
 
 def services(request: Request) -> Services:
@@ -232,6 +243,10 @@ DECISION_ROUTES = (
                   "review a VIST"),
     DecisionRoute(REFERRAL, "resubmission", ReferralWorkflow.resubmit, Resubmission, OFFICERS, "resubmit a VIST"),
     DecisionRoute(REFERRAL, "screening", ReferralWorkflow.screen, Screening, SCREENERS, "screen a referral"),
+    DecisionRoute(REFERRAL, "override-request", ReferralWorkflow.request_override, OverrideRequest,
+                  OVERRIDE_REQUESTERS, "ask for a repeat-referral override"),
+    DecisionRoute(REFERRAL, "override", ReferralWorkflow.decide_override, OverrideDecision, OVERRIDE_DECIDERS,
+                  "grant or refuse a repeat-referral override"),
     DecisionRoute(REFERRAL, "strategy-discussion", ReferralWorkflow.record_strategy_discussion, StrategyDiscussion,
                   CASE_DECIDERS, "record a strategy discussion"),
     DecisionRoute(REFERRAL, "conference", ReferralWorkflow.book_conference, ConferenceBooking, CASE_DECIDERS,
@@ -250,9 +265,12 @@ DECISION_ROUTES = (
 def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decision:
     """The decision from the request and the token's actor; its cross-field rules run here (422)."""
     try:
-        return decision.model_validate(dict(body) | {"actor": caller.actor})
+        made = decision.model_validate(dict(body) | {"actor": caller.actor})
     except ValidationError as error:
         raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
+    if isinstance(made, Resubmission):
+        own_identity(("body", "submission", "officer_id"), made.submission.officer_id, caller)
+    return made
 
 
 # A client's key for one decision: the Temporal update ID, so a retry is the same update.
@@ -369,7 +387,11 @@ async def submit_vist(
     caller: Annotated[Caller, Depends(allowed(SUBMITTERS, "submit a VIST"))],
     svc: Svc,
 ) -> bodies.Intake:
-    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409."""
+    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409.
+
+    The form's `officer_id` must be the caller's own staff ID (422 otherwise).
+    """
+    own_identity(("body", "officer_id"), submission.officer_id, caller)
     reference = referral_reference(submission.form_id)
     try:
         handle = await svc.client.start_workflow(
@@ -522,22 +544,25 @@ async def list_escalations(
 )
 async def acknowledge_escalation(
     escalation_id: str,
-    caller: Annotated[Caller, Depends(allowed(ACKNOWLEDGERS, "acknowledge an escalation"))],
+    caller: Authenticated,
     svc: Svc,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it."""
-    owner = escalation_owner(escalation_id)
-    if owner is None:
-        raise ApiError(404, "escalation_id: no such escalation", "escalation_id")
-    target, update = (ACTION, AgreedActionWorkflow.acknowledge_escalation) if ".A" in owner else (
-        REFERRAL,
-        ReferralWorkflow.acknowledge_escalation,
-    )
-    ack = EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id)
+    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it.
+
+    A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
+    addressee the supervision directory names for it (`staff_id`), or by an administrator.
+    """
     try:
-        return await decide(svc, target, owner, update, ack, idempotency_key, response)
+        ack = await svc.acknowledgements.prepare(caller.actor, escalation_id)
+    except AcknowledgementRefused as refused:
+        if refused.missing:
+            raise ApiError(404, refused.message, "escalation_id") from None
+        raise rejected(refused.message) from None
+    target = ACTION if ".A" in ack.owner else REFERRAL
+    try:
+        return await decide(svc, target, ack.owner, ack.update, ack.decision, idempotency_key, response)
     except ApiError as error:
         if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
             raise ApiError(404, error.detail, error.field) from None
@@ -635,6 +660,7 @@ def create_app(
         description="VIST intake, decisions on referrals and agreed actions, escalations. "
         "Every decision is recorded under the actor named by the bearer token.",
     )
+    directory = SupervisionDirectory.load(settings.alert_directory_file)
     app.state.services = Services(
         client=client,
         read_model=ReferralReadModel(pool),
@@ -644,13 +670,21 @@ def create_app(
         authenticator=authenticator or Authenticator.from_settings(settings),
         sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         clock=clock,
+        acknowledgements=Acknowledgements(client, OversightReadModel(pool), directory),
     )
     app.include_router(router)
     app.include_router(decision_router())
     app.include_router(records_router(allowed, services, REFERENCE))
     app.include_router(audit_router(allowed, services))
     app.include_router(
-        dashboard_router(client, pool, settings, authenticator=app.state.services.authenticator, clock=clock)
+        dashboard_router(
+            client,
+            pool,
+            settings,
+            authenticator=app.state.services.authenticator,
+            acknowledgements=app.state.services.acknowledgements,
+            clock=clock,
+        )
     )
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(ApiError, api_error)

@@ -26,9 +26,15 @@ from workflows.models import (
 
 @functools.cache
 def request_model(decision: type[Decision]) -> type[Model]:
-    """`decision`'s fields but the actor, as a strict model named `<Decision>Request` (one per decision)."""
+    """`decision`'s fields but the actor, as a strict model named `<Decision>Request` (one per decision).
+
+    A retired field (kept in the decision model, excluded from its dumps, so that recorded
+    histories still decode) is left out too: a body carrying it is refused as an unknown field.
+    """
     fields = {
-        name: (info.annotation, info) for name, info in decision.model_fields.items() if name != "actor"
+        name: (info.annotation, info)
+        for name, info in decision.model_fields.items()
+        if name != "actor" and not info.exclude
     }
     return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
 

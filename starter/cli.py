@@ -233,6 +233,7 @@ def render_referral(console: Console, state: dict) -> None:
             ("deadline", when(state["deadline"])),
             ("children", ", ".join(state["children"])),
             ("screening outcome", state["screening_outcome"]),
+            ("repeat-referral override", override_text(state.get("repeat_referral_override"))),
             ("section 47", state["section_47"]),
             ("conference due by", when(state["conference_due_by"])),
             ("conference at", when(state["conference_at"])),
@@ -251,6 +252,15 @@ def render_referral(console: Console, state: dict) -> None:
         ["#", "decision", "when", "by", "role"],
         [[h["seq"], h["kind"], when(h["at"]), h["actor_id"], h["actor_role"]] for h in state["history"]],
     )
+
+
+def override_text(override: dict | None) -> str | None:
+    if override is None:
+        return None
+    asked = f"asked by {override['requested_by']}"
+    if override["granted"] is None:
+        return f"{asked}, waiting for a supervisor"
+    return f"{asked}, {'granted' if override['granted'] else 'refused'} by {override['decided_by']}"
 
 
 def render_action(console: Console, action: dict) -> None:
@@ -362,6 +372,26 @@ def screen(
     body = body_from(file, risk=risk and risk.value, outcome=outcome and outcome.value, rationale=rationale,
                      child_decisions=decisions, agencies_informed=[a.value for a in inform])
     decide_referral(reference, "screening", body, as_json, key)
+
+
+@app.command("override-request")
+def override_request(reference: Reference,
+                     reason: Annotated[str, typer.Option(help="why the repeat referral needs no further action")],
+                     as_json: AsJson = False, key: DecisionKey = None) -> None:
+    """Screener: ask a supervisor to let a repeat referral close with no further action."""
+    decide_referral(reference, "override-request", {"reason": reason}, as_json, key)
+
+
+@app.command()
+def override(
+    reference: Reference,
+    grant: Annotated[bool, typer.Option("--grant/--refuse", help="grant the override, or refuse it")],
+    rationale: Annotated[str, typer.Option(help="the supervisor's rationale")],
+    as_json: AsJson = False,
+    key: DecisionKey = None,
+) -> None:
+    """Supervisor: grant or refuse the repeat-referral override a screener asked for (never your own request)."""
+    decide_referral(reference, "override", {"granted": grant, "rationale": rationale}, as_json, key)
 
 
 @app.command()

@@ -252,3 +252,32 @@ async def test_a_decision_not_confirmed_in_time_prints_its_key_and_the_retry_lea
     assert reviews == 1
     # A fresh command makes a fresh key: the same review again is a second decision, refused.
     assert "stage" in (await cli("sergeant", "review", reference, "--approve", exit_code=6)).stderr
+
+
+async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli(cli, time_env, pool, tmp_path):
+    family, address = "Clirepeat-000003", "3 Override Row, Testtown TT0003"
+    for n in range(3):
+        submission = synthetic_vist(rng=random.Random(f"cli:705:{n}"), family=family, address=address)
+        form = tmp_path / f"vist-{n}.json"
+        form.write_text(submission.model_dump_json())
+        reference = (await cli.json("officer", "submit", form))["reference"]
+        track(time_env.client, reference)
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) FROM referral_children WHERE reference = $1", reference),
+            lambda c: c == 1,
+        )
+    assert (await cli.json("sergeant", "review", reference, "--approve"))["screening_view"]["repeat_children"] == ["C1"]
+
+    asked = await cli.json("screener", "override-request", reference, "--reason", "Synthetic: family supported.")
+    assert asked["repeat_referral_override"]["requested_by"] == "CRU-3001"
+    # The person who asked cannot decide it, even holding a supervisor's token.
+    refused = await cli("screener-as-sergeant", "override", reference, "--grant", "--rationale", "Synthetic.",
+                        exit_code=4)
+    assert "actor.id" in refused.stderr
+    granted = await cli.json("inspector", "override", reference, "--grant", "--rationale", "Synthetic rationale.")
+    assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (
+        "INSP-2501", True)
+    assert "granted by INSP-2501" in (await cli("auditor", "show", reference)).stdout
+    closed = await cli.json("screener", "screen", reference, "--risk", "medium", "--outcome", "no_further_action",
+                            "--rationale", "Synthetic.", "--child", "C1=no_further_action")
+    assert closed["close_reason"] == "no_further_action"

@@ -135,8 +135,8 @@ class AgreedActionWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
-        acknowledge(self._action.escalations, ack, "action")
-        self._outbox.add("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        payload = acknowledge(self._action.escalations, ack, "action")
+        self._outbox.add("escalation_acknowledged", ack.actor, payload)
         self._ladder.nudge()
         return await self._changed()
 

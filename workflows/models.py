@@ -129,9 +129,15 @@ class CloseReason(StrEnum):
 
 
 class Rank(StrEnum):
+    """A supervisor's rank, most junior first: the escalation ladder climbs them in this order."""
+
     SERGEANT = "sergeant"
     INSPECTOR = "inspector"
     SUPERINTENDENT = "superintendent"
+
+    @property
+    def seniority(self) -> int:
+        return list(Rank).index(self)
 
 
 # --- who decides ------------------------------------------------------------------------
@@ -143,6 +149,7 @@ class Actor(Model):
     id: StaffId
     role: Role
     agency: Agency = Agency.POLICE
+    rank: Rank | None = Field(default=None, description="a supervisor's rank, from the credentials")
 
 
 SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM)
@@ -371,6 +378,8 @@ class ChildScreeningDecision(Model):
 
 
 class RepeatReferralOverride(Model):
+    """Retired: a screening once named its supervisor here. Kept so recorded screenings still decode."""
+
     supervisor_id: StaffId
     rationale: Text
 
@@ -381,10 +390,10 @@ class Screening(Decision):
     outcome: ScreeningOutcome
     rationale: Text
     agencies_informed: list[Agency] = Field(default_factory=list)
-    repeat_referral_override: RepeatReferralOverride | None = Field(
-        default=None,
-        description="a supervisor's rationale, required for no further action on a repeat referral",
-    )
+    # Retired: a supervisor now grants the override under their own token (OverrideDecision).
+    # Recorded screenings may carry it, so it still decodes; the workflow refuses a new one,
+    # and the API's request model leaves it out.
+    repeat_referral_override: RepeatReferralOverride | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _unique_children(self) -> "Screening":
@@ -487,6 +496,23 @@ class Closure(Decision):
 
 class EscalationAcknowledgement(Decision):
     escalation_id: str
+    as_named_addressee: bool = Field(
+        default=False,
+        description="the supervision directory names the actor as this rung's addressee (resolved by the API)",
+    )
+
+
+class OverrideRequest(Decision):
+    """A screener asks a supervisor to let a repeat referral close with no further action."""
+
+    reason: Text
+
+
+class OverrideDecision(Decision):
+    """A supervisor grants or refuses the requested repeat-referral override, with a rationale."""
+
+    granted: bool
+    rationale: Text
 
 
 class ActionCompletion(Decision):
@@ -538,6 +564,18 @@ class AlertDelivery(Model):
     escalation_id: str
     sent: list[str] = Field(default_factory=list)
     already_sent: list[str] = Field(default_factory=list)
+
+
+class RepeatReferralOverrideState(Model):
+    """The override a repeat referral needs to close with no further action: asked for, then decided."""
+
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    granted: bool | None = Field(default=None, description="none while the request waits for a supervisor")
+    rationale: str | None = None
 
 
 class PriorReferral(Model):
@@ -618,6 +656,7 @@ class ReferralState(Model):
     children: list[str] = Field(default_factory=list, description="child_ids only")
     screening_view: ScreeningView | None = None
     screening_outcome: ScreeningOutcome | None = None
+    repeat_referral_override: RepeatReferralOverrideState | None = None
     section_47: bool | None = None
     strategy_discussion_inquorate: bool = False
     conference_due_by: datetime | None = None

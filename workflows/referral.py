@@ -24,10 +24,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.authority import (
         CASE_DECIDERS,
         OFFICERS,
+        OVERRIDE_DECIDERS,
+        OVERRIDE_REQUESTERS,
         REVIEWERS,
         SCREENERS,
+        SUBMITTERS,
+        Duty,
         reject,
         require,
+        require_separation,
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
     from workflows.escalation import EscalationLadder, acknowledge, open_escalation
@@ -48,11 +53,14 @@ with workflow.unsafe.imports_passed_through():
         EscalationAcknowledgement,
         EscalationAlert,
         HistoryEntry,
+        OverrideDecision,
+        OverrideRequest,
         PoliceAttendance,
         PriorReferralQuery,
         ReferralState,
         Resubmission,
         RiskGrade,
+        RepeatReferralOverrideState,
         RiskRegrade,
         Role,
         Agency,
@@ -69,6 +77,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Referrals started from here on refuse a start whose form names someone other than its submitter.
+IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
 # A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
 STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
@@ -112,6 +122,9 @@ class ReferralWorkflow:
         self._action_tasks: list[asyncio.Task[None]] = []
         self._screening_view: ScreeningView | None = None
         self._screening_outcome: ScreeningOutcome | None = None
+        self._override: RepeatReferralOverrideState | None = None
+        # Who performed each remembered duty, for the separation of duties.
+        self._performed: dict[Duty, set[str]] = {Duty.SUBMIT_VIST: {start.submitted_by.id}}
         self._section_47: bool | None = None
         self._inquorate = False
         self._strategy_held_at: datetime | None = None
@@ -134,6 +147,10 @@ class ReferralWorkflow:
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
+        if workflow.patched(IDENTITY_FROM_TOKEN_PATCH):
+            # Before any fact is written: a refused start leaves no record behind.
+            require(start.submitted_by, SUBMITTERS, "submit a VIST")
+            own_submission(start.submitted_by, start.submission)
         writer = asyncio.create_task(self._outbox.drain_forever())
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
@@ -181,6 +198,7 @@ class ReferralWorkflow:
             children=[c.child_id for c in submission.children],
             screening_view=self._screening_view,
             screening_outcome=self._screening_outcome,
+            repeat_referral_override=self._override,
             section_47=self._section_47,
             strategy_discussion_inquorate=self._inquorate,
             conference_due_by=self._conference_due_by,
@@ -198,6 +216,7 @@ class ReferralWorkflow:
 
     @workflow.update
     async def review(self, decision: SupervisorReview) -> ReferralState:
+        self._perform(Duty.REVIEW_VIST, decision.actor)
         self._decided("supervisor_reviewed", decision.actor, decision.model_dump(mode="json", exclude={"actor"}))
         if decision.approved:
             self._enter(Stage.SCREENING, decision.actor)
@@ -210,10 +229,12 @@ class ReferralWorkflow:
     @review.validator
     def _check_review(self, decision: SupervisorReview) -> None:
         self._check(decision.actor, REVIEWERS, "review a VIST", {Stage.SUPERVISOR_REVIEW})
+        require_separation(decision.actor, Duty.REVIEW_VIST, self._performed)
 
     @workflow.update
     async def resubmit(self, resubmission: Resubmission) -> ReferralState:
         self._submissions.append(resubmission.submission)
+        self._perform(Duty.SUBMIT_VIST, resubmission.actor)
         self._fact(
             "vist_resubmitted",
             resubmission.actor,
@@ -227,6 +248,7 @@ class ReferralWorkflow:
         self._check(resubmission.actor, OFFICERS, "resubmit a VIST", {Stage.RETURNED_TO_OFFICER})
         if resubmission.submission.form_id != self._submissions[0].form_id:
             raise reject("submission.form_id: a resubmission must carry the returned form's ID")
+        own_submission(resubmission.actor, resubmission.submission)
 
     # --- stage 3: CRU/MASH screening -------------------------------------------------
 
@@ -253,15 +275,63 @@ class ReferralWorkflow:
                 raise reject(f"child_decisions: no decision recorded for child {child_id}")
         for child_id in sorted(decided - set(children)):
             raise reject(f"child_decisions: child {child_id} is not in this referral")
-        if (
-            self._screening_view.repeat
-            and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION
-            and screening.repeat_referral_override is None
-        ):
+        if screening.repeat_referral_override is not None:
+            raise reject(
+                "repeat_referral_override: a screening cannot name a supervisor; "
+                "the supervisor grants the override under their own credentials"
+            )
+        granted = self._override is not None and self._override.granted is True
+        if self._screening_view.repeat and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
             raise reject(
                 "repeat_referral_override: a repeat referral cannot close with no further action "
-                "without a supervisor's rationale"
+                "without a supervisor's granted override"
             )
+
+    # --- stage 3: the repeat-referral override, asked for and decided --------------------
+
+    @workflow.update
+    async def request_override(self, request: OverrideRequest) -> ReferralState:
+        self._override = RepeatReferralOverrideState(
+            requested_by=request.actor.id, requested_at=workflow.now(), reason=request.reason
+        )
+        self._perform(Duty.REQUEST_OVERRIDE, request.actor)
+        self._decided("repeat_override_requested", request.actor, {"reason": request.reason})
+        return await self._recorded_state()
+
+    @request_override.validator
+    def _check_request_override(self, request: OverrideRequest) -> None:
+        self._check(request.actor, OVERRIDE_REQUESTERS, "ask for a repeat-referral override", {Stage.SCREENING})
+        if self._screening_view is None:
+            raise reject("stage: the screening view (prior referrals) is still loading; try again shortly")
+        if not self._screening_view.repeat:
+            raise reject("reason: this is not a repeat referral; no override is needed")
+        if self._override is not None and self._override.granted is not False:
+            state = "granted" if self._override.granted else "waiting for a supervisor"
+            raise reject(f"reason: an override was already asked for and is {state}")
+
+    @workflow.update
+    async def decide_override(self, decision: OverrideDecision) -> ReferralState:
+        assert self._override is not None
+        self._override.decided_by = decision.actor.id
+        self._override.decided_at = workflow.now()
+        self._override.granted = decision.granted
+        self._override.rationale = decision.rationale
+        self._perform(Duty.DECIDE_OVERRIDE, decision.actor)
+        self._decided(
+            "repeat_override_decided",
+            decision.actor,
+            {"granted": decision.granted, "rationale": decision.rationale, "requested_by": self._override.requested_by},
+        )
+        return await self._recorded_state()
+
+    @decide_override.validator
+    def _check_decide_override(self, decision: OverrideDecision) -> None:
+        self._check(
+            decision.actor, OVERRIDE_DECIDERS, "grant or refuse a repeat-referral override", {Stage.SCREENING}
+        )
+        if self._override is None or self._override.granted is not None:
+            raise reject("granted: no override request is waiting for a decision")
+        require_separation(decision.actor, Duty.DECIDE_OVERRIDE, self._performed)
 
     async def _load_screening_view(self) -> None:
         assert self._policy is not None
@@ -417,8 +487,8 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        acknowledge(self._escalations, ack, "referral")
-        self._fact("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        payload = acknowledge(self._escalations, ack, "referral")
+        self._fact("escalation_acknowledged", ack.actor, payload)
         self._ladder_nudge()
         return await self._recorded_state()
 
@@ -439,6 +509,9 @@ class ReferralWorkflow:
             raise reject("stage: the referral is still being registered; try again shortly")
         if self._stage not in stages:
             raise reject(f"stage: the referral is at {self._stage.value}; cannot {action} now")
+
+    def _perform(self, duty: Duty, actor: Actor) -> None:
+        self._performed.setdefault(duty, set()).add(actor.id)
 
     def _fact(self, kind: str, actor: Actor, payload: dict[str, Any] | None = None) -> None:
         self._outbox.add(kind, actor, payload, stage=self._stage, risk=self._risk)
@@ -615,6 +688,12 @@ class ReferralWorkflow:
         """Return to the caller only once the decision is in PostgreSQL."""
         await self._outbox.recorded()
         return self.state()
+
+
+def own_submission(actor: Actor, submission: VistSubmission) -> None:
+    """The VIST names its submitter: it must be the actor the credentials name."""
+    if submission.officer_id != actor.id:
+        raise reject("submission.officer_id: must be the submitter's own staff ID, from their credentials")
 
 
 if __name__ == "__main__":

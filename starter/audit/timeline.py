@@ -233,7 +233,11 @@ def _details(fact: RecordedEvent) -> dict[str, Detail]:
         case "action_reassigned":
             return {"from_agency": p["from_owner"]["agency"], "to_agency": p["owner"]["agency"], "deadline": p.get("deadline")}
         case "escalation_acknowledged":
-            return {"escalation_id": p["escalation_id"]}
+            # Rank and addressee are recorded since the rung rule; earlier acknowledgements lack them.
+            return {"escalation_id": p["escalation_id"], "rank": p.get("rank"),
+                    "as_named_addressee": p.get("as_named_addressee")}
+        case "repeat_override_decided":
+            return {"granted": p["granted"], "requested_by": p["requested_by"]}
         case "escalation_resolved":
             return {"escalation_id": p["escalation_id"], "resolution": p["resolution"]}
     return {}
