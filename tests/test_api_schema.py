@@ -1,4 +1,4 @@
-"""Every route of the OpenAPI schema, for every role and no token, with generated requests: never a 5xx.
+"""Every route of the OpenAPI schema and every dashboard page, for every role and none: never a 5xx.
 
 Schemathesis draws the requests from the API's own schema (valid and invalid ones, a fixed
 number per route, derandomised so each run sends the same); they go to the app in this
@@ -9,18 +9,21 @@ the workflows' validators too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.generation.case import Case
 
 from starter.api import create_app
+from starter.dashboard import COOKIE, dashboard_router
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.test_api import post, submitted, without_actor
@@ -41,9 +44,9 @@ LISTING_ROUTES = {"/audit/reconcile"}
 EXAMPLES = 20  # per route and kind of request: enough to reach each rule, few enough for a short run
 
 
-def drawn(strategy: Any, examples: int) -> list[Case]:
+def drawn(strategy: Any, examples: int) -> list[Any]:
     """The strategy's first `examples` requests, the same on every run."""
-    cases: list[Case] = []
+    cases: list[Any] = []
 
     @settings(
         max_examples=examples,
@@ -54,7 +57,7 @@ def drawn(strategy: Any, examples: int) -> list[Case]:
         suppress_health_check=list(HealthCheck),
     )
     @given(strategy)
-    def collect(case: Case) -> None:
+    def collect(case: Any) -> None:
         cases.append(case)
 
     try:
@@ -127,4 +130,42 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
                     if response.status_code >= 500:
                         server_errors.append((operation.label, role, response.status_code, response.text[:300]))
     assert sent > 5000
+    assert server_errors == [], "\n".join(map(str, server_errors))
+
+
+# What a dashboard form or link may carry: its fields, drawn as any text.
+DASHBOARD_FIELDS = ["token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged"]
+
+
+def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[tuple[str, dict[str, str]]]:
+    """Paths with drawn (and live) parameters, each with drawn form fields or query parameters."""
+    names = re.findall(r"{(\w+)}", path)
+    fields = st.dictionaries(st.sampled_from(DASHBOARD_FIELDS), st.text(max_size=40), max_size=4)
+    segment = st.text(min_size=1, max_size=30).map(lambda text: quote(text, safe=""))
+    drawn_requests = drawn(
+        st.tuples(st.fixed_dictionaries({name: st.one_of(st.just(live[name]), segment) for name in names}), fields),
+        examples,
+    )
+    return [(path.format(**params), form) for params, form in drawn_requests]
+
+
+async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
+    live = await live_referral(api, auth, time_env, pool)
+    sent, server_errors = 0, []
+    svc = api_app.state.services
+    # The pages the app serves, listed from the dashboard's own router.
+    pages = dashboard_router(svc.client, pool, svc.settings, authenticator=svc.authenticator,
+                             acknowledgements=svc.acknowledgements, clock=svc.clock).routes
+    for route in pages:
+        for path, form in dashboard_requests(route.path, live, EXAMPLES):
+            for method in route.methods:
+                for role, user in ROLES.items():
+                    cookie = {"Cookie": f"{COOKIE}={tokens[user]}"} if user else {}
+                    response = await api.request(
+                        method, path, headers=cookie, **({"data": form} if method == "POST" else {"params": form})
+                    )
+                    sent += 1
+                    if response.status_code >= 500:
+                        server_errors.append((method, route.path, path, role, response.status_code))
+    assert sent > 1000
     assert server_errors == [], "\n".join(map(str, server_errors))
