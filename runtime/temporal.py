@@ -9,7 +9,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
-from runtime.codec import EncryptionCodec, Keyring, KeyringError, ensure_keyring_file, load_key_provider
+from runtime.codec import (
+    EncryptionCodec,
+    Keyring,
+    KeyringError,
+    SealedPayloadConverter,
+    ensure_keyring_file,
+    load_key_provider,
+)
 from runtime.settings import Settings
 
 # Unencrypted pydantic conversion; only `data_converter(settings)` below is used to talk to Temporal.
@@ -44,6 +51,7 @@ def data_converter(settings: Settings | None = None, keyring: Keyring | None = N
     keyring = keyring or load_keyring(settings or Settings())
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SealedPayloadConverter,
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
