@@ -17,6 +17,7 @@ from runtime.codec import (
     ensure_keyring_file,
     load_key_provider,
 )
+from runtime.proofs import DecisionSigner, DecisionSigning, load_decision_keyring
 from runtime.settings import Settings
 
 # Unencrypted pydantic conversion; only `data_converter(settings)` below is used to talk to Temporal.
@@ -72,15 +73,21 @@ def _tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
-    """Connect to the configured Temporal frontend (or `address`, for the embedded dev server)."""
+async def connect(settings: Settings, address: str | None = None, *, signs_decisions: bool = False) -> Client:
+    """Connect to the configured Temporal frontend (or `address`, for the embedded dev server).
+
+    `signs_decisions` is for the API (and the demo, which stands in for it): the client signs every
+    decision and referral start it sends with the decision keyring's current key.
+    """
     target = address or settings.temporal_address
     if target is None:
         raise ValueError("TEMPORAL_ADDRESS is not set and no embedded dev server address was given")
+    signing = [DecisionSigning(DecisionSigner(load_decision_keyring(settings)))] if signs_decisions else []
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=signing,
         tls=_tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )

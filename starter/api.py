@@ -116,9 +116,10 @@ class ApiError(Exception):
 
 
 def rejected(message: str) -> ApiError:
-    """A workflow validator's rejection: "actor.*" is about who decides (403), the rest about the referral (409)."""
+    """A workflow validator's rejection: "actor.*" and "proof" are about who decides (403), the rest about
+    the referral (409)."""
     field = message.split(":", 1)[0] if ":" in message else None
-    status = 403 if field is not None and field.startswith("actor.") else 409
+    status = 403 if field is not None and (field.startswith("actor.") or field == "proof") else 409
     return ApiError(status, message, field)
 
 
@@ -652,7 +653,7 @@ async def serve(settings: Settings) -> None:
 
     if settings.temporal_address is None or settings.database_url is None:
         raise SystemExit("starter.api needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the API with both")
-    client = await connect(settings)
+    client = await connect(settings, signs_decisions=True)
     pool = await create_pool(
         settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
     )

@@ -89,7 +89,7 @@ async def terminate_quietly(handle) -> None:
 
 
 def json_body(decision) -> dict[str, Any]:
-    return decision.model_dump(mode="json", exclude={"actor"})
+    return decision.details()
 
 
 async def bring_to(name: str, time_env, queue: str, sla_policy, seed: int) -> Setting:

@@ -121,7 +121,6 @@ class ReferralWorkflow:
         self._child_protection_plan: bool | None = None
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
-        self._start_checked = False
         self._completion_from_results_only = True
         self._fact(
             "vist_submitted",
@@ -140,7 +139,6 @@ class ReferralWorkflow:
         self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
         if self._completion_from_results_only:
             await self._check_start_proof(start)
-        self._start_checked = True
         writer = asyncio.create_task(self._outbox.drain_forever())
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
@@ -170,6 +168,8 @@ class ReferralWorkflow:
         """A start without the API's proof of its officer fails here, before any fact is written.
 
         A local activity holds the keys; its verdict is in the history, so replays need none.
+        Decisions accepted meanwhile carry proofs of their own, and wait for the outbox, which
+        starts writing only after this check.
         """
         verdict: ProofVerdict = await workflow.execute_local_activity_method(
             StartProofs.check_start_proof,
@@ -456,7 +456,7 @@ class ReferralWorkflow:
 
     def _check(self, actor: Actor, roles: frozenset[Role], action: str, stages: frozenset[Stage] | set[Stage]) -> None:
         require(actor, roles, action)
-        if not self._start_checked or self._policy is None:
+        if self._policy is None:
             raise reject("stage: the referral is still being registered; try again shortly")
         if self._stage not in stages:
             raise reject(f"stage: the referral is at {self._stage.value}; cannot {action} now")
