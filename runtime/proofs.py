@@ -213,9 +213,12 @@ class DecisionProofCheck(worker.Interceptor):
                 decision = input.args[0] if len(input.args) == 1 else None
                 if not isinstance(decision, Decision):
                     raise reject("proof: this update carries no decision to prove")
-                reason = verifier.refusal(
-                    workflow.info().workflow_id, update_message(input.update), input.id, decision, decision.proof
-                )
+                # OpenSSL's verification imports its exception class when a signature fails: let it
+                # import outside the sandbox (the check is deterministic, and replays skip it).
+                with workflow.unsafe.imports_passed_through():
+                    reason = verifier.refusal(
+                        workflow.info().workflow_id, update_message(input.update), input.id, decision, decision.proof
+                    )
                 if reason is not None:
                     raise reject(reason)
                 super().handle_update_validator(input)
