@@ -84,9 +84,18 @@ class Keyring:
     def rotated(self, new_key_id: str | None = None) -> Keyring:
         """A keyring with a fresh current key; the old keys stay to read old histories."""
         key_id = new_key_id or f"k{len(self.keys) + 1}"
+        return self.added(key_id).promoted(key_id)
+
+    def added(self, new_key_id: str | None = None) -> Keyring:
+        """A keyring with one more fresh key, not yet current: roll it out everywhere before promoting it."""
+        key_id = new_key_id or f"k{len(self.keys) + 1}"
         if key_id in self.keys:
             raise KeyringError(f"new key id {key_id!r} is already in the keyring")
-        return Keyring(keys=self.keys | {key_id: AESGCM.generate_key(bit_length=256)}, current=key_id)
+        return Keyring(keys=self.keys | {key_id: AESGCM.generate_key(bit_length=256)}, current=self.current)
+
+    def promoted(self, key_id: str) -> Keyring:
+        """The same keys with `key_id` current."""
+        return Keyring(keys=self.keys, current=key_id)
 
     @classmethod
     def generate(cls, key_id: str = "k1") -> Keyring:

@@ -14,7 +14,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from runtime.codec import Keyring
+from runtime.codec import Keyring, ensure_keyring_file
+from runtime.keys import main as keys_command
 from runtime.proofs import DecisionSigner, DecisionSigning, DecisionVerifier, update_message
 from runtime.temporal import data_converter
 from starter.api import rejected
@@ -269,3 +270,23 @@ def test_every_update_has_a_validator_so_every_decision_is_checked_for_its_proof
         definition = workflow._Definition.must_from_class(workflow_class)
         for name, update in definition.updates.items():
             assert update.validator is not None, f"{definition.name}.{name} has no validator"
+
+
+def test_the_keys_command_rotates_a_keyring_file_and_prints_its_public_half(tmp_path, capsys):
+    path = tmp_path / "decision-keys.json"
+    first = ensure_keyring_file(path)
+    # Added first (every worker learns the key), then promoted (the API signs with it).
+    assert keys_command(["add", str(path), "--key-id", "2027-a"]) == 0
+    assert Keyring.from_json(path.read_text()).current == first.current
+    assert keys_command(["promote", str(path), "2027-a"]) == 0
+    rotated = Keyring.from_json(path.read_text())
+    assert rotated.current == "2027-a" and rotated.keys[first.current] == first.keys[first.current]
+    assert path.stat().st_mode & 0o777 == 0o600
+    capsys.readouterr()
+    assert keys_command(["public", str(path)]) == 0
+    verifier = DecisionVerifier.from_json(capsys.readouterr().out)
+    assert set(verifier.public_keys) == {first.current, "2027-a"}
+    assert keys_command(["rotate", str(path), "--key-id", "2027-a"]) == 1  # an ID already in the ring
+    assert keys_command(["promote", str(path), "2028-z"]) == 1  # a key never added
+    assert keys_command(["rotate", str(path)]) == 0
+    assert Keyring.from_json(path.read_text()).current == "k3"
