@@ -67,7 +67,11 @@ async def apply_migrations(pool: asyncpg.Pool, migrations: list[Migration] | Non
     return applied_now
 
 
+# A connection attempt to a server that does not answer gives up after this long (asyncpg's default is 60 s).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS)
     assert pool is not None
     return pool

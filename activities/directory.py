@@ -7,7 +7,8 @@ Read from a JSON or TOML file (`ALERT_DIRECTORY_FILE`), for example:
     team = "Testtown"
     rungs = [
       { role = "sergeant", name = "Duty sergeant, Testtown", email = "sergeants.testtown@police.example" },
-      { role = "inspector", email = "inspectors@police.example", webhook = "https://chat.example/hooks/xyz" },
+      { role = "inspector", staff_id = "INSP-2501", email = "inspector.testtown@police.example" },
+      { role = "superintendent", email = "superintendents@police.example", webhook = "https://chat.example/hooks/xyz" },
     ]
 
     [default]
@@ -15,7 +16,9 @@ Read from a JSON or TOML file (`ALERT_DIRECTORY_FILE`), for example:
 
 A chain for the agency and team wins over one for the agency alone, which wins over the
 default chain. Rung n of the ladder goes to the chain's n-th addressee, and rungs past
-its end to its last. Without a file, every alert is shown in the dashboard only.
+its end to its last. Without a file, every alert is shown in the dashboard only. An
+addressee with a `staff_id` is a named person: they may acknowledge the rungs addressed to
+them whatever their rank.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from workflows.models import Agency, EscalationAlert
+from workflows.models import Agency, EscalationAlert, StaffId
 
 
 class Addressee(BaseModel):
@@ -36,6 +39,7 @@ class Addressee(BaseModel):
 
     role: str = Field(min_length=1, max_length=100)
     name: str | None = Field(default=None, max_length=200)
+    staff_id: StaffId | None = Field(default=None, description="the named person, who may acknowledge this rung")
     email: str | None = Field(default=None, pattern=r"^[^@\s<>]+@[^@\s<>]+$")
     webhook: HttpUrl | None = None
 
@@ -81,8 +85,15 @@ class SupervisionDirectory(BaseModel):
         return (team_chains or agency_chains or [self.default])[0]
 
     def addressee(self, alert: EscalationAlert) -> Addressee:
-        rungs = self.chain_for(alert.agency, alert.team).rungs
-        return rungs[min(alert.escalation.rung, len(rungs) - 1)]
+        return self.rung_addressee(alert.agency, alert.team, alert.escalation.rung)
+
+    def rung_addressee(self, agency: Agency, team: str | None, rung: int) -> Addressee:
+        rungs = self.chain_for(agency, team).rungs
+        return rungs[min(rung, len(rungs) - 1)]
+
+    def names(self, staff_id: str) -> bool:
+        """Whether any rung of any chain names this person."""
+        return any(a.staff_id == staff_id for chain in [*self.chains, self.default] for a in chain.rungs)
 
     @property
     def has_webhooks(self) -> bool:

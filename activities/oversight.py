@@ -46,12 +46,12 @@ class OversightReadModel:
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
-                      e.due_at, e.raised_at, d.addressee, d.delivered_at AS shown_at
+                      e.due_at, e.raised_at, d.addressee, d.agency, d.team, d.delivered_at AS shown_at
                FROM escalations e
                JOIN referrals r ON r.reference = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
-               WHERE e.acknowledged_at IS NULL AND r.closed_at IS NULL
+               WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL AND r.closed_at IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
                           ELSE r.stage = e.subject END
@@ -65,13 +65,23 @@ class OversightReadModel:
             limit,
         )
 
+    async def alert_addressing(self, escalation_id: str) -> asyncpg.Record | None:
+        """Where an escalation's alert went: its rung, and the agency and team whose chain it climbs."""
+        return await self.pool.fetchrow(
+            """SELECT e.rung, e.rank, d.agency, d.team
+               FROM escalations e
+               JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
+               WHERE e.escalation_id = $1""",
+            escalation_id,
+        )
+
     async def late_actions(
         self, now: datetime, due_within: timedelta, agency: str | None = None, limit: int = 500
     ) -> list[asyncpg.Record]:
         """Open agreed actions past their deadline or due within `due_within`, by agency and owner."""
         return await self.pool.fetch(
             """SELECT a.action_id, a.reference, a.agency, a.owner, a.owner_supervisor, a.deadline, a.reminded_at,
-                      count(e.escalation_id) FILTER (WHERE e.acknowledged_at IS NULL) AS open_escalations
+                      count(e.escalation_id) FILTER (WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL) AS open_escalations
                FROM agreed_actions a
                LEFT JOIN escalations e ON e.subject = a.action_id
                WHERE a.completed_at IS NULL AND a.deadline < $1::timestamptz + $2::interval

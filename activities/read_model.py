@@ -12,7 +12,7 @@ from typing import Literal
 
 import asyncpg
 
-EscalationState = Literal["open", "acknowledged", "all"]
+EscalationState = Literal["open", "acknowledged", "resolved", "all"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,13 @@ class ReferralReadModel:
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
-                      e.due_at, e.raised_at, e.acknowledged_by, e.acknowledged_at
+                      e.due_at, e.raised_at, e.acknowledged_by, e.acknowledged_at, e.resolved_at, e.resolution
                FROM escalations e
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
-               WHERE ($1 = 'all' OR ($1 = 'open') = (e.acknowledged_at IS NULL))
+               WHERE ($1 = 'all'
+                      OR ($1 = 'open' AND e.acknowledged_at IS NULL AND e.resolved_at IS NULL)
+                      OR ($1 = 'acknowledged' AND e.acknowledged_at IS NOT NULL)
+                      OR ($1 = 'resolved' AND e.resolved_at IS NOT NULL))
                  AND ($2::text IS NULL OR e.reference = $2)
                  AND (($3::text IS NULL AND $4::text IS NULL)
                       OR (a.action_id IS NULL AND e.addressed_to = e.rank || ', ' || $3)

@@ -58,6 +58,7 @@ class ReferralRecords:
             "closed": self._closed,
             "escalation_raised": self._escalation_raised,
             "escalation_acknowledged": self._escalation_acknowledged,
+            "escalation_resolved": self._escalation_resolved,
             "action_agreed": self._action_agreed,
             "action_reminded": self._action_reminded,
             "action_reassigned": self._action_reassigned,
@@ -129,24 +130,29 @@ class ReferralRecords:
             query.reference,
             query.since,
         )
-        prior = [
-            PriorReferral(
-                reference=row["reference"],
-                submitted_at=row["submitted_at"],
-                incident_type=row["incident_type"],
-                matched_on=row["matched_on"],
-                child_id=row["child_id"],
-                outcome=row["screening_outcome"],
+        prior: dict[str, PriorReferral] = {}
+        for row in rows:
+            item = prior.setdefault(
+                row["reference"],
+                PriorReferral(
+                    reference=row["reference"],
+                    submitted_at=row["submitted_at"],
+                    incident_type=row["incident_type"],
+                    matched_on=[],
+                    outcome=row["screening_outcome"],
+                ),
             )
-            for row in rows
-        ]
+            if row["matched_on"] not in item.matched_on:
+                item.matched_on.append(row["matched_on"])
+            if row["child_id"] is not None and row["child_id"] not in item.child_ids:
+                item.child_ids.append(row["child_id"])
         per_child: dict[str, int] = {}
-        for item in prior:
-            if item.child_id is not None:
-                per_child[item.child_id] = per_child.get(item.child_id, 0) + 1
+        for item in prior.values():
+            for child_id in item.child_ids:
+                per_child[child_id] = per_child.get(child_id, 0) + 1
         # This referral counts too: "three or more referrals about a child".
         repeat = sorted(c for c, n in per_child.items() if n + 1 >= query.policy_threshold)
-        return ScreeningView(prior_referrals=prior, repeat_children=repeat)
+        return ScreeningView(prior_referrals=list(prior.values()), repeat_children=repeat)
 
     # --- projections -------------------------------------------------------------------
 
@@ -352,6 +358,15 @@ class ReferralRecords:
             event.payload["escalation_id"],
             event.actor.id,
             event.at,
+        )
+
+    async def _escalation_resolved(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
+        await conn.execute(
+            """UPDATE escalations SET resolved_at = $2, resolution = $3
+               WHERE escalation_id = $1 AND resolved_at IS NULL""",
+            event.payload["escalation_id"],
+            event.at,
+            event.payload["resolution"],
         )
 
     async def _action_agreed(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:

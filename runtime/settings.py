@@ -73,6 +73,12 @@ class Settings(BaseSettings):
 
     api_host: str = Field(default="127.0.0.1", description="where the HTTP API listens")
     api_port: int = Field(default=8000, ge=1, le=65535)
+    decision_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="how long the API waits for a decision to be confirmed before answering 504 with its key",
+    )
     api_tokens_file: Path | None = Field(
         default=None,
         description="static bearer tokens, JSON {token: {id, role, agency, team}}; unset: <data_dir>/tokens.json",

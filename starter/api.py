@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -42,24 +43,43 @@ from starter.audit_api import audit_router
 from activities.policy import build_sla_policy
 from activities.read_model import PageStart, ReferralReadModel
 from runtime.settings import Settings
+from activities.directory import SupervisionDirectory
+from activities.oversight import OversightReadModel
 from starter import api_models as bodies
+from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.auth import Authenticator, Caller, InvalidCredentials
-from starter.dashboard import dashboard_router
+from starter.errors import (
+    DATABASE_DOWN,
+    IDEMPOTENCY_HEADER,
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    api_error,
+    aware_moment,
+    field_errors,
+    invalid,
+    rejected,
+    unavailable,
+    undecided,
+    validation_failed,
+)
+from starter.dashboard import PREFIX as DASHBOARD_PREFIX
+from starter.dashboard import dashboard_router, unavailable_page
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
-    ACKNOWLEDGERS,
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
     OFFICERS,
+    OVERRIDE_DECIDERS,
+    OVERRIDE_REQUESTERS,
     REASSIGNERS,
     REJECTION_TYPE,
     REVIEWERS,
     SCREENERS,
+    SUBMITTERS,
 )
 from workflows.models import (
     ESCALATION_ID,
     REFERENCE_PATTERN,
-    escalation_owner,
     ActionCompletion,
     ActionReassignment,
     ActionState,
@@ -67,7 +87,8 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
-    EscalationAcknowledgement,
+    OverrideDecision,
+    OverrideRequest,
     ReferralState,
     Resubmission,
     RiskGrade,
@@ -89,7 +110,6 @@ log = structlog.get_logger("api")
 
 Clock = Callable[[], Awaitable[datetime]]
 
-SUBMITTERS = OFFICERS | REVIEWERS
 REFERENCE = REFERENCE_PATTERN
 ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
 MAX_PAGE = 200
@@ -101,50 +121,10 @@ async def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# --- errors --------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """An answer other than success: a status, the reason, and the field the reason is about."""
-
-    def __init__(self, status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.headers = headers
-
-
-def rejected(message: str) -> ApiError:
-    """A workflow validator's rejection: "actor.*" and "proof" are about who decides (403), the rest about
-    the referral (409)."""
-    field = message.split(":", 1)[0] if ":" in message else None
-    status = 403 if field is not None and (field.startswith("actor.") or field == "proof") else 409
-    return ApiError(status, message, field)
-
-
-# A model's own rule reads "children[0].date_of_birth: is after the incident": the field, then why.
-NAMED_FIELD = re.compile(r"^Value error, (?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<why>.+)$", re.DOTALL)
-
-
-def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
-    """Pydantic errors without `input`, `ctx` or `url`: the location and the reason, never the value.
-
-    A cross-field rule's message names its field; that field joins the location.
-    """
-    cleaned = []
-    for error in errors:
-        loc, msg = [*prefix, *error["loc"]], error["msg"]
-        named = NAMED_FIELD.match(msg)
-        if named:
-            loc += [int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", named["field"]) if part]
-            msg = named["why"]
-        cleaned.append({"loc": loc, "msg": msg, "type": error["type"]})
-    return cleaned
-
-
-def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": loc, "msg": msg, "type": "value_error"}])
+def own_identity(loc: tuple[str | int, ...], named: str, caller: Caller) -> None:
+    """A body may name its maker only as the token does: who decides comes from the credentials alone."""
+    if named != caller.actor.id:
+        raise invalid(loc, "must be the caller's own staff ID: who submits comes from the credentials")
 
 
 # --- the app's parts -----------------------------------------------------------------------
@@ -160,6 +140,7 @@ class Services:
     authenticator: Authenticator
     sla_policy: SlaPolicy
     clock: Clock
+    acknowledgements: Acknowledgements
 
 
 def services(request: Request) -> Services:
@@ -207,6 +188,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": bodies.Problem, "description": "no such referral, action or escalation"},
     409: {"model": bodies.Problem, "description": "the workflow refused the decision (stage, already decided, a rule)"},
     422: {"model": bodies.ValidationProblem, "description": "each bad field and why"},
+    503: {"model": bodies.Problem, "description": "PostgreSQL or Temporal is down: retry after `Retry-After` seconds"},
+}
+# A decision's further answer: not confirmed in time, retry with the same key.
+DECISION_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
+    504: {"model": bodies.Undecided, "description": "not confirmed in time: retry with the same Idempotency-Key"},
 }
 
 
@@ -257,6 +243,10 @@ DECISION_ROUTES = (
                   "review a VIST"),
     DecisionRoute(REFERRAL, "resubmission", ReferralWorkflow.resubmit, Resubmission, OFFICERS, "resubmit a VIST"),
     DecisionRoute(REFERRAL, "screening", ReferralWorkflow.screen, Screening, SCREENERS, "screen a referral"),
+    DecisionRoute(REFERRAL, "override-request", ReferralWorkflow.request_override, OverrideRequest,
+                  OVERRIDE_REQUESTERS, "ask for a repeat-referral override"),
+    DecisionRoute(REFERRAL, "override", ReferralWorkflow.decide_override, OverrideDecision, OVERRIDE_DECIDERS,
+                  "grant or refuse a repeat-referral override"),
     DecisionRoute(REFERRAL, "strategy-discussion", ReferralWorkflow.record_strategy_discussion, StrategyDiscussion,
                   CASE_DECIDERS, "record a strategy discussion"),
     DecisionRoute(REFERRAL, "conference", ReferralWorkflow.book_conference, ConferenceBooking, CASE_DECIDERS,
@@ -275,26 +265,64 @@ DECISION_ROUTES = (
 def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decision:
     """The decision from the request and the token's actor; its cross-field rules run here (422)."""
     try:
-        return decision.model_validate(dict(body) | {"actor": caller.actor})
+        made = decision.model_validate(dict(body) | {"actor": caller.actor})
     except ValidationError as error:
         raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
+    if isinstance(made, Resubmission):
+        own_identity(("body", "submission", "officer_id"), made.submission.officer_id, caller)
+    return made
+
+
+# A client's key for one decision: the Temporal update ID, so a retry is the same update.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="names this decision: a retry with the same key returns the first outcome and applies "
+        "nothing twice (8-128 letters, digits, '.', '_', ':', '-'); without one the API makes one",
+    ),
+]
+# Temporal's answers that leave a decision's fate unknown: it may still be applied, once.
+OUTCOME_UNKNOWN = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 
 
 async def decide(
-    svc: Services, target: Target, workflow_id: str, update: Callable[..., Any], decision: Decision
+    svc: Services,
+    target: Target,
+    workflow_id: str,
+    update: Callable[..., Any],
+    decision: Decision,
+    key: str | None,
+    response: Response,
 ) -> Any:
-    """Run one decision as one update, mapping the workflow's answer to the HTTP one."""
+    """Run one decision as one update named by its idempotency key, mapping the workflow's answer to the HTTP one.
+
+    A decision not confirmed within `decision_timeout_seconds` answers 504 with its key
+    rather than hanging: the update may still complete, and the same key returns its outcome.
+    """
     if not target.pattern.match(workflow_id):
         raise not_found(target)
+    key = key or uuid.uuid4().hex
+    response.headers[IDEMPOTENCY_HEADER] = key
     handle = svc.client.get_workflow_handle(workflow_id)
     try:
-        return await handle.execute_update(update, decision)
+        return await asyncio.wait_for(
+            handle.execute_update(update, decision, id=key), svc.settings.decision_timeout_seconds
+        )
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        log.warning("decision_unconfirmed", workflow_id=workflow_id, update=update.__name__)
+        raise undecided(key) from None
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
             raise rejected(cause.message) from None
         raise
     except RPCError as error:
+        if error.status in OUTCOME_UNKNOWN:
+            raise undecided(key) from None
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
         # Not found: either no such workflow (404), or it has finished and takes no more updates (409).
@@ -313,16 +341,18 @@ def decision_endpoint(route: DecisionRoute) -> Callable[..., Awaitable[Any]]:
         body: route.request,  # type: ignore[valid-type]
         caller: Annotated[Caller, Depends(allowed(route.roles, route.action))],
         svc: Svc,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
     ) -> Any:
         decision = build_decision(route.decision, body, caller)
-        return await decide(svc, route.target, workflow_id, route.update, decision)
+        return await decide(svc, route.target, workflow_id, route.update, decision, idempotency_key, response)
 
     endpoint.__name__ = route.update.__name__
     return endpoint
 
 
 def decision_router() -> APIRouter:
-    router = APIRouter(responses=ERRORS)
+    router = APIRouter(responses=DECISION_ERRORS)
     for route in DECISION_ROUTES:
         collection = "referrals" if route.target is REFERRAL else "actions"
         router.add_api_route(
@@ -357,7 +387,11 @@ async def submit_vist(
     caller: Annotated[Caller, Depends(allowed(SUBMITTERS, "submit a VIST"))],
     svc: Svc,
 ) -> bodies.Intake:
-    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409."""
+    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409.
+
+    The form's `officer_id` must be the caller's own staff ID (422 otherwise).
+    """
+    own_identity(("body", "officer_id"), submission.officer_id, caller)
     reference = referral_reference(submission.form_id)
     try:
         handle = await svc.client.start_workflow(
@@ -428,8 +462,9 @@ def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart
         start = PageStart(datetime.fromisoformat(at), key)
     except (ValueError, TypeError, UnicodeError):
         raise invalid(("query", "cursor"), "not a cursor this API returned") from None
-    if start.at.tzinfo is None or not isinstance(key, str) or not key_pattern.match(key):
+    if not isinstance(key, str) or not key_pattern.match(key):
         raise invalid(("query", "cursor"), "not a cursor this API returned")
+    aware_moment(("query", "cursor"), start.at)
     return start
 
 
@@ -455,8 +490,7 @@ async def list_referrals(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.ReferralPage:
-    if updated_since is not None and updated_since.tzinfo is None:
-        raise invalid(("query", "updated_since"), "must include a timezone offset")
+    aware_moment(("query", "updated_since"), updated_since)
     rows = await svc.read_model.referrals(
         now=await svc.clock(),
         limit=limit + 1,
@@ -476,7 +510,10 @@ async def list_referrals(
 async def list_escalations(
     caller: Authenticated,
     svc: Svc,
-    state: Literal["open", "acknowledged", "all"] = "open",
+    state: Annotated[
+        Literal["open", "acknowledged", "resolved", "all"],
+        Query(description="open: awaiting acknowledgement; resolved: its referral closed first"),
+    ] = "open",
     mine: Annotated[
         bool,
         Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
@@ -501,25 +538,31 @@ async def list_escalations(
 @router.post(
     "/escalations/{escalation_id}/acknowledgement",
     response_model=ReferralState | ActionState,
+    responses=DECISION_ERRORS,
     tags=["escalations"],
     summary="Acknowledge an escalation",
 )
 async def acknowledge_escalation(
     escalation_id: str,
-    caller: Annotated[Caller, Depends(allowed(ACKNOWLEDGERS, "acknowledge an escalation"))],
+    caller: Authenticated,
     svc: Svc,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it."""
-    owner = escalation_owner(escalation_id)
-    if owner is None:
-        raise ApiError(404, "escalation_id: no such escalation", "escalation_id")
-    target, update = (ACTION, AgreedActionWorkflow.acknowledge_escalation) if ".A" in owner else (
-        REFERRAL,
-        ReferralWorkflow.acknowledge_escalation,
-    )
-    ack = EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id)
+    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it.
+
+    A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
+    addressee the supervision directory names for it (`staff_id`), or by an administrator.
+    """
     try:
-        return await decide(svc, target, owner, update, ack)
+        ack = await svc.acknowledgements.prepare(caller.actor, escalation_id)
+    except AcknowledgementRefused as refused:
+        if refused.missing:
+            raise ApiError(404, refused.message, "escalation_id") from None
+        raise rejected(refused.message) from None
+    target = ACTION if ".A" in ack.owner else REFERRAL
+    try:
+        return await decide(svc, target, ack.owner, ack.update, ack.decision, idempotency_key, response)
     except ApiError as error:
         if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
             raise ApiError(404, error.detail, error.field) from None
@@ -544,6 +587,7 @@ async def ready(svc: Svc, response: Response) -> dict[str, Any]:
     )
     if not (temporal and database):
         response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return {"status": "ready" if temporal and database else "unavailable", "temporal": temporal, "database": database}
 
 
@@ -583,24 +627,21 @@ class RequestLog:
             )
 
 
-async def _validation_failed(_: Request, error: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"detail": field_errors(list(error.errors()))}, status_code=422)
-
-
-async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-    return JSONResponse({"detail": error.detail, "field": error.field}, status_code=error.status, headers=error.headers)
-
-
-async def _temporal_unavailable(_: Request, error: RPCError) -> JSONResponse:
+async def _temporal_unavailable(request: Request, error: RPCError) -> Response:
     log.warning("temporal_error", status=error.status.name)
-    return JSONResponse({"detail": "the workflow service is unavailable; try again", "field": None}, status_code=503)
+    return await _unavailable(request, unavailable("the workflow service"))
 
 
-async def _update_timed_out(_: Request, __: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
-    return JSONResponse(
-        {"detail": "the decision was not confirmed in time; read the referral before retrying", "field": None},
-        status_code=504,
-    )
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("database_unavailable", error=type(error).__name__)
+    return await _unavailable(request, unavailable("the records database"))
+
+
+async def _unavailable(request: Request, error: ApiError) -> Response:
+    """503 with Retry-After: the dashboard's plain page, or the API's problem body."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return unavailable_page(request, RETRY_AFTER_SECONDS)
+    return await api_error(request, error)
 
 
 def create_app(
@@ -619,6 +660,7 @@ def create_app(
         description="VIST intake, decisions on referrals and agreed actions, escalations. "
         "Every decision is recorded under the actor named by the bearer token.",
     )
+    directory = SupervisionDirectory.load(settings.alert_directory_file)
     app.state.services = Services(
         client=client,
         read_model=ReferralReadModel(pool),
@@ -628,18 +670,27 @@ def create_app(
         authenticator=authenticator or Authenticator.from_settings(settings),
         sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         clock=clock,
+        acknowledgements=Acknowledgements(client, OversightReadModel(pool), directory),
     )
     app.include_router(router)
     app.include_router(decision_router())
     app.include_router(records_router(allowed, services, REFERENCE))
     app.include_router(audit_router(allowed, services))
     app.include_router(
-        dashboard_router(client, pool, settings, authenticator=app.state.services.authenticator, clock=clock)
+        dashboard_router(
+            client,
+            pool,
+            settings,
+            authenticator=app.state.services.authenticator,
+            acknowledgements=app.state.services.acknowledgements,
+            clock=clock,
+        )
     )
-    app.add_exception_handler(RequestValidationError, _validation_failed)
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RPCError, _temporal_unavailable)
-    app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, _update_timed_out)
+    for down in DATABASE_DOWN:
+        app.add_exception_handler(down, _database_unavailable)
     app.add_middleware(RequestLog)
     return app
 
@@ -679,4 +730,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Serve from the importable module, so every router shares its classes and tables with this one.
+    from starter.api import main as serve_main
+
+    sys.exit(serve_main())

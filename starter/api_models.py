@@ -29,9 +29,15 @@ SET_BY_THE_API = frozenset({"actor", "proof"})
 
 @functools.cache
 def request_model(decision: type[Decision]) -> type[Model]:
-    """`decision`'s fields but the actor and its proof, as a strict model named `<Decision>Request` (one per decision)."""
+    """`decision`'s fields but the actor and its proof, as a strict model named `<Decision>Request` (one per decision).
+
+    A retired field (kept in the decision model, excluded from its dumps, so that recorded
+    histories still decode) is left out too: a body carrying it is refused as an unknown field.
+    """
     fields = {
-        name: (info.annotation, info) for name, info in decision.model_fields.items() if name not in SET_BY_THE_API
+        name: (info.annotation, info)
+        for name, info in decision.model_fields.items()
+        if name not in SET_BY_THE_API and not info.exclude
     }
     return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
 
@@ -89,3 +95,9 @@ class Problem(BaseModel):
 
     detail: str
     field: str | None = None
+
+
+class Undecided(Problem):
+    """A decision not confirmed in time (504): it is applied at most once; the same key tells the outcome."""
+
+    idempotency_key: str = Field(description="send it again as the Idempotency-Key header to learn the outcome")

@@ -19,6 +19,7 @@ from starter.audit.report import render_timeline_html
 from starter.audit.sample import monthly_sample
 from starter.audit.timeline import ReferralTimeline, build_timeline
 from starter.auth import Caller
+from starter.errors import ApiError, aware_moment, invalid
 from workflows.audit_models import AuditWorklist, Month
 from workflows.models import ReferralState, Role
 
@@ -30,7 +31,7 @@ MAX_SEED = 2**31 - 1
 def audit_router(allowed, services) -> APIRouter:
     """Built by the API with its own authentication dependencies, so the rules stay in one place."""
     # Imported here, not at the top: starter.api includes this router, so it is loaded by then.
-    from starter.api import ERRORS, REFERRAL, ApiError, invalid, not_found
+    from starter.api import ERRORS, REFERRAL, not_found
 
     router = APIRouter(prefix="/audit", tags=["audit"], responses=ERRORS)
     Svc = Annotated[Any, Depends(services)]
@@ -51,9 +52,7 @@ def audit_router(allowed, services) -> APIRouter:
         return await decode_referral(await histories(svc, reference), svc.client.data_converter)
 
     def aware(name: str, moment: datetime | None) -> datetime | None:
-        if moment is not None and moment.tzinfo is None:
-            raise invalid(("query", name), "must include a timezone offset")
-        return moment
+        return aware_moment(("query", name), moment)
 
     async def recorded(svc: Any, caller: Caller, action: str, references: list[str], **detail: Any) -> None:
         await record_reads(svc.access_log, caller.actor, action, references, {"client": "api"} | detail)

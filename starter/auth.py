@@ -2,7 +2,7 @@
 
     python -m starter.auth sergeant     print a demo user's token from the token file
 
-The actor (who, role, agency) comes from the credentials alone, never from a request body,
+The actor (who, role, agency, and a supervisor's rank) comes from the credentials alone, never from a request body,
 and travels into the workflow with every decision. A token is either a JWT verified
 against a configured key or JWKS, or one of the static tokens of the embedded default.
 Static tokens are held as digests, so the file's tokens are not kept in memory as given.
@@ -22,8 +22,8 @@ import jwt
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from runtime.settings import Settings
-from starter.synthetic import AUDITOR, CSC_PARTNER, HEALTH_PARTNER, OFFICER, SCREENER, SERGEANT
-from workflows.models import Actor, Agency, Role, StaffId
+from starter.synthetic import AUDITOR, CSC_PARTNER, HEALTH_PARTNER, INSPECTOR, OFFICER, SCREENER, SERGEANT
+from workflows.models import Actor, Agency, Rank, Role, StaffId
 
 # Asymmetric algorithms for a public key or a JWKS; HS256 only with a shared secret, so a
 # public key can never be used as an HMAC secret (algorithm confusion).
@@ -56,11 +56,15 @@ class TokenHolder(BaseModel):
     role: Role
     agency: Agency = Agency.POLICE
     team: str | None = None
+    rank: Rank | None = None
 
     def caller(self) -> Caller:
         if self.role is Role.SYSTEM:
             raise InvalidCredentials("role: system is the workflow's own role, never a caller's")
-        return Caller(actor=Actor(id=self.id, role=self.role, agency=self.agency), team=self.team)
+        if self.rank is not None and self.role is not Role.SUPERVISOR:
+            raise InvalidCredentials("rank: only a supervisor holds a rank")
+        actor = Actor(id=self.id, role=self.role, agency=self.agency, rank=self.rank)
+        return Caller(actor=actor, team=self.team)
 
 
 TOKEN_FILE = TypeAdapter(dict[str, TokenHolder])
@@ -148,7 +152,7 @@ class Authenticator:
         try:
             holder = TokenHolder.model_validate(
                 {"id": claims["sub"], "role": claims["role"], "agency": claims.get("agency", Agency.POLICE.value),
-                 "team": claims.get("team")}
+                 "team": claims.get("team"), "rank": claims.get("rank")}
             )
         except ValidationError as error:
             fields = ",".join(str(e["loc"][0]) for e in error.errors() if e["loc"])
@@ -166,7 +170,8 @@ def load_token_file(path: Path) -> dict[str, TokenHolder]:
 # The embedded stack's demo users: the synthetic staff the tests and the demo use too.
 DEMO_USERS: dict[str, TokenHolder] = {
     "officer": TokenHolder(id=OFFICER.id, role=Role.OFFICER, team="Testtown"),
-    "sergeant": TokenHolder(id=SERGEANT.id, role=Role.SUPERVISOR, team="Testtown"),
+    "sergeant": TokenHolder(id=SERGEANT.id, role=Role.SUPERVISOR, rank=Rank.SERGEANT, team="Testtown"),
+    "inspector": TokenHolder(id=INSPECTOR.id, role=Role.SUPERVISOR, rank=Rank.INSPECTOR, team="Testtown"),
     "screener": TokenHolder(id=SCREENER.id, role=Role.SCREENER, team="CRU"),
     "health-partner": TokenHolder(id=HEALTH_PARTNER.id, role=Role.PARTNER, agency=Agency.HEALTH),
     "social-worker": TokenHolder(id=CSC_PARTNER.id, role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE),
@@ -176,21 +181,31 @@ DEMO_USERS: dict[str, TokenHolder] = {
 
 
 def ensure_demo_tokens(path: Path) -> dict[str, str]:
-    """Create the static token file with a random token per demo user, once; return name -> token.
+    """Create the static token file with a random token per demo user; return name -> token.
 
-    An existing file is kept as it is (its tokens are in use); the names come from the order
-    of DEMO_USERS when the file was made by this function.
+    An existing file keeps its tokens (they are in use); a demo user it lacks is added with a
+    new token, and a demo user's entry is brought up to date (a rank it lacked), matched by ID.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tokens = {secrets.token_urlsafe(32): holder for holder in DEMO_USERS.values()}
-        body = json.dumps({t: h.model_dump(mode="json") for t, h in tokens.items()}, indent=2)
-        # Written owner-only from the start: the tokens are credentials.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body + "\n")
-    by_id = {holder.id: token for token, holder in load_token_file(path).items()}
-    return {name: by_id[holder.id] for name, holder in DEMO_USERS.items() if holder.id in by_id}
+    held = load_token_file(path) if path.exists() else {}
+    by_id = {holder.id: token for token, holder in held.items()}
+    wanted = dict(held)
+    for holder in DEMO_USERS.values():
+        wanted[by_id.get(holder.id) or secrets.token_urlsafe(32)] = holder
+    if wanted != held:
+        write_token_file(path, wanted)
+    by_id = {holder.id: token for token, holder in wanted.items()}
+    return {name: by_id[holder.id] for name, holder in DEMO_USERS.items()}
+
+
+def write_token_file(path: Path, tokens: dict[str, TokenHolder]) -> None:
+    """Written owner-only from the start (the tokens are credentials), then moved into place whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({t: h.model_dump(mode="json", exclude_none=True) for t, h in tokens.items()}, indent=2)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(body + "\n")
+    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tomllib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +37,8 @@ DEFAULT_CONFIG = Path("~/.config/referrals/config.toml")
 TIMEOUT = 60.0
 
 # Exit codes: 1 the API could not be reached or failed, 2 a usage error (typer's own).
-EXIT_CODES = {401: 3, 403: 4, 404: 5, 409: 6, 422: 7}
+EXIT_CODES = {401: 3, 403: 4, 404: 5, 409: 6, 422: 7, 503: 8, 504: 9}
+KEY_HEADER = "Idempotency-Key"
 
 app = typer.Typer(help="Child-protection referrals: submit VISTs, decide, follow actions and escalations.",
                   no_args_is_help=True)
@@ -50,6 +52,13 @@ app.add_typer(audit_app, name="audit")
 AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of tables")]
 BodyFile = Annotated[
     Path | None, typer.Option("--file", "-f", exists=True, dir_okay=False, help="a JSON body; options override it")
+]
+DecisionKey = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="the key a timed-out attempt printed: the decision is applied once, and this returns its outcome",
+    ),
 ]
 
 
@@ -92,22 +101,34 @@ def explain(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {detail}"
 
 
-def call(method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+def call(
+    method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None, key: str | None = None
+) -> Any:
+    """One request; a decision's carries its idempotency key, printed again whenever its outcome is unknown."""
     conn = connection()
     if conn.token is None:
         fail("no token: set REFERRALS_TOKEN or `token` in the config file", EXIT_CODES[401])
     query = {k: v for k, v in (params or {}).items() if v is not None}
+    headers = {"Authorization": f"Bearer {conn.token}", "X-Referrals-Client": "cli"}
+    if key:
+        headers[KEY_HEADER] = key
+    retry = f"\nRetry with --idempotency-key {key} to learn whether it was applied (it is applied at most once)."
     try:
         with httpx.Client(base_url=conn.url, timeout=TIMEOUT) as client:
-            response = client.request(
-                method, path, json=body, params=query,
-                headers={"Authorization": f"Bearer {conn.token}", "X-Referrals-Client": "cli"},
-            )
+            response = client.request(method, path, json=body, params=query, headers=headers)
+    except httpx.TimeoutException as error:
+        fail(f"no answer from the API at {conn.url}: {type(error).__name__}" + (retry if key else ""), 1)
     except httpx.HTTPError as error:
-        fail(f"cannot reach the API at {conn.url}: {type(error).__name__}", 1)
+        fail(f"cannot reach the API at {conn.url}: {type(error).__name__}" + (retry if key else ""), 1)
     if response.status_code >= 400:
-        fail(explain(response), EXIT_CODES.get(response.status_code, 1))
+        unknown = key is not None and response.status_code in (503, 504)
+        fail(explain(response) + (retry if unknown else ""), EXIT_CODES.get(response.status_code, 1))
     return response.json()
+
+
+def decide(path: str, body: Any, key: str | None) -> Any:
+    """POST one decision under its idempotency key: the one given, or a fresh one for this command."""
+    return call("POST", path, body=body, key=key or uuid.uuid4().hex)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
@@ -212,6 +233,7 @@ def render_referral(console: Console, state: dict) -> None:
             ("deadline", when(state["deadline"])),
             ("children", ", ".join(state["children"])),
             ("screening outcome", state["screening_outcome"]),
+            ("repeat-referral override", override_text(state.get("repeat_referral_override"))),
             ("section 47", state["section_47"]),
             ("conference due by", when(state["conference_due_by"])),
             ("conference at", when(state["conference_at"])),
@@ -230,6 +252,15 @@ def render_referral(console: Console, state: dict) -> None:
         ["#", "decision", "when", "by", "role"],
         [[h["seq"], h["kind"], when(h["at"]), h["actor_id"], h["actor_role"]] for h in state["history"]],
     )
+
+
+def override_text(override: dict | None) -> str | None:
+    if override is None:
+        return None
+    asked = f"asked by {override['requested_by']}"
+    if override["granted"] is None:
+        return f"{asked}, waiting for a supervisor"
+    return f"{asked}, {'granted' if override['granted'] else 'refused'} by {override['decided_by']}"
 
 
 def render_action(console: Console, action: dict) -> None:
@@ -260,8 +291,8 @@ def render_referral_page(console: Console, page: dict) -> None:
 Reference = Annotated[str, typer.Argument(help="the referral's reference, REF-XXXXX-XXXXX")]
 
 
-def decide_referral(reference: str, route: str, body: dict[str, Any], as_json: bool) -> None:
-    emit(call("POST", f"/referrals/{reference}/{route}", body=body), as_json, render_referral)
+def decide_referral(reference: str, route: str, body: dict[str, Any], as_json: bool, key: str | None) -> None:
+    emit(decide(f"/referrals/{reference}/{route}", body, key), as_json, render_referral)
 
 
 @app.command()
@@ -303,17 +334,18 @@ def review(
     reasons: Annotated[str | None, typer.Option(help="why it is returned")] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """Supervisor review: approve the VIST or return it to the officer with reasons."""
-    decide_referral(reference, "supervisor-review", body_from(file, approved=approve, reasons=reasons), as_json)
+    decide_referral(reference, "supervisor-review", body_from(file, approved=approve, reasons=reasons), as_json, key)
 
 
 @app.command()
 def resubmit(reference: Reference,
              form: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the corrected VIST as JSON")],
-             as_json: AsJson = False) -> None:
+             as_json: AsJson = False, key: DecisionKey = None) -> None:
     """Resubmit a returned VIST (same form ID)."""
-    decide_referral(reference, "resubmission", {"submission": read_json(form)}, as_json)
+    decide_referral(reference, "resubmission", {"submission": read_json(form)}, as_json, key)
 
 
 @app.command()
@@ -326,6 +358,7 @@ def screen(
     inform: Annotated[list[Agency], typer.Option(help="an agency informed; repeat")] = [],  # noqa: B006
     file: BodyFile = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """CRU/MASH screening: risk grade, a decision for every child, the outcome and its rationale."""
     decisions = []
@@ -338,7 +371,27 @@ def screen(
         decisions.append({"child_id": child_id.strip(), "decision": decision, "rationale": why or rationale})
     body = body_from(file, risk=risk and risk.value, outcome=outcome and outcome.value, rationale=rationale,
                      child_decisions=decisions, agencies_informed=[a.value for a in inform])
-    decide_referral(reference, "screening", body, as_json)
+    decide_referral(reference, "screening", body, as_json, key)
+
+
+@app.command("override-request")
+def override_request(reference: Reference,
+                     reason: Annotated[str, typer.Option(help="why the repeat referral needs no further action")],
+                     as_json: AsJson = False, key: DecisionKey = None) -> None:
+    """Screener: ask a supervisor to let a repeat referral close with no further action."""
+    decide_referral(reference, "override-request", {"reason": reason}, as_json, key)
+
+
+@app.command()
+def override(
+    reference: Reference,
+    grant: Annotated[bool, typer.Option("--grant/--refuse", help="grant the override, or refuse it")],
+    rationale: Annotated[str, typer.Option(help="the supervisor's rationale")],
+    as_json: AsJson = False,
+    key: DecisionKey = None,
+) -> None:
+    """Supervisor: grant or refuse the repeat-referral override a screener asked for (never your own request)."""
+    decide_referral(reference, "override", {"granted": grant, "rationale": rationale}, as_json, key)
 
 
 @app.command()
@@ -353,6 +406,7 @@ def strategy(
     ] = [],  # noqa: B006
     file: BodyFile = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """Record a strategy discussion: who attended, section 47 or not, and the agreed actions."""
     attendees = [split_fields(a, ["name", "agency", "role"], "--attendee") for a in attendee]
@@ -364,7 +418,7 @@ def strategy(
     body = body_from(file, section_47=section_47, rationale=rationale, attendees=attendees, agreed_actions=actions,
                      held_at=held_at)
     body.setdefault("held_at", now_iso())
-    decide_referral(reference, "strategy-discussion", body, as_json)
+    decide_referral(reference, "strategy-discussion", body, as_json, key)
 
 
 @conference_app.command("book")
@@ -379,12 +433,13 @@ def book_conference(
     late_reason: Annotated[str | None, typer.Option(help="why later than the statutory working days")] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """Book the ICPC and decide police attendance."""
     attendance = None if attend is None else ("attend" if attend else "report_in_lieu")
     body = body_from(file, conference_at=at, police_attendance=attendance, attendance_rationale=rationale,
                      report_owner=report_owner, late_reason=late_reason)
-    decide_referral(reference, "conference", body, as_json)
+    decide_referral(reference, "conference", body, as_json, key)
 
 
 @conference_app.command("outcome")
@@ -396,26 +451,29 @@ def conference_outcome(
     rationale: Annotated[str | None, typer.Option()] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """Record the ICPC's outcome."""
     body = body_from(file, held_at=held_at, child_protection_plan=plan, police_attended=police_attended,
                      rationale=rationale)
     body.setdefault("held_at", now_iso())
-    decide_referral(reference, "conference-outcome", body, as_json)
+    decide_referral(reference, "conference-outcome", body, as_json, key)
 
 
 @app.command()
 def regrade(reference: Reference, risk: Annotated[RiskGrade, typer.Argument()],
-            reason: Annotated[str, typer.Option(help="why the grade changes")], as_json: AsJson = False) -> None:
+            reason: Annotated[str, typer.Option(help="why the grade changes")], as_json: AsJson = False,
+            key: DecisionKey = None) -> None:
     """Change the risk grade; deadlines follow at once."""
-    decide_referral(reference, "risk", {"risk": risk.value, "reason": reason}, as_json)
+    decide_referral(reference, "risk", {"risk": risk.value, "reason": reason}, as_json, key)
 
 
 @app.command()
 def close(reference: Reference, reason: Annotated[CloseReason, typer.Argument()],
-          note: Annotated[str | None, typer.Option()] = None, as_json: AsJson = False) -> None:
+          note: Annotated[str | None, typer.Option()] = None, as_json: AsJson = False,
+          key: DecisionKey = None) -> None:
     """Close a referral with a reason."""
-    decide_referral(reference, "close", body_from(None, reason=reason.value, note=note), as_json)
+    decide_referral(reference, "close", body_from(None, reason=reason.value, note=note), as_json, key)
 
 
 ActionId = Annotated[str, typer.Argument(help="the action's ID, REF-XXXXX-XXXXX.A1")]
@@ -423,9 +481,9 @@ ActionId = Annotated[str, typer.Argument(help="the action's ID, REF-XXXXX-XXXXX.
 
 @actions_app.command("complete")
 def complete_action(action_id: ActionId, note: Annotated[str, typer.Option(help="the completion evidence")],
-                    as_json: AsJson = False) -> None:
+                    as_json: AsJson = False, key: DecisionKey = None) -> None:
     """Mark an agreed action done, with the evidence."""
-    emit(call("POST", f"/actions/{action_id}/completion", body={"note": note}), as_json, render_action)
+    emit(decide(f"/actions/{action_id}/completion", {"note": note}, key), as_json, render_action)
 
 
 @actions_app.command("reassign")
@@ -437,16 +495,17 @@ def reassign_action(
     supervisor: Annotated[str | None, typer.Option(help="the new owner's supervisor")] = None,
     deadline: Annotated[str | None, typer.Option(help="a new deadline, ISO 8601")] = None,
     as_json: AsJson = False,
+    key: DecisionKey = None,
 ) -> None:
     """Give an agreed action to another owner (and optionally a new deadline)."""
     body = body_from(None, owner={"agency": agency.value, "owner": owner, "supervisor": supervisor}, reason=reason,
                      deadline=deadline)
-    emit(call("POST", f"/actions/{action_id}/reassignment", body=body), as_json, render_action)
+    emit(decide(f"/actions/{action_id}/reassignment", body, key), as_json, render_action)
 
 
 @app.command()
 def escalations(
-    state: Annotated[str, typer.Option(help="open, acknowledged or all")] = "open",
+    state: Annotated[str, typer.Option(help="open, acknowledged, resolved or all")] = "open",
     mine: Annotated[bool, typer.Option("--mine", help="only those addressed to me")] = False,
     reference: Annotated[str | None, typer.Option(help="only this referral's")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
@@ -466,9 +525,9 @@ def escalations(
 
 @app.command()
 def ack(escalation_id: Annotated[str, typer.Argument(help="e.g. REF-XXXXX-XXXXX.E1 or REF-XXXXX-XXXXX.A1.E1")],
-        as_json: AsJson = False) -> None:
+        as_json: AsJson = False, key: DecisionKey = None) -> None:
     """Acknowledge an escalation addressed to you."""
-    result = call("POST", f"/escalations/{escalation_id}/acknowledgement")
+    result = decide(f"/escalations/{escalation_id}/acknowledgement", None, key)
     emit(result, as_json, render_referral if "stage" in result else render_action)
 
 

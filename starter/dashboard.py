@@ -2,9 +2,11 @@
 
 `dashboard_router(client, pool, settings)` gives the pages under /dashboard, for the API app
 (or any FastAPI app) to include. Sign-in takes the same bearer token as the API and keeps it
-in an HttpOnly, SameSite=Strict cookie; roles are the API's: supervisors see and acknowledge
-the escalations addressed to their team or agency, auditors and administrators read
-everything, partners see their own agency's agreed actions only. A page showing a
+in an HttpOnly, SameSite=Strict cookie; roles are the API's: supervisors see the escalations
+addressed to their team or agency and acknowledge those of their rank or below (or addressed
+to them by name), administrators read and acknowledge everything, auditors read everything,
+partners see their own agency's agreed actions only. A supervisor grants or refuses a
+repeat-referral override the screener asked for on the referral's page. A page showing a
 referral's details writes an access-log entry. No page holds a child's name, date of birth
 or address, nor a decision's free text.
 """
@@ -12,8 +14,10 @@ or address, nor a decision's free text.
 # No `from __future__ import annotations`: the routes' `SignedIn` dependency is made inside
 # `dashboard_router`, and FastAPI reads it from the evaluated annotations.
 
+import asyncio
 import json
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,19 +32,22 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.access_log import AccessLog
+from activities.directory import SupervisionDirectory
 from activities.alerts import AlertLinks, describe_duration, what_is_late
 from activities.oversight import Audience, OversightReadModel
 from runtime.settings import Settings
+from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.auth import Authenticator, Caller, InvalidCredentials
 from starter.charts import Band, Mark, Series, bar_chart, line_chart, timeline
 from workflows.action import AgreedActionWorkflow
-from workflows.authority import ACKNOWLEDGERS, REJECTION_TYPE
-from workflows.models import ESCALATION_ID, Escalation, EscalationAcknowledgement, Rank, REFERENCE_PATTERN, Role, Stage, escalation_owner
+from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS, REJECTION_TYPE
+from workflows.models import ESCALATION_ID, REFERENCE_PATTERN, Escalation, OverrideDecision, Rank, Role, Stage
 from workflows.referral import ReferralWorkflow
 
 log = structlog.get_logger("dashboard")
@@ -52,6 +59,7 @@ COOKIE = "referrals_session"
 SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
 REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
+DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 # An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
 DUE_SOON = timedelta(hours=48)
 # A chart's time unit: the largest in which its longest value is at least one.
@@ -78,13 +86,15 @@ TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
     "conference_booked": ("police_attendance",),
     "conference_held": ("police_attended", "child_protection_plan"),
     "closed": ("reason",),
-    "escalation_acknowledged": ("escalation_id",),
+    "escalation_acknowledged": ("escalation_id", "rank", "as_named_addressee"),
+    "repeat_override_requested": (),
+    "repeat_override_decided": ("granted", "requested_by"),
     "action_agreed": (),
     "action_reminded": (),
     "action_reassigned": (),
     "action_completed": (),
 }
-DECISIONS = {"supervisor_reviewed", "screened", "risk_regraded", "strategy_discussion_held", "conference_booked",
+DECISIONS = {"supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided", "risk_regraded", "strategy_discussion_held", "conference_booked",
              "conference_held", "closed", "vist_resubmitted", "action_completed", "action_reassigned"}
 
 
@@ -118,7 +128,7 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any]:
     return {"text": f"{describe_duration(left)} left", "late": False, "soon": left < DUE_SOON}
 
 
-def escalation_view(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
+def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -> dict[str, Any]:
     escalation = Escalation.model_validate(
         {k: row[k] for k in ("escalation_id", "reference", "subject", "rung", "rank", "addressed_to", "due_at",
                              "raised_at", "reason")}
@@ -134,6 +144,7 @@ def escalation_view(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
         "age": describe_duration(max(now - escalation.raised_at, timedelta(0))),
         "late": describe_duration(max(now - escalation.due_at, timedelta(0))),
         "serious": escalation.rank is not Rank.SERGEANT or escalation.reason == "inquorate",
+        "may_acknowledge": may_acknowledge,
     }
 
 
@@ -177,9 +188,11 @@ class Dashboard:
     oversight: OversightReadModel
     access_log: AccessLog
     authenticator: Authenticator
+    acknowledgements: Acknowledgements
     links: AlertLinks
     clock: Clock
     templates: Jinja2Templates
+    decision_timeout: float
 
     async def caller(self, request: Request) -> Caller | None:
         try:
@@ -200,27 +213,60 @@ class Dashboard:
     def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
         return self.page(request, "forbidden.html", caller, status=403, what=what)
 
-    async def acknowledge(self, caller: Caller, escalation_id: str) -> str | None:
-        """Acknowledge through the owning workflow; the rejection's reason, or None when done."""
-        owner = escalation_owner(escalation_id)
-        if owner is None:
-            return "escalation_id: no such escalation"
-        update = AgreedActionWorkflow.acknowledge_escalation if ".A" in owner else ReferralWorkflow.acknowledge_escalation
+    async def acknowledge(self, caller: Caller, escalation_id: str, key: str) -> tuple[int, str] | None:
+        """Acknowledge through the owning workflow, the form's key naming the update; the refusal, or None when done."""
         try:
-            await self.client.get_workflow_handle(owner).execute_update(
-                update, EscalationAcknowledgement(actor=caller.actor, escalation_id=escalation_id)
+            ack = await self.acknowledgements.prepare(caller.actor, escalation_id)
+        except AcknowledgementRefused as refused:
+            return (409 if refused.missing else 403), refused.message
+        refused = await self.decide(ack.owner, ack.update, ack.decision, key)
+        if refused is None:
+            log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
+        return refused
+
+    async def decide(self, workflow_id: str, update: Callable[..., Any], decision: Any, key: str) -> tuple[int, str] | None:
+        """One decision as one update named by the form's key; the refusal (status, reason), or None when done."""
+        try:
+            await asyncio.wait_for(
+                self.client.get_workflow_handle(workflow_id).execute_update(update, decision, id=key),
+                self.decision_timeout,
             )
+        except TimeoutError:
+            return 504, "not confirmed yet: send the same form again to learn whether it was recorded (it counts once)"
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
-                return cause.message
+                return (403 if cause.message.startswith("actor.") else 409), cause.message
             raise
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                return "escalation_id: its referral or action has finished; nothing is left to acknowledge"
+                return 409, "stage: the referral or action has finished; nothing is left to decide"
             raise
-        log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
         return None
+
+
+def decision_key(submitted: str | None) -> str:
+    """The form's idempotency key when it is one we could have made, else a new one."""
+    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+
+
+def page_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.filters.update(local=local, words=words)
+    # Each decision form carries its own key: submitting it twice applies it once.
+    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex)
+    return templates
+
+
+def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
+    """What every page shows while PostgreSQL or Temporal is down: a plain 503, nothing half-shown."""
+    return page_templates().TemplateResponse(
+        request,
+        "unavailable.html",
+        {"caller": None, "prefix": PREFIX, "roles": nav_roles(None)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
@@ -229,6 +275,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "escalations": role in ESCALATION_READERS,
         "cases": role in CASE_READERS,
         "acknowledge": role in ACKNOWLEDGERS,
+        "override": role in OVERRIDE_DECIDERS,
     }
 
 
@@ -238,19 +285,23 @@ def dashboard_router(
     settings: Settings,
     *,
     authenticator: Authenticator | None = None,
+    acknowledgements: Acknowledgements | None = None,
     clock: Clock = wall_clock,
 ) -> APIRouter:
     """The dashboard's pages, around the caller's Temporal client and PostgreSQL pool."""
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-    templates.env.filters.update(local=local, words=words)
+    oversight = OversightReadModel(pool)
+    templates = page_templates()
     board = Dashboard(
         client=client,
-        oversight=OversightReadModel(pool),
+        oversight=oversight,
         access_log=AccessLog(pool),
         authenticator=authenticator or Authenticator.from_settings(settings),
+        acknowledgements=acknowledgements
+        or Acknowledgements(client, oversight, SupervisionDirectory.load(settings.alert_directory_file)),
         links=AlertLinks.from_settings(settings),
         clock=clock,
         templates=templates,
+        decision_timeout=settings.decision_timeout_seconds,
     )
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -310,7 +361,7 @@ def dashboard_router(
     async def escalations_page(request: Request, caller: Caller, status: int = 200, **context: Any) -> Response:
         if caller.actor.role not in ESCALATION_READERS:
             return board.forbidden(request, caller, "escalations")
-        mine = caller.actor.role in ACKNOWLEDGERS
+        mine = caller.actor.role is Role.SUPERVISOR
         audience = Audience(team=caller.team, agency=caller.actor.agency.value) if mine else None
         now = await board.clock()
         rows = await board.oversight.open_escalations(audience)
@@ -320,7 +371,10 @@ def dashboard_router(
             caller,
             status=status,
             mine=mine,
-            escalations=[escalation_view(row, now) for row in rows],
+            acknowledgers=caller.actor.role in ACKNOWLEDGERS,
+            escalations=[
+                escalation_view(row, now, board.acknowledgements.may_acknowledge(caller.actor, row)) for row in rows
+            ],
             now=local(now),
             **context,
         )
@@ -334,11 +388,12 @@ def dashboard_router(
     async def acknowledge(request: Request, escalation_id: str, caller: SignedIn) -> Response:
         if not same_origin(request):
             return board.forbidden(request, caller, "a form from another site")
-        if caller.actor.role not in ACKNOWLEDGERS:
-            return board.forbidden(request, caller, "acknowledging escalations")
-        problem = await board.acknowledge(caller, escalation_id)
-        if problem is not None:
-            return await escalations_page(request, caller, status=409, problem=problem)
+        key = decision_key((await form_fields(request)).get("idempotency_key"))
+        refused = await board.acknowledge(caller, escalation_id, key)
+        if refused is not None:
+            status, problem = refused
+            # The same form again carries the same key, so a retry learns the first attempt's outcome.
+            return await escalations_page(request, caller, status=status, problem=problem, retry={escalation_id: key})
         return RedirectResponse(f"{PREFIX}/escalations?acknowledged={quote(escalation_id)}", status_code=303)
 
     @router.get("/escalations/{escalation_id}/acknowledge", response_class=HTMLResponse)
@@ -351,13 +406,19 @@ def dashboard_router(
         )
         if not valid:
             return board.page(request, "acknowledge.html", caller, status=404, escalation=None)
+        try:
+            await board.acknowledgements.prepare(caller.actor, escalation_id)
+            refusal = None
+        except AcknowledgementRefused as refused:
+            refusal = refused.message
         return board.page(
             request,
             "acknowledge.html",
             caller,
             escalation_id=escalation_id,
             reference=escalation_id.split(".", 1)[0],
-            may_acknowledge=caller.actor.role in ACKNOWLEDGERS,
+            may_acknowledge=refusal is None,
+            refusal=refusal,
         )
 
     # --- agreed actions --------------------------------------------------------------------------
@@ -407,6 +468,34 @@ def dashboard_router(
 
     @router.get("/referrals/{reference}", response_class=HTMLResponse)
     async def referral(request: Request, reference: str, caller: SignedIn) -> Response:
+        return await referral_page(request, reference, caller)
+
+    @router.post("/referrals/{reference}/override")
+    async def decide_override(request: Request, reference: str, caller: SignedIn) -> Response:
+        """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
+        if not same_origin(request):
+            return board.forbidden(request, caller, "a form from another site")
+        if caller.actor.role not in OVERRIDE_DECIDERS or not REFERENCE.match(reference):
+            return board.forbidden(request, caller, "deciding repeat-referral overrides")
+        fields = await form_fields(request)
+        if fields.get("decision") not in {"grant", "refuse"}:
+            return await referral_page(request, reference, caller, status=422, problem="decision: grant or refuse")
+        try:
+            decision = OverrideDecision(
+                actor=caller.actor, granted=fields["decision"] == "grant", rationale=fields.get("rationale", "")
+            )
+        except ValidationError:
+            return await referral_page(request, reference, caller, status=422, problem="rationale: required")
+        key = decision_key(fields.get("idempotency_key"))
+        refused = await board.decide(reference, ReferralWorkflow.decide_override, decision, key)
+        if refused is not None:
+            status, problem = refused
+            return await referral_page(request, reference, caller, status=status, problem=problem,
+                                       override_key=key)
+        log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
+        return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
+
+    async def referral_page(request: Request, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
         if caller.actor.role not in CASE_READERS:
             return board.forbidden(request, caller, "referrals")
         row = await board.oversight.referral(reference) if REFERENCE.match(reference) else None
@@ -425,6 +514,10 @@ def dashboard_router(
             request,
             "referral.html",
             caller,
+            status=status,
+            override_pending=row["closed_at"] is None and override_pending(facts),
+            may_decide_override=caller.actor.role in OVERRIDE_DECIDERS,
+            decided=request.query_params.get("override") == "decided",
             referral=dict(row) | {"left": time_left(row["deadline"], now) if row["closed_at"] is None else None},
             chart=referral_timeline(spans, facts, agreed, raised, now),
             facts=[fact_view(fact) for fact in facts],
@@ -432,6 +525,7 @@ def dashboard_router(
             actions=[dict(a) | {"left": time_left(a["deadline"], now) if a["completed_at"] is None else None}
                      for a in agreed],
             escalations=raised,
+            **context,
         )
 
     # --- timeliness ----------------------------------------------------------------------------
@@ -525,6 +619,12 @@ async def timeliness_charts(
         )
     )
     return charts, met_by_stage
+
+
+def override_pending(facts: list[asyncpg.Record]) -> bool:
+    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
+    kinds = [f["kind"] for f in facts if f["kind"] in {"repeat_override_requested", "repeat_override_decided"}]
+    return bool(kinds) and kinds[-1] == "repeat_override_requested"
 
 
 def fact_view(fact: asyncpg.Record) -> dict[str, Any]:

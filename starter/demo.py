@@ -28,9 +28,9 @@ from runtime.settings import Settings
 from starter.synthetic import (
     CSC_PARTNER,
     HEALTH_PARTNER,
+    INSPECTOR,
     OFFICER,
     SCREENER,
-    SERGEANT,
     approval,
     screening,
     strategy_discussion,
@@ -49,6 +49,7 @@ from workflows.models import (
     EscalationPolicy,
     IncidentType,
     PoliceAttendance,
+    Rank,
     ReferralState,
     RiskGrade,
     ScreeningOutcome,
@@ -334,14 +335,15 @@ async def show_escalation(
     console.print(escalation_table(state))
     console.print(f"  (times are Europe/London; subject: the {state.stage.value} stage)")
 
-    latest = next(e for e in reversed(state.escalations) if e.acknowledged_at is None)
-    ack = EscalationAcknowledgement(actor=SERGEANT, escalation_id=latest.escalation_id)
+    # A rung is acknowledged by its rank or above: the inspector takes the inspector's rung.
+    rung = next(e for e in state.escalations if e.rank is Rank.INSPECTOR and e.acknowledged_at is None)
+    ack = EscalationAcknowledgement(actor=INSPECTOR, escalation_id=rung.escalation_id)
     state = await step(
-        f"acknowledge {latest.escalation_id}", handle.execute_update(ReferralWorkflow.acknowledge_escalation, ack)
+        f"acknowledge {rung.escalation_id}", handle.execute_update(ReferralWorkflow.acknowledge_escalation, ack)
     )
-    acknowledged = next(e for e in state.escalations if e.escalation_id == latest.escalation_id)
+    acknowledged = next(e for e in state.escalations if e.escalation_id == rung.escalation_id)
     console.print(
-        f"  {acknowledged.escalation_id} acknowledged by {acknowledged.acknowledged_by} ({SERGEANT.role.value}) "
+        f"  {acknowledged.escalation_id} acknowledged by {acknowledged.acknowledged_by} (inspector) "
         f"at {short(acknowledged.acknowledged_at)}; the next rung waits a grace period from then",
         soft_wrap=True,
     )

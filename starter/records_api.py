@@ -10,10 +10,13 @@ from fastapi import APIRouter, Depends, Query
 from activities.access_log import AccessRecord
 from activities.retention import Retention, RetentionReport
 from starter.auth import Caller
+from starter.errors import aware_moment
 from workflows.models import Role
 
 READERS_OF_THE_ACCESS_LOG = frozenset({Role.AUDITOR, Role.ADMIN})
 RECORDS_ADMINISTRATORS = frozenset({Role.ADMIN})
+# Deeper than this, narrow the query with `since` or `actor_id` (and PostgreSQL's OFFSET is a bigint).
+MAX_OFFSET = 1_000_000
 
 
 def records_router(allowed, services, reference_pattern: str) -> APIRouter:
@@ -29,10 +32,11 @@ def records_router(allowed, services, reference_pattern: str) -> APIRouter:
         actor_id: Annotated[str | None, Query(max_length=40)] = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[AccessRecord]:
         entries = await svc.access_log.query(
-            reference=reference, actor_id=actor_id, since=since, limit=limit, offset=offset
+            reference=reference, actor_id=actor_id, since=aware_moment(("query", "since"), since), limit=limit,
+            offset=offset,
         )
         # Reading the access log is itself an access worth recording.
         await svc.access_log.record(caller.actor, "api", "read_access_log", reference, {"entries": len(entries)})

@@ -18,6 +18,7 @@ from workflows.models import (
     Incident,
     IncidentType,
     RiskGrade,
+    Rank,
     Role,
     Screening,
     ScreeningOutcome,
@@ -31,7 +32,8 @@ FAMILY_NAMES = ["Synthton", "Fakely", "Mockridge", "Testwell", "Sampleby"]
 STREETS = ["Imaginary Lane", "Nowhere Road", "Placeholder Street", "Fiction Close"]
 
 OFFICER = Actor(id="PC-1001", role=Role.OFFICER, agency=Agency.POLICE)
-SERGEANT = Actor(id="PS-2001", role=Role.SUPERVISOR, agency=Agency.POLICE)
+SERGEANT = Actor(id="PS-2001", role=Role.SUPERVISOR, agency=Agency.POLICE, rank=Rank.SERGEANT)
+INSPECTOR = Actor(id="INSP-2501", role=Role.SUPERVISOR, agency=Agency.POLICE, rank=Rank.INSPECTOR)
 SCREENER = Actor(id="CRU-3001", role=Role.SCREENER, agency=Agency.POLICE)
 AUDITOR = Actor(id="AUD-4001", role=Role.AUDITOR, agency=Agency.POLICE)
 HEALTH_PARTNER = Actor(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH)

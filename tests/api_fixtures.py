@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,13 +15,28 @@ from fastapi import FastAPI
 
 from starter.api import create_app
 from starter.auth import DEMO_USERS, Authenticator, TokenHolder
+from starter.synthetic import SCREENER
 from tests.helpers import STARTED
-from workflows.models import Agency, Role, VistSubmission
+from workflows.models import Agency, Rank, Role, VistSubmission
 
-# The demo users plus a police officer who is not a partner, for agency rules.
+# The demo users, a partner of an agency with no actions, the ranks above the demo's, a
+# sergeant the supervision directory names, and a screener acting up as a sergeant (one
+# person holding two roles: the separation of duties is about the person).
 USERS: dict[str, TokenHolder] = DEMO_USERS | {
     "housing-partner": TokenHolder(id="HO-7001", role=Role.PARTNER, agency=Agency.HOUSING),
+    "superintendent": TokenHolder(id="SUPT-2901", role=Role.SUPERVISOR, rank=Rank.SUPERINTENDENT, team="Testtown"),
+    "named-sergeant": TokenHolder(id="PS-2002", role=Role.SUPERVISOR, rank=Rank.SERGEANT, team="Testtown"),
+    "screener-as-sergeant": TokenHolder(id=SCREENER.id, role=Role.SUPERVISOR, rank=Rank.SERGEANT, team="Testtown"),
 }
+# The API's supervision directory: Testtown's superintendent rung names one sergeant.
+DIRECTORY = {
+    "chains": [{"agency": "police", "team": "Testtown", "rungs": [
+        {"role": "sergeant"}, {"role": "inspector"},
+        {"role": "superintendent", "staff_id": USERS["named-sergeant"].id},
+    ]}],
+}
+# Each user who acknowledges by rank, by the rank they hold.
+BY_RANK = {Rank.SERGEANT: "sergeant", Rank.INSPECTOR: "inspector", Rank.SUPERINTENDENT: "superintendent"}
 # One user per role, for "every other role is refused" tests.
 BY_ROLE = {
     Role.OFFICER: "officer",
@@ -44,10 +62,12 @@ def authenticator(tokens: dict[str, str]) -> Authenticator:
 @pytest.fixture(scope="session")
 async def api_app(time_env, pool, time_queue, settings, sla_policy, authenticator) -> FastAPI:
     # The API starts referrals on the session worker's queue, and reads "now" from the test server's clock.
+    directory = Path(tempfile.mkdtemp(prefix="referrals-directory-")) / "directory.json"
+    directory.write_text(json.dumps(DIRECTORY))
     return create_app(
         time_env.client,
         pool,
-        settings.model_copy(update={"task_queue": time_queue}),
+        settings.model_copy(update={"task_queue": time_queue, "alert_directory_file": directory}),
         authenticator=authenticator,
         sla_policy=sla_policy,
         clock=time_env.get_current_time,

@@ -427,6 +427,8 @@ ALLOWED = {
     "supervisor-review": {Role.SUPERVISOR},
     "resubmission": {Role.OFFICER},
     "screening": {Role.SCREENER},
+    "override-request": {Role.SCREENER},
+    "override": {Role.SUPERVISOR},
     "strategy-discussion": {Role.SCREENER, Role.SUPERVISOR},
     "conference": {Role.SCREENER, Role.SUPERVISOR},
     "conference-outcome": {Role.SCREENER, Role.SUPERVISOR},
@@ -434,7 +436,7 @@ ALLOWED = {
     "close": {Role.SCREENER, Role.SUPERVISOR},
     "completion": {Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR},
     "reassignment": {Role.SCREENER, Role.SUPERVISOR},
-    "acknowledgement": {Role.SUPERVISOR},
+    "acknowledgement": {Role.SUPERVISOR, Role.ADMIN},
 }
 
 
@@ -450,6 +452,8 @@ async def test_each_role_that_may_not_decide_is_403_and_nothing_changes(api, aut
         "resubmission": (f"/referrals/{reference}/resubmission", {"submission": form_json(submission)}),
         "screening": (f"/referrals/{reference}/screening",
                       without_actor(screening(submission, ScreeningOutcome.EARLY_HELP))),
+        "override-request": (f"/referrals/{reference}/override-request", {"reason": "Synthetic."}),
+        "override": (f"/referrals/{reference}/override", {"granted": True, "rationale": "Synthetic."}),
         "strategy-discussion": (f"/referrals/{reference}/strategy-discussion",
                                 without_actor(strategy_discussion(now, section_47=True))),
         "conference": (f"/referrals/{reference}/conference",
@@ -513,6 +517,7 @@ async def test_health_readiness_and_the_openapi_schema(api):
     assert posts == {
         "/referrals",
         *(f"/referrals/{{reference}}/{r}" for r in ("supervisor-review", "resubmission", "screening",
+                                                    "override-request", "override",
                                                     "strategy-discussion", "conference", "conference-outcome",
                                                     "risk", "close")),
         "/actions/{action_id}/completion",
@@ -522,7 +527,7 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/audit/samples",
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    assert len(requests) == 10
+    assert len(requests) == 12
     assert not any("actor" in schema["components"]["schemas"][name]["properties"] for name in requests)
 
 

@@ -30,7 +30,8 @@ POISON = st.one_of(
 )
 
 # The role that may make each decision: the refusals are about the body, never about the caller.
-DECIDER = {"supervisor-review": "sergeant", "resubmission": "officer", "completion": "screener"}
+DECIDER = {"supervisor-review": "sergeant", "resubmission": "officer", "completion": "screener",
+           "override": "sergeant"}
 
 
 def without_actor(decision) -> dict[str, Any]:
@@ -102,6 +103,9 @@ async def test_malformed_requests_never_500_and_record_nothing(api, auth, time_e
         "supervisor-review": (in_review, {"approved": False, "reasons": "Synthetic."}),
         "resubmission": (returned, {"submission": form_json(returned_form)}),
         "screening": (in_screening, without_actor(screening(screen_form, ScreeningOutcome.EARLY_HELP))),
+        # Not a repeat referral: a well-formed override request or decision is refused there (409).
+        "override-request": (in_screening, {"reason": "Synthetic."}),
+        "override": (in_screening, {"granted": True, "rationale": "Synthetic."}),
         "strategy-discussion": (in_discussion, without_actor(strategy_discussion(now, section_47=True))),
         "conference": (in_conference, {"conference_at": (now + timedelta(days=4)).isoformat(),
                                        "police_attendance": "report_in_lieu", "attendance_rationale": "Synthetic.",

@@ -25,7 +25,7 @@ from starter.api import create_app
 from starter.auth import DEMO_USERS, Authenticator, InvalidCredentials, JwtVerifier, ensure_demo_tokens
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import track
-from workflows.models import Agency, Role
+from workflows.models import Agency, Rank, Role
 
 SECRET = "synthetic-test-secret-of-enough-length-for-hs256"
 
@@ -163,13 +163,37 @@ async def test_the_demo_token_file_is_made_once_owner_only_and_loaded(tmp_path):
     assert not Authenticator.from_settings(Settings(_env_file=None, data_dir=tmp_path / "empty")).configured
 
 
+async def test_a_supervisors_rank_comes_from_the_rank_claim():
+    authenticator = Authenticator(jwt_verifier=JwtVerifier(key=SECRET, algorithms=["HS256"]))
+    assert (await authenticator.authenticate(hs256(rank="inspector"))).actor.rank is Rank.INSPECTOR
+    assert (await authenticator.authenticate(hs256())).actor.rank is None
+    for bad in (hs256(rank="commissioner"), hs256(role="screener", rank="inspector")):
+        with pytest.raises(InvalidCredentials):
+            await authenticator.authenticate(bad)
+
+
+async def test_an_older_demo_token_file_gains_the_ranks_and_the_inspector_and_keeps_its_tokens(tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    settings.tokens_file.write_text(json.dumps({
+        "sergeant-token": {"id": "PS-2001", "role": "supervisor", "team": "Testtown"},
+        "other-token": {"id": "PC-4242", "role": "officer"},
+    }))
+    tokens = ensure_demo_tokens(settings.tokens_file)
+    assert tokens["sergeant"] == "sergeant-token" and set(tokens) == set(DEMO_USERS)
+    assert stat.S_IMODE(settings.tokens_file.stat().st_mode) == 0o600
+    authenticator = Authenticator.from_settings(settings)
+    assert (await authenticator.authenticate("sergeant-token")).actor.rank is Rank.SERGEANT
+    assert (await authenticator.authenticate(tokens["inspector"])).actor.rank is Rank.INSPECTOR
+    assert (await authenticator.authenticate("other-token")).actor.id == "PC-4242"
+
+
 async def test_the_jwts_actor_travels_into_the_workflow(time_env, pool, time_queue, settings, sla_policy):
     authenticator = Authenticator(jwt_verifier=JwtVerifier(key=SECRET, algorithms=["HS256"]))
     app = create_app(time_env.client, pool, settings.model_copy(update={"task_queue": time_queue}),
                      authenticator=authenticator, sla_policy=sla_policy, clock=time_env.get_current_time)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as api:
         officer = {"Authorization": f"Bearer {hs256(sub='PC-7777', role='officer')}"}
-        form = synthetic_vist(rng=random.Random("auth:501")).model_dump(mode="json")
+        form = synthetic_vist(rng=random.Random("auth:501")).model_dump(mode="json") | {"officer_id": "PC-7777"}
         intake = await api.post("/referrals", json=form, headers=officer)
         assert intake.status_code == 201
         reference = intake.json()["reference"]

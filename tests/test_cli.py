@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import random
 import socket
 import sys
@@ -13,8 +15,10 @@ from datetime import timedelta
 import pytest
 import structlog
 import uvicorn
+from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
+from starter.api import create_app
 from starter.cli import app
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
@@ -37,19 +41,25 @@ def logs_beside_the_cli() -> Iterator[None]:
     structlog.configure(**before)
 
 
-@pytest.fixture(scope="module")
-async def api_url(api_app, logs_beside_the_cli) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def served(api: FastAPI) -> AsyncIterator[str]:
     """The API served by uvicorn on a free loopback port, in the tests' event loop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(api_app, log_config=None, access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(api, log_config=None, access_log=False, lifespan="off"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await eventually(lambda: server.started, bool)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     await serving
     sock.close()
+
+
+@pytest.fixture(scope="module")
+async def api_url(api_app, logs_beside_the_cli) -> AsyncIterator[str]:
+    async with served(api_app) as url:
+        yield url
 
 
 class Cli:
@@ -209,3 +219,65 @@ async def test_auditors_read_the_access_log_and_administrators_review_retention(
     assert "dry run" in (await cli("admin", "retention")).stdout
     # Only an administrator purges; the purge itself is tested in tests/test_data_protection.py.
     assert "actor.role" in (await cli("auditor", "retention", "--purge", exit_code=4)).stderr
+
+
+async def test_a_decision_not_confirmed_in_time_prints_its_key_and_the_retry_learns_the_outcome(
+    cli, api_app, logs_beside_the_cli, time_env, pool, tmp_path
+):
+    form = tmp_path / "vist.json"
+    form.write_text(synthetic_vist(rng=random.Random("cli:704")).model_dump_json())
+    reference = (await cli.json("officer", "submit", form))["reference"]
+    track(time_env.client, reference)
+
+    # The same API, but one that waits no time at all for a decision to be confirmed.
+    svc = api_app.state.services
+    hasty = create_app(svc.client, pool, svc.settings.model_copy(update={"decision_timeout_seconds": 0.001}),
+                       authenticator=svc.authenticator, sla_policy=svc.sla_policy, clock=svc.clock)
+    async with served(hasty) as url:
+        unconfirmed = await Cli(url, cli.tokens, cli.config)("sergeant", "review", reference, "--approve", exit_code=9)
+    assert "HTTP 504" in unconfirmed.stderr
+    key = re.search(r"--idempotency-key (\S+)", unconfirmed.stderr).group(1)
+
+    retried = await cli.json("sergeant", "review", reference, "--approve", "--idempotency-key", key)
+    assert retried["stage"] == "screening"
+    # Again with the same key: the first outcome, not a second review (nor a 409).
+    again = await cli.json("sergeant", "review", reference, "--approve", "--idempotency-key", key)
+    assert again["history"] == retried["history"]
+    reviews = await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) FROM referral_events WHERE reference = $1 AND kind = 'supervisor_reviewed'", reference
+        ),
+        lambda n: n >= 1,
+    )
+    assert reviews == 1
+    # A fresh command makes a fresh key: the same review again is a second decision, refused.
+    assert "stage" in (await cli("sergeant", "review", reference, "--approve", exit_code=6)).stderr
+
+
+async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli(cli, time_env, pool, tmp_path):
+    family, address = "Clirepeat-000003", "3 Override Row, Testtown TT0003"
+    for n in range(3):
+        submission = synthetic_vist(rng=random.Random(f"cli:705:{n}"), family=family, address=address)
+        form = tmp_path / f"vist-{n}.json"
+        form.write_text(submission.model_dump_json())
+        reference = (await cli.json("officer", "submit", form))["reference"]
+        track(time_env.client, reference)
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) FROM referral_children WHERE reference = $1", reference),
+            lambda c: c == 1,
+        )
+    assert (await cli.json("sergeant", "review", reference, "--approve"))["screening_view"]["repeat_children"] == ["C1"]
+
+    asked = await cli.json("screener", "override-request", reference, "--reason", "Synthetic: family supported.")
+    assert asked["repeat_referral_override"]["requested_by"] == "CRU-3001"
+    # The person who asked cannot decide it, even holding a supervisor's token.
+    refused = await cli("screener-as-sergeant", "override", reference, "--grant", "--rationale", "Synthetic.",
+                        exit_code=4)
+    assert "actor.id" in refused.stderr
+    granted = await cli.json("inspector", "override", reference, "--grant", "--rationale", "Synthetic rationale.")
+    assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (
+        "INSP-2501", True)
+    assert "granted by INSP-2501" in (await cli("auditor", "show", reference)).stdout
+    closed = await cli.json("screener", "screen", reference, "--risk", "medium", "--outcome", "no_further_action",
+                            "--rationale", "Synthetic.", "--child", "C1=no_further_action")
+    assert closed["close_reason"] == "no_further_action"

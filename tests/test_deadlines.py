@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from starter.synthetic import (
+    INSPECTOR,
     QUORATE_ATTENDEES,
     SCREENER,
     SERGEANT,
@@ -104,7 +105,7 @@ async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_en
     await time_env.sleep(timedelta(hours=2))
     acknowledged = await handle.execute_update(
         ReferralWorkflow.acknowledge_escalation,
-        EscalationAcknowledgement(actor=SERGEANT, escalation_id=second.escalation_id),
+        EscalationAcknowledgement(actor=INSPECTOR, escalation_id=second.escalation_id),
     )
     ack_at = acknowledged.escalations[1].acknowledged_at
     await advance_to(time_env, second.raised_at + timedelta(hours=4, minutes=1))
@@ -127,7 +128,7 @@ async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_en
         lambda r: len(r) == 3 and r[1]["acknowledged_by"] is not None,
     )
     assert [r["rank"] for r in rows] == ["sergeant", "inspector", "superintendent"]
-    assert rows[1]["acknowledged_by"] == SERGEANT.id
+    assert rows[1]["acknowledged_by"] == INSPECTOR.id
 
 
 async def test_screening_deadline_over_bank_holidays(time_env, pool, time_queue, sla_policy):

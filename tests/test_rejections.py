@@ -33,6 +33,8 @@ from workflows.models import (
     ConferenceBooking,
     EscalationAcknowledgement,
     IncidentType,
+    OverrideDecision,
+    OverrideRequest,
     PoliceAttendance,
     RepeatReferralOverride,
     Resubmission,
@@ -222,23 +224,36 @@ async def test_repeat_referrals_flag_the_child_and_guard_no_further_action(time_
     state = await third.execute_update(ReferralWorkflow.review, approval())
     view = state.screening_view
     assert view.repeat_children == ["C1"]
-    assert {p.reference for p in view.prior_referrals if p.matched_on == "child"} == {h.id for _, h in handles[:2]}
-    assert {p.reference for p in view.prior_referrals if p.matched_on == "address"} == {h.id for _, h in handles[:2]}
+    # Each earlier referral once, with both reasons it matched: the same child and the same address.
+    assert sorted(p.reference for p in view.prior_referrals) == sorted(h.id for _, h in handles[:2])
+    assert all(p.matched_on == ["address", "child"] and p.child_ids == ["C1"] for p in view.prior_referrals)
 
-    await refused(
-        third, ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION),
-        "repeat_referral_override: a repeat referral cannot close with no further action without a supervisor's rationale",
-    )
-    overridden = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION)
-    overridden.repeat_referral_override = RepeatReferralOverride(supervisor_id=SERGEANT.id, rationale="Synthetic.")
-    closed = await third.execute_update(ReferralWorkflow.screen, overridden)
+    no_override = "repeat_referral_override: a repeat referral cannot close with no further action without a supervisor's granted override"
+    await refused(third, ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION), no_override)
+    # A screening naming its own supervisor (the retired field) does not carry the override.
+    named = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION)
+    named.repeat_referral_override = RepeatReferralOverride(supervisor_id=SCREENER.id, rationale="Synthetic.")
+    await refused(third, ReferralWorkflow.screen, named, no_override)
+    # The screener asks, a supervisor grants under their own identity, then the screener closes it.
+    await refused(third, ReferralWorkflow.decide_override, OverrideDecision(
+        actor=SERGEANT, granted=True, rationale="Synthetic."), "granted: no override request is waiting")
+    asked = await third.execute_update(ReferralWorkflow.request_override, OverrideRequest(
+        actor=SCREENER, reason="Synthetic reason."))
+    assert (asked.repeat_referral_override.requested_by, asked.repeat_referral_override.granted) == (SCREENER.id, None)
+    await refused(third, ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION), no_override)
+    granted = await third.execute_update(ReferralWorkflow.decide_override, OverrideDecision(
+        actor=SERGEANT, granted=True, rationale="Synthetic rationale."))
+    assert (granted.repeat_referral_override.decided_by, granted.repeat_referral_override.granted) == (SERGEANT.id, True)
+    closed = await third.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
+    assert [h.kind for h in closed.history][:3] == ["supervisor_reviewed", "repeat_override_requested",
+                                                      "repeat_override_decided"]
 
     # The second referral saw only one earlier referral: below the threshold of three.
     second_submission, second = handles[1]
     second_state = await second.execute_update(ReferralWorkflow.review, approval())
     assert second_state.screening_view.repeat_children == []
-    assert len([p for p in second_state.screening_view.prior_referrals if p.matched_on == "child"]) == 1
+    assert len([p for p in second_state.screening_view.prior_referrals if "child" in p.matched_on]) == 1
 
 
 async def test_strategy_conference_and_action_rules(time_env, time_queue, sla_policy):

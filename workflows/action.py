@@ -133,11 +133,14 @@ class AgreedActionWorkflow:
         self._check_open()
         if reassignment.deadline is not None and reassignment.deadline <= workflow.now():
             raise reject("deadline: a new deadline must be in the future")
+        # The same reassignment twice (a retry, a second click) changes nothing the second time.
+        if reassignment.owner == self._action.owner and reassignment.deadline in (None, self._action.deadline):
+            raise reject("owner: the action is already assigned to this owner with this deadline")
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
-        acknowledge(self._action.escalations, ack, "action")
-        self._outbox.add("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        payload = acknowledge(self._action.escalations, ack, "action")
+        self._outbox.add("escalation_acknowledged", ack.actor, payload)
         self._ladder.nudge()
         return await self._changed()
 

@@ -13,7 +13,8 @@ from pydantic import Field, StringConstraints
 
 from workflows.models import Model
 
-Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+# YYYY-MM, from 1900 to 2999: a month any referral can have been recorded in.
+Month = Annotated[str, StringConstraints(pattern=r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])$")]
 
 
 class SampleCategory(StrEnum):

@@ -1,20 +1,33 @@
 """Who may make which decision, and how a rejected decision is reported.
 
 Checked inside the workflows' update validators, so a decision is refused whichever way it
-arrives (API, CLI, or a direct update).
+arrives (API, CLI, or a direct update). Three tables, read and tested as a whole: the role
+sets (the role matrix), the rung rule (rank, named addressee, administrator) and the
+separation of duties (who may not make a decision because of one they made before).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
 from temporalio.exceptions import ApplicationError
 
-from workflows.models import Actor, Role
+from workflows.models import Actor, Rank, Role
+
+# --- the role matrix ------------------------------------------------------------------------
 
 REVIEWERS = frozenset({Role.SUPERVISOR})
 OFFICERS = frozenset({Role.OFFICER})
+SUBMITTERS = OFFICERS | REVIEWERS
 SCREENERS = frozenset({Role.SCREENER})
 CASE_DECIDERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
-ACKNOWLEDGERS = frozenset({Role.SUPERVISOR})
+OVERRIDE_REQUESTERS = SCREENERS
+OVERRIDE_DECIDERS = REVIEWERS
+# Supervisors acknowledge rungs of their rank or below; administrators any rung. A rung's
+# named addressee may acknowledge it whatever their role (see `rung_refusal`).
+ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 # Staff of the owning agency complete its actions; CRU/MASH staff and supervisors any action.
 COMPLETERS_OF_OWN_AGENCY = frozenset({Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 COMPLETERS_OF_ANY_AGENCY = frozenset({Role.SCREENER, Role.SUPERVISOR})
@@ -32,3 +45,69 @@ def require(actor: Actor, roles: frozenset[Role], action: str) -> None:
     if actor.role not in roles:
         allowed = ", ".join(sorted(r.value for r in roles))
         raise reject(f"actor.role: a {actor.role.value} may not {action} (allowed: {allowed})")
+
+
+# --- the rung rule ----------------------------------------------------------------------------
+
+
+def rung_refusal(actor: Actor, rank: Rank, as_named_addressee: bool) -> str | None:
+    """Why `actor` may not acknowledge a rung of `rank`, or None when they may.
+
+    A rung is acknowledged by a supervisor of its rank or above, by its named addressee, or
+    by an administrator: acknowledging restarts the grace period, so the person a rung
+    escalates over must not be able to hold off the next rank.
+    """
+    if as_named_addressee or actor.role is Role.ADMIN:
+        return None
+    if actor.role is not Role.SUPERVISOR:
+        return (
+            f"actor.role: a {actor.role.value} may not acknowledge an escalation "
+            "(allowed: a supervisor of the rung's rank or above, its named addressee, an admin)"
+        )
+    if actor.rank is None or actor.rank.seniority < rank.seniority:
+        held = actor.rank.value if actor.rank else "none"
+        return (
+            f"actor.rank: rank {held} may not acknowledge the {rank.value} rung "
+            "(allowed: its rank or above, its named addressee, an admin)"
+        )
+    return None
+
+
+def require_rung_authority(actor: Actor, rank: Rank, as_named_addressee: bool) -> None:
+    refusal = rung_refusal(actor, rank, as_named_addressee)
+    if refusal is not None:
+        raise reject(refusal)
+
+
+# --- separation of duties ---------------------------------------------------------------------
+
+
+class Duty(StrEnum):
+    """A decision on a referral whose maker the separation of duties remembers."""
+
+    SUBMIT_VIST = "submit or resubmit the VIST"
+    REVIEW_VIST = "review the VIST"
+    REQUEST_OVERRIDE = "ask for the repeat-referral override"
+    DECIDE_OVERRIDE = "grant or refuse the repeat-referral override"
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Whoever performed `earlier` on a referral may not perform `later` on it."""
+
+    earlier: Duty
+    later: Duty
+
+
+# Every separation of duties, in one place (four eyes on each).
+SEPARATION_OF_DUTIES = (
+    Separation(Duty.SUBMIT_VIST, Duty.REVIEW_VIST),
+    Separation(Duty.REQUEST_OVERRIDE, Duty.DECIDE_OVERRIDE),
+)
+
+
+def require_separation(actor: Actor, duty: Duty, performed: Mapping[Duty, Collection[str]]) -> None:
+    """Refuse `duty` to an actor who performed a duty it must be kept apart from; `performed` maps duty -> staff IDs."""
+    for rule in SEPARATION_OF_DUTIES:
+        if rule.later is duty and actor.id in performed.get(rule.earlier, ()):
+            raise reject(f"actor.id: {actor.id} did {rule.earlier.value} and so may not {duty.value}")

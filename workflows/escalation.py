@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.authority import ACKNOWLEDGERS, reject, require
+    from workflows.authority import reject, require_rung_authority
     from workflows.calendar import add_duration
     from workflows.models import Escalation, EscalationAcknowledgement, Rank, SlaPolicy
 
@@ -31,20 +31,37 @@ def next_rung_at(due_at: datetime, raised: list[Escalation], policy: SlaPolicy) 
 
 
 def open_escalation(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> Escalation:
-    """The escalation an acknowledgement names, if the actor may acknowledge it and it is still open."""
-    require(ack.actor, ACKNOWLEDGERS, "acknowledge an escalation")
+    """The escalation an acknowledgement names, if it is still open and the actor has its rung's authority."""
+    escalation = unacknowledged(escalations, ack, on)
+    require_rung_authority(ack.actor, escalation.rank, ack.as_named_addressee)
+    return escalation
+
+
+def unacknowledged(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> Escalation:
     escalation = next((e for e in escalations if e.escalation_id == ack.escalation_id), None)
     if escalation is None:
         raise reject(f"escalation_id: no such escalation on this {on}")
     if escalation.acknowledged_at is not None:
         raise reject("escalation_id: already acknowledged")
+    if escalation.resolved_at is not None:
+        raise reject("escalation_id: resolved when the referral closed; nothing is left to acknowledge")
     return escalation
 
 
-def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> None:
-    escalation = open_escalation(escalations, ack, on)
+def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> dict[str, object]:
+    """Mark the escalation acknowledged; the fact's payload.
+
+    Authority is the validator's to check, not the handler's: acknowledgements recorded
+    before the rung rule must replay as they were accepted.
+    """
+    escalation = unacknowledged(escalations, ack, on)
     escalation.acknowledged_by = ack.actor.id
     escalation.acknowledged_at = workflow.now()
+    return {
+        "escalation_id": ack.escalation_id,
+        "rank": ack.actor.rank.value if ack.actor.rank else None,
+        "as_named_addressee": ack.as_named_addressee,
+    }
 
 
 class EscalationLadder:

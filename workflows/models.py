@@ -129,9 +129,15 @@ class CloseReason(StrEnum):
 
 
 class Rank(StrEnum):
+    """A supervisor's rank, most junior first: the escalation ladder climbs them in this order."""
+
     SERGEANT = "sergeant"
     INSPECTOR = "inspector"
     SUPERINTENDENT = "superintendent"
+
+    @property
+    def seniority(self) -> int:
+        return list(Rank).index(self)
 
 
 # --- who decides ------------------------------------------------------------------------
@@ -143,6 +149,7 @@ class Actor(Model):
     id: StaffId
     role: Role
     agency: Agency = Agency.POLICE
+    rank: Rank | None = Field(default=None, description="a supervisor's rank, from the credentials")
 
 
 SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM)
@@ -396,6 +403,8 @@ class ChildScreeningDecision(Model):
 
 
 class RepeatReferralOverride(Model):
+    """Retired: a screening once named its supervisor here. Kept so recorded screenings still decode."""
+
     supervisor_id: StaffId
     rationale: Text
 
@@ -406,10 +415,10 @@ class Screening(Decision):
     outcome: ScreeningOutcome
     rationale: Text
     agencies_informed: list[Agency] = Field(default_factory=list)
-    repeat_referral_override: RepeatReferralOverride | None = Field(
-        default=None,
-        description="a supervisor's rationale, required for no further action on a repeat referral",
-    )
+    # Retired: a supervisor now grants the override under their own token (OverrideDecision).
+    # Recorded screenings may carry it, so it still decodes; the workflow refuses a new one,
+    # and the API's request model leaves it out.
+    repeat_referral_override: RepeatReferralOverride | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _unique_children(self) -> "Screening":
@@ -512,6 +521,23 @@ class Closure(Decision):
 
 class EscalationAcknowledgement(Decision):
     escalation_id: str
+    as_named_addressee: bool = Field(
+        default=False,
+        description="the supervision directory names the actor as this rung's addressee (resolved by the API)",
+    )
+
+
+class OverrideRequest(Decision):
+    """A screener asks a supervisor to let a repeat referral close with no further action."""
+
+    reason: Text
+
+
+class OverrideDecision(Decision):
+    """A supervisor grants or refuses the requested repeat-referral override, with a rationale."""
+
+    granted: bool
+    rationale: Text
 
 
 class ActionCompletion(Decision):
@@ -539,6 +565,14 @@ class Escalation(Model):
     reason: Literal["overdue", "inquorate"] = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = Field(
+        default=None, description="when it stopped needing an acknowledgement without one: the referral closed"
+    )
+    resolution: Literal["referral_closed"] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_at is None and self.resolved_at is None
 
 
 class EscalationAlert(Model):
@@ -557,13 +591,38 @@ class AlertDelivery(Model):
     already_sent: list[str] = Field(default_factory=list)
 
 
+class RepeatReferralOverrideState(Model):
+    """The override a repeat referral needs to close with no further action: asked for, then decided."""
+
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    granted: bool | None = Field(default=None, description="none while the request waits for a supervisor")
+    rationale: str | None = None
+
+
 class PriorReferral(Model):
+    """An earlier referral in view at screening, once, with every reason it matched."""
+
     reference: str
     submitted_at: datetime
     incident_type: IncidentType
-    matched_on: Literal["child", "address"]
-    child_id: str | None = None
+    matched_on: list[Literal["child", "address"]] = Field(description="the same child, the same address, or both")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is also about")
     outcome: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_row_per_match(cls, data: object) -> object:
+        # Screening views recorded before a referral was listed once: one reason and one child per row.
+        if isinstance(data, dict) and isinstance(data.get("matched_on"), str):
+            data = dict(data)
+            data["matched_on"] = [data["matched_on"]]
+            child_id = data.pop("child_id", None)
+            data["child_ids"] = [child_id] if child_id else []
+        return data
 
 
 class ScreeningView(Model):
@@ -622,10 +681,14 @@ class ReferralState(Model):
     children: list[str] = Field(default_factory=list, description="child_ids only")
     screening_view: ScreeningView | None = None
     screening_outcome: ScreeningOutcome | None = None
+    repeat_referral_override: RepeatReferralOverrideState | None = None
     section_47: bool | None = None
     strategy_discussion_inquorate: bool = False
     conference_due_by: datetime | None = None
     conference_at: datetime | None = None
+    conference_late_reason: str | None = Field(
+        default=None, description="why the ICPC is later than the statutory working days, when it is"
+    )
     police_attendance: PoliceAttendance | None = None
     child_protection_plan: bool | None = None
     close_reason: CloseReason | None = None

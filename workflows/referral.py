@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -24,10 +25,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.authority import (
         CASE_DECIDERS,
         OFFICERS,
+        OVERRIDE_DECIDERS,
+        OVERRIDE_REQUESTERS,
         REVIEWERS,
         SCREENERS,
+        SUBMITTERS,
+        Duty,
         reject,
         require,
+        require_separation,
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
     from workflows.escalation import EscalationLadder, acknowledge, open_escalation
@@ -48,12 +54,15 @@ with workflow.unsafe.imports_passed_through():
         EscalationAcknowledgement,
         EscalationAlert,
         HistoryEntry,
+        OverrideDecision,
+        OverrideRequest,
         PoliceAttendance,
         PriorReferralQuery,
         ProofVerdict,
         ReferralState,
         Resubmission,
         RiskGrade,
+        RepeatReferralOverrideState,
         RiskRegrade,
         Role,
         Agency,
@@ -74,6 +83,12 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Referrals started since then check their start's proof before anything is recorded, and take
 # an agreed action's completion only from the action's result, never from a signal.
 DECISION_PROOFS_PATCH = "decision-proofs"
+# Referrals started from here on refuse a start whose form names someone other than its submitter.
+IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
+# A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
+STAGE_BEFORE_ACTIONS = "stage-before-actions"
+CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
+ACTIONS_FINISH_FIRST = "actions-finish-first"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -113,6 +128,9 @@ class ReferralWorkflow:
         self._action_tasks: list[asyncio.Task[None]] = []
         self._screening_view: ScreeningView | None = None
         self._screening_outcome: ScreeningOutcome | None = None
+        self._override: RepeatReferralOverrideState | None = None
+        # Who performed each remembered duty, for the separation of duties.
+        self._performed: dict[Duty, set[str]] = {Duty.SUBMIT_VIST: {start.submitted_by.id}}
         self._section_47: bool | None = None
         self._inquorate = False
         self._strategy_held_at: datetime | None = None
@@ -139,6 +157,10 @@ class ReferralWorkflow:
         self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
         if self._completion_from_results_only:
             await self._check_start_proof(start)
+        if workflow.patched(IDENTITY_FROM_TOKEN_PATCH):
+            # Before any fact is written: a refused start leaves no record behind.
+            require(start.submitted_by, SUBMITTERS, "submit a VIST")
+            own_submission(start.submitted_by, start.submission)
         writer = asyncio.create_task(self._outbox.drain_forever())
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
@@ -159,6 +181,9 @@ class ReferralWorkflow:
                 raise_rung=self._raise_stage_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if workflow.patched(ACTIONS_FINISH_FIRST):
+            # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
+            await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
         await self._outbox.recorded()
         writer.cancel()
@@ -198,10 +223,12 @@ class ReferralWorkflow:
             children=[c.child_id for c in submission.children],
             screening_view=self._screening_view,
             screening_outcome=self._screening_outcome,
+            repeat_referral_override=self._override,
             section_47=self._section_47,
             strategy_discussion_inquorate=self._inquorate,
             conference_due_by=self._conference_due_by,
             conference_at=self._conference.conference_at if self._conference else None,
+            conference_late_reason=self._conference.late_reason if self._conference else None,
             police_attendance=self._conference.police_attendance if self._conference else None,
             child_protection_plan=self._child_protection_plan,
             close_reason=self._close_reason,
@@ -214,6 +241,7 @@ class ReferralWorkflow:
 
     @workflow.update
     async def review(self, decision: SupervisorReview) -> ReferralState:
+        self._perform(Duty.REVIEW_VIST, decision.actor)
         self._decided("supervisor_reviewed", decision.actor, decision.details())
         if decision.approved:
             self._enter(Stage.SCREENING, decision.actor)
@@ -226,10 +254,12 @@ class ReferralWorkflow:
     @review.validator
     def _check_review(self, decision: SupervisorReview) -> None:
         self._check(decision.actor, REVIEWERS, "review a VIST", {Stage.SUPERVISOR_REVIEW})
+        require_separation(decision.actor, Duty.REVIEW_VIST, self._performed)
 
     @workflow.update
     async def resubmit(self, resubmission: Resubmission) -> ReferralState:
         self._submissions.append(resubmission.submission)
+        self._perform(Duty.SUBMIT_VIST, resubmission.actor)
         self._fact(
             "vist_resubmitted",
             resubmission.actor,
@@ -243,6 +273,7 @@ class ReferralWorkflow:
         self._check(resubmission.actor, OFFICERS, "resubmit a VIST", {Stage.RETURNED_TO_OFFICER})
         if resubmission.submission.form_id != self._submissions[0].form_id:
             raise reject("submission.form_id: a resubmission must carry the returned form's ID")
+        own_submission(resubmission.actor, resubmission.submission)
 
     # --- stage 3: CRU/MASH screening -------------------------------------------------
 
@@ -269,15 +300,63 @@ class ReferralWorkflow:
                 raise reject(f"child_decisions: no decision recorded for child {child_id}")
         for child_id in sorted(decided - set(children)):
             raise reject(f"child_decisions: child {child_id} is not in this referral")
-        if (
-            self._screening_view.repeat
-            and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION
-            and screening.repeat_referral_override is None
-        ):
+        if screening.repeat_referral_override is not None:
+            raise reject(
+                "repeat_referral_override: a screening cannot name a supervisor; "
+                "the supervisor grants the override under their own credentials"
+            )
+        granted = self._override is not None and self._override.granted is True
+        if self._screening_view.repeat and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
             raise reject(
                 "repeat_referral_override: a repeat referral cannot close with no further action "
-                "without a supervisor's rationale"
+                "without a supervisor's granted override"
             )
+
+    # --- stage 3: the repeat-referral override, asked for and decided --------------------
+
+    @workflow.update
+    async def request_override(self, request: OverrideRequest) -> ReferralState:
+        self._override = RepeatReferralOverrideState(
+            requested_by=request.actor.id, requested_at=workflow.now(), reason=request.reason
+        )
+        self._perform(Duty.REQUEST_OVERRIDE, request.actor)
+        self._decided("repeat_override_requested", request.actor, {"reason": request.reason})
+        return await self._recorded_state()
+
+    @request_override.validator
+    def _check_request_override(self, request: OverrideRequest) -> None:
+        self._check(request.actor, OVERRIDE_REQUESTERS, "ask for a repeat-referral override", {Stage.SCREENING})
+        if self._screening_view is None:
+            raise reject("stage: the screening view (prior referrals) is still loading; try again shortly")
+        if not self._screening_view.repeat:
+            raise reject("reason: this is not a repeat referral; no override is needed")
+        if self._override is not None and self._override.granted is not False:
+            state = "granted" if self._override.granted else "waiting for a supervisor"
+            raise reject(f"reason: an override was already asked for and is {state}")
+
+    @workflow.update
+    async def decide_override(self, decision: OverrideDecision) -> ReferralState:
+        assert self._override is not None
+        self._override.decided_by = decision.actor.id
+        self._override.decided_at = workflow.now()
+        self._override.granted = decision.granted
+        self._override.rationale = decision.rationale
+        self._perform(Duty.DECIDE_OVERRIDE, decision.actor)
+        self._decided(
+            "repeat_override_decided",
+            decision.actor,
+            {"granted": decision.granted, "rationale": decision.rationale, "requested_by": self._override.requested_by},
+        )
+        return await self._recorded_state()
+
+    @decide_override.validator
+    def _check_decide_override(self, decision: OverrideDecision) -> None:
+        self._check(
+            decision.actor, OVERRIDE_DECIDERS, "grant or refuse a repeat-referral override", {Stage.SCREENING}
+        )
+        if self._override is None or self._override.granted is not None:
+            raise reject("granted: no override request is waiting for a decision")
+        require_separation(decision.actor, Duty.DECIDE_OVERRIDE, self._performed)
 
     async def _load_screening_view(self) -> None:
         assert self._policy is not None
@@ -304,7 +383,13 @@ class ReferralWorkflow:
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()
-        await self._agree_actions(discussion.actor, discussion.agreed_actions)
+        await self._agree_actions_then(
+            discussion.actor, discussion.agreed_actions, lambda: self._after_discussion(discussion)
+        )
+        return await self._recorded_state()
+
+    def _after_discussion(self, discussion: StrategyDiscussion) -> None:
+        """Section 47 enquiries lead to the conference; otherwise the referral closes once its actions are done."""
         if discussion.section_47:
             assert self._policy is not None
             self._conference_due_by = add_working_days(
@@ -316,7 +401,6 @@ class ReferralWorkflow:
             self._enter(Stage.CONFERENCE, discussion.actor)
         else:
             self._after_decision(discussion.actor, CloseReason.NO_SECTION_47)
-        return await self._recorded_state()
 
     @record_strategy_discussion.validator
     def _check_strategy_discussion(self, discussion: StrategyDiscussion) -> None:
@@ -351,8 +435,9 @@ class ReferralWorkflow:
                 owner=ActionOwner(agency=Agency.POLICE, owner=booking.report_owner or booking.actor.id),
                 deadline=report_due,
             )
-            await self._agree_actions(booking.actor, [report])
-        self._ladder_nudge()
+            await self._agree_actions_then(booking.actor, [report], self._ladder_nudge)
+        else:
+            self._ladder_nudge()
         return await self._recorded_state()
 
     @book_conference.validator
@@ -387,9 +472,10 @@ class ReferralWorkflow:
         self._child_protection_plan = outcome.child_protection_plan
         self._decided("conference_held", outcome.actor, outcome.details())
         self._regrade_if_changed(outcome.actor, outcome.risk, "graded at the initial child protection conference")
-        await self._agree_actions(outcome.actor, outcome.agreed_actions)
         reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
-        self._after_decision(outcome.actor, reason)
+        await self._agree_actions_then(
+            outcome.actor, outcome.agreed_actions, lambda: self._after_decision(outcome.actor, reason)
+        )
         return await self._recorded_state()
 
     @record_conference_outcome.validator
@@ -426,8 +512,8 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        acknowledge(self._escalations, ack, "referral")
-        self._fact("escalation_acknowledged", ack.actor, {"escalation_id": ack.escalation_id})
+        payload = acknowledge(self._escalations, ack, "referral")
+        self._fact("escalation_acknowledged", ack.actor, payload)
         self._ladder_nudge()
         return await self._recorded_state()
 
@@ -460,6 +546,9 @@ class ReferralWorkflow:
             raise reject("stage: the referral is still being registered; try again shortly")
         if self._stage not in stages:
             raise reject(f"stage: the referral is at {self._stage.value}; cannot {action} now")
+
+    def _perform(self, duty: Duty, actor: Actor) -> None:
+        self._performed.setdefault(duty, set()).add(actor.id)
 
     def _fact(self, kind: str, actor: Actor, payload: dict[str, Any] | None = None) -> None:
         self._outbox.add(kind, actor, payload, stage=self._stage, risk=self._risk)
@@ -496,7 +585,23 @@ class ReferralWorkflow:
     def _close(self, actor: Actor, reason: CloseReason, note: str | None) -> None:
         self._close_reason = reason
         self._decided("closed", actor, {"reason": reason.value, "note": note})
+        self._resolve_open_escalations()
         self._enter(Stage.CLOSED, actor)
+
+    def _resolve_open_escalations(self) -> None:
+        """A closed referral needs no more acknowledgements: its open escalations are resolved by the closure."""
+        still_open = [e for e in self._escalations if e.open]
+        # Histories recorded before closure resolved escalations left them open.
+        if not still_open or not workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+            return
+        for escalation in still_open:
+            escalation.resolved_at = workflow.now()
+            escalation.resolution = "referral_closed"
+            self._fact(
+                "escalation_resolved",
+                SYSTEM_ACTOR,
+                {"escalation_id": escalation.escalation_id, "resolution": escalation.resolution},
+            )
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
@@ -566,17 +671,36 @@ class ReferralWorkflow:
     def _raise_inquorate_escalation(self) -> None:
         self._new_escalation(Stage.STRATEGY_DISCUSSION.value, 0, workflow.now(), "inquorate")
 
-    async def _agree_actions(self, actor: Actor, specs: list[AgreedActionSpec]) -> None:
+    async def _agree_actions_then(
+        self, actor: Actor, specs: list[AgreedActionSpec], move_on: Callable[[], None]
+    ) -> None:
+        """Agree the actions and move the referral on; each action's workflow starts after the move.
+
+        The actions and the new stage exist before the first await, so a second identical
+        decision arriving meanwhile finds them and is rejected by its validator.
+        """
+        agreed = [self._register_action(spec) for spec in specs]
+        if not agreed or workflow.patched(STAGE_BEFORE_ACTIONS):
+            move_on()
+            await self._start_actions(actor, agreed)
+        else:  # histories recorded before: the stage moved once every action had started
+            await self._start_actions(actor, agreed)
+            move_on()
+
+    def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
+        action_id = f"{self._reference}.A{len(self._actions) + 1}"
+        self._actions[action_id] = ActionState(
+            action_id=action_id,
+            reference=self._reference,
+            description=spec.description,
+            owner=spec.owner,
+            deadline=spec.deadline,
+        )
+        return action_id, spec
+
+    async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         assert self._policy is not None
-        for spec in specs:
-            action_id = f"{self._reference}.A{len(self._actions) + 1}"
-            self._actions[action_id] = ActionState(
-                action_id=action_id,
-                reference=self._reference,
-                description=spec.description,
-                owner=spec.owner,
-                deadline=spec.deadline,
-            )
+        for action_id, spec in agreed:
             handle = await workflow.start_child_workflow(
                 AgreedActionWorkflow.run,
                 ActionStart(
@@ -601,6 +725,12 @@ class ReferralWorkflow:
         """Return to the caller only once the decision is in PostgreSQL."""
         await self._outbox.recorded()
         return self.state()
+
+
+def own_submission(actor: Actor, submission: VistSubmission) -> None:
+    """The VIST names its submitter: it must be the actor the credentials name."""
+    if submission.officer_id != actor.id:
+        raise reject("submission.officer_id: must be the submitter's own staff ID, from their credentials")
 
 
 if __name__ == "__main__":

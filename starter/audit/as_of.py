@@ -50,6 +50,13 @@ def _escalation_acknowledged(escalations: list[Escalation], fact: RecordedEvent)
             escalation.acknowledged_at = fact.at
 
 
+def _escalation_resolved(escalations: list[Escalation], fact: RecordedEvent) -> None:
+    for escalation in escalations:
+        if escalation.escalation_id == fact.payload["escalation_id"]:
+            escalation.resolved_at = fact.at
+            escalation.resolution = fact.payload["resolution"]
+
+
 def _fold_action(action: ActionState | None, fact: RecordedEvent) -> ActionState | None:
     """One agreed action's state after one of its own facts."""
     payload = fact.payload
@@ -98,6 +105,7 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
     inquorate = False
     conference_due_by: datetime | None = None
     conference_at: datetime | None = None
+    conference_late_reason: str | None = None
     police_attendance: PoliceAttendance | None = None
     child_protection_plan: bool | None = None
     close_reason: CloseReason | None = None
@@ -132,6 +140,7 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
             inquorate = not payload["quorate"]
         elif fact.kind == "conference_booked":
             conference_at = datetime.fromisoformat(payload["conference_at"])
+            conference_late_reason = payload.get("late_reason")
             police_attendance = PoliceAttendance(payload["police_attendance"])
             # Once booked, the outcome is due on the conference's next working day.
             deadline = add_duration(conference_at, Duration(working_days=1), policy)
@@ -143,6 +152,8 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
             escalations.append(Escalation.model_validate(payload["escalation"]))
         elif fact.kind == "escalation_acknowledged":
             _escalation_acknowledged(escalations, fact)
+        elif fact.kind == "escalation_resolved":
+            _escalation_resolved(escalations, fact)
     first, latest = submissions[0], submissions[-1]
     views = [view for at, view in referral.screening_views if moment is None or at <= moment]
     return ReferralState(
@@ -163,6 +174,7 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
         strategy_discussion_inquorate=inquorate,
         conference_due_by=conference_due_by,
         conference_at=conference_at,
+        conference_late_reason=conference_late_reason,
         police_attendance=police_attendance,
         child_protection_plan=child_protection_plan,
         close_reason=close_reason,

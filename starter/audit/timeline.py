@@ -133,13 +133,18 @@ class TimelineEscalation(BaseModel):
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     acknowledged_after: timedelta | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = Field(default=None, description="referral_closed: resolved by the closure, unacknowledged")
 
 
 class ConferenceCheck(BaseModel):
     booked_at: datetime | None = None
     conference_at: datetime | None = None
     police_attendance: PoliceAttendance | None = None
-    late_reason_given: bool = False
+    booked_late: bool = Field(default=False, description="booked after its statutory due date")
+    late_reason_given: bool = Field(
+        default=False, description="a late booking's reason was recorded (the text is in the referral's state)"
+    )
     held_at: datetime | None = None
     child_protection_plan: bool | None = None
     timeliness: DeadlineCheck = Field(description="the ICPC against its statutory due date")
@@ -228,7 +233,13 @@ def _details(fact: RecordedEvent) -> dict[str, Detail]:
         case "action_reassigned":
             return {"from_agency": p["from_owner"]["agency"], "to_agency": p["owner"]["agency"], "deadline": p.get("deadline")}
         case "escalation_acknowledged":
-            return {"escalation_id": p["escalation_id"]}
+            # Rank and addressee are recorded since the rung rule; earlier acknowledgements lack them.
+            return {"escalation_id": p["escalation_id"], "rank": p.get("rank"),
+                    "as_named_addressee": p.get("as_named_addressee")}
+        case "repeat_override_decided":
+            return {"granted": p["granted"], "requested_by": p["requested_by"]}
+        case "escalation_resolved":
+            return {"escalation_id": p["escalation_id"], "resolution": p["resolution"]}
     return {}
 
 
@@ -311,6 +322,8 @@ def _escalation(e: Escalation) -> TimelineEscalation:
         acknowledged_by=e.acknowledged_by,
         acknowledged_at=e.acknowledged_at,
         acknowledged_after=e.acknowledged_at - e.raised_at if e.acknowledged_at else None,
+        resolved_at=e.resolved_at,
+        resolution=e.resolution,
     )
 
 
@@ -332,7 +345,8 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
             booked_at=booked.at if booked else None,
             conference_at=state.conference_at,
             police_attendance=state.police_attendance,
-            late_reason_given=bool(booked and booked.payload.get("late_reason")),
+            booked_late=state.conference_at is not None and state.conference_at > state.conference_due_by,
+            late_reason_given=state.conference_late_reason is not None,
             held_at=held_at,
             child_protection_plan=state.child_protection_plan,
             timeliness=check(state.conference_due_by, held_at, ends_at),

@@ -1,0 +1,130 @@
+"""The HTTP answers other than success, shared by every router: one class, whichever way the API is started.
+
+Kept apart from starter/api.py so that `python -m starter.api` (which loads that module as
+`__main__`) registers its handlers for the very classes the routes raise.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Seconds a client should wait before retrying while a dependency is down.
+RETRY_AFTER_SECONDS = 5
+
+
+class ApiError(Exception):
+    """An answer other than success: a status, the reason, and the field the reason is about."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+        self.extra = extra or {}
+
+
+def rejected(message: str) -> ApiError:
+    """A workflow validator's rejection: "actor.*" and "proof" are about who decides (403), the rest about
+    the referral (409)."""
+    field = message.split(":", 1)[0] if ":" in message else None
+    status = 403 if field is not None and (field.startswith("actor.") or field == "proof") else 409
+    return ApiError(status, message, field)
+
+
+def undecided(key: str) -> ApiError:
+    """A decision not confirmed in time: it may still take effect, once; the same key tells which."""
+    return ApiError(
+        504,
+        f"the decision was not confirmed in time; retry with the same {IDEMPOTENCY_HEADER} to learn the outcome "
+        "(it is applied at most once)",
+        IDEMPOTENCY_HEADER,
+        headers={IDEMPOTENCY_HEADER: key, "Retry-After": str(RETRY_AFTER_SECONDS)},
+        extra={"idempotency_key": key},
+    )
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(
+        503, f"{what} is temporarily unavailable; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+# What a lost or refused PostgreSQL connection raises: asyncpg's connection errors, the socket's, a timeout.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
+# A model's own rule reads "children[0].date_of_birth: is after the incident": the field, then why.
+NAMED_FIELD = re.compile(r"^Value error, (?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<why>.+)$", re.DOTALL)
+
+
+def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors without `input`, `ctx` or `url`: the location and the reason, never the value.
+
+    A cross-field rule's message names its field; that field joins the location.
+    """
+    cleaned = []
+    for error in errors:
+        loc, msg = [*prefix, *error["loc"]], error["msg"]
+        named = NAMED_FIELD.match(msg)
+        if named:
+            loc += [int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", named["field"]) if part]
+            msg = named["why"]
+        cleaned.append({"loc": loc, "msg": msg, "type": error["type"]})
+    return cleaned
+
+
+def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+async def validation_failed(_: Request, error: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": field_errors(list(error.errors()))}, status_code=422)
+
+
+async def api_error(_: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": error.detail, "field": error.field} | error.extra, status_code=error.status, headers=error.headers
+    )
+
+
+# The times a query may name: any record lies between these, and both Python and PostgreSQL hold them at any offset.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def aware_moment(loc: tuple[str | int, ...], moment: datetime | None) -> datetime | None:
+    """A query's moment, refused (422) without a timezone offset or outside the years any record can hold."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise invalid(loc, "must include a timezone offset")
+    try:
+        in_utc = moment.astimezone(timezone.utc)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc < LATEST:
+        raise invalid(loc, f"must be between {EARLIEST.year} and {LATEST.year}")
+    return moment

@@ -1,0 +1,1 @@
+"""Faults against the real embedded stack: processes killed, services stopped, decisions retried."""
