@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from runtime.codec import Keyring, ensure_keyring_file
 from runtime.keys import main as keys_command
@@ -164,6 +165,8 @@ async def test_a_start_without_the_apis_proof_fails_at_once_and_records_nothing(
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in [e.event_type for e in history.events]
     assert await referral_rows(pool, started.id) == 0
+    # The refusal is in the history (the check's verdict is a marker): it replays without keys.
+    await Replayer(workflows=list(WORKFLOWS), data_converter=time_env.client.data_converter).replay_workflow(history)
 
 
 async def test_a_start_whose_officer_was_changed_after_signing_fails(time_env, time_queue, sla_policy, pool):
@@ -171,7 +174,15 @@ async def test_a_start_whose_officer_was_changed_after_signing_fails(time_env, t
     reference = referral_reference(submission.form_id)
     start = StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy)
     proof = DecisionSigner(TEST_DECISION_KEYS).sign(reference, "start ReferralWorkflow", reference, start)
-    forged = start.model_copy(update={"proof": proof, "submitted_by": OFFICER.model_copy(update={"id": "PC-9999"})})
+    # Another officer, named consistently in the form too: only the proof can tell.
+    other_officer = OFFICER.model_copy(update={"id": "PC-9999"})
+    forged = start.model_copy(
+        update={
+            "proof": proof,
+            "submitted_by": other_officer,
+            "submission": submission.model_copy(update={"officer_id": other_officer.id}),
+        }
+    )
     await unsigned(time_env.client).start_workflow(ReferralWorkflow.run, forged, id=reference, task_queue=time_queue)
     handle = time_env.client.get_workflow_handle(reference)
     STARTED.append(handle)
@@ -226,6 +237,11 @@ async def test_a_signal_cannot_complete_an_agreed_action(time_env, time_queue, s
     await child.execute_update(AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note="Synthetic: done."))
     closed = await finished(time_env, handle)
     assert closed.stage is Stage.CLOSED and closed.actions[0].completed_by == SCREENER.id
+
+    # The whole history replays with no decision keys at all, as an auditor replays it.
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=time_env.client.data_converter)
+    for workflow_id in (handle.id, action.action_id):
+        await replayer.replay_workflow(await time_env.client.get_workflow_handle(workflow_id).fetch_history())
 
 
 async def test_rotation_keeps_old_proofs_valid_and_signs_with_the_new_key(time_env, pool, settings, sla_policy, time_queue):
@@ -290,3 +306,17 @@ def test_the_keys_command_rotates_a_keyring_file_and_prints_its_public_half(tmp_
     assert keys_command(["promote", str(path), "2028-z"]) == 1  # a key never added
     assert keys_command(["rotate", str(path)]) == 0
     assert Keyring.from_json(path.read_text()).current == "k3"
+
+
+async def test_a_referral_started_with_a_proof_replays_without_keys_on_the_dev_server(dev_env, pool, settings, task_queue, sla_policy):
+    # The dev server runs the start's check inside the first workflow task, as a production cluster does.
+    async with make_worker(dev_env.client, pool, settings, task_queue):
+        submission, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=8)
+        await handle.execute_update(ReferralWorkflow.review, approval())
+        await state_when(handle, lambda s: s.screening_view is not None)
+        await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+        await handle.result()
+    history = await handle.fetch_history()
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert markers[:2] == ["core_patch", "core_patch"] and "core_local_activity" in markers
+    await Replayer(workflows=list(WORKFLOWS), data_converter=dev_env.client.data_converter).replay_workflow(history)

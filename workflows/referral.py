@@ -154,13 +154,15 @@ class ReferralWorkflow:
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
-        self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
-        if self._completion_from_results_only:
-            await self._check_start_proof(start)
         if workflow.patched(IDENTITY_FROM_TOKEN_PATCH):
             # Before any fact is written: a refused start leaves no record behind.
             require(start.submitted_by, SUBMITTERS, "submit a VIST")
             own_submission(start.submitted_by, start.submission)
+        # Last of the start's patches: a patch marker after a local activity in the same task does
+        # not replay (the marker is met before the code that would call `patched` has resumed).
+        self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
+        if self._completion_from_results_only:
+            await self._check_start_proof(start)
         writer = asyncio.create_task(self._outbox.drain_forever())
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
