@@ -1,4 +1,4 @@
-"""The check of a referral's start against the API's proof, run as a local activity so its verdict is in the history."""
+"""The check of a referral's start against the API's proof, run as an activity so its verdict is in the history."""
 
 from __future__ import annotations
 

@@ -158,8 +158,7 @@ class ReferralWorkflow:
             # Before any fact is written: a refused start leaves no record behind.
             require(start.submitted_by, SUBMITTERS, "submit a VIST")
             own_submission(start.submitted_by, start.submission)
-        # Last of the start's patches: a patch marker after a local activity in the same task does
-        # not replay (the marker is met before the code that would call `patched` has resumed).
+        # Last of the start's patches, so that every patch marker precedes the check's activity.
         self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
         if self._completion_from_results_only:
             await self._check_start_proof(start)
@@ -194,11 +193,11 @@ class ReferralWorkflow:
     async def _check_start_proof(self, start: StartReferral) -> None:
         """A start without the API's proof of its officer fails here, before any fact is written.
 
-        A local activity holds the keys; its verdict is in the history, so replays need none.
+        An activity holds the keys; its verdict is in the history, so replays need none.
         Decisions accepted meanwhile carry proofs of their own, and wait for the outbox, which
         starts writing only after this check.
         """
-        verdict: ProofVerdict = await workflow.execute_local_activity_method(
+        verdict: ProofVerdict = await workflow.execute_activity_method(
             StartProofs.check_start_proof,
             StartProofCheck(workflow_id=self._reference, workflow_type=workflow.info().workflow_type, start=start),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
