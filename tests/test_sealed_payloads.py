@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
 
 import asyncpg
 import pytest
@@ -96,7 +95,7 @@ async def test_a_plaintext_start_fails_at_once_and_records_nothing(dev_env, pool
 
 async def test_plaintext_updates_and_signals_leave_the_referral_as_it_was(dev_env, pool, settings, task_queue, sla_policy):
     async with make_worker(dev_env.client, pool, settings, task_queue):
-        _, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=1)
+        submission, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=1)
         before = await settled(handle, pool)
         rows = await rows_for(pool, handle.id)
 
@@ -125,6 +124,11 @@ async def test_plaintext_updates_and_signals_leave_the_referral_as_it_was(dev_en
         state = await handle.query(ReferralWorkflow.state)
         assert state.stage is Stage.SUPERVISOR_REVIEW and state.actions == [] and state.history == []
         assert await rows_for(pool, handle.id) == rows
+
+        # A query answers, but sealed: without the keyring the CLI sees no stage and no name.
+        code, output = await temporal_cli(dev_env.client, "workflow", "query", "--workflow-id", handle.id, "--name", "state")
+        assert "supervisor_review" not in output and submission.children[0].name not in output
+        assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in await event_types(handle)
 
         # The real supervisor's decision, through a client holding the keyring, still goes through.
         reviewed = await handle.execute_update(ReferralWorkflow.review, approval())
