@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from runtime.codec import UNSEALED_TYPE, EncryptionCodec, Keyring, refusal
 from runtime.temporal import DATA_CONVERTER, data_converter
+from starter.audit.reconcile import reconcile
 from starter.synthetic import OFFICER, SERGEANT, approval, synthetic_vist
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import activities_running, eventually, start_referral
@@ -91,6 +92,9 @@ async def test_a_plaintext_start_fails_at_once_and_records_nothing(dev_env, pool
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
     ]
     assert await rows_for(pool, reference) == 0
+    # The audit names it as refused, and the rest of the reconciliation goes on.
+    report = await reconcile(dev_env.client, pool, references=[reference])
+    assert report.refused == [reference] and report.passed
 
 
 async def test_plaintext_updates_and_signals_leave_the_referral_as_it_was(dev_env, pool, settings, task_queue, sla_policy):
