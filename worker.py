@@ -21,8 +21,10 @@ from activities.alerts import EscalationAlerts
 from activities.audit import AuditRecords
 from activities.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
+from activities.proofs import StartProofs
 from activities.records import ReferralRecords
 from runtime.logging import configure_logging
+from runtime.proofs import DecisionProofCheck, load_decision_verifier
 from runtime.settings import Settings
 from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
@@ -46,6 +48,8 @@ def build_worker(
     policy = SlaPolicySource(settings.sla_policy_file)
     audit = AuditRecords(pool)
     alerts = alerts or EscalationAlerts.from_settings(pool, settings)
+    # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
+    verifier = load_decision_verifier(settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -56,7 +60,9 @@ def build_worker(
             policy.load_sla_policy,
             alerts.deliver_escalation,
             audit.draw_monthly_sample,
+            StartProofs(verifier).check_start_proof,
         ],
+        interceptors=[DecisionProofCheck(verifier)],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

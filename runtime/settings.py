@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     encryption_key_provider: str | None = Field(
         default=None, description="'package.module:function' returning a Keyring: the hook for a KMS"
     )
+    decision_keys_file: Path | None = Field(
+        default=None,
+        description="JSON keyring whose current key signs every decision the API sends (see runtime/proofs.py); "
+        "a worker may hold only its public half",
+    )
+    decision_keys: SecretStr | None = Field(default=None, description="the decision keyring JSON itself")
+    decision_key_provider: str | None = Field(
+        default=None, description="'package.module:function' returning the decision Keyring: the hook for a KMS"
+    )
 
     codec_server_host: str = "127.0.0.1"
     codec_server_port: int = Field(default=8081, ge=1, le=65535)
@@ -121,6 +130,10 @@ class Settings(BaseSettings):
     @property
     def embedded_keyring_file(self) -> Path:
         return self.data_dir / "encryption-keys.json"
+
+    @property
+    def embedded_decision_keys_file(self) -> Path:
+        return self.data_dir / "decision-keys.json"
 
     @property
     def tokens_file(self) -> Path:

@@ -9,7 +9,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
-from runtime.codec import EncryptionCodec, Keyring, KeyringError, ensure_keyring_file, load_key_provider
+from runtime.codec import (
+    EncryptionCodec,
+    Keyring,
+    KeyringError,
+    SealedPayloadConverter,
+    ensure_keyring_file,
+    load_key_provider,
+)
+from runtime.proofs import DecisionSigner, DecisionSigning, load_decision_keyring
 from runtime.settings import Settings
 
 # Unencrypted pydantic conversion; only `data_converter(settings)` below is used to talk to Temporal.
@@ -44,6 +52,7 @@ def data_converter(settings: Settings | None = None, keyring: Keyring | None = N
     keyring = keyring or load_keyring(settings or Settings())
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SealedPayloadConverter,
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
@@ -64,15 +73,21 @@ def _tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
-    """Connect to the configured Temporal frontend (or `address`, for the embedded dev server)."""
+async def connect(settings: Settings, address: str | None = None, *, signs_decisions: bool = False) -> Client:
+    """Connect to the configured Temporal frontend (or `address`, for the embedded dev server).
+
+    `signs_decisions` is for the API (and the demo, which stands in for it): the client signs every
+    decision and referral start it sends with the decision keyring's current key.
+    """
     target = address or settings.temporal_address
     if target is None:
         raise ValueError("TEMPORAL_ADDRESS is not set and no embedded dev server address was given")
+    signing = [DecisionSigning(DecisionSigner(load_decision_keyring(settings)))] if signs_decisions else []
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        interceptors=signing,
         tls=_tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )

@@ -710,7 +710,7 @@ async def serve(settings: Settings) -> None:
 
     if settings.temporal_address is None or settings.database_url is None:
         raise SystemExit("starter.api needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the API with both")
-    client = await connect(settings)
+    client = await connect(settings, signs_decisions=True)
     pool = await create_pool(
         settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
     )

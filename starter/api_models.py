@@ -1,7 +1,7 @@
-"""The API's bodies: each decision's request is the workflow's decision model without `actor`.
+"""The API's bodies: each decision's request is the workflow's decision model without `actor` or `proof`.
 
-The actor comes from the caller's token; a body that names one is rejected like any other
-unknown field. Request models are derived from the decision models, so a field's type,
+The actor comes from the caller's token, and the proof of it from the API's own key; a body
+that names either is rejected like any other unknown field. Request models are derived from the decision models, so a field's type,
 limits and description are written once, in workflows/models.py; the decision's own
 cross-field rules run when the API builds the decision from the request and the actor.
 """
@@ -24,9 +24,12 @@ from workflows.models import (
 )
 
 
+SET_BY_THE_API = frozenset({"actor", "proof"})
+
+
 @functools.cache
 def request_model(decision: type[Decision]) -> type[Model]:
-    """`decision`'s fields but the actor, as a strict model named `<Decision>Request` (one per decision).
+    """`decision`'s fields but the actor and its proof, as a strict model named `<Decision>Request` (one per decision).
 
     A retired field (kept in the decision model, excluded from its dumps, so that recorded
     histories still decode) is left out too: a body carrying it is refused as an unknown field.
@@ -34,7 +37,7 @@ def request_model(decision: type[Decision]) -> type[Model]:
     fields = {
         name: (info.annotation, info)
         for name, info in decision.model_fields.items()
-        if name != "actor" and not info.exclude
+        if name not in SET_BY_THE_API and not info.exclude
     }
     return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
 

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from runtime.codec import refusal
 from starter.auth import Authenticator, Caller, InvalidCredentials
 from workflows.models import Role
 
@@ -72,10 +73,11 @@ def create_codec_app(
     async def decode(request: Request, who: Caller = Depends(caller)) -> dict:
         started = time.perf_counter()
         payloads = await payloads_of(request)
-        try:
-            opened = await codec.decode(payloads.payloads)
-        except Exception as error:  # a tampered payload, or a key no longer held
-            raise HTTPException(422, f"payloads: cannot be decoded ({type(error).__name__})") from None
+        opened = await codec.decode(payloads.payloads)
+        for index, payload in enumerate(opened):
+            reason = refusal(payload)  # plaintext, a tampered payload, or a key no longer held
+            if reason is not None:
+                raise HTTPException(422, f"payloads[{index}]: refused, {reason}")
         if record_access is not None:
             namespace = request.headers.get("X-Namespace")
             await record_access(who, "decode_payloads", {"payloads": len(opened), "namespace": namespace})

@@ -464,7 +464,7 @@ async def _main() -> None:
     settings = Settings()
     if settings.database_url is None:
         raise SystemExit("python -m starter.demo needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` sets both")
-    client = await connect(settings)
+    client = await connect(settings, signs_decisions=True)
     await run_demo(client, settings.database_url.get_secret_value(), settings, Console())
 
 

@@ -40,9 +40,10 @@ class ApiError(Exception):
 
 
 def rejected(message: str) -> ApiError:
-    """A workflow validator's rejection: "actor.*" is about who decides (403), the rest about the referral (409)."""
+    """A workflow validator's rejection: "actor.*" and "proof" are about who decides (403), the rest about
+    the referral (409)."""
     field = message.split(":", 1)[0] if ":" in message else None
-    status = 403 if field is not None and field.startswith("actor.") else 409
+    status = 403 if field is not None and (field.startswith("actor.") or field == "proof") else 409
     return ApiError(status, message, field)
 
 

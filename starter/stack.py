@@ -271,7 +271,7 @@ class Stack:
         while time.monotonic() < deadline:
             self.temporal.check()
             try:
-                client = await asyncio.wait_for(connect(self.settings, self.temporal_address), 5)
+                client = await asyncio.wait_for(connect(self.settings, self.temporal_address, signs_decisions=True), 5)
                 await client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=self.settings.temporal_namespace)
                 )
@@ -288,7 +288,7 @@ class Stack:
 
     async def _connect_given_temporal(self) -> Client:
         try:
-            client = await asyncio.wait_for(connect(self.settings), 30)
+            client = await asyncio.wait_for(connect(self.settings, signs_decisions=True), 30)
         except Exception as error:  # noqa: BLE001
             raise StackError(f"cannot connect to TEMPORAL_ADDRESS={self.settings.temporal_address}: {error}") from error
         log.info("temporal_given", address=self.settings.temporal_address)
@@ -317,7 +317,7 @@ class Stack:
         return self.postgres.uri(DATABASE_NAME)
 
     def _service_env(self) -> dict[str, str]:
-        """The environment of the worker and the API: this stack's Temporal, PostgreSQL and keyring."""
+        """The environment of the worker and the API: this stack's Temporal, PostgreSQL and keyrings."""
         assert self.temporal_address is not None and self.database_url is not None
         env = os.environ | {"TEMPORAL_ADDRESS": self.temporal_address, "DATABASE_URL": self.database_url}
         if not (self.settings.encryption_keys or self.settings.encryption_keys_file or self.settings.encryption_key_provider):
@@ -325,6 +325,11 @@ class Stack:
             keyring_file = self.settings.embedded_keyring_file.resolve()
             ensure_keyring_file(keyring_file)
             env["ENCRYPTION_KEYS_FILE"] = str(keyring_file)
+        if not (self.settings.decision_keys or self.settings.decision_keys_file or self.settings.decision_key_provider):
+            # Its own decision keyring too: the API signs each decision with it, the worker verifies.
+            decision_keys_file = self.settings.embedded_decision_keys_file.resolve()
+            ensure_keyring_file(decision_keys_file)
+            env["DECISION_KEYS_FILE"] = str(decision_keys_file)
         return env
 
     def _api_env(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from activities.database import apply_migrations, create_pool
 from activities.policy import build_sla_policy
 from runtime.settings import Settings
 from runtime.codec import Keyring
+from runtime.proofs import DecisionSigner, DecisionSigning
 from runtime.temporal import data_converter
 from worker import build_worker
 from workflows.models import SlaPolicy
@@ -27,6 +28,9 @@ BIN = Path(sys.executable).parent
 # Every test history is sealed, as in production. The key is for tests only and is kept in
 # the repository so that recorded histories (tests/histories/) stay readable.
 TEST_KEYRING = Keyring.from_json((Path(__file__).parent / "test-keyring.json").read_text())
+# The tests' clients stand where the API stands: they sign every decision, as the API does.
+TEST_DECISION_KEYS = Keyring.from_json((Path(__file__).parent / "test-decision-keys.json").read_text())
+SIGNING = DecisionSigning(DecisionSigner(TEST_DECISION_KEYS))
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +57,7 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring=TEST_KEYRING),
+        interceptors=[SIGNING],
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
     yield env
@@ -63,6 +68,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=data_converter(keyring=TEST_KEYRING),
+        interceptors=[SIGNING],
         dev_server_existing_path=str(BIN / "temporal"),
     )
     yield env
@@ -71,7 +77,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(_env_file=None, encryption_keys=TEST_KEYRING.to_json())
+    return Settings(
+        _env_file=None, encryption_keys=TEST_KEYRING.to_json(), decision_keys=TEST_DECISION_KEYS.to_json()
+    )
 
 
 @pytest.fixture(scope="session")

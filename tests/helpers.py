@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -100,8 +100,8 @@ async def finished(env: WorkflowEnvironment, handle: WorkflowHandle) -> Referral
 async def terminate_open_referrals() -> None:
     """Terminate what the test left open, once no activity of it is mid-flight.
 
-    Terminating a workflow while one of its activities runs leaves the time-skipping test
-    server holding its clock for that activity, so every later time skip would hang.
+    Terminating a workflow while one of its activities (or a workflow task) runs leaves the
+    time-skipping test server holding its clock for it, so every later time skip would hang.
     """
     while STARTED:
         handle = STARTED.pop()
@@ -111,9 +111,14 @@ async def terminate_open_referrals() -> None:
 
 
 async def activities_running(handle: WorkflowHandle) -> bool:
-    """Whether the workflow, or any of its agreed actions, has an activity running now."""
+    """Whether the workflow, or any of its agreed actions, has an activity or a workflow task running now."""
     description = (await handle.describe()).raw_description
     if any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for a in description.pending_activities):
+        return True
+    # Terminated mid-task, a workflow leaves the time-skipping server holding its clock just the same
+    # (that server's description has no pending workflow task: the history's last event tells).
+    last = [event async for event in handle.fetch_history_events()][-1]
+    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
         return True
     for child in description.pending_children:
         if await activities_running(handle._client.get_workflow_handle(child.workflow_id)):

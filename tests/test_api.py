@@ -24,7 +24,7 @@ from workflows.models import (
 
 
 def without_actor(decision) -> dict[str, Any]:
-    return decision.model_dump(mode="json", exclude={"actor"})
+    return decision.details()
 
 
 def iso(moment: datetime) -> str:

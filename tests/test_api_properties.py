@@ -35,7 +35,7 @@ DECIDER = {"supervisor-review": "sergeant", "resubmission": "officer", "completi
 
 
 def without_actor(decision) -> dict[str, Any]:
-    return decision.model_dump(mode="json", exclude={"actor"})
+    return decision.details()
 
 
 def paths(value: Any, prefix: tuple = ()) -> list[tuple]:

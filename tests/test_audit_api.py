@@ -19,7 +19,7 @@ async def screened_referral(api, auth, time_env, seed: str) -> str:
     track(time_env.client, reference)
     assert (await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": True},
                            headers=auth("sergeant"))).status_code == 200
-    body = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).model_dump(mode="json", exclude={"actor"})
+    body = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).details()
     answer = await api.post(f"/referrals/{reference}/screening", json=body, headers=auth("screener"))
     assert answer.status_code == 200, answer.text
     return reference

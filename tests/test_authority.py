@@ -40,7 +40,7 @@ ADMIN = Actor(id="ADM-9001", role=Role.ADMIN)
 
 
 def without_actor(decision) -> dict:
-    return decision.model_dump(mode="json", exclude={"actor"})
+    return decision.details()
 
 
 async def submitted(api, auth, time_env, pool, seed: str, user: str = "officer", **kwargs) -> tuple:

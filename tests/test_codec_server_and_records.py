@@ -75,6 +75,10 @@ async def test_codec_server_decodes_for_auditors_only(codec_http, time_env, time
     assert sealed_again.status_code == 200 and sealed_again.json() != plain
     broken = await codec_http.post("/decode", content=b"not json", headers={"Authorization": "Bearer auditor-token"})
     assert broken.status_code == 400
+    # A payload that is not sealed by a key in the ring is refused, not shown as it is.
+    unsealed = await codec_http.post("/decode", json=plain, headers={"Authorization": "Bearer auditor-token"})
+    assert unsealed.status_code == 422
+    assert unsealed.json()["detail"] == "payloads[0]: refused, the payload is not sealed (plaintext)"
 
 
 async def test_codec_server_cors_admits_only_the_web_ui(codec_http):

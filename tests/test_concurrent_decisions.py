@@ -179,3 +179,25 @@ async def test_a_bad_idempotency_key_is_refused_naming_the_header(api, auth, tim
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+@pytest.mark.parametrize("copies", COPIES)
+async def test_an_override_asked_and_granted_at_once_is_applied_once(api, auth, time_env, pool, copies):
+    family, address = f"Racely-{copies:06d}", f"{copies} Race Row, Testtown TT0003"
+    for n in range(3):
+        submission, reference = await submitted(api, auth, time_env, pool, f"race-{copies}-{n}", family=family,
+                                                address=address)
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) FROM referral_children WHERE reference = $1", reference),
+            lambda c: c == 1,
+        )
+    await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": True}, headers=auth("sergeant"))
+    path = f"/referrals/{reference}"
+    asked = one_applied(await at_once(api, auth, f"{path}/override-request", "screener", {"reason": "Synthetic."},
+                                      copies))
+    assert asked["repeat_referral_override"]["granted"] is None
+    granted = one_applied(await at_once(api, auth, f"{path}/override", "sergeant",
+                                        {"granted": True, "rationale": "Synthetic."}, copies))
+    assert granted["repeat_referral_override"]["granted"] is True
+    recorded = await eventually(lambda: kinds(pool, reference), lambda k: k["repeat_override_decided"] >= 1)
+    assert recorded["repeat_override_requested"] == 1 and recorded["repeat_override_decided"] == 1

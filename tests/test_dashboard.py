@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -261,11 +262,21 @@ async def test_an_emails_signed_link_acknowledges_after_sign_in(
     assert tampered.status_code == 404
     assert (await handle.query(ReferralWorkflow.state)).escalations[0].acknowledged_at is None
 
-    done = await dashboard.post(f"/dashboard/escalations/{escalation.escalation_id}/acknowledge", headers=sergeant)
+    # The form carries its own idempotency key: the same form sent twice (a double click) acknowledges once.
+    form = {"idempotency_key": re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', confirm.text).group(1)}
+    acknowledge = f"/dashboard/escalations/{escalation.escalation_id}/acknowledge"
+    done = await dashboard.post(acknowledge, data=form, headers=sergeant)
     assert done.status_code == 303
     assert (await handle.query(ReferralWorkflow.state)).escalations[0].acknowledged_by == "PS-2001"
-    # Twice is a rejection from the workflow, shown on the page.
-    again = await dashboard.post(f"/dashboard/escalations/{escalation.escalation_id}/acknowledge", headers=sergeant)
+    assert (await dashboard.post(acknowledge, data=form, headers=sergeant)).status_code == 303
+    acknowledgements = await eventually(
+        lambda: pool.fetchval("SELECT count(*) FROM referral_events WHERE reference = $1 "
+                              "AND kind = 'escalation_acknowledged'", handle.id),
+        lambda n: n >= 1,
+    )
+    assert acknowledgements == 1
+    # A new acknowledgement of it is a rejection from the workflow, shown on the page.
+    again = await dashboard.post(acknowledge, headers=sergeant)
     assert again.status_code == 409 and "already acknowledged" in again.text
     # A post from another site is refused, even with the cookie.
     foreign = await dashboard.post(f"/dashboard/escalations/{escalation.escalation_id}/acknowledge",

@@ -10,10 +10,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
-from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringError
+from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringError, refusal
 from runtime.temporal import DATA_CONVERTER, data_converter
 from starter.synthetic import OFFICER, SCREENER, approval, screening, strategy_discussion, synthetic_vist
-from tests.conftest import TEST_KEYRING, make_worker
+from tests.conftest import SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, ScreeningOutcome, SupervisorReview
@@ -97,8 +97,10 @@ async def test_rotated_keyring_reads_old_histories_and_seals_with_the_new_key(de
     rotated = old.rotated("2026-b")
     service = dev_env.client.service_client
     namespace = dev_env.client.namespace
-    old_client = Client(service, namespace=namespace, data_converter=data_converter(keyring=old))
-    new_client = Client(service, namespace=namespace, data_converter=data_converter(keyring=rotated))
+    old_client = Client(service, namespace=namespace, data_converter=data_converter(keyring=old), interceptors=[SIGNING])
+    new_client = Client(
+        service, namespace=namespace, data_converter=data_converter(keyring=rotated), interceptors=[SIGNING]
+    )
     queue = f"rotation-{uuid.uuid4().hex[:8]}"
 
     async with make_worker(old_client, pool, settings, queue):
@@ -128,10 +130,11 @@ async def test_rotated_keyring_reads_old_histories_and_seals_with_the_new_key(de
     assert replayed.replay_failure is None
 
     # Without the old key the history cannot be read: keys are retired only with their histories.
-    with pytest.raises(KeyringError, match="not in the keyring"):
-        await EncryptionCodec(Keyring.generate("2026-b")).decode(
-            history.events[0].workflow_execution_started_event_attributes.input.payloads
-        )
+    (unopened,) = await EncryptionCodec(Keyring.generate("2026-b")).decode(
+        history.events[0].workflow_execution_started_event_attributes.input.payloads
+    )
+    assert refusal(unopened) == "the payload is sealed with key id '2026-a', which is not in the keyring"
+    assert unopened.data == b""
 
 
 def test_keyring_rejects_bad_configuration():
@@ -149,7 +152,6 @@ async def test_tampered_payload_is_refused():
     (sealed,) = await codec.encode([DATA_CONVERTER.payload_converter.to_payload("synthetic")])
     assert (await codec.decode([sealed]))[0].data == b'"synthetic"'  # the untampered payload opens
     sealed.data = sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
-    from cryptography.exceptions import InvalidTag
-
-    with pytest.raises(InvalidTag):
-        await codec.decode([sealed])
+    (refused,) = await codec.decode([sealed])
+    assert refusal(refused) == "the payload does not open with key 'test-k1' (bad tag)"
+    assert refused.data == b""

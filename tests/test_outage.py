@@ -107,7 +107,7 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
             assert reference not in response.text, route
 
         key = f"screen-{uuid.uuid4().hex}"
-        decision = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).model_dump(mode="json", exclude={"actor"})
+        decision = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).details()
         unconfirmed = await api.post(f"/referrals/{reference}/screening", json=decision,
                                      headers=auth("screener") | {"Idempotency-Key": key})
         assert unconfirmed.status_code == 504, unconfirmed.text

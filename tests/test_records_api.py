@@ -17,10 +17,10 @@ async def referral_with_a_health_action(api, auth, time_env, seed: str) -> str:
     reference = created.json()["reference"]
     track(time_env.client, reference)
     await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": True}, headers=auth("sergeant"))
-    body = screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION).model_dump(mode="json", exclude={"actor"})
+    body = screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION).details()
     assert (await api.post(f"/referrals/{reference}/screening", json=body, headers=auth("screener"))).status_code == 200
     now = await time_env.get_current_time()
-    body = strategy_discussion(now, section_47=False, actions=2).model_dump(mode="json", exclude={"actor"})
+    body = strategy_discussion(now, section_47=False, actions=2).details()
     answer = await api.post(f"/referrals/{reference}/strategy-discussion", json=body, headers=auth("screener"))
     assert answer.status_code == 200, answer.text
     return reference

@@ -114,7 +114,7 @@ async def terminate_quietly(handle) -> None:
 
 
 def json_body(decision) -> dict[str, Any]:
-    return decision.model_dump(mode="json", exclude={"actor"})
+    return decision.details()
 
 
 def hasty(sla_policy, grace: Duration | None = None):

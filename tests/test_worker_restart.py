@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import WorkflowUpdateStage
 
 from starter.synthetic import SCREENER, approval, screening, strategy_discussion
-from tests.conftest import TEST_KEYRING
+from tests.conftest import TEST_DECISION_KEYS, TEST_KEYRING
 from tests.helpers import eventually, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, CloseReason, ScreeningOutcome, Stage
@@ -29,6 +29,7 @@ def start_worker_process(address: str, dsn: str, task_queue: str, log: Path) -> 
         "TASK_QUEUE": task_queue,
         "LOG_FORMAT": "json",
         "ENCRYPTION_KEYS": TEST_KEYRING.to_json(),
+        "DECISION_KEYS": TEST_DECISION_KEYS.to_json(),
     }
     return subprocess.Popen(
         [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT

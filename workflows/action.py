@@ -58,6 +58,10 @@ class AgreedActionWorkflow:
 
     @workflow.run
     async def run(self, start: ActionStart) -> ActionState:
+        parent = workflow.info().parent
+        if parent is None or parent.workflow_id != start.reference or workflow.info().workflow_id != start.action_id:
+            # Nothing is recorded: the outbox has not started writing.
+            raise reject("parent: an agreed action is started only by the referral that agreed it")
         writer = asyncio.create_task(self._outbox.drain_forever())
         while not self._done():
             token = self._owner_token
@@ -121,7 +125,7 @@ class AgreedActionWorkflow:
         self._outbox.add(
             "action_reassigned",
             reassignment.actor,
-            reassignment.model_dump(mode="json", exclude={"actor"}) | {"from_owner": previous.model_dump(mode="json")},
+            reassignment.details() | {"from_owner": previous.model_dump(mode="json")},
         )
         return await self._changed()
 

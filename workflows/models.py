@@ -13,7 +13,7 @@ import unicodedata
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -409,8 +409,20 @@ class SlaPolicy(Model):
 # --- human decisions (each a workflow update) ---------------------------------------------
 
 
+class DecisionProof(Model):
+    """The API's signature over a decision and its actor, for this referral and message (runtime/proofs.py)."""
+
+    key_id: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class Decision(Model):
     actor: Actor
+    proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+
+    def details(self) -> dict[str, Any]:
+        """The decision as recorded: its fields, without who made it or the proof of that."""
+        return self.model_dump(mode="json", exclude={"actor", "proof"})
 
 
 class StartReferral(Model):
@@ -419,6 +431,19 @@ class StartReferral(Model):
     sla_policy: SlaPolicy | None = Field(
         default=None, description="omitted: the worker's configured policy is loaded by an activity"
     )
+    proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+
+
+class StartProofCheck(Model):
+    """A referral's start, checked against its proof before anything is recorded."""
+
+    workflow_id: str
+    workflow_type: str
+    start: StartReferral
+
+
+class ProofVerdict(Model):
+    refusal: str | None = Field(default=None, description="why the proof does not hold; none when it does")
 
 
 class SupervisorReview(Decision):

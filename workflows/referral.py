@@ -18,6 +18,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
+    from activities.proofs import StartProofs
     from activities.records import ReferralRecords
     from workflows.action import AgreedActionWorkflow
     from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         OverrideRequest,
         PoliceAttendance,
         PriorReferralQuery,
+        ProofVerdict,
         ReferralState,
         Resubmission,
         RiskGrade,
@@ -71,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
         ScreeningView,
         SlaPolicy,
         Stage,
+        StartProofCheck,
         StartReferral,
         StrategyDiscussion,
         SupervisorReview,
@@ -80,6 +83,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Referrals started since then check their start's proof before anything is recorded, and take
+# an agreed action's completion only from the action's result, never from a signal.
+DECISION_PROOFS_PATCH = "decision-proofs"
 # Referrals started from here on refuse a start whose form names someone other than its submitter.
 IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
 # A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
@@ -136,6 +142,7 @@ class ReferralWorkflow:
         self._child_protection_plan: bool | None = None
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
+        self._completion_from_results_only = True
         self._fact(
             "vist_submitted",
             start.submitted_by,
@@ -154,6 +161,10 @@ class ReferralWorkflow:
             # Before any fact is written: a refused start leaves no record behind.
             require(start.submitted_by, SUBMITTERS, "submit a VIST")
             own_submission(start.submitted_by, start.submission)
+        # Last of the start's patches, so that every patch marker precedes the check's activity.
+        self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
+        if self._completion_from_results_only:
+            await self._check_start_proof(start)
         writer = asyncio.create_task(self._outbox.drain_forever())
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
@@ -181,6 +192,21 @@ class ReferralWorkflow:
         await self._outbox.recorded()
         writer.cancel()
         return self.state()
+
+    async def _check_start_proof(self, start: StartReferral) -> None:
+        """A start without the API's proof of its officer fails here, before any fact is written.
+
+        An activity holds the keys; its verdict is in the history, so replays need none.
+        Decisions accepted meanwhile carry proofs of their own, and wait for the outbox, which
+        starts writing only after this check.
+        """
+        verdict: ProofVerdict = await workflow.execute_activity_method(
+            StartProofs.check_start_proof,
+            StartProofCheck(workflow_id=self._reference, workflow_type=workflow.info().workflow_type, start=start),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        if verdict.refusal is not None:
+            raise reject(verdict.refusal)
 
     # --- queries ---------------------------------------------------------------------
 
@@ -220,7 +246,7 @@ class ReferralWorkflow:
     @workflow.update
     async def review(self, decision: SupervisorReview) -> ReferralState:
         self._perform(Duty.REVIEW_VIST, decision.actor)
-        self._decided("supervisor_reviewed", decision.actor, decision.model_dump(mode="json", exclude={"actor"}))
+        self._decided("supervisor_reviewed", decision.actor, decision.details())
         if decision.approved:
             self._enter(Stage.SCREENING, decision.actor)
             await self._outbox.recorded()
@@ -261,7 +287,7 @@ class ReferralWorkflow:
     @workflow.update
     async def screen(self, screening: Screening) -> ReferralState:
         self._screening_outcome = screening.outcome
-        self._decided("screened", screening.actor, screening.model_dump(mode="json", exclude={"actor"}))
+        self._decided("screened", screening.actor, screening.details())
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
             self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
@@ -359,7 +385,7 @@ class ReferralWorkflow:
         self._section_47 = discussion.section_47
         self._inquorate = not quorate
         self._strategy_held_at = discussion.held_at
-        payload = discussion.model_dump(mode="json", exclude={"actor"}) | {"quorate": quorate}
+        payload = discussion.details() | {"quorate": quorate}
         self._decided("strategy_discussion_held", discussion.actor, payload)
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
@@ -401,7 +427,7 @@ class ReferralWorkflow:
         assert self._policy is not None
         self._conference = booking
         deadline = self._deadline()  # the outcome is now due after the booked conference
-        payload = booking.model_dump(mode="json", exclude={"actor"}) | {
+        payload = booking.details() | {
             "due_by": self._conference_due_by.isoformat() if self._conference_due_by else None,
             "deadline": deadline.isoformat() if deadline else None,
         }
@@ -453,7 +479,7 @@ class ReferralWorkflow:
     @workflow.update
     async def record_conference_outcome(self, outcome: ConferenceOutcome) -> ReferralState:
         self._child_protection_plan = outcome.child_protection_plan
-        self._decided("conference_held", outcome.actor, outcome.model_dump(mode="json", exclude={"actor"}))
+        self._decided("conference_held", outcome.actor, outcome.details())
         self._regrade_if_changed(outcome.actor, outcome.risk, "graded at the initial child protection conference")
         reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
         await self._agree_actions_then(
@@ -515,8 +541,20 @@ class ReferralWorkflow:
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
-        """An agreed action reports a change (reassignment, reminder, escalation, completion)."""
-        self._actions[action.action_id] = action
+        """An agreed action reports a change (reassignment, reminder, escalation).
+
+        A signal cannot prove its sender: it is taken only for an action this referral agreed
+        and has not seen finish, and never completes one (the action's result does that).
+        """
+        if not self._completion_from_results_only:
+            self._actions[action.action_id] = action
+            return
+        known = self._actions.get(action.action_id)
+        if known is None or known.completed_at is not None:
+            return
+        self._actions[action.action_id] = action.model_copy(
+            update={"reference": known.reference, "completed_at": None, "completed_by": None, "completion_note": None}
+        )
 
     # --- the mechanics -------------------------------------------------------------
 

@@ -355,6 +355,11 @@ def reconcile_command(
             console.print(f"{report.in_flight} facts still being written (not mismatches).")
         if report.purged:
             console.print(f"{len(report.purged)} referrals removed by a retention purge (not mismatches).")
+        if report.refused:
+            console.print(
+                f"{len(report.refused)} workflows refused at their start, not sealed by the keyring (not referrals): "
+                + ", ".join(report.refused)
+            )
     if not report.passed:
         raise typer.Exit(1)
 

