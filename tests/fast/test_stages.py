@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from runtime.temporal import data_converter
@@ -22,7 +22,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.conftest import TEST_KEYRING
-from tests.helpers import STARTED, finished, start_referral
+from tests.helpers import STARTED, finished, refused, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import REJECTION_TYPE
 from workflows.models import (
@@ -44,15 +44,6 @@ from workflows.models import (
     referral_reference,
 )
 from workflows.referral import ReferralWorkflow
-
-
-async def refused(handle: WorkflowHandle, update, decision, expected: str) -> None:
-    """The validator refuses with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
-    with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, decision)
-    assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
 
 
 async def test_review_return_resubmit_screen_close(fast_env, fast_queue, fakes, sla_policy):
