@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from temporalio import activity
 
 from activities.policy import build_sla_policy
-from runtime.proofs import DecisionVerifier, start_message
+from activities.proofs import StartProofs
+from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.models import (
     AlertDelivery,
@@ -110,17 +111,14 @@ class FakeAuditRecords:
         )
 
 
-class FakeStartProofs:
-    """`StartProofs` with the production verifier (the check is the product's), keeping every check."""
+class FakeStartProofs(StartProofs):
+    """`StartProofs` itself (the check is the product's, with the production keys), keeping every check."""
 
     def __init__(self, verifier: DecisionVerifier) -> None:
-        self.verifier = verifier
+        super().__init__(verifier)
         self.checks: list[StartProofCheck] = []
 
     @activity.defn
     async def check_start_proof(self, check: StartProofCheck) -> ProofVerdict:
         self.checks.append(check)
-        refusal = self.verifier.refusal(
-            check.workflow_id, start_message(check.workflow_type), check.workflow_id, check.start, check.start.proof
-        )
-        return ProofVerdict(refusal=refusal)
+        return await super().check_start_proof(check)
