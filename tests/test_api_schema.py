@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from starter.api import create_app
-from starter.dashboard import COOKIE, dashboard_router
+from api.app import create_app
+from dashboard.routes import COOKIE, dashboard_router
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.test_api import post, submitted, without_actor

@@ -1,7 +1,7 @@
 """The HTTP answers other than success, shared by every router: one class, whichever way the API is started.
 
-Kept apart from starter/api.py so that `python -m starter.api` (which loads that module as
-`__main__`) registers its handlers for the very classes the routes raise.
+Kept apart from api/app.py so that a second copy of that module (as `runpy` loads it)
+registers its handlers for the very classes the routes raise.
 """
 
 from __future__ import annotations

@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.audit.as_of import state_from_facts
-from starter.audit.cli import record_reads
-from starter.audit.history import DecodedReferral, ReferralHistories, decode_referral, fetch_referral
-from starter.audit.reconcile import ReconcileReport, reconcile
-from starter.audit.replay import ReplayReport, build_replayer, replay_in_process
-from starter.audit.report import render_timeline_html
-from starter.audit.sample import monthly_sample
-from starter.audit.timeline import ReferralTimeline, build_timeline
-from starter.auth import Caller
-from starter.errors import ApiError, aware_moment, invalid
+from audit.as_of import state_from_facts
+from audit.history import DecodedReferral, ReferralHistories, decode_referral, fetch_referral
+from audit.reconcile import ReconcileReport, reconcile
+from audit.replay import ReplayReport, build_replayer, replay_in_process
+from audit.report import render_timeline_html
+from audit.sample import monthly_sample
+from audit.timeline import ReferralTimeline, build_timeline
+from api.errors import ApiError, aware_moment, invalid
+from auth.tokens import Caller
+from readmodel.access_log import record_reads
 from workflows.audit_models import AuditWorklist, Month
 from workflows.models import ReferralState, Role
 
@@ -30,8 +30,8 @@ MAX_SEED = 2**31 - 1
 
 def audit_router(allowed, services) -> APIRouter:
     """Built by the API with its own authentication dependencies, so the rules stay in one place."""
-    # Imported here, not at the top: starter.api includes this router, so it is loaded by then.
-    from starter.api import ERRORS, REFERRAL, not_found
+    # Imported here, not at the top: api.app includes this router, so it is loaded by then.
+    from api.app import ERRORS, REFERRAL, not_found
 
     router = APIRouter(prefix="/audit", tags=["audit"], responses=ERRORS)
     Svc = Annotated[Any, Depends(services)]

@@ -37,14 +37,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.access_log import AccessLog
+from readmodel.access_log import AccessLog
 from activities.directory import SupervisionDirectory
 from activities.alerts import AlertLinks, describe_duration, what_is_late
-from activities.oversight import Audience, OversightReadModel
+from readmodel.oversight import Audience, OversightReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
-from starter.auth import Authenticator, Caller, InvalidCredentials
-from starter.charts import Band, Mark, Series, bar_chart, line_chart, timeline
+from auth.tokens import Authenticator, Caller, InvalidCredentials
+from dashboard.charts import Band, Mark, Series, bar_chart, line_chart, timeline
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS, REJECTION_TYPE
 from workflows.models import ESCALATION_ID, REFERENCE_PATTERN, Escalation, OverrideDecision, Rank, Role, Stage

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from activities.access_log import AccessRecord
+from readmodel.access_log import AccessRecord
 from activities.records import QuarantinedFact, Reapplication, ReferralRecords
-from activities.retention import Retention, RetentionReport
-from starter.auth import Caller
-from starter.errors import aware_moment
+from readmodel.retention import Retention, RetentionReport
+from auth.tokens import Caller
+from api.errors import aware_moment
 from workflows.models import Role
 
 READERS_OF_THE_ACCESS_LOG = frozenset({Role.AUDITOR, Role.ADMIN})

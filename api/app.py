@@ -1,10 +1,8 @@
-"""The HTTP API: VIST intake, every decision as a workflow update, and lists from the read model.
+"""The HTTP API's app: VIST intake, every decision as a workflow update, and lists from the read model.
 
-    python -m starter.api      serve on API_HOST:API_PORT against TEMPORAL_ADDRESS and DATABASE_URL
-
-`create_app(client, pool, settings)` builds the app around a Temporal client and an asyncpg
+Served by `python -m api` (api/__main__.py). `create_app(client, pool, settings)` builds the app around a Temporal client and an asyncpg
 pool, so tests hand it the time-skipping server's client and the test database. The actor
-of every decision comes from the bearer token (starter/auth.py). A decision is one
+of every decision comes from the bearer token (auth/tokens.py). A decision is one
 workflow update: the workflow's validator accepts it whole or rejects it before anything is
 written, so the API never half-applies one. Error bodies and access logs never carry a
 submitted value: they may be personal data.
@@ -17,7 +15,6 @@ import asyncio
 import base64
 import json
 import re
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,18 +34,18 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.access_log import AccessLog
-from starter.records_api import records_router
-from starter.audit_api import audit_router
+from readmodel.access_log import AccessLog
+from api.routes.records import records_router
+from api.routes.audit import audit_router
 from activities.policy import build_sla_policy
-from activities.read_model import PageStart, ReferralReadModel
+from readmodel.queries import PageStart, ReferralReadModel
 from runtime.settings import Settings
 from activities.directory import SupervisionDirectory
-from activities.oversight import OversightReadModel
-from starter import api_models as bodies
+from readmodel.oversight import OversightReadModel
+from api import models as bodies
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
-from starter.auth import Authenticator, Caller, InvalidCredentials
-from starter.errors import (
+from auth.tokens import Authenticator, Caller, InvalidCredentials
+from api.errors import (
     DATABASE_DOWN,
     IDEMPOTENCY_HEADER,
     RETRY_AFTER_SECONDS,
@@ -62,8 +59,8 @@ from starter.errors import (
     undecided,
     validation_failed,
 )
-from starter.dashboard import PREFIX as DASHBOARD_PREFIX
-from starter.dashboard import dashboard_router, unavailable_page
+from dashboard.routes import PREFIX as DASHBOARD_PREFIX
+from dashboard.routes import dashboard_router, unavailable_page
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import (
     CASE_DECIDERS,
@@ -699,44 +696,3 @@ def create_app(
         app.add_exception_handler(down, _database_unavailable)
     app.add_middleware(RequestLog)
     return app
-
-
-async def serve(settings: Settings) -> None:
-    """Serve the API until SIGINT/SIGTERM, against the configured Temporal and PostgreSQL."""
-    import uvicorn
-
-    from activities.database import create_pool
-    from runtime.temporal import connect
-
-    if settings.temporal_address is None or settings.database_url is None:
-        raise SystemExit("starter.api needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the API with both")
-    client = await connect(settings, signs_decisions=True)
-    pool = await create_pool(
-        settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
-    )
-    try:
-        app = create_app(client, pool, settings)
-        if not app.state.services.authenticator.configured:
-            log.warning("no_credentials_configured", tokens_file=str(settings.tokens_file))
-        config = uvicorn.Config(
-            app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
-        )
-        log.info("api_starting", url=f"http://{settings.api_host}:{settings.api_port}")
-        await uvicorn.Server(config).serve()
-    finally:
-        await pool.close()
-
-
-def main() -> None:
-    from runtime.logging import configure_logging
-
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
-
-
-if __name__ == "__main__":
-    # Serve from the importable module, so every router shares its classes and tables with this one.
-    from starter.api import main as serve_main
-
-    sys.exit(serve_main())
