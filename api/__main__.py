@@ -9,7 +9,7 @@ import structlog
 from api.app import create_app
 from runtime.settings import Settings
 
-log = structlog.get_logger()
+log = structlog.get_logger("api")
 
 
 async def serve(settings: Settings) -> None:
