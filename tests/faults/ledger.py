@@ -112,7 +112,8 @@ class Referrals:
 
 
 async def recorded(dsn: str, references: list[str]) -> dict[str, int]:
-    """What PostgreSQL holds for these referrals: facts by kind, their projections, and gaps in any stream."""
+    """What PostgreSQL holds for these referrals: facts by kind, their projections, gaps in any stream, and
+    facts quarantined."""
     conn = await asyncpg.connect(dsn)
     try:
         row = await conn.fetchrow(
@@ -129,7 +130,9 @@ async def recorded(dsn: str, references: list[str]) -> dict[str, int]:
                  (SELECT count(*) FROM risk_regrades WHERE reference = ANY($1)) AS regrades,
                  (SELECT count(*) FROM (
                      SELECT stream FROM referral_events WHERE reference = ANY($1)
-                     GROUP BY stream HAVING max(seq) <> count(*)) AS gapped) AS streams_with_gaps""",
+                     GROUP BY stream HAVING max(seq) <> count(*)) AS gapped) AS streams_with_gaps,
+                 (SELECT count(*) FROM quarantined_facts WHERE reference = ANY($1)) AS quarantined,
+                 (SELECT count(*) FROM referrals WHERE reference = ANY($1) AND record_incomplete) AS incomplete""",
             references,
         )
     finally:
@@ -150,6 +153,9 @@ def expected(ledger: Ledger) -> dict[str, int]:
         "regrade_facts": regrades,
         "regrades": regrades,
         "streams_with_gaps": 0,
+        # An outage is waited out, never taken for a fact the database refuses.
+        "quarantined": 0,
+        "incomplete": 0,
     }
 
 
