@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test worker clean
+.PHONY: run test test-fast worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	bash deploy/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the workflows' rules on the time-skipping server, activities in memory: no PostgreSQL, seconds
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/fast $(PYTEST_ARGS)
 
 ## make worker: a worker alone, for TEMPORAL_ADDRESS / DATABASE_URL set by the caller
 worker: $(STAMP)

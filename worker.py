@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -24,7 +25,7 @@ from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords
 from runtime.logging import configure_logging
-from runtime.proofs import DecisionProofCheck, load_decision_verifier
+from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
 from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
@@ -50,18 +51,26 @@ def build_worker(
     alerts = alerts or EscalationAlerts.from_settings(pool, settings)
     # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
     verifier = load_decision_verifier(settings)
+    activities = [
+        records.record_event,
+        records.find_prior_referrals,
+        policy.load_sla_policy,
+        alerts.deliver_escalation,
+        audit.draw_monthly_sample,
+        StartProofs(verifier).check_start_proof,
+    ]
+    return assemble_worker(client, task_queue or settings.task_queue, activities, verifier)
+
+
+def assemble_worker(
+    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]], verifier: DecisionVerifier
+) -> Worker:
+    """The workflows with these activities, every decision checked against the API's proof of its actor."""
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[
-            records.record_event,
-            records.find_prior_referrals,
-            policy.load_sla_policy,
-            alerts.deliver_escalation,
-            audit.draw_monthly_sample,
-            StartProofs(verifier).check_start_proof,
-        ],
+        activities=list(activities),
         interceptors=[DecisionProofCheck(verifier)],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )

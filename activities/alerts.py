@@ -16,13 +16,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import aiosmtplib
@@ -43,6 +45,7 @@ TIMESTAMP_HEADER = "X-Referrals-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 WEBHOOK_TIMEOUT = httpx.Timeout(15.0)
 STAGE_NAMES = frozenset(stage.value for stage in Stage)
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 # --- what an alert says ----------------------------------------------------------------
@@ -143,44 +146,7 @@ def verify_webhook(secret: bytes, timestamp: str, body: bytes, signature: str, n
     return fresh and hmac.compare_digest(signature, webhook_signature(secret, timestamp, body))
 
 
-# --- the channels ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SmtpMailer:
-    host: str
-    port: int
-    security: str
-    username: str | None
-    password: str | None
-    sender: str
-    timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "SmtpMailer | None":
-        if settings.smtp_host is None:
-            return None
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            sender=settings.smtp_sender,
-            timeout=settings.smtp_timeout_seconds,
-        )
-
-    async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(
-            message,
-            hostname=self.host,
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            use_tls=self.security == "tls",
-            start_tls=self.security == "starttls",
-            timeout=self.timeout,
-        )
+# --- what every channel sends ----------------------------------------------------------------
 
 
 def alert_fields(alert: EscalationAlert, addressee: Addressee, links: AlertLinks, now: datetime) -> dict[str, Any]:
@@ -234,6 +200,178 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
     return message
 
 
+@dataclass(frozen=True)
+class AlertMessage:
+    """One alert ready to send: its fields (the same on every channel) and the escalation it is for."""
+
+    escalation_id: str
+    fields: dict[str, Any]
+
+    def key(self, channel: str) -> str:
+        return idempotency_key(self.escalation_id, channel)
+
+
+# --- the channels ---------------------------------------------------------------------------
+
+
+class AlertChannel(ABC):
+    """One way an alert reaches its addressee; each subclass is registered under its `name`.
+
+    `deliver` must be idempotent: it sends `alert.key(name)` along (a Message-ID, a header), so
+    a receiver drops the duplicate a retry sends after a crash between sending and marking.
+    """
+
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type["AlertChannel"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The name keys its delivery rows and idempotency keys: the shape `alert_deliveries` accepts.
+        if not CHANNEL_NAME.fullmatch(cls.name):
+            raise ValueError(f"name: an alert channel's name is lowercase letters, digits and _ (got {cls.name!r})")
+        AlertChannel.registry[cls.name] = cls
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings, directory: SupervisionDirectory) -> "AlertChannel | None":
+        """The channel as configured, or None when the settings leave it off."""
+
+    @abstractmethod
+    def can_deliver(self, addressee: Addressee) -> bool:
+        """Whether the addressee has this channel (an email address, a webhook)."""
+
+    def recipient(self, addressee: Addressee) -> str | None:
+        """Where the alert goes, kept with its delivery row; none for the dashboard."""
+        return None
+
+    @abstractmethod
+    async def deliver(self, alert: AlertMessage, addressee: Addressee) -> None:
+        """Send the alert once more; a failure raises and the activity retries."""
+
+
+class InAppChannel(AlertChannel):
+    """The dashboard: the delivery row itself is what the addressee sees."""
+
+    name = "in_app"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: SupervisionDirectory) -> "InAppChannel":
+        return cls()
+
+    def can_deliver(self, addressee: Addressee) -> bool:
+        return True
+
+    async def deliver(self, alert: AlertMessage, addressee: Addressee) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class SmtpMailer:
+    host: str
+    port: int
+    security: str
+    username: str | None
+    password: str | None
+    sender: str
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SmtpMailer | None":
+        if settings.smtp_host is None:
+            return None
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            sender=settings.smtp_sender,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        await aiosmtplib.send(
+            message,
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            timeout=self.timeout,
+        )
+
+
+class EmailChannel(AlertChannel):
+    """Email over SMTP to the addressee's address; the Message-ID is the idempotency key."""
+
+    name = "email"
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self.mailer = mailer
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: SupervisionDirectory) -> "EmailChannel | None":
+        mailer = SmtpMailer.from_settings(settings)
+        return cls(mailer) if mailer is not None else None
+
+    def can_deliver(self, addressee: Addressee) -> bool:
+        return bool(addressee.email)
+
+    def recipient(self, addressee: Addressee) -> str | None:
+        return addressee.email
+
+    async def deliver(self, alert: AlertMessage, addressee: Addressee) -> None:
+        assert addressee.email is not None
+        await self.mailer.send(alert_email(alert.fields, self.mailer.sender, addressee.email, alert.key(self.name)))
+
+
+class WebhookChannel(AlertChannel):
+    """A signed JSON POST to the addressee's webhook, with an `Idempotency-Key` header."""
+
+    name = "webhook"
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: SupervisionDirectory) -> "WebhookChannel | None":
+        if settings.alert_webhook_secret is None:
+            if directory.has_webhooks:
+                raise ValueError("alert_webhook_secret: required when the supervision directory names a webhook")
+            return None
+        return cls(settings.alert_webhook_secret.get_secret_value().encode())
+
+    def can_deliver(self, addressee: Addressee) -> bool:
+        return addressee.webhook is not None
+
+    def recipient(self, addressee: Addressee) -> str | None:
+        return str(addressee.webhook)
+
+    async def deliver(self, alert: AlertMessage, addressee: Addressee) -> None:
+        key = alert.key(self.name)
+        body = json.dumps(alert.fields | {"idempotency_key": key}, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: key,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: webhook_signature(self.secret, timestamp, body),
+        }
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
+            response = await client.post(str(addressee.webhook), content=body, headers=headers)
+        response.raise_for_status()
+
+
+def channels_from_settings(settings: Settings, directory: SupervisionDirectory) -> list[AlertChannel]:
+    """The channels `alert_channels` lists, in its order, less those the settings leave off."""
+    unknown = [name for name in settings.alert_channels if name not in AlertChannel.registry]
+    if unknown:
+        raise ValueError(f"alert_channels: no channel named {', '.join(unknown)}; known: {', '.join(AlertChannel.registry)}")
+    built = (AlertChannel.registry[name].from_settings(settings, directory) for name in settings.alert_channels)
+    return [channel for channel in built if channel is not None]
+
+
 # --- the activity -------------------------------------------------------------------------------
 
 
@@ -242,73 +380,52 @@ class AlertNotDelivered(Exception):
 
 
 class EscalationAlerts:
-    """Delivers escalation alerts through every channel the directory names for the addressee."""
+    """Delivers escalation alerts through every configured channel the addressee has."""
 
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        directory: SupervisionDirectory,
-        links: AlertLinks,
-        mailer: SmtpMailer | None = None,
-        webhook_secret: bytes | None = None,
+        self, pool: asyncpg.Pool, directory: SupervisionDirectory, links: AlertLinks, channels: list[AlertChannel]
     ) -> None:
-        if directory.has_webhooks and webhook_secret is None:
-            raise ValueError("alert_webhook_secret: required when the supervision directory names a webhook")
         self.pool = pool
         self.directory = directory
         self.links = links
-        self.mailer = mailer
-        self.webhook_secret = webhook_secret
+        self.channels = channels
 
     @classmethod
     def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> "EscalationAlerts":
-        return cls(
-            pool,
-            SupervisionDirectory.load(settings.alert_directory_file),
-            AlertLinks.from_settings(settings),
-            SmtpMailer.from_settings(settings),
-            settings.alert_webhook_secret.get_secret_value().encode() if settings.alert_webhook_secret else None,
-        )
+        directory = SupervisionDirectory.load(settings.alert_directory_file)
+        return cls(pool, directory, AlertLinks.from_settings(settings), channels_from_settings(settings, directory))
 
     @activity.defn
     async def deliver_escalation(self, alert: EscalationAlert) -> AlertDelivery:
-        """Show the alert in the dashboard, then email it and post it where the addressee has them."""
+        """Deliver the alert on each configured channel the addressee has, in the configured order."""
         addressee = self.directory.addressee(alert)
-        fields = alert_fields(alert, addressee, self.links, datetime.now(timezone.utc))
-        channels: list[tuple[str, str | None, Any]] = [("in_app", None, None)]
-        if addressee.email and self.mailer is not None:
-            channels.append(("email", addressee.email, self._email))
-        if addressee.webhook is not None:
-            channels.append(("webhook", str(addressee.webhook), self._post))
+        message = AlertMessage(
+            alert.escalation.escalation_id, alert_fields(alert, addressee, self.links, datetime.now(timezone.utc))
+        )
         outcome = AlertDelivery(escalation_id=alert.escalation.escalation_id)
         failed = []
-        for channel, recipient, send in channels:
-            try:
-                sent = await self._once(alert, addressee, channel, recipient, send, fields)
-            except AlertNotDelivered:
-                failed.append(channel)
+        for channel in self.channels:
+            if not channel.can_deliver(addressee):
                 continue
-            (outcome.sent if sent else outcome.already_sent).append(channel)
+            try:
+                sent = await self._once(alert, addressee, channel, message)
+            except AlertNotDelivered:
+                failed.append(channel.name)
+                continue
+            (outcome.sent if sent else outcome.already_sent).append(channel.name)
         if failed:
             raise ApplicationError(f"not delivered: {', '.join(failed)}; retrying", type="AlertNotDelivered")
         log.info("alert_delivered", escalation_id=outcome.escalation_id, sent=outcome.sent, already_sent=outcome.already_sent)
         return outcome
 
     async def _once(
-        self,
-        alert: EscalationAlert,
-        addressee: Addressee,
-        channel: str,
-        recipient: str | None,
-        send: Any,
-        fields: dict[str, Any],
+        self, alert: EscalationAlert, addressee: Addressee, channel: AlertChannel, message: AlertMessage
     ) -> bool:
         """Send on one channel unless already sent; True when sent now.
 
         The row stays locked while sending, so an overlapping attempt waits and then finds it sent.
         """
         e = alert.escalation
-        key = idempotency_key(e.escalation_id, channel)
         async with self.pool.acquire() as conn, conn.transaction():
             delivered_at = await conn.fetchval(
                 """INSERT INTO alert_deliveries
@@ -319,54 +436,35 @@ class EscalationAlerts:
                            recipient = EXCLUDED.recipient, addressee = EXCLUDED.addressee
                    RETURNING delivered_at""",
                 e.escalation_id,
-                channel,
-                key,
+                channel.name,
+                message.key(channel.name),
                 e.reference,
                 alert.agency.value,
                 alert.team,
                 addressee.name or addressee.role,
-                recipient,
+                channel.recipient(addressee),
             )
             if delivered_at is not None:
                 return False
             error: Exception | None = None
-            if send is not None:
-                try:
-                    await send(fields, recipient, key)
-                except Exception as failure:  # noqa: BLE001 - any failure is retried; its type is kept
-                    error = failure
+            try:
+                await channel.deliver(message, addressee)
+            except Exception as failure:  # noqa: BLE001 - any failure is retried; its type is kept
+                error = failure
             if error is None:
                 await conn.execute(
                     """UPDATE alert_deliveries SET delivered_at = now(), last_error = NULL
                        WHERE escalation_id = $1 AND channel = $2""",
                     e.escalation_id,
-                    channel,
+                    channel.name,
                 )
                 return True
             await conn.execute(
                 "UPDATE alert_deliveries SET last_error = $3 WHERE escalation_id = $1 AND channel = $2",
                 e.escalation_id,
-                channel,
+                channel.name,
                 type(error).__name__,
             )
         # Only the error's type is logged: a server's message may quote addresses.
-        log.warning("alert_not_delivered", escalation_id=e.escalation_id, channel=channel, error=type(error).__name__)
-        raise AlertNotDelivered(channel) from error
-
-    async def _email(self, fields: dict[str, Any], recipient: str, key: str) -> None:
-        assert self.mailer is not None
-        await self.mailer.send(alert_email(fields, self.mailer.sender, recipient, key))
-
-    async def _post(self, fields: dict[str, Any], url: str, key: str) -> None:
-        assert self.webhook_secret is not None
-        body = json.dumps(fields | {"idempotency_key": key}, separators=(",", ":")).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: key,
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: webhook_signature(self.webhook_secret, timestamp, body),
-        }
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
-            response = await client.post(url, content=body, headers=headers)
-        response.raise_for_status()
+        log.warning("alert_not_delivered", escalation_id=e.escalation_id, channel=channel.name, error=type(error).__name__)
+        raise AlertNotDelivered(channel.name) from error

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         default=None,
         description="JSON or TOML naming who receives each rung, per agency and team; unset: the dashboard only",
     )
+    alert_channels: list[str] = Field(
+        default=["in_app", "email", "webhook"],
+        description="the alert channels in delivery order, by name (activities/alerts.py); each needs its own settings",
+    )
     smtp_host: str | None = Field(default=None, description="the mail server for alert emails; unset: no email")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = Field(

@@ -10,7 +10,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_vist
@@ -61,6 +62,15 @@ async def eventually(probe: Callable, check: Callable, timeout: float = 10.0):
 
 async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bool], timeout: float = 10.0) -> ReferralState:
     return await eventually(lambda: handle.query(ReferralWorkflow.state), check, timeout)
+
+
+async def refused(handle: WorkflowHandle, update: Callable, decision: object, expected: str) -> None:
+    """The update is refused with `expected` in its message, and the referral is exactly as it was."""
+    before = await handle.query(ReferralWorkflow.state)
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await handle.execute_update(update, decision)
+    assert expected in str(caught.value.cause), str(caught.value.cause)
+    assert await handle.query(ReferralWorkflow.state) == before
 
 
 async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:

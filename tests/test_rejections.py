@@ -21,7 +21,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import eventually, start_referral
+from tests.helpers import eventually, refused, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -142,15 +142,6 @@ def test_decision_models_reject_missing_parts():
 
 
 # --- decisions the workflow refuses -------------------------------------------------------
-
-
-async def refused(handle, update, decision, expected: str) -> None:
-    """The update is refused with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
-    with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, decision)
-    assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
 
 
 async def test_wrong_role_and_wrong_stage_are_refused(time_env, time_queue, sla_policy):

@@ -1,0 +1,88 @@
+"""The fast tier: the workflows on Temporal's time-skipping server, their activities in memory (tests/fast/fakes.py).
+
+No PostgreSQL and no dev server: a fast test that asks for either fails at collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from runtime.proofs import load_decision_verifier
+from runtime.settings import Settings
+from runtime.temporal import data_converter
+from tests.conftest import BIN, SIGNING, TEST_KEYRING
+from tests.fast.fakes import (
+    FakeAuditRecords,
+    FakeEscalationAlerts,
+    FakeReferralRecords,
+    FakeSlaPolicySource,
+    FakeStartProofs,
+)
+from worker import assemble_worker
+
+REAL_SERVER_FIXTURES = frozenset({"postgres_dsn", "pool", "dev_env", "time_env", "time_queue"})
+FAST_QUEUE = "fast-referrals"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(__file__.rsplit("/", 1)[0]):
+            wanted = REAL_SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if wanted:
+                raise pytest.UsageError(f"{item.nodeid}: the fast tier runs without {sorted(wanted)}")
+
+
+@dataclass
+class Fakes:
+    records: FakeReferralRecords
+    policy: FakeSlaPolicySource
+    alerts: FakeEscalationAlerts
+    audit: FakeAuditRecords
+    proofs: FakeStartProofs
+
+
+@pytest.fixture(scope="session")
+async def fast_env() -> AsyncIterator[WorkflowEnvironment]:
+    # Sealed and signed as in production: the same codec keys and the same decision signing.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(keyring=TEST_KEYRING),
+        interceptors=[SIGNING],
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Fakes]:
+    """One worker for the session, with the production decision check and every activity faked."""
+    verifier = load_decision_verifier(settings)
+    fakes = Fakes(FakeReferralRecords(), FakeSlaPolicySource(), FakeEscalationAlerts(), FakeAuditRecords(),
+                  FakeStartProofs(verifier))
+    activities = [
+        fakes.records.record_event,
+        fakes.records.find_prior_referrals,
+        fakes.policy.load_sla_policy,
+        fakes.alerts.deliver_escalation,
+        fakes.audit.draw_monthly_sample,
+        fakes.proofs.check_start_proof,
+    ]
+    async with assemble_worker(fast_env.client, FAST_QUEUE, activities, verifier):
+        yield fakes
+
+
+@pytest.fixture
+def fakes(session_fakes: Fakes) -> Fakes:
+    """The session's fakes, with any refusal or screening view an earlier test set cleared."""
+    session_fakes.records.refused_kinds.clear()
+    session_fakes.records.screening_views.clear()
+    return session_fakes
+
+
+@pytest.fixture
+def fast_queue(fakes: Fakes) -> str:
+    return FAST_QUEUE
