@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.alerts import EscalationAlerts
 from activities.audit import AuditRecords
-from activities.database import apply_migrations, create_pool
+from readmodel.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords

@@ -70,7 +70,7 @@ class ReadModelRows:
     quarantined: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
-# Each projection table, and how its rows are keyed (matching starter/audit/reconcile.py).
+# Each projection table, and how its rows are keyed (matching audit/reconcile.py).
 PROJECTION_KEYS = {
     "submission_versions": "SELECT reference || ' v' || version FROM submission_versions WHERE reference = ANY($1)",
     "stage_transitions": "SELECT reference || '#' || seq FROM stage_transitions WHERE reference = ANY($1)",

@@ -19,8 +19,8 @@ import statistics
 from pathlib import Path
 
 from runtime.settings import Settings
-from starter.audit.history import load_exports
-from starter.audit.replay import ReplayReport, replay_histories, replay_sequentially
+from audit.history import load_exports
+from audit.replay import ReplayReport, replay_histories, replay_sequentially
 
 HISTORIES = Path(__file__).resolve().parent.parent / "tests" / "histories"
 

@@ -1,1 +1,1 @@
-"""What starts and drives referral workflows from outside: the embedded stack, the demo, later the API and CLI."""
+"""What starts and drives referral workflows from outside: the embedded stack, the demo, synthetic data, escalation acknowledgement and process helpers."""

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import SupervisionDirectory
-from activities.oversight import OversightReadModel
+from readmodel.oversight import OversightReadModel
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import ACKNOWLEDGERS, rung_refusal
 from workflows.models import Actor, Agency, Escalation, EscalationAcknowledgement, Rank, escalation_owner

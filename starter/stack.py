@@ -44,7 +44,7 @@ from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.codec import ensure_keyring_file
 from runtime.temporal import connect
-from starter.auth import DEMO_USERS, ensure_demo_tokens
+from starter.demo_users import DEMO_USERS, ensure_demo_tokens
 from starter.processes import (
     ChildProcess,
     EmbeddedPostgres,
@@ -117,7 +117,7 @@ class Stack:
             env=self._service_env,
         )
         self.api = ChildProcess(
-            "api", "the API", [sys.executable, "-m", "starter.api"], self.api_log, ROOT, API_STOP_TIMEOUT,
+            "api", "the API", [sys.executable, "-m", "api"], self.api_log, ROOT, API_STOP_TIMEOUT,
             env=self._api_env,
         )
         self.client: Client | None = None
@@ -165,7 +165,7 @@ class Stack:
     async def _ensure_schedules(self) -> None:
         """The auditors' monthly quality-assurance sample, refreshed (with its bank holidays) at each start."""
         from activities.policy import build_sla_policy
-        from starter.audit.sample import ensure_monthly_sample_schedule
+        from audit.sample import ensure_monthly_sample_schedule
 
         assert self.client is not None
         schedule_id = await ensure_monthly_sample_schedule(
@@ -197,7 +197,7 @@ class Stack:
                     f"another stack (pid {stack_pid}) is already running on {self.data_dir}; "
                     "stop it first, or give this one its own DATA_DIR"
                 )
-        expected = {"worker": "worker.py", "api": "starter.api", "temporal": str(self.temporal_db)}
+        expected = {"worker": "worker.py", "api": "api", "temporal": str(self.temporal_db)}
         for name, marker in expected.items():
             pid = previous.get(name)
             if isinstance(pid, int):
@@ -357,7 +357,7 @@ class Stack:
         )
 
     def _start_api(self) -> None:
-        """`python -m starter.api` on API_HOST:API_PORT."""
+        """`python -m api` on API_HOST:API_PORT."""
         if port_in_use(self.settings.api_port, self.settings.api_host):
             raise StackError(f"API_PORT {self.settings.api_port} is in use; stop what holds it or choose another")
         self.api.start()
@@ -431,7 +431,7 @@ def print_serving(stack: Stack, settings: Settings, console: Console) -> None:
     if settings.tokens_file.exists():
         console.print(f"Demo users ({', '.join(DEMO_USERS)}) have tokens in {settings.tokens_file}; for example:")
         console.print(f"  export REFERRALS_API_URL={stack.api_url}", highlight=False)
-        console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.auth sergeant)", highlight=False)
+        console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.demo_users sergeant)", highlight=False)
         console.print("  .venv/bin/referrals list", highlight=False)
     console.print("A part that dies is restarted; press Ctrl-C to stop.")
 

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from starter.api import create_app
-from starter.auth import DEMO_USERS, Authenticator, TokenHolder
+from api.app import create_app
+from auth.tokens import Authenticator, TokenHolder
+from starter.demo_users import DEMO_USERS
 from starter.synthetic import SCREENER
 from tests.helpers import STARTED
 from workflows.models import Agency, Rank, Role, VistSubmission

@@ -8,7 +8,7 @@ from pathlib import Path
 from runtime.codec import Keyring
 from runtime.settings import Settings
 from runtime.temporal import data_converter
-from starter.audit.history import DecodedReferral, ReferralHistories, decode_referral, load_export, load_exports
+from audit.history import DecodedReferral, ReferralHistories, decode_referral, load_export, load_exports
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 KEYRING = Keyring.from_json((HISTORIES / "keyring.json").read_text())

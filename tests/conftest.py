@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.database import apply_migrations, create_pool
+from readmodel.database import apply_migrations, create_pool
 from activities.policy import build_sla_policy
 from runtime.settings import Settings
 from runtime.codec import Keyring

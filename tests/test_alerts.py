@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 from activities.alerts import AlertLinks, EscalationAlerts, verify_webhook, webhook_signature
 from activities.directory import SupervisionDirectory
 from starter.synthetic import SCREENER, SERGEANT, synthetic_vist
-from starter.audit.history import load_export
+from audit.history import load_export
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
 from tests.helpers import eventually, start_referral, state_when
 from tests.local_servers import MailServer, WebhookReceiver

@@ -559,7 +559,7 @@ async def test_on_a_real_server_a_closed_referral_refuses_decisions_and_keeps_it
     """The dev server answers a finished workflow's updates and starts as a real cluster does."""
     from httpx import ASGITransport, AsyncClient
 
-    from starter.api import create_app
+    from api.app import create_app
     from worker import build_worker
 
     app = create_app(dev_env.client, pool, settings.model_copy(update={"task_queue": task_queue}),

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from starter.api import DECISION_ROUTES
+from api.routes.decisions import DECISION_ROUTES
 from starter.synthetic import OFFICER, screening, strategy_discussion, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
 from tests.helpers import eventually

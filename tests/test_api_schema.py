@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from starter.api import create_app
-from starter.dashboard import COOKIE, dashboard_router
+from api.app import create_app
+from dashboard.routes import COOKIE, PAGES
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.test_api import post, submitted, without_actor
@@ -156,11 +156,8 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
 async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
     live = await live_referral(api, auth, time_env, pool, 902)
     sent, server_errors = 0, []
-    svc = api_app.state.services
-    # The pages the app serves, listed from the dashboard's own router.
-    pages = dashboard_router(svc.client, pool, svc.settings, authenticator=svc.authenticator,
-                             acknowledgements=svc.acknowledgements, clock=svc.clock).routes
-    for route in pages:
+    # The pages the app serves, listed from each page's own router.
+    for route in [route for page in PAGES for route in page.router.routes]:
         for path, form in dashboard_requests(route.path, live, EXAMPLES):
             for method in route.methods:
                 for role, user in ROLES.items():

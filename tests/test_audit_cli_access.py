@@ -6,7 +6,7 @@ import asyncio
 
 from typer.testing import CliRunner, Result
 
-from starter.cli import app
+from cli.main import app
 from tests.audit_helpers import GENERATIONS, KEYRING, recorded_path
 from workflows.audit_models import AuditWorklist
 

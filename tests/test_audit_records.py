@@ -11,7 +11,7 @@ from temporalio.client import ScheduleActionStartWorkflow, ScheduleRange
 
 from activities.audit import AuditRecords, draw_sample
 from activities.records import ReferralRecords
-from starter.audit.history import (
+from audit.history import (
     export_histories,
     fetch_referral,
     fetch_referrals,
@@ -19,9 +19,9 @@ from starter.audit.history import (
     load_export,
     referral_query,
 )
-from starter.audit.replay import replay_histories
-from starter.audit.reconcile import Mismatch, Problem, reconcile
-from starter.audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sample
+from audit.replay import replay_histories
+from audit.reconcile import Mismatch, Problem, reconcile
+from audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sample
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.helpers import LONDON, eventually, finished, start_referral
 from worker import build_worker

@@ -10,9 +10,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from typer.testing import CliRunner
 
-from starter.audit.cli import audit_app
-from starter.audit.history import ExportIntegrityError, ReferralHistories, load_export, write_export
-from starter.audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
+from cli.audit import audit_app
+from audit.history import ExportIntegrityError, ReferralHistories, load_export, write_export
+from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
 from tests.histories.record import FLOWS

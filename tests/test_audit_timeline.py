@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from starter.audit.as_of import state_as_of, state_from_facts
-from starter.audit.history import decode_referral, fetch_referral
-from starter.audit.report import render_timeline_html
-from starter.audit.cli import audit_app
-from starter.audit.timeline import ReferralTimeline, build_timeline
+from audit.as_of import state_as_of, state_from_facts
+from audit.history import decode_referral, fetch_referral
+from audit.report import render_timeline_html
+from cli.audit import audit_app
+from audit.timeline import ReferralTimeline, build_timeline
 from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, SCREENER, SERGEANT, approval, screening, strategy_discussion
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, KEYRING, decoded_path, recorded, recorded_path
 from tests.helpers import finished, start_referral, state_when

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 
 from runtime.settings import Settings
-from starter.api import create_app
-from starter.auth import DEMO_USERS, Authenticator, InvalidCredentials, JwtVerifier, ensure_demo_tokens
+from api.app import create_app
+from auth.tokens import Authenticator, InvalidCredentials, JwtVerifier
+from starter.demo_users import DEMO_USERS, ensure_demo_tokens
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import track
 from workflows.models import Agency, Rank, Role

@@ -18,8 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
-from starter.api import create_app
-from starter.cli import app
+from api.app import create_app
+from cli.main import app
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
 from tests.helpers import advance_to, eventually, finished

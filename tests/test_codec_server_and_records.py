@@ -10,11 +10,11 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from activities.access_log import AccessLog
-from activities.retention import Retention
+from readmodel.access_log import AccessLog
+from readmodel.retention import Retention
 from runtime.codec import EncryptionCodec
-from starter.auth import Authenticator, TokenHolder
-from starter.codec_server import create_codec_app
+from auth.tokens import Authenticator, TokenHolder
+from api.codec_server import create_codec_app
 from starter.synthetic import AUDITOR, SCREENER, SERGEANT, approval, screening
 from tests.conftest import TEST_KEYRING
 from tests.helpers import eventually, finished, start_referral

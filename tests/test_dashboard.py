@@ -15,9 +15,10 @@ from playwright.async_api import Page, async_playwright
 
 from activities.alerts import AlertLinks
 from runtime.settings import Settings
-from starter.auth import Authenticator, ensure_demo_tokens
-from starter.api import create_app
-from starter.dashboard import COOKIE
+from auth.tokens import Authenticator
+from starter.demo_users import ensure_demo_tokens
+from api.app import create_app
+from dashboard.routes import COOKIE
 from starter.synthetic import HEALTH_PARTNER, approval, screening, strategy_discussion, synthetic_vist
 from tests.helpers import advance_to, eventually, start_referral, state_when
 from tests.local_servers import free_port, serving

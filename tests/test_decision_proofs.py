@@ -19,7 +19,7 @@ from runtime.codec import Keyring, ensure_keyring_file
 from runtime.keys import main as keys_command
 from runtime.proofs import DecisionSigner, DecisionSigning, DecisionVerifier, update_message
 from runtime.temporal import data_converter
-from starter.errors import rejected
+from api.errors import rejected
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import TEST_DECISION_KEYS, TEST_KEYRING, make_worker
 from tests.helpers import STARTED, finished, start_referral, state_when

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.database import apply_migrations, create_pool, discover_migrations
+from readmodel.database import apply_migrations, create_pool, discover_migrations
 from starter.synthetic import OFFICER, approval
 from tests.conftest import make_worker
 from tests.helpers import start_referral

@@ -109,10 +109,10 @@ async def test_queries_outside_what_the_records_can_hold_are_422(api, auth):
 
 
 # runpy warns that it loads a second copy of a loaded module: that second copy is what this test is about.
-@pytest.mark.filterwarnings("ignore:'starter.api' found in sys.modules:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:'api.app' found in sys.modules:RuntimeWarning")
 async def test_the_api_run_as_a_script_answers_404_for_an_unknown_referral(api_app, auth, time_env, pool, settings):
-    # `python -m starter.api` loads the module a second time, as __main__: its routes must still answer 404.
-    script = runpy.run_module("starter.api", run_name="as_a_script")
+    # A second copy of the app module (as runpy loads it): its routes must still answer 404.
+    script = runpy.run_module("api.app", run_name="as_a_script")
     services = api_app.state.services
     app = script["create_app"](
         services.client, pool, services.settings, authenticator=services.authenticator,

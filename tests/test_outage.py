@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from activities.database import create_pool
-from starter.api import create_app
-from starter.dashboard import COOKIE
+from readmodel.database import create_pool
+from api.app import create_app
+from dashboard.routes import COOKIE
 from starter.synthetic import screening, synthetic_vist
 from tests.api_fixtures import As, authenticator, form_json, tokens, track  # noqa: F401
 from tests.conftest import make_worker

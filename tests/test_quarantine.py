@@ -14,9 +14,9 @@ import pytest
 
 from activities.alerts import EscalationAlerts
 from activities.records import ReferralRecords, fact_bytes
-from starter.api import create_app
-from starter.dashboard import COOKIE
-from starter.audit.reconcile import Problem, reconcile
+from api.app import create_app
+from dashboard.routes import COOKIE
+from audit.reconcile import Problem, reconcile
 from starter.synthetic import OFFICER, SCREENER, approval, synthetic_vist
 from tests.api_fixtures import USERS, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import eventually, start_referral, state_when

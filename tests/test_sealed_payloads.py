@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from runtime.codec import UNSEALED_TYPE, EncryptionCodec, Keyring, refusal
 from runtime.temporal import DATA_CONVERTER, data_converter
-from starter.audit.reconcile import reconcile
+from audit.reconcile import reconcile
 from starter.synthetic import OFFICER, SERGEANT, approval, synthetic_vist
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import activities_running, eventually, start_referral

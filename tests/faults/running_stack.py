@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from starter.auth import DEMO_USERS
+from starter.demo_users import DEMO_USERS
 from starter.processes import live_process
 from tests.local_servers import free_port
 

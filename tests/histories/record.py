@@ -25,12 +25,12 @@ from pathlib import Path
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.database import apply_migrations, create_pool
+from readmodel.database import apply_migrations, create_pool
 from activities.policy import build_sla_policy
 from runtime.codec import Keyring, ensure_keyring_file
 from runtime.settings import Settings
 from runtime.temporal import data_converter
-from starter.audit.history import fetch_referral, write_export
+from audit.history import fetch_referral, write_export
 from starter.synthetic import SCREENER
 from tests import helpers, test_deadlines, test_lifecycle
 from tests.conftest import SIGNING, TEST_DECISION_KEYS

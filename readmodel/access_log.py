@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterable
 from datetime import datetime
 
 import asyncpg
@@ -77,3 +79,11 @@ class AccessLog:
             offset,
         )
         return [AccessRecord.model_validate(dict(row) | {"detail": json.loads(row["detail"])}) for row in rows]
+
+
+async def record_reads(log: AccessLog, actor: Actor, action: str, references: Iterable[str], detail: dict) -> None:
+    """One access-log row (channel "audit") per referral read, or one without a reference when none was named.
+
+    Shared by the API's audit routes and the audit CLI, so an auditor's reads look the same from either.
+    """
+    await asyncio.gather(*(log.record(actor, "audit", action, ref, detail) for ref in list(references) or [None]))

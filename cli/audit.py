@@ -26,11 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import Client, WorkflowHistory
 
-from activities.access_log import AccessLog
+from readmodel.access_log import AccessLog, record_reads
 from runtime.settings import Settings
 from runtime.temporal import connect, data_converter
-from starter.audit.as_of import state_from_facts
-from starter.audit.history import (
+from audit.as_of import state_from_facts
+from audit.history import (
     REFERRAL_WORKFLOW,
     DecodedReferral,
     ExportIntegrityError,
@@ -44,11 +44,11 @@ from starter.audit.history import (
     list_referrals,
     referral_query,
 )
-from starter.audit.reconcile import ReconcileReport, reconcile, reconcile_referrals
-from starter.audit.replay import ReplayReport, ReplayStatus, replay_histories
-from starter.audit.report import render_timeline_html
-from starter.audit.sample import ensure_monthly_sample_schedule, monthly_sample
-from starter.audit.timeline import build_timeline
+from audit.reconcile import ReconcileReport, reconcile, reconcile_referrals
+from audit.replay import ReplayReport, ReplayStatus, replay_histories
+from audit.report import render_timeline_html
+from audit.sample import ensure_monthly_sample_schedule, monthly_sample
+from audit.timeline import build_timeline
 from workflows.audit_models import DEFAULT_QUOTAS, SampleCategory
 from workflows.models import Actor, Role
 
@@ -95,7 +95,7 @@ async def _client(settings: Settings) -> Client:
 
 
 async def _pool(settings: Settings):
-    from activities.database import create_pool
+    from readmodel.database import create_pool
 
     if settings.database_url is None:
         fail("DATABASE_URL is not set: audit commands record every read in the access log in PostgreSQL")
@@ -103,14 +103,6 @@ async def _pool(settings: Settings):
 
 
 # --- the access log ------------------------------------------------------------------------------
-
-
-async def record_reads(log: AccessLog, actor: Actor, action: str, references: Iterable[str], detail: dict) -> None:
-    """One access-log row (channel "audit") per referral read, or one without a reference when none was named.
-
-    Shared with the API's audit routes, so an auditor's reads look the same from either.
-    """
-    await asyncio.gather(*(log.record(actor, "audit", action, ref, detail) for ref in list(references) or [None]))
 
 
 @dataclass(frozen=True)

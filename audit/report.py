@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from starter.audit.timeline import DeadlineCheck, ReferralTimeline, TimelineActor
+from audit.timeline import DeadlineCheck, ReferralTimeline, TimelineActor
 
 LONDON = ZoneInfo("Europe/London")
 LABEL_WIDTH = 230

@@ -1,7 +1,7 @@
 """The HTTP answers other than success, shared by every router: one class, whichever way the API is started.
 
-Kept apart from starter/api.py so that `python -m starter.api` (which loads that module as
-`__main__`) registers its handlers for the very classes the routes raise.
+Kept apart from api/app.py so that a second copy of that module (as `runpy` loads it)
+registers its handlers for the very classes the routes raise.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import asyncpg
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
+
+from api import models as bodies
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Seconds a client should wait before retrying while a dependency is down.
@@ -128,3 +130,18 @@ def aware_moment(loc: tuple[str | int, ...], moment: datetime | None) -> datetim
     if in_utc is None or not EARLIEST <= in_utc < LATEST:
         raise invalid(loc, f"must be between {EARLIEST.year} and {LATEST.year}")
     return moment
+
+
+# The answers every route may give besides success, for the OpenAPI document.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": bodies.Problem, "description": "no valid bearer credentials"},
+    403: {"model": bodies.Problem, "description": "the caller's role or agency may not do this"},
+    404: {"model": bodies.Problem, "description": "no such referral, action or escalation"},
+    409: {"model": bodies.Problem, "description": "the workflow refused the decision (stage, already decided, a rule)"},
+    422: {"model": bodies.ValidationProblem, "description": "each bad field and why"},
+    503: {"model": bodies.Problem, "description": "PostgreSQL or Temporal is down: retry after `Retry-After` seconds"},
+}
+# A decision's further answer: not confirmed in time, retry with the same key.
+DECISION_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
+    504: {"model": bodies.Undecided, "description": "not confirmed in time: retry with the same Idempotency-Key"},
+}

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from temporalio.client import Client
 
-from starter.audit.history import DecodedReferral, decode_referral, fetch_referral
+from audit.history import DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
 from workflows.models import (
     ActionOwner,

@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from starter.audit.cli import audit_app
+from cli.audit import audit_app
 from workflows.models import Agency, ChildDecision, CloseReason, RiskGrade, ScreeningOutcome, Stage
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"

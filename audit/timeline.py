@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from starter.audit.as_of import DECISION_KINDS, state_from_facts
-from starter.audit.history import AcceptedDecision, DecodedReferral, decode_referral, fetch_referral
+from audit.as_of import DECISION_KINDS, state_from_facts
+from audit.history import AcceptedDecision, DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
 from workflows.models import (
     ActionState,

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit import AuditRecords, ReadModelRows
 from runtime.codec import UNSEALED_TYPE
-from starter.audit.history import (
+from audit.history import (
     DecodedReferral,
     decode_referral,
     fetch_referral,

@@ -1,7 +1,5 @@
 """Who is calling the API: bearer tokens (signed JWTs, or a static token file) turned into an actor.
 
-    python -m starter.auth sergeant     print a demo user's token from the token file
-
 The actor (who, role, agency, and a supervisor's rank) comes from the credentials alone, never from a request body,
 and travels into the workflow with every decision. A token is either a JWT verified
 against a configured key or JWKS, or one of the static tokens of the embedded default.
@@ -22,7 +20,6 @@ import jwt
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from runtime.settings import Settings
-from starter.synthetic import AUDITOR, CSC_PARTNER, HEALTH_PARTNER, INSPECTOR, OFFICER, SCREENER, SERGEANT
 from workflows.models import Actor, Agency, Rank, Role, StaffId
 
 # Asymmetric algorithms for a public key or a JWKS; HS256 only with a shared secret, so a
@@ -167,36 +164,6 @@ def load_token_file(path: Path) -> dict[str, TokenHolder]:
         raise ValueError(f"{path}: not a token file ({error.error_count()} errors)") from error
 
 
-# The embedded stack's demo users: the synthetic staff the tests and the demo use too.
-DEMO_USERS: dict[str, TokenHolder] = {
-    "officer": TokenHolder(id=OFFICER.id, role=Role.OFFICER, team="Testtown"),
-    "sergeant": TokenHolder(id=SERGEANT.id, role=Role.SUPERVISOR, rank=Rank.SERGEANT, team="Testtown"),
-    "inspector": TokenHolder(id=INSPECTOR.id, role=Role.SUPERVISOR, rank=Rank.INSPECTOR, team="Testtown"),
-    "screener": TokenHolder(id=SCREENER.id, role=Role.SCREENER, team="CRU"),
-    "health-partner": TokenHolder(id=HEALTH_PARTNER.id, role=Role.PARTNER, agency=Agency.HEALTH),
-    "social-worker": TokenHolder(id=CSC_PARTNER.id, role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE),
-    "auditor": TokenHolder(id=AUDITOR.id, role=Role.AUDITOR),
-    "admin": TokenHolder(id="ADM-9001", role=Role.ADMIN),
-}
-
-
-def ensure_demo_tokens(path: Path) -> dict[str, str]:
-    """Create the static token file with a random token per demo user; return name -> token.
-
-    An existing file keeps its tokens (they are in use); a demo user it lacks is added with a
-    new token, and a demo user's entry is brought up to date (a rank it lacked), matched by ID.
-    """
-    held = load_token_file(path) if path.exists() else {}
-    by_id = {holder.id: token for token, holder in held.items()}
-    wanted = dict(held)
-    for holder in DEMO_USERS.values():
-        wanted[by_id.get(holder.id) or secrets.token_urlsafe(32)] = holder
-    if wanted != held:
-        write_token_file(path, wanted)
-    by_id = {holder.id: token for token, holder in wanted.items()}
-    return {name: by_id[holder.id] for name, holder in DEMO_USERS.items()}
-
-
 def write_token_file(path: Path, tokens: dict[str, TokenHolder]) -> None:
     """Written owner-only from the start (the tokens are credentials), then moved into place whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,26 +173,3 @@ def write_token_file(path: Path, tokens: dict[str, TokenHolder]) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(body + "\n")
     os.replace(partial, path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    names = argv if argv is not None else sys.argv[1:]
-    settings = Settings()
-    if len(names) != 1 or names[0] not in DEMO_USERS:
-        print(f"usage: python -m starter.auth {{{'|'.join(DEMO_USERS)}}}", file=sys.stderr)
-        return 2
-    if not settings.tokens_file.exists():
-        print(f"{settings.tokens_file} does not exist: `make run` makes it", file=sys.stderr)
-        return 1
-    token = ensure_demo_tokens(settings.tokens_file).get(names[0])
-    if token is None:
-        print(f"{settings.tokens_file} has no token for {names[0]}", file=sys.stderr)
-        return 1
-    print(token)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

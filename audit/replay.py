@@ -30,7 +30,7 @@ from temporalio.workflow import NondeterminismError
 
 from runtime.settings import Settings
 from runtime.temporal import data_converter
-from starter.audit.history import workflow_type
+from audit.history import workflow_type
 
 # Histories per task sent to a worker process: large enough to amortise a task, small
 # enough that the progress bar moves and the cores stay evenly loaded.

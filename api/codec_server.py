@@ -2,7 +2,7 @@
 decrypted payloads to auditors and administrators, and to nobody else.
 
 Every decode is a read of referral details and goes into the access log. Serve it with
-`python -m starter.codec_server`; point the Web UI's "codec server" setting at it with
+`python -m api.codec_server`; point the Web UI's "codec server" setting at it with
 "pass the access token" on.
 """
 
@@ -19,7 +19,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
 from runtime.codec import refusal
-from starter.auth import Authenticator, Caller, InvalidCredentials
+from auth.tokens import Authenticator, Caller, InvalidCredentials
 from workflows.models import Role
 
 log = structlog.get_logger("codec_server")
@@ -92,8 +92,8 @@ def create_codec_app(
 async def _serve() -> None:
     import uvicorn
 
-    from activities.access_log import AccessLog
-    from activities.database import create_pool
+    from readmodel.access_log import AccessLog
+    from readmodel.database import create_pool
     from runtime.codec import EncryptionCodec
     from runtime.logging import configure_logging
     from runtime.settings import Settings

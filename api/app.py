@@ -1,0 +1,142 @@
+"""The HTTP API's app: VIST intake, every decision as a workflow update, and lists from the read model.
+
+Served by `python -m api` (api/__main__.py). `create_app(client, pool, settings)` composes every
+router of api/routes/ and the dashboard's pages around a Temporal client and an asyncpg pool, so tests hand it the time-skipping server's client and the test database. The actor
+of every decision comes from the bearer token (auth/tokens.py). A decision is one
+workflow update: the workflow's validator accepts it whole or rejects it before anything is
+written, so the API never half-applies one. Error bodies and access logs never carry a
+submitted value: they may be personal data.
+"""
+
+
+import time
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.directory import SupervisionDirectory
+from activities.policy import build_sla_policy
+from api.deps import Clock, Services, wall_clock
+from api.errors import DATABASE_DOWN, RETRY_AFTER_SECONDS, ApiError, api_error, unavailable, validation_failed
+from api.routes import audit, decisions, escalations, operations, records, referrals
+from auth.tokens import Authenticator
+from dashboard.board import create_board
+from dashboard.routes import PREFIX as DASHBOARD_PREFIX
+from dashboard.routes import mount, unavailable_page
+from readmodel.access_log import AccessLog
+from readmodel.oversight import OversightReadModel
+from readmodel.queries import ReferralReadModel
+from runtime.settings import Settings
+from starter.acknowledgement import Acknowledgements
+from workflows.models import SlaPolicy
+
+log = structlog.get_logger("api")
+
+# Every resource's router, in the order the OpenAPI document lists them.
+ROUTERS = (referrals.router, decisions.router, escalations.router, operations.router, records.router, audit.router)
+
+
+class RequestLog:
+    """ASGI middleware: one line per request with the route template, never the raw path or query."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "http_request",
+                method=scope["method"],
+                route=getattr(route, "path", "unmatched"),
+                status=status,
+                actor=scope.get("state", {}).get("actor_id"),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+async def _temporal_unavailable(request: Request, error: RPCError) -> Response:
+    log.warning("temporal_error", status=error.status.name)
+    return await _unavailable(request, unavailable("the workflow service"))
+
+
+async def _database_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("database_unavailable", error=type(error).__name__)
+    return await _unavailable(request, unavailable("the records database"))
+
+
+async def _unavailable(request: Request, error: ApiError) -> Response:
+    """503 with Retry-After: the dashboard's plain page, or the API's problem body."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return unavailable_page(request, RETRY_AFTER_SECONDS)
+    return await api_error(request, error)
+
+
+def create_app(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    sla_policy: SlaPolicy | None = None,
+    clock: Clock = wall_clock,
+) -> FastAPI:
+    """The API around one Temporal client and one PostgreSQL pool (both owned by the caller)."""
+    app = FastAPI(
+        title="Child-protection referrals",
+        version="1",
+        description="VIST intake, decisions on referrals and agreed actions, escalations. "
+        "Every decision is recorded under the actor named by the bearer token.",
+    )
+    directory = SupervisionDirectory.load(settings.alert_directory_file)
+    app.state.services = Services(
+        client=client,
+        read_model=ReferralReadModel(pool),
+        access_log=AccessLog(pool),
+        pool=pool,
+        settings=settings,
+        authenticator=authenticator or Authenticator.from_settings(settings),
+        sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
+        clock=clock,
+        acknowledgements=Acknowledgements(client, OversightReadModel(pool), directory),
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    # Composition at the top: the app mounts the dashboard's pages; neither imports the other's routes.
+    mount(
+        app,
+        create_board(
+            client,
+            pool,
+            settings,
+            authenticator=app.state.services.authenticator,
+            acknowledgements=app.state.services.acknowledgements,
+            clock=clock,
+        ),
+    )
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RPCError, _temporal_unavailable)
+    for down in DATABASE_DOWN:
+        app.add_exception_handler(down, _database_unavailable)
+    app.add_middleware(RequestLog)
+    return app

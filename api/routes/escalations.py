@@ -1,0 +1,81 @@
+"""Escalation routes: the escalations list and acknowledging a rung, as a decision on the workflow that raised it."""
+
+# No `from __future__ import annotations`: FastAPI reads these routes' parameters from the evaluated annotations.
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api import models as bodies
+from api.deps import ACTION, REFERENCE, REFERRAL, Authenticated, Cursor, IdempotencyKey, Limit, Svc, decode_cursor, page
+from api.errors import DECISION_ERRORS, ERRORS, ApiError, rejected
+from api.routes.decisions import decide
+from starter.acknowledgement import AcknowledgementRefused
+from workflows.models import ESCALATION_ID, ActionState, ReferralState, Role
+
+router = APIRouter(responses=ERRORS, tags=["escalations"])
+
+
+@router.get(
+    "/escalations", response_model=bodies.EscalationPage, tags=["escalations"], summary="Escalations, newest first"
+)
+async def list_escalations(
+    caller: Authenticated,
+    svc: Svc,
+    state: Annotated[
+        Literal["open", "acknowledged", "resolved", "all"],
+        Query(description="open: awaiting acknowledgement; resolved: its referral closed first"),
+    ] = "open",
+    mine: Annotated[
+        bool,
+        Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
+    ] = False,
+    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$", description="only this referral's")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> bodies.EscalationPage:
+    rows = await svc.read_model.escalations(
+        limit=limit + 1,
+        after=decode_cursor(cursor, ESCALATION_ID),
+        state=state,
+        reference=reference,
+        # A partner agency sees only escalations about its own agreed actions.
+        team=(caller.team or "") if mine and caller.actor.role is not Role.PARTNER else None,
+        agency=caller.actor.agency.value if mine or caller.actor.role is Role.PARTNER else None,
+    )
+    items, next_cursor = page(rows, limit, "raised_at", "escalation_id")
+    return bodies.EscalationPage(items=[dict(r) for r in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/escalations/{escalation_id}/acknowledgement",
+    response_model=ReferralState | ActionState,
+    responses=DECISION_ERRORS,
+    tags=["escalations"],
+    summary="Acknowledge an escalation",
+)
+async def acknowledge_escalation(
+    escalation_id: str,
+    caller: Authenticated,
+    svc: Svc,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it.
+
+    A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
+    addressee the supervision directory names for it (`staff_id`), or by an administrator.
+    """
+    try:
+        ack = await svc.acknowledgements.prepare(caller.actor, escalation_id)
+    except AcknowledgementRefused as refused:
+        if refused.missing:
+            raise ApiError(404, refused.message, "escalation_id") from None
+        raise rejected(refused.message) from None
+    target = ACTION if ".A" in ack.owner else REFERRAL
+    try:
+        return await decide(svc, target, ack.owner, ack.update, ack.decision, idempotency_key, response)
+    except ApiError as error:
+        if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
+            raise ApiError(404, error.detail, error.field) from None
+        raise

@@ -1,0 +1,156 @@
+"""Referral routes: VIST intake, a referral's state (every read in the access log), and the referrals list."""
+
+# No `from __future__ import annotations`: FastAPI reads these routes' parameters from the evaluated annotations.
+
+from datetime import datetime
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request, Response
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import models as bodies
+from api.deps import (
+    CLIENT_HEADER,
+    REFERRAL,
+    Authenticated,
+    Cursor,
+    Limit,
+    Svc,
+    allowed,
+    decode_cursor,
+    not_found,
+    own_identity,
+    page,
+)
+from api.errors import ERRORS, ApiError, aware_moment, invalid
+from auth.tokens import Caller
+from workflows.authority import SUBMITTERS
+from workflows.models import (
+    Agency,
+    ReferralState,
+    RiskGrade,
+    Role,
+    Stage,
+    StartReferral,
+    VistSubmission,
+    future_time_in,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+log = structlog.get_logger("api")
+
+# Everyone but a partner agency's staff, who see only the referrals their actions belong to.
+REFERRAL_LISTERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+
+router = APIRouter(responses=ERRORS, tags=["referrals"])
+
+
+@router.post(
+    "/referrals",
+    status_code=201,
+    response_model=bodies.Intake,
+    tags=["referrals"],
+    summary="Submit a VIST",
+    responses={200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
+)
+async def submit_vist(
+    submission: VistSubmission,
+    response: Response,
+    caller: Annotated[Caller, Depends(allowed(SUBMITTERS, "submit a VIST"))],
+    svc: Svc,
+) -> bodies.Intake:
+    """A new referral (201); the same form again returns its referral (200); the form's ID with other content is 409.
+
+    The form's `officer_id` must be the caller's own staff ID (422 otherwise).
+    """
+    own_identity(("body", "officer_id"), submission.officer_id, caller)
+    # The workflow has no validator before its start: times the wall clock refutes are refused here.
+    problem = future_time_in(submission, await svc.clock())
+    if problem is not None:
+        field, why = problem.split(": ", 1)
+        raise invalid(("body", *field.split(".")), why)
+    reference = referral_reference(submission.form_id)
+    try:
+        handle = await svc.client.start_workflow(
+            ReferralWorkflow.run,
+            StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=svc.sla_policy),
+            id=reference,
+            task_queue=svc.settings.task_queue,
+            # A closed referral's form cannot open a new one.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        created = True
+    except WorkflowAlreadyStartedError:
+        handle = svc.client.get_workflow_handle(reference)
+        created = False
+    state = await handle.query(ReferralWorkflow.state)
+    if not created:
+        if state.form_id != submission.form_id or state.form_digest != submission.content_digest():
+            raise ApiError(409, "form_id: this form was already submitted with other content", "form_id")
+        response.status_code = 200
+    log.info("vist_received", reference=reference, created=created)
+    return bodies.Intake(
+        reference=reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=created
+    )
+
+
+@router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
+async def show_referral(reference: str, caller: Authenticated, request: Request, svc: Svc) -> ReferralState:
+    """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow.
+
+    Every read is written to the access log, with who read it and through which client.
+    """
+    if not REFERRAL.pattern.match(reference):
+        raise not_found(REFERRAL)
+    try:
+        state = await svc.client.get_workflow_handle(reference).query(ReferralWorkflow.state)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise not_found(REFERRAL) from None
+        raise
+    if caller.actor.role is Role.PARTNER:
+        state = partner_view(state, caller.actor.agency)
+    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
+    await svc.access_log.record(caller.actor, channel, "show_referral", reference)
+    return state
+
+
+def partner_view(state: ReferralState, agency: Agency) -> ReferralState:
+    """What a partner agency may see of a referral: its own agreed actions and their escalations.
+
+    The screening view (other referrals about the family), the decision history and the
+    other agencies' actions are not theirs to see.
+    """
+    own = [action for action in state.actions if action.owner.agency is agency]
+    if not own:
+        raise ApiError(403, f"actor.agency: {agency.value} owns no agreed action on this referral", "actor.agency")
+    return state.model_copy(update={"actions": own, "escalations": [], "history": [], "screening_view": None})
+
+
+@router.get("/referrals", response_model=bodies.ReferralPage, tags=["referrals"], summary="Referrals, newest first")
+async def list_referrals(
+    caller: Annotated[Caller, Depends(allowed(REFERRAL_LISTERS, "list referrals"))],
+    svc: Svc,
+    stage: Stage | None = None,
+    risk: RiskGrade | None = None,
+    overdue: Annotated[bool | None, Query(description="open and past the current stage's deadline")] = None,
+    updated_since: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> bodies.ReferralPage:
+    aware_moment(("query", "updated_since"), updated_since)
+    rows = await svc.read_model.referrals(
+        now=await svc.clock(),
+        limit=limit + 1,
+        after=decode_cursor(cursor, REFERRAL.pattern),
+        stage=stage.value if stage else None,
+        risk=risk.value if risk else None,
+        overdue=overdue,
+        updated_since=updated_since,
+    )
+    items, next_cursor = page(rows, limit, "updated_at", "reference")
+    return bodies.ReferralPage(items=[bodies.ReferralSummary(**dict(r)) for r in items], next_cursor=next_cursor)

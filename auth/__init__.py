@@ -1,0 +1,1 @@
+"""Who is calling: bearer tokens and signed JWTs resolved to a staff member, shared by every HTTP surface."""

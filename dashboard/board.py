@@ -1,0 +1,306 @@
+"""The dashboard's shared parts: the board every page draws on, the signed-in caller, templates and formatting."""
+
+# No `from __future__ import annotations`: FastAPI reads the `SignedIn` and `Board` dependencies
+# from the evaluated annotations.
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.alerts import AlertLinks, describe_duration, what_is_late
+from activities.directory import SupervisionDirectory
+from auth.tokens import Authenticator, Caller, InvalidCredentials
+from readmodel.access_log import AccessLog
+from readmodel.oversight import OversightReadModel
+from runtime.settings import Settings
+from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
+from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS, REJECTION_TYPE
+from workflows.models import REFERENCE_PATTERN, Escalation, Rank, Role, Stage
+
+log = structlog.get_logger("dashboard")
+
+Clock = Callable[[], Awaitable[datetime]]
+
+PREFIX = "/dashboard"
+COOKIE = "referrals_session"
+SIGNED_IN_FOR = timedelta(hours=8)
+LONDON = ZoneInfo("Europe/London")
+REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
+DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
+# An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
+DUE_SOON = timedelta(hours=48)
+# A chart's time unit: the largest in which its longest value is at least one.
+HOUR_UNITS = (("h", 1.0), ("min", 60.0), ("s", 3600.0))
+WEEKS_SHOWN = 12
+
+ESCALATION_READERS = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
+CASE_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+STAGE_ORDER = [s for s in Stage if s is not Stage.CLOSED]
+TIMED_STAGES = [Stage.SUPERVISOR_REVIEW, Stage.RETURNED_TO_OFFICER, Stage.SCREENING, Stage.STRATEGY_DISCUSSION,
+                Stage.CONFERENCE, Stage.ACTIONS]
+STAGE_SHORT = {Stage.SUPERVISOR_REVIEW: "review", Stage.RETURNED_TO_OFFICER: "returned", Stage.SCREENING: "screening",
+               Stage.STRATEGY_DISCUSSION: "strategy", Stage.CONFERENCE: "ICPC", Stage.ACTIONS: "actions"}
+
+# What a timeline shows of each fact: its kind and these fields, never free text.
+TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
+    "vist_submitted": ("version",),
+    "vist_resubmitted": ("version",),
+    "supervisor_reviewed": ("approved",),
+    "stage_changed": ("from_stage", "to_stage"),
+    "screened": ("outcome", "risk"),
+    "risk_regraded": ("from_risk", "to_risk"),
+    "strategy_discussion_held": ("section_47", "quorate"),
+    "conference_booked": ("police_attendance",),
+    "conference_held": ("police_attended", "child_protection_plan"),
+    "closed": ("reason",),
+    "escalation_acknowledged": ("escalation_id", "rank", "as_named_addressee"),
+    "repeat_override_requested": (),
+    "repeat_override_decided": ("granted", "requested_by"),
+    "action_agreed": (),
+    "action_reminded": (),
+    "action_reassigned": (),
+    "action_completed": (),
+}
+DECISIONS = {"supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided", "risk_regraded", "strategy_discussion_held", "conference_booked",
+             "conference_held", "closed", "vist_resubmitted", "action_completed", "action_reassigned"}
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- presentation ---------------------------------------------------------------------------
+
+
+def local(moment: datetime | None) -> str:
+    return moment.astimezone(LONDON).strftime("%a %d %b %H:%M") if moment else ""
+
+
+def words(value: object) -> str:
+    """A stored code as words: "supervisor_review" is "supervisor review", "childrens_social_care" has its apostrophe."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value).replace("childrens_", "children's_").replace("_", " ")
+
+
+def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any]:
+    """Time to a deadline, or how far past it: the text and whether it is late."""
+    if deadline is None:
+        return {"text": "no deadline", "late": False, "soon": False}
+    left = deadline - now
+    if left < timedelta(0):
+        return {"text": f"late by {describe_duration(-left)}", "late": True, "soon": False}
+    return {"text": f"{describe_duration(left)} left", "late": False, "soon": left < DUE_SOON}
+
+
+def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -> dict[str, Any]:
+    escalation = Escalation.model_validate(
+        {k: row[k] for k in ("escalation_id", "reference", "subject", "rung", "rank", "addressed_to", "due_at",
+                             "raised_at", "reason")}
+    )
+    return {
+        "id": escalation.escalation_id,
+        "reference": escalation.reference,
+        "what": what_is_late(escalation),
+        "rung": escalation.rung + 1,
+        "rank": escalation.rank.value,
+        "addressed_to": row["addressee"] or escalation.addressed_to,
+        "raised": local(escalation.raised_at),
+        "age": describe_duration(max(now - escalation.raised_at, timedelta(0))),
+        "late": describe_duration(max(now - escalation.due_at, timedelta(0))),
+        "serious": escalation.rank is not Rank.SERGEANT or escalation.reason == "inquorate",
+        "may_acknowledge": may_acknowledge,
+    }
+
+
+def week_label(week: date) -> str:
+    return week.strftime("%d %b")
+
+
+def weeks_ending(now: datetime) -> list[date]:
+    monday = now.astimezone(LONDON).date() - timedelta(days=now.astimezone(LONDON).weekday())
+    return [monday - timedelta(weeks=n) for n in reversed(range(WEEKS_SHOWN))]
+
+
+# --- sign-in and roles ---------------------------------------------------------------------------
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a dashboard page of this site only, never elsewhere."""
+    if not target:
+        return f"{PREFIX}/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith(PREFIX + "/") or "//" in parts.path or "\\" in target:
+        return f"{PREFIX}/"
+    return target
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An HTML form's fields (application/x-www-form-urlencoded), first value of each."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {name: values[0] for name, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from this site: SameSite=Strict already keeps the cookie off cross-site posts; this is a second lock."""
+    origin = request.headers.get("origin")
+    return origin is None or origin == "null" or urlsplit(origin).netloc == request.url.netloc
+
+
+@dataclass
+class Dashboard:
+    client: Client
+    oversight: OversightReadModel
+    access_log: AccessLog
+    authenticator: Authenticator
+    acknowledgements: Acknowledgements
+    links: AlertLinks
+    clock: Clock
+    templates: Jinja2Templates
+    decision_timeout: float
+
+    async def caller(self, request: Request) -> Caller | None:
+        try:
+            return await self.authenticator.authenticate(request.cookies.get(COOKIE))
+        except InvalidCredentials as error:
+            if request.cookies.get(COOKIE):
+                log.info("dashboard_credentials_rejected", reason=str(error))
+            return None
+
+    def page(self, request: Request, template: str, caller: Caller | None, status: int = 200, **context: Any) -> HTMLResponse:
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {"caller": caller, "prefix": PREFIX, "roles": nav_roles(caller)} | context,
+            status_code=status,
+        )
+
+    def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
+        return self.page(request, "forbidden.html", caller, status=403, what=what)
+
+    async def acknowledge(self, caller: Caller, escalation_id: str, key: str) -> tuple[int, str] | None:
+        """Acknowledge through the owning workflow, the form's key naming the update; the refusal, or None when done."""
+        try:
+            ack = await self.acknowledgements.prepare(caller.actor, escalation_id)
+        except AcknowledgementRefused as refused:
+            return (409 if refused.missing else 403), refused.message
+        refused = await self.decide(ack.owner, ack.update, ack.decision, key)
+        if refused is None:
+            log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
+        return refused
+
+    async def decide(self, workflow_id: str, update: Callable[..., Any], decision: Any, key: str) -> tuple[int, str] | None:
+        """One decision as one update named by the form's key; the refusal (status, reason), or None when done."""
+        try:
+            await asyncio.wait_for(
+                self.client.get_workflow_handle(workflow_id).execute_update(update, decision, id=key),
+                self.decision_timeout,
+            )
+        except TimeoutError:
+            return 504, "not confirmed yet: send the same form again to learn whether it was recorded (it counts once)"
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
+                return (403 if cause.message.startswith("actor.") else 409), cause.message
+            raise
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return 409, "stage: the referral or action has finished; nothing is left to decide"
+            raise
+        return None
+
+
+def decision_key(submitted: str | None) -> str:
+    """The form's idempotency key when it is one we could have made, else a new one."""
+    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+
+
+def page_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    templates.env.filters.update(local=local, words=words)
+    # Each decision form carries its own key: submitting it twice applies it once.
+    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex)
+    return templates
+
+
+def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
+    """What every page shows while PostgreSQL or Temporal is down: a plain 503, nothing half-shown."""
+    return page_templates().TemplateResponse(
+        request,
+        "unavailable.html",
+        {"caller": None, "prefix": PREFIX, "roles": nav_roles(None)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def nav_roles(caller: Caller | None) -> dict[str, bool]:
+    role = caller.actor.role if caller else None
+    return {
+        "escalations": role in ESCALATION_READERS,
+        "cases": role in CASE_READERS,
+        "acknowledge": role in ACKNOWLEDGERS,
+        "override": role in OVERRIDE_DECIDERS,
+    }
+
+
+def create_board(
+    client: Client,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    acknowledgements: Acknowledgements | None = None,
+    clock: Clock = wall_clock,
+) -> Dashboard:
+    """What the pages draw on, around the caller's Temporal client and PostgreSQL pool."""
+    oversight = OversightReadModel(pool)
+    return Dashboard(
+        client=client,
+        oversight=oversight,
+        access_log=AccessLog(pool),
+        authenticator=authenticator or Authenticator.from_settings(settings),
+        acknowledgements=acknowledgements
+        or Acknowledgements(client, oversight, SupervisionDirectory.load(settings.alert_directory_file)),
+        links=AlertLinks.from_settings(settings),
+        clock=clock,
+        templates=page_templates(),
+        decision_timeout=settings.decision_timeout_seconds,
+    )
+
+
+def the_board(request: Request) -> Dashboard:
+    """The board the app that mounts the pages made (`mount`)."""
+    return request.app.state.dashboard
+
+
+Board = Annotated[Dashboard, Depends(the_board)]
+
+
+async def signed_in(request: Request, board: Board) -> Caller:
+    caller = await board.caller(request)
+    if caller is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "sign in first", headers={"Location": f"{PREFIX}/login?next={quote(target)}"})
+    return caller
+
+
+SignedIn = Annotated[Caller, Depends(signed_in)]

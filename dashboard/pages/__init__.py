@@ -1,0 +1,1 @@
+"""One router per dashboard page, composed by `dashboard.routes`."""

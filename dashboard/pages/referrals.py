@@ -1,0 +1,176 @@
+"""The referrals pages: open referrals by stage, and one referral's timeline, facts, actions and override decision."""
+
+# No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from auth.tokens import Caller
+from dashboard.board import (
+    CASE_READERS,
+    DECISIONS,
+    LONDON,
+    PREFIX,
+    REFERENCE,
+    STAGE_ORDER,
+    STAGE_SHORT,
+    TIMELINE_FIELDS,
+    Board,
+    SignedIn,
+    decision_key,
+    form_fields,
+    local,
+    log,
+    same_origin,
+    time_left,
+    words,
+)
+from dashboard.charts import Band, Mark, Series, bar_chart, timeline
+from workflows.authority import OVERRIDE_DECIDERS
+from workflows.models import OverrideDecision, Stage
+from workflows.referral import ReferralWorkflow
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@router.get("/referrals", response_class=HTMLResponse)
+async def referrals(request: Request, board: Board, caller: SignedIn) -> Response:
+    if caller.actor.role not in CASE_READERS:
+        return board.forbidden(request, caller, "referrals")
+    now = await board.clock()
+    rows = await board.oversight.open_referrals_by_stage(now)
+    stages: dict[Stage, dict[str, Any]] = {s: {"count": 0, "late": 0, "referrals": []} for s in STAGE_ORDER}
+    for row in rows:
+        stage = stages[Stage(row["stage"])]
+        stage["count"], stage["late"] = row["in_stage"], row["late_in_stage"]
+        stage["referrals"].append(dict(row) | {"left": time_left(row["deadline"], now)})
+    counts = bar_chart(
+        "Open referrals by stage",
+        [STAGE_SHORT[s] for s in STAGE_ORDER],
+        [Series("late", [stages[s]["late"] for s in STAGE_ORDER], "red"),
+         Series("in time", [stages[s]["count"] - stages[s]["late"] for s in STAGE_ORDER], "blue")],
+    )
+    return board.page(request, "referrals.html", caller, stages=stages, chart=counts, now=local(now))
+
+
+@router.get("/referrals/{reference}", response_class=HTMLResponse)
+async def referral(request: Request, board: Board, reference: str, caller: SignedIn) -> Response:
+    return await referral_page(request, board, reference, caller)
+
+
+@router.post("/referrals/{reference}/override")
+async def decide_override(request: Request, board: Board, reference: str, caller: SignedIn) -> Response:
+    """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
+    if not same_origin(request):
+        return board.forbidden(request, caller, "a form from another site")
+    if caller.actor.role not in OVERRIDE_DECIDERS or not REFERENCE.match(reference):
+        return board.forbidden(request, caller, "deciding repeat-referral overrides")
+    fields = await form_fields(request)
+    if fields.get("decision") not in {"grant", "refuse"}:
+        return await referral_page(request, board, reference, caller, status=422, problem="decision: grant or refuse")
+    try:
+        decision = OverrideDecision(
+            actor=caller.actor, granted=fields["decision"] == "grant", rationale=fields.get("rationale", "")
+        )
+    except ValidationError:
+        return await referral_page(request, board, reference, caller, status=422, problem="rationale: required")
+    key = decision_key(fields.get("idempotency_key"))
+    refused = await board.decide(reference, ReferralWorkflow.decide_override, decision, key)
+    if refused is not None:
+        status, problem = refused
+        return await referral_page(request, board, reference, caller, status=status, problem=problem,
+                                   override_key=key)
+    log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
+    return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
+
+
+async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
+    if caller.actor.role not in CASE_READERS:
+        return board.forbidden(request, caller, "referrals")
+    row = await board.oversight.referral(reference) if REFERENCE.match(reference) else None
+    if row is None:
+        return board.page(request, "referral.html", caller, status=404, referral=None)
+    await board.access_log.record(caller.actor, "dashboard", "read_referral", reference=reference)
+    now = await board.clock()
+    facts, spans, attendees, agreed, raised = (
+        await board.oversight.timeline(reference),
+        await board.oversight.stage_spans(reference),
+        await board.oversight.attendees(reference),
+        await board.oversight.actions(reference),
+        await board.oversight.escalations(reference),
+    )
+    return board.page(
+        request,
+        "referral.html",
+        caller,
+        status=status,
+        override_pending=row["closed_at"] is None and override_pending(facts),
+        may_decide_override=caller.actor.role in OVERRIDE_DECIDERS,
+        decided=request.query_params.get("override") == "decided",
+        referral=dict(row) | {"left": time_left(row["deadline"], now) if row["closed_at"] is None else None},
+        chart=referral_timeline(spans, facts, agreed, raised, now),
+        facts=[fact_view(fact) for fact in facts],
+        attendees=attendees,
+        actions=[dict(a) | {"left": time_left(a["deadline"], now) if a["completed_at"] is None else None}
+                 for a in agreed],
+        escalations=raised,
+        **context,
+    )
+
+
+def override_pending(facts: list[asyncpg.Record]) -> bool:
+    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
+    kinds = [f["kind"] for f in facts if f["kind"] in {"repeat_override_requested", "repeat_override_decided"}]
+    return bool(kinds) and kinds[-1] == "repeat_override_requested"
+
+
+
+def fact_view(fact: asyncpg.Record) -> dict[str, Any]:
+    payload = fact["payload"] if isinstance(fact["payload"], dict) else json.loads(fact["payload"])
+    details = [f"{words(k)}: {words(payload[k])}" for k in TIMELINE_FIELDS.get(fact["kind"], ()) if k in payload]
+    if fact["kind"] == "escalation_raised":
+        e = payload["escalation"]
+        details = [e["escalation_id"], f"rung {e['rung'] + 1}, {e['rank']}", words(e["reason"])]
+    return {
+        "at": local(fact["at"]),
+        "what": words(fact["kind"]),
+        "stream": fact["stream"],
+        "actor": f"{fact['actor_id']} ({fact['actor_role']}, {words(fact['actor_agency'])})",
+        "details": ", ".join(details),
+        "decision": fact["kind"] in DECISIONS,
+    }
+
+
+
+def referral_timeline(
+    spans: list[asyncpg.Record],
+    facts: list[asyncpg.Record],
+    agreed: list[asyncpg.Record],
+    raised: list[asyncpg.Record],
+    now: datetime,
+) -> Any:
+    if not spans:
+        return ""
+    bands = [
+        Band(words(s["stage"]), s["entered_at"].astimezone(LONDON), (s["left_at"] or now).astimezone(LONDON),
+             s["deadline"].astimezone(LONDON) if s["deadline"] else None)
+        for s in spans
+        if s["stage"] != Stage.CLOSED.value
+    ]
+    marks = [Mark(f["at"].astimezone(LONDON), "decision", words(f["kind"])) for f in facts if f["kind"] in DECISIONS]
+    marks += [
+        Mark(e["raised_at"].astimezone(LONDON), "acknowledged" if e["acknowledged_at"] else "escalation",
+             f"{e['escalation_id']}: {e['rank']}{', acknowledged' if e['acknowledged_at'] else ''}")
+        for e in raised
+    ]
+    marks += [Mark(a["deadline"].astimezone(LONDON), "deadline", f"{a['action_id']} due") for a in agreed]
+    start = spans[0]["entered_at"].astimezone(LONDON)
+    closed = spans[-1]["stage"] == Stage.CLOSED.value
+    end = max([spans[-1]["entered_at"] if closed else now] + [m.at for m in marks]).astimezone(LONDON)
+    return timeline(bands, marks, start, end + (end - start) * 0.02)

@@ -1,0 +1,32 @@
+"""The dashboard's pages under /dashboard, one router per page, mounted by the app that serves them.
+
+Server-rendered pages of open alerts, late actions, stages and timeliness. `mount(app, board)`
+serves them from an app (the API's, `api.app`) around a board (`dashboard.board.create_board`)
+holding its Temporal client and PostgreSQL pool. Sign-in takes the same bearer token as the API
+and keeps it in an HttpOnly, SameSite=Strict cookie; roles are the API's: supervisors see the
+escalations addressed to their team or agency and acknowledge those of their rank or below (or
+addressed to them by name), administrators read and acknowledge everything, auditors read
+everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
+repeat-referral override the screener asked for on the referral's page. A page showing a
+referral's details writes an access-log entry. No page holds a child's name, date of birth or
+address, nor a decision's free text.
+"""
+
+from fastapi import APIRouter, FastAPI
+
+from dashboard.board import COOKIE, PREFIX, Dashboard, unavailable_page
+from dashboard.pages import actions, escalations, referrals, signin, timeliness
+
+__all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
+
+# Each page's module, with its own router.
+PAGES = (signin, escalations, actions, referrals, timeliness)
+router = APIRouter()
+for page in PAGES:
+    router.include_router(page.router)
+
+
+def mount(app: FastAPI, board: Dashboard) -> None:
+    """Serve the pages from `app`, drawing on `board` (`dashboard.board.create_board`)."""
+    app.state.dashboard = board
+    app.include_router(router)
