@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -23,7 +23,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.alerts import AlertLinks, describe_duration, what_is_late
+from activities.alerts import AlertLinks, describe_duration
 from activities.directory import SupervisionDirectory
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from readmodel.access_log import AccessLog
@@ -31,7 +31,7 @@ from readmodel.oversight import OversightReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS, REJECTION_TYPE
-from workflows.models import REFERENCE_PATTERN, Escalation, Rank, Role, Stage
+from workflows.models import REFERENCE_PATTERN, Role, Stage
 
 log = structlog.get_logger("dashboard")
 
@@ -45,40 +45,12 @@ REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
 DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 # An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
 DUE_SOON = timedelta(hours=48)
-# A chart's time unit: the largest in which its longest value is at least one.
-HOUR_UNITS = (("h", 1.0), ("min", 60.0), ("s", 3600.0))
-WEEKS_SHOWN = 12
 
 ESCALATION_READERS = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 CASE_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
 STAGE_ORDER = [s for s in Stage if s is not Stage.CLOSED]
-TIMED_STAGES = [Stage.SUPERVISOR_REVIEW, Stage.RETURNED_TO_OFFICER, Stage.SCREENING, Stage.STRATEGY_DISCUSSION,
-                Stage.CONFERENCE, Stage.ACTIONS]
 STAGE_SHORT = {Stage.SUPERVISOR_REVIEW: "review", Stage.RETURNED_TO_OFFICER: "returned", Stage.SCREENING: "screening",
                Stage.STRATEGY_DISCUSSION: "strategy", Stage.CONFERENCE: "ICPC", Stage.ACTIONS: "actions"}
-
-# What a timeline shows of each fact: its kind and these fields, never free text.
-TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
-    "vist_submitted": ("version",),
-    "vist_resubmitted": ("version",),
-    "supervisor_reviewed": ("approved",),
-    "stage_changed": ("from_stage", "to_stage"),
-    "screened": ("outcome", "risk"),
-    "risk_regraded": ("from_risk", "to_risk"),
-    "strategy_discussion_held": ("section_47", "quorate"),
-    "conference_booked": ("police_attendance",),
-    "conference_held": ("police_attended", "child_protection_plan"),
-    "closed": ("reason",),
-    "escalation_acknowledged": ("escalation_id", "rank", "as_named_addressee"),
-    "repeat_override_requested": (),
-    "repeat_override_decided": ("granted", "requested_by"),
-    "action_agreed": (),
-    "action_reminded": (),
-    "action_reassigned": (),
-    "action_completed": (),
-}
-DECISIONS = {"supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided", "risk_regraded", "strategy_discussion_held", "conference_booked",
-             "conference_held", "closed", "vist_resubmitted", "action_completed", "action_reassigned"}
 
 
 async def wall_clock() -> datetime:
@@ -109,35 +81,6 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any]:
     if left < timedelta(0):
         return {"text": f"late by {describe_duration(-left)}", "late": True, "soon": False}
     return {"text": f"{describe_duration(left)} left", "late": False, "soon": left < DUE_SOON}
-
-
-def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -> dict[str, Any]:
-    escalation = Escalation.model_validate(
-        {k: row[k] for k in ("escalation_id", "reference", "subject", "rung", "rank", "addressed_to", "due_at",
-                             "raised_at", "reason")}
-    )
-    return {
-        "id": escalation.escalation_id,
-        "reference": escalation.reference,
-        "what": what_is_late(escalation),
-        "rung": escalation.rung + 1,
-        "rank": escalation.rank.value,
-        "addressed_to": row["addressee"] or escalation.addressed_to,
-        "raised": local(escalation.raised_at),
-        "age": describe_duration(max(now - escalation.raised_at, timedelta(0))),
-        "late": describe_duration(max(now - escalation.due_at, timedelta(0))),
-        "serious": escalation.rank is not Rank.SERGEANT or escalation.reason == "inquorate",
-        "may_acknowledge": may_acknowledge,
-    }
-
-
-def week_label(week: date) -> str:
-    return week.strftime("%d %b")
-
-
-def weeks_ending(now: datetime) -> list[date]:
-    monday = now.astimezone(LONDON).date() - timedelta(days=now.astimezone(LONDON).weekday())
-    return [monday - timedelta(weeks=n) for n in reversed(range(WEEKS_SHOWN))]
 
 
 # --- sign-in and roles ---------------------------------------------------------------------------

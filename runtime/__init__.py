@@ -1,1 +1,1 @@
-"""Runtime plumbing shared by the worker and the starters: settings, logging, database, Temporal client."""
+"""Runtime plumbing shared by the worker and the starters: settings, logging, the Temporal connection, the payload codec and decision proofs."""

@@ -2,13 +2,15 @@
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from activities.alerts import describe_duration, what_is_late
 from auth.tokens import Caller
 from dashboard.board import (
     ESCALATION_READERS,
@@ -16,7 +18,6 @@ from dashboard.board import (
     Board,
     SignedIn,
     decision_key,
-    escalation_view,
     form_fields,
     local,
     same_origin,
@@ -24,7 +25,7 @@ from dashboard.board import (
 from readmodel.oversight import Audience
 from starter.acknowledgement import AcknowledgementRefused
 from workflows.authority import ACKNOWLEDGERS
-from workflows.models import ESCALATION_ID, Role
+from workflows.models import ESCALATION_ID, Escalation, Rank, Role
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -94,3 +95,23 @@ async def acknowledge_link(
         may_acknowledge=refusal is None,
         refusal=refusal,
     )
+
+
+def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -> dict[str, Any]:
+    escalation = Escalation.model_validate(
+        {k: row[k] for k in ("escalation_id", "reference", "subject", "rung", "rank", "addressed_to", "due_at",
+                             "raised_at", "reason")}
+    )
+    return {
+        "id": escalation.escalation_id,
+        "reference": escalation.reference,
+        "what": what_is_late(escalation),
+        "rung": escalation.rung + 1,
+        "rank": escalation.rank.value,
+        "addressed_to": row["addressee"] or escalation.addressed_to,
+        "raised": local(escalation.raised_at),
+        "age": describe_duration(max(now - escalation.raised_at, timedelta(0))),
+        "late": describe_duration(max(now - escalation.due_at, timedelta(0))),
+        "serious": escalation.rank is not Rank.SERGEANT or escalation.reason == "inquorate",
+        "may_acknowledge": may_acknowledge,
+    }

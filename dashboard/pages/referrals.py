@@ -14,13 +14,11 @@ from pydantic import ValidationError
 from auth.tokens import Caller
 from dashboard.board import (
     CASE_READERS,
-    DECISIONS,
     LONDON,
     PREFIX,
     REFERENCE,
     STAGE_ORDER,
     STAGE_SHORT,
-    TIMELINE_FIELDS,
     Board,
     SignedIn,
     decision_key,
@@ -35,6 +33,29 @@ from dashboard.charts import Band, Mark, Series, bar_chart, timeline
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.models import OverrideDecision, Stage
 from workflows.referral import ReferralWorkflow
+
+# What a timeline shows of each fact: its kind and these fields, never free text.
+TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
+    "vist_submitted": ("version",),
+    "vist_resubmitted": ("version",),
+    "supervisor_reviewed": ("approved",),
+    "stage_changed": ("from_stage", "to_stage"),
+    "screened": ("outcome", "risk"),
+    "risk_regraded": ("from_risk", "to_risk"),
+    "strategy_discussion_held": ("section_47", "quorate"),
+    "conference_booked": ("police_attendance",),
+    "conference_held": ("police_attended", "child_protection_plan"),
+    "closed": ("reason",),
+    "escalation_acknowledged": ("escalation_id", "rank", "as_named_addressee"),
+    "repeat_override_requested": (),
+    "repeat_override_decided": ("granted", "requested_by"),
+    "action_agreed": (),
+    "action_reminded": (),
+    "action_reassigned": (),
+    "action_completed": (),
+}
+DECISIONS = {"supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided", "risk_regraded", "strategy_discussion_held", "conference_booked",
+             "conference_held", "closed", "vist_resubmitted", "action_completed", "action_reassigned"}
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 

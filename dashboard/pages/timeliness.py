@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,19 +11,22 @@ from fastapi.responses import HTMLResponse, Response
 
 from dashboard.board import (
     CASE_READERS,
-    HOUR_UNITS,
     LONDON,
     PREFIX,
-    TIMED_STAGES,
     Board,
     SignedIn,
     local,
-    week_label,
-    weeks_ending,
     words,
 )
 from dashboard.charts import Series, bar_chart, line_chart
 from readmodel.oversight import OversightReadModel
+from workflows.models import Stage
+
+# A chart's time unit: the largest in which its longest value is at least one.
+HOUR_UNITS = (("h", 1.0), ("min", 60.0), ("s", 3600.0))
+WEEKS_SHOWN = 12
+TIMED_STAGES = [Stage.SUPERVISOR_REVIEW, Stage.RETURNED_TO_OFFICER, Stage.SCREENING, Stage.STRATEGY_DISCUSSION,
+                Stage.CONFERENCE, Stage.ACTIONS]
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -112,3 +115,12 @@ async def timeliness_charts(
         )
     )
     return charts, met_by_stage
+
+
+def week_label(week: date) -> str:
+    return week.strftime("%d %b")
+
+
+def weeks_ending(now: datetime) -> list[date]:
+    monday = now.astimezone(LONDON).date() - timedelta(days=now.astimezone(LONDON).weekday())
+    return [monday - timedelta(weeks=n) for n in reversed(range(WEEKS_SHOWN))]
