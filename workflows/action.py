@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         EscalationAcknowledgement,
         EscalationAlert,
         RecordedEvent,
+        escalation_id_for,
     )
     from workflows.authority import (
         COMPLETERS_OF_ANY_AGENCY,
@@ -188,7 +189,7 @@ class AgreedActionWorkflow:
         return escalation
 
     def _next_escalation_id(self) -> str:
-        return f"{self._action.action_id}.E{len(self._action.escalations) + 1}"
+        return escalation_id_for(self._action.action_id, len(self._action.escalations) + 1)
 
     def _escalate(self, escalation: Escalation, alert: EscalationAlert) -> None:
         """Keep, record and deliver an escalation, and tell the referral."""

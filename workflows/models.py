@@ -304,9 +304,34 @@ def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
     return None
 
 
-REFERENCE_PATTERN = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
+# --- workflow IDs: the one definition of each ID's shape; the workflows make them, the clients check them ---
+
+REFERENCE_PREFIX = "REF-"
+REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[0-9A-Z]{{5}}-[0-9A-Z]{{5}}"
+# An agreed action's ID is its referral's reference and its number: REF-XXXXX-XXXXX.A1, .A2, ...
+ACTION_MARK = ".A"
+ACTION_ID_PATTERN = rf"{REFERENCE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
 # An escalation's ID names the workflow that raised it: the referral, or one of its agreed actions.
-ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE_PATTERN}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
+ESCALATION_MARK = ".E"
+ESCALATION_ID = re.compile(
+    rf"^(?P<owner>{ACTION_ID_PATTERN}|{REFERENCE_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
+)
+
+
+def agreed_action_id(reference: str, number: int) -> str:
+    """The workflow ID of a referral's `number`th agreed action (from 1)."""
+    return f"{reference}{ACTION_MARK}{number}"
+
+
+def action_number(action_id: str) -> int:
+    """Which of its referral's agreed actions this is: .A10 comes after .A9 (0 if not an action's ID)."""
+    number = action_id.rpartition(ACTION_MARK)[2]
+    return int(number) if number.isdigit() else 0
+
+
+def escalation_id_for(owner: str, number: int) -> str:
+    """The ID of the `number`th escalation (from 1) raised by the referral or agreed action `owner`."""
+    return f"{owner}{ESCALATION_MARK}{number}"
 
 
 def escalation_owner(escalation_id: str) -> str | None:
@@ -328,7 +353,7 @@ def referral_reference(form_id: uuid.UUID) -> str:
         number, rem = divmod(number, 32)
         chars.append(alphabet[rem])
     code = "".join(chars)
-    return f"REF-{code[:5]}-{code[5:]}"
+    return f"{REFERENCE_PREFIX}{code[:5]}-{code[5:]}"
 
 
 # --- the SLA policy --------------------------------------------------------------------

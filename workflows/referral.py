@@ -78,6 +78,8 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
+        agreed_action_id,
+        escalation_id_for,
         future_time_in,
     )
     from workflows.recording import Outbox
@@ -683,7 +685,7 @@ class ReferralWorkflow:
         return escalation
 
     def _next_escalation_id(self) -> str:
-        return f"{self._reference}.E{len(self._escalations) + 1}"
+        return escalation_id_for(self._reference, len(self._escalations) + 1)
 
     def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
         """Keep, record and deliver an escalation."""
@@ -722,7 +724,7 @@ class ReferralWorkflow:
             move_on()
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
-        action_id = f"{self._reference}.A{len(self._actions) + 1}"
+        action_id = agreed_action_id(self._reference, len(self._actions) + 1)
         self._actions[action_id] = ActionState(
             action_id=action_id,
             reference=self._reference,

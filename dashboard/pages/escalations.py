@@ -23,9 +23,10 @@ from dashboard.board import (
     same_origin,
 )
 from readmodel.oversight import Audience
-from starter.acknowledgement import AcknowledgementRefused
+from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
+from starter.referrals import reference_in
 from workflows.authority import ACKNOWLEDGERS
-from workflows.models import ESCALATION_ID, Escalation, Rank, Role
+from workflows.models import Escalation, Rank, Role
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -91,7 +92,7 @@ async def acknowledge_link(
         "acknowledge.html",
         caller,
         escalation_id=escalation_id,
-        reference=escalation_id.split(".", 1)[0],
+        reference=reference_in(escalation_id),
         may_acknowledge=refusal is None,
         refusal=refusal,
     )

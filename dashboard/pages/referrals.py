@@ -16,7 +16,6 @@ from dashboard.board import (
     CASE_READERS,
     LONDON,
     PREFIX,
-    REFERENCE,
     STAGE_ORDER,
     STAGE_SHORT,
     Board,
@@ -25,14 +24,15 @@ from dashboard.board import (
     form_fields,
     local,
     log,
+    refusal,
     same_origin,
     time_left,
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
+from starter.referrals import REFERENCE
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.models import OverrideDecision, Stage
-from workflows.referral import ReferralWorkflow
 
 # What a timeline shows of each fact: its kind and these fields, never free text.
 TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -102,7 +102,7 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     except ValidationError:
         return await referral_page(request, board, reference, caller, status=422, problem="rationale: required")
     key = decision_key(fields.get("idempotency_key"))
-    refused = await board.decide(reference, ReferralWorkflow.decide_override, decision, key)
+    refused = await refusal(board.referrals.decide(reference, decision, key))
     if refused is not None:
         status, problem = refused
         return await referral_page(request, board, reference, caller, status=status, problem=problem,
