@@ -29,8 +29,11 @@ from workflows.models import (
     escalation_owner,
 )
 
-__all__ = ["ESCALATION_ID", "EXAMPLE_IDS", "Acknowledgement", "AcknowledgementRefused", "Acknowledgements"]
+__all__ = [
+    "ESCALATION_ID", "EXAMPLE_IDS", "NO_SUCH_ESCALATION", "Acknowledgement", "AcknowledgementRefused", "Acknowledgements",
+]
 
+NO_SUCH_ESCALATION = "escalation_id: no such escalation"
 # What an escalation's ID looks like, raised by a referral or by one of its agreed actions.
 EXAMPLE_IDS = (escalation_id_for(Referrals.example_id, 1), escalation_id_for(AgreedActions.example_id, 1))
 
@@ -88,7 +91,7 @@ class Acknowledgements:
             raise AcknowledgementRefused(rung_refusal(actor, Rank.SERGEANT, False) or "actor.role")
         owner = escalation_owner(escalation_id)
         if owner is None:
-            raise AcknowledgementRefused("escalation_id: no such escalation", missing=True)
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True)
         escalation = await self._escalation(owner, escalation_id)
         named = self.names(actor, await self.oversight.alert_addressing(escalation_id))
         refusal = rung_refusal(actor, escalation.rank, named)
@@ -104,8 +107,8 @@ class Acknowledgements:
         try:
             state = await self._workflows(owner).state(owner)
         except NoSuchWorkflow:
-            raise AcknowledgementRefused("escalation_id: no such escalation", missing=True) from None
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True) from None
         escalation = next((e for e in state.escalations if e.escalation_id == escalation_id), None)
         if escalation is None:
-            raise AcknowledgementRefused("escalation_id: no such escalation", missing=True)
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True)
         return escalation
