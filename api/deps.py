@@ -151,7 +151,7 @@ def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart
         start = PageStart(datetime.fromisoformat(at), key)
     except (ValueError, TypeError, UnicodeError):
         raise invalid(("query", "cursor"), "not a cursor this API returned") from None
-    if not isinstance(key, str) or not key_pattern.match(key):
+    if not isinstance(key, str) or not key_pattern.fullmatch(key):
         raise invalid(("query", "cursor"), "not a cursor this API returned")
     aware_moment(("query", "cursor"), start.at)
     return start

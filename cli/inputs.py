@@ -22,7 +22,7 @@ def refused_unless(pattern: re.Pattern[str], reason: str) -> Callable[[str], str
     and never becomes part of a request's path."""
 
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             fail(reason, EXIT_CODES[404])
         return value
 

@@ -88,7 +88,7 @@ class WorkflowClient(Generic[State]):
 
     @classmethod
     def matches(cls, workflow_id: str) -> bool:
-        return cls.id_pattern.match(workflow_id) is not None
+        return cls.id_pattern.fullmatch(workflow_id) is not None
 
     @classmethod
     def update_for(cls, decision: type[Decision]) -> Callable[..., Any]:

@@ -305,9 +305,11 @@ def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
 
 
 # --- workflow IDs: the one definition of each ID's shape; the workflows make them, the clients check them ---
+# (checked with `fullmatch`: `$` alone would let a trailing newline through)
 
 REFERENCE_PREFIX = "REF-"
-REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[0-9A-Z]{{5}}-[0-9A-Z]{{5}}"
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
 # An agreed action's ID is its referral's reference and its number: REF-XXXXX-XXXXX.A1, .A2, ...
 ACTION_MARK = ".A"
 ACTION_ID_PATTERN = rf"{REFERENCE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
@@ -336,7 +338,7 @@ def escalation_id_for(owner: str, number: int) -> str:
 
 def escalation_owner(escalation_id: str) -> str | None:
     """The workflow ID of the referral or agreed action that raised the escalation, if well formed."""
-    match = ESCALATION_ID.match(escalation_id)
+    match = ESCALATION_ID.fullmatch(escalation_id)
     return match["owner"] if match else None
 
 
@@ -346,12 +348,11 @@ def referral_reference(form_id: uuid.UUID) -> str:
     It is the workflow ID, so submitting the same form twice finds the same referral.
     """
     digest = hashlib.sha256(b"referral:" + form_id.bytes).digest()
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
         number, rem = divmod(number, 32)
-        chars.append(alphabet[rem])
+        chars.append(REFERENCE_ALPHABET[rem])
     code = "".join(chars)
     return f"{REFERENCE_PREFIX}{code[:5]}-{code[5:]}"
 

@@ -55,7 +55,7 @@ async def escalations_page(request: Request, board: Board, caller: Caller, statu
 
 @router.get("/escalations", response_class=HTMLResponse)
 async def escalations(request: Request, board: Board, caller: SignedIn, acknowledged: str | None = None) -> Response:
-    done = acknowledged if acknowledged and ESCALATION_ID.match(acknowledged) else None
+    done = acknowledged if acknowledged and ESCALATION_ID.fullmatch(acknowledged) else None
     return await escalations_page(request, board, caller, acknowledged=done)
 
 
@@ -77,7 +77,7 @@ async def acknowledge_link(
     request: Request, board: Board, escalation_id: str, caller: SignedIn, expires: int = 0, sig: str = ""
 ) -> Response:
     """The signed link of an alert email: after sign-in, one click acknowledges (a link alone changes nothing)."""
-    valid = ESCALATION_ID.match(escalation_id) is not None and board.links.verify(
+    valid = ESCALATION_ID.fullmatch(escalation_id) is not None and board.links.verify(
         escalation_id, expires, sig, datetime.now(timezone.utc)
     )
     if not valid:

@@ -30,7 +30,7 @@ from dashboard.board import (
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
-from starter.referrals import REFERENCE
+from starter.referrals import Referrals
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.models import OverrideDecision, Stage
 
@@ -90,7 +90,7 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
     if not same_origin(request):
         return board.forbidden(request, caller, "a form from another site")
-    if caller.actor.role not in OVERRIDE_DECIDERS or not REFERENCE.match(reference):
+    if caller.actor.role not in OVERRIDE_DECIDERS or not Referrals.matches(reference):
         return board.forbidden(request, caller, "deciding repeat-referral overrides")
     fields = await form_fields(request)
     if fields.get("decision") not in {"grant", "refuse"}:
@@ -114,7 +114,7 @@ async def decide_override(request: Request, board: Board, reference: str, caller
 async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
     if caller.actor.role not in CASE_READERS:
         return board.forbidden(request, caller, "referrals")
-    row = await board.oversight.referral(reference) if REFERENCE.match(reference) else None
+    row = await board.oversight.referral(reference) if Referrals.matches(reference) else None
     if row is None:
         return board.page(request, "referral.html", caller, status=404, referral=None)
     await board.access_log.record(caller.actor, "dashboard", "read_referral", reference=reference)
