@@ -54,6 +54,11 @@ def refused(refusal: WorkflowRefusal) -> ApiError:
     return ApiError(status, refusal.reason, refusal.field)
 
 
+def rejected(message: str) -> ApiError:
+    """A workflow validator's rejection, or one made outside it by the same rule, as the HTTP answer."""
+    return refused(DecisionRejected(message))
+
+
 def undecided(key: str) -> ApiError:
     """A decision not confirmed in time: it may still take effect, once; the same key tells which."""
     return ApiError(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api import models as bodies
 from api.deps import Authenticated, Cursor, IdempotencyKey, Limit, Svc, decision_key, decode_cursor, page
-from api.errors import DECISION_ERRORS, ERRORS, ApiError, refused
+from api.errors import DECISION_ERRORS, ERRORS, ApiError, rejected
 from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
 from starter.referrals import REFERENCE
 from starter.workflow_client import DecisionRejected
@@ -72,7 +72,7 @@ async def acknowledge_escalation(
     except AcknowledgementRefused as refusal:
         if refusal.missing:
             raise ApiError(404, refusal.message, "escalation_id") from None
-        raise refused(DecisionRejected(refusal.message)) from None
+        raise rejected(refusal.message) from None
     try:
         return await ack.send(decision_key(idempotency_key, response))
     except DecisionRejected as rejection:
