@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from audit.history import DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
+from workflows.facts import RecordedEvent
 from workflows.models import (
     ActionOwner,
     ActionState,
@@ -21,7 +22,6 @@ from workflows.models import (
     Escalation,
     HistoryEntry,
     PoliceAttendance,
-    RecordedEvent,
     ReferralState,
     RiskGrade,
     ScreeningOutcome,

@@ -28,7 +28,7 @@ from audit.history import (
     list_referrals,
     referral_query,
 )
-from workflows.models import RecordedEvent
+from workflows.facts import RecordedEvent
 
 EVENT_FIELDS = ("kind", "at", "actor_id", "actor_role", "actor_agency", "stage", "risk", "payload")
 REFERRAL_FIELDS = ("stage", "risk", "deadline", "screening_outcome", "section_47", "child_protection_plan", "close_reason")

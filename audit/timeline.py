@@ -14,6 +14,7 @@ from temporalio.client import Client
 from audit.as_of import DECISION_KINDS, state_from_facts
 from audit.history import AcceptedDecision, DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
+from workflows.facts import RecordedEvent
 from workflows.models import (
     ActionState,
     Agency,
@@ -22,7 +23,6 @@ from workflows.models import (
     Escalation,
     IncidentType,
     PoliceAttendance,
-    RecordedEvent,
     RiskGrade,
     Role,
     Stage,

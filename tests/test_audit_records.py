@@ -29,10 +29,10 @@ from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.calendar import first_working_day
+from workflows.facts import RecordedEvent
 from workflows.models import (
     ActionCompletion,
     IncidentType,
-    RecordedEvent,
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,

@@ -766,20 +766,6 @@ class ReferralState(Model):
         return [a for a in self.actions if a.completed_at is None]
 
 
-class RecordedEvent(Model):
-    """A fact for the PostgreSQL read model; (stream, seq) makes its write idempotent."""
-
-    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
-    seq: int
-    reference: str
-    kind: str
-    at: datetime
-    actor: Actor
-    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
-    risk: RiskGrade | None = None
-    payload: dict = Field(default_factory=dict)
-
-
 class RecordOutcome(Model):
     """What `record_event` did with a fact: wrote it, found it written, or quarantined it.
 

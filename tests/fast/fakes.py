@@ -15,12 +15,12 @@ from activities.policy import build_sla_policy
 from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
+from workflows.facts import RecordedEvent
 from workflows.models import (
     AlertDelivery,
     EscalationAlert,
     PriorReferralQuery,
     ProofVerdict,
-    RecordedEvent,
     RecordOutcome,
     ScreeningView,
     SlaPolicy,
