@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.audit import audit_app
+from workflows.facts import FACTS, FactKind
 from workflows.models import Agency, ChildDecision, CloseReason, RiskGrade, ScreeningOutcome, Stage
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -250,7 +251,8 @@ def render_referral(console: Console, state: dict) -> None:
         console,
         "Decisions",
         ["#", "decision", "when", "by", "role"],
-        [[h["seq"], h["kind"], when(h["at"]), h["actor_id"], h["actor_role"]] for h in state["history"]],
+        [[h["seq"], FACTS[FactKind(h["kind"])].label, when(h["at"]), h["actor_id"], h["actor_role"]]
+         for h in state["history"]],
     )
 
 

@@ -33,6 +33,7 @@ from workflows.facts import (
     StrategyDiscussionHeld,
     VistSubmitted,
 )
+from workflows.models import VistSubmission
 
 Projection = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
 P = TypeVar("P", bound=FactPayload)
@@ -53,51 +54,18 @@ def content(event: RecordedEvent, model: type[P]) -> P:
 
 
 async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
     fact = content(event, VistSubmitted)
-    form = fact.submission
     if fact.version == 1:
-        await conn.execute(
-            """INSERT INTO referrals
-                   (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
-                    officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)
-               -- A placeholder from a quarantined submission gets the form's columns when it is re-applied.
-               ON CONFLICT (reference) DO UPDATE SET
-                   form_id = EXCLUDED.form_id, form_digest = EXCLUDED.form_digest,
-                   incident_type = EXCLUDED.incident_type, incident_at = EXCLUDED.incident_at,
-                   location_key = EXCLUDED.location_key, station = EXCLUDED.station,
-                   officer_id = EXCLUDED.officer_id, initial_risk = EXCLUDED.initial_risk,
-                   section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at""",
-            event.reference,
-            form.form_id,
-            form.content_digest(),
-            form.incident.type.value,
-            form.incident.occurred_at,
-            match_key(form.incident.location),
-            form.station,
-            form.officer_id,
-            form.initial_risk.value,
-            event.stage.value if event.stage else None,
-            form.section_46 is not None,
-            event.at,
-        )
+        await _register_referral(conn, event, fact.submission)
     else:
-        await conn.execute(
-            """UPDATE referrals SET incident_type = $2, incident_at = $3, location_key = $4,
-                      section_46 = $5 WHERE reference = $1""",
-            event.reference,
-            form.incident.type.value,
-            form.incident.occurred_at,
-            match_key(form.incident.location),
-            form.section_46 is not None,
-        )
-        await conn.execute("DELETE FROM referral_children WHERE reference = $1", event.reference)
+        await _replace_form(conn, event.reference, fact.submission)
     await conn.execute(
         """INSERT INTO submission_versions (reference, version, form, submitted_by, submitted_at)
            VALUES ($1, $2, $3::jsonb, $4, $5)""",
         event.reference,
         fact.version,
-        form.model_dump_json(),
+        fact.submission.model_dump_json(),
         event.actor.id,
         event.at,
     )
@@ -115,9 +83,50 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
                 match_key(child.name, child.date_of_birth.isoformat()),
                 match_key(child.home_address) if child.home_address else None,
             )
-            for child in form.children
+            for child in fact.submission.children
         ],
     )
+
+
+async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission) -> None:
+    await conn.execute(
+        """INSERT INTO referrals
+               (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
+                officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)
+           -- A placeholder from a quarantined submission gets the form's columns when it is re-applied.
+           ON CONFLICT (reference) DO UPDATE SET
+               form_id = EXCLUDED.form_id, form_digest = EXCLUDED.form_digest,
+               incident_type = EXCLUDED.incident_type, incident_at = EXCLUDED.incident_at,
+               location_key = EXCLUDED.location_key, station = EXCLUDED.station,
+               officer_id = EXCLUDED.officer_id, initial_risk = EXCLUDED.initial_risk,
+               section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at""",
+        event.reference,
+        form.form_id,
+        form.content_digest(),
+        form.incident.type.value,
+        form.incident.occurred_at,
+        match_key(form.incident.location),
+        form.station,
+        form.officer_id,
+        form.initial_risk.value,
+        event.stage.value if event.stage else None,
+        form.section_46 is not None,
+        event.at,
+    )
+
+
+async def _replace_form(conn: asyncpg.Connection, reference: str, form: VistSubmission) -> None:
+    await conn.execute(
+        """UPDATE referrals SET incident_type = $2, incident_at = $3, location_key = $4,
+                  section_46 = $5 WHERE reference = $1""",
+        reference,
+        form.incident.type.value,
+        form.incident.occurred_at,
+        match_key(form.incident.location),
+        form.section_46 is not None,
+    )
+    await conn.execute("DELETE FROM referral_children WHERE reference = $1", reference)
 
 
 async def stage_changed(conn: asyncpg.Connection, event: RecordedEvent) -> None:

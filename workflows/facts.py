@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -331,6 +332,11 @@ FACTS: dict[FactKind, FactEntry] = {
 }
 
 DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)
+
+
+def visible_to(role: Role, kind: str) -> bool:
+    """Whether `role` may see facts of `kind` (a stored kind, or a decision history's entry)."""
+    return role in FACTS[FactKind(kind)].visible_to
 KIND_OF: dict[type[FactPayload], FactKind] = {entry.payload: kind for kind, entry in FACTS.items()}
 
 
@@ -362,3 +368,11 @@ class RecordedEvent(Model):
     def content(self) -> FactPayload:
         """The payload as its kind's model; a ValidationError (a ValueError) when it is not one."""
         return self.entry.payload.model_validate(self.payload)
+
+
+P = TypeVar("P", bound=FactPayload)
+
+
+def contents(facts: Iterable[RecordedEvent], model: type[P]) -> list[tuple[RecordedEvent, P]]:
+    """Each fact whose kind records `model` (or a model derived from it), with its payload read as one."""
+    return [(fact, cast(P, fact.content)) for fact in facts if issubclass(fact.entry.payload, model)]
