@@ -198,7 +198,7 @@ def _is_decision(fact: RecordedEvent) -> bool:
     """A step a person took (stage changes have their own section), or a decision the workflow took: the automatic closure."""
     if fact.entry.decision:
         return True
-    return fact.actor.role is not Role.SYSTEM and not isinstance(fact.content, StageChanged)
+    return fact.actor.role is not Role.SYSTEM and fact.entry.payload is not StageChanged
 
 
 def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: datetime) -> list[StageSpan]:

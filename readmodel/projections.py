@@ -356,7 +356,7 @@ async def action_completed(conn: asyncpg.Connection, event: RecordedEvent) -> No
 
 async def in_the_event_row_only(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A fact read from `referral_events` alone (the decision history, the timeline): its payload still checked."""
-    event.content
+    _ = event.content  # a payload not of its kind raises, and the fact is quarantined
 
 
 PROJECTIONS: dict[FactKind, Projection] = {

@@ -726,7 +726,7 @@ class ActionStart(Model):
 
 class HistoryEntry(Model):
     seq: int
-    kind: str
+    kind: str = Field(description="a decision's FactKind (workflows/facts.py), as stored")
     at: datetime
     actor_id: str
     actor_role: Role

@@ -124,8 +124,8 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
 
 def override_pending(facts: list[RecordedEvent]) -> bool:
     """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
-    asked = [f.content for f in facts if isinstance(f.content, (RepeatOverrideRequested, RepeatOverrideDecided))]
-    return bool(asked) and isinstance(asked[-1], RepeatOverrideRequested)
+    asked = [f.entry.payload for f in facts if f.entry.payload in (RepeatOverrideRequested, RepeatOverrideDecided)]
+    return bool(asked) and asked[-1] is RepeatOverrideRequested
 
 
 def detail(value: Detail) -> str:
