@@ -62,7 +62,8 @@ class AgreedActionWorkflow:
         self._outbox = Outbox(stream=start.action_id, reference=start.reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         spec = start.spec
-        self._outbox.add(ActionAgreed(description=spec.description, owner=spec.owner, deadline=spec.deadline), start.agreed_by)
+        agreed = ActionAgreed(description=spec.description, owner=spec.owner, deadline=spec.deadline)
+        self._outbox.add(agreed, start.agreed_by)
 
     @workflow.run
     async def run(self, start: ActionStart) -> ActionState:
