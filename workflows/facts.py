@@ -140,7 +140,8 @@ class Screened(FactPayload):
             "outcome": self.outcome.value,
             "risk": self.risk.value,
             "agencies_informed": ", ".join(a.value for a in self.agencies_informed) or None,
-            "repeat_referral_override": self.repeat_referral_override is not None,
+            # Only screenings recorded before supervisors granted overrides themselves can name one.
+            "repeat_referral_override": True if self.repeat_referral_override is not None else None,
         } | {f"child {d.child_id}": d.decision.value for d in self.child_decisions}
 
 
