@@ -22,9 +22,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
+from workflows.facts import RecordedEvent
 from workflows.models import (
     Actor,
-    RecordedEvent,
     ReferralState,
     ScreeningView,
     SlaPolicy,

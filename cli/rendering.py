@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from workflows.facts import FACTS, FactKind
+
 
 def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
     if as_json:
@@ -98,7 +100,8 @@ def render_referral(console: Console, state: dict) -> None:
         console,
         "Decisions",
         ["#", "decision", "when", "by", "role"],
-        [[h["seq"], h["kind"], when(h["at"]), h["actor_id"], h["actor_role"]] for h in state["history"]],
+        [[h["seq"], FACTS[FactKind(h["kind"])].label, when(h["at"]), h["actor_id"], h["actor_role"]]
+         for h in state["history"]],
     )
 
 

@@ -167,7 +167,7 @@ async def refusal(decision: Awaitable[Any]) -> tuple[int, str] | None:
 
 def decision_key(submitted: str | None) -> str:
     """The form's idempotency key when it is one we could have made, else a new one."""
-    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+    return submitted if submitted and DECISION_KEY.fullmatch(submitted) else uuid.uuid4().hex
 
 
 def page_templates() -> Jinja2Templates:

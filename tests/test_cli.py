@@ -25,6 +25,7 @@ from cli.main import app
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
 from tests.helpers import advance_to, eventually, finished
+from workflows.facts import FACTS, FactKind
 from workflows.models import RiskGrade
 
 runner = CliRunner()
@@ -164,7 +165,7 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
     final = await cli.json("auditor", "show", reference)
     assert final["stage"] == "closed" and final["close_reason"] == "no_child_protection_plan"
     table = (await cli("auditor", "show", reference)).stdout
-    assert "strategy_discussion_held" in table and "CRU-3001" in table and submission.children[0].name not in table
+    assert FACTS[FactKind.STRATEGY_DISCUSSION_HELD].label in table and "CRU-3001" in table and submission.children[0].name not in table
     listed = await eventually(
         lambda: cli.json("auditor", "list", "--stage", "closed", "--updated-since", start.isoformat()),
         lambda page: reference in [i["reference"] for i in page["items"]],

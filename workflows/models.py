@@ -752,7 +752,7 @@ class ActionStart(Model):
 
 class HistoryEntry(Model):
     seq: int
-    kind: str
+    kind: str = Field(description="a decision's FactKind (workflows/facts.py), as stored")
     at: datetime
     actor_id: str
     actor_role: Role
@@ -790,20 +790,6 @@ class ReferralState(Model):
     @property
     def open_actions(self) -> list[ActionState]:
         return [a for a in self.actions if a.completed_at is None]
-
-
-class RecordedEvent(Model):
-    """A fact for the PostgreSQL read model; (stream, seq) makes its write idempotent."""
-
-    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
-    seq: int
-    reference: str
-    kind: str
-    at: datetime
-    actor: Actor
-    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
-    risk: RiskGrade | None = None
-    payload: dict = Field(default_factory=dict)
 
 
 class RecordOutcome(Model):

@@ -26,6 +26,7 @@ from api.errors import ERRORS, ApiError, aware_moment, invalid
 from auth.tokens import Caller
 from starter.referrals import REFERENCE
 from workflows.authority import SUBMITTERS
+from workflows.facts import visible_to
 from workflows.models import (
     Agency,
     ReferralState,
@@ -102,7 +103,8 @@ def partner_view(state: ReferralState, agency: Agency) -> ReferralState:
     own = [action for action in state.actions if action.owner.agency is agency]
     if not own:
         raise ApiError(403, f"actor.agency: {agency.value} owns no agreed action on this referral", "actor.agency")
-    return state.model_copy(update={"actions": own, "escalations": [], "history": [], "screening_view": None})
+    history = [entry for entry in state.history if visible_to(Role.PARTNER, entry.kind)]
+    return state.model_copy(update={"actions": own, "escalations": [], "history": history, "screening_view": None})
 
 
 @router.get("/referrals", response_model=bodies.ReferralPage, tags=["referrals"], summary="Referrals, newest first")
