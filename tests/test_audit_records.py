@@ -29,10 +29,10 @@ from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.calendar import first_working_day
+from workflows.facts import FactKind, RecordedEvent, StrategyDiscussionHeld, VistSubmitted
 from workflows.models import (
     ActionCompletion,
     IncidentType,
-    RecordedEvent,
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,
@@ -150,10 +150,11 @@ async def record_referral(pool, seed: int, at: datetime, incident: IncidentType,
     ref = referral_reference(submission.form_id)
     records = ReferralRecords(pool)
     base = dict(stream=ref, reference=ref, at=at, actor=OFFICER, stage=Stage.SUPERVISOR_REVIEW, risk=submission.initial_risk)
-    await records.record_event(RecordedEvent(seq=1, kind="vist_submitted", payload={"version": 1, "submission": submission.model_dump(mode="json")}, **base))
+    await records.record_event(RecordedEvent(seq=1, kind=FactKind.VIST_SUBMITTED,
+                                             payload=VistSubmitted(submission=submission).recorded(), **base))
     if section_47:
-        await records.record_event(RecordedEvent(seq=2, kind="strategy_discussion_held", payload={
-            "held_at": at.isoformat(), "section_47": True, "quorate": True, "attendees": []}, **base))
+        held = StrategyDiscussionHeld(held_at=at, attendees=[], section_47=True, rationale="Synthetic.", quorate=True)
+        await records.record_event(RecordedEvent(seq=2, kind=FactKind.STRATEGY_DISCUSSION_HELD, payload=held.recorded(), **base))
     return ref
 
 
