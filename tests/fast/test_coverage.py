@@ -1,0 +1,118 @@
+"""Every stage, decision and workflow type reaches each place that must know it: deadlines, teams, routes, commands, docs.
+
+Each test enumerates the source (the Stage enum, the SLA policy, the workflows the worker
+runs and the updates each defines) and asserts the consumer covers it, so a new stage or
+decision that misses one fails here by name. Each was seen to fail with its entry removed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+from fastapi.routing import APIRoute
+from temporalio import workflow
+
+import starter
+from api.app import ROUTERS
+from cli.main import app as cli_app
+from starter.workflow_client import WorkflowClient
+from worker import WORKFLOWS
+from workflows.models import SlaPolicy, Stage, StageDeadlines
+from workflows.referral import STAGE_TEAMS
+
+ROOT = Path(__file__).resolve().parents[2]
+DESIGN = (ROOT / "docs" / "design.md").read_text()
+README = (ROOT / "README.md").read_text()
+
+# The stages whose deadline is not the SLA policy's per-stage timescale, and why.
+DUE_OTHERWISE = {
+    Stage.CONFERENCE: "due by working days from the strategy discussion, then the day after the booked conference",
+    Stage.ACTIONS: "each agreed action has its own deadline and ladder",
+    Stage.CLOSED: "nothing is due",
+}
+
+
+def updates_of(workflow_class: type) -> dict[str, workflow._UpdateDefinition]:
+    """The updates a workflow class defines, as the SDK reads them."""
+    return {name: update for name, update in workflow._Definition.must_from_class(workflow_class).updates.items() if name}
+
+
+def workflow_clients() -> list[type[WorkflowClient]]:
+    """Every client in starter/, found by importing each of its modules."""
+    for module in pkgutil.iter_modules(starter.__path__):
+        importlib.import_module(f"starter.{module.name}")
+    return WorkflowClient.__subclasses__()
+
+
+def deciding_workflows() -> list[type]:
+    return [w for w in WORKFLOWS if updates_of(w)]
+
+
+def cli_commands() -> dict[str, str]:
+    """Each command of the `referrals` app (`conference book`, ...) and its function's source."""
+    found: dict[str, str] = {}
+
+    def walk(command, name: str) -> None:
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{name} {sub_name}".strip())
+        if command.callback is not None and not hasattr(command, "commands"):
+            found[name] = inspect.getsource(command.callback)
+
+    walk(typer.main.get_command(cli_app), "")
+    return found
+
+
+def api_routes() -> list[APIRoute]:
+    return [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+
+
+def test_every_stage_has_a_deadline_that_escalates_to_a_team():
+    policy = SlaPolicy()
+    for stage in Stage:
+        if stage in DUE_OTHERWISE:
+            assert policy.deadlines_for(stage) is None, f"{stage}: has a policy timescale, yet is declared due otherwise"
+            continue
+        assert policy.deadlines_for(stage) is not None, f"{stage}: no SlaPolicy timescale (SlaPolicy.deadlines_for)"
+    # Every stage that can be late (all but the actions' and the closed) names the team its first rung alerts.
+    late_able = set(Stage) - {Stage.ACTIONS, Stage.CLOSED}
+    assert late_able - set(STAGE_TEAMS) == set(), "a stage with a deadline and no team in STAGE_TEAMS"
+
+
+def test_the_design_names_every_stage_every_update_and_every_default_timescale():
+    for stage in Stage:
+        assert f"`{stage.value}`" in DESIGN, f"docs/design.md does not name the stage `{stage.value}`"
+    for workflow_class in deciding_workflows():
+        for name in updates_of(workflow_class):
+            assert f"`{name}`" in DESIGN, f"docs/design.md does not name the update `{name}`"
+    defaults = next(p for p in DESIGN.split("\n\n") if p.startswith("Defaults"))
+    for field, info in SlaPolicy.model_fields.items():
+        if info.annotation is StageDeadlines:
+            assert field.replace("_", " ") in " ".join(defaults.split()), f"the SLA defaults omit `{field}`"
+
+
+def test_every_workflow_that_takes_decisions_has_a_client_with_every_update():
+    clients = {client.workflow: client for client in workflow_clients()}
+    for workflow_class in deciding_workflows():
+        assert workflow_class in clients, f"{workflow_class.__name__}: no WorkflowClient in starter/"
+        mapped = {update.__name__ for update in clients[workflow_class].updates.values()}
+        assert mapped == set(updates_of(workflow_class)), f"{workflow_class.__name__}: the client's `updates` differ"
+
+
+@pytest.mark.parametrize("workflow_class", deciding_workflows(), ids=lambda w: w.__name__)
+def test_every_update_has_an_api_route_a_cli_command_and_a_readme_line(workflow_class):
+    routes = {route.endpoint.__name__: route for route in api_routes() if "POST" in route.methods}
+    commands = cli_commands()
+    for name in updates_of(workflow_class):
+        assert name in routes, f"{name}: no POST route in api/routes/ whose endpoint is named after the update"
+        segment = routes[name].path.rsplit("/", 1)[-1]
+        # A command names its route's last segment: `decide_referral(reference, "screening", ...)` or `f".../completion"`.
+        named = re.compile(rf'(/{re.escape(segment)}"|, "{re.escape(segment)}",)')
+        posting = [c for c, source in commands.items() if named.search(source)]
+        assert posting, f"{name}: no command in the `referrals` CLI posts to {routes[name].path}"
+        assert f"/{segment}`" in README or f"/{segment}," in README, f"README.md does not list {routes[name].path}"
