@@ -15,10 +15,12 @@ from temporalio.service import RPCError
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio import workflow
 
 from starter.synthetic import OFFICER, synthetic_vist
 from workflows.models import ReferralState, SlaPolicy, StartReferral, VistSubmission, referral_reference
 from workflows.referral import ReferralWorkflow
+from worker import WORKFLOWS
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -211,3 +213,18 @@ ACTIVITY_CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
     EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
 }
+
+
+def updates_of(workflow_class: type) -> dict[str, workflow._UpdateDefinition]:
+    """The updates a workflow class defines, as the SDK reads them."""
+    return {name: update for name, update in workflow._Definition.must_from_class(workflow_class).updates.items() if name}
+
+
+def deciding_workflows() -> list[type]:
+    """The workflows the worker runs that take decisions (updates)."""
+    return [w for w in WORKFLOWS if updates_of(w)]
+
+
+def decision_names() -> set[str]:
+    """The name of every decision update of every workflow the worker runs."""
+    return {name for w in deciding_workflows() for name in updates_of(w)}

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 import typer.main
 from fastapi.routing import APIRoute
-from temporalio import workflow
 
 import starter
 from api.app import ROUTERS
 from cli.main import app as cli_app
 from starter.workflow_client import WorkflowClient
-from worker import WORKFLOWS
+from tests.helpers import deciding_workflows, updates_of
 from workflows.models import SlaPolicy, Stage, StageDeadlines
 from workflows.referral import STAGE_TEAMS
 
@@ -38,20 +37,11 @@ DUE_OTHERWISE = {
 }
 
 
-def updates_of(workflow_class: type) -> dict[str, workflow._UpdateDefinition]:
-    """The updates a workflow class defines, as the SDK reads them."""
-    return {name: update for name, update in workflow._Definition.must_from_class(workflow_class).updates.items() if name}
-
-
 def workflow_clients() -> list[type[WorkflowClient]]:
     """Every client in starter/, found by importing each of its modules."""
     for module in pkgutil.iter_modules(starter.__path__):
         importlib.import_module(f"starter.{module.name}")
     return WorkflowClient.__subclasses__()
-
-
-def deciding_workflows() -> list[type]:
-    return [w for w in WORKFLOWS if updates_of(w)]
 
 
 def cli_commands() -> dict[str, str]:
