@@ -38,7 +38,7 @@ def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
 async def test_the_latest_generation_enters_every_stage():
     """A new stage needs a recorded generation whose flows reach it: the replay gate runs only code a history reached.
 
-    Seen failing with the generation's only conference path left out.
+    Seen failing with the generation's three paths to a conference left out.
     """
     entered = set()
     for referral in load_exports(GENERATIONS[-1]):
