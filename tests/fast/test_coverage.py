@@ -20,9 +20,10 @@ from fastapi.routing import APIRoute
 import starter
 from api.app import ROUTERS
 from cli.main import app as cli_app
+from cli.rendering import render_referral
 from starter.workflow_client import WorkflowClient
 from tests.helpers import deciding_workflows, updates_of
-from workflows.models import SlaPolicy, Stage, StageDeadlines
+from workflows.models import ReferralState, SlaPolicy, Stage, StageDeadlines
 from workflows.referral import STAGE_TEAMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +61,18 @@ def cli_commands() -> dict[str, str]:
 
 def api_routes() -> list[APIRoute]:
     return [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+
+
+# What a referral's state holds that the CLI's table leaves to `--json`, and why.
+NOT_IN_THE_CLI_TABLE = {
+    "stage_entered_at": "the deadline is what a reader acts on",
+    "submission_versions": "the form's versions, for intake's conflict check",
+    "form_id": "the form's identity, for intake's conflict check",
+    "form_digest": "the form's identity, for intake's conflict check",
+    "screening_view": "prior referrals, read by the screener on the dashboard",
+    "strategy_discussion_inquorate": "raised as an escalation, which the table lists",
+    "conference_late_reason": "free text",
+}
 
 
 def test_every_stage_has_a_deadline_that_escalates_to_a_team():
@@ -106,3 +119,10 @@ def test_every_update_has_an_api_route_a_cli_command_and_a_readme_line(workflow_
         posting = [c for c, source in commands.items() if named.search(source)]
         assert posting, f"{name}: no command in the `referrals` CLI posts to {routes[name].path}"
         assert f"/{segment}`" in README or f"/{segment}," in README, f"README.md does not list {routes[name].path}"
+
+
+def test_the_cli_shows_every_field_of_a_referrals_state():
+    shown = inspect.getsource(render_referral)
+    for field in ReferralState.model_fields:
+        if field not in NOT_IN_THE_CLI_TABLE:
+            assert re.search(rf"""state(\[|\.get\()["']{field}["']""", shown), f"render_referral omits `{field}`"
