@@ -68,11 +68,16 @@ async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bo
 
 async def refused(handle: WorkflowHandle, update: Callable, decision: object, expected: str) -> None:
     """The update is refused with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
+    await refused_update(handle, update, ReferralWorkflow.state, decision, expected)
+
+
+async def refused_update(handle: WorkflowHandle, update: Callable, query: Callable, decision: object, expected: str) -> None:
+    """The update is refused with `expected` in its message, and the workflow's state (by `query`) is exactly as it was."""
+    before = await handle.query(query)
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(update, decision)
     assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
+    assert await handle.query(query) == before
 
 
 async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
