@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dashboard.board import COOKIE
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import STARTED, advance_to, eventually, next_local
 from tests.test_triage import at, listed_in_read_model, referral_at
@@ -11,7 +12,11 @@ from workflows.models import RiskGrade
 from workflows.triage import DailyTriageWorkflow
 
 
-async def test_a_days_triage_through_the_api(api, auth, time_env, pool, time_queue, sla_policy):
+def cookie(tokens: dict[str, str], user: str) -> dict[str, str]:
+    return {"Cookie": f"{COOKIE}={tokens[user]}"}
+
+
+async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, time_queue, sla_policy):
     thursday = (await next_local(time_env, weekday=3, hour=9, after_days=3, avoiding=sla_policy.bank_holidays)).date()
     wednesday, friday = thursday - timedelta(days=1), thursday + timedelta(days=1)
     first = await referral_at(time_env, time_queue, sla_policy, at(wednesday, 10), 30, risk=RiskGrade.STANDARD)
@@ -39,6 +44,12 @@ async def test_a_days_triage_through_the_api(api, auth, time_env, pool, time_que
     assert (await api.get(path, headers=auth("health-partner"))).status_code == 403
     assert (await api.get("/triage/2026-02-30", headers=auth("auditor"))).status_code == 422
 
+    # The dashboard's queue: both waiting, in time, with how long each has waited since it was received.
+    queue = await api.get("/dashboard/triage", headers=cookie(tokens, "auditor"))
+    assert queue.status_code == 200 and first in queue.text and second in queue.text
+    assert "left</td>" in queue.text and "late by" not in queue.text
+    assert (await api.get("/dashboard/triage", headers=cookie(tokens, "health-partner"))).status_code == 403
+
     decisions = f"{path}/decisions"
     decision = {"reference": first, "outcome": "joint_visit", "rationale": "Synthetic: history of two callouts."}
     assert (await api.post(decisions, json=decision, headers=auth("officer"))).status_code == 403
@@ -58,6 +69,8 @@ async def test_a_days_triage_through_the_api(api, auth, time_env, pool, time_que
     ))[0]
     assert (escalation["subject"], escalation["addressed_to"]) == ("triage", "sergeant, MASH")
     assert escalation["escalation_id"] == f"TRIAGE-{thursday.isoformat()}.E1"
+    queue = (await api.get("/dashboard/triage", headers=cookie(tokens, "auditor"))).text
+    assert second in queue and first not in queue and "late by" in queue
     ack = await api.post(f"/escalations/{escalation['escalation_id']}/acknowledgement", headers=auth("sergeant"))
     assert ack.status_code == 200, ack.text
     assert ack.json()["escalations"][0]["acknowledged_by"] == "PS-2001"
