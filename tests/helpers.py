@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_vist
+from workflows.action import AgreedActionWorkflow
 from workflows.models import ReferralState, SlaPolicy, StartReferral, VistSubmission, referral_reference
 from workflows.referral import ReferralWorkflow
 
@@ -64,13 +66,24 @@ async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bo
     return await eventually(lambda: handle.query(ReferralWorkflow.state), check, timeout)
 
 
-async def refused(handle: WorkflowHandle, update: Callable, decision: object, expected: str) -> None:
-    """The update is refused with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
+async def refused(
+    handle: WorkflowHandle, update: Callable, decision: object, expected: str, referral: WorkflowHandle | None = None
+) -> None:
+    """The update is refused with `expected` in its message, and the referral is exactly as it was.
+
+    For an agreed action's update, `handle` is the action's and `referral` its referral's: both stay as they were.
+    """
+
+    async def states() -> tuple[object, ...]:
+        if referral is None:
+            return (await handle.query(ReferralWorkflow.state),)
+        return await handle.query(AgreedActionWorkflow.state), await referral.query(ReferralWorkflow.state)
+
+    before = await states()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(update, decision)
     assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
+    assert await states() == before
 
 
 async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
@@ -117,7 +130,12 @@ async def terminate_open_referrals() -> None:
         handle = STARTED.pop()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             await eventually(lambda: activities_running(handle), lambda running: not running, timeout=15)
-            await handle.terminate(reason="test finished")
+            try:
+                await handle.terminate(reason="test finished")
+            except RPCError:
+                # Its last activity was what it waited for: it may have finished meanwhile.
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    raise
 
 
 async def activities_running(handle: WorkflowHandle) -> bool:

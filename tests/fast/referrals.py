@@ -1,0 +1,210 @@
+"""Referrals brought to a stage for the fast tier's rule tests, and every kind of decision, buildable for any actor."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateStage
+from temporalio.testing import WorkflowEnvironment
+
+from starter.synthetic import SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
+from tests.fast.fakes import Fakes, Holds
+from tests.helpers import start_referral
+from workflows.action import AgreedActionWorkflow
+from workflows.models import (
+    ActionCompletion,
+    ActionOwner,
+    ActionReassignment,
+    Actor,
+    Agency,
+    CloseReason,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Decision,
+    EscalationAcknowledgement,
+    IncidentType,
+    OverrideDecision,
+    OverrideRequest,
+    PoliceAttendance,
+    PriorReferral,
+    Rank,
+    Resubmission,
+    RiskGrade,
+    RiskRegrade,
+    Role,
+    ScreeningOutcome,
+    ScreeningView,
+    SlaPolicy,
+    Stage,
+    SupervisorReview,
+    VistSubmission,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+
+def staff(role: Role, agency: Agency = Agency.POLICE, rank: Rank | None = None, staff_id: str | None = None) -> Actor:
+    """Someone holding `role` (a supervisor is a sergeant unless a rank is given), never the referral's submitter."""
+    if role is Role.SUPERVISOR and rank is None:
+        rank = Rank.SERGEANT
+    return Actor(id=staff_id or f"{role.value.upper()}-7001", role=role, agency=agency, rank=rank)
+
+
+@dataclass
+class Setting:
+    """What a decision needs to know of its referral: the form, the time it is made at, what it names."""
+
+    submission: VistSubmission
+    now: datetime
+    escalation_id: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionKind:
+    update: Callable
+    build: Callable[[Setting, Actor], Decision]
+    # Written out here, not read from workflows/authority.py, so that a widened role set fails the tests.
+    allowed: frozenset[Role]
+    # Where the decision belongs; empty when it is not bound to a stage.
+    stages: frozenset[Stage]
+    # How refusals name it: "a <role> may not <verb>", "cannot <verb> now".
+    verb: str
+
+
+CASE_DECIDERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
+OPEN = frozenset(Stage) - {Stage.CLOSED}
+SYNTHETIC = "Synthetic."
+NEW_OWNER = ActionOwner(agency=Agency.CHILDRENS_SOCIAL_CARE, owner="Social Worker Synthetic")
+
+REFERRAL_DECISIONS = {
+    "review": DecisionKind(
+        ReferralWorkflow.review, lambda s, actor: SupervisorReview(actor=actor, approved=True),
+        frozenset({Role.SUPERVISOR}), frozenset({Stage.SUPERVISOR_REVIEW}), "review a VIST"),
+    "resubmit": DecisionKind(
+        ReferralWorkflow.resubmit,
+        lambda s, actor: Resubmission(actor=actor, submission=s.submission.model_copy(update={"officer_id": actor.id})),
+        frozenset({Role.OFFICER}), frozenset({Stage.RETURNED_TO_OFFICER}), "resubmit a VIST"),
+    "screen": DecisionKind(
+        ReferralWorkflow.screen,
+        lambda s, actor: screening(s.submission, ScreeningOutcome.EARLY_HELP).model_copy(update={"actor": actor}),
+        frozenset({Role.SCREENER}), frozenset({Stage.SCREENING}), "screen a referral"),
+    "request_override": DecisionKind(
+        ReferralWorkflow.request_override, lambda s, actor: OverrideRequest(actor=actor, reason=SYNTHETIC),
+        frozenset({Role.SCREENER}), frozenset({Stage.SCREENING}), "ask for a repeat-referral override"),
+    "decide_override": DecisionKind(
+        ReferralWorkflow.decide_override,
+        lambda s, actor: OverrideDecision(actor=actor, granted=True, rationale=SYNTHETIC),
+        frozenset({Role.SUPERVISOR}), frozenset({Stage.SCREENING}), "grant or refuse a repeat-referral override"),
+    "strategy_discussion": DecisionKind(
+        ReferralWorkflow.record_strategy_discussion,
+        lambda s, actor: strategy_discussion(s.now, section_47=True, actions=0).model_copy(update={"actor": actor}),
+        CASE_DECIDERS, frozenset({Stage.STRATEGY_DISCUSSION}), "record a strategy discussion"),
+    "book_conference": DecisionKind(
+        ReferralWorkflow.book_conference,
+        lambda s, actor: ConferenceBooking(actor=actor, conference_at=s.now + timedelta(days=7),
+                                           police_attendance=PoliceAttendance.ATTEND),
+        CASE_DECIDERS, frozenset({Stage.CONFERENCE}), "book a conference"),
+    "conference_outcome": DecisionKind(
+        ReferralWorkflow.record_conference_outcome,
+        lambda s, actor: ConferenceOutcome(actor=actor, held_at=s.now, child_protection_plan=False,
+                                           police_attended=True, rationale=SYNTHETIC),
+        CASE_DECIDERS, frozenset({Stage.CONFERENCE}), "record a conference outcome"),
+    "regrade_risk": DecisionKind(
+        ReferralWorkflow.regrade_risk, lambda s, actor: RiskRegrade(actor=actor, risk=RiskGrade.HIGH, reason=SYNTHETIC),
+        CASE_DECIDERS, OPEN, "regrade risk"),
+    "close": DecisionKind(
+        ReferralWorkflow.close, lambda s, actor: Closure(actor=actor, reason=CloseReason.WITHDRAWN),
+        CASE_DECIDERS, OPEN, "close a referral"),
+    "acknowledge": DecisionKind(
+        ReferralWorkflow.acknowledge_escalation,
+        lambda s, actor: EscalationAcknowledgement(actor=actor, escalation_id=s.escalation_id),
+        frozenset({Role.SUPERVISOR, Role.ADMIN}), frozenset(), "acknowledge an escalation"),
+}
+ACTION_DECISIONS = {
+    "complete_action": DecisionKind(
+        AgreedActionWorkflow.complete, lambda s, actor: ActionCompletion(actor=actor, note=SYNTHETIC),
+        frozenset({Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR}), frozenset(), "complete an agreed action"),
+    "reassign_action": DecisionKind(
+        AgreedActionWorkflow.reassign,
+        lambda s, actor: ActionReassignment(actor=actor, owner=NEW_OWNER, reason=SYNTHETIC),
+        CASE_DECIDERS, frozenset(), "reassign an agreed action"),
+    "acknowledge_action": DecisionKind(
+        AgreedActionWorkflow.acknowledge_escalation,
+        lambda s, actor: EscalationAcknowledgement(actor=actor, escalation_id=s.escalation_id),
+        frozenset({Role.SUPERVISOR, Role.ADMIN}), frozenset(), "acknowledge an escalation"),
+}
+
+
+# --- bringing a referral to a stage ---------------------------------------------------------------
+
+Step = Callable[[WorkflowEnvironment, WorkflowHandle, VistSubmission], object]
+
+
+async def returned(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> None:
+    await handle.execute_update(ReferralWorkflow.review, SupervisorReview(actor=SERGEANT, approved=False, reasons=SYNTHETIC))
+
+
+async def approved(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> None:
+    await handle.execute_update(ReferralWorkflow.review, approval())
+
+
+async def to_discussion(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> None:
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+
+
+async def section_47(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> None:
+    discussion = strategy_discussion(await env.get_current_time(), section_47=True, actions=0)
+    await handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
+
+
+async def one_action(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> None:
+    """No section 47, one action agreed, owned by health (its owner's supervisor named)."""
+    discussion = strategy_discussion(await env.get_current_time(), section_47=False, actions=1)
+    await handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
+
+
+ROUTES: dict[Stage, list[Step]] = {
+    Stage.SUPERVISOR_REVIEW: [],
+    Stage.RETURNED_TO_OFFICER: [returned],
+    Stage.SCREENING: [approved],
+    Stage.STRATEGY_DISCUSSION: [approved, to_discussion],
+    Stage.CONFERENCE: [approved, to_discussion, section_47],
+    Stage.ACTIONS: [approved, to_discussion, one_action],
+}
+
+
+def repeat_view() -> ScreeningView:
+    """What screening sees of a child referred often enough before to make this a repeat referral."""
+    prior = PriorReferral(reference="REF-EARLIER", submitted_at=datetime(2026, 1, 5, tzinfo=timezone.utc),
+                          incident_type=IncidentType.DOMESTIC_ABUSE, matched_on=["child"], child_ids=["C1"])
+    return ScreeningView(prior_referrals=[prior], repeat_children=["C1"])
+
+
+async def referral_at(
+    env: WorkflowEnvironment, queue: str, policy: SlaPolicy, fakes: Fakes, stage: Stage, key: str,
+    repeat: bool = False, submission: VistSubmission | None = None,
+) -> tuple[VistSubmission, WorkflowHandle]:
+    """A fresh referral at `stage`, its form made from `key`; a `repeat` referral's screening sees `repeat_view()`.
+
+    CLOSED is a referral closed from supervisor review whose closure is still being recorded
+    (held until the test ends): the workflow still runs and answers decisions.
+    """
+    submission = submission or synthetic_vist(rng=random.Random(f"fast:{key}"))
+    if repeat:
+        fakes.records.screening_views[referral_reference(submission.form_id)] = repeat_view()
+    submission, handle = await start_referral(env.client, queue, policy, submission=submission)
+    for step in ROUTES.get(stage, []):
+        await step(env, handle, submission)
+    if stage is Stage.CLOSED:
+        await closing_held(handle, fakes.holds, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN))
+    return submission, handle
+
+
+async def closing_held(handle: WorkflowHandle, holds: Holds, closure: Closure) -> None:
+    """Close the referral, holding back the closure's fact: the referral is closed and its workflow still running."""
+    holds.hold(handle.id, "closed")
+    await handle.start_update(ReferralWorkflow.close, closure, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
