@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -12,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.fast.fakes import Fakes, Holds
-from tests.helpers import start_referral
+from tests.helpers import finished, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -188,23 +189,27 @@ async def referral_at(
     env: WorkflowEnvironment, queue: str, policy: SlaPolicy, fakes: Fakes, stage: Stage, key: str,
     repeat: bool = False, submission: VistSubmission | None = None,
 ) -> tuple[VistSubmission, WorkflowHandle]:
-    """A fresh referral at `stage`, its form made from `key`; a `repeat` referral's screening sees `repeat_view()`.
-
-    CLOSED is a referral closed from supervisor review whose closure is still being recorded
-    (held until the test ends): the workflow still runs and answers decisions.
-    """
+    """A fresh referral at `stage` (an open one), its form made from `key`; a `repeat` referral's screening
+    sees `repeat_view()`."""
     submission = submission or synthetic_vist(rng=random.Random(f"fast:{key}"))
     if repeat:
         fakes.records.screening_views[referral_reference(submission.form_id)] = repeat_view()
     submission, handle = await start_referral(env.client, queue, policy, submission=submission)
     for step in ROUTES.get(stage, []):
         await step(env, handle, submission)
-    if stage is Stage.CLOSED:
-        await closing_held(handle, fakes.holds, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN))
     return submission, handle
 
 
-async def closing_held(handle: WorkflowHandle, holds: Holds, closure: Closure) -> None:
-    """Close the referral, holding back the closure's fact: the referral is closed and its workflow still running."""
-    holds.hold(handle.id, "closed")
-    await handle.start_update(ReferralWorkflow.close, closure, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+@asynccontextmanager
+async def closed_while_recording(env: WorkflowEnvironment, handle: WorkflowHandle, holds: Holds) -> AsyncIterator[None]:
+    """Inside: the referral is closed (withdrawn) but its closure's fact is held back, so its workflow still
+    runs and answers decisions. On leaving, the fact is let through and the workflow finishes."""
+    gate = holds.hold(handle.id, "closed")
+    closure = Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN)
+    try:
+        await handle.start_update(ReferralWorkflow.close, closure, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        yield
+    finally:
+        gate.set()
+    # Left to the test's clean-up, it could be terminated mid-finish and stop the test server's clock.
+    await finished(env, handle)

@@ -3,6 +3,7 @@ and every referral decision refused in every stage where it does not belong, eac
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from tests.fast.referrals import (
     OPEN,
     REFERRAL_DECISIONS,
     Setting,
+    closed_while_recording,
     referral_at,
     staff,
 )
@@ -82,15 +84,17 @@ async def test_every_role_that_may_not_make_a_decision_is_refused(name, fast_env
 
 @pytest.mark.parametrize("stage", list(Stage))
 async def test_each_decision_is_refused_outside_its_stage_naming_the_stage(stage, fast_env, fast_queue, fakes, sla_policy):
-    submission, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, stage, f"stages:{stage.value}")
+    opened_at = Stage.SUPERVISOR_REVIEW if stage is Stage.CLOSED else stage
+    submission, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, opened_at, f"stages:{stage.value}")
     setting = Setting(submission, await fast_env.get_current_time())
     out_of_place = {name: kind for name, kind in REFERRAL_DECISIONS.items() if kind.stages and stage not in kind.stages}
     assert out_of_place, stage
-    for name, kind in out_of_place.items():
-        # Every role allowed the decision: the refusal is the stage's, never the role's.
-        for role in sorted(kind.allowed):
-            await refused(handle, kind.update, kind.build(setting, staff(role)),
-                          f"stage: the referral is at {stage.value}; cannot {kind.verb} now")
+    async with closed_while_recording(fast_env, handle, fakes.holds) if stage is Stage.CLOSED else nullcontext():
+        for name, kind in out_of_place.items():
+            # Every role allowed the decision: the refusal is the stage's, never the role's.
+            for role in sorted(kind.allowed):
+                await refused(handle, kind.update, kind.build(setting, staff(role)),
+                              f"stage: the referral is at {stage.value}; cannot {kind.verb} now")
     if stage in OPEN:
         # A regrade and (with no agreed action open) a closure belong to every open stage.
         regraded = await handle.execute_update(
