@@ -201,15 +201,23 @@ async def referral_at(
 
 
 @asynccontextmanager
-async def closed_while_recording(env: WorkflowEnvironment, handle: WorkflowHandle, holds: Holds) -> AsyncIterator[None]:
-    """Inside: the referral is closed (withdrawn) but its closure's fact is held back, so its workflow still
-    runs and answers decisions. On leaving, the fact is let through and the workflow finishes."""
-    gate = holds.hold(handle.id, "closed")
-    closure = Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN)
+async def recording_held(
+    env: WorkflowEnvironment, holds: Holds, handle: WorkflowHandle, update: Callable, decision: Decision, fact: str,
+    referral: WorkflowHandle,
+) -> AsyncIterator[None]:
+    """Inside: `decision` is taken but its `fact` is held back from the records, so the workflow, already
+    changed by it, still runs and answers decisions. On leaving, the fact goes through and the referral finishes."""
+    gate = holds.hold(handle.id, fact)
     try:
-        await handle.start_update(ReferralWorkflow.close, closure, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        await handle.start_update(update, decision, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
         yield
     finally:
         gate.set()
     # Left to the test's clean-up, it could be terminated mid-finish and stop the test server's clock.
-    await finished(env, handle)
+    await finished(env, referral)
+
+
+def closed_while_recording(env: WorkflowEnvironment, handle: WorkflowHandle, holds: Holds):
+    """The referral withdrawn, its workflow still running until its closure is recorded."""
+    closure = Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN)
+    return recording_held(env, holds, handle, ReferralWorkflow.close, closure, "closed", handle)
