@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 
@@ -44,6 +45,11 @@ from workflows.models import (
 from workflows.referral import ReferralWorkflow
 
 
+async def failing(env, handle) -> None:
+    """The workflow's end, which must come at once: one that goes on instead fails the test rather than hang it."""
+    await asyncio.wait_for(finished(env, handle), timeout=10)
+
+
 # --- the start -------------------------------------------------------------------------------------
 
 # (who starts it, the officer its form names, why it fails)
@@ -63,7 +69,7 @@ async def test_a_refused_start_fails_before_recording_anything(name, fast_env, f
         id=referral_reference(submission.form_id), task_queue=fast_queue)
     STARTED.append(handle)
     with pytest.raises(WorkflowFailureError) as failed:
-        await finished(fast_env, handle)
+        await failing(fast_env, handle)
     assert failed.value.cause.message.startswith(reason)
     assert fakes.records.facts_of(handle.id) == []
 
@@ -251,7 +257,7 @@ async def test_an_action_is_started_only_by_its_referral_and_completed_only_by_i
                     agreed_at=open_action.deadline, policy=sla_policy),
         id=stray_id, task_queue=fast_queue)
     with pytest.raises(WorkflowFailureError) as failed:
-        await finished(fast_env, stray)
+        await failing(fast_env, stray)
     assert failed.value.cause.message.startswith("parent: an agreed action is started only by the referral")
     assert fakes.records.kinds_of(stray_id) == []
 
