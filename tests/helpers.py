@@ -22,6 +22,9 @@ from workflows.referral import ReferralWorkflow
 
 LONDON = ZoneInfo("Europe/London")
 
+# How long a refusal may take: it comes from the validator, before anything is written.
+REFUSAL_WAIT = 15
+
 # Referrals started by the current test; whatever is still open is terminated after it, so no
 # workflow is left waiting on a task queue nobody polls (that would stop time skipping).
 STARTED: list[WorkflowHandle] = []
@@ -81,7 +84,8 @@ async def refused(
 
     before = await states()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, decision)
+        # A decision taken instead of refused may leave the workflow stuck: the test fails rather than hangs.
+        await asyncio.wait_for(handle.execute_update(update, decision), timeout=REFUSAL_WAIT)
     assert expected in str(caught.value.cause), str(caught.value.cause)
     assert await states() == before
 

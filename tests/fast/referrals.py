@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.fast.fakes import Fakes, Holds
-from tests.helpers import finished, start_referral
+from tests.helpers import REFUSAL_WAIT, finished, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -214,7 +215,7 @@ async def recording_held(
     finally:
         gate.set()
     # Left to the test's clean-up, it could be terminated mid-finish and stop the test server's clock.
-    await finished(env, referral)
+    await asyncio.wait_for(finished(env, referral), timeout=REFUSAL_WAIT)
 
 
 def closed_while_recording(env: WorkflowEnvironment, handle: WorkflowHandle, holds: Holds):
