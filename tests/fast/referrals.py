@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.fast.fakes import Fakes, Holds
-from tests.helpers import REFUSAL_WAIT, finished, start_referral
+from tests.helpers import REFUSAL_WAIT, advance_to, finished, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -222,3 +222,53 @@ def closed_while_recording(env: WorkflowEnvironment, handle: WorkflowHandle, hol
     """The referral withdrawn, its workflow still running until its closure is recorded."""
     closure = Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN)
     return recording_held(env, holds, handle, ReferralWorkflow.close, closure, "closed", handle)
+
+
+# --- a referral where a decision can be made now -------------------------------------------------------
+
+DECISIONS = REFERRAL_DECISIONS | ACTION_DECISIONS
+# Where the matrix brings a referral for each decision to be made.
+WHERE = {
+    "review": Stage.SUPERVISOR_REVIEW,
+    "resubmit": Stage.RETURNED_TO_OFFICER,
+    "screen": Stage.SCREENING,
+    "request_override": Stage.SCREENING,
+    "decide_override": Stage.SCREENING,
+    "strategy_discussion": Stage.STRATEGY_DISCUSSION,
+    "book_conference": Stage.CONFERENCE,
+    "conference_outcome": Stage.CONFERENCE,
+    "regrade_risk": Stage.SUPERVISOR_REVIEW,
+    "close": Stage.SUPERVISOR_REVIEW,
+    "acknowledge": Stage.SUPERVISOR_REVIEW,
+    "complete_action": Stage.ACTIONS,
+    "reassign_action": Stage.ACTIONS,
+    "acknowledge_action": Stage.ACTIONS,
+}
+
+
+async def decidable(
+    name: str, env: WorkflowEnvironment, queue: str, policy: SlaPolicy, fakes: Fakes, key: str
+) -> tuple[WorkflowHandle, WorkflowHandle | None, Setting]:
+    """A fresh referral (its form made from `key`) where `name` could be made now by a role allowed it: the
+    handle to send it to, the referral's (for an agreed action's decision), and what the decision names."""
+    submission, referral = await referral_at(
+        env, queue, policy, fakes, WHERE[name], f"{key}:{name}", repeat=name.endswith("override"))
+    setting = Setting(submission, await env.get_current_time())
+    if name == "decide_override":
+        await referral.execute_update(ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="x"))
+    if name == "conference_outcome":
+        booking = REFERRAL_DECISIONS["book_conference"].build(setting, SCREENER)
+        booking.conference_at = setting.now + timedelta(minutes=2)
+        await referral.execute_update(ReferralWorkflow.book_conference, booking)
+        setting.now = booking.conference_at
+    if name == "acknowledge":
+        await advance_to(env, (await referral.query(ReferralWorkflow.state)).deadline + timedelta(minutes=1))
+        setting.escalation_id = (await state_when(referral, lambda s: bool(s.escalations))).escalations[0].escalation_id
+    if name not in ACTION_DECISIONS:
+        return referral, None, setting
+    (action,) = (await referral.query(ReferralWorkflow.state)).actions
+    if name == "acknowledge_action":
+        await advance_to(env, action.deadline + timedelta(minutes=1))
+        late = await state_when(referral, lambda s: bool(s.actions[0].escalations))
+        setting.escalation_id = late.actions[0].escalations[0].escalation_id
+    return env.client.get_workflow_handle(action.action_id), referral, setting

@@ -7,7 +7,8 @@ import random
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateStage
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.service import RPCError
 
 from starter.synthetic import (
     CSC_PARTNER,
@@ -20,8 +21,8 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.fast.referrals import NEW_OWNER, recording_held, referral_at, staff
-from tests.helpers import STARTED, finished, refused, state_when
+from tests.fast.referrals import DECISIONS, NEW_OWNER, decidable, recording_held, referral_at, staff
+from tests.helpers import REFUSAL_WAIT, STARTED, finished, refused, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -359,3 +360,26 @@ async def test_a_grade_agreed_in_a_decision_takes_effect_at_once(reason, fast_en
     (regraded,) = [f for f in fakes.records.facts_of(handle.id) if f.kind == "risk_regraded"]
     assert (regraded.payload["from_risk"], regraded.payload["to_risk"], regraded.payload["reason"]) == (
         "medium", "high", reason)
+
+
+# --- the same decision twice at once ---------------------------------------------------------------------
+
+# The decisions that close the referral where `decidable` brings it (its only action done).
+ENDING = {"close", "complete_action"}
+
+
+@pytest.mark.parametrize("name", DECISIONS)
+async def test_every_decision_sent_twice_at_once_is_taken_once(name, fast_env, fast_queue, fakes, sla_policy):
+    """Each handler changes what its validator reads before its first await: the second copy is refused."""
+    kind = DECISIONS[name]
+    handle, referral, setting = await decidable(name, fast_env, fast_queue, sla_policy, fakes, "twice")
+    decision = kind.build(setting, staff(max(kind.allowed)))  # CRU/MASH staff and supervisors: any agency
+    outcomes = await asyncio.wait_for(asyncio.gather(
+        *(handle.execute_update(kind.update, decision) for _ in range(3)), return_exceptions=True), REFUSAL_WAIT)
+    taken = [o for o in outcomes if not isinstance(o, BaseException)]
+    # A refusal from the validator, or from the server once the decision has ended the workflow.
+    assert len(taken) == 1 and all(isinstance(o, (WorkflowUpdateFailedError, RPCError)) for o in outcomes
+                                   if o not in taken), outcomes
+    if name in ENDING:
+        # Left to the clean-up, the referral could be terminated mid-finish and stop the test server's clock.
+        assert (await asyncio.wait_for(finished(fast_env, referral or handle), REFUSAL_WAIT)).stage is Stage.CLOSED
