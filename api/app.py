@@ -22,7 +22,16 @@ from temporalio.service import RPCError
 from activities.directory import SupervisionDirectory
 from activities.policy import build_sla_policy
 from api.deps import Clock, Services, wall_clock
-from api.errors import DATABASE_DOWN, RETRY_AFTER_SECONDS, ApiError, api_error, unavailable, validation_failed
+from api.errors import (
+    DATABASE_DOWN,
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    api_error,
+    decision_unconfirmed,
+    unavailable,
+    validation_failed,
+    workflow_refused,
+)
 from api.routes import audit, decisions, escalations, operations, records, referrals
 from auth.tokens import Authenticator
 from dashboard.board import create_board
@@ -33,6 +42,7 @@ from readmodel.oversight import OversightReadModel
 from readmodel.queries import ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import Acknowledgements
+from starter.workflow_client import DecisionUnconfirmed, WorkflowRefusal
 from workflows.models import SlaPolicy
 
 log = structlog.get_logger("api")
@@ -117,7 +127,9 @@ def create_app(
         authenticator=authenticator or Authenticator.from_settings(settings),
         sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         clock=clock,
-        acknowledgements=Acknowledgements(client, OversightReadModel(pool), directory),
+        acknowledgements=Acknowledgements(
+            client, OversightReadModel(pool), directory, settings.decision_timeout_seconds
+        ),
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -135,6 +147,8 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(WorkflowRefusal, workflow_refused)
+    app.add_exception_handler(DecisionUnconfirmed, decision_unconfirmed)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     for down in DATABASE_DOWN:
         app.add_exception_handler(down, _database_unavailable)

@@ -5,6 +5,7 @@
 import base64
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import structlog
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
@@ -22,14 +23,15 @@ from readmodel.access_log import AccessLog
 from readmodel.queries import PageStart, ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import Acknowledgements
-from workflows.models import REFERENCE_PATTERN, ActionState, ReferralState, Role, SlaPolicy
+from starter.actions import AgreedActions
+from starter.referrals import Referrals
+from starter.workflow_client import WorkflowClient
+from workflows.models import Role, SlaPolicy
 
 log = structlog.get_logger("api")
 
 Clock = Callable[[], Awaitable[datetime]]
 
-REFERENCE = REFERENCE_PATTERN
-ACTION_ID = rf"{REFERENCE}\.A[1-9][0-9]*"
 MAX_PAGE = 200
 # The `referrals` CLI names itself, so the access log can tell its reads from other clients'.
 CLIENT_HEADER = "X-Referrals-Client"
@@ -99,26 +101,21 @@ Svc = Annotated[Services, Depends(services)]
 
 @dataclass(frozen=True)
 class Target:
-    """What a decision route changes: a referral or one of its agreed actions."""
+    """What a decision route changes: a referral or one of its agreed actions, through its workflow type's client."""
 
-    param: str
-    noun: str
-    pattern: re.Pattern[str]
-    closed: str  # the 409 reason when the workflow has finished
-    state: type
+    collection: str
+    workflows: type[WorkflowClient[Any]]
 
+    @property
+    def param(self) -> str:
+        return self.workflows.field
 
-REFERRAL = Target(
-    "reference", "referral", re.compile(rf"^{REFERENCE}$"), "stage: the referral is closed", ReferralState
-)
-ACTION = Target(
-    "action_id", "agreed action", re.compile(rf"^{ACTION_ID}$"), "action_id: the action is already complete",
-    ActionState,
-)
+    def client(self, svc: Services) -> WorkflowClient[Any]:
+        return self.workflows(svc.client, svc.settings.decision_timeout_seconds)
 
 
-def not_found(target: Target) -> ApiError:
-    return ApiError(404, f"{target.param}: no such {target.noun}", target.param)
+REFERRAL = Target("referrals", Referrals)
+ACTION = Target("actions", AgreedActions)
 
 
 # A client's key for one decision: the Temporal update ID, so a retry is the same update.
@@ -135,6 +132,13 @@ IdempotencyKey = Annotated[
 ]
 
 
+def decision_key(key: str | None, response: Response) -> str:
+    """The decision's idempotency key, the client's or a new one, echoed in the answer's header."""
+    key = key or uuid.uuid4().hex
+    response.headers[IDEMPOTENCY_HEADER] = key
+    return key
+
+
 def encode_cursor(at: datetime, key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), key]).encode()).decode()
 
@@ -147,7 +151,7 @@ def decode_cursor(cursor: str | None, key_pattern: re.Pattern[str]) -> PageStart
         start = PageStart(datetime.fromisoformat(at), key)
     except (ValueError, TypeError, UnicodeError):
         raise invalid(("query", "cursor"), "not a cursor this API returned") from None
-    if not isinstance(key, str) or not key_pattern.match(key):
+    if not isinstance(key, str) or not key_pattern.fullmatch(key):
         raise invalid(("query", "cursor"), "not a cursor this API returned")
     aware_moment(("query", "cursor"), start.at)
     return start

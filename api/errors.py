@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from api import models as bodies
+from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowRefusal
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Seconds a client should wait before retrying while a dependency is down.
@@ -41,12 +42,21 @@ class ApiError(Exception):
         self.extra = extra or {}
 
 
+def refused(refusal: WorkflowRefusal) -> ApiError:
+    """A workflow's refusal as the HTTP answer: no such workflow 404; "actor.*" and "proof" are about who
+    decides (403); the rest are about the referral or action (409)."""
+    if isinstance(refusal, NoSuchWorkflow):
+        status = 404
+    elif isinstance(refusal, DecisionRejected) and refusal.about_who_decides:
+        status = 403
+    else:
+        status = 409
+    return ApiError(status, refusal.reason, refusal.field)
+
+
 def rejected(message: str) -> ApiError:
-    """A workflow validator's rejection: "actor.*" and "proof" are about who decides (403), the rest about
-    the referral (409)."""
-    field = message.split(":", 1)[0] if ":" in message else None
-    status = 403 if field is not None and (field.startswith("actor.") or field == "proof") else 409
-    return ApiError(status, message, field)
+    """A workflow validator's rejection, or one made outside it by the same rule, as the HTTP answer."""
+    return refused(DecisionRejected(message))
 
 
 def undecided(key: str) -> ApiError:
@@ -104,6 +114,14 @@ def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
 
 async def validation_failed(_: Request, error: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": field_errors(list(error.errors()))}, status_code=422)
+
+
+async def workflow_refused(request: Request, refusal: WorkflowRefusal) -> JSONResponse:
+    return await api_error(request, refused(refusal))
+
+
+async def decision_unconfirmed(request: Request, unconfirmed: DecisionUnconfirmed) -> JSONResponse:
+    return await api_error(request, undecided(unconfirmed.key))
 
 
 async def api_error(_: Request, error: ApiError) -> JSONResponse:

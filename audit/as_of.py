@@ -7,86 +7,190 @@ referrals in view, actions and escalations as they stood.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from temporalio.client import Client
 
 from audit.history import DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
+from workflows.facts import (
+    ActionAgreed,
+    ActionCompleted,
+    ActionReassigned,
+    ActionReminded,
+    Closed,
+    ConferenceBooked,
+    ConferenceHeld,
+    EscalationAcknowledged,
+    EscalationRaised,
+    EscalationResolved,
+    RecordedEvent,
+    RepeatOverrideDecided,
+    RepeatOverrideRequested,
+    RiskRegraded,
+    Screened,
+    StageChanged,
+    StrategyDiscussionHeld,
+    VistSubmitted,
+)
 from workflows.models import (
-    ActionOwner,
     ActionState,
     CloseReason,
     Duration,
     Escalation,
     HistoryEntry,
     PoliceAttendance,
-    RecordedEvent,
     ReferralState,
+    RepeatReferralOverrideState,
     RiskGrade,
     ScreeningOutcome,
+    ScreeningView,
+    SlaPolicy,
     Stage,
     VistSubmission,
 )
 
-# The facts the workflow keeps in its decision history (`ReferralWorkflow._decided`).
-DECISION_KINDS = frozenset(
-    {
-        "supervisor_reviewed",
-        "screened",
-        "strategy_discussion_held",
-        "conference_booked",
-        "conference_held",
-        "closed",
-        "risk_regraded",
-    }
-)
 
-
-def _escalation_acknowledged(escalations: list[Escalation], fact: RecordedEvent) -> None:
+def _acknowledged(escalations: list[Escalation], fact: RecordedEvent, ack: EscalationAcknowledged) -> None:
     for escalation in escalations:
-        if escalation.escalation_id == fact.payload["escalation_id"]:
+        if escalation.escalation_id == ack.escalation_id:
             escalation.acknowledged_by = fact.actor.id
             escalation.acknowledged_at = fact.at
 
 
-def _escalation_resolved(escalations: list[Escalation], fact: RecordedEvent) -> None:
+def _resolved(escalations: list[Escalation], fact: RecordedEvent, resolved: EscalationResolved) -> None:
     for escalation in escalations:
-        if escalation.escalation_id == fact.payload["escalation_id"]:
+        if escalation.escalation_id == resolved.escalation_id:
             escalation.resolved_at = fact.at
-            escalation.resolution = fact.payload["resolution"]
+            escalation.resolution = resolved.resolution
 
 
 def _fold_action(action: ActionState | None, fact: RecordedEvent) -> ActionState | None:
     """One agreed action's state after one of its own facts."""
-    payload = fact.payload
-    if fact.kind == "action_agreed":
-        return ActionState(
-            action_id=fact.stream,
-            reference=fact.reference,
-            description=payload["description"],
-            owner=ActionOwner.model_validate(payload["owner"]),
-            deadline=datetime.fromisoformat(payload["deadline"]),
-        )
+    content = fact.content
+    if isinstance(content, ActionAgreed):
+        return ActionState(action_id=fact.stream, reference=fact.reference, description=content.description,
+                           owner=content.owner, deadline=content.deadline)
     if action is None:
         return None
-    if fact.kind == "action_reminded":
-        action.reminded_at = fact.at
-    elif fact.kind == "action_reassigned":
-        action.owner = ActionOwner.model_validate(payload["owner"])
-        if payload.get("deadline"):
-            action.deadline = datetime.fromisoformat(payload["deadline"])
-        action.reassignments += 1
-        action.reminded_at = None
-    elif fact.kind == "action_completed":
-        action.completed_at = fact.at
-        action.completed_by = fact.actor.id
-        action.completion_note = payload["note"]
-    elif fact.kind == "escalation_raised":
-        action.escalations.append(Escalation.model_validate(payload["escalation"]))
-    elif fact.kind == "escalation_acknowledged":
-        _escalation_acknowledged(action.escalations, fact)
+    match content:
+        case ActionReminded():
+            action.reminded_at = fact.at
+        case ActionReassigned(owner=owner, deadline=deadline):
+            action.owner = owner
+            if deadline:
+                action.deadline = deadline
+            action.reassignments += 1
+            action.reminded_at = None
+        case ActionCompleted(note=note):
+            action.completed_at = fact.at
+            action.completed_by = fact.actor.id
+            action.completion_note = note
+        case EscalationRaised(escalation=escalation):
+            action.escalations.append(escalation)
+        case EscalationAcknowledged():
+            _acknowledged(action.escalations, fact, content)
     return action
+
+
+@dataclass
+class ReferralAsRecorded:
+    """The referral as its own facts have told it so far: what each kind of fact changes."""
+
+    policy: SlaPolicy
+    stage_entered_at: datetime
+    submissions: list[VistSubmission] = field(default_factory=list)
+    stage: Stage = Stage.SUPERVISOR_REVIEW
+    risk: RiskGrade | None = None
+    deadline: datetime | None = None
+    screening_outcome: ScreeningOutcome | None = None
+    override: RepeatReferralOverrideState | None = None
+    section_47: bool | None = None
+    inquorate: bool = False
+    conference_due_by: datetime | None = None
+    conference_at: datetime | None = None
+    conference_late_reason: str | None = None
+    police_attendance: PoliceAttendance | None = None
+    child_protection_plan: bool | None = None
+    close_reason: CloseReason | None = None
+    escalations: list[Escalation] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    def take(self, fact: RecordedEvent) -> None:
+        """Apply one of the referral's own facts; a decision (by the registry) joins the decision history."""
+        if fact.entry.decision:
+            self.history.append(
+                HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=fact.actor.id, actor_role=fact.actor.role)
+            )
+        match fact.content:
+            case VistSubmitted(submission=form):  # and its resubmissions
+                self.submissions.append(form)
+                self.risk = self.risk or self.submissions[0].initial_risk
+            case StageChanged(to_stage=stage, deadline=deadline):
+                self.stage, self.stage_entered_at, self.deadline = stage, fact.at, deadline
+                if stage is Stage.CONFERENCE:
+                    self.conference_due_by = deadline
+            case RiskRegraded(to_risk=risk, deadline=deadline):
+                self.risk, self.deadline = risk, deadline
+            case Screened(outcome=outcome):
+                self.screening_outcome = outcome
+            case RepeatOverrideRequested(reason=reason):
+                self.override = RepeatReferralOverrideState(requested_by=fact.actor.id, requested_at=fact.at, reason=reason)
+            case RepeatOverrideDecided(granted=granted, rationale=rationale) if self.override is not None:
+                self.override.decided_by, self.override.decided_at = fact.actor.id, fact.at
+                self.override.granted, self.override.rationale = granted, rationale
+            case StrategyDiscussionHeld(section_47=section_47, quorate=quorate):
+                self.section_47, self.inquorate = section_47, not quorate
+            case ConferenceBooked() as booked:
+                self.conference_at = booked.conference_at
+                self.conference_late_reason = booked.late_reason
+                self.police_attendance = booked.police_attendance
+                # Once booked, the outcome is due on the conference's next working day.
+                self.deadline = add_duration(booked.conference_at, Duration(working_days=1), self.policy)
+            case ConferenceHeld(child_protection_plan=plan):
+                self.child_protection_plan = plan
+            case Closed(reason=reason):
+                self.close_reason = reason
+            case EscalationRaised(escalation=escalation):
+                self.escalations.append(escalation)
+            case EscalationAcknowledged() as ack:
+                _acknowledged(self.escalations, fact, ack)
+            case EscalationResolved() as resolved:
+                _resolved(self.escalations, fact, resolved)
+
+    def as_state(
+        self, reference: str, submitted_at: datetime, actions: list[ActionState], view: ScreeningView | None
+    ) -> ReferralState:
+        """The state the workflow would report, with the actions and the screening view as of the same moment."""
+        first, latest = self.submissions[0], self.submissions[-1]
+        return ReferralState(
+            reference=reference,
+            stage=self.stage,
+            risk=self.risk or first.initial_risk,
+            incident_type=latest.incident.type,
+            submitted_at=submitted_at,
+            stage_entered_at=self.stage_entered_at,
+            deadline=self.deadline,
+            submission_versions=len(self.submissions),
+            form_id=latest.form_id,
+            form_digest=first.content_digest(),
+            children=[c.child_id for c in latest.children],
+            screening_view=view,
+            screening_outcome=self.screening_outcome,
+            repeat_referral_override=self.override,
+            section_47=self.section_47,
+            strategy_discussion_inquorate=self.inquorate,
+            conference_due_by=self.conference_due_by,
+            conference_at=self.conference_at,
+            conference_late_reason=self.conference_late_reason,
+            police_attendance=self.police_attendance,
+            child_protection_plan=self.child_protection_plan,
+            close_reason=self.close_reason,
+            actions=actions,
+            escalations=self.escalations,
+            history=self.history,
+        )
 
 
 def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) -> ReferralState:
@@ -94,94 +198,16 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
     facts = referral.facts if moment is None else referral.facts_until(moment)
     if not facts:
         raise ValueError(f"{referral.reference}: no facts were recorded by {moment}")
-    policy = referral.policy
-    submissions: list[VistSubmission] = []
-    stage = Stage.SUPERVISOR_REVIEW
-    risk: RiskGrade | None = None
-    stage_entered_at = facts[0].at
-    deadline: datetime | None = None
-    screening_outcome: ScreeningOutcome | None = None
-    section_47: bool | None = None
-    inquorate = False
-    conference_due_by: datetime | None = None
-    conference_at: datetime | None = None
-    conference_late_reason: str | None = None
-    police_attendance: PoliceAttendance | None = None
-    child_protection_plan: bool | None = None
-    close_reason: CloseReason | None = None
-    escalations: list[Escalation] = []
+    told = ReferralAsRecorded(policy=referral.policy, stage_entered_at=facts[0].at)
     actions: dict[str, ActionState | None] = {}
-    history: list[HistoryEntry] = []
     for fact in facts:
-        payload = fact.payload
-        if fact.stream != referral.reference:
+        if fact.stream == referral.reference:
+            told.take(fact)
+        else:
             actions[fact.stream] = _fold_action(actions.get(fact.stream), fact)
-            continue
-        if fact.kind in DECISION_KINDS:
-            history.append(
-                HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=fact.actor.id, actor_role=fact.actor.role)
-            )
-        if fact.kind in ("vist_submitted", "vist_resubmitted"):
-            submissions.append(VistSubmission.model_validate(payload["submission"]))
-            risk = risk or submissions[0].initial_risk
-        elif fact.kind == "stage_changed":
-            stage = Stage(payload["to_stage"])
-            stage_entered_at = fact.at
-            deadline = datetime.fromisoformat(payload["deadline"]) if payload.get("deadline") else None
-            if stage is Stage.CONFERENCE:
-                conference_due_by = deadline
-        elif fact.kind == "risk_regraded":
-            risk = RiskGrade(payload["to_risk"])
-            deadline = datetime.fromisoformat(payload["deadline"]) if payload.get("deadline") else None
-        elif fact.kind == "screened":
-            screening_outcome = ScreeningOutcome(payload["outcome"])
-        elif fact.kind == "strategy_discussion_held":
-            section_47 = payload["section_47"]
-            inquorate = not payload["quorate"]
-        elif fact.kind == "conference_booked":
-            conference_at = datetime.fromisoformat(payload["conference_at"])
-            conference_late_reason = payload.get("late_reason")
-            police_attendance = PoliceAttendance(payload["police_attendance"])
-            # Once booked, the outcome is due on the conference's next working day.
-            deadline = add_duration(conference_at, Duration(working_days=1), policy)
-        elif fact.kind == "conference_held":
-            child_protection_plan = payload["child_protection_plan"]
-        elif fact.kind == "closed":
-            close_reason = CloseReason(payload["reason"])
-        elif fact.kind == "escalation_raised":
-            escalations.append(Escalation.model_validate(payload["escalation"]))
-        elif fact.kind == "escalation_acknowledged":
-            _escalation_acknowledged(escalations, fact)
-        elif fact.kind == "escalation_resolved":
-            _escalation_resolved(escalations, fact)
-    first, latest = submissions[0], submissions[-1]
     views = [view for at, view in referral.screening_views if moment is None or at <= moment]
-    return ReferralState(
-        reference=referral.reference,
-        stage=stage,
-        risk=risk or first.initial_risk,
-        incident_type=latest.incident.type,
-        submitted_at=facts[0].at,
-        stage_entered_at=stage_entered_at,
-        deadline=deadline,
-        submission_versions=len(submissions),
-        form_id=latest.form_id,
-        form_digest=first.content_digest(),
-        children=[c.child_id for c in latest.children],
-        screening_view=views[-1] if views else None,
-        screening_outcome=screening_outcome,
-        section_47=section_47,
-        strategy_discussion_inquorate=inquorate,
-        conference_due_by=conference_due_by,
-        conference_at=conference_at,
-        conference_late_reason=conference_late_reason,
-        police_attendance=police_attendance,
-        child_protection_plan=child_protection_plan,
-        close_reason=close_reason,
-        actions=[a for a in actions.values() if a is not None],
-        escalations=escalations,
-        history=history,
-    )
+    return told.as_state(referral.reference, facts[0].at, [a for a in actions.values() if a is not None],
+                         views[-1] if views else None)
 
 
 async def state_as_of(client: Client, reference: str, moment: datetime) -> ReferralState:

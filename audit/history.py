@@ -22,13 +22,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
+from workflows.facts import RecordedEvent
 from workflows.models import (
     Actor,
-    RecordedEvent,
     ReferralState,
     ScreeningView,
     SlaPolicy,
     StartReferral,
+    action_number,
 )
 
 REFERRAL_WORKFLOW = "ReferralWorkflow"
@@ -97,9 +98,7 @@ def group_histories(histories: Iterable[WorkflowHistory]) -> list[ReferralHistor
 
 
 def _action_order(history: WorkflowHistory) -> tuple[int, str]:
-    # REF-XXXXX-XXXXX.A10 sorts after .A9
-    number = history.workflow_id.rpartition(".A")[2]
-    return (int(number) if number.isdigit() else 0, history.workflow_id)
+    return (action_number(history.workflow_id), history.workflow_id)
 
 
 # --- from the server -----------------------------------------------------------------------

@@ -28,7 +28,22 @@ from audit.history import (
     list_referrals,
     referral_query,
 )
-from workflows.models import RecordedEvent
+from workflows.facts import (
+    ActionAgreed,
+    ActionReassigned,
+    Closed,
+    ConferenceBooked,
+    ConferenceHeld,
+    EscalationRaised,
+    FactKind,
+    RecordedEvent,
+    RiskRegraded,
+    Screened,
+    StageChanged,
+    StrategyDiscussionHeld,
+    VistResubmitted,
+    VistSubmitted,
+)
 
 EVENT_FIELDS = ("kind", "at", "actor_id", "actor_role", "actor_agency", "stage", "risk", "payload")
 REFERRAL_FIELDS = ("stage", "risk", "deadline", "screening_outcome", "section_47", "child_protection_plan", "close_reason")
@@ -47,7 +62,7 @@ class Mismatch(BaseModel):
     problem: Problem
     table: str
     key: str
-    kind: str | None = None
+    kind: FactKind | None = None
     fields: list[str] = []  # which fields differ: names only, never the values
     reason: str | None = None  # why a quarantined fact was refused: an error type, never a value
 
@@ -83,24 +98,23 @@ def _event_row(fact: RecordedEvent) -> dict[str, Any]:
 
 def projection_keys(fact: RecordedEvent) -> list[tuple[str, str]]:
     """The (table, key) rows a fact's projection writes, keyed as activities/audit.PROJECTION_KEYS reads them."""
-    p = fact.payload
-    match fact.kind:
-        case "vist_submitted" | "vist_resubmitted":
-            return [("submission_versions", f"{fact.reference} v{p['version']}")]
-        case "stage_changed":
+    match fact.content:
+        case VistSubmitted(version=version):  # and its resubmissions
+            return [("submission_versions", f"{fact.reference} v{version}")]
+        case StageChanged():
             return [("stage_transitions", f"{fact.reference}#{fact.seq}")]
-        case "risk_regraded":
+        case RiskRegraded():
             return [("risk_regrades", f"{fact.reference}#{fact.seq}")]
-        case "strategy_discussion_held":
+        case StrategyDiscussionHeld():
             return [("strategy_discussions", f"{fact.reference}#{fact.seq}")]
-        case "conference_booked":
+        case ConferenceBooked():
             return [("conferences", f"{fact.reference}#{fact.seq}")]
-        case "action_agreed":
+        case ActionAgreed():
             return [("agreed_actions", fact.stream)]
-        case "action_reassigned":
+        case ActionReassigned():
             return [("action_reassignments", f"{fact.stream}#{fact.seq}")]
-        case "escalation_raised":
-            return [("escalations", p["escalation"]["escalation_id"])]
+        case EscalationRaised(escalation=escalation):
+            return [("escalations", escalation.escalation_id)]
     return []
 
 
@@ -110,26 +124,24 @@ def _referral_row(referral: DecodedReferral) -> dict[str, Any]:
     for fact in referral.facts:
         if fact.stream != referral.reference:
             continue
-        p = fact.payload
-        if fact.kind == "vist_submitted":
-            row["risk"] = p["submission"]["initial_risk"]
-        elif fact.kind == "stage_changed":
-            row["stage"], row["deadline"] = p["to_stage"], _ts(p.get("deadline"))
-        elif fact.kind == "risk_regraded":
-            row["risk"], row["deadline"] = p["to_risk"], _ts(p.get("deadline"))
-        elif fact.kind == "screened":
-            row["screening_outcome"], row["risk"] = p["outcome"], p["risk"]
-        elif fact.kind == "strategy_discussion_held":
-            row["section_47"] = p["section_47"]
-        elif fact.kind == "conference_held":
-            row["child_protection_plan"] = p["child_protection_plan"]
-        elif fact.kind == "closed":
-            row["close_reason"] = p["reason"]
+        match fact.content:
+            case VistResubmitted():
+                pass  # a resubmission's grade is not the referral's: only the first form's is
+            case VistSubmitted(submission=form):
+                row["risk"] = form.initial_risk
+            case StageChanged(to_stage=stage, deadline=deadline):
+                row["stage"], row["deadline"] = stage, deadline
+            case RiskRegraded(to_risk=risk, deadline=deadline):
+                row["risk"], row["deadline"] = risk, deadline
+            case Screened(outcome=outcome, risk=risk):
+                row["screening_outcome"], row["risk"] = outcome, risk
+            case StrategyDiscussionHeld(section_47=section_47):
+                row["section_47"] = section_47
+            case ConferenceHeld(child_protection_plan=plan):
+                row["child_protection_plan"] = plan
+            case Closed(reason=reason):
+                row["close_reason"] = reason
     return row
-
-
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismatch], int]:

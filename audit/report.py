@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from audit.timeline import DeadlineCheck, ReferralTimeline, TimelineActor
+from audit.timeline import DeadlineCheck, ReferralTimeline, TimelineActor, TimelineDecision
+from workflows.facts import Detail
 
 LONDON = ZoneInfo("Europe/London")
 LABEL_WIDTH = 230
@@ -194,69 +195,100 @@ def gantt(timeline: ReferralTimeline) -> str:
 # --- the page ------------------------------------------------------------------------------------
 
 
-def render_timeline_html(timeline: ReferralTimeline) -> str:
-    t = timeline
-    legend = "".join(
-        f'<span><i style="background:{COLOURS[k]}"></i>{label}</span>'
-        for k, label in (("met", "done within its deadline"), ("missed", "deadline missed"),
-                         ("open", "open"), ("none", "no deadline"))
-    ) + '<span>&#9646; deadline</span><span style="color:#b71c1c">&#9660; escalation</span>' \
-        '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>'
-    summary = _table(
+LEGEND = "".join(
+    f'<span><i style="background:{COLOURS[k]}"></i>{label}</span>'
+    for k, label in (("met", "done within its deadline"), ("missed", "deadline missed"),
+                     ("open", "open"), ("none", "no deadline"))
+) + '<span>&#9646; deadline</span><span style="color:#b71c1c">&#9660; escalation</span>' \
+    '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>'
+
+
+def _detail(value: Detail) -> str:
+    return local(value) if isinstance(value, datetime) else str(value)
+
+
+def _summary(t: ReferralTimeline) -> str:
+    return _table(
         ["reference", "status", "incident", "risk", "submitted", "closed", "reason"],
         [[escape(t.reference), escape(t.status), escape(t.incident_type.value),
           escape(f"{t.initial_risk.value} to {t.final_risk.value}" if t.initial_risk != t.final_risk else t.final_risk.value),
           escape(local(t.submitted_at)), escape(local(t.closed_at)), escape(t.close_reason.value if t.close_reason else "")]],
     )
-    stages = _table(
+
+
+def _stages(t: ReferralTimeline) -> str:
+    return _table(
         ["stage", "entered", "by", "left", "by", "deadline", "deadline changes", "timeliness"],
         [[escape(s.stage.value), escape(local(s.entered_at)), escape(who(s.entered_by)), escape(local(s.left_at)),
           escape(who(s.left_by)), escape(local(s.timeliness.deadline)),
           "<br>".join(escape(f"{c.cause}: {local(c.deadline) or 'none'}") for c in s.deadline_changes),
           _verdict_cell(s.timeliness)] for s in t.stages],
     )
-    decisions = _table(
+
+
+def _decisions(t: ReferralTimeline) -> str:
+    def where(d: TimelineDecision) -> str:
+        return f"{d.label} ({d.stream.rpartition('.')[2] if d.stream != t.reference else 'referral'} #{d.seq})"
+
+    return _table(
         ["when", "who", "what", "update", "stage", "risk", "details"],
-        [[escape(local(d.at)), escape(who(d.actor)), escape(f"{d.kind} ({d.stream.rpartition('.')[2] if d.stream != t.reference else 'referral'} #{d.seq})"),
+        [[escape(local(d.at)), escape(who(d.actor)), escape(where(d)),
           escape(d.update or ""), escape(d.stage.value if d.stage else ""), escape(d.risk.value if d.risk else ""),
-          "<br>".join(escape(f"{k}: {v}") for k, v in d.details.items() if v is not None)] for d in t.decisions],
+          "<br>".join(escape(f"{k}: {_detail(v)}") for k, v in d.details.items() if v is not None)] for d in t.decisions],
     )
-    regrades = _table(
+
+
+def _regrades(t: ReferralTimeline) -> str:
+    return _table(
         ["when", "who", "from", "to", "deadline after"],
         [[escape(local(r.at)), escape(who(r.actor)), escape(r.from_risk.value), escape(r.to_risk.value),
           escape(local(r.deadline))] for r in t.regrades],
     )
-    meetings = _table(
+
+
+def _meetings(t: ReferralTimeline) -> str:
+    return _table(
         ["held", "recorded", "by", "section 47", "quorate", "attendees (agency, role)"],
         [[escape(local(m.held_at)), escape(local(m.recorded_at)), escape(who(m.recorded_by)), escape(str(m.section_47)),
           f'<span class="{"met" if m.quorate else "missed"}">{m.quorate}</span>',
           "<br>".join(escape(f"{a.agency.value}, {a.role}") for a in m.attendees)] for m in t.meetings],
     )
-    actions = _table(
+
+
+def _actions(t: ReferralTimeline) -> str:
+    return _table(
         ["action", "agency", "agreed", "by", "deadline", "completed", "by", "reminded", "reassigned", "timeliness"],
         [[escape(a.action_id), escape(a.agency.value), escape(local(a.agreed_at)), escape(who(a.agreed_by)),
           escape(local(a.timeliness.deadline)), escape(local(a.timeliness.done_at)), escape(a.completed_by or ""),
           escape(local(a.reminded_at)), str(a.reassignments), _verdict_cell(a.timeliness)] for a in t.actions],
     )
-    escalations = _table(
+
+
+def _escalations(t: ReferralTimeline) -> str:
+    return _table(
         ["escalation", "late step", "rung", "rank", "reason", "due", "raised", "acknowledged", "by", "after"],
         [[escape(e.escalation_id), escape(e.subject), str(e.rung), escape(e.rank), escape(e.reason), escape(local(e.due_at)),
           escape(local(e.raised_at)), escape(local(e.acknowledged_at)), escape(e.acknowledged_by or ""),
           escape(span_text(e.acknowledged_after) if e.acknowledged_after is not None else "not acknowledged")]
          for e in t.escalations],
     )
+
+
+def _conference(t: ReferralTimeline) -> str:
     c = t.conference
-    conference = (
-        _table(
-            ["due by", "booked", "conference", "police", "late reason", "held", "child protection plan", "timeliness"],
-            [[escape(local(c.timeliness.deadline)), escape(local(c.booked_at)), escape(local(c.conference_at)),
-              escape(c.police_attendance.value if c.police_attendance else ""), escape(str(c.late_reason_given)),
-              escape(local(c.held_at)), escape("" if c.child_protection_plan is None else str(c.child_protection_plan)),
-              _verdict_cell(c.timeliness)]],
-        )
-        if c
-        else '<p class="muted">No section 47 enquiries: no conference.</p>'
+    if c is None:
+        return '<p class="muted">No section 47 enquiries: no conference.</p>'
+    return _table(
+        ["due by", "booked", "conference", "police", "late reason", "held", "child protection plan", "timeliness"],
+        [[escape(local(c.timeliness.deadline)), escape(local(c.booked_at)), escape(local(c.conference_at)),
+          escape(c.police_attendance.value if c.police_attendance else ""), escape(str(c.late_reason_given)),
+          escape(local(c.held_at)), escape("" if c.child_protection_plan is None else str(c.child_protection_plan)),
+          _verdict_cell(c.timeliness)]],
     )
+
+
+def render_timeline_html(timeline: ReferralTimeline) -> str:
+    t = timeline
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Decision timeline {escape(t.reference)}</title>
@@ -265,22 +297,22 @@ def render_timeline_html(timeline: ReferralTimeline) -> str:
 <h1>Decision timeline: {escape(t.reference)}</h1>
 <p class="muted">Reconstructed from the referral's workflow history and its agreed actions' histories (run {escape(t.run_id)}).
 Times are Europe/London. People appear by staff ID, role and agency only.</p>
-{summary}
+{_summary(t)}
 <h2>Stages against their deadlines</h2>
-<div class="legend">{legend}</div>
+<div class="legend">{LEGEND}</div>
 {gantt(t)}
-{stages}
+{_stages(t)}
 <h2>Decisions</h2>
-{decisions}
+{_decisions(t)}
 <h2>Risk regrades</h2>
-{regrades}
+{_regrades(t)}
 <h2>Strategy discussions</h2>
-{meetings}
+{_meetings(t)}
 <h2>Agreed actions</h2>
-{actions}
+{_actions(t)}
 <h2>Escalations</h2>
-{escalations}
+{_escalations(t)}
 <h2>Initial child protection conference</h2>
-{conference}
+{_conference(t)}
 </body></html>
 """

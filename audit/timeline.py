@@ -11,9 +11,22 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from audit.as_of import DECISION_KINDS, state_from_facts
+from audit.as_of import state_from_facts
 from audit.history import AcceptedDecision, DecodedReferral, decode_referral, fetch_referral
 from workflows.calendar import add_duration
+from workflows.facts import (
+    ActionAgreed,
+    Closed,
+    ConferenceBooked,
+    ConferenceHeld,
+    Detail,
+    FactKind,
+    RecordedEvent,
+    contents,
+    RiskRegraded,
+    StageChanged,
+    StrategyDiscussionHeld,
+)
 from workflows.models import (
     ActionState,
     Agency,
@@ -22,13 +35,11 @@ from workflows.models import (
     Escalation,
     IncidentType,
     PoliceAttendance,
-    RecordedEvent,
+    ReferralState,
     RiskGrade,
     Role,
     Stage,
 )
-
-Detail = str | bool | int | None
 
 
 class TimelineActor(BaseModel):
@@ -59,7 +70,7 @@ def check(deadline: datetime | None, done_at: datetime | None, until: datetime) 
 class DeadlineChange(BaseModel):
     at: datetime
     deadline: datetime | None
-    cause: str = Field(description="entered, risk_regraded or conference_booked")
+    cause: str = Field(description="entered, or the kind of fact that moved it: risk_regraded or conference_booked")
 
 
 class StageSpan(BaseModel):
@@ -77,7 +88,8 @@ class TimelineDecision(BaseModel):
 
     stream: str
     seq: int
-    kind: str
+    kind: FactKind
+    label: str = Field(description="how the fact reads: its registry entry's label")
     at: datetime
     actor: TimelineActor
     stage: Stage | None = None
@@ -174,75 +186,6 @@ def _actor(fact: RecordedEvent) -> TimelineActor:
     return TimelineActor(id=fact.actor.id, role=fact.actor.role, agency=fact.actor.agency)
 
 
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _details(fact: RecordedEvent) -> dict[str, Detail]:
-    """Structured fields only: rationales, notes and descriptions (free text) stay in the history."""
-    p = fact.payload
-    match fact.kind:
-        case "vist_submitted" | "vist_resubmitted":
-            form = p["submission"]
-            return {
-                "version": p["version"],
-                "incident_type": form["incident"]["type"],
-                "children": len(form["children"]),
-                "initial_risk": form["initial_risk"],
-                "section_46": form.get("section_46") is not None,
-            }
-        case "supervisor_reviewed":
-            return {"approved": p["approved"]}
-        case "screened":
-            details: dict[str, Detail] = {
-                "outcome": p["outcome"],
-                "risk": p["risk"],
-                "agencies_informed": ", ".join(p.get("agencies_informed") or []) or None,
-                "repeat_referral_override": p.get("repeat_referral_override") is not None,
-            }
-            details |= {f"child {d['child_id']}": d["decision"] for d in p["child_decisions"]}
-            return details
-        case "strategy_discussion_held":
-            return {
-                "held_at": p["held_at"],
-                "section_47": p["section_47"],
-                "quorate": p["quorate"],
-                "attendees": len(p["attendees"]),
-                "agreed_actions": len(p.get("agreed_actions") or []),
-            }
-        case "conference_booked":
-            return {
-                "conference_at": p["conference_at"],
-                "due_by": p.get("due_by"),
-                "police_attendance": p["police_attendance"],
-                "late_reason_given": p.get("late_reason") is not None,
-            }
-        case "conference_held":
-            return {
-                "held_at": p["held_at"],
-                "child_protection_plan": p["child_protection_plan"],
-                "police_attended": p["police_attended"],
-                "agreed_actions": len(p.get("agreed_actions") or []),
-            }
-        case "closed":
-            return {"reason": p["reason"]}
-        case "risk_regraded":
-            return {"from_risk": p["from_risk"], "to_risk": p["to_risk"], "deadline": p.get("deadline")}
-        case "action_agreed":
-            return {"agency": p["owner"]["agency"], "deadline": p["deadline"]}
-        case "action_reassigned":
-            return {"from_agency": p["from_owner"]["agency"], "to_agency": p["owner"]["agency"], "deadline": p.get("deadline")}
-        case "escalation_acknowledged":
-            # Rank and addressee are recorded since the rung rule; earlier acknowledgements lack them.
-            return {"escalation_id": p["escalation_id"], "rank": p.get("rank"),
-                    "as_named_addressee": p.get("as_named_addressee")}
-        case "repeat_override_decided":
-            return {"granted": p["granted"], "requested_by": p["requested_by"]}
-        case "escalation_resolved":
-            return {"escalation_id": p["escalation_id"], "resolution": p["resolution"]}
-    return {}
-
-
 def _update_for(fact: RecordedEvent, decisions: list[AcceptedDecision]) -> AcceptedDecision | None:
     """The accepted update that carried a fact: same workflow and actor, the latest handled by then."""
     candidates = [
@@ -252,25 +195,26 @@ def _update_for(fact: RecordedEvent, decisions: list[AcceptedDecision]) -> Accep
 
 
 def _is_decision(fact: RecordedEvent) -> bool:
-    # Stage changes and escalations have their own sections; an automatic closure is still the outcome.
-    if fact.kind in ("stage_changed", "escalation_raised", "action_reminded"):
-        return False
-    return fact.actor.role is not Role.SYSTEM or fact.kind in DECISION_KINDS
+    """A step a person took (stage changes have their own section), or a decision the workflow took: the automatic closure."""
+    if fact.entry.decision:
+        return True
+    return fact.actor.role is not Role.SYSTEM and fact.entry.payload is not StageChanged
 
 
 def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: datetime) -> list[StageSpan]:
     spans: list[StageSpan] = []
     changes: list[DeadlineChange] = []
-    open_span: RecordedEvent | None = None
+    entered: tuple[RecordedEvent, StageChanged] | None = None
 
     def close_span(left: RecordedEvent | None) -> None:
-        assert open_span is not None
+        assert entered is not None
+        fact, change = entered
         deadline = changes[-1].deadline if changes else None
         spans.append(
             StageSpan(
-                stage=Stage(open_span.payload["to_stage"]),
-                entered_at=open_span.at,
-                entered_by=_actor(open_span),
+                stage=change.to_stage,
+                entered_at=fact.at,
+                entered_by=_actor(fact),
                 left_at=left.at if left else None,
                 left_by=_actor(left) if left else None,
                 deadline_changes=list(changes),
@@ -279,20 +223,19 @@ def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: date
         )
 
     for fact in facts:
-        if fact.kind == "stage_changed":
-            if open_span is not None:
-                close_span(fact)
-            open_span = fact
-            changes = [DeadlineChange(at=fact.at, deadline=_ts(fact.payload.get("deadline")), cause="entered")]
-        elif fact.kind == "risk_regraded" and open_span is not None:
-            changes.append(DeadlineChange(at=fact.at, deadline=_ts(fact.payload.get("deadline")), cause="risk_regraded"))
-        elif fact.kind == "conference_booked" and open_span is not None:
-            # As the workflow does: once booked, the outcome is due on the conference's next working day.
-            booked_deadline = add_duration(
-                datetime.fromisoformat(fact.payload["conference_at"]), Duration(working_days=1), referral.policy
-            )
-            changes.append(DeadlineChange(at=fact.at, deadline=booked_deadline, cause="conference_booked"))
-    if open_span is not None and open_span.payload["to_stage"] != Stage.CLOSED.value:
+        match fact.content:
+            case StageChanged() as change:
+                if entered is not None:
+                    close_span(fact)
+                entered = (fact, change)
+                changes = [DeadlineChange(at=fact.at, deadline=change.deadline, cause="entered")]
+            case RiskRegraded(deadline=deadline) if entered is not None:
+                changes.append(DeadlineChange(at=fact.at, deadline=deadline, cause=fact.kind))
+            case ConferenceBooked(conference_at=conference_at) if entered is not None:
+                # As the workflow does: once booked, the outcome is due on the conference's next working day.
+                booked_deadline = add_duration(conference_at, Duration(working_days=1), referral.policy)
+                changes.append(DeadlineChange(at=fact.at, deadline=booked_deadline, cause=fact.kind))
+    if entered is not None and entered[1].to_stage is not Stage.CLOSED:
         close_span(None)
     return spans
 
@@ -327,51 +270,76 @@ def _escalation(e: Escalation) -> TimelineEscalation:
     )
 
 
-def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
-    facts = referral.facts
-    own = [f for f in facts if f.stream == referral.reference]
-    state = state_from_facts(referral)
-    closed = next((f for f in own if f.kind == "closed"), None)
-    ends_at = closed.at if closed else max(referral.ended_at or facts[-1].at, facts[-1].at)
+def _conference(state: ReferralState, own: list[RecordedEvent], ends_at: datetime) -> ConferenceCheck | None:
+    """The ICPC against its statutory due date; none without section 47 enquiries."""
+    if state.conference_due_by is None:
+        return None
+    booked = next((fact for fact, _ in contents(own, ConferenceBooked)), None)
+    held_at = next((held.held_at for _, held in contents(own, ConferenceHeld)), None)
+    return ConferenceCheck(
+        booked_at=booked.at if booked else None,
+        conference_at=state.conference_at,
+        police_attendance=state.police_attendance,
+        booked_late=state.conference_at is not None and state.conference_at > state.conference_due_by,
+        late_reason_given=state.conference_late_reason is not None,
+        held_at=held_at,
+        child_protection_plan=state.child_protection_plan,
+        timeliness=check(state.conference_due_by, held_at, ends_at),
+    )
 
-    agreed = {f.stream: f for f in facts if f.kind == "action_agreed"}
 
-    conference = None
-    booked = next((f for f in own if f.kind == "conference_booked"), None)
-    held = next((f for f in own if f.kind == "conference_held"), None)
-    if state.conference_due_by is not None:
-        held_at = _ts(held.payload["held_at"]) if held else None
-        conference = ConferenceCheck(
-            booked_at=booked.at if booked else None,
-            conference_at=state.conference_at,
-            police_attendance=state.police_attendance,
-            booked_late=state.conference_at is not None and state.conference_at > state.conference_due_by,
-            late_reason_given=state.conference_late_reason is not None,
-            held_at=held_at,
-            child_protection_plan=state.child_protection_plan,
-            timeliness=check(state.conference_due_by, held_at, ends_at),
-        )
-
+def _decisions(referral: DecodedReferral) -> list[TimelineDecision]:
+    """Each decision as its registry entry reads it, with the accepted update that carried it."""
     decisions = []
-    for fact in facts:
-        if not _is_decision(fact):
-            continue
+    for fact in filter(_is_decision, referral.facts):
         update = _update_for(fact, referral.decisions)
         decisions.append(
             TimelineDecision(
                 stream=fact.stream,
                 seq=fact.seq,
                 kind=fact.kind,
+                label=fact.entry.label,
                 at=fact.at,
                 actor=_actor(fact),
                 stage=fact.stage,
                 risk=fact.risk,
                 update=update.update if update else None,
                 update_id=update.update_id if update else None,
-                details=_details(fact),
+                details=fact.content.summary(),
             )
         )
+    return decisions
 
+
+def _regrades(own: list[RecordedEvent]) -> list[RiskChange]:
+    return [
+        RiskChange(seq=f.seq, at=f.at, actor=_actor(f), from_risk=r.from_risk, to_risk=r.to_risk, deadline=r.deadline)
+        for f, r in contents(own, RiskRegraded)
+    ]
+
+
+def _meetings(own: list[RecordedEvent]) -> list[StrategyMeeting]:
+    return [
+        StrategyMeeting(
+            seq=f.seq,
+            held_at=m.held_at,
+            recorded_at=f.at,
+            recorded_by=_actor(f),
+            section_47=m.section_47,
+            quorate=m.quorate,
+            attendees=[MeetingAttendee(agency=a.agency, role=a.role) for a in m.attendees],
+        )
+        for f, m in contents(own, StrategyDiscussionHeld)
+    ]
+
+
+def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
+    facts = referral.facts
+    own = [f for f in facts if f.stream == referral.reference]
+    state = state_from_facts(referral)
+    closed = next((fact for fact, _ in contents(own, Closed)), None)
+    ends_at = closed.at if closed else max(referral.ended_at or facts[-1].at, facts[-1].at)
+    agreed = {fact.stream: fact for fact, _ in contents(facts, ActionAgreed)}
     return ReferralTimeline(
         reference=referral.reference,
         run_id=referral.run_id,
@@ -384,38 +352,15 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
         closed_at=closed.at if closed else None,
         close_reason=state.close_reason,
         stages=_stages(referral, own, ends_at),
-        decisions=decisions,
-        regrades=[
-            RiskChange(
-                seq=f.seq,
-                at=f.at,
-                actor=_actor(f),
-                from_risk=RiskGrade(f.payload["from_risk"]),
-                to_risk=RiskGrade(f.payload["to_risk"]),
-                deadline=_ts(f.payload.get("deadline")),
-            )
-            for f in own
-            if f.kind == "risk_regraded"
-        ],
-        meetings=[
-            StrategyMeeting(
-                seq=f.seq,
-                held_at=datetime.fromisoformat(f.payload["held_at"]),
-                recorded_at=f.at,
-                recorded_by=_actor(f),
-                section_47=f.payload["section_47"],
-                quorate=f.payload["quorate"],
-                attendees=[MeetingAttendee(agency=a["agency"], role=a["role"]) for a in f.payload["attendees"]],
-            )
-            for f in own
-            if f.kind == "strategy_discussion_held"
-        ],
+        decisions=_decisions(referral),
+        regrades=_regrades(own),
+        meetings=_meetings(own),
         actions=[_action(a, agreed[a.action_id], ends_at) for a in state.actions],
         escalations=sorted(
             [_escalation(e) for e in state.escalations] + [_escalation(e) for a in state.actions for e in a.escalations],
             key=lambda e: e.raised_at,
         ),
-        conference=conference,
+        conference=_conference(state, own, ends_at),
     )
 
 

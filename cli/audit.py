@@ -49,6 +49,7 @@ from audit.replay import ReplayReport, ReplayStatus, replay_histories
 from audit.report import render_timeline_html
 from audit.sample import ensure_monthly_sample_schedule, monthly_sample
 from audit.timeline import build_timeline
+from starter.referrals import Referrals
 from workflows.audit_models import DEFAULT_QUOTAS, SampleCategory
 from workflows.models import Actor, Role
 
@@ -252,7 +253,7 @@ def replay(
 
 @audit_app.command()
 def timeline(
-    reference: Annotated[str, typer.Argument(help="the referral, REF-XXXXX-XXXXX")],
+    reference: Annotated[str, typer.Argument(help=f"the referral, {Referrals.example_id}")],
     html: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
     json_file: Annotated[Path | None, typer.Option("--json-file", help="write the timeline JSON here")] = None,
     from_dir: FromDir = None,

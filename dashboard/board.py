@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads the `SignedIn` and `Board` dependencies
 # from the evaluated annotations.
 
-import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,9 +18,7 @@ import structlog
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from activities.alerts import AlertLinks, describe_duration
 from activities.directory import SupervisionDirectory
@@ -30,8 +27,10 @@ from readmodel.access_log import AccessLog
 from readmodel.oversight import OversightReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
-from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS, REJECTION_TYPE
-from workflows.models import REFERENCE_PATTERN, Role, Stage
+from starter.referrals import Referrals
+from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
+from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS
+from workflows.models import Role, Stage
 
 log = structlog.get_logger("dashboard")
 
@@ -41,9 +40,7 @@ PREFIX = "/dashboard"
 COOKIE = "referrals_session"
 SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
-REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
 DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
-# An escalation's ID names the workflow that raised it: a referral, or one of its agreed actions.
 DUE_SOON = timedelta(hours=48)
 
 ESCALATION_READERS = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
@@ -139,41 +136,38 @@ class Dashboard:
     def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
         return self.page(request, "forbidden.html", caller, status=403, what=what)
 
+    @property
+    def referrals(self) -> Referrals:
+        return Referrals(self.client, self.decision_timeout)
+
     async def acknowledge(self, caller: Caller, escalation_id: str, key: str) -> tuple[int, str] | None:
         """Acknowledge through the owning workflow, the form's key naming the update; the refusal, or None when done."""
         try:
             ack = await self.acknowledgements.prepare(caller.actor, escalation_id)
         except AcknowledgementRefused as refused:
             return (409 if refused.missing else 403), refused.message
-        refused = await self.decide(ack.owner, ack.update, ack.decision, key)
+        refused = await refusal(ack.send(key))
         if refused is None:
             log.info("escalation_acknowledged", escalation_id=escalation_id, actor=caller.actor.id, channel="dashboard")
         return refused
 
-    async def decide(self, workflow_id: str, update: Callable[..., Any], decision: Any, key: str) -> tuple[int, str] | None:
-        """One decision as one update named by the form's key; the refusal (status, reason), or None when done."""
-        try:
-            await asyncio.wait_for(
-                self.client.get_workflow_handle(workflow_id).execute_update(update, decision, id=key),
-                self.decision_timeout,
-            )
-        except TimeoutError:
-            return 504, "not confirmed yet: send the same form again to learn whether it was recorded (it counts once)"
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type == REJECTION_TYPE:
-                return (403 if cause.message.startswith("actor.") else 409), cause.message
-            raise
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return 409, "stage: the referral or action has finished; nothing is left to decide"
-            raise
-        return None
+
+async def refusal(decision: Awaitable[Any]) -> tuple[int, str] | None:
+    """Await one decision sent under the form's key; the refusal the page shows (status, reason), or None when done."""
+    try:
+        await decision
+    except DecisionUnconfirmed:
+        return 504, "not confirmed yet: send the same form again to learn whether it was recorded (it counts once)"
+    except DecisionRejected as rejection:
+        return (403 if rejection.about_who_decides else 409), rejection.reason
+    except (NoSuchWorkflow, WorkflowClosed):
+        return 409, "stage: the referral or action has finished; nothing is left to decide"
+    return None
 
 
 def decision_key(submitted: str | None) -> str:
     """The form's idempotency key when it is one we could have made, else a new one."""
-    return submitted if submitted and DECISION_KEY.match(submitted) else uuid.uuid4().hex
+    return submitted if submitted and DECISION_KEY.fullmatch(submitted) else uuid.uuid4().hex
 
 
 def page_templates() -> Jinja2Templates:
@@ -222,7 +216,9 @@ def create_board(
         access_log=AccessLog(pool),
         authenticator=authenticator or Authenticator.from_settings(settings),
         acknowledgements=acknowledgements
-        or Acknowledgements(client, oversight, SupervisionDirectory.load(settings.alert_directory_file)),
+        or Acknowledgements(
+            client, oversight, SupervisionDirectory.load(settings.alert_directory_file), settings.decision_timeout_seconds
+        ),
         links=AlertLinks.from_settings(settings),
         clock=clock,
         templates=page_templates(),

@@ -1,8 +1,8 @@
 """What supervisors and senior leaders see in the dashboard: open alerts, late actions, stages, timeliness, a referral's timeline.
 
 Every query reads the PostgreSQL read model. Rows carry references, stages, grades, times,
-staff and agencies: never a child's name, date of birth or address (a VIST's form is left
-out even of a referral's timeline).
+staff and agencies: never a child's name, date of birth or address. A referral's timeline
+carries its facts whole, for the dashboard to show each as the fact registry summarises it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import json
+
 import asyncpg
+
+from workflows.facts import FactKind, RecordedEvent
+from workflows.models import Actor, Stage
 
 # Weeks are London weeks (Monday to Sunday), as the referral units keep them.
 WEEK = "date_trunc('week', {column} AT TIME ZONE 'Europe/London')::date"
@@ -129,7 +134,7 @@ class OversightReadModel:
                    percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM left_at - entered_at)) / 3600
                        AS p90_hours
             FROM spans
-            WHERE left_at IS NOT NULL AND stage <> 'closed' AND entered_at >= $1 AND entered_at < $2
+            WHERE left_at IS NOT NULL AND stage <> '{Stage.CLOSED}' AND entered_at >= $1 AND entered_at < $2
             GROUP BY stage, week ORDER BY week, stage""",
             since,
             until,
@@ -147,7 +152,7 @@ class OversightReadModel:
             judged AS (
                 SELECT s.stage, s.entered_at, s.left_at,
                        COALESCE((SELECT (ev.payload->>'deadline')::timestamptz FROM referral_events ev
-                                 WHERE ev.stream = s.reference AND ev.kind = 'risk_regraded' AND ev.seq > s.seq
+                                 WHERE ev.stream = s.reference AND ev.kind = '{FactKind.RISK_REGRADED}' AND ev.seq > s.seq
                                    AND (s.next_seq IS NULL OR ev.seq < s.next_seq)
                                  ORDER BY ev.seq DESC LIMIT 1), s.deadline) AS due
                 FROM spans s
@@ -199,16 +204,26 @@ class OversightReadModel:
             reference,
         )
 
-    async def timeline(self, reference: str) -> list[asyncpg.Record]:
-        """Every fact about the referral and its actions, in order; a VIST's form is reduced to its version."""
-        return await self.pool.fetch(
-            """SELECT stream, seq, kind, at, actor_id, actor_role, actor_agency, stage,
-                      CASE WHEN kind IN ('vist_submitted', 'vist_resubmitted')
-                           THEN jsonb_build_object('version', payload->'version') ELSE payload END AS payload
+    async def timeline(self, reference: str) -> list[RecordedEvent]:
+        """Every fact about the referral and its actions, in order, to be read through the fact registry.
+
+        A VIST's form is among them: the page shows each fact's registry summary, never the form.
+        """
+        rows = await self.pool.fetch(
+            """SELECT stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload
                FROM referral_events WHERE reference = $1
                ORDER BY at, stream, seq""",
             reference,
         )
+        return [
+            RecordedEvent(
+                stream=row["stream"], seq=row["seq"], reference=row["reference"], kind=row["kind"], at=row["at"],
+                actor=Actor(id=row["actor_id"], role=row["actor_role"], agency=row["actor_agency"]),
+                stage=row["stage"], risk=row["risk"],
+                payload=row["payload"] if isinstance(row["payload"], dict) else json.loads(row["payload"]),
+            )
+            for row in rows
+        ]
 
     async def stage_spans(self, reference: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(

@@ -7,19 +7,40 @@ rung rule itself is `rung_refusal` (workflows/authority.py), the one the validat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import SupervisionDirectory
 from readmodel.oversight import OversightReadModel
-from workflows.action import AgreedActionWorkflow
+from starter.actions import AgreedActions
+from starter.referrals import Referrals
+from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import ACKNOWLEDGERS, rung_refusal
-from workflows.models import Actor, Agency, Escalation, EscalationAcknowledgement, Rank, escalation_owner
-from workflows.referral import ReferralWorkflow
+from workflows.models import (
+    ESCALATION_ID,
+    Actor,
+    Agency,
+    Escalation,
+    EscalationAcknowledgement,
+    Rank,
+    escalation_id_for,
+    escalation_owner,
+)
+
+__all__ = [
+    "ESCALATION_ID", "EXAMPLE_IDS", "NO_SUCH_ESCALATION", "Acknowledgement", "AcknowledgementRefused", "Acknowledgements",
+]
+
+NO_SUCH_ESCALATION = "escalation_id: no such escalation"
+# What an escalation's ID looks like, raised by a referral or by one of its agreed actions.
+EXAMPLE_IDS = (escalation_id_for(Referrals.example_id, 1), escalation_id_for(AgreedActions.example_id, 1))
+
+
+def owner_workflows(owner: str) -> type[WorkflowClient[Any]]:
+    """The client of the workflow type whose ID `owner` is: an agreed action's, else a referral's."""
+    return AgreedActions if AgreedActions.matches(owner) else Referrals
 
 
 class AcknowledgementRefused(Exception):
@@ -33,11 +54,15 @@ class AcknowledgementRefused(Exception):
 
 @dataclass(frozen=True)
 class Acknowledgement:
-    """A checked acknowledgement: the decision, and the workflow and update that record it."""
+    """A checked acknowledgement: the decision, and the workflow that records it."""
 
     owner: str
-    update: Callable[..., Any]
+    workflows: WorkflowClient[Any]
     decision: EscalationAcknowledgement
+
+    async def send(self, key: str | None = None) -> Any:
+        """The acknowledgement as one decision on its owner, named by `key`; the owner's state after it."""
+        return await self.workflows.decide(self.owner, self.decision, key)
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,7 @@ class Acknowledgements:
     client: Client
     oversight: OversightReadModel
     directory: SupervisionDirectory
+    decision_timeout: float | None = None
 
     def names(self, actor: Actor, addressing: Any) -> bool:
         """Whether the directory names `actor` as the addressee of a rung, given where its alert went
@@ -65,25 +91,24 @@ class Acknowledgements:
             raise AcknowledgementRefused(rung_refusal(actor, Rank.SERGEANT, False) or "actor.role")
         owner = escalation_owner(escalation_id)
         if owner is None:
-            raise AcknowledgementRefused("escalation_id: no such escalation", missing=True)
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True)
         escalation = await self._escalation(owner, escalation_id)
         named = self.names(actor, await self.oversight.alert_addressing(escalation_id))
         refusal = rung_refusal(actor, escalation.rank, named)
         if refusal is not None:
             raise AcknowledgementRefused(refusal)
-        update = AgreedActionWorkflow.acknowledge_escalation if ".A" in owner else ReferralWorkflow.acknowledge_escalation
         decision = EscalationAcknowledgement(actor=actor, escalation_id=escalation_id, as_named_addressee=named)
-        return Acknowledgement(owner, update, decision)
+        return Acknowledgement(owner, self._workflows(owner), decision)
+
+    def _workflows(self, owner: str) -> WorkflowClient[Any]:
+        return owner_workflows(owner)(self.client, self.decision_timeout)
 
     async def _escalation(self, owner: str, escalation_id: str) -> Escalation:
-        query = AgreedActionWorkflow.state if ".A" in owner else ReferralWorkflow.state
         try:
-            state = await self.client.get_workflow_handle(owner).query(query)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                raise AcknowledgementRefused("escalation_id: no such escalation", missing=True) from None
-            raise
+            state = await self._workflows(owner).state(owner)
+        except NoSuchWorkflow:
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True) from None
         escalation = next((e for e in state.escalations if e.escalation_id == escalation_id), None)
         if escalation is None:
-            raise AcknowledgementRefused("escalation_id: no such escalation", missing=True)
+            raise AcknowledgementRefused(NO_SUCH_ESCALATION, missing=True)
         return escalation

@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -20,11 +21,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.policy import build_sla_policy
 from runtime.settings import Settings
+from starter.actions import AgreedActions
+from starter.referrals import Referrals
 from starter.synthetic import (
     CSC_PARTNER,
     HEALTH_PARTNER,
@@ -36,13 +39,14 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from workflows.action import AgreedActionWorkflow
+from starter.workflow_client import DecisionUnconfirmed, WorkflowRefusal
 from workflows.models import (
     ActionCompletion,
     Actor,
     Agency,
     ConferenceBooking,
     ConferenceOutcome,
+    Decision,
     Duration,
     EscalationAcknowledgement,
     EscalationPolicy,
@@ -57,9 +61,7 @@ from workflows.models import (
     StageDeadlines,
     StartReferral,
     VistSubmission,
-    referral_reference,
 )
-from workflows.referral import ReferralWorkflow
 
 T = TypeVar("T")
 
@@ -129,8 +131,10 @@ async def step(name: str, action: Awaitable[T], timeout: float = STEP_TIMEOUT) -
     """Await one call to the system, turning a failure into a DemoError naming the step."""
     try:
         return await asyncio.wait_for(action, timeout)
-    except asyncio.TimeoutError as error:
+    except (asyncio.TimeoutError, DecisionUnconfirmed) as error:
         raise DemoError(f"{name}: no answer within {timeout:.0f} s (is the worker running?)") from error
+    except WorkflowRefusal as refusal:
+        raise DemoError(f"{name}: rejected: {refusal.reason}") from refusal
     except WorkflowUpdateFailedError as error:
         raise DemoError(f"{name}: rejected: {_reason(error)}") from error
     except RPCError as error:
@@ -170,23 +174,16 @@ class Steps:
         self._line(str(self.count), name, who, stage_text, detail)
 
 
-async def start_referral(
-    client: Client, settings: Settings, submission: VistSubmission, policy: SlaPolicy
-) -> WorkflowHandle[Any, ReferralState]:
-    reference = referral_reference(submission.form_id)
-    return await step(
-        f"start {reference}",
-        client.start_workflow(
-            ReferralWorkflow.run,
-            StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy),
-            id=reference,
-            task_queue=settings.task_queue,
-        ),
-    )
+async def start_referral(client: Client, settings: Settings, submission: VistSubmission, policy: SlaPolicy) -> str:
+    """Start the submission's referral; its reference."""
+    reference = Referrals.workflow_id(submission.form_id)
+    start = StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy)
+    await step(f"start {reference}", Referrals(client).submit(start, settings.task_queue))
+    return reference
 
 
-async def query_state(handle: WorkflowHandle[Any, ReferralState]) -> ReferralState:
-    return await step(f"query {handle.id}", handle.query(ReferralWorkflow.state))
+async def query_state(client: Client, reference: str) -> ReferralState:
+    return await step(f"query {reference}", Referrals(client).state(reference))
 
 
 # --- the parts of the demo ---------------------------------------------------------------
@@ -194,13 +191,12 @@ async def query_state(handle: WorkflowHandle[Any, ReferralState]) -> ReferralSta
 
 async def submit_referrals(
     client: Client, settings: Settings, console: Console, policy: SlaPolicy, rng: random.Random
-) -> list[tuple[VistSubmission, WorkflowHandle[Any, ReferralState]]]:
+) -> list[tuple[VistSubmission, str]]:
     console.rule("Three VIST referrals submitted by an officer")
     started = []
     for incident_type, risk in REFERRALS:
         submission = synthetic_vist(rng=rng, incident_type=incident_type, risk=risk)
-        handle = await start_referral(client, settings, submission, policy)
-        started.append((submission, handle))
+        started.append((submission, await start_referral(client, settings, submission, policy)))
     table = Table(show_header=True, header_style="bold")
     table.add_column("reference", no_wrap=True, min_width=15)
     table.add_column("incident type", no_wrap=True)
@@ -208,8 +204,8 @@ async def submit_referrals(
     table.add_column("children", justify="right")
     table.add_column("stage", no_wrap=True)
     table.add_column("review due (London)", no_wrap=True)
-    for submission, handle in started:
-        state = await query_state(handle)
+    for _, reference in started:
+        state = await query_state(client, reference)
         table.add_row(
             state.reference,
             state.incident_type.value,
@@ -222,91 +218,94 @@ async def submit_referrals(
     return started
 
 
-async def walk_through_every_stage(
-    client: Client,
-    console: Console,
-    submission: VistSubmission,
-    handle: WorkflowHandle[Any, ReferralState],
-) -> ReferralState:
-    reference = handle.id
-    console.rule(f"{reference}: from supervisor review to closure")
-    steps = Steps(console)
+@dataclass
+class Walk:
+    """One referral taken through its stages: each decision sent by its workflow client and printed as a step."""
 
-    state = await step("supervisor review", handle.execute_update(ReferralWorkflow.review, approval()))
-    steps.add("supervisor approves the VIST", approval().actor, state.stage, f"risk {state.risk.value}")
+    referrals: Referrals
+    actions: AgreedActions
+    steps: Steps
+    reference: str
 
-    decision = screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)
-    state = await step("screening", handle.execute_update(ReferralWorkflow.screen, decision))
-    prior = len(state.screening_view.prior_referrals) if state.screening_view else 0
-    steps.add(
-        "CRU screens: strategy discussion",
-        decision.actor,
-        state.stage,
-        f"risk {state.risk.value}; {prior} prior referral(s) in view",
-    )
+    async def decide(
+        self, name: str, done: str, decision: Decision, detail: Callable[[ReferralState], str] = lambda _: ""
+    ) -> ReferralState:
+        state = await step(name, self.referrals.decide(self.reference, decision))
+        self.steps.add(done, decision.actor, state.stage, detail(state))
+        return state
 
-    held_at = datetime.now(timezone.utc)
-    discussion = strategy_discussion(held_at, section_47=True, actions=2)
-    state = await step(
-        "strategy discussion", handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
-    )
-    steps.add(
-        "strategy discussion: section 47",
-        discussion.actor,
-        state.stage,
-        f"{len(state.actions)} actions agreed; ICPC due by {short(state.conference_due_by)}",
-    )
+    async def complete_actions(self, state: ReferralState) -> None:
+        """Each agreed action completed by someone of its owning agency."""
+        for action in state.actions:
+            completion = ActionCompletion(
+                actor=COMPLETER_BY_AGENCY.get(action.owner.agency, SCREENER), note="Synthetic completion note."
+            )
+            done = await step(f"complete {action.action_id}", self.actions.decide(action.action_id, completion))
+            now_state = await step(f"query {self.reference}", self.referrals.state(self.reference))
+            self.steps.add(
+                f"{action.action_id.removeprefix(self.reference + '.')} completed ({action.owner.agency.value})",
+                completion.actor,
+                now_state.stage,
+                f"done {short(done.completed_at)}",
+            )
 
-    # The conference is booked a minute ahead, so its outcome (which cannot precede it) is recorded in the demo.
-    conference_at = (datetime.now(timezone.utc) + timedelta(minutes=1)).replace(microsecond=0)
-    booking = ConferenceBooking(
+    async def closed(self, state: ReferralState) -> ReferralState:
+        """The referral once closed: at once, or when its last agreed action reports completion."""
+        if state.stage is Stage.CLOSED:
+            return state
+        state = await eventually(
+            f"{self.reference} closing", lambda: self.referrals.state(self.reference),
+            lambda s: s.stage is Stage.CLOSED, CLOSE_TIMEOUT,
+        )
+        self.steps.add("all agreed actions done: closed", None, state.stage)
+        return state
+
+
+def report_in_lieu_booking() -> ConferenceBooking:
+    """An ICPC a minute ahead, so its outcome (which cannot precede it) is recorded in the demo."""
+    return ConferenceBooking(
         actor=SCREENER,
-        conference_at=conference_at,
+        conference_at=(datetime.now(timezone.utc) + timedelta(minutes=1)).replace(microsecond=0),
         police_attendance=PoliceAttendance.REPORT_IN_LIEU,
         attendance_rationale="Synthetic rationale: police hold no information beyond the report.",
         report_owner="DC Synthetic",
     )
-    state = await step("conference booking", handle.execute_update(ReferralWorkflow.book_conference, booking))
-    steps.add(
-        "ICPC booked: report in lieu",
-        booking.actor,
-        state.stage,
-        f"ICPC on {short(state.conference_at)}; {len(state.actions)} actions",
-    )
 
-    for action in state.actions:
-        actor = COMPLETER_BY_AGENCY.get(action.owner.agency, SCREENER)
-        action_handle = client.get_workflow_handle_for(AgreedActionWorkflow.run, action.action_id)
-        completion = ActionCompletion(actor=actor, note="Synthetic completion note.")
-        done = await step(
-            f"complete {action.action_id}", action_handle.execute_update(AgreedActionWorkflow.complete, completion)
-        )
-        now_state = await query_state(handle)
-        steps.add(
-            f"{action.action_id.rsplit('.', 1)[-1]} completed ({action.owner.agency.value})",
-            actor,
-            now_state.stage,
-            f"done {short(done.completed_at)}",
-        )
 
-    outcome = ConferenceOutcome(
+def plan_made(held_at: datetime) -> ConferenceOutcome:
+    return ConferenceOutcome(
         actor=SCREENER,
-        held_at=conference_at,
+        held_at=held_at,
         child_protection_plan=True,
         police_attended=False,
         rationale="Synthetic conference rationale.",
     )
-    state = await step(
-        "conference outcome", handle.execute_update(ReferralWorkflow.record_conference_outcome, outcome)
-    )
-    steps.add("ICPC outcome: child protection plan", outcome.actor, state.stage)
 
-    if state.stage is not Stage.CLOSED:
-        state = await eventually(
-            f"{reference} closing", lambda: handle.query(ReferralWorkflow.state),
-            lambda s: s.stage is Stage.CLOSED, CLOSE_TIMEOUT,
-        )
-        steps.add("all agreed actions done: closed", None, state.stage)
+
+async def walk_through_every_stage(
+    client: Client, console: Console, submission: VistSubmission, reference: str
+) -> ReferralState:
+    console.rule(f"{reference}: from supervisor review to closure")
+    walk = Walk(Referrals(client), AgreedActions(client), Steps(console), reference)
+    await walk.decide("supervisor review", "supervisor approves the VIST", approval(), lambda s: f"risk {s.risk.value}")
+    await walk.decide(
+        "screening", "CRU screens: strategy discussion", screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION),
+        lambda s: f"risk {s.risk.value}; {len(s.screening_view.prior_referrals) if s.screening_view else 0} "
+        "prior referral(s) in view",
+    )
+    await walk.decide(
+        "strategy discussion", "strategy discussion: section 47",
+        strategy_discussion(datetime.now(timezone.utc), section_47=True, actions=2),
+        lambda s: f"{len(s.actions)} actions agreed; ICPC due by {short(s.conference_due_by)}",
+    )
+    booking = report_in_lieu_booking()
+    state = await walk.decide(
+        "conference booking", "ICPC booked: report in lieu", booking,
+        lambda s: f"ICPC on {short(s.conference_at)}; {len(s.actions)} actions",
+    )
+    await walk.complete_actions(state)
+    state = await walk.decide("conference outcome", "ICPC outcome: child protection plan", plan_made(booking.conference_at))
+    state = await walk.closed(state)
     console.print(
         f"  {reference} closed: reason {state.close_reason.value if state.close_reason else '-'}, "
         f"{len(state.history)} decisions in its history, "
@@ -316,15 +315,13 @@ async def walk_through_every_stage(
     return state
 
 
-async def show_escalation(
-    console: Console, handle: WorkflowHandle[Any, ReferralState], started_at: float
-) -> ReferralState:
-    reference = handle.id
+async def show_escalation(client: Client, console: Console, reference: str, started_at: float) -> ReferralState:
+    referrals = Referrals(client)
     console.rule(f"{reference}: left unreviewed under a fast SLA, it escalates")
     waited_from = time.monotonic()
     state = await eventually(
         f"{reference} escalating",
-        lambda: handle.query(ReferralWorkflow.state),
+        lambda: referrals.state(reference),
         lambda s: len(s.escalations) >= 2,
         ESCALATION_TIMEOUT,
     )
@@ -340,9 +337,7 @@ async def show_escalation(
     # A rung is acknowledged by its rank or above: the inspector takes the inspector's rung.
     rung = next(e for e in state.escalations if e.rank is Rank.INSPECTOR and e.acknowledged_at is None)
     ack = EscalationAcknowledgement(actor=INSPECTOR, escalation_id=rung.escalation_id)
-    state = await step(
-        f"acknowledge {rung.escalation_id}", handle.execute_update(ReferralWorkflow.acknowledge_escalation, ack)
-    )
+    state = await step(f"acknowledge {rung.escalation_id}", referrals.decide(reference, ack))
     acknowledged = next(e for e in state.escalations if e.escalation_id == rung.escalation_id)
     console.print(
         f"  {acknowledged.escalation_id} acknowledged by {acknowledged.acknowledged_by} (inspector) "
@@ -363,7 +358,7 @@ def escalation_table(state: ReferralState) -> Table:
     table.add_column("raised at", no_wrap=True)
     for e in state.escalations:
         table.add_row(
-            e.escalation_id.rsplit(".", 1)[-1],
+            e.escalation_id.removeprefix(state.reference + "."),
             str(e.rung),
             e.rank.value,
             e.addressed_to,
@@ -425,10 +420,11 @@ async def show_all_referrals(
             "this run" if row["reference"] in expected else "",
         )
     console.print(table)
-    count = await step("count referral workflows", client.count_workflows("WorkflowType='ReferralWorkflow'"))
+    workflow_type = Referrals.workflow.__name__
+    count = await step("count referral workflows", client.count_workflows(f"WorkflowType='{workflow_type}'"))
     console.print(
         f"{len(rows)} referrals in PostgreSQL ({len(expected)} from this run); "
-        f"Temporal visibility counts {count.count} ReferralWorkflow executions"
+        f"Temporal visibility counts {count.count} {workflow_type} executions"
     )
 
 
@@ -443,18 +439,18 @@ async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Se
     escalating_started = time.monotonic()
     escalating = await start_referral(client, settings, escalating_submission, fast_sla_policy(policy))
     console.print(
-        f"Started {escalating.id} ({incident_type.value}, {risk.value}) with a fast SLA: "
+        f"Started {escalating} ({incident_type.value}, {risk.value}) with a fast SLA: "
         "supervisor review due in ~11 s, each further rung ~7 s later"
     )
 
     started = await submit_referrals(client, settings, console, same_day_report_policy(policy), rng)
-    submission, handle = started[0]
-    walked = await walk_through_every_stage(client, console, submission, handle)
-    await show_escalation(console, escalating, escalating_started)
+    submission, reference = started[0]
+    walked = await walk_through_every_stage(client, console, submission, reference)
+    await show_escalation(client, console, escalating, escalating_started)
 
-    expected = {escalating.id: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}
+    expected = {escalating: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}
     for _, other in started[1:]:
-        expected[other.id] = Stage.SUPERVISOR_REVIEW
+        expected[other] = Stage.SUPERVISOR_REVIEW
     await show_all_referrals(client, pool_or_dsn, console, expected)
 
 

@@ -10,9 +10,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.service import RPCError
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_vist
@@ -94,7 +95,19 @@ async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
     """Skip the test server's clock forward to `moment`."""
     now = await env.get_current_time()
     if moment > now:
-        await env.sleep(moment - now)
+        await skip(env, moment - now)
+
+
+# A skip waits while any workflow task or activity is in flight, so with many referrals open it
+# can take a while on a busy machine; a skip still waiting after this long means the clock is held.
+SKIP_PATIENCE = timedelta(minutes=2)
+
+
+async def skip(env: WorkflowEnvironment, duration: timedelta, patience: timedelta = SKIP_PATIENCE) -> None:
+    """Let the test server's clock run `duration` ahead, as `env.sleep`, with patience stated."""
+    request = SleepRequest()
+    request.duration.FromTimedelta(duration)
+    await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=patience)
 
 
 async def next_local(
@@ -124,35 +137,98 @@ async def finished(env: WorkflowEnvironment, handle: WorkflowHandle) -> Referral
         return await handle.result()
 
 
-async def terminate_open_referrals() -> None:
-    """Terminate what the test left open, once no activity of it is mid-flight.
+async def terminate_open_referrals(env: WorkflowEnvironment | None, patience: timedelta = timedelta(seconds=20)) -> None:
+    """Terminate what the test left open, once nothing of it is in flight; then check the clock.
 
-    Terminating a workflow while one of its activities (or a workflow task) runs leaves the
-    time-skipping test server holding its clock for it, so every later time skip would hang.
+    The time-skipping test server holds its clock from the moment a workflow task or an
+    activity is scheduled until it completes, and terminating the workflow in between never
+    releases that hold: every later time skip would hang. So each open workflow (and each of
+    its agreed actions) is terminated only once it is idle, and the clock is then skipped a
+    minute to prove it is free, so a test that leaves it held fails itself, by name.
     """
     while STARTED:
         handle = STARTED.pop()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await eventually(lambda: activities_running(handle), lambda running: not running, timeout=15)
+            await eventually(lambda: in_flight(handle), lambda busy: not busy, timeout=30)
             try:
                 await handle.terminate(reason="test finished")
             except RPCError:
-                # Its last activity was what it waited for: it may have finished meanwhile.
+                # Its last step was what it waited for: it may have finished meanwhile.
                 if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                     raise
+    if env is not None and env.supports_time_skipping:
+        try:
+            await skip(env, timedelta(minutes=1), patience=patience)
+        except RPCError as held:
+            raise AssertionError(f"this test left the test server's clock held: {held}") from held
 
 
-async def activities_running(handle: WorkflowHandle) -> bool:
-    """Whether the workflow, or any of its agreed actions, has an activity or a workflow task running now."""
-    description = (await handle.describe()).raw_description
-    if any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for a in description.pending_activities):
+async def in_flight(handle: WorkflowHandle) -> bool:
+    """Whether the workflow, or any of its agreed actions, has a workflow task or an activity scheduled or running.
+
+    Read from one snapshot, the history: a description and a history fetched one after the
+    other can straddle a workflow task that schedules an activity and both look idle.
+    """
+    history = [event async for event in handle.fetch_history_events()]
+    if history[-1].event_type in CLOSED:
+        return False
+    if history[-1].event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED):
         return True
-    # Terminated mid-task, a workflow leaves the time-skipping server holding its clock just the same
-    # (that server's description has no pending workflow task: the history's last event tells).
-    last = [event async for event in handle.fetch_history_events()][-1]
-    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+    activities: set[int] = set()
+    starting: set[int] = set()
+    children: set[str] = set()
+    for event in history:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities.add(event.event_id)
+        elif kind in ACTIVITY_CLOSED:
+            activities.discard(getattr(event, ACTIVITY_CLOSED[kind]).scheduled_event_id)
+        elif kind in INITIATED:
+            starting.add(event.event_id)
+        elif kind in SETTLED:
+            starting.discard(getattr(event, SETTLED[kind]).initiated_event_id)
+        elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            started = event.child_workflow_execution_started_event_attributes
+            starting.discard(started.initiated_event_id)
+            children.add(started.workflow_execution.workflow_id)
+    if starting or (activities and not await only_backing_off(handle, activities)):
         return True
-    for child in description.pending_children:
-        if await activities_running(handle._client.get_workflow_handle(child.workflow_id)):
+    for child in children:
+        if await in_flight(handle._client.get_workflow_handle(child)):
             return True
     return False
+
+
+async def only_backing_off(handle: WorkflowHandle, activities: set[int]) -> bool:
+    """Whether every open activity is waiting out a retry backoff (the server frees its clock for that)."""
+    pending = (await handle.describe()).raw_description.pending_activities
+    return len(pending) == len(activities) and all(
+        activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED and activity.attempt > 1
+        for activity in pending
+    )
+
+
+CLOSED = frozenset({
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+})
+# A child's start and a signal to another workflow hold the clock until they settle.
+INITIATED = frozenset({
+    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+})
+SETTLED = {
+    EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED: "start_child_workflow_execution_failed_event_attributes",
+    EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED: "external_workflow_execution_signaled_event_attributes",
+    EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: "signal_external_workflow_execution_failed_event_attributes",
+}
+ACTIVITY_CLOSED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}

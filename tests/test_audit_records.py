@@ -23,16 +23,16 @@ from audit.replay import replay_histories
 from audit.reconcile import Mismatch, Problem, reconcile
 from audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sample
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
-from tests.helpers import LONDON, eventually, finished, start_referral
+from tests.helpers import skip, LONDON, eventually, finished, start_referral
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.calendar import first_working_day
+from workflows.facts import FactKind, RecordedEvent, StrategyDiscussionHeld, VistSubmitted
 from workflows.models import (
     ActionCompletion,
     IncidentType,
-    RecordedEvent,
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,
@@ -150,10 +150,11 @@ async def record_referral(pool, seed: int, at: datetime, incident: IncidentType,
     ref = referral_reference(submission.form_id)
     records = ReferralRecords(pool)
     base = dict(stream=ref, reference=ref, at=at, actor=OFFICER, stage=Stage.SUPERVISOR_REVIEW, risk=submission.initial_risk)
-    await records.record_event(RecordedEvent(seq=1, kind="vist_submitted", payload={"version": 1, "submission": submission.model_dump(mode="json")}, **base))
+    await records.record_event(RecordedEvent(seq=1, kind=FactKind.VIST_SUBMITTED,
+                                             payload=VistSubmitted(submission=submission).recorded(), **base))
     if section_47:
-        await records.record_event(RecordedEvent(seq=2, kind="strategy_discussion_held", payload={
-            "held_at": at.isoformat(), "section_47": True, "quorate": True, "attendees": []}, **base))
+        held = StrategyDiscussionHeld(held_at=at, attendees=[], section_47=True, rationale="Synthetic.", quorate=True)
+        await records.record_event(RecordedEvent(seq=2, kind=FactKind.STRATEGY_DISCUSSION_HELD, payload=held.recorded(), **base))
     return ref
 
 
@@ -201,7 +202,7 @@ async def test_the_sample_workflow_draws_only_on_the_months_first_working_day(ti
     now = (await time_env.get_current_time()).astimezone(LONDON)
     while now.weekday() >= 5:  # a weekday, so "today" can be a working day
         now += timedelta(days=1)
-    await time_env.sleep(max(now - await time_env.get_current_time(), timedelta(0)))
+    await skip(time_env, max(now - await time_env.get_current_time(), timedelta(0)))
     today = now.date()
     # Every earlier weekday of the month a bank holiday: today is the first working day.
     holidays = [today.replace(day=d) for d in range(1, today.day)]

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 import structlog
 import uvicorn
@@ -19,10 +20,12 @@ from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
 from api.app import create_app
+from cli.connection import EXIT_CODES
 from cli.main import app
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
 from tests.helpers import advance_to, eventually, finished
+from workflows.facts import FACTS, FactKind
 from workflows.models import RiskGrade
 
 runner = CliRunner()
@@ -162,7 +165,7 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
     final = await cli.json("auditor", "show", reference)
     assert final["stage"] == "closed" and final["close_reason"] == "no_child_protection_plan"
     table = (await cli("auditor", "show", reference)).stdout
-    assert "strategy_discussion_held" in table and "CRU-3001" in table and submission.children[0].name not in table
+    assert FACTS[FactKind.STRATEGY_DISCUSSION_HELD].label in table and "CRU-3001" in table and submission.children[0].name not in table
     listed = await eventually(
         lambda: cli.json("auditor", "list", "--stage", "closed", "--updated-since", start.isoformat()),
         lambda page: reference in [i["reference"] for i in page["items"]],
@@ -191,6 +194,37 @@ async def test_close_and_the_cli_failures_carry_the_apis_message(cli, time_env, 
     await finished(time_env, time_env.client.get_workflow_handle(reference))
     again = await cli("screener", "close", reference, "withdrawn", exit_code=6)
     assert "stage: the referral is closed" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("user", "command", "request_", "reason"),
+    [
+        ("auditor", ["show", "REF-00000-0000"], ("GET", "/referrals/REF-00000-0000", None),
+         "reference: no such referral"),
+        ("auditor", ["show", "REF-00000-00000\n"], ("GET", "/referrals/REF-00000-00000%0A", None),
+         "reference: no such referral"),
+        ("officer", ["actions", "complete", "REF-00000-00000.A0", "--note", "Synthetic."],
+         ("POST", "/actions/REF-00000-00000.A0/completion", {"note": "Synthetic."}), "action_id: no such agreed action"),
+        ("sergeant", ["ack", "REF-00000-00000.X1"], ("POST", "/escalations/REF-00000-00000.X1/acknowledgement", None),
+         "escalation_id: no such escalation"),
+    ],
+)
+async def test_a_malformed_id_is_refused_alike_by_the_api_and_the_cli(api_url, cli, tokens, user, command, request_,
+                                                                      reason):
+    method, path, body = request_
+    async with httpx.AsyncClient(base_url=api_url) as api:
+        answer = await api.request(method, path, json=body, headers={"Authorization": f"Bearer {tokens[user]}"})
+    assert (answer.status_code, answer.json()) == (404, {"detail": reason, "field": reason.split(":")[0]})
+    refused = await cli(user, *command, exit_code=EXIT_CODES[404])
+    assert reason in refused.stderr
+
+
+async def test_an_id_that_would_change_the_requests_path_never_leaves_the_cli(cli, tokens):
+    # Refused before any request: otherwise "../.." would make it a read of another resource.
+    refused = await cli("auditor", "show", "REF-00000-00000/../../access-log", exit_code=EXIT_CODES[404])
+    assert "reference: no such referral" in refused.stderr
+    refused = await cli("sergeant", "ack", "REF-00000-00000.E1/../../../referrals", exit_code=EXIT_CODES[404])
+    assert "escalation_id: no such escalation" in refused.stderr
 
 
 async def test_the_config_file_supplies_url_and_token(api_url, tokens, tmp_path):

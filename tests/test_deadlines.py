@@ -13,7 +13,7 @@ from starter.synthetic import (
     screening,
     strategy_discussion,
 )
-from tests.helpers import finished, LONDON, advance_to, eventually, next_local, start_referral, state_when
+from tests.helpers import skip, finished, LONDON, advance_to, eventually, next_local, start_referral, state_when
 from workflows.calendar import add_working_days, subtract_working_days
 from workflows.models import (
     Agency,
@@ -102,7 +102,7 @@ async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_en
     assert about(second.raised_at - first.raised_at, timedelta(hours=4))
 
     # Acknowledging the inspector's alert gives a fresh grace period before the superintendent.
-    await time_env.sleep(timedelta(hours=2))
+    await skip(time_env, timedelta(hours=2))
     acknowledged = await handle.execute_update(
         ReferralWorkflow.acknowledge_escalation,
         EscalationAcknowledgement(actor=INSPECTOR, escalation_id=second.escalation_id),
@@ -116,7 +116,7 @@ async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_en
     assert about(state.escalations[2].raised_at - ack_at, timedelta(hours=4))
 
     # The ladder has three rungs: nothing more however late it gets.
-    await time_env.sleep(timedelta(days=2))
+    await skip(time_env, timedelta(days=2))
     assert len((await handle.query(ReferralWorkflow.state)).escalations) == 3
 
     await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
@@ -163,7 +163,7 @@ async def test_regrade_tightens_a_running_deadline(time_env, pool, time_queue, s
     entered = state.stage_entered_at
     assert state.deadline - entered == timedelta(hours=24)  # medium risk: 24 hours for review
 
-    await time_env.sleep(timedelta(hours=1))
+    await skip(time_env, timedelta(hours=1))
     assert (await handle.query(ReferralWorkflow.state)).escalations == []
     regraded = await handle.execute_update(
         ReferralWorkflow.regrade_risk,

@@ -32,6 +32,7 @@ from starter.synthetic import (
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
 from tests.helpers import eventually
+from workflows.facts import RecordedEvent
 from workflows.models import (
     ActionCompletion,
     ActionOwner,
@@ -45,7 +46,6 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     PoliceAttendance,
-    RecordedEvent,
     RiskGrade,
     RiskRegrade,
     Screening,

@@ -22,11 +22,11 @@ from tests.api_fixtures import USERS, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import eventually, start_referral, state_when
 from tests.local_servers import MailServer
 from worker import build_worker
+from workflows.facts import RecordedEvent
 from workflows.models import (
     Actor,
     CloseReason,
     Closure,
-    RecordedEvent,
     RecordOutcome,
     Role,
     Stage,

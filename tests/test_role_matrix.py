@@ -29,7 +29,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import BY_RANK, USERS, BY_ROLE, api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, activities_running, eventually, start_referral, state_when
+from tests.helpers import STARTED, in_flight, eventually, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import SEPARATION_OF_DUTIES, Duty
 from workflows.models import (
@@ -109,7 +109,7 @@ CALLER_ROLES = [role for role in Role if role is not Role.SYSTEM]  # no token ev
 
 async def terminate_quietly(handle) -> None:
     """The referral made before the escalating one is not needed; end it once it is idle."""
-    await eventually(lambda: activities_running(handle), lambda running: not running)
+    await eventually(lambda: in_flight(handle), lambda running: not running)
     await handle.terminate(reason="not needed by the role matrix")
 
 

@@ -22,7 +22,7 @@ from runtime.temporal import DATA_CONVERTER, data_converter
 from audit.reconcile import reconcile
 from starter.synthetic import OFFICER, SERGEANT, approval, synthetic_vist
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
-from tests.helpers import activities_running, eventually, start_referral
+from tests.helpers import in_flight, eventually, start_referral
 from workflows.models import StartReferral, Stage, referral_reference
 from workflows.referral import ReferralWorkflow
 
@@ -62,7 +62,7 @@ async def event_types(handle: WorkflowHandle) -> list[int]:
 async def settled(handle: WorkflowHandle, pool: asyncpg.Pool) -> list[int]:
     """The history once the referral is waiting for a person: its facts written, no activity running."""
     await eventually(lambda: rows_for(pool, handle.id), lambda rows: rows >= 3, timeout=30)
-    await eventually(lambda: activities_running(handle), lambda running: not running, timeout=30)
+    await eventually(lambda: in_flight(handle), lambda running: not running, timeout=30)
     return await eventually(lambda: event_types(handle), lambda types: types[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
 
 

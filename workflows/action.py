@@ -26,6 +26,14 @@ with workflow.unsafe.imports_passed_through():
         Escalation,
         EscalationAcknowledgement,
         EscalationAlert,
+        escalation_id_for,
+    )
+    from workflows.facts import (
+        ActionAgreed,
+        ActionCompleted,
+        ActionReassigned,
+        ActionReminded,
+        EscalationRaised,
         RecordedEvent,
     )
     from workflows.authority import (
@@ -54,7 +62,9 @@ class AgreedActionWorkflow:
         self._owner_token = 0
         self._outbox = Outbox(stream=start.action_id, reference=start.reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
-        self._outbox.add("action_agreed", start.agreed_by, start.spec.model_dump(mode="json"))
+        spec = start.spec
+        agreed = ActionAgreed(description=spec.description, owner=spec.owner, deadline=spec.deadline)
+        self._outbox.add(agreed, start.agreed_by)
 
     @workflow.run
     async def run(self, start: ActionStart) -> ActionState:
@@ -98,7 +108,7 @@ class AgreedActionWorkflow:
         self._action.completed_at = workflow.now()
         self._action.completed_by = completion.actor.id
         self._action.completion_note = completion.note
-        self._outbox.add("action_completed", completion.actor, {"note": completion.note})
+        self._outbox.add(ActionCompleted.of(completion), completion.actor)
         return await self._changed()
 
     @complete.validator
@@ -122,11 +132,7 @@ class AgreedActionWorkflow:
         self._action.reminded_at = None
         self._owner_token += 1
         self._ladder.reset()
-        self._outbox.add(
-            "action_reassigned",
-            reassignment.actor,
-            reassignment.details() | {"from_owner": previous.model_dump(mode="json")},
-        )
+        self._outbox.add(ActionReassigned.of(reassignment, from_owner=previous), reassignment.actor)
         return await self._changed()
 
     @reassign.validator
@@ -141,8 +147,7 @@ class AgreedActionWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
-        payload = acknowledge(self._action.escalations, ack, "action")
-        self._outbox.add("escalation_acknowledged", ack.actor, payload)
+        self._outbox.add(acknowledge(self._action.escalations, ack, "action"), ack.actor)
         self._ladder.nudge()
         return await self._changed()
 
@@ -165,9 +170,7 @@ class AgreedActionWorkflow:
 
     def _remind(self) -> None:
         self._action.reminded_at = workflow.now()
-        self._outbox.add(
-            "action_reminded", SYSTEM_ACTOR, {"owner": self._action.owner.model_dump(mode="json")}
-        )
+        self._outbox.add(ActionReminded(owner=self._action.owner), SYSTEM_ACTOR)
         self._tell_referral()
 
     def _raise_escalation(self, rung: int, due_at: datetime) -> Escalation:
@@ -188,12 +191,12 @@ class AgreedActionWorkflow:
         return escalation
 
     def _next_escalation_id(self) -> str:
-        return f"{self._action.action_id}.E{len(self._action.escalations) + 1}"
+        return escalation_id_for(self._action.action_id, len(self._action.escalations) + 1)
 
     def _escalate(self, escalation: Escalation, alert: EscalationAlert) -> None:
         """Keep, record and deliver an escalation, and tell the referral."""
         self._action.escalations.append(escalation)
-        self._outbox.add("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._outbox.add(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
         self._alerts.send(alert, self._policy)
         self._tell_referral()
 

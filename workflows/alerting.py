@@ -16,7 +16,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.alerts import EscalationAlerts
-    from workflows.models import Escalation, EscalationAlert, RecordedEvent, SlaPolicy
+    from workflows.facts import EscalationRaised, FactKind, RecordedEvent
+    from workflows.models import Escalation, EscalationAlert, SlaPolicy
     from workflows.recording import Outbox
 
 # Histories recorded before alerts existed replay without the delivery activity.
@@ -29,8 +30,8 @@ ADMINISTRATORS = "records administrators"
 def recording_failed(escalation_id: str, event: RecordedEvent, policy: SlaPolicy) -> Escalation | None:
     """The escalation telling the administrators that `event` was quarantined; none when that fact was
     itself such an escalation (its own failure is in the quarantine and the reconciliation, never a loop)."""
-    escalation = event.payload.get("escalation")
-    if event.kind == "escalation_raised" and isinstance(escalation, dict) and escalation.get("reason") == "recording_failed":
+    raised = event.content if event.kind == FactKind.ESCALATION_RAISED else None
+    if isinstance(raised, EscalationRaised) and raised.escalation.reason == "recording_failed":
         workflow.logger.error("recording-failed escalation quarantined", extra={"stream": event.stream, "seq": event.seq})
         return None
     return Escalation(

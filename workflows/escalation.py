@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.authority import reject, require_rung_authority
     from workflows.calendar import add_duration
+    from workflows.facts import EscalationAcknowledged
     from workflows.models import Escalation, EscalationAcknowledgement, Rank, SlaPolicy
 
 
@@ -48,7 +49,7 @@ def unacknowledged(escalations: list[Escalation], ack: EscalationAcknowledgement
     return escalation
 
 
-def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> dict[str, object]:
+def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, on: str) -> EscalationAcknowledged:
     """Mark the escalation acknowledged; the fact's payload.
 
     Authority is the validator's to check, not the handler's: acknowledgements recorded
@@ -57,11 +58,9 @@ def acknowledge(escalations: list[Escalation], ack: EscalationAcknowledgement, o
     escalation = unacknowledged(escalations, ack, on)
     escalation.acknowledged_by = ack.actor.id
     escalation.acknowledged_at = workflow.now()
-    return {
-        "escalation_id": ack.escalation_id,
-        "rank": ack.actor.rank.value if ack.actor.rank else None,
-        "as_named_addressee": ack.as_named_addressee,
-    }
+    return EscalationAcknowledged(
+        escalation_id=ack.escalation_id, rank=ack.actor.rank, as_named_addressee=ack.as_named_addressee
+    )
 
 
 class EscalationLadder:

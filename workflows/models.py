@@ -304,14 +304,41 @@ def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
     return None
 
 
-REFERENCE_PATTERN = r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}"
+# --- workflow IDs: the one definition of each ID's shape; the workflows make them, the clients check them ---
+# (checked with `fullmatch`: `$` alone would let a trailing newline through)
+
+REFERENCE_PREFIX = "REF-"
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
+# An agreed action's ID is its referral's reference and its number: REF-XXXXX-XXXXX.A1, .A2, ...
+ACTION_MARK = ".A"
+ACTION_ID_PATTERN = rf"{REFERENCE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
 # An escalation's ID names the workflow that raised it: the referral, or one of its agreed actions.
-ESCALATION_ID = re.compile(rf"^(?P<owner>{REFERENCE_PATTERN}(?:\.A[1-9][0-9]*)?)\.E[1-9][0-9]*$")
+ESCALATION_MARK = ".E"
+ESCALATION_ID = re.compile(
+    rf"^(?P<owner>{ACTION_ID_PATTERN}|{REFERENCE_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
+)
+
+
+def agreed_action_id(reference: str, number: int) -> str:
+    """The workflow ID of a referral's `number`th agreed action (from 1)."""
+    return f"{reference}{ACTION_MARK}{number}"
+
+
+def action_number(action_id: str) -> int:
+    """Which of its referral's agreed actions this is: .A10 comes after .A9 (0 if not an action's ID)."""
+    number = action_id.rpartition(ACTION_MARK)[2]
+    return int(number) if number.isdigit() else 0
+
+
+def escalation_id_for(owner: str, number: int) -> str:
+    """The ID of the `number`th escalation (from 1) raised by the referral or agreed action `owner`."""
+    return f"{owner}{ESCALATION_MARK}{number}"
 
 
 def escalation_owner(escalation_id: str) -> str | None:
     """The workflow ID of the referral or agreed action that raised the escalation, if well formed."""
-    match = ESCALATION_ID.match(escalation_id)
+    match = ESCALATION_ID.fullmatch(escalation_id)
     return match["owner"] if match else None
 
 
@@ -321,14 +348,13 @@ def referral_reference(form_id: uuid.UUID) -> str:
     It is the workflow ID, so submitting the same form twice finds the same referral.
     """
     digest = hashlib.sha256(b"referral:" + form_id.bytes).digest()
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
         number, rem = divmod(number, 32)
-        chars.append(alphabet[rem])
+        chars.append(REFERENCE_ALPHABET[rem])
     code = "".join(chars)
-    return f"REF-{code[:5]}-{code[5:]}"
+    return f"{REFERENCE_PREFIX}{code[:5]}-{code[5:]}"
 
 
 # --- the SLA policy --------------------------------------------------------------------
@@ -726,7 +752,7 @@ class ActionStart(Model):
 
 class HistoryEntry(Model):
     seq: int
-    kind: str
+    kind: str = Field(description="a decision's FactKind (workflows/facts.py), as stored")
     at: datetime
     actor_id: str
     actor_role: Role
@@ -764,20 +790,6 @@ class ReferralState(Model):
     @property
     def open_actions(self) -> list[ActionState]:
         return [a for a in self.actions if a.completed_at is None]
-
-
-class RecordedEvent(Model):
-    """A fact for the PostgreSQL read model; (stream, seq) makes its write idempotent."""
-
-    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
-    seq: int
-    reference: str
-    kind: str
-    at: datetime
-    actor: Actor
-    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
-    risk: RiskGrade | None = None
-    payload: dict = Field(default_factory=dict)
 
 
 class RecordOutcome(Model):

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
-
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
-    from workflows.models import Actor, RecordedEvent, RecordOutcome, RiskGrade, Stage
+    from workflows.facts import FactPayload, RecordedEvent, kind_of
+    from workflows.models import Actor, RecordOutcome, RiskGrade, Stage
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
@@ -44,23 +43,23 @@ class Outbox:
 
     def add(
         self,
-        kind: str,
+        payload: FactPayload,
         actor: Actor,
-        payload: dict[str, Any] | None = None,
         stage: Stage | None = None,
         risk: RiskGrade | None = None,
     ) -> RecordedEvent:
+        """Record `payload` as the next fact; its kind is its model's in the registry."""
         self.last_seq += 1
         event = RecordedEvent(
             stream=self.stream,
             seq=self.last_seq,
             reference=self.reference,
-            kind=kind,
+            kind=kind_of(payload),
             at=workflow.now(),
             actor=actor,
             stage=stage,
             risk=risk,
-            payload=payload or {},
+            payload=payload.recorded(),
         )
         self._pending.append(event)
         return event

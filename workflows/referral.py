@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from collections.abc import Callable
-from typing import Any
 
 from temporalio import workflow
 
@@ -37,6 +36,24 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
     from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.facts import (
+        Closed,
+        ConferenceBooked,
+        ConferenceHeld,
+        EscalationRaised,
+        EscalationResolved,
+        FactPayload,
+        RecordedEvent,
+        RepeatOverrideDecided,
+        RepeatOverrideRequested,
+        RiskRegraded,
+        Screened,
+        StageChanged,
+        StrategyDiscussionHeld,
+        SupervisorReviewed,
+        VistResubmitted,
+        VistSubmitted,
+    )
     from workflows.models import (
         OPEN_STAGES,
         SYSTEM_ACTOR,
@@ -63,7 +80,6 @@ with workflow.unsafe.imports_passed_through():
         ReferralState,
         Resubmission,
         RiskGrade,
-        RecordedEvent,
         RepeatReferralOverrideState,
         RiskRegrade,
         Role,
@@ -78,6 +94,8 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
+        agreed_action_id,
+        escalation_id_for,
         future_time_in,
     )
     from workflows.recording import Outbox
@@ -143,17 +161,8 @@ class ReferralWorkflow:
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
         self._completion_from_results_only = True
-        self._fact(
-            "vist_submitted",
-            start.submitted_by,
-            {"version": 1, "submission": start.submission.model_dump(mode="json")},
-        )
-        deadline = self._deadline()
-        self._fact(
-            "stage_changed",
-            SYSTEM_ACTOR,
-            {"from_stage": None, "to_stage": self._stage.value, "deadline": deadline.isoformat() if deadline else None},
-        )
+        self._fact(VistSubmitted(version=1, submission=start.submission), start.submitted_by)
+        self._fact(StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline()), SYSTEM_ACTOR)
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
@@ -246,7 +255,7 @@ class ReferralWorkflow:
     @workflow.update
     async def review(self, decision: SupervisorReview) -> ReferralState:
         self._perform(Duty.REVIEW_VIST, decision.actor)
-        self._decided("supervisor_reviewed", decision.actor, decision.details())
+        self._fact(SupervisorReviewed.of(decision), decision.actor)
         if decision.approved:
             self._enter(Stage.SCREENING, decision.actor)
             await self._outbox.recorded()
@@ -265,9 +274,7 @@ class ReferralWorkflow:
         self._submissions.append(resubmission.submission)
         self._perform(Duty.SUBMIT_VIST, resubmission.actor)
         self._fact(
-            "vist_resubmitted",
-            resubmission.actor,
-            {"version": len(self._submissions), "submission": resubmission.submission.model_dump(mode="json")},
+            VistResubmitted(version=len(self._submissions), submission=resubmission.submission), resubmission.actor
         )
         self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor)
         return await self._recorded_state()
@@ -287,7 +294,7 @@ class ReferralWorkflow:
     @workflow.update
     async def screen(self, screening: Screening) -> ReferralState:
         self._screening_outcome = screening.outcome
-        self._decided("screened", screening.actor, screening.details())
+        self._fact(Screened.of(screening), screening.actor)
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
             self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
@@ -327,7 +334,7 @@ class ReferralWorkflow:
             requested_by=request.actor.id, requested_at=workflow.now(), reason=request.reason
         )
         self._perform(Duty.REQUEST_OVERRIDE, request.actor)
-        self._decided("repeat_override_requested", request.actor, {"reason": request.reason})
+        self._fact(RepeatOverrideRequested.of(request), request.actor)
         return await self._recorded_state()
 
     @request_override.validator
@@ -349,11 +356,7 @@ class ReferralWorkflow:
         self._override.granted = decision.granted
         self._override.rationale = decision.rationale
         self._perform(Duty.DECIDE_OVERRIDE, decision.actor)
-        self._decided(
-            "repeat_override_decided",
-            decision.actor,
-            {"granted": decision.granted, "rationale": decision.rationale, "requested_by": self._override.requested_by},
-        )
+        self._fact(RepeatOverrideDecided.of(decision, requested_by=self._override.requested_by), decision.actor)
         return await self._recorded_state()
 
     @decide_override.validator
@@ -385,8 +388,7 @@ class ReferralWorkflow:
         self._section_47 = discussion.section_47
         self._inquorate = not quorate
         self._strategy_held_at = discussion.held_at
-        payload = discussion.details() | {"quorate": quorate}
-        self._decided("strategy_discussion_held", discussion.actor, payload)
+        self._fact(StrategyDiscussionHeld.of(discussion, quorate=quorate), discussion.actor)
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()
@@ -426,12 +428,10 @@ class ReferralWorkflow:
     async def book_conference(self, booking: ConferenceBooking) -> ReferralState:
         assert self._policy is not None
         self._conference = booking
-        deadline = self._deadline()  # the outcome is now due after the booked conference
-        payload = booking.details() | {
-            "due_by": self._conference_due_by.isoformat() if self._conference_due_by else None,
-            "deadline": deadline.isoformat() if deadline else None,
-        }
-        self._decided("conference_booked", booking.actor, payload)
+        # The outcome is now due after the booked conference.
+        self._fact(
+            ConferenceBooked.of(booking, due_by=self._conference_due_by, deadline=self._deadline()), booking.actor
+        )
         if booking.police_attendance is PoliceAttendance.REPORT_IN_LIEU:
             report_due = subtract_working_days(
                 booking.conference_at,
@@ -479,7 +479,7 @@ class ReferralWorkflow:
     @workflow.update
     async def record_conference_outcome(self, outcome: ConferenceOutcome) -> ReferralState:
         self._child_protection_plan = outcome.child_protection_plan
-        self._decided("conference_held", outcome.actor, outcome.details())
+        self._fact(ConferenceHeld.of(outcome), outcome.actor)
         self._regrade_if_changed(outcome.actor, outcome.risk, "graded at the initial child protection conference")
         reason = CloseReason.CHILD_PROTECTION_PLAN if outcome.child_protection_plan else CloseReason.NO_CHILD_PROTECTION_PLAN
         await self._agree_actions_then(
@@ -530,8 +530,7 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        payload = acknowledge(self._escalations, ack, "referral")
-        self._fact("escalation_acknowledged", ack.actor, payload)
+        self._fact(acknowledge(self._escalations, ack, "referral"), ack.actor)
         self._ladder_nudge()
         return await self._recorded_state()
 
@@ -568,15 +567,13 @@ class ReferralWorkflow:
     def _perform(self, duty: Duty, actor: Actor) -> None:
         self._performed.setdefault(duty, set()).add(actor.id)
 
-    def _fact(self, kind: str, actor: Actor, payload: dict[str, Any] | None = None) -> None:
-        self._outbox.add(kind, actor, payload, stage=self._stage, risk=self._risk)
-
-    def _decided(self, kind: str, actor: Actor, payload: dict[str, Any]) -> None:
-        """A human decision: recorded, and kept in the referral's decision history."""
-        self._fact(kind, actor, payload)
-        self._history.append(
-            HistoryEntry(seq=self._outbox.last_seq, kind=kind, at=workflow.now(), actor_id=actor.id, actor_role=actor.role)
-        )
+    def _fact(self, payload: FactPayload, actor: Actor) -> None:
+        """Record a fact at the referral's stage and risk; a decision (by the registry) joins the decision history."""
+        fact = self._outbox.add(payload, actor, stage=self._stage, risk=self._risk)
+        if fact.entry.decision:
+            self._history.append(
+                HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=actor.id, actor_role=actor.role)
+            )
 
     def _enter(self, stage: Stage, actor: Actor) -> None:
         previous = self._stage
@@ -585,12 +582,7 @@ class ReferralWorkflow:
         self._stage_entered_at = workflow.now()
         if self._ladder is not None:
             self._ladder.reset()
-        deadline = self._deadline()
-        self._fact(
-            "stage_changed",
-            actor,
-            {"from_stage": previous.value, "to_stage": stage.value, "deadline": deadline.isoformat() if deadline else None},
-        )
+        self._fact(StageChanged(from_stage=previous, to_stage=stage, deadline=self._deadline()), actor)
 
     def _after_decision(self, actor: Actor, reason: CloseReason) -> None:
         """Close now, or once the agreed actions are done."""
@@ -602,7 +594,7 @@ class ReferralWorkflow:
 
     def _close(self, actor: Actor, reason: CloseReason, note: str | None) -> None:
         self._close_reason = reason
-        self._decided("closed", actor, {"reason": reason.value, "note": note})
+        self._fact(Closed(reason=reason, note=note), actor)
         self._resolve_open_escalations()
         self._enter(Stage.CLOSED, actor)
 
@@ -617,25 +609,14 @@ class ReferralWorkflow:
             escalation.resolved_at = workflow.now()
             escalation.resolution = "referral_closed"
             self._fact(
-                "escalation_resolved",
+                EscalationResolved(escalation_id=escalation.escalation_id, resolution=escalation.resolution),
                 SYSTEM_ACTOR,
-                {"escalation_id": escalation.escalation_id, "resolution": escalation.resolution},
             )
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
         self._risk = risk
-        deadline = self._deadline()
-        self._decided(
-            "risk_regraded",
-            actor,
-            {
-                "from_risk": previous.value,
-                "to_risk": risk.value,
-                "reason": reason,
-                "deadline": deadline.isoformat() if deadline else None,
-            },
-        )
+        self._fact(RiskRegraded(from_risk=previous, to_risk=risk, reason=reason, deadline=self._deadline()), actor)
         self._ladder_nudge()
 
     def _regrade_if_changed(self, actor: Actor, risk: RiskGrade | None, reason: str) -> None:
@@ -683,12 +664,12 @@ class ReferralWorkflow:
         return escalation
 
     def _next_escalation_id(self) -> str:
-        return f"{self._reference}.E{len(self._escalations) + 1}"
+        return escalation_id_for(self._reference, len(self._escalations) + 1)
 
     def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
         """Keep, record and deliver an escalation."""
         self._escalations.append(escalation)
-        self._fact("escalation_raised", SYSTEM_ACTOR, {"escalation": escalation.model_dump(mode="json")})
+        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
         self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
@@ -722,7 +703,7 @@ class ReferralWorkflow:
             move_on()
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
-        action_id = f"{self._reference}.A{len(self._actions) + 1}"
+        action_id = agreed_action_id(self._reference, len(self._actions) + 1)
         self._actions[action_id] = ActionState(
             action_id=action_id,
             reference=self._reference,

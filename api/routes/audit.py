@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import REFERRAL, Services, Svc, allowed, not_found
+from api.deps import Services, Svc, allowed
 from api.errors import ERRORS, aware_moment, invalid
 from audit.as_of import state_from_facts
 from audit.history import DecodedReferral, ReferralHistories, decode_referral, fetch_referral
@@ -21,6 +20,7 @@ from audit.sample import monthly_sample
 from audit.timeline import ReferralTimeline, build_timeline
 from auth.tokens import Caller
 from readmodel.access_log import record_reads
+from starter.referrals import Referrals
 from workflows.audit_models import AuditWorklist, Month
 from workflows.models import ReferralState, Role
 
@@ -35,14 +35,8 @@ Auditor = Annotated[Caller, Depends(allowed(AUDITORS, "audit referrals"))]
 
 async def histories(svc: Services, reference: str) -> ReferralHistories:
     """The referral's history and its agreed actions' from the server; 404 if there is no such referral."""
-    if not REFERRAL.pattern.match(reference):
-        raise not_found(REFERRAL)
-    try:
+    with Referrals.reaching(reference):
         return await fetch_referral(svc.client, reference)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise not_found(REFERRAL) from None
-        raise
 
 
 async def decoded(svc: Services, reference: str) -> DecodedReferral:
@@ -113,15 +107,15 @@ async def reconcile_records(
     until: Annotated[datetime | None, Query(description="referrals submitted before")] = None,
 ) -> ReconcileReport:
     """Every fact must have its rows and every row its fact; mismatches name tables, keys and fields, never values."""
-    if reference is not None and not REFERRAL.pattern.match(reference):
-        raise not_found(REFERRAL)
+    if reference is not None and not Referrals.matches(reference):
+        raise Referrals.missing()
     report = await reconcile(
         svc.client, svc.pool, since=aware("since", since), until=aware("until", until),
         references=[reference] if reference else None,
     )
     # Neither a history nor a row nor a purge: the reference names nothing.
     if reference is not None and not (report.facts or report.rows or report.purged):
-        raise not_found(REFERRAL)
+        raise Referrals.missing()
     await recorded(svc, caller, "audit_reconcile", [reference] if reference else [], referrals=report.referrals)
     return report
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from api import models as bodies
-from api.deps import ACTION, REFERENCE, REFERRAL, Authenticated, Cursor, IdempotencyKey, Limit, Svc, decode_cursor, page
+from api.deps import Authenticated, Cursor, IdempotencyKey, Limit, Svc, decision_key, decode_cursor, page
 from api.errors import DECISION_ERRORS, ERRORS, ApiError, rejected
-from api.routes.decisions import decide
-from starter.acknowledgement import AcknowledgementRefused
-from workflows.models import ESCALATION_ID, ActionState, ReferralState, Role
+from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
+from starter.referrals import REFERENCE
+from starter.workflow_client import DecisionRejected
+from workflows.models import ActionState, ReferralState, Role
 
 router = APIRouter(responses=ERRORS, tags=["escalations"])
 
@@ -30,7 +31,7 @@ async def list_escalations(
         bool,
         Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
     ] = False,
-    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$", description="only this referral's")] = None,
+    reference: Annotated[str | None, Query(pattern=REFERENCE.pattern, description="only this referral's")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.EscalationPage:
@@ -61,21 +62,20 @@ async def acknowledge_escalation(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """The escalation's owner is the referral (`REF-...E3`) or the agreed action (`REF-...A1.E2`) that raised it.
+    """The escalation's owner is the referral (`...E3`) or the agreed action (`...A1.E2`) that raised it.
 
     A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
     addressee the supervision directory names for it (`staff_id`), or by an administrator.
     """
     try:
         ack = await svc.acknowledgements.prepare(caller.actor, escalation_id)
-    except AcknowledgementRefused as refused:
-        if refused.missing:
-            raise ApiError(404, refused.message, "escalation_id") from None
-        raise rejected(refused.message) from None
-    target = ACTION if ".A" in ack.owner else REFERRAL
+    except AcknowledgementRefused as refusal:
+        if refusal.missing:
+            raise ApiError(404, refusal.message, "escalation_id") from None
+        raise rejected(refusal.message) from None
     try:
-        return await decide(svc, target, ack.owner, ack.update, ack.decision, idempotency_key, response)
-    except ApiError as error:
-        if error.status == 409 and error.field == "escalation_id" and "no such" in error.detail:
-            raise ApiError(404, error.detail, error.field) from None
+        return await ack.send(decision_key(idempotency_key, response))
+    except DecisionRejected as rejection:
+        if rejection.field == "escalation_id" and "no such" in rejection.reason:
+            raise ApiError(404, rejection.reason, rejection.field) from None
         raise

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from activities.records import QuarantinedFact, Reapplication, ReferralRecords
-from api.deps import REFERENCE, Svc, allowed
+from api.deps import Svc, allowed
 from api.errors import aware_moment
 from auth.tokens import Caller
 from readmodel.access_log import AccessRecord
 from readmodel.retention import Retention, RetentionReport
+from starter.referrals import REFERENCE
 from workflows.models import Role
 
 READERS_OF_THE_ACCESS_LOG = frozenset({Role.AUDITOR, Role.ADMIN})
@@ -28,7 +29,7 @@ router = APIRouter(tags=["records"])
 async def access_log(
     caller: Annotated[Caller, Depends(allowed(READERS_OF_THE_ACCESS_LOG, "read the access log"))],
     svc: Svc,
-    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$")] = None,
+    reference: Annotated[str | None, Query(pattern=REFERENCE.pattern)] = None,
     actor_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -61,7 +62,7 @@ async def retention_purge(
 async def quarantine(
     _: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "review quarantined facts"))],
     svc: Svc,
-    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$")] = None,
+    reference: Annotated[str | None, Query(pattern=REFERENCE.pattern)] = None,
     resolved: Annotated[bool, Query(description="include facts already re-applied")] = False,
 ) -> list[QuarantinedFact]:
     return await ReferralRecords(svc.pool).quarantined(reference, include_resolved=resolved)
@@ -73,7 +74,7 @@ async def quarantine(
 async def quarantine_reapply(
     caller: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "re-apply quarantined facts"))],
     svc: Svc,
-    reference: Annotated[str | None, Query(pattern=rf"^{REFERENCE}$")] = None,
+    reference: Annotated[str | None, Query(pattern=REFERENCE.pattern)] = None,
 ) -> list[Reapplication]:
     outcomes = await ReferralRecords(svc.pool).reapply_quarantined(caller.actor, reference)
     # Each re-application is in the quarantine row; who ran it is in the access log too.

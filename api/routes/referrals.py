@@ -7,27 +7,26 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import models as bodies
 from api.deps import (
     CLIENT_HEADER,
     REFERRAL,
+    REFERRAL_LISTERS,
     Authenticated,
     Cursor,
     Limit,
     Svc,
     allowed,
     decode_cursor,
-    not_found,
     own_identity,
     page,
 )
 from api.errors import ERRORS, ApiError, aware_moment, invalid
 from auth.tokens import Caller
+from starter.referrals import REFERENCE
 from workflows.authority import SUBMITTERS
+from workflows.facts import visible_to
 from workflows.models import (
     Agency,
     ReferralState,
@@ -37,14 +36,9 @@ from workflows.models import (
     StartReferral,
     VistSubmission,
     future_time_in,
-    referral_reference,
 )
-from workflows.referral import ReferralWorkflow
 
 log = structlog.get_logger("api")
-
-# Everyone but a partner agency's staff, who see only the referrals their actions belong to.
-REFERRAL_LISTERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
 
 router = APIRouter(responses=ERRORS, tags=["referrals"])
 
@@ -73,28 +67,16 @@ async def submit_vist(
     if problem is not None:
         field, why = problem.split(": ", 1)
         raise invalid(("body", *field.split(".")), why)
-    reference = referral_reference(submission.form_id)
-    try:
-        handle = await svc.client.start_workflow(
-            ReferralWorkflow.run,
-            StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=svc.sla_policy),
-            id=reference,
-            task_queue=svc.settings.task_queue,
-            # A closed referral's form cannot open a new one.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        created = True
-    except WorkflowAlreadyStartedError:
-        handle = svc.client.get_workflow_handle(reference)
-        created = False
-    state = await handle.query(ReferralWorkflow.state)
-    if not created:
-        if state.form_id != submission.form_id or state.form_digest != submission.content_digest():
-            raise ApiError(409, "form_id: this form was already submitted with other content", "form_id")
+    intake = await REFERRAL.client(svc).submit(
+        StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=svc.sla_policy),
+        svc.settings.task_queue,
+    )
+    if not intake.created:
         response.status_code = 200
-    log.info("vist_received", reference=reference, created=created)
+    state = intake.state
+    log.info("vist_received", reference=state.reference, created=intake.created)
     return bodies.Intake(
-        reference=reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=created
+        reference=state.reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=intake.created
     )
 
 
@@ -104,14 +86,7 @@ async def show_referral(reference: str, caller: Authenticated, request: Request,
 
     Every read is written to the access log, with who read it and through which client.
     """
-    if not REFERRAL.pattern.match(reference):
-        raise not_found(REFERRAL)
-    try:
-        state = await svc.client.get_workflow_handle(reference).query(ReferralWorkflow.state)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise not_found(REFERRAL) from None
-        raise
+    state = await REFERRAL.client(svc).state(reference)
     if caller.actor.role is Role.PARTNER:
         state = partner_view(state, caller.actor.agency)
     channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
@@ -128,7 +103,8 @@ def partner_view(state: ReferralState, agency: Agency) -> ReferralState:
     own = [action for action in state.actions if action.owner.agency is agency]
     if not own:
         raise ApiError(403, f"actor.agency: {agency.value} owns no agreed action on this referral", "actor.agency")
-    return state.model_copy(update={"actions": own, "escalations": [], "history": [], "screening_view": None})
+    history = [entry for entry in state.history if visible_to(Role.PARTNER, entry.kind)]
+    return state.model_copy(update={"actions": own, "escalations": [], "history": history, "screening_view": None})
 
 
 @router.get("/referrals", response_model=bodies.ReferralPage, tags=["referrals"], summary="Referrals, newest first")
@@ -146,7 +122,7 @@ async def list_referrals(
     rows = await svc.read_model.referrals(
         now=await svc.clock(),
         limit=limit + 1,
-        after=decode_cursor(cursor, REFERRAL.pattern),
+        after=decode_cursor(cursor, REFERENCE),
         stage=stage.value if stage else None,
         risk=risk.value if risk else None,
         overdue=overdue,

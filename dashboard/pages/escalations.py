@@ -23,9 +23,10 @@ from dashboard.board import (
     same_origin,
 )
 from readmodel.oversight import Audience
-from starter.acknowledgement import AcknowledgementRefused
+from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
+from starter.referrals import reference_in
 from workflows.authority import ACKNOWLEDGERS
-from workflows.models import ESCALATION_ID, Escalation, Rank, Role
+from workflows.models import Escalation, Rank, Role
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -54,7 +55,7 @@ async def escalations_page(request: Request, board: Board, caller: Caller, statu
 
 @router.get("/escalations", response_class=HTMLResponse)
 async def escalations(request: Request, board: Board, caller: SignedIn, acknowledged: str | None = None) -> Response:
-    done = acknowledged if acknowledged and ESCALATION_ID.match(acknowledged) else None
+    done = acknowledged if acknowledged and ESCALATION_ID.fullmatch(acknowledged) else None
     return await escalations_page(request, board, caller, acknowledged=done)
 
 
@@ -76,7 +77,7 @@ async def acknowledge_link(
     request: Request, board: Board, escalation_id: str, caller: SignedIn, expires: int = 0, sig: str = ""
 ) -> Response:
     """The signed link of an alert email: after sign-in, one click acknowledges (a link alone changes nothing)."""
-    valid = ESCALATION_ID.match(escalation_id) is not None and board.links.verify(
+    valid = ESCALATION_ID.fullmatch(escalation_id) is not None and board.links.verify(
         escalation_id, expires, sig, datetime.now(timezone.utc)
     )
     if not valid:
@@ -91,7 +92,7 @@ async def acknowledge_link(
         "acknowledge.html",
         caller,
         escalation_id=escalation_id,
-        reference=escalation_id.split(".", 1)[0],
+        reference=reference_in(escalation_id),
         may_acknowledge=refusal is None,
         refusal=refusal,
     )

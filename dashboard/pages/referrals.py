@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,6 @@ from dashboard.board import (
     CASE_READERS,
     LONDON,
     PREFIX,
-    REFERENCE,
     STAGE_ORDER,
     STAGE_SHORT,
     Board,
@@ -25,37 +23,16 @@ from dashboard.board import (
     form_fields,
     local,
     log,
+    refusal,
     same_origin,
     time_left,
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
+from starter.referrals import Referrals
 from workflows.authority import OVERRIDE_DECIDERS
+from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
 from workflows.models import OverrideDecision, Stage
-from workflows.referral import ReferralWorkflow
-
-# What a timeline shows of each fact: its kind and these fields, never free text.
-TIMELINE_FIELDS: dict[str, tuple[str, ...]] = {
-    "vist_submitted": ("version",),
-    "vist_resubmitted": ("version",),
-    "supervisor_reviewed": ("approved",),
-    "stage_changed": ("from_stage", "to_stage"),
-    "screened": ("outcome", "risk"),
-    "risk_regraded": ("from_risk", "to_risk"),
-    "strategy_discussion_held": ("section_47", "quorate"),
-    "conference_booked": ("police_attendance",),
-    "conference_held": ("police_attended", "child_protection_plan"),
-    "closed": ("reason",),
-    "escalation_acknowledged": ("escalation_id", "rank", "as_named_addressee"),
-    "repeat_override_requested": (),
-    "repeat_override_decided": ("granted", "requested_by"),
-    "action_agreed": (),
-    "action_reminded": (),
-    "action_reassigned": (),
-    "action_completed": (),
-}
-DECISIONS = {"supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided", "risk_regraded", "strategy_discussion_held", "conference_booked",
-             "conference_held", "closed", "vist_resubmitted", "action_completed", "action_reassigned"}
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -90,7 +67,7 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
     if not same_origin(request):
         return board.forbidden(request, caller, "a form from another site")
-    if caller.actor.role not in OVERRIDE_DECIDERS or not REFERENCE.match(reference):
+    if caller.actor.role not in OVERRIDE_DECIDERS or not Referrals.matches(reference):
         return board.forbidden(request, caller, "deciding repeat-referral overrides")
     fields = await form_fields(request)
     if fields.get("decision") not in {"grant", "refuse"}:
@@ -102,7 +79,7 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     except ValidationError:
         return await referral_page(request, board, reference, caller, status=422, problem="rationale: required")
     key = decision_key(fields.get("idempotency_key"))
-    refused = await board.decide(reference, ReferralWorkflow.decide_override, decision, key)
+    refused = await refusal(board.referrals.decide(reference, decision, key))
     if refused is not None:
         status, problem = refused
         return await referral_page(request, board, reference, caller, status=status, problem=problem,
@@ -114,13 +91,13 @@ async def decide_override(request: Request, board: Board, reference: str, caller
 async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
     if caller.actor.role not in CASE_READERS:
         return board.forbidden(request, caller, "referrals")
-    row = await board.oversight.referral(reference) if REFERENCE.match(reference) else None
+    row = await board.oversight.referral(reference) if Referrals.matches(reference) else None
     if row is None:
         return board.page(request, "referral.html", caller, status=404, referral=None)
     await board.access_log.record(caller.actor, "dashboard", "read_referral", reference=reference)
     now = await board.clock()
     facts, spans, attendees, agreed, raised = (
-        await board.oversight.timeline(reference),
+        [f for f in await board.oversight.timeline(reference) if visible_to(caller.actor.role, f.kind)],
         await board.oversight.stage_spans(reference),
         await board.oversight.attendees(reference),
         await board.oversight.actions(reference),
@@ -145,33 +122,32 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
     )
 
 
-def override_pending(facts: list[asyncpg.Record]) -> bool:
+def override_pending(facts: list[RecordedEvent]) -> bool:
     """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
-    kinds = [f["kind"] for f in facts if f["kind"] in {"repeat_override_requested", "repeat_override_decided"}]
-    return bool(kinds) and kinds[-1] == "repeat_override_requested"
+    asked = [f.entry.payload for f in facts if f.entry.payload in (RepeatOverrideRequested, RepeatOverrideDecided)]
+    return bool(asked) and asked[-1] is RepeatOverrideRequested
 
 
+def detail(value: Detail) -> str:
+    return local(value) if isinstance(value, datetime) else words(value)
 
-def fact_view(fact: asyncpg.Record) -> dict[str, Any]:
-    payload = fact["payload"] if isinstance(fact["payload"], dict) else json.loads(fact["payload"])
-    details = [f"{words(k)}: {words(payload[k])}" for k in TIMELINE_FIELDS.get(fact["kind"], ()) if k in payload]
-    if fact["kind"] == "escalation_raised":
-        e = payload["escalation"]
-        details = [e["escalation_id"], f"rung {e['rung'] + 1}, {e['rank']}", words(e["reason"])]
+
+def fact_view(fact: RecordedEvent) -> dict[str, Any]:
+    """A fact as its registry entry reads it: its label and structured summary, never free text."""
+    details = [f"{words(k)}: {detail(v)}" for k, v in fact.content.summary().items() if v is not None]
     return {
-        "at": local(fact["at"]),
-        "what": words(fact["kind"]),
-        "stream": fact["stream"],
-        "actor": f"{fact['actor_id']} ({fact['actor_role']}, {words(fact['actor_agency'])})",
+        "at": local(fact.at),
+        "what": fact.entry.label,
+        "stream": fact.stream,
+        "actor": f"{fact.actor.id} ({fact.actor.role.value}, {words(fact.actor.agency.value)})",
         "details": ", ".join(details),
-        "decision": fact["kind"] in DECISIONS,
+        "decision": fact.entry.decision,
     }
-
 
 
 def referral_timeline(
     spans: list[asyncpg.Record],
-    facts: list[asyncpg.Record],
+    facts: list[RecordedEvent],
     agreed: list[asyncpg.Record],
     raised: list[asyncpg.Record],
     now: datetime,
@@ -184,7 +160,7 @@ def referral_timeline(
         for s in spans
         if s["stage"] != Stage.CLOSED.value
     ]
-    marks = [Mark(f["at"].astimezone(LONDON), "decision", words(f["kind"])) for f in facts if f["kind"] in DECISIONS]
+    marks = [Mark(f.at.astimezone(LONDON), "decision", f.entry.label) for f in facts if f.entry.decision]
     marks += [
         Mark(e["raised_at"].astimezone(LONDON), "acknowledged" if e["acknowledged_at"] else "escalation",
              f"{e['escalation_id']}: {e['rank']}{', acknowledged' if e['acknowledged_at'] else ''}")

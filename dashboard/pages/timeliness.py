@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -45,24 +46,63 @@ async def timeliness(request: Request, board: Board, caller: SignedIn) -> Respon
     )
 
 
-async def timeliness_charts(
-    oversight: OversightReadModel, weeks: list[date], since: datetime, now: datetime
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    labels = [week_label(w) for w in weeks]
-    index = {week: n for n, week in enumerate(weeks)}
+@dataclass(frozen=True)
+class Weeks:
+    """The weeks a chart shows, oldest first, and how read-model rows fall into them."""
 
-    def weekly(rows: list[asyncpg.Record], column: str, **match: str) -> list[float | None]:
-        values: list[float | None] = [None] * len(weeks)
+    weeks: list[date]
+
+    @property
+    def labels(self) -> list[str]:
+        return [week_label(w) for w in self.weeks]
+
+    def values(self, rows: list[asyncpg.Record], column: str, **match: str) -> list[float | None]:
+        """`column` of the rows that match, week by week; None for a week without one."""
+        index = {week: n for n, week in enumerate(self.weeks)}
+        values: list[float | None] = [None] * len(self.weeks)
         for row in rows:
             if row["week"] in index and all(row[k] == v for k, v in match.items()):
                 values[index[row["week"]]] = float(row[column])
         return values
 
-    stays = await oversight.time_in_stage(since, now)
+
+async def timeliness_charts(
+    oversight: OversightReadModel, weeks: list[date], since: datetime, now: datetime
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    shown = Weeks(weeks)
+    judged = await oversight.deadlines_met(since, now, now)
+    charts = stage_time_charts(shown, await oversight.time_in_stage(since, now))
+    charts.append(deadlines_met_chart(shown, judged))
+    charts.append(
+        bar_chart(
+            "ICPC: police attendance or report in lieu, by week booked",
+            shown.labels,
+            series_of(shown, await oversight.conference_attendance(since, now),
+                      [("attend", "attend", "blue"), ("report in lieu", "report_in_lieu", "sky")]),
+        )
+    )
+    charts.append(
+        bar_chart(
+            "Agreed actions by week due: on time, late, still overdue",
+            shown.labels,
+            series_of(shown, await oversight.actions_on_time(since, now, now),
+                      [("on time", "on_time", "green"), ("late", "late", "amber"), ("overdue", "overdue", "red")]),
+        )
+    )
+    return charts, met_by_stage(judged)
+
+
+def series_of(shown: Weeks, rows: list[asyncpg.Record], columns: list[tuple[str, str, str]]) -> list[Series]:
+    """One weekly series per (name, column, colour)."""
+    return [Series(name, shown.values(rows, column), colour) for name, column, colour in columns]
+
+
+def stage_time_charts(shown: Weeks, stays: list[asyncpg.Record]) -> list[Any]:
+    """Per timed stage, the weekly median and 90th percentile of time spent in it, in the unit that suits it."""
     charts = []
     for stage in TIMED_STAGES:
-        median = weekly(stays, "median_hours", stage=stage.value)
-        p90 = weekly(stays, "p90_hours", stage=stage.value)
+        median = shown.values(stays, "median_hours", stage=stage.value)
+        p90 = shown.values(stays, "p90_hours", stage=stage.value)
         longest = max((v for v in p90 if v is not None), default=None)
         if longest is None:
             continue
@@ -70,51 +110,38 @@ async def timeliness_charts(
         charts.append(
             line_chart(
                 f"Time in {words(stage.value)}, by week entered",
-                labels,
+                shown.labels,
                 [Series("median", [v * per_hour if v is not None else None for v in median], "blue"),
                  Series("90th percentile", [v * per_hour if v is not None else None for v in p90], "amber")],
                 unit=unit,
             )
         )
-    if not charts:
-        charts.append(line_chart("Time in each stage, by week entered", labels, []))
+    return charts or [line_chart("Time in each stage, by week entered", shown.labels, [])]
 
-    judged = await oversight.deadlines_met(since, now, now)
-    met_share: list[float | None] = [None] * len(weeks)
-    for week, n in index.items():
+
+def deadlines_met_chart(shown: Weeks, judged: list[asyncpg.Record]) -> Any:
+    """The share of stage deadlines met, week by week entered."""
+    met_share: list[float | None] = [None] * len(shown.weeks)
+    for n, week in enumerate(shown.weeks):
         rows = [r for r in judged if r["week"] == week]
         total = sum(r["met"] + r["missed"] for r in rows)
         if total:
             met_share[n] = 100 * sum(r["met"] for r in rows) / total
-    charts.append(line_chart("Stage deadlines met (%), by week entered", labels, [Series("met", met_share, "green")], "%"))
-    met_by_stage = []
+    return line_chart(
+        "Stage deadlines met (%), by week entered", shown.labels, [Series("met", met_share, "green")], "%"
+    )
+
+
+def met_by_stage(judged: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """Per timed stage, the deadlines met and missed over the whole period."""
+    rows_by_stage = []
     for stage in TIMED_STAGES:
         rows = [r for r in judged if r["stage"] == stage.value]
         met, missed = sum(r["met"] for r in rows), sum(r["missed"] for r in rows)
         if met + missed:
-            met_by_stage.append({"stage": words(stage.value), "met": met, "missed": missed,
-                                 "share": round(100 * met / (met + missed))})
-
-    conferences = await oversight.conference_attendance(since, now)
-    charts.append(
-        bar_chart(
-            "ICPC: police attendance or report in lieu, by week booked",
-            labels,
-            [Series("attend", weekly(conferences, "attend"), "blue"),
-             Series("report in lieu", weekly(conferences, "report_in_lieu"), "sky")],
-        )
-    )
-    on_time = await oversight.actions_on_time(since, now, now)
-    charts.append(
-        bar_chart(
-            "Agreed actions by week due: on time, late, still overdue",
-            labels,
-            [Series("on time", weekly(on_time, "on_time"), "green"),
-             Series("late", weekly(on_time, "late"), "amber"),
-             Series("overdue", weekly(on_time, "overdue"), "red")],
-        )
-    )
-    return charts, met_by_stage
+            rows_by_stage.append({"stage": words(stage.value), "met": met, "missed": missed,
+                                  "share": round(100 * met / (met + missed))})
+    return rows_by_stage
 
 
 def week_label(week: date) -> str:

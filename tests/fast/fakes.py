@@ -17,12 +17,12 @@ from activities.policy import build_sla_policy
 from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
+from workflows.facts import FactKind, RecordedEvent
 from workflows.models import (
     AlertDelivery,
     EscalationAlert,
     PriorReferralQuery,
     ProofVerdict,
-    RecordedEvent,
     RecordOutcome,
     ScreeningView,
     SlaPolicy,
@@ -65,14 +65,14 @@ class FakeReferralRecords:
         self.facts: list[RecordedEvent] = []
         self.quarantined: list[RecordedEvent] = []
         # Kinds of fact to refuse for good, as PostgreSQL refuses a value it cannot store.
-        self.refused_kinds: set[str] = set()
+        self.refused_kinds: set[FactKind] = set()
         self.screening_views: dict[str, ScreeningView] = {}
         self.prior_queries: list[PriorReferralQuery] = []
 
     def facts_of(self, reference: str) -> list[RecordedEvent]:
         return [f for f in self.facts if f.reference == reference]
 
-    def kinds_of(self, stream: str) -> list[str]:
+    def kinds_of(self, stream: str) -> list[FactKind]:
         return [f.kind for f in self.facts if f.stream == stream]
 
     @activity.defn

@@ -1,0 +1,45 @@
+"""`referrals submit`, `show` and `list`: VIST intake and reading referrals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.connection import call
+from cli.inputs import AsJson, Reference, read_json
+from cli.rendering import emit, render_intake, render_referral, render_referral_page
+from workflows.models import RiskGrade, Stage
+
+app = typer.Typer()
+
+
+@app.command()
+def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a VIST form as JSON")],
+           as_json: AsJson = False) -> None:
+    """Submit a VIST form; the same form again finds the same referral."""
+    emit(call("POST", "/referrals", body=read_json(file)), as_json, render_intake)
+
+
+@app.command()
+def show(reference: Reference, as_json: AsJson = False) -> None:
+    """A referral's stage, risk, deadlines, actions, escalations and decisions."""
+    emit(call("GET", f"/referrals/{reference}"), as_json, render_referral)
+
+
+@app.command("list")
+def list_referrals(
+    stage: Annotated[Stage | None, typer.Option()] = None,
+    risk: Annotated[RiskGrade | None, typer.Option()] = None,
+    overdue: Annotated[bool | None, typer.Option("--overdue/--not-overdue")] = None,
+    updated_since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    cursor: Annotated[str | None, typer.Option()] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Referrals, most recently updated first."""
+    params = {"stage": stage.value if stage else None, "risk": risk.value if risk else None,
+              "overdue": None if overdue is None else str(overdue).lower(), "updated_since": updated_since,
+              "limit": limit, "cursor": cursor}
+    emit(call("GET", "/referrals", params=params), as_json, render_referral_page)

@@ -1,0 +1,147 @@
+"""How the commands print: the API's JSON for scripts, or tables of referrals, actions, escalations and decisions for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workflows.facts import FACTS, FactKind
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        # Off a terminal (a pipe, a test) a wide fixed width keeps table rows whole.
+        render(Console(width=None if sys.stdout.isatty() else 160), data)
+
+
+def when(value: str | None) -> str:
+    return value[:16].replace("T", " ") if value else "-"
+
+
+def key_values(console: Console, title: str, rows: list[tuple[str, Any]]) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, "-" if value is None else str(value))
+    console.print(table)
+
+
+def rows_table(console: Console, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def render_escalations(console: Console, escalations: list[dict], title: str = "Escalations") -> None:
+    rows_table(
+        console,
+        title,
+        ["escalation", "subject", "reason", "rung", "addressed to", "due", "raised", "acknowledged"],
+        [
+            [e["escalation_id"], e["subject"], e["reason"], e["rung"], e["addressed_to"], when(e["due_at"]),
+             when(e["raised_at"]),
+             f"{e['acknowledged_by']} {when(e['acknowledged_at'])}" if e["acknowledged_at"] else "no"]
+            for e in escalations
+        ],
+    )
+
+
+def render_actions(console: Console, actions: list[dict]) -> None:
+    rows_table(
+        console,
+        "Agreed actions",
+        ["action", "agency", "owner", "deadline", "completed", "escalations"],
+        [
+            [a["action_id"], a["owner"]["agency"], a["owner"]["owner"], when(a["deadline"]),
+             f"{a['completed_by']} {when(a['completed_at'])}" if a["completed_at"] else "open", len(a["escalations"])]
+            for a in actions
+        ],
+    )
+
+
+def render_referral(console: Console, state: dict) -> None:
+    key_values(
+        console,
+        f"Referral {state['reference']}",
+        [
+            ("stage", state["stage"]),
+            ("risk", state["risk"]),
+            ("incident", state["incident_type"]),
+            ("submitted", when(state["submitted_at"])),
+            ("deadline", when(state["deadline"])),
+            ("children", ", ".join(state["children"])),
+            ("screening outcome", state["screening_outcome"]),
+            ("repeat-referral override", override_text(state.get("repeat_referral_override"))),
+            ("section 47", state["section_47"]),
+            ("conference due by", when(state["conference_due_by"])),
+            ("conference at", when(state["conference_at"])),
+            ("police attendance", state["police_attendance"]),
+            ("child protection plan", state["child_protection_plan"]),
+            ("close reason", state["close_reason"]),
+        ],
+    )
+    if state["actions"]:
+        render_actions(console, state["actions"])
+    if state["escalations"]:
+        render_escalations(console, state["escalations"])
+    rows_table(
+        console,
+        "Decisions",
+        ["#", "decision", "when", "by", "role"],
+        [[h["seq"], FACTS[FactKind(h["kind"])].label, when(h["at"]), h["actor_id"], h["actor_role"]]
+         for h in state["history"]],
+    )
+
+
+def override_text(override: dict | None) -> str | None:
+    if override is None:
+        return None
+    asked = f"asked by {override['requested_by']}"
+    if override["granted"] is None:
+        return f"{asked}, waiting for a supervisor"
+    return f"{asked}, {'granted' if override['granted'] else 'refused'} by {override['decided_by']}"
+
+
+def render_action(console: Console, action: dict) -> None:
+    render_actions(console, [action])
+
+
+def render_intake(console: Console, intake: dict) -> None:
+    verb = "created" if intake["created"] else "already submitted: the same referral"
+    console.print(f"Referral [bold]{intake['reference']}[/] {verb}; stage {intake['stage']}, risk {intake['risk']}, "
+                  f"deadline {when(intake['deadline'])}")
+
+
+def render_referral_page(console: Console, page: dict) -> None:
+    rows_table(
+        console,
+        "Referrals",
+        ["reference", "stage", "risk", "incident", "updated", "deadline", "overdue", "record"],
+        [[r["reference"], r["stage"], r["risk"], r["incident_type"] or "-", when(r["updated_at"]), when(r["deadline"]),
+          "OVERDUE" if r["overdue"] else "", "INCOMPLETE" if r.get("record_incomplete") else ""]
+         for r in page["items"]],
+    )
+    more(console, page)
+
+
+def render_escalation_page(console: Console, page: dict) -> None:
+    render_escalations(console, page["items"])
+    more(console, page)
+
+
+def more(console: Console, page: dict) -> None:
+    """How to ask for the next page, if there is one."""
+    if page["next_cursor"]:
+        console.print(f"More: --cursor {page['next_cursor']}")

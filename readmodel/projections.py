@@ -1,0 +1,387 @@
+"""How each kind of fact shapes the read model's tables: one projection per `FactKind`, run inside the fact's transaction.
+
+A projection reads the fact's typed payload (`RecordedEvent.content`); a payload that does
+not fit its kind's model raises a ValidationError, which the recorder quarantines like any
+fact PostgreSQL refuses. A kind whose fact lives in `referral_events` alone projects nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from workflows.facts import (
+    ActionAgreed,
+    ActionCompleted,
+    ActionReassigned,
+    Closed,
+    ConferenceBooked,
+    ConferenceHeld,
+    EscalationAcknowledged,
+    EscalationRaised,
+    EscalationResolved,
+    FactKind,
+    FactPayload,
+    RecordedEvent,
+    RiskRegraded,
+    Screened,
+    StageChanged,
+    StrategyDiscussionHeld,
+    VistSubmitted,
+)
+from workflows.models import VistSubmission
+
+Projection = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
+P = TypeVar("P", bound=FactPayload)
+
+
+def match_key(*parts: str) -> str:
+    """A keyed digest of normalised identity text, for matching without comparing raw names."""
+    normalised = "|".join(re.sub(r"[^a-z0-9]+", " ", part.lower()).strip() for part in parts)
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def content(event: RecordedEvent, model: type[P]) -> P:
+    """The fact's payload as `model`, the one its kind declares."""
+    payload = event.content
+    if not isinstance(payload, model):
+        raise TypeError(f"{event.kind} is projected as {model.__name__}, but its registry entry says otherwise")
+    return payload
+
+
+async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
+    fact = content(event, VistSubmitted)
+    if fact.version == 1:
+        await _register_referral(conn, event, fact.submission)
+    else:
+        await _replace_form(conn, event.reference, fact.submission)
+    await conn.execute(
+        """INSERT INTO submission_versions (reference, version, form, submitted_by, submitted_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5)""",
+        event.reference,
+        fact.version,
+        fact.submission.model_dump_json(),
+        event.actor.id,
+        event.at,
+    )
+    await conn.executemany(
+        """INSERT INTO referral_children
+               (reference, child_id, name, date_of_birth, home_address, identity_key, address_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        [
+            (
+                event.reference,
+                child.child_id,
+                child.name,
+                child.date_of_birth,
+                child.home_address,
+                match_key(child.name, child.date_of_birth.isoformat()),
+                match_key(child.home_address) if child.home_address else None,
+            )
+            for child in fact.submission.children
+        ],
+    )
+
+
+async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission) -> None:
+    await conn.execute(
+        """INSERT INTO referrals
+               (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
+                officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)
+           -- A placeholder from a quarantined submission gets the form's columns when it is re-applied.
+           ON CONFLICT (reference) DO UPDATE SET
+               form_id = EXCLUDED.form_id, form_digest = EXCLUDED.form_digest,
+               incident_type = EXCLUDED.incident_type, incident_at = EXCLUDED.incident_at,
+               location_key = EXCLUDED.location_key, station = EXCLUDED.station,
+               officer_id = EXCLUDED.officer_id, initial_risk = EXCLUDED.initial_risk,
+               section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at""",
+        event.reference,
+        form.form_id,
+        form.content_digest(),
+        form.incident.type.value,
+        form.incident.occurred_at,
+        match_key(form.incident.location),
+        form.station,
+        form.officer_id,
+        form.initial_risk.value,
+        event.stage.value if event.stage else None,
+        form.section_46 is not None,
+        event.at,
+    )
+
+
+async def _replace_form(conn: asyncpg.Connection, reference: str, form: VistSubmission) -> None:
+    await conn.execute(
+        """UPDATE referrals SET incident_type = $2, incident_at = $3, location_key = $4,
+                  section_46 = $5 WHERE reference = $1""",
+        reference,
+        form.incident.type.value,
+        form.incident.occurred_at,
+        match_key(form.incident.location),
+        form.section_46 is not None,
+    )
+    await conn.execute("DELETE FROM referral_children WHERE reference = $1", reference)
+
+
+async def stage_changed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, StageChanged)
+    await conn.execute(
+        """INSERT INTO stage_transitions (reference, seq, from_stage, to_stage, actor_id, actor_role, at, deadline)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        event.reference,
+        event.seq,
+        fact.from_stage.value if fact.from_stage else None,
+        fact.to_stage.value,
+        event.actor.id,
+        event.actor.role.value,
+        event.at,
+        fact.deadline,
+    )
+    await conn.execute(
+        "UPDATE referrals SET stage = $2, deadline = $3 WHERE reference = $1",
+        event.reference,
+        fact.to_stage.value,
+        fact.deadline,
+    )
+
+
+async def screened(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, Screened)
+    await conn.execute(
+        "UPDATE referrals SET screening_outcome = $2, risk = $3 WHERE reference = $1",
+        event.reference,
+        fact.outcome.value,
+        fact.risk.value,
+    )
+
+
+async def risk_regraded(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, RiskRegraded)
+    await conn.execute(
+        """INSERT INTO risk_regrades (reference, seq, from_risk, to_risk, actor_id, actor_role, reason, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        event.reference,
+        event.seq,
+        fact.from_risk.value,
+        fact.to_risk.value,
+        event.actor.id,
+        event.actor.role.value,
+        fact.reason,
+        event.at,
+    )
+    await conn.execute(
+        "UPDATE referrals SET risk = $2, deadline = $3 WHERE reference = $1",
+        event.reference,
+        fact.to_risk.value,
+        fact.deadline,
+    )
+
+
+async def strategy_discussion_held(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, StrategyDiscussionHeld)
+    await conn.execute(
+        """INSERT INTO strategy_discussions (reference, seq, held_at, section_47, quorate, recorded_by)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        event.reference,
+        event.seq,
+        fact.held_at,
+        fact.section_47,
+        fact.quorate,
+        event.actor.id,
+    )
+    await conn.executemany(
+        """INSERT INTO strategy_attendees (reference, discussion_seq, position, name, agency, role)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        [
+            (event.reference, event.seq, position, a.name, a.agency.value, a.role)
+            for position, a in enumerate(fact.attendees, start=1)
+        ],
+    )
+    await conn.execute("UPDATE referrals SET section_47 = $2 WHERE reference = $1", event.reference, fact.section_47)
+
+
+async def conference_booked(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ConferenceBooked)
+    await conn.execute(
+        """INSERT INTO conferences (reference, seq, conference_at, due_by, late_reason, police_attendance,
+                                    attendance_rationale, booked_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        event.reference,
+        event.seq,
+        fact.conference_at,
+        fact.due_by,
+        fact.late_reason,
+        fact.police_attendance.value,
+        fact.attendance_rationale,
+        event.actor.id,
+    )
+    if fact.deadline is not None:  # facts recorded before the booking carried it have none
+        await conn.execute("UPDATE referrals SET deadline = $2 WHERE reference = $1", event.reference, fact.deadline)
+
+
+async def conference_held(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ConferenceHeld)
+    await conn.execute(
+        """UPDATE conferences SET held_at = $2, police_attended = $3, child_protection_plan = $4
+           WHERE reference = $1 AND seq = (SELECT max(seq) FROM conferences WHERE reference = $1)""",
+        event.reference,
+        fact.held_at,
+        fact.police_attended,
+        fact.child_protection_plan,
+    )
+    await conn.execute(
+        "UPDATE referrals SET child_protection_plan = $2 WHERE reference = $1",
+        event.reference,
+        fact.child_protection_plan,
+    )
+
+
+async def closed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, Closed)
+    await conn.execute(
+        "UPDATE referrals SET closed_at = $2, close_reason = $3 WHERE reference = $1",
+        event.reference,
+        event.at,
+        fact.reason.value,
+    )
+
+
+async def escalation_raised(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    e = content(event, EscalationRaised).escalation
+    await conn.execute(
+        """INSERT INTO escalations (escalation_id, reference, subject, rung, rank, addressed_to, reason,
+                                    due_at, raised_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        e.escalation_id,
+        event.reference,
+        e.subject,
+        e.rung,
+        e.rank.value,
+        e.addressed_to,
+        e.reason,
+        e.due_at,
+        e.raised_at,
+    )
+
+
+async def escalation_acknowledged(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    await conn.execute(
+        """UPDATE escalations SET acknowledged_by = $2, acknowledged_at = $3
+           WHERE escalation_id = $1 AND acknowledged_at IS NULL""",
+        content(event, EscalationAcknowledged).escalation_id,
+        event.actor.id,
+        event.at,
+    )
+
+
+async def escalation_resolved(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, EscalationResolved)
+    await conn.execute(
+        """UPDATE escalations SET resolved_at = $2, resolution = $3
+           WHERE escalation_id = $1 AND resolved_at IS NULL""",
+        fact.escalation_id,
+        event.at,
+        fact.resolution,
+    )
+
+
+async def action_agreed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ActionAgreed)
+    await conn.execute(
+        """INSERT INTO agreed_actions (action_id, reference, description, agency, owner, owner_supervisor,
+                                       deadline, agreed_at, agreed_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        event.stream,
+        event.reference,
+        fact.description,
+        fact.owner.agency.value,
+        fact.owner.owner,
+        fact.owner.supervisor,
+        fact.deadline,
+        event.at,
+        event.actor.id,
+    )
+
+
+async def action_reminded(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    await conn.execute("UPDATE agreed_actions SET reminded_at = $2 WHERE action_id = $1", event.stream, event.at)
+
+
+async def action_reassigned(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ActionReassigned)
+    await conn.execute(
+        """INSERT INTO action_reassignments (action_id, seq, from_agency, from_owner, to_agency, to_owner,
+                                             new_deadline, reason, actor_id, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        event.stream,
+        event.seq,
+        fact.from_owner.agency.value,
+        fact.from_owner.owner,
+        fact.owner.agency.value,
+        fact.owner.owner,
+        fact.deadline,
+        fact.reason,
+        event.actor.id,
+        event.at,
+    )
+    await conn.execute(
+        """UPDATE agreed_actions SET agency = $2, owner = $3, owner_supervisor = $4,
+                  deadline = COALESCE($5, deadline), reminded_at = NULL
+           WHERE action_id = $1""",
+        event.stream,
+        fact.owner.agency.value,
+        fact.owner.owner,
+        fact.owner.supervisor,
+        fact.deadline,
+    )
+
+
+async def action_completed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ActionCompleted)
+    await conn.execute(
+        """UPDATE agreed_actions SET completed_at = $2, completed_by = $3, completion_note = $4
+           WHERE action_id = $1""",
+        event.stream,
+        event.at,
+        event.actor.id,
+        fact.note,
+    )
+
+
+async def in_the_event_row_only(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A fact read from `referral_events` alone (the decision history, the timeline): its payload still checked."""
+    _ = event.content  # a payload not of its kind raises, and the fact is quarantined
+
+
+PROJECTIONS: dict[FactKind, Projection] = {
+    FactKind.VIST_SUBMITTED: submission,
+    FactKind.VIST_RESUBMITTED: submission,
+    FactKind.STAGE_CHANGED: stage_changed,
+    FactKind.SUPERVISOR_REVIEWED: in_the_event_row_only,
+    FactKind.SCREENED: screened,
+    FactKind.REPEAT_OVERRIDE_REQUESTED: in_the_event_row_only,
+    FactKind.REPEAT_OVERRIDE_DECIDED: in_the_event_row_only,
+    FactKind.STRATEGY_DISCUSSION_HELD: strategy_discussion_held,
+    FactKind.CONFERENCE_BOOKED: conference_booked,
+    FactKind.CONFERENCE_HELD: conference_held,
+    FactKind.RISK_REGRADED: risk_regraded,
+    FactKind.CLOSED: closed,
+    FactKind.ESCALATION_RAISED: escalation_raised,
+    FactKind.ESCALATION_ACKNOWLEDGED: escalation_acknowledged,
+    FactKind.ESCALATION_RESOLVED: escalation_resolved,
+    FactKind.ACTION_AGREED: action_agreed,
+    FactKind.ACTION_REMINDED: action_reminded,
+    FactKind.ACTION_REASSIGNED: action_reassigned,
+    FactKind.ACTION_COMPLETED: action_completed,
+}
+
+
+async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """Shape the read model's tables by one fact, in the caller's transaction."""
+    await PROJECTIONS[event.kind](conn, event)

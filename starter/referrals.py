@@ -1,0 +1,105 @@
+"""The referral workflow's client: its reference from the VIST form, starting it once per form, its decisions and its state."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from starter.workflow_client import WorkflowClient, WorkflowRefusal
+from workflows.models import (
+    REFERENCE_PATTERN,
+    REFERENCE_PREFIX,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    EscalationAcknowledgement,
+    OverrideDecision,
+    OverrideRequest,
+    ReferralState,
+    Resubmission,
+    RiskRegrade,
+    Screening,
+    StartReferral,
+    StrategyDiscussion,
+    SupervisorReview,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
+# Every ID of a referral's workflows and escalations opens with the referral's reference.
+_LEADING_REFERENCE = re.compile(REFERENCE_PATTERN)
+
+
+def reference_in(workflow_id: str) -> str | None:
+    """The referral's reference at the start of its own ID, an agreed action's or an escalation's."""
+    match = _LEADING_REFERENCE.match(workflow_id)
+    return match.group() if match else None
+
+
+class SubmissionConflict(WorkflowRefusal):
+    """The form's ID already opened a referral, with other content."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A submitted VIST: its referral's state, and whether this submission opened it."""
+
+    state: ReferralState
+    created: bool
+
+
+class Referrals(WorkflowClient[ReferralState]):
+    workflow = ReferralWorkflow
+    field = "reference"
+    noun = "referral"
+    closed = "stage: the referral is closed"
+    id_pattern = REFERENCE
+    example_id = f"{REFERENCE_PREFIX}XXXXX-XXXXX"
+    state_type = ReferralState
+    updates = {
+        SupervisorReview: ReferralWorkflow.review,
+        Resubmission: ReferralWorkflow.resubmit,
+        Screening: ReferralWorkflow.screen,
+        OverrideRequest: ReferralWorkflow.request_override,
+        OverrideDecision: ReferralWorkflow.decide_override,
+        StrategyDiscussion: ReferralWorkflow.record_strategy_discussion,
+        ConferenceBooking: ReferralWorkflow.book_conference,
+        ConferenceOutcome: ReferralWorkflow.record_conference_outcome,
+        RiskRegrade: ReferralWorkflow.regrade_risk,
+        Closure: ReferralWorkflow.close,
+        EscalationAcknowledgement: ReferralWorkflow.acknowledge_escalation,
+    }
+
+    @staticmethod
+    def workflow_id(form_id: uuid.UUID) -> str:
+        """The referral's reference, made from its VIST form's ID alone: the same form finds the same referral."""
+        return referral_reference(form_id)
+
+    async def submit(self, start: StartReferral, task_queue: str) -> Intake:
+        """Start the form's referral; the same form again finds it (created False).
+
+        A finished referral's form cannot open a new one, and the form's ID with other
+        content is SubmissionConflict.
+        """
+        submission = start.submission
+        reference = self.workflow_id(submission.form_id)
+        try:
+            await self.client.start_workflow(
+                ReferralWorkflow.run,
+                start,
+                id=reference,
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            created = True
+        except WorkflowAlreadyStartedError:
+            created = False
+        state = await self.state(reference)
+        if not created and (state.form_id != submission.form_id or state.form_digest != submission.content_digest()):
+            raise SubmissionConflict("form_id: this form was already submitted with other content")
+        return Intake(state, created)

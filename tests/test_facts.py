@@ -1,0 +1,243 @@
+"""The fact registry: every kind has one payload model, one reading and one projection; facts of every generation decode; typing changed no recorded byte."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from audit.history import decode_referral, load_exports
+from audit.timeline import _is_decision
+from dashboard.pages.referrals import fact_view
+from readmodel.projections import PROJECTIONS
+from starter.synthetic import (
+    FAMILY_NAMES,
+    FIRST_NAMES,
+    OFFICER,
+    SCREENER,
+    SERGEANT,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_vist,
+)
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
+from workflows.facts import (
+    DECISION_KINDS,
+    FACTS,
+    KIND_OF,
+    ActionAgreed,
+    ActionCompleted,
+    ActionReassigned,
+    ActionReminded,
+    Closed,
+    ConferenceBooked,
+    ConferenceHeld,
+    EscalationAcknowledged,
+    EscalationRaised,
+    EscalationResolved,
+    FactKind,
+    FactPayload,
+    RecordedEvent,
+    RepeatOverrideDecided,
+    RepeatOverrideRequested,
+    RiskRegraded,
+    Screened,
+    StageChanged,
+    StrategyDiscussionHeld,
+    SupervisorReviewed,
+    VistResubmitted,
+    VistSubmitted,
+    visible_to,
+)
+from workflows.models import (
+    SYSTEM_ACTOR,
+    ActionCompletion,
+    ActionOwner,
+    ActionReassignment,
+    Agency,
+    AgreedActionSpec,
+    CloseReason,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Escalation,
+    OverrideDecision,
+    OverrideRequest,
+    PoliceAttendance,
+    Rank,
+    RiskGrade,
+    Role,
+    ScreeningOutcome,
+    Stage,
+)
+
+# The kinds as PostgreSQL and every recorded history hold them: never to change.
+STORED_KINDS = {
+    "vist_submitted", "vist_resubmitted", "stage_changed", "supervisor_reviewed", "screened",
+    "repeat_override_requested", "repeat_override_decided", "strategy_discussion_held", "conference_booked",
+    "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
+    "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
+}
+# What `ReferralWorkflow` kept in its decision history before the registry said so.
+REFERRAL_DECISIONS = {
+    "supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided",
+    "strategy_discussion_held", "conference_booked", "conference_held", "risk_regraded", "closed",
+}
+NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
+DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
+
+
+def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
+    assert {kind.value for kind in FactKind} == STORED_KINDS
+    assert set(FACTS) == set(FactKind) == set(PROJECTIONS)
+    # One model per kind, so a payload names its kind.
+    assert len(KIND_OF) == len(FactKind)
+    for kind, entry in FACTS.items():
+        assert issubclass(entry.payload, FactPayload) and entry.label.strip(), kind
+
+
+def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS
+    for payload in one_payload_of_each_kind():
+        fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
+        assert fact_view(fact)["decision"] is fact.entry.decision
+        # The audit timeline lists every decision, even one the workflow took itself (an automatic closure).
+        if fact.entry.decision:
+            assert _is_decision(fact), fact.kind
+
+
+def test_a_partner_sees_no_fact_and_every_case_reader_sees_them_all():
+    for kind in FactKind:
+        assert not visible_to(Role.PARTNER, kind) and not visible_to(Role.SYSTEM, kind)
+        assert all(visible_to(role, kind) for role in (Role.OFFICER, Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR, Role.ADMIN))
+
+
+def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
+    """The typed payloads serialise to the very JSON the workflows wrote as dicts (activity inputs unchanged)."""
+    submission = synthetic_vist(rng=random.Random("facts:json"))
+    review = approval()
+    screened = screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)
+    discussion = strategy_discussion(NOW, section_47=True, actions=2)
+    booking = ConferenceBooking(actor=SERGEANT, conference_at=NOW + timedelta(days=9),
+                                police_attendance=PoliceAttendance.REPORT_IN_LIEU,
+                                attendance_rationale="Synthetic rationale.", report_owner="DC Synthetic")
+    outcome = ConferenceOutcome(actor=SERGEANT, held_at=NOW, child_protection_plan=True, police_attended=False,
+                                rationale="Synthetic.", agreed_actions=discussion.agreed_actions)
+    request = OverrideRequest(actor=SCREENER, reason="Synthetic reason.")
+    decided = OverrideDecision(actor=SERGEANT, granted=True, rationale="Synthetic.")
+    spec = AgreedActionSpec(description="Synthetic action.", owner=ActionOwner(agency=Agency.HEALTH, owner="HV Synthetic"),
+                            deadline=NOW + timedelta(days=5))
+    reassignment = ActionReassignment(actor=SCREENER, owner=ActionOwner(agency=Agency.POLICE, owner="DC Synthetic",
+                                                                        supervisor="DS Synthetic"),
+                                      reason="Synthetic.", deadline=NOW + timedelta(days=7))
+    escalation = Escalation(escalation_id="REF-AAAAA-BBBBB.E1", reference="REF-AAAAA-BBBBB", subject="screening",
+                            rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
+    ack = EscalationAcknowledged(escalation_id=escalation.escalation_id, rank=SERGEANT.rank, as_named_addressee=False)
+    # Each pair: the typed payload, and the dict the workflow built before (copied from that code).
+    pairs = [
+        (VistSubmitted(version=1, submission=submission),
+         {"version": 1, "submission": submission.model_dump(mode="json")}),
+        (VistResubmitted(version=2, submission=submission),
+         {"version": 2, "submission": submission.model_dump(mode="json")}),
+        (StageChanged(from_stage=None, to_stage=Stage.SUPERVISOR_REVIEW, deadline=DEADLINE),
+         {"from_stage": None, "to_stage": "supervisor_review", "deadline": DEADLINE.isoformat()}),
+        (StageChanged(from_stage=Stage.SCREENING, to_stage=Stage.CLOSED, deadline=None),
+         {"from_stage": "screening", "to_stage": "closed", "deadline": None}),
+        (SupervisorReviewed.of(review), review.details()),
+        (Screened.of(screened), screened.details()),
+        (RepeatOverrideRequested.of(request), {"reason": request.reason}),
+        (RepeatOverrideDecided.of(decided, requested_by=SCREENER.id),
+         {"granted": True, "rationale": decided.rationale, "requested_by": SCREENER.id}),
+        (StrategyDiscussionHeld.of(discussion, quorate=discussion.quorate),
+         discussion.details() | {"quorate": discussion.quorate}),
+        (ConferenceBooked.of(booking, due_by=DEADLINE, deadline=None),
+         booking.details() | {"due_by": DEADLINE.isoformat(), "deadline": None}),
+        (ConferenceHeld.of(outcome), outcome.details()),
+        (RiskRegraded(from_risk=RiskGrade.MEDIUM, to_risk=RiskGrade.HIGH, reason="graded at screening", deadline=DEADLINE),
+         {"from_risk": "medium", "to_risk": "high", "reason": "graded at screening", "deadline": DEADLINE.isoformat()}),
+        (Closed(reason=CloseReason.WITHDRAWN, note=None), {"reason": "withdrawn", "note": None}),
+        (EscalationRaised(escalation=escalation), {"escalation": escalation.model_dump(mode="json")}),
+        (ack, {"escalation_id": escalation.escalation_id, "rank": "sergeant", "as_named_addressee": False}),
+        (EscalationResolved(escalation_id=escalation.escalation_id, resolution="referral_closed"),
+         {"escalation_id": escalation.escalation_id, "resolution": "referral_closed"}),
+        (ActionAgreed(description=spec.description, owner=spec.owner, deadline=spec.deadline), spec.model_dump(mode="json")),
+        (ActionReminded(owner=spec.owner), {"owner": spec.owner.model_dump(mode="json")}),
+        (ActionReassigned.of(reassignment, from_owner=spec.owner),
+         reassignment.details() | {"from_owner": spec.owner.model_dump(mode="json")}),
+        (ActionCompleted.of(ActionCompletion(actor=SCREENER, note="Synthetic note.")), {"note": "Synthetic note."}),
+    ]
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == set(FactKind)
+    for typed, before in pairs:
+        assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.name)
+async def test_facts_of_every_generation_decode_into_their_kinds_models_without_loss(generation):
+    kinds = set()
+    for referral in load_exports(generation):
+        decoded = await decode_referral(referral, HISTORIES_CONVERTER)
+        for fact in decoded.facts:
+            content = fact.content
+            assert type(content) is FACTS[fact.kind].payload
+            kinds.add(fact.kind)
+            again = content.recorded()
+            # Every field the older code recorded reads back as it was; fields added since take their defaults.
+            retired = {"repeat_referral_override"} if fact.kind is FactKind.SCREENED else set()
+            assert kept({k: v for k, v in fact.payload.items() if k not in retired}, again), (generation.name, fact.kind)
+            summary = json.dumps(content.summary(), default=str)
+            assert not [w for w in [*FIRST_NAMES, *FAMILY_NAMES, "Synthetic"] if w in summary], fact.kind
+    assert len(kinds) >= 15, sorted(kinds)
+
+
+def test_a_payload_that_is_not_its_kinds_is_refused_with_the_field_named():
+    fact = RecordedEvent(stream="REF-AAAAA-BBBBB", seq=3, reference="REF-AAAAA-BBBBB", kind=FactKind.RISK_REGRADED,
+                         at=NOW, actor=SERGEANT, payload={"from_risk": "medium", "to_risk": "severe", "reason": "x"})
+    with pytest.raises(ValueError, match="to_risk"):
+        fact.content
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def kept(recorded: object, again: object) -> bool:
+    """Every value `recorded` holds is in `again`, as it was (at any depth); `again` may hold more."""
+    if isinstance(recorded, dict):
+        return isinstance(again, dict) and all(k in again and kept(v, again[k]) for k, v in recorded.items())
+    if isinstance(recorded, list):
+        return isinstance(again, list) and len(recorded) == len(again) and all(map(kept, recorded, again))
+    return recorded == again
+
+
+def recorded_fact(payload: FactPayload, actor=OFFICER) -> RecordedEvent:
+    return RecordedEvent(stream="REF-AAAAA-BBBBB", seq=1, reference="REF-AAAAA-BBBBB", kind=KIND_OF[type(payload)],
+                         at=NOW, actor=actor, stage=Stage.SCREENING, risk=RiskGrade.MEDIUM, payload=payload.recorded())
+
+
+def one_payload_of_each_kind() -> list[FactPayload]:
+    submission = synthetic_vist(rng=random.Random("facts:each"))
+    owner = ActionOwner(agency=Agency.HEALTH, owner="HV Synthetic")
+    escalation = Escalation(escalation_id="REF-AAAAA-BBBBB.E1", reference="REF-AAAAA-BBBBB", subject="screening",
+                            rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
+    discussion = strategy_discussion(NOW, section_47=False, actions=1)
+    return [
+        VistSubmitted(submission=submission),
+        VistResubmitted(version=2, submission=submission),
+        StageChanged(to_stage=Stage.SCREENING),
+        SupervisorReviewed.of(approval()),
+        Screened.of(screening(submission, ScreeningOutcome.EARLY_HELP)),
+        RepeatOverrideRequested(reason="Synthetic."),
+        RepeatOverrideDecided(granted=False, rationale="Synthetic.", requested_by=SCREENER.id),
+        StrategyDiscussionHeld.of(discussion, quorate=True),
+        ConferenceBooked(conference_at=NOW, police_attendance=PoliceAttendance.ATTEND),
+        ConferenceHeld(held_at=NOW, child_protection_plan=False, police_attended=True, rationale="Synthetic."),
+        RiskRegraded(from_risk=RiskGrade.STANDARD, to_risk=RiskGrade.MEDIUM, reason="Synthetic."),
+        Closed(reason=CloseReason.EARLY_HELP),
+        EscalationRaised(escalation=escalation),
+        EscalationAcknowledged(escalation_id=escalation.escalation_id),
+        EscalationResolved(escalation_id=escalation.escalation_id, resolution="referral_closed"),
+        ActionAgreed(description="Synthetic.", owner=owner, deadline=NOW),
+        ActionReminded(owner=owner),
+        ActionReassigned(owner=owner, reason="Synthetic.", from_owner=owner),
+        ActionCompleted(note="Synthetic."),
+    ]

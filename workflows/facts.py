@@ -1,0 +1,379 @@
+"""The registry of fact kinds: what each fact a workflow records holds, how it reads, whether it is a decision, who sees it.
+
+A fact's kind is a `FactKind` (its value is the string stored in PostgreSQL and in every
+recorded history) and its payload one pydantic model per kind. Facts recorded by older code
+decode into these models too: a field added since has a default. Deterministic and free of
+I/O, so the workflows build their facts from it inside the sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Self, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from workflows.models import (
+    ActionOwner,
+    Actor,
+    AgreedActionSpec,
+    Attendee,
+    ChildScreeningDecision,
+    CloseReason,
+    Decision,
+    Escalation,
+    Model,
+    PoliceAttendance,
+    Rank,
+    RiskGrade,
+    Role,
+    ScreeningOutcome,
+    Stage,
+    Agency,
+    VistSubmission,
+)
+
+
+class FactKind(StrEnum):
+    VIST_SUBMITTED = "vist_submitted"
+    VIST_RESUBMITTED = "vist_resubmitted"
+    STAGE_CHANGED = "stage_changed"
+    SUPERVISOR_REVIEWED = "supervisor_reviewed"
+    SCREENED = "screened"
+    REPEAT_OVERRIDE_REQUESTED = "repeat_override_requested"
+    REPEAT_OVERRIDE_DECIDED = "repeat_override_decided"
+    STRATEGY_DISCUSSION_HELD = "strategy_discussion_held"
+    CONFERENCE_BOOKED = "conference_booked"
+    CONFERENCE_HELD = "conference_held"
+    RISK_REGRADED = "risk_regraded"
+    CLOSED = "closed"
+    ESCALATION_RAISED = "escalation_raised"
+    ESCALATION_ACKNOWLEDGED = "escalation_acknowledged"
+    ESCALATION_RESOLVED = "escalation_resolved"
+    ACTION_AGREED = "action_agreed"
+    ACTION_REMINDED = "action_reminded"
+    ACTION_REASSIGNED = "action_reassigned"
+    ACTION_COMPLETED = "action_completed"
+
+
+# A deadline the workflow computes is recorded as `datetime.isoformat()` ("+00:00", never "Z"):
+# kept so, the facts recorded now are byte for byte what they were before they were typed.
+IsoTime = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")]
+# A structured field shown on a timeline: codes, counts, flags and times, never free text.
+Detail = str | bool | int | datetime | None
+Summary = dict[str, Detail]
+
+
+class FactPayload(BaseModel):
+    """What a fact says. Free text is plain `str` here: it was checked as the decision came in."""
+
+    # A field a newer recorder added is ignored by older readers, never refused.
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
+
+    @classmethod
+    def of(cls, decision: Decision, **more: Any) -> Self:
+        """The fact of a decision: its fields as recorded (without who made it or the proof), and `more`."""
+        return cls.model_validate(decision.details() | more)
+
+    def summary(self) -> Summary:
+        """Its structured fields as a timeline shows them; free text (rationales, notes, names) stays out."""
+        return {}
+
+    def recorded(self) -> dict[str, Any]:
+        """The payload as stored in PostgreSQL and carried in the history: JSON values."""
+        return self.model_dump(mode="json")
+
+
+# --- the payload of each kind -------------------------------------------------------------
+
+
+class VistSubmitted(FactPayload):
+    version: int = 1
+    submission: VistSubmission
+
+    def summary(self) -> Summary:
+        form = self.submission
+        return {
+            "version": self.version,
+            "incident_type": form.incident.type.value,
+            "children": len(form.children),
+            "initial_risk": form.initial_risk.value,
+            "section_46": form.section_46 is not None,
+        }
+
+
+class VistResubmitted(VistSubmitted):
+    pass
+
+
+class StageChanged(FactPayload):
+    from_stage: Stage | None = None
+    to_stage: Stage
+    deadline: IsoTime | None = None
+
+    def summary(self) -> Summary:
+        return {"from_stage": self.from_stage.value if self.from_stage else None, "to_stage": self.to_stage.value}
+
+
+class SupervisorReviewed(FactPayload):
+    approved: bool
+    reasons: str | None = None
+
+    def summary(self) -> Summary:
+        return {"approved": self.approved}
+
+
+class Screened(FactPayload):
+    risk: RiskGrade
+    child_decisions: list[ChildScreeningDecision]
+    outcome: ScreeningOutcome
+    rationale: str
+    agencies_informed: list[Agency] = Field(default_factory=list)
+    # Screenings recorded before a supervisor granted overrides under their own token named one here.
+    repeat_referral_override: dict[str, Any] | None = Field(default=None, exclude=True)
+
+    def summary(self) -> Summary:
+        return {
+            "outcome": self.outcome.value,
+            "risk": self.risk.value,
+            "agencies_informed": ", ".join(a.value for a in self.agencies_informed) or None,
+            # Only screenings recorded before supervisors granted overrides themselves can name one.
+            "repeat_referral_override": True if self.repeat_referral_override is not None else None,
+        } | {f"child {d.child_id}": d.decision.value for d in self.child_decisions}
+
+
+class RepeatOverrideRequested(FactPayload):
+    reason: str
+
+
+class RepeatOverrideDecided(FactPayload):
+    granted: bool
+    rationale: str
+    requested_by: str
+
+    def summary(self) -> Summary:
+        return {"granted": self.granted, "requested_by": self.requested_by}
+
+
+class StrategyDiscussionHeld(FactPayload):
+    held_at: datetime
+    attendees: list[Attendee]
+    section_47: bool
+    rationale: str
+    risk: RiskGrade | None = None
+    agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
+    quorate: bool
+
+    def summary(self) -> Summary:
+        return {
+            "held_at": self.held_at,
+            "section_47": self.section_47,
+            "quorate": self.quorate,
+            "attendees": len(self.attendees),
+            "agreed_actions": len(self.agreed_actions),
+        }
+
+
+class ConferenceBooked(FactPayload):
+    conference_at: datetime
+    late_reason: str | None = None
+    police_attendance: PoliceAttendance
+    attendance_rationale: str | None = None
+    report_owner: str | None = None
+    due_by: IsoTime | None = None
+    # Bookings recorded before the booking moved the deadline carry none.
+    deadline: IsoTime | None = None
+
+    def summary(self) -> Summary:
+        return {
+            "conference_at": self.conference_at,
+            "due_by": self.due_by,
+            "police_attendance": self.police_attendance.value,
+            "late_reason_given": self.late_reason is not None,
+        }
+
+
+class ConferenceHeld(FactPayload):
+    held_at: datetime
+    child_protection_plan: bool
+    police_attended: bool
+    rationale: str
+    risk: RiskGrade | None = None
+    agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {
+            "held_at": self.held_at,
+            "child_protection_plan": self.child_protection_plan,
+            "police_attended": self.police_attended,
+            "agreed_actions": len(self.agreed_actions),
+        }
+
+
+class RiskRegraded(FactPayload):
+    from_risk: RiskGrade
+    to_risk: RiskGrade
+    reason: str
+    deadline: IsoTime | None = None
+
+    def summary(self) -> Summary:
+        return {"from_risk": self.from_risk.value, "to_risk": self.to_risk.value, "deadline": self.deadline}
+
+
+class Closed(FactPayload):
+    reason: CloseReason
+    note: str | None = None
+
+    def summary(self) -> Summary:
+        return {"reason": self.reason.value}
+
+
+class EscalationRaised(FactPayload):
+    escalation: Escalation
+
+    def summary(self) -> Summary:
+        e = self.escalation
+        return {"escalation_id": e.escalation_id, "rank": e.rank.value, "reason": e.reason}
+
+
+class EscalationAcknowledged(FactPayload):
+    escalation_id: str
+    # Recorded since the rung rule; earlier acknowledgements lack them.
+    rank: Rank | None = None
+    as_named_addressee: bool | None = None
+
+    def summary(self) -> Summary:
+        return {
+            "escalation_id": self.escalation_id,
+            "rank": self.rank.value if self.rank else None,
+            "as_named_addressee": self.as_named_addressee,
+        }
+
+
+class EscalationResolved(FactPayload):
+    escalation_id: str
+    resolution: Literal["referral_closed"]
+
+    def summary(self) -> Summary:
+        return {"escalation_id": self.escalation_id, "resolution": self.resolution}
+
+
+class ActionAgreed(FactPayload):
+    description: str
+    owner: ActionOwner
+    deadline: datetime
+
+    def summary(self) -> Summary:
+        return {"agency": self.owner.agency.value, "deadline": self.deadline}
+
+
+class ActionReminded(FactPayload):
+    owner: ActionOwner
+
+    def summary(self) -> Summary:
+        return {"agency": self.owner.agency.value}
+
+
+class ActionReassigned(FactPayload):
+    owner: ActionOwner
+    reason: str
+    deadline: datetime | None = None
+    from_owner: ActionOwner
+
+    def summary(self) -> Summary:
+        return {"from_agency": self.from_owner.agency.value, "to_agency": self.owner.agency.value,
+                "deadline": self.deadline}
+
+
+class ActionCompleted(FactPayload):
+    note: str
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+# Who reads a referral's facts today: its timeline on the dashboard, its decision history in the
+# API. A partner agency sees its own agreed actions only, never the facts.
+FACT_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+
+
+@dataclass(frozen=True)
+class FactEntry:
+    """One kind of fact: its payload model, its label on a timeline, and the rules that read it."""
+
+    payload: type[FactPayload]
+    label: str
+    # A person's decision, kept in the referral's decision history (`ReferralState.history`).
+    decision: bool = False
+    visible_to: frozenset[Role] = FACT_READERS
+
+
+FACTS: dict[FactKind, FactEntry] = {
+    FactKind.VIST_SUBMITTED: FactEntry(VistSubmitted, "VIST submitted"),
+    FactKind.VIST_RESUBMITTED: FactEntry(VistResubmitted, "VIST resubmitted"),
+    FactKind.STAGE_CHANGED: FactEntry(StageChanged, "stage changed"),
+    FactKind.SUPERVISOR_REVIEWED: FactEntry(SupervisorReviewed, "supervisor reviewed", decision=True),
+    FactKind.SCREENED: FactEntry(Screened, "screened", decision=True),
+    FactKind.REPEAT_OVERRIDE_REQUESTED: FactEntry(RepeatOverrideRequested, "override requested", decision=True),
+    FactKind.REPEAT_OVERRIDE_DECIDED: FactEntry(RepeatOverrideDecided, "override decided", decision=True),
+    FactKind.STRATEGY_DISCUSSION_HELD: FactEntry(StrategyDiscussionHeld, "strategy discussion held", decision=True),
+    FactKind.CONFERENCE_BOOKED: FactEntry(ConferenceBooked, "conference booked", decision=True),
+    FactKind.CONFERENCE_HELD: FactEntry(ConferenceHeld, "conference held", decision=True),
+    FactKind.RISK_REGRADED: FactEntry(RiskRegraded, "risk regraded", decision=True),
+    FactKind.CLOSED: FactEntry(Closed, "closed", decision=True),
+    FactKind.ESCALATION_RAISED: FactEntry(EscalationRaised, "escalation raised"),
+    FactKind.ESCALATION_ACKNOWLEDGED: FactEntry(EscalationAcknowledged, "escalation acknowledged"),
+    FactKind.ESCALATION_RESOLVED: FactEntry(EscalationResolved, "escalation resolved"),
+    FactKind.ACTION_AGREED: FactEntry(ActionAgreed, "action agreed"),
+    FactKind.ACTION_REMINDED: FactEntry(ActionReminded, "action reminded"),
+    FactKind.ACTION_REASSIGNED: FactEntry(ActionReassigned, "action reassigned"),
+    FactKind.ACTION_COMPLETED: FactEntry(ActionCompleted, "action completed"),
+}
+
+DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)
+
+
+def visible_to(role: Role, kind: str) -> bool:
+    """Whether `role` may see facts of `kind` (a stored kind, or a decision history's entry)."""
+    return role in FACTS[FactKind(kind)].visible_to
+KIND_OF: dict[type[FactPayload], FactKind] = {entry.payload: kind for kind, entry in FACTS.items()}
+
+
+def kind_of(payload: FactPayload) -> FactKind:
+    return KIND_OF[type(payload)]
+
+
+class RecordedEvent(Model):
+    """A fact for the PostgreSQL read model; (stream, seq) makes its write idempotent.
+
+    `payload` is the fact's content as recorded (JSON values); `content` reads it as its kind's model.
+    """
+
+    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
+    seq: int
+    reference: str
+    kind: FactKind
+    at: datetime
+    actor: Actor
+    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
+    risk: RiskGrade | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def entry(self) -> FactEntry:
+        return FACTS[FactKind(self.kind)]
+
+    @property
+    def content(self) -> FactPayload:
+        """The payload as its kind's model; a ValidationError (a ValueError) when it is not one."""
+        return self.entry.payload.model_validate(self.payload)
+
+
+P = TypeVar("P", bound=FactPayload)
+
+
+def contents(facts: Iterable[RecordedEvent], model: type[P]) -> list[tuple[RecordedEvent, P]]:
+    """Each fact whose kind records `model` (or a model derived from it), with its payload read as one."""
+    return [(fact, cast(P, fact.content)) for fact in facts if issubclass(fact.entry.payload, model)]
