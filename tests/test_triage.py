@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from starter.synthetic import INSPECTOR, OFFICER, SCREENER, synthetic_vist
 from starter.triage import Triages
-from tests.helpers import LONDON, STARTED, advance_to, eventually, finished, next_local, refused_update, start_referral
+from tests.helpers import LONDON, STARTED, advance_to, eventually, finished, next_local, refused, start_referral
 from workflows.calendar import start_of_day
 from workflows.models import EscalationAcknowledgement, IncidentType, Rank, RiskGrade, triage_id
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
@@ -169,12 +169,11 @@ async def test_a_triage_decision_by_the_wrong_role_or_on_an_unlisted_referral_ch
     state = await open_triage(time_env, time_queue, sla_policy, at(tuesday, 7))
     handle = time_env.client.get_workflow_handle_for(DailyTriageWorkflow.run, state.triage_id)
     decision = TriageDecision(actor=OFFICER, reference=listed, outcome=TriageOutcome.REFER_TO_MASH, rationale="Synthetic.")
-    await refused_update(handle, DailyTriageWorkflow.decide, DailyTriageWorkflow.state, decision, "actor.role: a officer may not")
+    await refused(handle, DailyTriageWorkflow.decide, decision, "actor.role: a officer may not", query=DailyTriageWorkflow.state)
     unlisted = decision.model_copy(update={"actor": SCREENER, "reference": "REF-00000-00000"})
-    await refused_update(handle, DailyTriageWorkflow.decide, DailyTriageWorkflow.state, unlisted, "reference: not on this day's triage list")
+    await refused(handle, DailyTriageWorkflow.decide, unlisted, "reference: not on this day's triage list", query=DailyTriageWorkflow.state)
     await handle.execute_update(DailyTriageWorkflow.decide, decision.model_copy(update={"actor": SCREENER}))
-    await refused_update(handle, DailyTriageWorkflow.decide, DailyTriageWorkflow.state,
-                         decision.model_copy(update={"actor": SCREENER}), "reference: already triaged (refer_to_mash)")
+    await refused(handle, DailyTriageWorkflow.decide, decision.model_copy(update={"actor": SCREENER}), "reference: already triaged (refer_to_mash)", query=DailyTriageWorkflow.state)
     await handle.execute_update(DailyTriageWorkflow.decide, decision.model_copy(update={"actor": SCREENER, "reference": other}))
     result = await finished(time_env, handle)
     assert [item.outcome for item in result.items] == [TriageOutcome.REFER_TO_MASH] * 2
