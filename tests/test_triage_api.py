@@ -43,6 +43,8 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     assert all(item["children"] == 1 and item["history"] == {"prior_referrals": []} for item in body["items"])
     assert (await api.get(path, headers=auth("health-partner"))).status_code == 403
     assert (await api.get("/triage/2026-02-30", headers=auth("auditor"))).status_code == 422
+    far_back = await api.post("/triage/0633-05-13", headers=auth("screener"))
+    assert far_back.status_code == 422 and "must lie between 1900 and 2200" in far_back.text
 
     # The dashboard's queue: both waiting, in time, with how long each has waited since it was received.
     queue = await api.get("/dashboard/triage", headers=cookie(tokens, "auditor"))

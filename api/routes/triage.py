@@ -16,12 +16,18 @@ from auth.tokens import Caller
 from starter.triage import Triages
 from workflows.authority import TRIAGE_DECIDERS
 from workflows.calendar import is_working_day, local_date
-from workflows.models import Role
+from workflows.models import EARLIEST, LATEST, Role
 from workflows.triage_models import TriageDecision, TriageState
 
 router = APIRouter(responses=ERRORS, tags=["triage"])
 
-Day = Annotated[date, Path(description="the triage day, a London date (YYYY-MM-DD)")]
+def triage_day(day: Annotated[date, Path(description="the triage day, a London date (YYYY-MM-DD)")]) -> date:
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise invalid(("path", "day"), "must lie between 1900 and 2200")
+    return day
+
+
+Day = Annotated[date, Depends(triage_day)]
 # Who may open a day's triage by hand (the schedule opens it at 07:00 on working days).
 TRIAGE_OPENERS = TRIAGE_DECIDERS | {Role.ADMIN}
 
