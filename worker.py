@@ -24,6 +24,7 @@ from readmodel.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords
+from activities.triage import TriageRecords
 from runtime.logging import configure_logging
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
@@ -31,10 +32,13 @@ from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.referral import ReferralWorkflow
+from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: Sequence[type] = (ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow)
+WORKFLOWS: Sequence[type] = (
+    ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
+)
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
@@ -57,6 +61,7 @@ def build_worker(
         policy.load_sla_policy,
         alerts.deliver_escalation,
         audit.draw_monthly_sample,
+        TriageRecords(pool).triage_list,
         StartProofs(verifier).check_start_proof,
     ]
     return assemble_worker(client, task_queue or settings.task_queue, activities, verifier)

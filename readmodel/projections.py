@@ -31,6 +31,8 @@ from workflows.facts import (
     Screened,
     StageChanged,
     StrategyDiscussionHeld,
+    TriageDecided,
+    TriageListed,
     VistSubmitted,
 )
 from workflows.models import VistSubmission
@@ -354,6 +356,35 @@ async def action_completed(conn: asyncpg.Connection, event: RecordedEvent) -> No
     )
 
 
+async def triage_listed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A referral put on a day's triage list: the stream is the triage, the reference the referral."""
+    fact = content(event, TriageListed)
+    await conn.execute(
+        """INSERT INTO triage_items (triage_id, reference, day, risk, listed_at, due_at, prior_referrals)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event.stream,
+        event.reference,
+        fact.day,
+        event.risk.value if event.risk else None,
+        event.at,
+        fact.due_at,
+        fact.prior_referrals,
+    )
+
+
+async def triage_decided(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, TriageDecided)
+    await conn.execute(
+        """UPDATE triage_items SET outcome = $3, decided_by = $4, decided_at = $5
+           WHERE triage_id = $1 AND reference = $2""",
+        event.stream,
+        event.reference,
+        fact.outcome.value,
+        event.actor.id,
+        event.at,
+    )
+
+
 async def in_the_event_row_only(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A fact read from `referral_events` alone (the decision history, the timeline): its payload still checked."""
     _ = event.content  # a payload not of its kind raises, and the fact is quarantined
@@ -379,6 +410,8 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.ACTION_REMINDED: action_reminded,
     FactKind.ACTION_REASSIGNED: action_reassigned,
     FactKind.ACTION_COMPLETED: action_completed,
+    FactKind.TRIAGE_LISTED: triage_listed,
+    FactKind.TRIAGE_DECIDED: triage_decided,
 }
 
 

@@ -16,6 +16,7 @@ from activities.directory import SupervisionDirectory
 from readmodel.oversight import OversightReadModel
 from starter.actions import AgreedActions
 from starter.referrals import Referrals
+from starter.triage import Triages
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import ACKNOWLEDGERS, rung_refusal
 from workflows.models import (
@@ -34,13 +35,15 @@ __all__ = [
 ]
 
 NO_SUCH_ESCALATION = "escalation_id: no such escalation"
-# What an escalation's ID looks like, raised by a referral or by one of its agreed actions.
-EXAMPLE_IDS = (escalation_id_for(Referrals.example_id, 1), escalation_id_for(AgreedActions.example_id, 1))
+# The workflow types that raise escalations, each with the client that reaches it.
+ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (AgreedActions, Triages, Referrals)
+# What an escalation's ID looks like, raised by a referral, one of its agreed actions, or a day's triage.
+EXAMPLE_IDS = tuple(escalation_id_for(workflows.example_id, 1) for workflows in ESCALATING)
 
 
 def owner_workflows(owner: str) -> type[WorkflowClient[Any]]:
-    """The client of the workflow type whose ID `owner` is: an agreed action's, else a referral's."""
-    return AgreedActions if AgreedActions.matches(owner) else Referrals
+    """The client of the workflow type whose ID `owner` is: an agreed action's, a triage's, else a referral's."""
+    return next((workflows for workflows in ESCALATING if workflows.matches(owner)), Referrals)
 
 
 class AcknowledgementRefused(Exception):

@@ -1,9 +1,11 @@
-"""Driving referrals in tests: start one, decide, and wait for what the workflow reports."""
+"""Driving referrals in tests: start one, decide, and wait for what the workflow reports; each workflow type's decisions and their routes."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import random
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
@@ -14,15 +16,23 @@ from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
+from fastapi.routing import APIRoute
 from temporalio import workflow
+from temporalio.testing import WorkflowEnvironment
 
+import starter
+from api.app import ROUTERS
 from starter.synthetic import OFFICER, synthetic_vist
+from starter.workflow_client import WorkflowClient
+from workflows.action import AgreedActionWorkflow
 from workflows.models import ReferralState, SlaPolicy, StartReferral, VistSubmission, referral_reference
 from workflows.referral import ReferralWorkflow
 from worker import WORKFLOWS
 
 LONDON = ZoneInfo("Europe/London")
+
+# How long a refusal may take: it comes from the validator, before anything is written.
+REFUSAL_WAIT = 15
 
 # Referrals started by the current test; whatever is still open is terminated after it, so no
 # workflow is left waiting on a task queue nobody polls (that would stop time skipping).
@@ -68,13 +78,31 @@ async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bo
     return await eventually(lambda: handle.query(ReferralWorkflow.state), check, timeout)
 
 
-async def refused(handle: WorkflowHandle, update: Callable, decision: object, expected: str) -> None:
-    """The update is refused with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
+async def refused(
+    handle: WorkflowHandle,
+    update: Callable,
+    decision: object,
+    expected: str,
+    referral: WorkflowHandle | None = None,
+    query: Callable = ReferralWorkflow.state,
+) -> None:
+    """The update is refused with `expected` in its message, and the referral is exactly as it was.
+
+    For an agreed action's update, `handle` is the action's and `referral` its referral's: both stay as they were.
+    Another workflow type (a day's triage) names its own state `query`.
+    """
+
+    async def states() -> tuple[object, ...]:
+        if referral is None:
+            return (await handle.query(query),)
+        return await handle.query(AgreedActionWorkflow.state), await referral.query(ReferralWorkflow.state)
+
+    before = await states()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, decision)
+        # A decision taken instead of refused may leave the workflow stuck: the test fails rather than hangs.
+        await asyncio.wait_for(handle.execute_update(update, decision), timeout=REFUSAL_WAIT)
     assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
+    assert await states() == before
 
 
 async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
@@ -136,7 +164,12 @@ async def terminate_open_referrals(env: WorkflowEnvironment | None, patience: ti
         handle = STARTED.pop()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             await eventually(lambda: in_flight(handle), lambda busy: not busy, timeout=30)
-            await handle.terminate(reason="test finished")
+            try:
+                await handle.terminate(reason="test finished")
+            except RPCError:
+                # Its last step was what it waited for: it may have finished meanwhile.
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    raise
     if env is not None and env.supports_time_skipping:
         try:
             await skip(env, timedelta(minutes=1), patience=patience)
@@ -225,6 +258,17 @@ def deciding_workflows() -> list[type]:
     return [w for w in WORKFLOWS if updates_of(w)]
 
 
-def decision_names() -> set[str]:
-    """The name of every decision update of every workflow the worker runs."""
-    return {name for w in deciding_workflows() for name in updates_of(w)}
+def workflow_clients() -> list[type[WorkflowClient]]:
+    """Every client in starter/, found by importing each of its modules."""
+    for module in pkgutil.iter_modules(starter.__path__):
+        importlib.import_module(f"starter.{module.name}")
+    return WorkflowClient.__subclasses__()
+
+
+def decision_route(decision: type, update: str) -> APIRoute | None:
+    """The API's POST route that takes `decision`: its body is the decision's request model, or, with no body, it is named after the update."""
+    for route in (r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute) and "POST" in r.methods):
+        bodies = [param.field_info.annotation.__name__ for param in route.dependant.body_params]
+        if bodies == [f"{decision.__name__}Request"] or (not bodies and route.endpoint.__name__ == update):
+            return route
+    return None

@@ -48,6 +48,8 @@ from workflows.facts import (
     StageChanged,
     StrategyDiscussionHeld,
     SupervisorReviewed,
+    TriageDecided,
+    TriageListed,
     VistResubmitted,
     VistSubmitted,
     visible_to,
@@ -72,6 +74,7 @@ from workflows.models import (
     ScreeningOutcome,
     Stage,
 )
+from workflows.triage_models import TriageOutcome
 
 # The kinds as PostgreSQL and every recorded history hold them: never to change.
 STORED_KINDS = {
@@ -79,12 +82,15 @@ STORED_KINDS = {
     "repeat_override_requested", "repeat_override_decided", "strategy_discussion_held", "conference_booked",
     "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
+    "triage_listed", "triage_decided",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
     "supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided",
     "strategy_discussion_held", "conference_booked", "conference_held", "risk_regraded", "closed",
 }
+# A day's triage keeps its own decisions (each listed referral's), recorded under the referral.
+TRIAGE_DECISIONS = {"triage_decided"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
 
@@ -99,7 +105,7 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | TRIAGE_DECISIONS
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -167,6 +173,10 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (ActionReassigned.of(reassignment, from_owner=spec.owner),
          reassignment.details() | {"from_owner": spec.owner.model_dump(mode="json")}),
         (ActionCompleted.of(ActionCompletion(actor=SCREENER, note="Synthetic note.")), {"note": "Synthetic note."}),
+        (TriageListed(day=NOW.date(), due_at=DEADLINE, prior_referrals=2),
+         {"day": NOW.date().isoformat(), "due_at": DEADLINE.isoformat(), "prior_referrals": 2}),
+        (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
+         {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
     assert {KIND_OF[type(typed)] for typed, _ in pairs} == set(FactKind)
     for typed, before in pairs:
@@ -240,4 +250,6 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         ActionReminded(owner=owner),
         ActionReassigned(owner=owner, reason="Synthetic.", from_owner=owner),
         ActionCompleted(note="Synthetic."),
+        TriageListed(day=NOW.date(), due_at=NOW, prior_referrals=1),
+        TriageDecided(day=NOW.date(), outcome=TriageOutcome.NO_FURTHER_ACTION, rationale="Synthetic."),
     ]

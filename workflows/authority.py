@@ -32,6 +32,8 @@ ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 COMPLETERS_OF_OWN_AGENCY = frozenset({Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 COMPLETERS_OF_ANY_AGENCY = frozenset({Role.SCREENER, Role.SUPERVISOR})
 REASSIGNERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
+# The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
+TRIAGE_DECIDERS = CASE_DECIDERS
 
 REJECTION_TYPE = "DecisionRejected"
 

@@ -9,10 +9,10 @@ I/O, so the workflows build their facts from it inside the sandbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, Self, TypeVar, cast
+from typing import Annotated, Any, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -25,6 +25,7 @@ from workflows.models import (
     CloseReason,
     Decision,
     Escalation,
+    EscalationResolution,
     Model,
     PoliceAttendance,
     Rank,
@@ -35,6 +36,7 @@ from workflows.models import (
     Agency,
     VistSubmission,
 )
+from workflows.triage_models import TriageOutcome
 
 
 class FactKind(StrEnum):
@@ -57,6 +59,8 @@ class FactKind(StrEnum):
     ACTION_REMINDED = "action_reminded"
     ACTION_REASSIGNED = "action_reassigned"
     ACTION_COMPLETED = "action_completed"
+    TRIAGE_LISTED = "triage_listed"
+    TRIAGE_DECIDED = "triage_decided"
 
 
 # A deadline the workflow computes is recorded as `datetime.isoformat()` ("+00:00", never "Z"):
@@ -255,7 +259,7 @@ class EscalationAcknowledged(FactPayload):
 
 class EscalationResolved(FactPayload):
     escalation_id: str
-    resolution: Literal["referral_closed"]
+    resolution: EscalationResolution
 
     def summary(self) -> Summary:
         return {"escalation_id": self.escalation_id, "resolution": self.resolution}
@@ -290,6 +294,26 @@ class ActionReassigned(FactPayload):
 
 class ActionCompleted(FactPayload):
     note: str
+
+
+class TriageListed(FactPayload):
+    """A referral put on a day's domestic-abuse triage list, with how much history it brings."""
+
+    day: date
+    due_at: IsoTime
+    prior_referrals: int = 0
+
+    def summary(self) -> Summary:
+        return {"day": self.day.isoformat(), "due_at": self.due_at, "prior_referrals": self.prior_referrals}
+
+
+class TriageDecided(FactPayload):
+    day: date
+    outcome: TriageOutcome
+    rationale: str
+
+    def summary(self) -> Summary:
+        return {"day": self.day.isoformat(), "outcome": self.outcome.value}
 
 
 # --- the registry ----------------------------------------------------------------------------
@@ -330,6 +354,8 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.ACTION_REMINDED: FactEntry(ActionReminded, "action reminded"),
     FactKind.ACTION_REASSIGNED: FactEntry(ActionReassigned, "action reassigned"),
     FactKind.ACTION_COMPLETED: FactEntry(ActionCompleted, "action completed"),
+    FactKind.TRIAGE_LISTED: FactEntry(TriageListed, "listed for triage"),
+    FactKind.TRIAGE_DECIDED: FactEntry(TriageDecided, "triaged", decision=True),
 }
 
 DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)

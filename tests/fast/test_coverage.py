@@ -7,22 +7,16 @@ decision that misses one fails here by name. Each was seen to fail with its entr
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 import typer.main
-from fastapi.routing import APIRoute
 
-import starter
-from api.app import ROUTERS
 from cli.main import app as cli_app
 from cli.rendering import render_referral
-from starter.workflow_client import WorkflowClient
-from tests.helpers import deciding_workflows, updates_of
+from tests.helpers import decision_route, deciding_workflows, updates_of, workflow_clients
 from workflows.models import ReferralState, SlaPolicy, Stage, StageDeadlines
 from workflows.referral import STAGE_TEAMS
 
@@ -38,13 +32,6 @@ DUE_OTHERWISE = {
 }
 
 
-def workflow_clients() -> list[type[WorkflowClient]]:
-    """Every client in starter/, found by importing each of its modules."""
-    for module in pkgutil.iter_modules(starter.__path__):
-        importlib.import_module(f"starter.{module.name}")
-    return WorkflowClient.__subclasses__()
-
-
 def cli_commands() -> dict[str, str]:
     """Each command of the `referrals` app (`conference book`, ...) and its function's source."""
     found: dict[str, str] = {}
@@ -57,10 +44,6 @@ def cli_commands() -> dict[str, str]:
 
     walk(typer.main.get_command(cli_app), "")
     return found
-
-
-def api_routes() -> list[APIRoute]:
-    return [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
 
 
 # What a referral's state holds that the CLI's table leaves to `--json`, and why.
@@ -107,19 +90,18 @@ def test_every_workflow_that_takes_decisions_has_a_client_with_every_update():
         assert mapped == set(updates_of(workflow_class)), f"{workflow_class.__name__}: the client's `updates` differ"
 
 
-@pytest.mark.parametrize("workflow_class", deciding_workflows(), ids=lambda w: w.__name__)
-def test_every_update_has_an_api_route_a_cli_command_and_a_readme_line(workflow_class):
-    routes = {route.endpoint.__name__: route for route in api_routes() if "POST" in route.methods}
+@pytest.mark.parametrize("client", workflow_clients(), ids=lambda c: c.__name__)
+def test_every_decision_has_an_api_route_a_cli_command_and_a_readme_line(client):
     commands = cli_commands()
-    for name in updates_of(workflow_class):
-        assert name in routes, f"{name}: no POST route in api/routes/ whose endpoint is named after the update"
-        segment = routes[name].path.rsplit("/", 1)[-1]
+    for decision, update in client.updates.items():
+        route = decision_route(decision, update.__name__)
+        assert route is not None, f"{decision.__name__}: no POST route in api/routes/ takes it"
+        segment = route.path.rsplit("/", 1)[-1]
         # A command names its route's last segment: `decide_referral(reference, "screening", ...)` or `f".../completion"`.
         named = re.compile(rf'(/{re.escape(segment)}"|, "{re.escape(segment)}",)')
-        posting = [c for c, source in commands.items() if named.search(source)]
-        assert posting, f"{name}: no command in the `referrals` CLI posts to {routes[name].path}"
-        assert f"/{segment}`" in README or f"/{segment}," in README, f"README.md does not list {routes[name].path}"
-
+        assert any(named.search(source) for source in commands.values()), (
+            f"{decision.__name__}: no command in the `referrals` CLI posts to {route.path}")
+        assert f"/{segment}`" in README or f"/{segment}," in README, f"README.md does not list {route.path}"
 
 def test_the_cli_shows_every_field_of_a_referrals_state():
     shown = inspect.getsource(render_referral)
