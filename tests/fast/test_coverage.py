@@ -7,16 +7,22 @@ decision that misses one fails here by name. Each was seen to fail with its entr
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 import typer.main
 
+import api.routes
+import workflows
+from api.app import ROUTERS
 from cli.main import app as cli_app
 from cli.rendering import render_referral
 from tests.helpers import decision_route, deciding_workflows, updates_of, workflow_clients
+from worker import WORKFLOWS
 from workflows.models import ReferralState, SlaPolicy, Stage, StageDeadlines
 from workflows.referral import STAGE_TEAMS
 
@@ -108,3 +114,16 @@ def test_the_cli_shows_every_field_of_a_referrals_state():
     for field in ReferralState.model_fields:
         if field not in NOT_IN_THE_CLI_TABLE:
             assert re.search(rf"""state(\[|\.get\()["']{field}["']""", shown), f"render_referral omits `{field}`"
+
+
+def modules_of(package) -> list:
+    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+
+
+def test_the_worker_runs_every_workflow_and_the_app_includes_every_router():
+    defined = {value for module in modules_of(workflows) for value in vars(module).values()
+               if isinstance(value, type) and hasattr(value, "__temporal_workflow_definition")
+               and value.__module__ == module.__name__}
+    assert {w.__name__ for w in defined - set(WORKFLOWS)} == set(), "a workflow worker.py's WORKFLOWS does not run"
+    routers = [module.__name__ for module in modules_of(api.routes) if getattr(module, "router", None) not in ROUTERS]
+    assert routers == [], "a router of api/routes/ that api/app.py's ROUTERS leaves out"
