@@ -21,6 +21,7 @@ import workflows
 from api.app import ROUTERS
 from cli.main import app as cli_app
 from cli.rendering import render_referral
+from starter.acknowledgement import ESCALATING
 from tests.helpers import decision_route, deciding_workflows, updates_of, workflow_clients
 from worker import WORKFLOWS
 from workflows.models import ReferralState, SlaPolicy, Stage, StageDeadlines
@@ -127,3 +128,8 @@ def test_the_worker_runs_every_workflow_and_the_app_includes_every_router():
     assert {w.__name__ for w in defined - set(WORKFLOWS)} == set(), "a workflow worker.py's WORKFLOWS does not run"
     routers = [module.__name__ for module in modules_of(api.routes) if getattr(module, "router", None) not in ROUTERS]
     assert routers == [], "a router of api/routes/ that api/app.py's ROUTERS leaves out"
+
+
+def test_every_workflow_that_escalates_is_one_an_acknowledgement_can_reach():
+    escalating = {client for client in workflow_clients() if "acknowledge_escalation" in updates_of(client.workflow)}
+    assert escalating - set(ESCALATING) == set(), "a client missing from starter/acknowledgement.py's ESCALATING"
