@@ -9,10 +9,7 @@ from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ACTION_ID_PATTERN,
-    ActionCompletion,
-    ActionReassignment,
     ActionState,
-    EscalationAcknowledgement,
     agreed_action_id,
 )
 
@@ -27,11 +24,6 @@ class AgreedActions(WorkflowClient[ActionState]):
     id_pattern = ACTION_ID
     example_id = agreed_action_id(Referrals.example_id, 1)
     state_type = ActionState
-    updates = {
-        ActionCompletion: AgreedActionWorkflow.complete,
-        ActionReassignment: AgreedActionWorkflow.reassign,
-        EscalationAcknowledgement: AgreedActionWorkflow.acknowledge_escalation,
-    }
 
     @staticmethod
     def workflow_id(reference: str, number: int) -> str:

@@ -13,19 +13,8 @@ from starter.workflow_client import WorkflowClient, WorkflowRefusal
 from workflows.models import (
     REFERENCE_PATTERN,
     REFERENCE_PREFIX,
-    Closure,
-    ConferenceBooking,
-    ConferenceOutcome,
-    EscalationAcknowledgement,
-    OverrideDecision,
-    OverrideRequest,
     ReferralState,
-    Resubmission,
-    RiskRegrade,
-    Screening,
     StartReferral,
-    StrategyDiscussion,
-    SupervisorReview,
     referral_reference,
 )
 from workflows.referral import ReferralWorkflow
@@ -61,19 +50,6 @@ class Referrals(WorkflowClient[ReferralState]):
     id_pattern = REFERENCE
     example_id = f"{REFERENCE_PREFIX}XXXXX-XXXXX"
     state_type = ReferralState
-    updates = {
-        SupervisorReview: ReferralWorkflow.review,
-        Resubmission: ReferralWorkflow.resubmit,
-        Screening: ReferralWorkflow.screen,
-        OverrideRequest: ReferralWorkflow.request_override,
-        OverrideDecision: ReferralWorkflow.decide_override,
-        StrategyDiscussion: ReferralWorkflow.record_strategy_discussion,
-        ConferenceBooking: ReferralWorkflow.book_conference,
-        ConferenceOutcome: ReferralWorkflow.record_conference_outcome,
-        RiskRegrade: ReferralWorkflow.regrade_risk,
-        Closure: ReferralWorkflow.close,
-        EscalationAcknowledgement: ReferralWorkflow.acknowledge_escalation,
-    }
 
     @staticmethod
     def workflow_id(form_id: uuid.UUID) -> str:

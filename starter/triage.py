@@ -22,9 +22,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from runtime.settings import Settings
 from runtime.temporal import ensure_schedule
 from starter.workflow_client import WorkflowClient
-from workflows.models import TRIAGE_ID_PATTERN, EscalationAcknowledgement, SlaPolicy, triage_id
+from workflows.models import TRIAGE_ID_PATTERN, SlaPolicy, triage_id
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
-from workflows.triage_models import TriageDecision, TriageOpening, TriageStart, TriageState
+from workflows.triage_models import TriageOpening, TriageStart, TriageState
 
 TRIAGE_ID = re.compile(rf"^{TRIAGE_ID_PATTERN}$")
 SCHEDULE_ID = "daily-triage"
@@ -49,10 +49,6 @@ class Triages(WorkflowClient[TriageState]):
     id_pattern = TRIAGE_ID
     example_id = triage_id(date(2026, 11, 24))
     state_type = TriageState
-    updates = {
-        TriageDecision: DailyTriageWorkflow.decide,
-        EscalationAcknowledgement: DailyTriageWorkflow.acknowledge_escalation,
-    }
 
     @staticmethod
     def workflow_id(day: date) -> str:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
+from temporalio import workflow
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -75,8 +76,13 @@ class WorkflowClient(Generic[State]):
     id_pattern: ClassVar[re.Pattern[str]]
     example_id: ClassVar[str]
     state_type: ClassVar[type]
-    # Each decision the workflow takes and its update, the workflow class's own method.
+    # Each decision the workflow takes and its update, the workflow class's own method: read from
+    # the class as Temporal defines it, so a new update needs nothing here.
     updates: ClassVar[Mapping[type[Decision], Callable[..., Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.updates = decisions_taken_by(cls.workflow)
 
     def __init__(self, client: Client, decision_timeout: float | None = None) -> None:
         self.client = client
@@ -139,3 +145,15 @@ class WorkflowClient(Generic[State]):
             # Not found: either no such workflow, or it has finished and takes no more updates.
             await handle.describe()
             raise WorkflowClosed(self.closed)
+
+
+def decisions_taken_by(workflow_class: type) -> dict[type[Decision], Callable[..., Any]]:
+    """Each decision model the workflow's updates take, and the update that takes it (one model, one update)."""
+    definition = workflow._Definition.must_from_class(workflow_class)
+    taken: dict[type[Decision], Callable[..., Any]] = {}
+    for update in definition.updates.values():
+        (decision,) = update.arg_types
+        if decision in taken:
+            raise TypeError(f"{workflow_class.__name__}: {decision.__name__} is taken by two updates")
+        taken[decision] = update.fn
+    return taken
