@@ -15,6 +15,7 @@ from temporalio.client import Client
 from activities.directory import SupervisionDirectory
 from readmodel.oversight import OversightReadModel
 from starter.actions import AgreedActions
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import ACKNOWLEDGERS, rung_refusal
@@ -34,13 +35,19 @@ __all__ = [
 ]
 
 NO_SUCH_ESCALATION = "escalation_id: no such escalation"
-# What an escalation's ID looks like, raised by a referral or by one of its agreed actions.
-EXAMPLE_IDS = (escalation_id_for(Referrals.example_id, 1), escalation_id_for(AgreedActions.example_id, 1))
+# What an escalation's ID looks like, raised by a case (a referral, a missing episode) or by an agreed action.
+EXAMPLE_IDS = (
+    escalation_id_for(Referrals.example_id, 1),
+    escalation_id_for(MissingEpisodes.example_id, 1),
+    escalation_id_for(AgreedActions.example_id, 1),
+)
+# Every workflow type that raises escalations, by the shape of its ID.
+ESCALATING = (AgreedActions, MissingEpisodes, Referrals)
 
 
 def owner_workflows(owner: str) -> type[WorkflowClient[Any]]:
-    """The client of the workflow type whose ID `owner` is: an agreed action's, else a referral's."""
-    return AgreedActions if AgreedActions.matches(owner) else Referrals
+    """The client of the workflow type whose ID `owner` is (an escalation's owner is always one of them)."""
+    return next((workflows for workflows in ESCALATING if workflows.matches(owner)), Referrals)
 
 
 class AcknowledgementRefused(Exception):

@@ -13,6 +13,8 @@ from audit.timeline import _is_decision
 from dashboard.pages.referrals import fact_view
 from readmodel.projections import PROJECTIONS
 from starter.synthetic import (
+    found_report,
+    synthetic_missing_report,
     FAMILY_NAMES,
     FIRST_NAMES,
     OFFICER,
@@ -32,14 +34,22 @@ from workflows.facts import (
     ActionCompleted,
     ActionReassigned,
     ActionReminded,
+    ChildFound,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
+    EpisodeClosed,
+    EpisodeRegraded,
+    EpisodeReviewed,
+    EpisodeTimes,
     EscalationAcknowledged,
     EscalationRaised,
     EscalationResolved,
     FactKind,
     FactPayload,
+    InterviewRecorded,
+    LowGradeDecided,
+    MissingReported,
     RecordedEvent,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
@@ -48,12 +58,14 @@ from workflows.facts import (
     StageChanged,
     StrategyDiscussionHeld,
     SupervisorReviewed,
+    TracingRecorded,
     VistResubmitted,
     VistSubmitted,
     visible_to,
 )
 from workflows.models import (
     SYSTEM_ACTOR,
+    MissingGrade,
     ActionCompletion,
     ActionOwner,
     ActionReassignment,
@@ -79,12 +91,20 @@ STORED_KINDS = {
     "repeat_override_requested", "repeat_override_decided", "strategy_discussion_held", "conference_booked",
     "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
+    "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
+    "child_found", "interview_recorded", "episode_closed",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
     "supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided",
     "strategy_discussion_held", "conference_booked", "conference_held", "risk_regraded", "closed",
 }
+EPISODE_KINDS = {
+    "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
+    "child_found", "interview_recorded", "episode_closed",
+}
+# A missing episode's decision history: every person's decision on it (its closure is automatic).
+EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
 
@@ -99,7 +119,7 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -168,7 +188,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
          reassignment.details() | {"from_owner": spec.owner.model_dump(mode="json")}),
         (ActionCompleted.of(ActionCompletion(actor=SCREENER, note="Synthetic note.")), {"note": "Synthetic note."}),
     ]
-    assert {KIND_OF[type(typed)] for typed, _ in pairs} == set(FactKind)
+    # A missing episode's kinds were typed from their first fact: no untyped JSON to match.
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 
@@ -220,6 +241,7 @@ def one_payload_of_each_kind() -> list[FactPayload]:
     escalation = Escalation(escalation_id="REF-AAAAA-BBBBB.E1", reference="REF-AAAAA-BBBBB", subject="screening",
                             rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
     discussion = strategy_discussion(NOW, section_47=False, actions=1)
+    times = EpisodeTimes(grade=MissingGrade.HIGH, assessed_grade=MissingGrade.LOW, review_due=DEADLINE).model_dump()
     return [
         VistSubmitted(submission=submission),
         VistResubmitted(version=2, submission=submission),
@@ -240,4 +262,12 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         ActionReminded(owner=owner),
         ActionReassigned(owner=owner, reason="Synthetic.", from_owner=owner),
         ActionCompleted(note="Synthetic."),
+        MissingReported(report=synthetic_missing_report(rng=random.Random("facts:each")), **times),
+        LowGradeDecided(keep_low=True, rationale="Synthetic.", **times),
+        EpisodeReviewed(tracing_done="Synthetic.", next_steps="Synthetic.", reviewer_rank="inspector", **times),
+        TracingRecorded(activity="cctv_reviewed", **times),
+        EpisodeRegraded(from_grade=MissingGrade.LOW, reason="Synthetic.", **times),
+        ChildFound.of(found_report(NOW), interview_due=DEADLINE),
+        InterviewRecorded(outcome="declined", reasons="Synthetic."),
+        EpisodeClosed(interview_outcome="declined"),
     ]
