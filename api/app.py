@@ -32,7 +32,7 @@ from api.errors import (
     validation_failed,
     workflow_refused,
 )
-from api.routes import audit, decisions, escalations, operations, records, referrals
+from api.routes import audit, decisions, escalations, missing, operations, records, referrals
 from auth.tokens import Authenticator
 from dashboard.board import create_board
 from dashboard.routes import PREFIX as DASHBOARD_PREFIX
@@ -48,7 +48,10 @@ from workflows.models import SlaPolicy
 log = structlog.get_logger("api")
 
 # Every resource's router, in the order the OpenAPI document lists them.
-ROUTERS = (referrals.router, decisions.router, escalations.router, operations.router, records.router, audit.router)
+ROUTERS = (
+    referrals.router, missing.router, decisions.router, escalations.router, operations.router, records.router,
+    audit.router,
+)
 
 
 class RequestLog:
@@ -114,7 +117,7 @@ def create_app(
     app = FastAPI(
         title="Child-protection referrals",
         version="1",
-        description="VIST intake, decisions on referrals and agreed actions, escalations. "
+        description="VIST intake, missing reports, decisions on referrals, missing episodes and agreed actions, escalations. "
         "Every decision is recorded under the actor named by the bearer token.",
     )
     directory = SupervisionDirectory.load(settings.alert_directory_file)
