@@ -11,17 +11,19 @@ from temporalio.worker import Replayer
 from typer.testing import CliRunner
 
 from cli.audit import audit_app
-from audit.history import ExportIntegrityError, ReferralHistories, load_export, write_export
+from audit.history import ExportIntegrityError, ReferralHistories, exported_histories, load_export, write_export
 from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
-from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
+from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
 from tests.histories.record import FLOWS
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
+from workflows.missing import MissingEpisodeWorkflow
 
 
 def all_histories():
-    return [h for referral in recorded() for h in referral.all()]
+    """Every recorded history, whatever its workflow type (a referral's, a missing episode's, an agreed action's)."""
+    return exported_histories(HISTORIES)
 
 
 def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
@@ -30,7 +32,7 @@ def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
         assert folders <= set(FLOWS), generation.name
     assert {p.name for p in GENERATIONS[-1].iterdir()} == set(FLOWS)
     types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in all_histories()}
-    assert types == {"ReferralWorkflow", "AgreedActionWorkflow"}
+    assert types == {"ReferralWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}
 
 
 async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
@@ -54,12 +56,18 @@ async def test_a_change_that_breaks_determinism_is_caught():
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(referral)
 
-    altered = build_replayer(HISTORIES_SETTINGS, workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow])
+    altered = build_replayer(
+        HISTORIES_SETTINGS, workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow, MissingEpisodeWorkflow]
+    )
     outcomes = await replay_in_process(altered, all_histories())
     by_type = {o.workflow_type: set() for o in outcomes}
     for o in outcomes:
         by_type[o.workflow_type].add(o.status)
-    assert by_type == {"ReferralWorkflow": {ReplayStatus.NON_DETERMINISTIC}, "AgreedActionWorkflow": {ReplayStatus.OK}}
+    assert by_type == {
+        "ReferralWorkflow": {ReplayStatus.NON_DETERMINISTIC},
+        "AgreedActionWorkflow": {ReplayStatus.OK},
+        "MissingEpisodeWorkflow": {ReplayStatus.OK},
+    }
     first = next(o for o in outcomes if o.workflow_type == "ReferralWorkflow")
     # The timer the altered code wants comes where the history holds the first fact being recorded.
     assert first.first_mismatch_event is not None

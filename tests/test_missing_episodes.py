@@ -148,6 +148,17 @@ async def test_a_late_return_home_interview_escalates_to_the_manager_and_the_epi
                                deadline=now + timedelta(days=2))
     state = await handle.execute_update(MissingEpisodeWorkflow.review, review_by(SERGEANT, tracing_actions=[tracing]))
     (tracing_action,) = state.actions
+    # A tracing action done is tracing recorded: the quiet clock starts again from its completion.
+    await time_env.client.get_workflow_handle(tracing_action.action_id).execute_update(
+        AgreedActionWorkflow.complete, ActionCompletion(actor=CSC_PARTNER, note="Synthetic: address visited.")
+    )
+    state = await eventually(state_of(handle), lambda s: s.last_tracing_at is not None)
+    assert state.tracing_due == state.last_tracing_at + timedelta(hours=sla_policy.missing.tracing_quiet.medium.hours)
+    row = await eventually(
+        lambda: pool.fetchrow("SELECT activity, action_id FROM missing_tracing WHERE episode_id = $1", handle.id),
+        lambda r: r is not None,
+    )
+    assert dict(row) == {"activity": "tracing_action_completed", "action_id": tracing_action.action_id}
 
     found_at = await time_env.get_current_time()
     state = await handle.execute_update(MissingEpisodeWorkflow.found, found_report(found_at))
@@ -184,4 +195,3 @@ async def test_a_late_return_home_interview_escalates_to_the_manager_and_the_epi
     )
     assert dict(row) == {"phase": "closed", "interview_outcome": "could_not_be_held", "intelligence_shared": True,
                          "where_found": "relative_or_friend"}
-    assert tracing_action.action_id.startswith(handle.id)
