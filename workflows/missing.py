@@ -52,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.missing_models import (
         FAIL_SAFE_GRADE,
+        REVIEW,
+        TRACING,
         EpisodePhase,
         EpisodeRegrade,
         EpisodeReview,
@@ -86,9 +88,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# The two steps whose lateness climbs the ladder while the child is missing.
-REVIEW = "review"
-TRACING = "tracing"
 
 
 @workflow.defn

@@ -103,6 +103,12 @@ class EpisodeStartProofCheck(Model):
     start: StartMissingEpisode
 
 
+# The steps whose lateness climbs the ladder while the child is missing (an escalation's subject), as alerts name them.
+REVIEW = "review"
+TRACING = "tracing"
+EPISODE_STEPS = {REVIEW: "review of a missing child's episode", TRACING: "tracing activity for a missing child"}
+
+
 # --- decisions on an episode (each a workflow update) --------------------------------------
 
 
