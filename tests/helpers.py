@@ -17,12 +17,16 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_missing_report, synthetic_vist
+from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import MissingReport, StartMissingEpisode
 from workflows.models import Actor, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
 from workflows.referral import ReferralWorkflow
 
 LONDON = ZoneInfo("Europe/London")
+
+# How long a refusal may take: it comes from the validator, before anything is written.
+REFUSAL_WAIT = 15
 
 # Referrals started by the current test; whatever is still open is terminated after it, so no
 # workflow is left waiting on a task queue nobody polls (that would stop time skipping).
@@ -92,13 +96,25 @@ async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bo
     return await eventually(lambda: handle.query(ReferralWorkflow.state), check, timeout)
 
 
-async def refused(handle: WorkflowHandle, update: Callable, decision: object, expected: str) -> None:
-    """The update is refused with `expected` in its message, and the referral is exactly as it was."""
-    before = await handle.query(ReferralWorkflow.state)
+async def refused(
+    handle: WorkflowHandle, update: Callable, decision: object, expected: str, referral: WorkflowHandle | None = None
+) -> None:
+    """The update is refused with `expected` in its message, and the referral is exactly as it was.
+
+    For an agreed action's update, `handle` is the action's and `referral` its referral's: both stay as they were.
+    """
+
+    async def states() -> tuple[object, ...]:
+        if referral is None:
+            return (await handle.query(ReferralWorkflow.state),)
+        return await handle.query(AgreedActionWorkflow.state), await referral.query(ReferralWorkflow.state)
+
+    before = await states()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, decision)
+        # A decision taken instead of refused may leave the workflow stuck: the test fails rather than hangs.
+        await asyncio.wait_for(handle.execute_update(update, decision), timeout=REFUSAL_WAIT)
     assert expected in str(caught.value.cause), str(caught.value.cause)
-    assert await handle.query(ReferralWorkflow.state) == before
+    assert await states() == before
 
 
 async def advance_to(env: WorkflowEnvironment, moment: datetime) -> None:
@@ -160,7 +176,12 @@ async def terminate_open_referrals(env: WorkflowEnvironment | None, patience: ti
         handle = STARTED.pop()
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             await eventually(lambda: in_flight(handle), lambda busy: not busy, timeout=30)
-            await handle.terminate(reason="test finished")
+            try:
+                await handle.terminate(reason="test finished")
+            except RPCError:
+                # Its last step was what it waited for: it may have finished meanwhile.
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    raise
     if env is not None and env.supports_time_skipping:
         try:
             await skip(env, timedelta(minutes=1), patience=patience)

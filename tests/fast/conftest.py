@@ -5,8 +5,7 @@ No PostgreSQL and no dev server: a fast test that asks for either fails at colle
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -16,11 +15,13 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from tests.conftest import BIN, SIGNING, TEST_KEYRING
 from tests.fast.fakes import (
+    Fakes,
     FakeAuditRecords,
     FakeEscalationAlerts,
     FakeReferralRecords,
     FakeSlaPolicySource,
     FakeStartProofs,
+    Holds,
 )
 from worker import assemble_worker
 
@@ -34,15 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             wanted = REAL_SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
             if wanted:
                 raise pytest.UsageError(f"{item.nodeid}: the fast tier runs without {sorted(wanted)}")
-
-
-@dataclass
-class Fakes:
-    records: FakeReferralRecords
-    policy: FakeSlaPolicySource
-    alerts: FakeEscalationAlerts
-    audit: FakeAuditRecords
-    proofs: FakeStartProofs
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +53,9 @@ async def fast_env() -> AsyncIterator[WorkflowEnvironment]:
 async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[Fakes]:
     """One worker for the session, with the production decision check and every activity faked."""
     verifier = load_decision_verifier(settings)
-    fakes = Fakes(FakeReferralRecords(), FakeSlaPolicySource(), FakeEscalationAlerts(), FakeAuditRecords(),
-                  FakeStartProofs(verifier))
+    holds = Holds()
+    fakes = Fakes(FakeReferralRecords(holds), FakeSlaPolicySource(holds), FakeEscalationAlerts(), FakeAuditRecords(),
+                  FakeStartProofs(verifier), holds)
     activities = [
         fakes.records.record_event,
         fakes.records.find_prior_referrals,
@@ -77,11 +70,15 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
 
 
 @pytest.fixture
-def fakes(session_fakes: Fakes) -> Fakes:
-    """The session's fakes, with any refusal or screening view an earlier test set cleared."""
+def fakes(session_fakes: Fakes) -> Iterator[Fakes]:
+    """The session's fakes, with any refusal or screening view an earlier test set cleared.
+
+    Whatever the test held is let go after it, before its referrals are terminated.
+    """
     session_fakes.records.refused_kinds.clear()
     session_fakes.records.screening_views.clear()
-    return session_fakes
+    yield session_fakes
+    session_fakes.holds.release_all()
 
 
 @pytest.fixture

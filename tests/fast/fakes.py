@@ -7,6 +7,8 @@ call, and the fast tier fails.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from temporalio import activity
@@ -28,10 +30,38 @@ from workflows.models import (
 )
 
 
-class FakeReferralRecords:
-    """`ReferralRecords` in memory: facts kept in arrival order, written once per (stream, seq)."""
+class Holds:
+    """Activity calls a test holds back, as a slow database would, keyed by (workflow ID, what is held).
+
+    A held call waits until the test opens its gate, so the test sees the workflow mid-step:
+    a referral closed but not yet recorded, a screening view still loading, a policy not loaded.
+    """
 
     def __init__(self) -> None:
+        self._gates: dict[tuple[str, str], asyncio.Event] = {}
+
+    def hold(self, workflow_id: str, what: str) -> asyncio.Event:
+        return self._gates.setdefault((workflow_id, what), asyncio.Event())
+
+    async def passing(self, what: str) -> None:
+        gate = self._gates.get((activity.info().workflow_id, what))
+        if gate is not None:
+            await gate.wait()
+
+    def release_all(self) -> None:
+        for gate in self._gates.values():
+            gate.set()
+        self._gates.clear()
+
+
+class FakeReferralRecords:
+    """`ReferralRecords` in memory: facts kept in arrival order, written once per (stream, seq).
+
+    A fact is held by its kind, the prior-referral search as "find_prior_referrals".
+    """
+
+    def __init__(self, holds: Holds) -> None:
+        self.holds = holds
         self.facts: list[RecordedEvent] = []
         self.quarantined: list[RecordedEvent] = []
         # Kinds of fact to refuse for good, as PostgreSQL refuses a value it cannot store.
@@ -47,6 +77,7 @@ class FakeReferralRecords:
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
+        await self.holds.passing(event.kind)
         if any((f.stream, f.seq) == (event.stream, event.seq) for f in self.facts + self.quarantined):
             return RecordOutcome(recorded=False)
         if event.kind in self.refused_kinds:
@@ -57,18 +88,21 @@ class FakeReferralRecords:
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:
+        await self.holds.passing("find_prior_referrals")
         self.prior_queries.append(query)
         return self.screening_views.get(query.reference, ScreeningView())
 
 
 class FakeSlaPolicySource:
-    """`SlaPolicySource` with the policy held in memory."""
+    """`SlaPolicySource` with the policy held in memory; its loading is held as "load_sla_policy"."""
 
-    def __init__(self, policy: SlaPolicy | None = None) -> None:
-        self.policy = policy or build_sla_policy()
+    def __init__(self, holds: Holds) -> None:
+        self.holds = holds
+        self.policy = build_sla_policy()
 
     @activity.defn
     async def load_sla_policy(self) -> SlaPolicy:
+        await self.holds.passing("load_sla_policy")
         return self.policy
 
 
@@ -122,3 +156,15 @@ class FakeStartProofs(StartProofs):
     async def check_start_proof(self, check: StartProofCheck) -> ProofVerdict:
         self.checks.append(check)
         return await super().check_start_proof(check)
+
+
+@dataclass
+class Fakes:
+    """Every fake the fast tier's worker runs, and the holds they share."""
+
+    records: FakeReferralRecords
+    policy: FakeSlaPolicySource
+    alerts: FakeEscalationAlerts
+    audit: FakeAuditRecords
+    proofs: FakeStartProofs
+    holds: Holds

@@ -1,9 +1,12 @@
-"""Deadlines, each rung of the escalation ladder, regrades, agreed actions and recording failures, in memory."""
+"""Each stage's deadline by the SLA policy, each rung of the ladder, regrades, agreed actions and recording failures, in memory."""
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
 
 from starter.synthetic import (
     INSPECTOR,
@@ -15,6 +18,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
+from tests.fast.referrals import referral_at
 from tests.helpers import LONDON, advance_to, finished, next_local, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.alerting import ADMINISTRATORS
@@ -23,11 +27,14 @@ from workflows.models import (
     ActionOwner,
     ActionReassignment,
     Agency,
+    ConferenceBooking,
     EscalationAcknowledgement,
     Rank,
     RiskGrade,
     RiskRegrade,
+    PoliceAttendance,
     ScreeningOutcome,
+    Stage,
 )
 from workflows.referral import ReferralWorkflow
 
@@ -35,6 +42,72 @@ from workflows.referral import ReferralWorkflow
 def about(measured: timedelta, expected: timedelta) -> bool:
     """Timers fire within a few milliseconds of their due time."""
     return abs(measured - expected) < timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Due:
+    """When a stage falls due: so long after it started, by the clock or (`working_days`) by the local calendar."""
+
+    stage: Stage
+    after: timedelta | None
+    risk: RiskGrade = RiskGrade.MEDIUM
+    working_days: bool = False
+    booked: bool = False  # a conference: once booked, its outcome is due the working day after it
+    team: str = "MASH"
+
+    def expected(self, started: datetime) -> datetime | None:
+        if self.after is None:
+            return None
+        return started.astimezone(LONDON) + self.after if self.working_days else started + self.after
+
+
+# Entered on a Friday at 15:00 whose Monday is a bank holiday of the policy passed in: working
+# days skip the weekend and that Monday, hours do not.
+STAGE_DEADLINES = {
+    "supervisor review, standard: 24 hours": Due(Stage.SUPERVISOR_REVIEW, timedelta(hours=24), RiskGrade.STANDARD,
+                                                team="Testtown"),
+    "supervisor review, medium: 24 hours": Due(Stage.SUPERVISOR_REVIEW, timedelta(hours=24), team="Testtown"),
+    "supervisor review, high: 2 hours": Due(Stage.SUPERVISOR_REVIEW, timedelta(hours=2), RiskGrade.HIGH, team="Testtown"),
+    "resubmission: 24 hours": Due(Stage.RETURNED_TO_OFFICER, timedelta(hours=24), team="Testtown"),
+    "screening: 1 working day, on Tuesday": Due(Stage.SCREENING, timedelta(days=4), working_days=True, team="CRU"),
+    "strategy discussion: 3 working days, on Thursday": Due(Stage.STRATEGY_DISCUSSION, timedelta(days=6), working_days=True),
+    "strategy discussion, high: 8 hours": Due(Stage.STRATEGY_DISCUSSION, timedelta(hours=8), RiskGrade.HIGH),
+    "conference: 15 working days after the discussion": Due(Stage.CONFERENCE, timedelta(days=24), working_days=True),
+    "conference booked: its outcome the working day after": Due(
+        Stage.CONFERENCE, timedelta(days=4), working_days=True, booked=True),
+    "agreed actions: none of the stage's own": Due(Stage.ACTIONS, None),
+}
+
+
+@pytest.mark.parametrize("name", STAGE_DEADLINES)
+async def test_each_stage_falls_due_and_escalates_as_the_policy_says(name, fast_env, fast_queue, fakes, sla_policy):
+    due = STAGE_DEADLINES[name]
+    friday = await next_local(fast_env, weekday=4, hour=15)
+    policy = sla_policy.model_copy(update={"bank_holidays": [friday.date() + timedelta(days=3)]})
+    await advance_to(fast_env, friday)
+    submission = synthetic_vist(rng=random.Random(f"fast:due:{name}"), risk=due.risk)
+    _, handle = await referral_at(fast_env, fast_queue, policy, fakes, due.stage, f"due:{name}", submission=submission)
+    state = await handle.query(ReferralWorkflow.state)
+    started = state.stage_entered_at
+    if due.stage is Stage.CONFERENCE:
+        (held,) = [f for f in fakes.records.facts_of(handle.id) if f.kind == "strategy_discussion_held"]
+        started = datetime.fromisoformat(held.payload["held_at"])
+    if due.booked:
+        started = friday + timedelta(minutes=2)
+        state = await handle.execute_update(ReferralWorkflow.book_conference, ConferenceBooking(
+            actor=SCREENER, conference_at=started, police_attendance=PoliceAttendance.ATTEND))
+    expected = due.expected(started)
+    assert state.deadline == expected
+    if expected is None:
+        await fast_env.sleep(timedelta(days=30))
+        assert (await handle.query(ReferralWorkflow.state)).escalations == []
+        return
+    await advance_to(fast_env, expected - timedelta(minutes=1))
+    assert (await handle.query(ReferralWorkflow.state)).escalations == []
+    await advance_to(fast_env, expected + timedelta(minutes=1))
+    (first,) = (await state_when(handle, lambda s: len(s.escalations) == 1)).escalations
+    assert (first.subject, first.rung, first.due_at, first.addressed_to) == (
+        due.stage.value, 0, expected, f"sergeant, {due.team}")
 
 
 async def test_a_late_screening_climbs_every_rung_and_alerts_each(fast_env, fast_queue, fakes, sla_policy):
