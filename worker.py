@@ -24,6 +24,7 @@ from readmodel.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords
+from activities.triage import TriageRecords
 from runtime.logging import configure_logging
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
@@ -32,10 +33,14 @@ from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
+from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: Sequence[type] = (ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, MissingEpisodeWorkflow)
+WORKFLOWS: Sequence[type] = (
+    ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
+    MissingEpisodeWorkflow,
+)
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
@@ -59,6 +64,7 @@ def build_worker(
         policy.load_sla_policy,
         alerts.deliver_escalation,
         audit.draw_monthly_sample,
+        TriageRecords(pool).triage_list,
         proofs.check_start_proof,
         proofs.check_episode_start_proof,
     ]

@@ -9,17 +9,16 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
 )
 
 from activities.audit import AuditRecords
 from runtime.settings import Settings
+from runtime.temporal import ensure_schedule
 from workflows.audit_models import AuditWorklist, MonthlySampleStart, SampleCategory, SampleRequest
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.models import SlaPolicy
@@ -71,9 +70,4 @@ async def ensure_monthly_sample_schedule(client: Client, settings: Settings, pol
 
     Run it at each deployment: the bank holidays it carries cover last year to three years ahead.
     """
-    schedule = monthly_sample_schedule(settings, policy, seed)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-    except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
-    return SCHEDULE_ID
+    return await ensure_schedule(client, SCHEDULE_ID, monthly_sample_schedule(settings, policy, seed))

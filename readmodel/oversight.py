@@ -121,6 +121,20 @@ class OversightReadModel:
             limit,
         )
 
+    async def triage_queue(self, limit: int = 200) -> list[asyncpg.Record]:
+        """Referrals listed at a day's domestic-abuse triage and not yet decided, longest waiting first."""
+        return await self.pool.fetch(
+            """SELECT t.triage_id, t.day, t.reference, t.risk, t.prior_referrals, t.listed_at, t.due_at, r.submitted_at,
+                      (SELECT count(*) FROM escalations e
+                       WHERE e.escalation_id LIKE t.triage_id || '.E%' AND e.reference = t.reference
+                         AND e.acknowledged_at IS NULL AND e.resolved_at IS NULL) AS open_escalations
+               FROM triage_items t JOIN referrals r USING (reference)
+               WHERE t.decided_at IS NULL
+               ORDER BY r.submitted_at, t.reference
+               LIMIT $1""",
+            limit,
+        )
+
     async def open_referrals_by_stage(self, now: datetime, per_stage: int = 50) -> list[asyncpg.Record]:
         """Open referrals, the `per_stage` nearest their deadline in each stage, with each stage's counts."""
         return await self.pool.fetch(

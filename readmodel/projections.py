@@ -38,6 +38,8 @@ from workflows.facts import (
     Screened,
     StageChanged,
     StrategyDiscussionHeld,
+    TriageDecided,
+    TriageListed,
     VistSubmitted,
 )
 from workflows.models import VistSubmission
@@ -472,6 +474,35 @@ async def episode_closed(conn: asyncpg.Connection, event: RecordedEvent) -> None
     )
 
 
+async def triage_listed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A referral put on a day's triage list: the stream is the triage, the reference the referral."""
+    fact = content(event, TriageListed)
+    await conn.execute(
+        """INSERT INTO triage_items (triage_id, reference, day, risk, listed_at, due_at, prior_referrals)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event.stream,
+        event.reference,
+        fact.day,
+        event.risk.value if event.risk else None,
+        event.at,
+        fact.due_at,
+        fact.prior_referrals,
+    )
+
+
+async def triage_decided(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, TriageDecided)
+    await conn.execute(
+        """UPDATE triage_items SET outcome = $3, decided_by = $4, decided_at = $5
+           WHERE triage_id = $1 AND reference = $2""",
+        event.stream,
+        event.reference,
+        fact.outcome.value,
+        event.actor.id,
+        event.at,
+    )
+
+
 async def in_the_event_row_only(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A fact read from `referral_events` alone (the decision history, the timeline): its payload still checked."""
     _ = event.content  # a payload not of its kind raises, and the fact is quarantined
@@ -505,6 +536,8 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.CHILD_FOUND: child_found,
     FactKind.INTERVIEW_RECORDED: interview_recorded,
     FactKind.EPISODE_CLOSED: episode_closed,
+    FactKind.TRIAGE_LISTED: triage_listed,
+    FactKind.TRIAGE_DECIDED: triage_decided,
 }
 
 

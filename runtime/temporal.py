@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from temporalio.client import Client
+from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, ScheduleUpdate
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
@@ -91,3 +91,12 @@ async def connect(settings: Settings, address: str | None = None, *, signs_decis
         tls=_tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )
+
+
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> str:
+    """Create the schedule, or bring an existing one up to date (its bank holidays above all): run at each deployment."""
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+        await client.get_schedule_handle(schedule_id).update(lambda _: ScheduleUpdate(schedule=schedule))
+    return schedule_id

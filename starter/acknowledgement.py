@@ -17,6 +17,7 @@ from readmodel.oversight import OversightReadModel
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
+from starter.triage import Triages
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import ACKNOWLEDGERS, rung_refusal
 from workflows.models import (
@@ -35,14 +36,10 @@ __all__ = [
 ]
 
 NO_SUCH_ESCALATION = "escalation_id: no such escalation"
-# What an escalation's ID looks like, raised by a case (a referral, a missing episode) or by an agreed action.
-EXAMPLE_IDS = (
-    escalation_id_for(Referrals.example_id, 1),
-    escalation_id_for(MissingEpisodes.example_id, 1),
-    escalation_id_for(AgreedActions.example_id, 1),
-)
-# Every workflow type that raises escalations, by the shape of its ID.
-ESCALATING = (AgreedActions, MissingEpisodes, Referrals)
+# The workflow types that raise escalations, each with the client that reaches it.
+ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (AgreedActions, Triages, MissingEpisodes, Referrals)
+# What an escalation's ID looks like, raised by a case (a referral, a missing episode), an agreed action, or a day's triage.
+EXAMPLE_IDS = tuple(escalation_id_for(workflows.example_id, 1) for workflows in ESCALATING)
 
 
 def owner_workflows(owner: str) -> type[WorkflowClient[Any]]:

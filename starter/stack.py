@@ -163,15 +163,16 @@ class Stack:
         await Supervisor(self.parts, on_restart=self._save_state).run()
 
     async def _ensure_schedules(self) -> None:
-        """The auditors' monthly quality-assurance sample, refreshed (with its bank holidays) at each start."""
+        """The auditors' monthly sample and the daily domestic-abuse triage, refreshed (with their bank holidays) at each start."""
         from activities.policy import build_sla_policy
         from audit.sample import ensure_monthly_sample_schedule
+        from starter.triage import ensure_daily_triage_schedule
 
         assert self.client is not None
-        schedule_id = await ensure_monthly_sample_schedule(
-            self.client, self.settings, build_sla_policy(self.settings.sla_policy_file)
-        )
-        log.info("schedule_ready", schedule=schedule_id)
+        policy = build_sla_policy(self.settings.sla_policy_file)
+        for ensure in (ensure_monthly_sample_schedule, ensure_daily_triage_schedule):
+            schedule_id = await ensure(self.client, self.settings, policy)
+            log.info("schedule_ready", schedule=schedule_id)
 
     @property
     def api_url(self) -> str:

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.testing import WorkflowEnvironment
 
 from starter.synthetic import OFFICER, synthetic_missing_report, synthetic_vist
+from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import MissingReport, StartMissingEpisode
 from workflows.models import Actor, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
@@ -96,16 +97,23 @@ async def state_when(handle: WorkflowHandle, check: Callable[[ReferralState], bo
 
 
 async def refused(
-    handle: WorkflowHandle, update: Callable, decision: object, expected: str, referral: WorkflowHandle | None = None
+    handle: WorkflowHandle,
+    update: Callable,
+    decision: object,
+    expected: str,
+    referral: WorkflowHandle | None = None,
+    query: Callable = ReferralWorkflow.state,
 ) -> None:
     """The update is refused with `expected` in its message, and the workflow is exactly as it was.
 
-    For an agreed action's update, `handle` is the action's and `referral` its case's: both stay as they were.
+    For an agreed action's update, `handle` is the action's and `referral` its referral's: both stay as they were.
+    Another workflow type (a day's triage) names its own state `query`.
     """
 
     async def states() -> tuple[object, ...]:
-        # Every workflow type answers the `state` query: read as JSON, one check serves them all.
-        return tuple([await h.query("state") for h in (handle, referral) if h is not None])
+        if referral is None:
+            return (await handle.query(query),)
+        return await handle.query(AgreedActionWorkflow.state), await referral.query(ReferralWorkflow.state)
 
     before = await states()
     with pytest.raises(WorkflowUpdateFailedError) as caught:

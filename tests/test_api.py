@@ -532,9 +532,11 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/retention/purge",
         "/quarantine/reapply",
         "/audit/samples",
+        "/triage/{day}",
+        "/triage/{day}/decisions",
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    assert len(requests) == 18  # a referral's 10 decisions, an agreed action's 2, a missing episode's 6
+    assert len(requests) == 19  # a referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6
     assert not any("actor" in schema["components"]["schemas"][name]["properties"] for name in requests)
 
 

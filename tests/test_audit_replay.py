@@ -14,16 +14,17 @@ from cli.audit import audit_app
 from audit.history import ExportIntegrityError, ReferralHistories, exported_histories, load_export, write_export
 from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
-from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
-from tests.histories.record import FLOWS
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
+from tests.histories.record import FLOWS, TRIAGE_FLOWS, TRIAGE_HISTORIES
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 
 
 def all_histories():
-    """Every recorded history, whatever its workflow type (a referral's, a missing episode's, an agreed action's)."""
-    return exported_histories(HISTORIES)
+    """Every history of the lifecycle generations, whatever its type: a referral's, a missing episode's, an agreed action's
+    (the daily triage's are replayed by their own test)."""
+    return [h for generation in GENERATIONS for h in exported_histories(generation)]
 
 
 def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
@@ -39,6 +40,17 @@ async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
     # The plain SDK check, with the worker's own configuration (full sandbox): what CI relies on.
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
     for history in all_histories():
+        await replayer.replay_workflow(history)
+
+
+async def test_recorded_triage_histories_replay_and_cover_every_triage_path():
+    generations = sorted(p for p in TRIAGE_HISTORIES.iterdir() if p.is_dir())
+    assert {p.name for p in generations[-1].iterdir()} == set(TRIAGE_FLOWS)
+    histories = exported_histories(TRIAGE_HISTORIES)
+    assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
+        "DailyTriageWorkflow"}
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
+    for history in histories:
         await replayer.replay_workflow(history)
 
 

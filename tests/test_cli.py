@@ -318,3 +318,26 @@ async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli
     closed = await cli.json("screener", "screen", reference, "--risk", "medium", "--outcome", "no_further_action",
                             "--rationale", "Synthetic.", "--child", "C1=no_further_action")
     assert closed["close_reason"] == "no_further_action"
+
+
+async def test_a_days_triage_from_the_cli(cli, time_env):
+    today = (await time_env.get_current_time()).date()
+    # A past working day: its list holds whatever the read model received then.
+    day = today - timedelta(days=7)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    unopened = day - timedelta(days=7)
+    while unopened.weekday() >= 5:
+        unopened -= timedelta(days=1)
+    await cli("officer", "triage", "open", day.isoformat(), exit_code=EXIT_CODES[403])
+    opened = await cli.json("screener", "triage", "open", day.isoformat())
+    track(time_env.client, opened["triage_id"])
+    assert opened["triage_id"] == f"TRIAGE-{day.isoformat()}"
+    shown = (await cli("auditor", "triage", "show", day.isoformat())).stdout
+    assert opened["triage_id"] in shown and "Listed referrals" in shown
+    missing = await cli("auditor", "triage", "show", unopened.isoformat(), exit_code=EXIT_CODES[404])
+    assert "day: no such triage" in missing.stderr
+    await cli("auditor", "triage", "show", "2026-13-01", exit_code=2)
+    unlisted = await cli("screener", "triage", "decide", day.isoformat(), "REF-00000-00000", "--outcome", "joint_visit",
+                         "--rationale", "Synthetic.", exit_code=EXIT_CODES[409])
+    assert "day:" in unlisted.stderr or "reference: not on this day's triage list" in unlisted.stderr

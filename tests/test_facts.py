@@ -59,6 +59,8 @@ from workflows.facts import (
     StrategyDiscussionHeld,
     SupervisorReviewed,
     TracingRecorded,
+    TriageDecided,
+    TriageListed,
     VistResubmitted,
     VistSubmitted,
     visible_to,
@@ -84,6 +86,7 @@ from workflows.models import (
     ScreeningOutcome,
     Stage,
 )
+from workflows.triage_models import TriageOutcome
 
 # The kinds as PostgreSQL and every recorded history hold them: never to change.
 STORED_KINDS = {
@@ -93,6 +96,7 @@ STORED_KINDS = {
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
     "child_found", "interview_recorded", "episode_closed",
+    "triage_listed", "triage_decided",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
@@ -105,6 +109,8 @@ EPISODE_KINDS = {
 }
 # A missing episode's decision history: every person's decision on it (its closure is automatic).
 EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
+# A day's triage keeps its own decisions (each listed referral's), recorded under the referral.
+TRIAGE_DECISIONS = {"triage_decided"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
 
@@ -119,7 +125,7 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -187,6 +193,10 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (ActionReassigned.of(reassignment, from_owner=spec.owner),
          reassignment.details() | {"from_owner": spec.owner.model_dump(mode="json")}),
         (ActionCompleted.of(ActionCompletion(actor=SCREENER, note="Synthetic note.")), {"note": "Synthetic note."}),
+        (TriageListed(day=NOW.date(), due_at=DEADLINE, prior_referrals=2),
+         {"day": NOW.date().isoformat(), "due_at": DEADLINE.isoformat(), "prior_referrals": 2}),
+        (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
+         {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
     # A missing episode's kinds were typed from their first fact: no untyped JSON to match.
     assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS}
@@ -270,4 +280,6 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         ChildFound.of(found_report(NOW), interview_due=DEADLINE),
         InterviewRecorded(outcome="declined", reasons="Synthetic."),
         EpisodeClosed(interview_outcome="declined"),
+        TriageListed(day=NOW.date(), due_at=NOW, prior_referrals=1),
+        TriageDecided(day=NOW.date(), outcome=TriageOutcome.NO_FURTHER_ACTION, rationale="Synthetic."),
     ]

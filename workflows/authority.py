@@ -40,6 +40,8 @@ TRACERS = MISSING_REPORTERS
 FINDERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
 EPISODE_REVIEWERS = REVIEWERS
 INTERVIEW_RECORDERS = frozenset({Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
+# The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
+TRIAGE_DECIDERS = CASE_DECIDERS
 
 REJECTION_TYPE = "DecisionRejected"
 

@@ -31,8 +31,21 @@ def first_working_day(year: int, month: int, bank_holidays: Collection[date]) ->
     return day
 
 
+def previous_working_day(day: date, bank_holidays: Collection[date]) -> date:
+    """The last working day before `day`."""
+    day -= timedelta(days=1)
+    while not is_working_day(day, bank_holidays):
+        day -= timedelta(days=1)
+    return day
+
+
 def local_date(moment: datetime, tz: str = "Europe/London") -> date:
     return moment.astimezone(_zone(tz)).date()
+
+
+def start_of_day(day: date, tz: str = "Europe/London") -> datetime:
+    """Local midnight at the start of `day`, in UTC."""
+    return datetime.combine(day, datetime.min.time(), tzinfo=_zone(tz)).astimezone(timezone.utc)
 
 
 def add_working_days(start: datetime, days: int, bank_holidays: Collection[date], tz: str = "Europe/London") -> datetime:

@@ -9,10 +9,10 @@ I/O, so the workflows build their facts from it inside the sandbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, Self, TypeVar, cast
+from typing import Annotated, Any, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -25,6 +25,7 @@ from workflows.models import (
     CloseReason,
     Decision,
     Escalation,
+    EscalationResolution,
     Model,
     PoliceAttendance,
     Rank,
@@ -37,6 +38,7 @@ from workflows.models import (
 )
 from workflows.missing_models import MissingReport
 from workflows.models import MissingGrade
+from workflows.triage_models import TriageOutcome
 
 
 class FactKind(StrEnum):
@@ -68,6 +70,8 @@ class FactKind(StrEnum):
     CHILD_FOUND = "child_found"
     INTERVIEW_RECORDED = "interview_recorded"
     EPISODE_CLOSED = "episode_closed"
+    TRIAGE_LISTED = "triage_listed"
+    TRIAGE_DECIDED = "triage_decided"
 
 
 # A deadline the workflow computes is recorded as `datetime.isoformat()` ("+00:00", never "Z"):
@@ -266,7 +270,7 @@ class EscalationAcknowledged(FactPayload):
 
 class EscalationResolved(FactPayload):
     escalation_id: str
-    resolution: Literal["referral_closed", "episode_closed"]
+    resolution: EscalationResolution
 
     def summary(self) -> Summary:
         return {"escalation_id": self.escalation_id, "resolution": self.resolution}
@@ -403,6 +407,26 @@ class EpisodeClosed(FactPayload):
         return {"interview_outcome": self.interview_outcome}
 
 
+class TriageListed(FactPayload):
+    """A referral put on a day's domestic-abuse triage list, with how much history it brings."""
+
+    day: date
+    due_at: IsoTime
+    prior_referrals: int = 0
+
+    def summary(self) -> Summary:
+        return {"day": self.day.isoformat(), "due_at": self.due_at, "prior_referrals": self.prior_referrals}
+
+
+class TriageDecided(FactPayload):
+    day: date
+    outcome: TriageOutcome
+    rationale: str
+
+    def summary(self) -> Summary:
+        return {"day": self.day.isoformat(), "outcome": self.outcome.value}
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 # Who reads a referral's facts today: its timeline on the dashboard, its decision history in the
@@ -449,6 +473,8 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.CHILD_FOUND: FactEntry(ChildFound, "child found", decision=True),
     FactKind.INTERVIEW_RECORDED: FactEntry(InterviewRecorded, "return-home interview recorded", decision=True),
     FactKind.EPISODE_CLOSED: FactEntry(EpisodeClosed, "episode closed"),
+    FactKind.TRIAGE_LISTED: FactEntry(TriageListed, "listed for triage"),
+    FactKind.TRIAGE_DECIDED: FactEntry(TriageDecided, "triaged", decision=True),
 }
 
 DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)

@@ -326,10 +326,13 @@ CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN})"
 # An agreed action's ID is its case's ID and its number: REF-XXXXX-XXXXX.A1, MIS-XXXXX-XXXXX.A2, ...
 ACTION_MARK = ".A"
 ACTION_ID_PATTERN = rf"{CASE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
-# An escalation's ID names the workflow that raised it: a case, or one of its agreed actions.
+# A day's domestic-abuse triage is named by its date alone (London): TRIAGE-2026-11-24.
+TRIAGE_PREFIX = "TRIAGE-"
+TRIAGE_ID_PATTERN = rf"{TRIAGE_PREFIX}(?:19|2[0-9])[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+# An escalation's ID names the workflow that raised it: a case, one of its agreed actions, or a day's triage.
 ESCALATION_MARK = ".E"
 ESCALATION_ID = re.compile(
-    rf"^(?P<owner>{ACTION_ID_PATTERN}|{CASE_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
+    rf"^(?P<owner>{ACTION_ID_PATTERN}|{CASE_PATTERN}|{TRIAGE_ID_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
 )
 
 
@@ -342,6 +345,16 @@ def action_number(action_id: str) -> int:
     """Which of its referral's agreed actions this is: .A10 comes after .A9 (0 if not an action's ID)."""
     number = action_id.rpartition(ACTION_MARK)[2]
     return int(number) if number.isdigit() else 0
+
+
+def triage_id(day: date) -> str:
+    """The workflow ID of the domestic-abuse triage held on `day`: its date, nothing about anyone."""
+    return f"{TRIAGE_PREFIX}{day.isoformat()}"
+
+
+def triage_day(workflow_id: str) -> date:
+    """The day a triage's workflow ID names (the ID checked against TRIAGE_ID_PATTERN first)."""
+    return date.fromisoformat(workflow_id.removeprefix(TRIAGE_PREFIX))
 
 
 def escalation_id_for(owner: str, number: int) -> str:
@@ -476,6 +489,9 @@ class SlaPolicy(Model):
     missing: MissingTimetable = Field(default_factory=MissingTimetable)
     repeat_referral_threshold: int = Field(default=3, ge=2)
     repeat_referral_window_days: int = Field(default=90, ge=1)
+    # A referral listed at a day's domestic-abuse triage is decided within this many working days
+    # of the triage day's start: 1 is by the end of the triage day, the working day after receipt.
+    triage_decision_working_days: int = Field(default=1, ge=1)
     timezone: str = "Europe/London"
     bank_holidays: list[date] = Field(default_factory=list)
 
@@ -700,6 +716,10 @@ class ActionReassignment(Decision):
 # --- what the workflows report ---------------------------------------------------------
 
 
+# Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+
+
 class Escalation(Model):
     escalation_id: str
     reference: str
@@ -715,7 +735,7 @@ class Escalation(Model):
     resolved_at: datetime | None = Field(
         default=None, description="when it stopped needing an acknowledgement without one: the referral closed"
     )
-    resolution: Literal["referral_closed", "episode_closed"] | None = None
+    resolution: EscalationResolution | None = None
 
     @property
     def open(self) -> bool:

@@ -47,13 +47,18 @@ class Outbox:
         actor: Actor,
         stage: Stage | None = None,
         risk: RiskGrade | None = None,
+        reference: str | None = None,
     ) -> RecordedEvent:
-        """Record `payload` as the next fact; its kind is its model's in the registry."""
+        """Record `payload` as the next fact; its kind is its model's in the registry.
+
+        `reference` names the referral a fact is about when it is not the outbox's own (a day's
+        triage records each listed referral's facts under that referral).
+        """
         self.last_seq += 1
         event = RecordedEvent(
             stream=self.stream,
             seq=self.last_seq,
-            reference=self.reference,
+            reference=reference or self.reference,
             kind=kind_of(payload),
             at=workflow.now(),
             actor=actor,

@@ -13,6 +13,7 @@ from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
 from starter.referrals import REFERENCE
 from starter.workflow_client import DecisionRejected
 from workflows.models import ActionState, ReferralState, Role
+from workflows.triage_models import TriageState
 
 router = APIRouter(responses=ERRORS, tags=["escalations"])
 
@@ -50,7 +51,7 @@ async def list_escalations(
 
 @router.post(
     "/escalations/{escalation_id}/acknowledgement",
-    response_model=ReferralState | ActionState,
+    response_model=ReferralState | ActionState | TriageState,
     responses=DECISION_ERRORS,
     tags=["escalations"],
     summary="Acknowledge an escalation",
@@ -62,7 +63,8 @@ async def acknowledge_escalation(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """The escalation's owner is the referral (`...E3`) or the agreed action (`...A1.E2`) that raised it.
+    """The escalation's owner is the referral (`...E3`), the agreed action (`...A1.E2`) or the day's triage
+    (`TRIAGE-2026-11-24.E1`) that raised it.
 
     A rung is acknowledged by a supervisor of its rank or above (the token's `rank`), by the
     addressee the supervision directory names for it (`staff_id`), or by an administrator.

@@ -21,6 +21,7 @@ from tests.fast.fakes import (
     FakeReferralRecords,
     FakeSlaPolicySource,
     FakeStartProofs,
+    FakeTriageRecords,
     Holds,
 )
 from worker import assemble_worker
@@ -55,7 +56,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
     verifier = load_decision_verifier(settings)
     holds = Holds()
     fakes = Fakes(FakeReferralRecords(holds), FakeSlaPolicySource(holds), FakeEscalationAlerts(), FakeAuditRecords(),
-                  FakeStartProofs(verifier), holds)
+                  FakeStartProofs(verifier), holds, FakeTriageRecords())
     activities = [
         fakes.records.record_event,
         fakes.records.find_prior_referrals,
@@ -64,6 +65,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
         fakes.audit.draw_monthly_sample,
         fakes.proofs.check_start_proof,
         fakes.proofs.check_episode_start_proof,
+        fakes.triage.triage_list,
     ]
     async with assemble_worker(fast_env.client, FAST_QUEUE, activities, verifier):
         yield fakes
@@ -77,6 +79,7 @@ def fakes(session_fakes: Fakes) -> Iterator[Fakes]:
     """
     session_fakes.records.refused_kinds.clear()
     session_fakes.records.screening_views.clear()
+    session_fakes.triage.candidates.clear()
     yield session_fakes
     session_fakes.holds.release_all()
 

@@ -18,6 +18,7 @@ from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.facts import FactKind, RecordedEvent
+from workflows.triage_models import TriageCandidate, TriageList, TriageListQuery
 from workflows.models import (
     AlertDelivery,
     EscalationAlert,
@@ -158,6 +159,19 @@ class FakeStartProofs(StartProofs):
         return await super().check_start_proof(check)
 
 
+class FakeTriageRecords:
+    """`TriageRecords` listing the referrals a test gives it, keeping each window it was asked for."""
+
+    def __init__(self) -> None:
+        self.candidates: list[TriageCandidate] = []
+        self.queries: list[TriageListQuery] = []
+
+    @activity.defn
+    async def triage_list(self, query: TriageListQuery) -> TriageList:
+        self.queries.append(query)
+        return TriageList(candidates=[c for c in self.candidates if query.since <= c.submitted_at < query.until])
+
+
 @dataclass
 class Fakes:
     """Every fake the fast tier's worker runs, and the holds they share."""
@@ -168,3 +182,4 @@ class Fakes:
     audit: FakeAuditRecords
     proofs: FakeStartProofs
     holds: Holds
+    triage: FakeTriageRecords

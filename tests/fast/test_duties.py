@@ -72,6 +72,7 @@ class SeparationCase:
     rule: Separation
     earlier: Callable[..., Awaitable[WorkflowHandle]]
     person: str = DUAL
+    query: Callable = ReferralWorkflow.state  # the state query of the workflow the duties are on
 
 
 SUBMITTED_REVIEWED = Separation(Duty.SUBMIT_VIST, Duty.REVIEW_VIST)
@@ -105,8 +106,10 @@ async def regraded_low_by_supervisor(env, queue, policy, fakes, key: str) -> Wor
 
 GRADED_KEPT = Separation(Duty.GRADE_LOW, Duty.KEEP_LOW_GRADE)
 SEPARATIONS |= {
-    "officer reports low, then keeps it as supervisor": SeparationCase(GRADED_KEPT, graded_low_by_dual),
-    "supervisor regrades low, then keeps it": SeparationCase(GRADED_KEPT, regraded_low_by_supervisor, SERGEANT.id),
+    "officer reports low, then keeps it as supervisor": SeparationCase(
+        GRADED_KEPT, graded_low_by_dual, query=MissingEpisodeWorkflow.state),
+    "supervisor regrades low, then keeps it": SeparationCase(
+        GRADED_KEPT, regraded_low_by_supervisor, SERGEANT.id, MissingEpisodeWorkflow.state),
 }
 KEEP_LOW = DecisionKind(
     MissingEpisodeWorkflow.decide_low_grade,
@@ -132,7 +135,8 @@ async def test_who_did_the_earlier_duty_may_not_do_the_later(name, fast_env, fas
     setting = None  # the later decisions name nothing of the referral
     person = staff(Role.SUPERVISOR, staff_id=case.person)
     await refused(handle, kind.update, kind.build(setting, person),
-                  f"actor.id: {case.person} did {case.rule.earlier.value} and so may not {case.rule.later.value}")
+                  f"actor.id: {case.person} did {case.rule.earlier.value} and so may not {case.rule.later.value}",
+                  query=case.query)
     # Anyone else holding the role may.
     decided = await handle.execute_update(kind.update, kind.build(setting, INSPECTOR))
     assert decided.history[-1].actor_id == INSPECTOR.id

@@ -6,6 +6,7 @@ go on), record a new generation and keep the old ones, which are what older runn
 referrals look like:
 
     .venv/bin/python -m tests.histories.record v3-what-changed [FLOW ...]
+    .venv/bin/python -m tests.histories.record --triage v1-daily-triage     the daily triage's paths
 
 It reuses the lifecycle and deadline tests' flows, closes each referral that a flow leaves
 open, and writes one export folder per path (Temporal's JSON history format plus a manifest
@@ -22,7 +23,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from readmodel.database import apply_migrations, create_pool
@@ -30,9 +31,9 @@ from activities.policy import build_sla_policy
 from runtime.codec import Keyring, ensure_keyring_file
 from runtime.settings import Settings
 from runtime.temporal import data_converter
-from audit.history import fetch_referral, write_export
+from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes
+from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_triage
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -67,6 +68,15 @@ FLOWS: dict[str, Flow] = {
 }
 
 
+# The daily triage's paths, kept under triage/<generation>/: only the triage's own history is
+# exported (its referrals are ordinary ones, terminated once the triage has finished).
+TRIAGE_FLOWS: dict[str, Flow] = {
+    "listed_and_decided": test_triage.test_the_days_list_takes_domestic_abuse_below_high_risk_received_since_the_last_working_day,
+    "escalated_after_bank_holidays": test_triage.test_a_referral_not_triaged_by_the_next_working_day_escalates_after_the_bank_holidays,
+}
+TRIAGE_HISTORIES = HERE / "triage"
+
+
 async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     """Bring a referral a flow left open to its end, so every recorded history is a whole one.
 
@@ -90,7 +100,7 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await helpers.finished(env, handle)
 
 
-async def record(generation: str, only: set[str] | None = None) -> None:
+async def record(generation: str, only: set[str] | None = None, triage: bool = False) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
     # Decisions are signed as the API signs them, with the tests' decision keyring.
     settings = Settings(
@@ -110,10 +120,13 @@ async def record(generation: str, only: set[str] | None = None) -> None:
     policy = build_sla_policy()
     try:
         async with build_worker(env.client, pool, settings, task_queue=QUEUE):
-            for name, flow in FLOWS.items():
+            for name, flow in (TRIAGE_FLOWS if triage else FLOWS).items():
                 if only and name not in only:
                     continue
                 await flow(env, pool, QUEUE, policy)
+                if triage:
+                    await export_triage(env, TRIAGE_HISTORIES / generation / name)
+                    continue
                 referrals = []
                 for handle in helpers.STARTED:
                     await close_out(env, handle)
@@ -128,7 +141,24 @@ async def record(generation: str, only: set[str] | None = None) -> None:
         await pool.close()
 
 
+async def export_triage(env: WorkflowEnvironment, folder: Path) -> None:
+    """Export the finished triage the flow ran; terminate the referrals it listed."""
+    triages = [h for h in helpers.STARTED if h.id.startswith("TRIAGE-")]
+    for handle in helpers.STARTED:
+        if handle not in triages and (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="recording finished")
+    helpers.STARTED.clear()
+    histories = [ReferralHistories(await env.client.get_workflow_handle(h.id).fetch_history()) for h in triages]
+    shutil.rmtree(folder, ignore_errors=True)
+    manifest = write_export(folder, histories)
+    print(f"{folder.name}: {len(manifest.files)} histories")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not sys.argv[1].startswith("v"):
-        raise SystemExit("usage: python -m tests.histories.record GENERATION [FLOW ...]  (GENERATION like v3-what-changed)")
-    asyncio.run(record(sys.argv[1], set(sys.argv[2:]) or None))
+    triage = "--triage" in sys.argv
+    arguments = [a for a in sys.argv[1:] if a != "--triage"]
+    if not arguments or not arguments[0].startswith("v"):
+        raise SystemExit(
+            "usage: python -m tests.histories.record [--triage] GENERATION [FLOW ...]  (GENERATION like v3-what-changed)"
+        )
+    asyncio.run(record(arguments[0], set(arguments[1:]) or None, triage))
