@@ -96,7 +96,11 @@ def strategy(
     held_at: Annotated[str | None, typer.Option(help="ISO 8601; default now")] = None,
     section_47: Annotated[bool | None, typer.Option("--section-47/--no-section-47")] = None,
     rationale: Annotated[str | None, typer.Option()] = None,
-    attendee: Annotated[list[str], typer.Option(help="NAME|AGENCY|ROLE; repeat")] = [],  # noqa: B006
+    attendee: Annotated[
+        list[str], typer.Option(help="NAME|AGENCY|ROLE[|NAMED_ROLE]; repeat (NAMED_ROLE: allocated_social_worker, "
+                                     "investigating_officer)")
+    ] = [],  # noqa: B006
+    absent: Annotated[list[str], typer.Option(help="NAMED_ROLE|REASON: a required role that did not attend; repeat")] = [],  # noqa: B006
     action: Annotated[
         list[str], typer.Option(help="DESCRIPTION|AGENCY|OWNER|DEADLINE[|SUPERVISOR]; repeat")
     ] = [],  # noqa: B006
@@ -104,15 +108,17 @@ def strategy(
     as_json: AsJson = False,
     key: DecisionKey = None,
 ) -> None:
-    """Record a strategy discussion: who attended, section 47 or not, and the agreed actions."""
-    attendees = [split_fields(a, ["name", "agency", "role"], "--attendee") for a in attendee]
+    """Record a strategy discussion: who attended (and which named role each fills), who was absent and why,
+    section 47 or not, and the agreed actions."""
+    attendees = [split_fields(a, ["name", "agency", "role", "named_role?"], "--attendee") for a in attendee]
+    absences = [split_fields(a, ["named_role", "reason"], "--absent") for a in absent]
     actions = []
     for item in action:
         fields = split_fields(item, ["description", "agency", "owner", "deadline", "supervisor?"], "--action")
         owner = {"agency": fields["agency"], "owner": fields["owner"], "supervisor": fields.get("supervisor")}
         actions.append({"description": fields["description"], "owner": owner, "deadline": fields["deadline"]})
     body = body_from(file, section_47=section_47, rationale=rationale, attendees=attendees, agreed_actions=actions,
-                     held_at=held_at)
+                     held_at=held_at, absences=absences)
     body.setdefault("held_at", now_iso())
     decide_referral(reference, "strategy-discussion", body, as_json, key)
 

@@ -28,6 +28,7 @@ from workflows.models import (
     ChildScreeningDecision,
     Incident,
     IncidentType,
+    NamedRole,
     RiskGrade,
     Rank,
     Role,
@@ -107,10 +108,12 @@ def screening(submission: VistSubmission, outcome: ScreeningOutcome, risk: RiskG
 
 
 QUORATE_ATTENDEES = [
-    Attendee(name="Social Worker Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="social worker"),
+    Attendee(name="Social Worker Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="social worker",
+             named_role=NamedRole.ALLOCATED_SOCIAL_WORKER),
     Attendee(name="Team Manager Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="team manager"),
     Attendee(name="Health Visitor Synthetic", agency=Agency.HEALTH, role="health visitor"),
-    Attendee(name="DC Synthetic", agency=Agency.POLICE, role="investigating officer"),
+    Attendee(name="DC Synthetic", agency=Agency.POLICE, role="investigating officer",
+             named_role=NamedRole.INVESTIGATING_OFFICER),
 ]
 
 

@@ -128,9 +128,9 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
     discussed = await cli.json(
         "screener", "strategy", reference, "--held-at", now.isoformat(), "--section-47",
         "--rationale", "Synthetic strategy rationale.",
-        "--attendee", "Social Worker Synthetic|childrens_social_care|social worker",
+        "--attendee", "Social Worker Synthetic|childrens_social_care|social worker|allocated_social_worker",
         "--attendee", "Health Visitor Synthetic|health|health visitor",
-        "--attendee", "DC Synthetic|police|investigating officer",
+        "--attendee", "DC Synthetic|police|investigating officer|investigating_officer",
         "--action", f"Synthetic home visit|health|Health Visitor Synthetic|{(now + timedelta(days=3)).isoformat()}"
                     "|Health Lead Synthetic",
         "--action", f"Synthetic checks|childrens_social_care|Social Worker Synthetic|"

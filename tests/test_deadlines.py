@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 
 from starter.synthetic import (
@@ -16,7 +17,9 @@ from starter.synthetic import (
 from tests.helpers import skip, finished, LONDON, advance_to, eventually, next_local, start_referral, state_when
 from workflows.calendar import add_working_days, subtract_working_days
 from workflows.models import (
+    Absence,
     Agency,
+    NamedRole,
     EscalationAcknowledgement,
     Rank,
     RiskGrade,
@@ -245,6 +248,31 @@ async def test_agreed_action_reminder_then_escalation_to_owners_supervisor(time_
         lambda r: r is not None,
     )
     assert row["reminded_at"] is not None and row["addressed_to"] == "Health Lead Synthetic (health)"
+
+
+async def test_a_discussion_without_the_investigating_officer_is_inquorate_and_escalated(time_env, pool, time_queue, sla_policy):
+    submission, handle, _ = await approved_referral(time_env, time_queue, sla_policy, seed=37)
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await time_env.get_current_time()
+    # Every agency is there, but police sent someone other than the investigating officer.
+    stand_in = [a if a.named_role is not NamedRole.INVESTIGATING_OFFICER
+                else a.model_copy(update={"role": "duty sergeant", "named_role": None}) for a in QUORATE_ATTENDEES]
+    discussion = strategy_discussion(held_at, section_47=False, actions=0, attendees=stand_in).model_copy(
+        update={"absences": [Absence(named_role=NamedRole.INVESTIGATING_OFFICER, reason="Synthetic: on a rest day.")]})
+    state = await handle.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
+    assert state.strategy_discussion_inquorate is True
+    (escalation,) = state.escalations
+    assert (escalation.reason, escalation.subject) == ("inquorate", "strategy_discussion")
+    fact = await eventually(
+        lambda: pool.fetchrow(
+            "SELECT payload FROM referral_events WHERE reference = $1 AND kind = 'strategy_discussion_held'", handle.id
+        ),
+        lambda r: r is not None,
+    )
+    payload = json.loads(fact["payload"])
+    assert payload["quorate"] is False and payload["missing_roles"] == ["investigating_officer"]
+    assert payload["absences"] == [{"named_role": "investigating_officer", "reason": "Synthetic: on a rest day."}]
+    assert (await pool.fetchval("SELECT quorate FROM strategy_discussions WHERE reference = $1", handle.id)) is False
 
 
 async def test_inquorate_strategy_discussion_is_marked_and_escalated(time_env, pool, time_queue, sla_policy):

@@ -176,8 +176,10 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (RepeatOverrideRequested.of(request), {"reason": request.reason}),
         (RepeatOverrideDecided.of(decided, requested_by=SCREENER.id),
          {"granted": True, "rationale": decided.rationale, "requested_by": SCREENER.id}),
+        # Named attendance added the roles found missing; the rest is as the dicts were.
         (StrategyDiscussionHeld.of(discussion, quorate=discussion.quorate),
-         discussion.details() | {"quorate": discussion.quorate}),
+         {k: v for k, v in discussion.details().items() if k != "absences"}
+         | {"quorate": discussion.quorate, "absences": [], "missing_roles": []}),
         (ConferenceBooked.of(booking, due_by=DEADLINE, deadline=None),
          booking.details() | {"due_by": DEADLINE.isoformat(), "deadline": None}),
         (ConferenceHeld.of(outcome), outcome.details()),

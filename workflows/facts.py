@@ -17,6 +17,7 @@ from typing import Annotated, Any, Self, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from workflows.models import (
+    Absence,
     ActionOwner,
     Actor,
     AgreedActionSpec,
@@ -27,6 +28,7 @@ from workflows.models import (
     Escalation,
     EscalationResolution,
     Model,
+    NamedRole,
     PoliceAttendance,
     Rank,
     RiskGrade,
@@ -181,12 +183,16 @@ class StrategyDiscussionHeld(FactPayload):
     risk: RiskGrade | None = None
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
     quorate: bool
+    # Recorded since named attendance: the required roles absent (with or without a reason in `absences`).
+    absences: list[Absence] = Field(default_factory=list)
+    missing_roles: list[NamedRole] = Field(default_factory=list)
 
     def summary(self) -> Summary:
         return {
             "held_at": self.held_at,
             "section_47": self.section_47,
             "quorate": self.quorate,
+            "missing_roles": ", ".join(r.value for r in self.missing_roles) or None,
             "attendees": len(self.attendees),
             "agreed_actions": len(self.agreed_actions),
         }

@@ -184,6 +184,13 @@ class CloseReason(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class NamedRole(StrEnum):
+    """A part in the case a strategy discussion needs filled by its person, whatever their agency sends."""
+
+    ALLOCATED_SOCIAL_WORKER = "allocated_social_worker"
+    INVESTIGATING_OFFICER = "investigating_officer"
+
+
 class Rank(StrEnum):
     """A supervisor's rank, most junior first: the escalation ladder climbs them in this order."""
 
@@ -492,6 +499,10 @@ class SlaPolicy(Model):
     # A referral listed at a day's domestic-abuse triage is decided within this many working days
     # of the triage day's start: 1 is by the end of the triage day, the working day after receipt.
     triage_decision_working_days: int = Field(default=1, ge=1)
+    # Beside the three agencies, a strategy discussion is quorate only with these people present.
+    strategy_required_roles: list[NamedRole] = Field(
+        default_factory=lambda: [NamedRole.ALLOCATED_SOCIAL_WORKER, NamedRole.INVESTIGATING_OFFICER]
+    )
     timezone: str = "Europe/London"
     bank_holidays: list[date] = Field(default_factory=list)
 
@@ -595,6 +606,16 @@ class Attendee(Model):
     name: ShortText
     agency: Agency
     role: ShortText
+    named_role: NamedRole | None = Field(
+        default=None, description="the part in the case this attendee fills, when the policy names it"
+    )
+
+
+class Absence(Model):
+    """A named role the policy requires that did not attend, and why."""
+
+    named_role: NamedRole
+    reason: Text
 
 
 class ActionOwner(Model):
@@ -621,10 +642,31 @@ class StrategyDiscussion(Decision):
         default=None, description="the risk grade the meeting agreed, when it changes the referral's grade"
     )
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
+    absences: list[Absence] = Field(
+        default_factory=list, max_length=10,
+        description="each named role the policy requires that did not attend, with the reason",
+    )
 
     @property
     def quorate(self) -> bool:
+        """Children's social care, health and police all present (the named roles are the policy's: `missing_roles`)."""
         return QUORUM <= {a.agency for a in self.attendees}
+
+    def missing_roles(self, required: list[NamedRole]) -> list[NamedRole]:
+        """The named roles `required` that no attendee filled: each makes the discussion inquorate."""
+        present = {a.named_role for a in self.attendees}
+        return [role for role in required if role not in present]
+
+    @model_validator(mode="after")
+    def _absent_not_present(self) -> "StrategyDiscussion":
+        present = {a.named_role for a in self.attendees}
+        named = [a.named_role for a in self.absences]
+        for index, absence in enumerate(self.absences):
+            if absence.named_role in present:
+                raise ValueError(f"absences[{index}].named_role: an attendee fills this role")
+            if named.index(absence.named_role) != index:
+                raise ValueError(f"absences[{index}].named_role: this role's absence is already recorded")
+        return self
 
     @field_validator("agreed_actions", mode="before")
     @classmethod

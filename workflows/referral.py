@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         EscalationAcknowledgement,
         EscalationAlert,
         HistoryEntry,
+        NamedRole,
         OverrideDecision,
         OverrideRequest,
         PoliceAttendance,
@@ -108,6 +109,8 @@ IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
 STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
 ACTIONS_FINISH_FIRST = "actions-finish-first"
+# Strategy discussions recorded from here on are quorate only with the policy's named roles present.
+NAMED_ATTENDANCE_PATCH = "named-attendance"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -383,10 +386,15 @@ class ReferralWorkflow:
     @workflow.update
     async def record_strategy_discussion(self, discussion: StrategyDiscussion) -> ReferralState:
         quorate = discussion.quorate
+        missing: list[NamedRole] = []
+        if workflow.patched(NAMED_ATTENDANCE_PATCH):
+            assert self._policy is not None
+            missing = discussion.missing_roles(self._policy.strategy_required_roles)
+            quorate = quorate and not missing
         self._section_47 = discussion.section_47
         self._inquorate = not quorate
         self._strategy_held_at = discussion.held_at
-        self._fact(StrategyDiscussionHeld.of(discussion, quorate=quorate), discussion.actor)
+        self._fact(StrategyDiscussionHeld.of(discussion, quorate=quorate, missing_roles=missing), discussion.actor)
         self._regrade_if_changed(discussion.actor, discussion.risk, "graded at the strategy discussion")
         if not quorate:
             self._raise_inquorate_escalation()

@@ -221,6 +221,24 @@ async def test_an_inquorate_discussion_is_escalated(fast_env, fast_queue, fakes,
     assert [e.reason for e in state.escalations] == ["inquorate"]
 
 
+async def test_a_named_role_missing_makes_the_discussion_inquorate_and_both_present_keep_it_quorate(
+    fast_env, fast_queue, fakes, sla_policy
+):
+    held = []
+    for seed, attendees in ((14, [a.model_copy(update={"named_role": None}) for a in QUORATE_ATTENDEES]),
+                            (15, QUORATE_ATTENDEES)):
+        submission, handle = await start_referral(fast_env.client, fast_queue, sla_policy, seed=seed)
+        await handle.execute_update(ReferralWorkflow.review, approval())
+        await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+        state = await handle.execute_update(
+            ReferralWorkflow.record_strategy_discussion,
+            strategy_discussion(await fast_env.get_current_time(), section_47=True, actions=0, attendees=attendees))
+        fact = next(f for f in fakes.records.facts_of(handle.id) if f.kind == "strategy_discussion_held")
+        held.append((state.strategy_discussion_inquorate, [e.reason for e in state.escalations],
+                     fact.payload["missing_roles"]))
+    assert held == [(True, ["inquorate"], ["allocated_social_worker", "investigating_officer"]), (False, [], [])]
+
+
 async def test_a_quarantined_fact_raises_the_recording_failed_escalation(fast_env, fast_queue, fakes, sla_policy):
     fakes.records.refused_kinds.add("supervisor_reviewed")
     submission = synthetic_vist(rng=random.Random("fast:quarantine"))

@@ -129,3 +129,25 @@ def test_each_breach_of_a_model_rule_is_refused_naming_it(name):
     with pytest.raises(ValidationError) as caught:
         model.model_validate(json.loads(json.dumps(changed(body, path, value))))
     assert reason in str(caught.value)
+
+
+def test_an_absence_is_of_a_required_role_no_attendee_fills_and_is_recorded_once():
+    from workflows.models import Absence, NamedRole
+
+    discussion = strategy_discussion(datetime(2026, 3, 2, 10, tzinfo=timezone.utc), section_47=False, actions=0)
+    officer_absent = Absence(named_role=NamedRole.INVESTIGATING_OFFICER, reason="Synthetic: in court.")
+    with pytest.raises(ValidationError, match=r"absences\[0\].named_role: an attendee fills this role"):
+        discussion.model_validate(discussion.model_dump() | {"absences": [officer_absent.model_dump()]})
+    stand_in = [a.model_copy(update={"named_role": None}) if a.named_role is NamedRole.INVESTIGATING_OFFICER else a
+                for a in discussion.attendees]
+    body = discussion.model_dump() | {"attendees": [a.model_dump() for a in stand_in]}
+    with pytest.raises(ValidationError, match=r"absences\[1\].named_role: this role's absence is already recorded"):
+        discussion.model_validate(body | {"absences": [officer_absent.model_dump()] * 2})
+    held = discussion.model_validate(body | {"absences": [officer_absent.model_dump()]})
+    assert held.quorate  # every agency is there
+    assert held.missing_roles([NamedRole.ALLOCATED_SOCIAL_WORKER, NamedRole.INVESTIGATING_OFFICER]) == [
+        NamedRole.INVESTIGATING_OFFICER]
+    # A body from before named roles still validates: its attendees fill none.
+    legacy = discussion.model_dump() | {"attendees": [a.model_dump(exclude={"named_role"}) for a in discussion.attendees]}
+    assert discussion.model_validate(legacy).missing_roles([NamedRole.INVESTIGATING_OFFICER]) == [
+        NamedRole.INVESTIGATING_OFFICER]
