@@ -148,6 +148,11 @@ async def test_a_late_return_home_interview_escalates_to_the_manager_and_the_epi
                                deadline=now + timedelta(days=2))
     state = await handle.execute_update(MissingEpisodeWorkflow.review, review_by(SERGEANT, tracing_actions=[tracing]))
     (tracing_action,) = state.actions
+    # The action's facts reach the read model under its episode, none of them refused.
+    await eventually(
+        lambda: pool.fetchval("SELECT reference FROM agreed_actions WHERE action_id = $1", tracing_action.action_id),
+        lambda reference: reference == handle.id,
+    )
     # A tracing action done is tracing recorded: the quiet clock starts again from its completion.
     await time_env.client.get_workflow_handle(tracing_action.action_id).execute_update(
         AgreedActionWorkflow.complete, ActionCompletion(actor=CSC_PARTNER, note="Synthetic: address visited.")
@@ -195,3 +200,4 @@ async def test_a_late_return_home_interview_escalates_to_the_manager_and_the_epi
     )
     assert dict(row) == {"phase": "closed", "interview_outcome": "could_not_be_held", "intelligence_shared": True,
                          "where_found": "relative_or_friend"}
+    assert await pool.fetchval("SELECT count(*) FROM quarantined_facts WHERE reference = $1", handle.id) == 0

@@ -464,6 +464,9 @@ class MissingEpisodeWorkflow:
 
     async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         assert self._policy is not None
+        if agreed:
+            # The episode's facts first: an action's first fact names the episode, which must be recorded already.
+            await self._outbox.recorded()
         for action_id, spec in agreed:
             handle = await start_action(self._episode_id, action_id, spec, actor, self._policy)
             self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
