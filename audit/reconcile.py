@@ -9,6 +9,7 @@ purge removed on purpose, are counted but are not mismatches.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -26,6 +27,7 @@ from audit.history import (
     decode_referral,
     fetch_referral,
     list_referrals,
+    recorded_facts,
     referral_query,
 )
 from workflows.facts import (
@@ -44,7 +46,10 @@ from workflows.facts import (
     VistResubmitted,
     VistSubmitted,
 )
+from workflows.models import TRIAGE_ID_PATTERN
 
+# A day's triage records facts about several referrals on its own stream, each under its referral's reference.
+TRIAGE_STREAM = re.compile(rf"^{TRIAGE_ID_PATTERN}$")
 EVENT_FIELDS = ("kind", "at", "actor_id", "actor_role", "actor_agency", "stage", "risk", "payload")
 REFERRAL_FIELDS = ("stage", "risk", "deadline", "screening_outcome", "section_47", "child_protection_plan", "close_reason")
 
@@ -180,7 +185,8 @@ def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismat
                                        key=f"{key[0]}#{key[1]}", kind=row["kind"]))
     # Projection rows: only those facts whose write completed are expected to be there.
     for table, keys in expected.items():
-        present = {k for k in rows.keys[table] if _belongs(k, ref)}
+        # A row another workflow keyed (a triage's escalation) belongs to the referral when one of its facts wrote it.
+        present = {k for k in rows.keys[table] if _belongs(k, ref) or k in keys}
         unconfirmed = {k for f in referral.facts if (f.stream, f.seq) in referral.unconfirmed for t, k in projection_keys(f) if t == table}
         for key in sorted(keys - present - unconfirmed):
             mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table=table, key=key))
@@ -232,6 +238,27 @@ async def reconcile_referrals(
     )
 
 
+async def triage_facts(client: Client, pool: asyncpg.Pool, reference: str) -> list[tuple[RecordedEvent, bool]]:
+    """The facts the days' triages recorded about the referral, from the triages' own histories, each with
+    whether its write is confirmed. The triages are those the read model names for it, by fact or by list."""
+    rows = await pool.fetch(
+        """SELECT stream FROM referral_events WHERE reference = $1 AND stream LIKE 'TRIAGE-%'
+           UNION SELECT triage_id FROM triage_items WHERE reference = $1""",
+        reference,
+    )
+    facts: list[tuple[RecordedEvent, bool]] = []
+    for triage in sorted(row["stream"] for row in rows if TRIAGE_STREAM.fullmatch(row["stream"])):
+        try:
+            history = await client.get_workflow_handle(triage).fetch_history()
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            continue  # its rows then have no history behind them, and say so
+        facts += [(f, confirmed) for f, confirmed in await recorded_facts(history, client.data_converter)
+                  if f.reference == reference]
+    return facts
+
+
 async def reconcile(
     client: Client,
     pool: asyncpg.Pool,
@@ -256,10 +283,16 @@ async def reconcile(
             without_history.append(reference)
             continue
         try:
-            decoded.append(await decode_referral(histories, client.data_converter))
+            referral = await decode_referral(histories, client.data_converter)
         except ApplicationError as error:
             if error.type != UNSEALED_TYPE:
                 raise
             refused.append(reference)  # its start failed at once, before anything was recorded
+            continue
+        for fact, confirmed in await triage_facts(client, pool, reference):
+            referral.facts.append(fact)
+            if not confirmed:
+                referral.unconfirmed.add((fact.stream, fact.seq))
+        decoded.append(referral)
     report = await reconcile_referrals(decoded, records, without_history)
     return report.model_copy(update={"refused": refused})

@@ -46,9 +46,11 @@ DUE_SOON = timedelta(hours=48)
 
 ESCALATION_READERS = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 CASE_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+# Every open stage, in the order a referral goes through them: a new Stage shows on every page by itself.
 STAGE_ORDER = [s for s in Stage if s is not Stage.CLOSED]
-STAGE_SHORT = {Stage.SUPERVISOR_REVIEW: "review", Stage.RETURNED_TO_OFFICER: "returned", Stage.SCREENING: "screening",
-               Stage.STRATEGY_DISCUSSION: "strategy", Stage.CONFERENCE: "ICPC", Stage.ACTIONS: "actions"}
+# Shorter names where a chart's axis needs them; any other stage reads as its own words.
+STAGE_ABBREVIATIONS = {Stage.SUPERVISOR_REVIEW: "review", Stage.RETURNED_TO_OFFICER: "returned",
+                       Stage.STRATEGY_DISCUSSION: "strategy", Stage.CONFERENCE: "ICPC"}
 
 
 async def wall_clock() -> datetime:
@@ -69,6 +71,11 @@ def words(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value).replace("childrens_", "children's_").replace("_", " ")
+
+
+def stage_short(stage: Stage) -> str:
+    """A stage's name on a chart's axis."""
+    return STAGE_ABBREVIATIONS.get(stage) or words(stage.value)
 
 
 def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any]:

@@ -26,6 +26,7 @@ REFERRAL_TABLES = (
     ("stage_transitions", "reference = ANY($1)"),
     ("referral_children", "reference = ANY($1)"),
     ("submission_versions", "reference = ANY($1)"),
+    ("triage_items", "reference = ANY($1)"),
     ("referral_events", "reference = ANY($1)"),
     ("referrals", "reference = ANY($1)"),
 )

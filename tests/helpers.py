@@ -1,9 +1,11 @@
-"""Driving referrals in tests: start one, decide, and wait for what the workflow reports."""
+"""Driving referrals in tests: start one, decide, and wait for what the workflow reports; each workflow type's decisions and their routes."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import random
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
@@ -14,14 +16,20 @@ from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from fastapi.routing import APIRoute
+from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 
+import starter
+from api.app import ROUTERS
 from starter.synthetic import OFFICER, synthetic_missing_report, synthetic_vist
+from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import MissingReport, StartMissingEpisode
 from workflows.models import Actor, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
 from workflows.referral import ReferralWorkflow
+from worker import WORKFLOWS
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -264,3 +272,29 @@ ACTIVITY_CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
     EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
 }
+
+
+def updates_of(workflow_class: type) -> dict[str, workflow._UpdateDefinition]:
+    """The updates a workflow class defines, as the SDK reads them."""
+    return {name: update for name, update in workflow._Definition.must_from_class(workflow_class).updates.items() if name}
+
+
+def deciding_workflows() -> list[type]:
+    """The workflows the worker runs that take decisions (updates)."""
+    return [w for w in WORKFLOWS if updates_of(w)]
+
+
+def workflow_clients() -> list[type[WorkflowClient]]:
+    """Every client in starter/, found by importing each of its modules."""
+    for module in pkgutil.iter_modules(starter.__path__):
+        importlib.import_module(f"starter.{module.name}")
+    return WorkflowClient.__subclasses__()
+
+
+def decision_route(decision: type, update: str) -> APIRoute | None:
+    """The API's POST route that takes `decision`: its body is the decision's request model, or, with no body, it is named after the update."""
+    for route in (r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute) and "POST" in r.methods):
+        bodies = [param.field_info.annotation.__name__ for param in route.dependant.body_params]
+        if bodies == [f"{decision.__name__}Request"] or (not bodies and route.endpoint.__name__ == update):
+            return route
+    return None

@@ -11,13 +11,24 @@ from temporalio.worker import Replayer
 from typer.testing import CliRunner
 
 from cli.audit import audit_app
-from audit.history import ExportIntegrityError, ReferralHistories, exported_histories, load_export, write_export
+from audit.history import (
+    ExportIntegrityError,
+    ReferralHistories,
+    decode_referral,
+    exported_histories,
+    load_export,
+    load_exports,
+    write_export,
+)
 from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_in_process
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
-from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
+from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
+from tests.helpers import deciding_workflows
 from tests.histories.record import FLOWS, TRIAGE_FLOWS, TRIAGE_HISTORIES
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
+from workflows.facts import StageChanged, contents
+from workflows.models import Stage
 from workflows.missing import MissingEpisodeWorkflow
 
 
@@ -34,6 +45,25 @@ def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
     assert {p.name for p in GENERATIONS[-1].iterdir()} == set(FLOWS)
     types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in all_histories()}
     assert types == {"ReferralWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}
+
+
+async def test_the_latest_generation_enters_every_stage():
+    """A new stage needs a recorded generation whose flows reach it: the replay gate runs only code a history reached.
+
+    Seen failing with the generation's three paths to a conference left out.
+    """
+    entered = set()
+    for referral in load_exports(GENERATIONS[-1]):
+        decoded = await decode_referral(referral, HISTORIES_CONVERTER)
+        entered |= {change.to_stage for _, change in contents(decoded.facts, StageChanged)}
+    assert set(Stage) - entered == set(), f"record a generation whose flows reach them: {GENERATIONS[-1].name}"
+
+
+def test_every_workflow_that_takes_decisions_has_recorded_histories():
+    # Seen failing with the triage's recorded generation moved away.
+    recorded_types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name
+                      for h in exported_histories(HISTORIES)}
+    assert {w.__name__ for w in deciding_workflows()} - recorded_types == set()
 
 
 async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from readmodel.access_log import AccessLog
-from readmodel.retention import Retention
+from readmodel.retention import REFERRAL_TABLES, Retention
 from runtime.codec import EncryptionCodec
 from auth.tokens import Authenticator, TokenHolder
 from api.codec_server import create_codec_app
@@ -129,3 +129,14 @@ async def test_retention_dry_run_then_purge_of_closed_referrals(time_env, time_q
     assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1", still_open.id) == 1
     purge = await pool.fetchrow("SELECT actor_id, referral_count, refs FROM retention_purges ORDER BY id DESC LIMIT 1")
     assert purge["actor_id"] == SERGEANT.id and closed.id in purge["refs"]
+
+
+async def test_retention_removes_every_table_that_holds_rows_about_a_referral(pool):
+    # A table whose rows name a referral (a triage's list, say) and that a purge skipped would block the purge.
+    referring = await pool.fetch(
+        """SELECT DISTINCT c.conrelid::regclass::text AS tab
+           FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = 'referrals'::regclass"""
+    )
+    purged = [table for table, _ in REFERRAL_TABLES]
+    assert {row["tab"] for row in referring} <= set(purged)
+    assert purged.index("triage_items") < purged.index("referrals")

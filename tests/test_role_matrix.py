@@ -30,7 +30,16 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import BY_RANK, USERS, BY_ROLE, api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, in_flight, eventually, start_episode, start_referral, state_when
+from tests.helpers import (
+    STARTED,
+    deciding_workflows,
+    eventually,
+    in_flight,
+    start_episode,
+    start_referral,
+    state_when,
+    updates_of,
+)
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import LowGradeDecision, RiskIndicator
 from workflows.action import AgreedActionWorkflow
@@ -406,3 +415,12 @@ async def test_every_separation_of_duties(channel, time_env, time_queue, sla_pol
             if who == same_person:
                 assert await handle.query(state_query) == before, rule
         assert outcomes == {same_person: "actor.id", "inspector": 200}, rule
+
+
+def test_the_matrix_has_a_row_for_every_decision_of_the_workflows_it_covers():
+    # A decision without its row would go untested for who may make it (seen failing with the "risk" row removed).
+    covered = {d.update.__qualname__.split(".")[0] for d in DECISIONS}
+    for workflow_class in deciding_workflows():
+        if workflow_class.__name__ in covered:
+            assert set(updates_of(workflow_class)) - {d.update.__name__ for d in DECISIONS} == set(), workflow_class
+    assert {"ReferralWorkflow", "AgreedActionWorkflow"} <= covered

@@ -47,8 +47,8 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     assert far_back.status_code == 422 and "must lie between 1900 and 2200" in far_back.text
 
     # The dashboard's queue: both waiting, in time, with how long each has waited since it was received.
-    queue = await api.get("/dashboard/triage", headers=cookie(tokens, "auditor"))
-    assert queue.status_code == 200 and first in queue.text and second in queue.text
+    queue = await eventually(lambda: api.get("/dashboard/triage", headers=cookie(tokens, "auditor")),
+                             lambda r: r.status_code == 200 and first in r.text and second in r.text)
     assert "left</td>" in queue.text and "late by" not in queue.text
     assert (await api.get("/dashboard/triage", headers=cookie(tokens, "health-partner"))).status_code == 403
 
@@ -87,6 +87,14 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     assert [item.decided for item in result.items] == [True, True]
     closed = await api.post(decisions, json=decision, headers=auth("screener"))
     assert closed.status_code == 409 and "finished" in closed.json()["detail"]
+
+    # The audit's reconciliation reads each referral's triage facts from the triage's history: nothing is amiss.
+    report = await eventually(
+        lambda: api.get("/audit/reconcile", params={"reference": second}, headers=auth("auditor")),
+        lambda r: r.status_code == 200 and r.json()["in_flight"] == 0,
+    )
+    assert report.json()["mismatches"] == []
+    assert report.json()["facts"] > 4
 
 
 async def triage_escalations(api, auth, reference: str) -> list[dict]:

@@ -16,7 +16,6 @@ from dashboard.board import (
     LONDON,
     PREFIX,
     STAGE_ORDER,
-    STAGE_SHORT,
     Board,
     SignedIn,
     decision_key,
@@ -25,6 +24,7 @@ from dashboard.board import (
     log,
     refusal,
     same_origin,
+    stage_short,
     time_left,
     words,
 )
@@ -50,7 +50,7 @@ async def referrals(request: Request, board: Board, caller: SignedIn) -> Respons
         stage["referrals"].append(dict(row) | {"left": time_left(row["deadline"], now)})
     counts = bar_chart(
         "Open referrals by stage",
-        [STAGE_SHORT[s] for s in STAGE_ORDER],
+        [stage_short(s) for s in STAGE_ORDER],
         [Series("late", [stages[s]["late"] for s in STAGE_ORDER], "red"),
          Series("in time", [stages[s]["count"] - stages[s]["late"] for s in STAGE_ORDER], "blue")],
     )

@@ -14,6 +14,7 @@ from dashboard.board import (
     CASE_READERS,
     LONDON,
     PREFIX,
+    STAGE_ORDER,
     Board,
     SignedIn,
     local,
@@ -21,13 +22,10 @@ from dashboard.board import (
 )
 from dashboard.charts import Series, bar_chart, line_chart
 from readmodel.oversight import OversightReadModel
-from workflows.models import Stage
 
 # A chart's time unit: the largest in which its longest value is at least one.
 HOUR_UNITS = (("h", 1.0), ("min", 60.0), ("s", 3600.0))
 WEEKS_SHOWN = 12
-TIMED_STAGES = [Stage.SUPERVISOR_REVIEW, Stage.RETURNED_TO_OFFICER, Stage.SCREENING, Stage.STRATEGY_DISCUSSION,
-                Stage.CONFERENCE, Stage.ACTIONS]
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -98,9 +96,9 @@ def series_of(shown: Weeks, rows: list[asyncpg.Record], columns: list[tuple[str,
 
 
 def stage_time_charts(shown: Weeks, stays: list[asyncpg.Record]) -> list[Any]:
-    """Per timed stage, the weekly median and 90th percentile of time spent in it, in the unit that suits it."""
+    """Per open stage, the weekly median and 90th percentile of time spent in it, in the unit that suits it."""
     charts = []
-    for stage in TIMED_STAGES:
+    for stage in STAGE_ORDER:
         median = shown.values(stays, "median_hours", stage=stage.value)
         p90 = shown.values(stays, "p90_hours", stage=stage.value)
         longest = max((v for v in p90 if v is not None), default=None)
@@ -133,9 +131,9 @@ def deadlines_met_chart(shown: Weeks, judged: list[asyncpg.Record]) -> Any:
 
 
 def met_by_stage(judged: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    """Per timed stage, the deadlines met and missed over the whole period."""
+    """Per open stage, the deadlines met and missed over the whole period."""
     rows_by_stage = []
-    for stage in TIMED_STAGES:
+    for stage in STAGE_ORDER:
         rows = [r for r in judged if r["stage"] == stage.value]
         met, missed = sum(r["met"] for r in rows), sum(r["missed"] for r in rows)
         if met + missed:

@@ -1,16 +1,34 @@
-"""The workflows record what the fact registry declares: typed payloads, and the decisions it names as the decision history."""
+"""The workflows record what the fact registry declares: typed payloads, the decisions it names, and a state the audit's fold rebuilds."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from audit.as_of import state_from_facts
 from audit.history import decode_referral, fetch_referral
-from starter.synthetic import SCREENER, SERGEANT, approval, screening, synthetic_vist
+from starter.synthetic import (
+    HEALTH_PARTNER,
+    OFFICER,
+    SCREENER,
+    SERGEANT,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_vist,
+)
 from tests.helpers import finished, start_referral
+from workflows.action import AgreedActionWorkflow
 from workflows.facts import FACTS, FactKind
 from workflows.models import (
+    ActionCompletion,
+    ConferenceBooking,
+    ConferenceOutcome,
+    PoliceAttendance,
+    ReferralState,
+    Resubmission,
+    Stage,
+    SupervisorReview,
     IncidentType,
     OverrideDecision,
     OverrideRequest,
@@ -53,3 +71,41 @@ async def test_the_decision_history_is_the_registrys_decisions_and_as_of_folds_i
     # The audit's fold reads the same decision set (and the override): the state it rebuilds is the workflow's own.
     decoded = await decode_referral(await fetch_referral(fast_env.client, handle.id), fast_env.client.data_converter)
     assert state_from_facts(decoded) == final
+
+
+async def test_at_every_stage_the_audit_fold_is_the_workflows_own_state(fast_env, fast_queue, fakes, sla_policy):
+    """One referral through every Stage; after each decision the state folded from its history is the workflow's.
+
+    A new stage fails here until a step reaches it, and then the fold must read its facts too.
+    """
+    submission, handle = await start_referral(fast_env.client, fast_queue, sla_policy, seed=77)
+    seen: list[Stage] = []
+
+    async def folds_alike(state: ReferralState) -> None:
+        decoded = await decode_referral(await fetch_referral(fast_env.client, handle.id), fast_env.client.data_converter)
+        folded = state_from_facts(decoded)
+        assert {k: v for k, v in folded if v != getattr(state, k)} == {}, state.stage
+        seen.append(state.stage)
+
+    async def decide(update, decision) -> ReferralState:
+        state = await handle.execute_update(update, decision)
+        await folds_alike(state)
+        return state
+
+    await decide(ReferralWorkflow.review, SupervisorReview(actor=SERGEANT, approved=False, reasons="Synthetic."))
+    await decide(ReferralWorkflow.resubmit, Resubmission(actor=OFFICER, submission=submission))
+    await decide(ReferralWorkflow.review, approval())
+    await decide(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await fast_env.get_current_time()
+    await decide(ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=True, actions=1))
+    conference_at = held_at + timedelta(days=7)
+    await decide(ReferralWorkflow.book_conference,
+                 ConferenceBooking(actor=SCREENER, conference_at=conference_at, police_attendance=PoliceAttendance.ATTEND))
+    await fast_env.sleep(timedelta(days=7))
+    await decide(ReferralWorkflow.record_conference_outcome,
+                 ConferenceOutcome(actor=SCREENER, held_at=await fast_env.get_current_time(), child_protection_plan=True,
+                                   police_attended=True, rationale="Synthetic."))
+    action = fast_env.client.get_workflow_handle_for(AgreedActionWorkflow.run, f"{handle.id}.A1")
+    await action.execute_update(AgreedActionWorkflow.complete, ActionCompletion(actor=HEALTH_PARTNER, note="Done."))
+    await folds_alike(await finished(fast_env, handle))
+    assert set(Stage) - set(seen) == set(), "a stage this walk never reaches: add the decision that enters it"
