@@ -31,6 +31,7 @@ from runtime.settings import Settings
 from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
+from workflows.missing import MissingEpisodeWorkflow
 from workflows.referral import ReferralWorkflow
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 
@@ -38,6 +39,7 @@ log = structlog.get_logger("worker")
 
 WORKFLOWS: Sequence[type] = (
     ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
+    MissingEpisodeWorkflow,
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
@@ -55,6 +57,7 @@ def build_worker(
     alerts = alerts or EscalationAlerts.from_settings(pool, settings)
     # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
     verifier = load_decision_verifier(settings)
+    proofs = StartProofs(verifier)
     activities = [
         records.record_event,
         records.find_prior_referrals,
@@ -62,7 +65,8 @@ def build_worker(
         alerts.deliver_escalation,
         audit.draw_monthly_sample,
         TriageRecords(pool).triage_list,
-        StartProofs(verifier).check_start_proof,
+        proofs.check_start_proof,
+        proofs.check_episode_start_proof,
     ]
     return assemble_worker(client, task_queue or settings.task_queue, activities, verifier)
 

@@ -36,6 +36,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.directory import Addressee, SupervisionDirectory
 from runtime.settings import Settings
+from workflows.missing_models import EPISODE_STEPS
 from workflows.models import AlertDelivery, Escalation, EscalationAlert, Stage
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,8 @@ def what_is_late(escalation: Escalation) -> str:
         return "strategy discussion held without children's social care, health and police"
     if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
+    if escalation.subject in EPISODE_STEPS:
+        return EPISODE_STEPS[escalation.subject]
     return f"agreed action {escalation.subject}"
 
 

@@ -1,10 +1,11 @@
-"""The check of a referral's start against the API's proof, run as an activity so its verdict is in the history."""
+"""The check of a case's start (a referral, a missing episode) against the API's proof, run as an activity so its verdict is in the history."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from runtime.proofs import DecisionVerifier, start_message
+from workflows.missing_models import EpisodeStartProofCheck
 from workflows.models import ProofVerdict, StartProofCheck
 
 
@@ -14,11 +15,15 @@ class StartProofs:
 
     @activity.defn
     async def check_start_proof(self, check: StartProofCheck) -> ProofVerdict:
+        return self.verdict(check)
+
+    @activity.defn
+    async def check_episode_start_proof(self, check: EpisodeStartProofCheck) -> ProofVerdict:
+        return self.verdict(check)
+
+    def verdict(self, check: StartProofCheck | EpisodeStartProofCheck) -> ProofVerdict:
+        start = check.start
         refusal = self.verifier.refusal(
-            check.workflow_id,
-            start_message(check.workflow_type),
-            check.workflow_id,
-            check.start,
-            check.start.proof,
+            check.workflow_id, start_message(check.workflow_type), check.workflow_id, start, start.proof
         )
         return ProofVerdict(refusal=refusal)

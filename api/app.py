@@ -32,7 +32,7 @@ from api.errors import (
     validation_failed,
     workflow_refused,
 )
-from api.routes import audit, decisions, escalations, operations, records, referrals, triage
+from api.routes import audit, decisions, escalations, missing, operations, records, referrals, triage
 from auth.tokens import Authenticator
 from dashboard.board import create_board
 from dashboard.routes import PREFIX as DASHBOARD_PREFIX
@@ -49,7 +49,8 @@ log = structlog.get_logger("api")
 
 # Every resource's router, in the order the OpenAPI document lists them.
 ROUTERS = (
-    referrals.router, decisions.router, triage.router, escalations.router, operations.router, records.router, audit.router,
+    referrals.router, missing.router, decisions.router, triage.router, escalations.router, operations.router,
+    records.router, audit.router,
 )
 
 
@@ -116,7 +117,7 @@ def create_app(
     app = FastAPI(
         title="Child-protection referrals",
         version="1",
-        description="VIST intake, decisions on referrals and agreed actions, escalations. "
+        description="VIST intake, missing reports, decisions on referrals, missing episodes and agreed actions, escalations. "
         "Every decision is recorded under the actor named by the bearer token.",
     )
     directory = SupervisionDirectory.load(settings.alert_directory_file)

@@ -24,6 +24,7 @@ from readmodel.queries import PageStart, ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import Acknowledgements
 from starter.actions import AgreedActions
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.workflow_client import WorkflowClient
 from workflows.models import Role, SlaPolicy
@@ -101,7 +102,7 @@ Svc = Annotated[Services, Depends(services)]
 
 @dataclass(frozen=True)
 class Target:
-    """What a decision route changes: a referral or one of its agreed actions, through its workflow type's client."""
+    """What a decision route changes (a referral, a missing episode, an agreed action), through its workflow type's client."""
 
     collection: str
     workflows: type[WorkflowClient[Any]]
@@ -116,6 +117,7 @@ class Target:
 
 REFERRAL = Target("referrals", Referrals)
 ACTION = Target("actions", AgreedActions)
+EPISODE = Target("missing-episodes", MissingEpisodes)
 
 
 # A client's key for one decision: the Temporal update ID, so a retry is the same update.

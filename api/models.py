@@ -13,7 +13,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, create_model
 
+from workflows.missing_models import EpisodePhase, InterviewOutcome
 from workflows.models import (
+    MissingGrade,
     CloseReason,
     Decision,
     Escalation,
@@ -104,3 +106,39 @@ class Undecided(Problem):
     """A decision not confirmed in time (504): it is applied at most once; the same key tells the outcome."""
 
     idempotency_key: str = Field(description="send it again as the Idempotency-Key header to learn the outcome")
+
+
+class MissingIntake(BaseModel):
+    """A missing report's episode: new (201) or the one this report already opened (200)."""
+
+    episode_id: str
+    phase: EpisodePhase
+    grade: MissingGrade = Field(description="the grade it is treated at: high while an implausible low grade awaits a supervisor")
+    low_grade_pending: bool
+    review_due: datetime | None = None
+    tracing_due: datetime | None = None
+    created: bool = Field(description="false when the same report had already been made")
+
+
+class EpisodeSummary(BaseModel):
+    """One missing episode in a list, from the read model: IDs, grades, codes and times, no personal data."""
+
+    episode_id: str
+    phase: EpisodePhase
+    grade: MissingGrade
+    assessed_grade: MissingGrade
+    reported_at: datetime
+    missing_since: datetime
+    updated_at: datetime
+    review_due: datetime | None = None
+    tracing_due: datetime | None = None
+    overdue: bool = Field(description="still missing and a review or tracing is late")
+    found_at: datetime | None = None
+    interview_due: datetime | None = None
+    interview_outcome: InterviewOutcome | None = None
+    closed_at: datetime | None = None
+
+
+class EpisodePage(BaseModel):
+    items: list[EpisodeSummary]
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")

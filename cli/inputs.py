@@ -14,6 +14,7 @@ import typer
 from cli.connection import EXIT_CODES, fail
 from starter.acknowledgement import ESCALATION_ID, EXAMPLE_IDS, NO_SUCH_ESCALATION
 from starter.actions import AgreedActions
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 
 
@@ -41,6 +42,13 @@ ActionId = Annotated[
     typer.Argument(
         help=f"the action's ID, {AgreedActions.example_id}",
         callback=refused_unless(AgreedActions.id_pattern, AgreedActions.missing().reason),
+    ),
+]
+EpisodeId = Annotated[
+    str,
+    typer.Argument(
+        help=f"the missing episode's ID, {MissingEpisodes.example_id}",
+        callback=refused_unless(MissingEpisodes.id_pattern, MissingEpisodes.missing().reason),
     ),
 ]
 EscalationId = Annotated[

@@ -8,7 +8,8 @@ Decision commands take their fields as options, or a whole JSON body with `--fil
 (options override the file's fields).
 
 This module only assembles the app: each resource's commands live in their own module
-(cli/referrals.py, cli/decisions.py, cli/escalations.py, cli/operations.py, cli/triage.py, cli/audit.py)
+(cli/referrals.py, cli/decisions.py, cli/missing.py, cli/escalations.py, cli/operations.py,
+cli/triage.py, cli/audit.py)
 and join `app` with `app.add_typer(...)`, merged at the top or as a named sub-app.
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import typer
 
-from cli import decisions, escalations, operations, referrals, triage
+from cli import decisions, escalations, missing, operations, referrals, triage
 from cli.audit import audit_app
 
-app = typer.Typer(help="Child-protection referrals: submit VISTs, decide, follow actions and escalations.",
+app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
                   no_args_is_help=True)
 app.add_typer(decisions.actions_app, name="actions")
 app.add_typer(decisions.conference_app, name="conference")
+app.add_typer(missing.app, name="missing")
 app.add_typer(audit_app, name="audit")
 app.add_typer(triage.app, name="triage")
 app.add_typer(referrals.app)

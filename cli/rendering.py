@@ -94,6 +94,11 @@ def render_referral(console: Console, state: dict) -> None:
     )
     if state["actions"]:
         render_actions(console, state["actions"])
+    render_case_records(console, state)
+
+
+def render_case_records(console: Console, state: dict) -> None:
+    """A case's escalations, if any, and its decision history, labelled by the fact registry."""
     if state["escalations"]:
         render_escalations(console, state["escalations"])
     rows_table(
@@ -103,6 +108,52 @@ def render_referral(console: Console, state: dict) -> None:
         [[h["seq"], FACTS[FactKind(h["kind"])].label, when(h["at"]), h["actor_id"], h["actor_role"]]
          for h in state["history"]],
     )
+
+
+def render_episode(console: Console, state: dict) -> None:
+    grade = state["grade"] + (" (a low grade awaits a supervisor)" if state["low_grade_pending"] else "")
+    key_values(
+        console,
+        f"Missing episode {state['episode_id']}",
+        [
+            ("phase", state["phase"]),
+            ("grade", grade),
+            ("indicators", ", ".join(state["indicators"]) or None),
+            ("missing since", when(state["missing_since"])),
+            ("reported", f"{when(state['reported_at'])} by {state['reported_by']}"),
+            ("review due", when(state["review_due"])),
+            ("tracing due", when(state["tracing_due"])),
+            ("last tracing", when(state["last_tracing_at"])),
+            ("reviews", len(state["reviews"])),
+            ("found", when(state["found_at"])),
+            ("where found", state["where_found"]),
+            ("return-home interview", state["interview_action_id"]),
+            ("interview due", when(state["interview_due"])),
+            ("interview outcome", state["interview_outcome"]),
+        ],
+    )
+    if state["actions"]:
+        render_actions(console, state["actions"])
+    render_case_records(console, state)
+
+
+def render_episode_intake(console: Console, intake: dict) -> None:
+    verb = "opened" if intake["created"] else "already reported: the same episode"
+    pending = " (treated high: a low grade awaits a supervisor)" if intake["low_grade_pending"] else ""
+    console.print(f"Missing episode [bold]{intake['episode_id']}[/] {verb}; grade {intake['grade']}{pending}, "
+                  f"review due {when(intake['review_due'])}, tracing due {when(intake['tracing_due'])}")
+
+
+def render_episode_page(console: Console, page: dict) -> None:
+    rows_table(
+        console,
+        "Missing episodes",
+        ["episode", "phase", "grade", "missing since", "review due", "tracing due", "overdue", "interview"],
+        [[e["episode_id"], e["phase"], e["grade"], when(e["missing_since"]), when(e["review_due"]),
+          when(e["tracing_due"]), "OVERDUE" if e["overdue"] else "", e["interview_outcome"] or when(e["interview_due"])]
+         for e in page["items"]],
+    )
+    more(console, page)
 
 
 def override_text(override: dict | None) -> str | None:

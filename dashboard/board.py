@@ -27,10 +27,11 @@ from readmodel.access_log import AccessLog
 from readmodel.oversight import OversightReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS
-from workflows.models import Role, Stage
+from workflows.models import CASE_PATTERN, Role, Stage
 
 log = structlog.get_logger("dashboard")
 
@@ -85,6 +86,19 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any]:
     if left < timedelta(0):
         return {"text": f"late by {describe_duration(-left)}", "late": True, "soon": False}
     return {"text": f"{describe_duration(left)} left", "late": False, "soon": left < DUE_SOON}
+
+
+_LEADING_CASE = re.compile(CASE_PATTERN)
+
+
+def case_page(workflow_id: str) -> tuple[str, str] | None:
+    """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
+    a referral's own page, or a missing episode's row on the missing-children page."""
+    match = _LEADING_CASE.match(workflow_id)
+    if match is None:
+        return None
+    case = match.group()
+    return case, f"{PREFIX}/missing#{case}" if MissingEpisodes.matches(case) else f"{PREFIX}/referrals/{case}"
 
 
 # --- sign-in and roles ---------------------------------------------------------------------------

@@ -15,12 +15,12 @@ address, nor a decision's free text.
 from fastapi import APIRouter, FastAPI
 
 from dashboard.board import COOKIE, PREFIX, Dashboard, unavailable_page
-from dashboard.pages import actions, escalations, referrals, signin, timeliness, triage
+from dashboard.pages import actions, escalations, missing, referrals, signin, timeliness, triage
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, escalations, actions, referrals, triage, timeliness)
+PAGES = (signin, escalations, actions, referrals, triage, missing, timeliness)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

@@ -46,19 +46,24 @@ class OversightReadModel:
         """Escalations still to act on, oldest first: all of them, or those shown in-app to `audience`.
 
         Still to act on: not acknowledged, and the late step not yet done (the stage not left,
-        the action not completed, the referral not closed); an inquorate discussion's alert
-        stays until acknowledged or the referral closes.
+        the action not completed, the case not closed, the missing child not yet found); an
+        inquorate discussion's alert stays until acknowledged or the referral closes.
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
                       e.due_at, e.raised_at, d.addressee, d.agency, d.team, d.delivered_at AS shown_at
                FROM escalations e
-               JOIN referrals r ON r.reference = e.reference
+               LEFT JOIN referrals r ON r.reference = e.reference
+               LEFT JOIN missing_episodes m ON m.episode_id = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
-               WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL AND r.closed_at IS NULL
+               WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL
+                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL)
+                 AND COALESCE(r.closed_at, m.closed_at) IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
+                          -- A missing episode's review or tracing is moot once the child is found.
+                          WHEN m.episode_id IS NOT NULL THEN m.phase = 'missing'
                           ELSE r.stage = e.subject END
                  AND (NOT $1::boolean OR (d.delivered_at IS NOT NULL
                       AND ((d.team IS NOT NULL AND d.team = $2) OR (d.team IS NULL AND d.agency = $3))))
@@ -67,6 +72,22 @@ class OversightReadModel:
             audience is not None,
             audience.team if audience else None,
             audience.agency if audience else None,
+            limit,
+        )
+
+    async def open_missing_episodes(self, limit: int = 200) -> list[asyncpg.Record]:
+        """Missing episodes not yet closed, the nearest deadline (review, tracing, interview) first."""
+        return await self.pool.fetch(
+            """SELECT m.episode_id, m.phase, m.grade, m.assessed_grade, m.missing_since, m.review_due, m.tracing_due,
+                      m.found_at, m.interview_due, m.interview_outcome,
+                      LEAST(m.review_due, m.tracing_due, m.interview_due) AS next_due,
+                      (SELECT count(*) FROM escalations e
+                       WHERE e.reference = m.episode_id AND e.acknowledged_at IS NULL AND e.resolved_at IS NULL)
+                          AS open_escalations
+               FROM missing_episodes m
+               WHERE m.closed_at IS NULL
+               ORDER BY LEAST(m.review_due, m.tracing_due, m.interview_due) NULLS LAST, m.episode_id
+               LIMIT $1""",
             limit,
         )
 

@@ -18,6 +18,13 @@ from workflows.facts import (
     ActionAgreed,
     ActionCompleted,
     ActionReassigned,
+    ChildFound,
+    EpisodeClosed,
+    EpisodeReviewed,
+    EpisodeTimes,
+    InterviewRecorded,
+    MissingReported,
+    TracingRecorded,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
@@ -356,6 +363,117 @@ async def action_completed(conn: asyncpg.Connection, event: RecordedEvent) -> No
     )
 
 
+# --- a missing episode's --------------------------------------------------------------------
+
+
+async def missing_reported(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, MissingReported)
+    report = fact.report
+    await conn.execute(
+        """INSERT INTO missing_episodes
+               (episode_id, report_id, identity_key, station, reported_by, reported_at, missing_since,
+                assessed_grade, grade, indicators, phase, review_due, tracing_due, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'missing', $11, $12, $6)""",
+        event.reference,
+        report.report_id,
+        match_key(report.child.name, report.child.date_of_birth.isoformat()),
+        report.station,
+        event.actor.id,
+        event.at,
+        report.missing_since,
+        report.assessment.grade.value,
+        fact.grade.value,
+        [indicator.value for indicator in report.assessment.indicators],
+        fact.review_due,
+        fact.tracing_due,
+    )
+
+
+async def episode_times(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A fact that moves the episode's grade and deadlines (a regrade, a low grade decided)."""
+    fact = content(event, EpisodeTimes)
+    await conn.execute(
+        """UPDATE missing_episodes SET grade = $2, assessed_grade = $3, review_due = $4, tracing_due = $5,
+                  updated_at = GREATEST(updated_at, $6)
+           WHERE episode_id = $1""",
+        event.reference,
+        fact.grade.value,
+        fact.assessed_grade.value,
+        fact.review_due,
+        fact.tracing_due,
+        event.at,
+    )
+
+
+async def episode_reviewed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, EpisodeReviewed)
+    await conn.execute(
+        """INSERT INTO missing_reviews (episode_id, seq, reviewed_by, reviewer_rank, grade, tracing_actions, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        event.reference,
+        event.seq,
+        event.actor.id,
+        fact.reviewer_rank,
+        fact.grade.value,
+        len(fact.tracing_actions),
+        event.at,
+    )
+    await episode_times(conn, event)
+
+
+async def tracing_recorded(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, TracingRecorded)
+    await conn.execute(
+        """INSERT INTO missing_tracing (episode_id, seq, activity, action_id, recorded_by, at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        event.reference,
+        event.seq,
+        fact.activity,
+        fact.action_id,
+        event.actor.id,
+        event.at,
+    )
+    await conn.execute("UPDATE missing_episodes SET last_tracing_at = $2 WHERE episode_id = $1", event.reference, event.at)
+    await episode_times(conn, event)
+
+
+async def child_found(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, ChildFound)
+    await conn.execute(
+        """UPDATE missing_episodes SET phase = 'returned', found_at = $2, where_found = $3, how_found = $4,
+                  safe_and_well = $5, interview_due = $6, review_due = NULL, tracing_due = NULL, updated_at = $7
+           WHERE episode_id = $1""",
+        event.reference,
+        fact.found_at,
+        fact.where,
+        fact.how,
+        fact.safe_and_well,
+        fact.interview_due,
+        event.at,
+    )
+
+
+async def interview_recorded(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, InterviewRecorded)
+    await conn.execute(
+        """UPDATE missing_episodes SET interview_outcome = $2, intelligence_shared = $3, updated_at = $4
+           WHERE episode_id = $1""",
+        event.reference,
+        fact.outcome,
+        fact.intelligence_for_police is not None,
+        event.at,
+    )
+
+
+async def episode_closed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    content(event, EpisodeClosed)
+    await conn.execute(
+        "UPDATE missing_episodes SET phase = 'closed', closed_at = $2, updated_at = $2 WHERE episode_id = $1",
+        event.reference,
+        event.at,
+    )
+
+
 async def triage_listed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A referral put on a day's triage list: the stream is the triage, the reference the referral."""
     fact = content(event, TriageListed)
@@ -410,6 +528,14 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.ACTION_REMINDED: action_reminded,
     FactKind.ACTION_REASSIGNED: action_reassigned,
     FactKind.ACTION_COMPLETED: action_completed,
+    FactKind.MISSING_REPORTED: missing_reported,
+    FactKind.LOW_GRADE_DECIDED: episode_times,
+    FactKind.EPISODE_REVIEWED: episode_reviewed,
+    FactKind.TRACING_RECORDED: tracing_recorded,
+    FactKind.EPISODE_REGRADED: episode_times,
+    FactKind.CHILD_FOUND: child_found,
+    FactKind.INTERVIEW_RECORDED: interview_recorded,
+    FactKind.EPISODE_CLOSED: episode_closed,
     FactKind.TRIAGE_LISTED: triage_listed,
     FactKind.TRIAGE_DECIDED: triage_decided,
 }

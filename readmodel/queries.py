@@ -61,6 +61,34 @@ class ReferralReadModel:
             limit,
         )
 
+    async def missing_episodes(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        after: PageStart | None = None,
+        phase: str | None = None,
+        grade: str | None = None,
+    ) -> list[asyncpg.Record]:
+        """Missing episodes, most recently updated first; `overdue` means a review or tracing is late at `now`."""
+        return await self.pool.fetch(
+            """SELECT episode_id, phase, grade, assessed_grade, reported_at, missing_since, updated_at, review_due,
+                      tracing_due, found_at, interview_due, interview_outcome, closed_at,
+                      (closed_at IS NULL AND LEAST(review_due, tracing_due) < $3) AS overdue
+               FROM missing_episodes
+               WHERE ($1::text IS NULL OR phase = $1)
+                 AND ($2::text IS NULL OR grade = $2)
+                 AND ($4::timestamptz IS NULL OR (updated_at, episode_id) < ($4, $5))
+               ORDER BY updated_at DESC, episode_id DESC
+               LIMIT $6""",
+            phase,
+            grade,
+            now,
+            after.at if after else None,
+            after.key if after else None,
+            limit,
+        )
+
     async def escalations(
         self,
         *,

@@ -28,11 +28,14 @@ from temporalio import client, worker, workflow
 from runtime.codec import Keyring, KeyringError, ensure_keyring_file, load_key_provider
 from runtime.settings import Settings
 from workflows.authority import reject
+from workflows.missing_models import StartMissingEpisode
 from workflows.models import Decision, DecisionProof, Model, StartReferral
 
 # Binds a signature to this system and this message layout.
 DOMAIN = b"child-protection-referrals/decision-proof/v1\n"
 REFERRAL_WORKFLOW = "ReferralWorkflow"
+# The starts a caller makes, each checked by its workflow against this proof before anything is recorded.
+SIGNED_STARTS = (StartReferral, StartMissingEpisode)
 
 
 def proof_message(workflow_id: str, message: str, message_id: str, decision: Model) -> bytes:
@@ -160,7 +163,7 @@ def load_decision_verifier(settings: Settings) -> DecisionVerifier:
 
 
 class DecisionSigning(client.Interceptor):
-    """A client interceptor signing each decision update and each referral start it sends."""
+    """A client interceptor signing each decision update and each case's start (SIGNED_STARTS) it sends."""
 
     def __init__(self, signer: DecisionSigner) -> None:
         self.signer = signer
@@ -175,7 +178,7 @@ class _SigningOutbound(client.OutboundInterceptor):
         self.signer = signer
 
     async def start_workflow(self, input: client.StartWorkflowInput) -> Any:
-        if input.args and isinstance(input.args[0], StartReferral):
+        if input.args and isinstance(input.args[0], SIGNED_STARTS):
             start = input.args[0]
             proof = self.signer.sign(input.id, start_message(input.workflow), input.id, start)
             input.args = [start.model_copy(update={"proof": proof}), *input.args[1:]]

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from activities.directory import SupervisionDirectory
 from readmodel.oversight import OversightReadModel
 from starter.actions import AgreedActions
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.triage import Triages
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
@@ -36,13 +37,13 @@ __all__ = [
 
 NO_SUCH_ESCALATION = "escalation_id: no such escalation"
 # The workflow types that raise escalations, each with the client that reaches it.
-ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (AgreedActions, Triages, Referrals)
-# What an escalation's ID looks like, raised by a referral, one of its agreed actions, or a day's triage.
+ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (AgreedActions, Triages, MissingEpisodes, Referrals)
+# What an escalation's ID looks like, raised by a case (a referral, a missing episode), an agreed action, or a day's triage.
 EXAMPLE_IDS = tuple(escalation_id_for(workflows.example_id, 1) for workflows in ESCALATING)
 
 
 def owner_workflows(owner: str) -> type[WorkflowClient[Any]]:
-    """The client of the workflow type whose ID `owner` is: an agreed action's, a triage's, else a referral's."""
+    """The client of the workflow type whose ID `owner` is (an escalation's owner is always one of them)."""
     return next((workflows for workflows in ESCALATING if workflows.matches(owner)), Referrals)
 
 

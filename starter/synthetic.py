@@ -6,7 +6,18 @@ import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
+from workflows.missing_models import (
+    Found,
+    FoundHow,
+    FoundWhere,
+    MissingChild,
+    MissingReport,
+    RiskAssessment,
+    RiskIndicator,
+    SafeAndWell,
+)
 from workflows.models import (
+    MissingGrade,
     Actor,
     Agency,
     AgreedActionSpec,
@@ -128,4 +139,43 @@ def strategy_discussion(
             )
             for n in range(actions)
         ],
+    )
+
+
+# --- missing episodes ---------------------------------------------------------------------
+
+SOCIAL_WORKER = ActionOwner(
+    agency=Agency.CHILDRENS_SOCIAL_CARE, owner="Social Worker Synthetic", supervisor="Team Manager Synthetic"
+)
+
+
+def synthetic_missing_report(
+    *,
+    rng: random.Random | None = None,
+    grade: MissingGrade = MissingGrade.MEDIUM,
+    indicators: list[RiskIndicator] | None = None,
+    missing_since: datetime | None = None,
+) -> MissingReport:
+    rng = rng or random.Random()
+    missing_since = missing_since or datetime.now(timezone.utc) - timedelta(hours=2)
+    family = f"{rng.choice(FAMILY_NAMES)}-{rng.randrange(10**6):06d}"
+    return MissingReport(
+        report_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+        child=MissingChild(name=f"{rng.choice(FIRST_NAMES)} {family}", date_of_birth=date(missing_since.year - 14, 3, 9)),
+        missing_since=missing_since,
+        assessment=RiskAssessment(grade=grade, indicators=indicators or [RiskIndicator.FIRST_EPISODE]),
+        station="Testtown",
+        circumstances="Synthetic circumstances: did not come home from school.",
+    )
+
+
+def found_report(found_at: datetime, actor: Actor = OFFICER) -> Found:
+    return Found(
+        actor=actor,
+        found_at=found_at,
+        where=FoundWhere.RELATIVE_OR_FRIEND,
+        how=FoundHow.FOUND_BY_POLICE,
+        safe_and_well=SafeAndWell.SAFE_AND_WELL,
+        safe_and_well_at=found_at,
+        interviewer=SOCIAL_WORKER,
     )

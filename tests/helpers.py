@@ -22,10 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from api.app import ROUTERS
-from starter.synthetic import OFFICER, synthetic_vist
+from starter.synthetic import OFFICER, synthetic_missing_report, synthetic_vist
 from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
-from workflows.models import ReferralState, SlaPolicy, StartReferral, VistSubmission, referral_reference
+from workflows.missing import MissingEpisodeWorkflow
+from workflows.missing_models import MissingReport, StartMissingEpisode
+from workflows.models import Actor, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
 from workflows.referral import ReferralWorkflow
 from worker import WORKFLOWS
 
@@ -47,9 +49,7 @@ async def start_referral(
     seed: int | None = None,
 ) -> tuple[VistSubmission, WorkflowHandle]:
     if submission is None:
-        # Seeds are per test file, so two files' "seed 90" never make the same form (and reference).
-        test_file = os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]
-        submission = synthetic_vist(rng=random.Random(f"{test_file}:{seed}"))
+        submission = synthetic_vist(rng=seeded(seed))
     handle = await client.start_workflow(
         ReferralWorkflow.run,
         StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy),
@@ -58,6 +58,32 @@ async def start_referral(
     )
     STARTED.append(handle)
     return submission, handle
+
+
+def seeded(seed: object) -> random.Random:
+    """A generator per test file and seed, so two files' "seed 90" never make the same form or report."""
+    test_file = os.environ.get("PYTEST_CURRENT_TEST", "").split("::", 1)[0]
+    return random.Random(f"{test_file}:{seed}")
+
+
+async def start_episode(
+    client: Client,
+    task_queue: str,
+    sla_policy: SlaPolicy,
+    report: MissingReport | None = None,
+    seed: object = None,
+    reported_by: Actor = OFFICER,
+) -> tuple[MissingReport, WorkflowHandle]:
+    """A missing episode started straight from its report (registered to be terminated when the test ends)."""
+    report = report or synthetic_missing_report(rng=seeded(seed))
+    handle = await client.start_workflow(
+        MissingEpisodeWorkflow.run,
+        StartMissingEpisode(report=report, reported_by=reported_by, sla_policy=sla_policy),
+        id=episode_id(report.report_id),
+        task_queue=task_queue,
+    )
+    STARTED.append(handle)
+    return report, handle
 
 
 async def eventually(probe: Callable, check: Callable, timeout: float = 10.0):
@@ -86,7 +112,7 @@ async def refused(
     referral: WorkflowHandle | None = None,
     query: Callable = ReferralWorkflow.state,
 ) -> None:
-    """The update is refused with `expected` in its message, and the referral is exactly as it was.
+    """The update is refused with `expected` in its message, and the workflow is exactly as it was.
 
     For an agreed action's update, `handle` is the action's and `referral` its referral's: both stay as they were.
     Another workflow type (a day's triage) names its own state `query`.

@@ -29,10 +29,13 @@ from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import StageChanged, contents
 from workflows.models import Stage
+from workflows.missing import MissingEpisodeWorkflow
 
 
 def all_histories():
-    return [h for referral in recorded() for h in referral.all()]
+    """Every history of the lifecycle generations, whatever its type: a referral's, a missing episode's, an agreed action's
+    (the daily triage's are replayed by their own test)."""
+    return [h for generation in GENERATIONS for h in exported_histories(generation)]
 
 
 def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
@@ -41,7 +44,7 @@ def test_every_lifecycle_path_is_recorded_in_the_latest_generation():
         assert folders <= set(FLOWS), generation.name
     assert {p.name for p in GENERATIONS[-1].iterdir()} == set(FLOWS)
     types = {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in all_histories()}
-    assert types == {"ReferralWorkflow", "AgreedActionWorkflow"}
+    assert types == {"ReferralWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}
 
 
 async def test_the_latest_generation_enters_every_stage():
@@ -95,12 +98,18 @@ async def test_a_change_that_breaks_determinism_is_caught():
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(referral)
 
-    altered = build_replayer(HISTORIES_SETTINGS, workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow])
+    altered = build_replayer(
+        HISTORIES_SETTINGS, workflows=[ReferralWorkflowWithAnExtraTimer, AgreedActionWorkflow, MissingEpisodeWorkflow]
+    )
     outcomes = await replay_in_process(altered, all_histories())
     by_type = {o.workflow_type: set() for o in outcomes}
     for o in outcomes:
         by_type[o.workflow_type].add(o.status)
-    assert by_type == {"ReferralWorkflow": {ReplayStatus.NON_DETERMINISTIC}, "AgreedActionWorkflow": {ReplayStatus.OK}}
+    assert by_type == {
+        "ReferralWorkflow": {ReplayStatus.NON_DETERMINISTIC},
+        "AgreedActionWorkflow": {ReplayStatus.OK},
+        "MissingEpisodeWorkflow": {ReplayStatus.OK},
+    }
     first = next(o for o in outcomes if o.workflow_type == "ReferralWorkflow")
     # The timer the altered code wants comes where the history holds the first fact being recorded.
     assert first.first_mismatch_event is not None

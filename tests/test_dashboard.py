@@ -19,11 +19,20 @@ from auth.tokens import Authenticator
 from starter.demo_users import ensure_demo_tokens
 from api.app import create_app
 from dashboard.routes import COOKIE
-from starter.synthetic import HEALTH_PARTNER, approval, screening, strategy_discussion, synthetic_vist
-from tests.helpers import advance_to, eventually, start_referral, state_when
+from starter.synthetic import (
+    HEALTH_PARTNER,
+    approval,
+    found_report,
+    screening,
+    strategy_discussion,
+    synthetic_missing_report,
+    synthetic_vist,
+)
+from tests.helpers import advance_to, eventually, start_episode, start_referral, state_when
+from workflows.missing import MissingEpisodeWorkflow
 from tests.local_servers import free_port, serving
 from workflows.action import AgreedActionWorkflow
-from workflows.models import ActionCompletion, ScreeningOutcome, Stage
+from workflows.models import ActionCompletion, MissingGrade, ScreeningOutcome, Stage
 from workflows.referral import ReferralWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,3 +292,34 @@ async def test_an_emails_signed_link_acknowledges_after_sign_in(
     foreign = await dashboard.post(f"/dashboard/escalations/{escalation.escalation_id}/acknowledge",
                                    headers=sergeant | {"Origin": "https://elsewhere.example"})
     assert foreign.status_code == 403
+
+
+async def test_the_missing_children_page_lists_open_episodes_and_their_late_reviews_reach_the_escalations(
+    dashboard, tokens, time_env, time_queue, sla_policy, pool
+):
+    report = synthetic_missing_report(rng=random.Random("dashboard:missing"), grade=MissingGrade.HIGH)
+    _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    await advance_to(time_env, state.review_due + timedelta(minutes=1))
+    escalation = (await eventually(lambda: handle.query(MissingEpisodeWorkflow.state),
+                                   lambda s: any(e.subject == "review" for e in s.escalations))).escalations[0]
+    await in_app_alerts_shown(pool, handle.id, len((await handle.query(MissingEpisodeWorkflow.state)).escalations))
+
+    sergeant = signed_in(tokens, "sergeant")
+    page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=sergeant),
+                            lambda r: f'data-episode="{handle.id}"' in r.text)
+    row = re.search(rf'<tr id="{handle.id}".*?</tr>', page.text, re.DOTALL).group()
+    assert "late by" in row and ">high<" in row and report.child.name not in page.text
+    escalations = await dashboard.get("/dashboard/escalations", headers=sergeant)
+    assert f'href="/dashboard/missing#{handle.id}"' in escalations.text
+    assert "review of a missing child&#39;s episode" in escalations.text or "review of a missing child's episode" in escalations.text
+    assert escalation.escalation_id in escalations.text
+    assert (await dashboard.get("/dashboard/missing", headers=signed_in(tokens, "health-partner"))).status_code == 403
+
+    # Found: the episode moves to those awaiting the return-home interview, and its review alerts are moot.
+    await handle.execute_update(MissingEpisodeWorkflow.found, found_report(await time_env.get_current_time()))
+    page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=sergeant),
+                            lambda r: "awaited" in r.text and f'data-episode="{handle.id}"' in r.text)
+    assert "left" in re.search(rf'<tr id="{handle.id}".*?</tr>', page.text, re.DOTALL).group()
+    escalations = await dashboard.get("/dashboard/escalations", headers=sergeant)
+    assert escalation.escalation_id not in escalations.text

@@ -13,6 +13,8 @@ from audit.timeline import _is_decision
 from dashboard.pages.referrals import fact_view
 from readmodel.projections import PROJECTIONS
 from starter.synthetic import (
+    found_report,
+    synthetic_missing_report,
     FAMILY_NAMES,
     FIRST_NAMES,
     OFFICER,
@@ -32,14 +34,22 @@ from workflows.facts import (
     ActionCompleted,
     ActionReassigned,
     ActionReminded,
+    ChildFound,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
+    EpisodeClosed,
+    EpisodeRegraded,
+    EpisodeReviewed,
+    EpisodeTimes,
     EscalationAcknowledged,
     EscalationRaised,
     EscalationResolved,
     FactKind,
     FactPayload,
+    InterviewRecorded,
+    LowGradeDecided,
+    MissingReported,
     RecordedEvent,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
@@ -48,6 +58,7 @@ from workflows.facts import (
     StageChanged,
     StrategyDiscussionHeld,
     SupervisorReviewed,
+    TracingRecorded,
     TriageDecided,
     TriageListed,
     VistResubmitted,
@@ -56,6 +67,7 @@ from workflows.facts import (
 )
 from workflows.models import (
     SYSTEM_ACTOR,
+    MissingGrade,
     ActionCompletion,
     ActionOwner,
     ActionReassignment,
@@ -82,6 +94,8 @@ STORED_KINDS = {
     "repeat_override_requested", "repeat_override_decided", "strategy_discussion_held", "conference_booked",
     "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
+    "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
+    "child_found", "interview_recorded", "episode_closed",
     "triage_listed", "triage_decided",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
@@ -89,6 +103,12 @@ REFERRAL_DECISIONS = {
     "supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided",
     "strategy_discussion_held", "conference_booked", "conference_held", "risk_regraded", "closed",
 }
+EPISODE_KINDS = {
+    "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
+    "child_found", "interview_recorded", "episode_closed",
+}
+# A missing episode's decision history: every person's decision on it (its closure is automatic).
+EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 # A day's triage keeps its own decisions (each listed referral's), recorded under the referral.
 TRIAGE_DECISIONS = {"triage_decided"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
@@ -105,7 +125,7 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | TRIAGE_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -180,7 +200,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
          {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
-    assert {KIND_OF[type(typed)] for typed, _ in pairs} == set(FactKind)
+    # A missing episode's kinds were typed from their first fact: no untyped JSON to match.
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 
@@ -232,6 +253,7 @@ def one_payload_of_each_kind() -> list[FactPayload]:
     escalation = Escalation(escalation_id="REF-AAAAA-BBBBB.E1", reference="REF-AAAAA-BBBBB", subject="screening",
                             rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
     discussion = strategy_discussion(NOW, section_47=False, actions=1)
+    times = EpisodeTimes(grade=MissingGrade.HIGH, assessed_grade=MissingGrade.LOW, review_due=DEADLINE).model_dump()
     return [
         VistSubmitted(submission=submission),
         VistResubmitted(version=2, submission=submission),
@@ -252,6 +274,14 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         ActionReminded(owner=owner),
         ActionReassigned(owner=owner, reason="Synthetic.", from_owner=owner),
         ActionCompleted(note="Synthetic."),
+        MissingReported(report=synthetic_missing_report(rng=random.Random("facts:each")), **times),
+        LowGradeDecided(keep_low=True, rationale="Synthetic.", **times),
+        EpisodeReviewed(tracing_done="Synthetic.", next_steps="Synthetic.", reviewer_rank="inspector", **times),
+        TracingRecorded(activity="cctv_reviewed", **times),
+        EpisodeRegraded(from_grade=MissingGrade.LOW, reason="Synthetic.", **times),
+        ChildFound.of(found_report(NOW), interview_due=DEADLINE),
+        InterviewRecorded(outcome="declined", reasons="Synthetic."),
+        EpisodeClosed(interview_outcome="declined"),
         TriageListed(day=NOW.date(), due_at=NOW, prior_referrals=1),
         TriageDecided(day=NOW.date(), outcome=TriageOutcome.NO_FURTHER_ACTION, rationale="Synthetic."),
     ]

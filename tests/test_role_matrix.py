@@ -26,13 +26,26 @@ from starter.synthetic import (
     approval,
     screening,
     strategy_discussion,
+    synthetic_missing_report,
     synthetic_vist,
 )
 from tests.api_fixtures import BY_RANK, USERS, BY_ROLE, api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, deciding_workflows, in_flight, updates_of, eventually, start_referral, state_when
+from tests.helpers import (
+    STARTED,
+    deciding_workflows,
+    eventually,
+    in_flight,
+    start_episode,
+    start_referral,
+    state_when,
+    updates_of,
+)
+from workflows.missing import MissingEpisodeWorkflow
+from workflows.missing_models import LowGradeDecision, RiskIndicator
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import SEPARATION_OF_DUTIES, Duty
 from workflows.models import (
+    MissingGrade,
     Actor,
     ActionCompletion,
     ActionReassignment,
@@ -353,17 +366,30 @@ async def override_asked_by_screener(time_env, queue, sla_policy, pool, seed: st
     return handle
 
 
-# Each earlier duty: performed on a fresh referral by a person, who later holds (under the
+async def graded_low_by_supervisor(time_env, queue, sla_policy, pool, seed: str):
+    """A missing episode the sergeant reported at a low grade that its indicators make implausible."""
+    report = synthetic_missing_report(
+        rng=random.Random(f"matrix:four-eyes:{seed}"), grade=MissingGrade.LOW, indicators=[RiskIndicator.SELF_HARM]
+    )
+    _, handle = await start_episode(time_env.client, queue, sla_policy, report, reported_by=SERGEANT)
+    return handle
+
+
+# Each earlier duty: performed on a fresh case by a person, who later holds (under the
 # same staff ID) a role that may make the later decision: the user named here.
 EARLIER = {
     Duty.SUBMIT_VIST: (submitted_by_supervisor, "sergeant"),
     Duty.REQUEST_OVERRIDE: (override_asked_by_screener, "screener-as-sergeant"),
+    Duty.GRADE_LOW: (graded_low_by_supervisor, "sergeant"),
 }
-# Each later duty: its route and update, and a body that would be accepted from anyone else.
+# Each later duty: its route, its update and its workflow's state query, and a body that would be accepted from anyone else.
 LATER = {
-    Duty.REVIEW_VIST: ("supervisor-review", ReferralWorkflow.review, SupervisorReview, {"approved": True}),
-    Duty.DECIDE_OVERRIDE: ("override", ReferralWorkflow.decide_override, OverrideDecision,
-                           {"granted": True, "rationale": "Synthetic."}),
+    Duty.REVIEW_VIST: ("referrals/{}/supervisor-review", ReferralWorkflow.review, ReferralWorkflow.state,
+                       SupervisorReview, {"approved": True}),
+    Duty.DECIDE_OVERRIDE: ("referrals/{}/override", ReferralWorkflow.decide_override, ReferralWorkflow.state,
+                           OverrideDecision, {"granted": True, "rationale": "Synthetic."}),
+    Duty.KEEP_LOW_GRADE: ("missing-episodes/{}/low-grade", MissingEpisodeWorkflow.decide_low_grade,
+                          MissingEpisodeWorkflow.state, LowGradeDecision, {"keep_low": True, "rationale": "Synthetic."}),
 }
 
 
@@ -371,13 +397,13 @@ LATER = {
 async def test_every_separation_of_duties(channel, time_env, time_queue, sla_policy, api, auth, pool):
     for number, rule in enumerate(SEPARATION_OF_DUTIES):
         perform, same_person = EARLIER[rule.earlier]
-        path, update, model, body = LATER[rule.later]
+        path, update, state_query, model, body = LATER[rule.later]
         handle = await perform(time_env, time_queue, sla_policy, pool, f"{channel}:{number}")
-        before = await handle.query(ReferralWorkflow.state)
+        before = await handle.query(state_query)
         outcomes = {}
         for who in (same_person, "inspector"):
             if channel == "api":
-                response = await api.post(f"/referrals/{handle.id}/{path}", json=body, headers=auth(who))
+                response = await api.post(f"/{path.format(handle.id)}", json=body, headers=auth(who))
                 outcomes[who] = response.json()["field"] if response.status_code == 403 else response.status_code
             else:
                 decision = model.model_validate(body | {"actor": USERS[who].caller().actor})
@@ -387,7 +413,7 @@ async def test_every_separation_of_duties(channel, time_env, time_queue, sla_pol
                 except WorkflowUpdateFailedError as error:
                     outcomes[who] = error.cause.message.split(":", 1)[0]
             if who == same_person:
-                assert await handle.query(ReferralWorkflow.state) == before, rule
+                assert await handle.query(state_query) == before, rule
         assert outcomes == {same_person: "actor.id", "inspector": 200}, rule
 
 

@@ -22,10 +22,14 @@ with workflow.unsafe.imports_passed_through():
         ActionReassignment,
         ActionStart,
         ActionState,
+        Actor,
         Agency,
+        AgreedActionSpec,
         Escalation,
         EscalationAcknowledgement,
         EscalationAlert,
+        SlaPolicy,
+        agreed_action_id,
         escalation_id_for,
     )
     from workflows.facts import (
@@ -223,6 +227,41 @@ class AgreedActionWorkflow:
             await handle.signal("action_updated", self._action)
         except Exception:  # the referral may already be closed; it has the result then
             workflow.logger.info("referral did not take an action update", extra={"action_id": self._action.action_id})
+
+
+# --- what a case (a referral, a missing episode) does with the actions it agrees ---------------
+
+
+def register_action(actions: dict[str, ActionState], reference: str, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
+    """Number the case's next action and hold its state at once, so a validator sees it before it starts."""
+    action_id = agreed_action_id(reference, len(actions) + 1)
+    actions[action_id] = ActionState(
+        action_id=action_id, reference=reference, description=spec.description, owner=spec.owner, deadline=spec.deadline
+    )
+    return action_id, spec
+
+
+async def start_action(
+    reference: str, action_id: str, spec: AgreedActionSpec, actor: Actor, policy: SlaPolicy
+) -> workflow.ChildWorkflowHandle:
+    """The action's own workflow, a child of its case's, under the case's policy."""
+    start = ActionStart(
+        action_id=action_id, reference=reference, spec=spec, agreed_by=actor, agreed_at=workflow.now(), policy=policy
+    )
+    return await workflow.start_child_workflow(AgreedActionWorkflow.run, start, id=action_id)
+
+
+def reported_change(actions: dict[str, ActionState], action: ActionState) -> None:
+    """Take an action's signalled change, for an action the case agreed and has not seen finish.
+
+    A signal cannot prove its sender: it never completes an action (the action's result does that).
+    """
+    known = actions.get(action.action_id)
+    if known is None or known.completed_at is not None:
+        return
+    actions[action.action_id] = action.model_copy(
+        update={"reference": known.reference, "completed_at": None, "completed_by": None, "completion_note": None}
+    )
 
 
 if __name__ == "__main__":

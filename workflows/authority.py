@@ -32,6 +32,14 @@ ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 COMPLETERS_OF_OWN_AGENCY = frozenset({Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 COMPLETERS_OF_ANY_AGENCY = frozenset({Role.SCREENER, Role.SUPERVISOR})
 REASSIGNERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
+# A missing episode: reported and traced by police staff (officers, the CRU, supervisors); found by
+# officers or supervisors; reviewed (and a low grade kept) by supervisors; its return-home interview
+# recorded by children's social care (its own staff), the CRU/MASH or a supervisor.
+MISSING_REPORTERS = frozenset({Role.OFFICER, Role.SCREENER, Role.SUPERVISOR})
+TRACERS = MISSING_REPORTERS
+FINDERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
+EPISODE_REVIEWERS = REVIEWERS
+INTERVIEW_RECORDERS = frozenset({Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 # The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
 TRIAGE_DECIDERS = CASE_DECIDERS
 
@@ -85,12 +93,14 @@ def require_rung_authority(actor: Actor, rank: Rank, as_named_addressee: bool) -
 
 
 class Duty(StrEnum):
-    """A decision on a referral whose maker the separation of duties remembers."""
+    """A decision on a case (a referral, a missing episode) whose maker the separation of duties remembers."""
 
     SUBMIT_VIST = "submit or resubmit the VIST"
     REVIEW_VIST = "review the VIST"
     REQUEST_OVERRIDE = "ask for the repeat-referral override"
     DECIDE_OVERRIDE = "grant or refuse the repeat-referral override"
+    GRADE_LOW = "grade the missing episode low"
+    KEEP_LOW_GRADE = "keep the missing episode's low grade"
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class Separation:
 SEPARATION_OF_DUTIES = (
     Separation(Duty.SUBMIT_VIST, Duty.REVIEW_VIST),
     Separation(Duty.REQUEST_OVERRIDE, Duty.DECIDE_OVERRIDE),
+    Separation(Duty.GRADE_LOW, Duty.KEEP_LOW_GRADE),
 )
 
 

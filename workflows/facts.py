@@ -38,6 +38,8 @@ from workflows.models import (
     Agency,
     VistSubmission,
 )
+from workflows.missing_models import MissingReport
+from workflows.models import MissingGrade
 from workflows.triage_models import TriageOutcome
 
 
@@ -61,6 +63,15 @@ class FactKind(StrEnum):
     ACTION_REMINDED = "action_reminded"
     ACTION_REASSIGNED = "action_reassigned"
     ACTION_COMPLETED = "action_completed"
+    # A missing episode's (workflows/missing.py).
+    MISSING_REPORTED = "missing_reported"
+    LOW_GRADE_DECIDED = "low_grade_decided"
+    EPISODE_REVIEWED = "episode_reviewed"
+    TRACING_RECORDED = "tracing_recorded"
+    EPISODE_REGRADED = "episode_regraded"
+    CHILD_FOUND = "child_found"
+    INTERVIEW_RECORDED = "interview_recorded"
+    EPISODE_CLOSED = "episode_closed"
     TRIAGE_LISTED = "triage_listed"
     TRIAGE_DECIDED = "triage_decided"
 
@@ -302,6 +313,106 @@ class ActionCompleted(FactPayload):
     note: str
 
 
+# --- a missing episode's ---------------------------------------------------------------------
+
+
+class EpisodeTimes(FactPayload):
+    """The grade an episode is treated at (fail safe while a low grade awaits a supervisor), as assessed, and
+    the deadlines it sets, as of the fact."""
+
+    grade: MissingGrade
+    assessed_grade: MissingGrade
+    review_due: IsoTime | None = None
+    tracing_due: IsoTime | None = None
+
+    def summary(self) -> Summary:
+        return {"grade": self.grade.value, "assessed_grade": self.assessed_grade.value,
+                "review_due": self.review_due, "tracing_due": self.tracing_due}
+
+
+class MissingReported(EpisodeTimes):
+    report: MissingReport
+
+    def summary(self) -> Summary:
+        return super().summary() | {
+            "indicators": ", ".join(i.value for i in self.report.assessment.indicators) or None,
+            "missing_since": self.report.missing_since,
+        }
+
+
+class LowGradeDecided(EpisodeTimes):
+    keep_low: bool
+    rationale: str
+
+    def summary(self) -> Summary:
+        return super().summary() | {"keep_low": self.keep_low}
+
+
+class EpisodeReviewed(EpisodeTimes):
+    tracing_done: str
+    next_steps: str
+    reviewer_rank: str | None = None
+    tracing_actions: list[AgreedActionSpec] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return super().summary() | {"reviewer_rank": self.reviewer_rank, "tracing_actions": len(self.tracing_actions)}
+
+
+class TracingRecorded(EpisodeTimes):
+    activity: str
+    note: str | None = None
+    # A tracing action's completion is tracing too: its ID, when that is what was recorded.
+    action_id: str | None = None
+
+    def summary(self) -> Summary:
+        return super().summary() | {"activity": self.activity, "action_id": self.action_id}
+
+
+class EpisodeRegraded(EpisodeTimes):
+    from_grade: MissingGrade
+    reason: str
+
+    def summary(self) -> Summary:
+        return super().summary() | {"from_grade": self.from_grade.value}
+
+
+class ChildFound(FactPayload):
+    found_at: datetime
+    where: str
+    how: str
+    safe_and_well: str
+    safe_and_well_at: datetime
+    interviewer: ActionOwner
+    interview_due: IsoTime
+
+    def summary(self) -> Summary:
+        return {
+            "found_at": self.found_at,
+            "where": self.where,
+            "how": self.how,
+            "safe_and_well": self.safe_and_well,
+            "interview_due": self.interview_due,
+        }
+
+
+class InterviewRecorded(FactPayload):
+    outcome: str
+    held_at: datetime | None = None
+    reasons: str | None = None
+    intelligence_for_police: str | None = None
+
+    def summary(self) -> Summary:
+        return {"outcome": self.outcome, "held_at": self.held_at,
+                "intelligence_for_police": self.intelligence_for_police is not None}
+
+
+class EpisodeClosed(FactPayload):
+    interview_outcome: str
+
+    def summary(self) -> Summary:
+        return {"interview_outcome": self.interview_outcome}
+
+
 class TriageListed(FactPayload):
     """A referral put on a day's domestic-abuse triage list, with how much history it brings."""
 
@@ -360,6 +471,14 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.ACTION_REMINDED: FactEntry(ActionReminded, "action reminded"),
     FactKind.ACTION_REASSIGNED: FactEntry(ActionReassigned, "action reassigned"),
     FactKind.ACTION_COMPLETED: FactEntry(ActionCompleted, "action completed"),
+    FactKind.MISSING_REPORTED: FactEntry(MissingReported, "reported missing", decision=True),
+    FactKind.LOW_GRADE_DECIDED: FactEntry(LowGradeDecided, "low grade decided", decision=True),
+    FactKind.EPISODE_REVIEWED: FactEntry(EpisodeReviewed, "episode reviewed", decision=True),
+    FactKind.TRACING_RECORDED: FactEntry(TracingRecorded, "tracing recorded", decision=True),
+    FactKind.EPISODE_REGRADED: FactEntry(EpisodeRegraded, "episode regraded", decision=True),
+    FactKind.CHILD_FOUND: FactEntry(ChildFound, "child found", decision=True),
+    FactKind.INTERVIEW_RECORDED: FactEntry(InterviewRecorded, "return-home interview recorded", decision=True),
+    FactKind.EPISODE_CLOSED: FactEntry(EpisodeClosed, "episode closed"),
     FactKind.TRIAGE_LISTED: FactEntry(TriageListed, "listed for triage"),
     FactKind.TRIAGE_DECIDED: FactEntry(TriageDecided, "triaged", decision=True),
 }
@@ -383,13 +502,15 @@ class RecordedEvent(Model):
     `payload` is the fact's content as recorded (JSON values); `content` reads it as its kind's model.
     """
 
-    stream: str = Field(description="the workflow that recorded it: a referral or one of its agreed actions")
+    stream: str = Field(description="the workflow that recorded it: a case (a referral, a missing episode) or one of its agreed actions")
     seq: int
     reference: str
     kind: FactKind
     at: datetime
     actor: Actor
-    stage: Stage | None = Field(default=None, description="the referral's stage; none on an agreed action's facts")
+    stage: Stage | None = Field(
+        default=None, description="the referral's stage; none on an agreed action's or a missing episode's facts"
+    )
     risk: RiskGrade | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
 

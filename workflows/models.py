@@ -100,6 +100,14 @@ class RiskGrade(StrEnum):
     HIGH = "high"
 
 
+class MissingGrade(StrEnum):
+    """A missing child's risk assessment: there is no "absent" grade, a child reported missing is missing."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
 class IncidentType(StrEnum):
     DOMESTIC_ABUSE = "domestic_abuse"
     SEXUAL_OFFENCE = "sexual_offence"
@@ -317,16 +325,21 @@ def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
 REFERENCE_PREFIX = "REF-"
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
-# An agreed action's ID is its referral's reference and its number: REF-XXXXX-XXXXX.A1, .A2, ...
+# A missing episode's ID is made like a reference, from its report's ID alone: MIS-XXXXX-XXXXX.
+EPISODE_PREFIX = "MIS-"
+EPISODE_PATTERN = rf"{EPISODE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
+# A case is a workflow that agrees actions and raises escalations: a referral or a missing episode.
+CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN})"
+# An agreed action's ID is its case's ID and its number: REF-XXXXX-XXXXX.A1, MIS-XXXXX-XXXXX.A2, ...
 ACTION_MARK = ".A"
-ACTION_ID_PATTERN = rf"{REFERENCE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
+ACTION_ID_PATTERN = rf"{CASE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
 # A day's domestic-abuse triage is named by its date alone (London): TRIAGE-2026-11-24.
 TRIAGE_PREFIX = "TRIAGE-"
 TRIAGE_ID_PATTERN = rf"{TRIAGE_PREFIX}(?:19|2[0-9])[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-# An escalation's ID names the workflow that raised it: the referral, one of its agreed actions, or a day's triage.
+# An escalation's ID names the workflow that raised it: a case, one of its agreed actions, or a day's triage.
 ESCALATION_MARK = ".E"
 ESCALATION_ID = re.compile(
-    rf"^(?P<owner>{ACTION_ID_PATTERN}|{REFERENCE_PATTERN}|{TRIAGE_ID_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
+    rf"^(?P<owner>{ACTION_ID_PATTERN}|{CASE_PATTERN}|{TRIAGE_ID_PATTERN}){re.escape(ESCALATION_MARK)}[1-9][0-9]*$"
 )
 
 
@@ -367,14 +380,23 @@ def referral_reference(form_id: uuid.UUID) -> str:
 
     It is the workflow ID, so submitting the same form twice finds the same referral.
     """
-    digest = hashlib.sha256(b"referral:" + form_id.bytes).digest()
+    return _case_id(REFERENCE_PREFIX, b"referral:", form_id)
+
+
+def episode_id(report_id: uuid.UUID) -> str:
+    """A missing episode's ID, derived from its report's ID alone: the same report finds the same episode."""
+    return _case_id(EPISODE_PREFIX, b"missing:", report_id)
+
+
+def _case_id(prefix: str, namespace: bytes, key: uuid.UUID) -> str:
+    digest = hashlib.sha256(namespace + key.bytes).digest()
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
         number, rem = divmod(number, 32)
         chars.append(REFERENCE_ALPHABET[rem])
     code = "".join(chars)
-    return f"{REFERENCE_PREFIX}{code[:5]}-{code[5:]}"
+    return f"{prefix}{code[:5]}-{code[5:]}"
 
 
 # --- the SLA policy --------------------------------------------------------------------
@@ -415,6 +437,39 @@ class EscalationPolicy(Model):
     alert_retry_longest_seconds: float = Field(default=300.0, gt=0)
 
 
+class GradeTimes(Model):
+    """A time per missing-episode grade."""
+
+    low: Duration
+    medium: Duration
+    high: Duration
+
+    def for_grade(self, grade: MissingGrade) -> Duration:
+        return getattr(self, grade.value)
+
+
+def _hours(low: float, medium: float, high: float) -> GradeTimes:
+    return GradeTimes(low=Duration(hours=low), medium=Duration(hours=medium), high=Duration(hours=high))
+
+
+class MissingTimetable(Model):
+    """A missing episode's timescales (local policy defaults, except the return-home interview's 72 hours)."""
+
+    risk_assessment_review: GradeTimes = Field(
+        default_factory=lambda: _hours(4, 2, 1), description="a supervisor reviews the risk assessment within"
+    )
+    review_every: GradeTimes = Field(
+        default_factory=lambda: _hours(24, 8, 4), description="then reviews the episode again within each"
+    )
+    tracing_quiet: GradeTimes = Field(
+        default_factory=lambda: _hours(24, 6, 2), description="no tracing activity recorded for this long escalates"
+    )
+    return_home_interview: Duration = Field(
+        default_factory=lambda: Duration(hours=72), description="children's social care interviews the child within"
+    )
+    high_risk_reviewer: Rank = Field(default=Rank.INSPECTOR, description="the lowest rank that reviews a high-risk episode")
+
+
 class SlaPolicy(Model):
     """Per-stage, per-risk deadlines and the escalation ladder.
 
@@ -438,6 +493,7 @@ class SlaPolicy(Model):
     conference_report_working_days_before: int = Field(default=2, ge=0)
     action_reminder_before: Duration = Field(default_factory=lambda: Duration(hours=24))
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    missing: MissingTimetable = Field(default_factory=MissingTimetable)
     repeat_referral_threshold: int = Field(default=3, ge=2)
     repeat_referral_window_days: int = Field(default=90, ge=1)
     # A referral listed at a day's domestic-abuse triage is decided within this many working days
@@ -703,7 +759,7 @@ class ActionReassignment(Decision):
 
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
-EscalationResolution = Literal["referral_closed", "triaged"]
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
 
 
 class Escalation(Model):

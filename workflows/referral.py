@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
-    from workflows.action import AgreedActionWorkflow
+    from workflows.action import register_action, reported_change, start_action
     from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
     from workflows.authority import (
         CASE_DECIDERS,
@@ -58,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         OPEN_STAGES,
         SYSTEM_ACTOR,
         ActionOwner,
-        ActionStart,
         ActionState,
         Actor,
         AgreedActionSpec,
@@ -95,7 +94,6 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
-        agreed_action_id,
         escalation_id_for,
         future_time_in,
     )
@@ -556,12 +554,7 @@ class ReferralWorkflow:
         if not self._completion_from_results_only:
             self._actions[action.action_id] = action
             return
-        known = self._actions.get(action.action_id)
-        if known is None or known.completed_at is not None:
-            return
-        self._actions[action.action_id] = action.model_copy(
-            update={"reference": known.reference, "completed_at": None, "completed_by": None, "completion_note": None}
-        )
+        reported_change(self._actions, action)
 
     # --- the mechanics -------------------------------------------------------------
 
@@ -711,31 +704,12 @@ class ReferralWorkflow:
             move_on()
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
-        action_id = agreed_action_id(self._reference, len(self._actions) + 1)
-        self._actions[action_id] = ActionState(
-            action_id=action_id,
-            reference=self._reference,
-            description=spec.description,
-            owner=spec.owner,
-            deadline=spec.deadline,
-        )
-        return action_id, spec
+        return register_action(self._actions, self._reference, spec)
 
     async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         assert self._policy is not None
         for action_id, spec in agreed:
-            handle = await workflow.start_child_workflow(
-                AgreedActionWorkflow.run,
-                ActionStart(
-                    action_id=action_id,
-                    reference=self._reference,
-                    spec=spec,
-                    agreed_by=actor,
-                    agreed_at=workflow.now(),
-                    policy=self._policy,
-                ),
-                id=action_id,
-            )
+            handle = await start_action(self._reference, action_id, spec, actor, self._policy)
             self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
 
     async def _follow_action(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:

@@ -107,14 +107,21 @@ def decision_endpoint(route: DecisionRoute) -> Callable[..., Awaitable[Any]]:
     return endpoint
 
 
+def add_decision_routes(router: APIRouter, routes: tuple[DecisionRoute, ...], tag: str) -> None:
+    """Each decision as `POST /{collection}/{id}/{path}`, one workflow update under the caller's token."""
+    for route in routes:
+        router.add_api_route(
+            f"/{route.target.collection}/{{{route.target.param}}}/{route.path}",
+            decision_endpoint(route),
+            methods=["POST"],
+            response_model=route.target.workflows.state_type,
+            responses=DECISION_ERRORS,
+            summary=route.action.capitalize(),
+            description=f"{route.decision.__doc__ or ''}\n\nAllowed roles: "
+            + ", ".join(sorted(r.value for r in route.roles)),
+            tags=[tag],
+        )
+
+
 router = APIRouter(responses=DECISION_ERRORS)
-for route in DECISION_ROUTES:
-    router.add_api_route(
-        f"/{route.target.collection}/{{{route.target.param}}}/{route.path}",
-        decision_endpoint(route),
-        methods=["POST"],
-        response_model=route.target.workflows.state_type,
-        summary=route.action.capitalize(),
-        description=f"{route.decision.__doc__ or ''}\n\nAllowed roles: " + ", ".join(sorted(r.value for r in route.roles)),
-        tags=["decisions"],
-    )
+add_decision_routes(router, DECISION_ROUTES, "decisions")

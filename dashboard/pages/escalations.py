@@ -17,6 +17,7 @@ from dashboard.board import (
     PREFIX,
     Board,
     SignedIn,
+    case_page,
     decision_key,
     form_fields,
     local,
@@ -24,7 +25,6 @@ from dashboard.board import (
 )
 from readmodel.oversight import Audience
 from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
-from starter.referrals import reference_in
 from workflows.authority import ACKNOWLEDGERS
 from workflows.models import Escalation, Rank, Role
 
@@ -92,7 +92,7 @@ async def acknowledge_link(
         "acknowledge.html",
         caller,
         escalation_id=escalation_id,
-        reference=reference_in(escalation_id),
+        case=case_page(escalation_id),
         may_acknowledge=refusal is None,
         refusal=refusal,
     )
@@ -106,6 +106,7 @@ def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -
     return {
         "id": escalation.escalation_id,
         "reference": escalation.reference,
+        "page": (case_page(escalation.reference) or ("", ""))[1],
         "what": what_is_late(escalation),
         "rung": escalation.rung + 1,
         "rank": escalation.rank.value,

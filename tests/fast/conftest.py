@@ -64,6 +64,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
         fakes.alerts.deliver_escalation,
         fakes.audit.draw_monthly_sample,
         fakes.proofs.check_start_proof,
+        fakes.proofs.check_episode_start_proof,
         fakes.triage.triage_list,
     ]
     async with assemble_worker(fast_env.client, FAST_QUEUE, activities, verifier):

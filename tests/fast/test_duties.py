@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import pytest
 from temporalio.client import WorkflowHandle
 
-from starter.synthetic import INSPECTOR, SCREENER, SERGEANT, screening, synthetic_vist
-from tests.fast.referrals import REFERRAL_DECISIONS, referral_at, staff
-from tests.helpers import STARTED, refused
+from starter.synthetic import INSPECTOR, SCREENER, SERGEANT, screening, synthetic_missing_report, synthetic_vist
+from tests.fast.referrals import REFERRAL_DECISIONS, DecisionKind, referral_at, staff
+from tests.helpers import STARTED, refused, start_episode
+from workflows.missing import MissingEpisodeWorkflow
+from workflows.missing_models import EpisodeRegrade, LowGradeDecision, RiskIndicator
 from workflows.authority import SEPARATION_OF_DUTIES, Duty, Separation
 from workflows.models import (
+    MissingGrade,
     CloseReason,
     OverrideDecision,
     OverrideRequest,
@@ -69,6 +72,7 @@ class SeparationCase:
     rule: Separation
     earlier: Callable[..., Awaitable[WorkflowHandle]]
     person: str = DUAL
+    query: Callable = ReferralWorkflow.state  # the state query of the workflow the duties are on
 
 
 SUBMITTED_REVIEWED = Separation(Duty.SUBMIT_VIST, Duty.REVIEW_VIST)
@@ -82,7 +86,41 @@ SEPARATIONS = {
     "screener asks, then decides as supervisor": SeparationCase(ASKED_DECIDED, override_asked_by_dual),
     "screener asked once, then decides another's request": SeparationCase(ASKED_DECIDED, override_asked_by_dual_then_again),
 }
-LATER = {Duty.REVIEW_VIST: "review", Duty.DECIDE_OVERRIDE: "decide_override"}
+async def graded_low_by_dual(env, queue, policy, fakes, key: str) -> WorkflowHandle:
+    """A missing episode its reporter graded low though self-harm makes that implausible."""
+    report = synthetic_missing_report(rng=random.Random(f"fast:duties:{key}"), grade=MissingGrade.LOW,
+                                      indicators=[RiskIndicator.SELF_HARM])
+    _, handle = await start_episode(env.client, queue, policy, report, reported_by=staff(Role.OFFICER, staff_id=DUAL))
+    return handle
+
+
+async def regraded_low_by_supervisor(env, queue, policy, fakes, key: str) -> WorkflowHandle:
+    """A missing episode a sergeant regraded low with an unknown adult among its indicators."""
+    report = synthetic_missing_report(rng=random.Random(f"fast:duties:{key}"), grade=MissingGrade.MEDIUM,
+                                      indicators=[RiskIndicator.UNKNOWN_ADULT])
+    _, handle = await start_episode(env.client, queue, policy, report)
+    await handle.execute_update(MissingEpisodeWorkflow.regrade,
+                                EpisodeRegrade(actor=SERGEANT, grade=MissingGrade.LOW, reason="Synthetic."))
+    return handle
+
+
+GRADED_KEPT = Separation(Duty.GRADE_LOW, Duty.KEEP_LOW_GRADE)
+SEPARATIONS |= {
+    "officer reports low, then keeps it as supervisor": SeparationCase(
+        GRADED_KEPT, graded_low_by_dual, query=MissingEpisodeWorkflow.state),
+    "supervisor regrades low, then keeps it": SeparationCase(
+        GRADED_KEPT, regraded_low_by_supervisor, SERGEANT.id, MissingEpisodeWorkflow.state),
+}
+KEEP_LOW = DecisionKind(
+    MissingEpisodeWorkflow.decide_low_grade,
+    lambda s, actor: LowGradeDecision(actor=actor, keep_low=True, rationale="Synthetic."),
+    frozenset({Role.SUPERVISOR}), frozenset(), "keep or refuse a low grade")
+# Each later duty's decision.
+LATER = {
+    Duty.REVIEW_VIST: REFERRAL_DECISIONS["review"],
+    Duty.DECIDE_OVERRIDE: REFERRAL_DECISIONS["decide_override"],
+    Duty.KEEP_LOW_GRADE: KEEP_LOW,
+}
 
 
 def test_every_separation_of_duties_has_its_cases():
@@ -93,11 +131,12 @@ def test_every_separation_of_duties_has_its_cases():
 async def test_who_did_the_earlier_duty_may_not_do_the_later(name, fast_env, fast_queue, fakes, sla_policy):
     case = SEPARATIONS[name]
     handle = await case.earlier(fast_env, fast_queue, sla_policy, fakes, name)
-    kind = REFERRAL_DECISIONS[LATER[case.rule.later]]
+    kind = LATER[case.rule.later]
     setting = None  # the later decisions name nothing of the referral
     person = staff(Role.SUPERVISOR, staff_id=case.person)
     await refused(handle, kind.update, kind.build(setting, person),
-                  f"actor.id: {case.person} did {case.rule.earlier.value} and so may not {case.rule.later.value}")
+                  f"actor.id: {case.person} did {case.rule.earlier.value} and so may not {case.rule.later.value}",
+                  query=case.query)
     # Anyone else holding the role may.
     decided = await handle.execute_update(kind.update, kind.build(setting, INSPECTOR))
     assert decided.history[-1].actor_id == INSPECTOR.id

@@ -1,4 +1,4 @@
-"""Records the checked-in histories: every lifecycle path, run for real on the time-skipping server.
+"""Records the checked-in histories: every lifecycle path of a referral and of a missing episode, run for real on the time-skipping server.
 
 Histories are kept by generation, one folder each (`v1-before-alerts`, ...): after a
 deliberate change to the workflows (with `workflow.patched` where running referrals must
@@ -33,11 +33,11 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_triage
+from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_triage
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
-from workflows.models import ActionCompletion, CloseReason, Closure, Stage
+from workflows.models import EPISODE_PREFIX, ActionCompletion, CloseReason, Closure, Stage
 from workflows.referral import ReferralWorkflow
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +60,10 @@ FLOWS: dict[str, Flow] = {
     "report_in_lieu": test_lifecycle.test_report_in_lieu_is_an_action_due_two_working_days_before,
     "closed_early": test_lifecycle.test_closed_early_from_supervisor_review,
     "action_reassigned": test_lifecycle.test_action_reassignment_is_recorded,
+    # A missing episode from report to closure: review with a tracing action, found, a late interview.
+    "missing_episode_closed": (
+        test_missing_episodes.test_a_late_return_home_interview_escalates_to_the_manager_and_the_episode_closes_only_after_its_outcome
+    ),
     "bank_holiday_deadline": test_deadlines.test_screening_deadline_over_bank_holidays,
 }
 
@@ -74,7 +78,13 @@ TRIAGE_HISTORIES = HERE / "triage"
 
 
 async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
-    """Bring a referral a flow left open to its end, so every recorded history is a whole one."""
+    """Bring a referral a flow left open to its end, so every recorded history is a whole one.
+
+    A missing episode's flow closes it itself (its closure needs a return-home interview).
+    """
+    if handle.id.startswith(EPISODE_PREFIX):
+        await helpers.finished(env, handle)
+        return
     state = await handle.query(ReferralWorkflow.state)
     if state.stage is not Stage.CLOSED:
         for action in state.open_actions:
