@@ -11,17 +11,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from starter.workflow_client import WorkflowClient, WorkflowRefusal
 from workflows.missing import MissingEpisodeWorkflow
-from workflows.missing_models import (
-    EpisodeRegrade,
-    EpisodeReview,
-    EpisodeState,
-    Found,
-    LowGradeDecision,
-    ReturnHomeInterview,
-    StartMissingEpisode,
-    TracingRecord,
-)
-from workflows.models import EPISODE_PATTERN, EPISODE_PREFIX, EscalationAcknowledgement, episode_id
+from workflows.missing_models import EpisodeState, StartMissingEpisode
+from workflows.models import EPISODE_PATTERN, EPISODE_PREFIX, episode_id
 
 EPISODE_ID = re.compile(rf"^{EPISODE_PATTERN}$")
 
@@ -46,15 +37,6 @@ class MissingEpisodes(WorkflowClient[EpisodeState]):
     id_pattern = EPISODE_ID
     example_id = f"{EPISODE_PREFIX}XXXXX-XXXXX"
     state_type = EpisodeState
-    updates = {
-        LowGradeDecision: MissingEpisodeWorkflow.decide_low_grade,
-        EpisodeReview: MissingEpisodeWorkflow.review,
-        TracingRecord: MissingEpisodeWorkflow.record_tracing,
-        EpisodeRegrade: MissingEpisodeWorkflow.regrade,
-        Found: MissingEpisodeWorkflow.found,
-        ReturnHomeInterview: MissingEpisodeWorkflow.record_interview,
-        EscalationAcknowledgement: MissingEpisodeWorkflow.acknowledge_escalation,
-    }
 
     @staticmethod
     def workflow_id(report_id: uuid.UUID) -> str:
