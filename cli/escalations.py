@@ -17,7 +17,7 @@ app = typer.Typer()
 def escalations(
     state: Annotated[str, typer.Option(help="open, acknowledged, resolved or all")] = "open",
     mine: Annotated[bool, typer.Option("--mine", help="only those addressed to me")] = False,
-    reference: Annotated[str | None, typer.Option(help="only this referral's")] = None,
+    reference: Annotated[str | None, typer.Option(help="only this case's: a referral or a missing episode")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     cursor: Annotated[str | None, typer.Option()] = None,
     as_json: AsJson = False,

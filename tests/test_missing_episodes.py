@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from starter.synthetic import CSC_PARTNER, INSPECTOR, OFFICER, SERGEANT, found_report, synthetic_missing_report
+from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import advance_to, eventually, finished, seeded, start_episode
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
@@ -36,7 +37,9 @@ def review_by(actor: Actor, **more) -> EpisodeReview:
     return EpisodeReview(actor=actor, tracing_done="Synthetic: home searched.", next_steps="Synthetic: friends.", **more)
 
 
-async def test_a_missed_review_escalates_and_a_review_restarts_the_timetable(time_env, pool, time_queue, sla_policy):
+async def test_a_missed_review_escalates_and_a_review_restarts_the_timetable(
+    time_env, pool, time_queue, sla_policy, api, auth
+):
     _, handle = await start_episode(time_env.client, time_queue, sla_policy, seed="missed-review")
     state = await handle.query(MissingEpisodeWorkflow.state)
     assert state.grade is MissingGrade.MEDIUM
@@ -58,6 +61,16 @@ async def test_a_missed_review_escalates_and_a_review_restarts_the_timetable(tim
         lambda r: r is not None,
     )
     assert dict(row) == {"subject": "review", "rank": "sergeant"}
+
+    # Listed under its episode and acknowledged through the API, as any escalation.
+    listed = await eventually(
+        lambda: api.get("/escalations", params={"reference": handle.id}, headers=auth("sergeant")),
+        lambda r: r.status_code == 200 and len(r.json()["items"]) == 1,
+    )
+    assert listed.json()["items"][0]["escalation_id"] == escalation.escalation_id
+    acknowledged = await api.post(f"/escalations/{escalation.escalation_id}/acknowledgement", headers=auth("sergeant"))
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert acknowledged.json()["escalations"][0]["acknowledged_by"] == SERGEANT.id
 
     state = await handle.execute_update(MissingEpisodeWorkflow.review, review_by(SERGEANT))
     every = timedelta(hours=sla_policy.missing.review_every.medium.hours)

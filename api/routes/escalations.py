@@ -10,9 +10,9 @@ from api import models as bodies
 from api.deps import Authenticated, Cursor, IdempotencyKey, Limit, Svc, decision_key, decode_cursor, page
 from api.errors import DECISION_ERRORS, ERRORS, ApiError, rejected
 from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
-from starter.referrals import REFERENCE
 from starter.workflow_client import DecisionRejected
-from workflows.models import ActionState, ReferralState, Role
+from workflows.missing_models import EpisodeState
+from workflows.models import CASE_PATTERN, ActionState, ReferralState, Role
 from workflows.triage_models import TriageState
 
 router = APIRouter(responses=ERRORS, tags=["escalations"])
@@ -32,7 +32,9 @@ async def list_escalations(
         bool,
         Query(description="only those addressed to the caller's team, or about actions of the caller's agency"),
     ] = False,
-    reference: Annotated[str | None, Query(pattern=REFERENCE.pattern, description="only this referral's")] = None,
+    reference: Annotated[
+        str | None, Query(pattern=rf"^{CASE_PATTERN}$", description="only this case's: a referral or a missing episode")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.EscalationPage:
@@ -51,7 +53,7 @@ async def list_escalations(
 
 @router.post(
     "/escalations/{escalation_id}/acknowledgement",
-    response_model=ReferralState | ActionState | TriageState,
+    response_model=ReferralState | ActionState | TriageState | EpisodeState,
     responses=DECISION_ERRORS,
     tags=["escalations"],
     summary="Acknowledge an escalation",
