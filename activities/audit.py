@@ -1,7 +1,7 @@
 """The audit's reads of the read model, and the monthly sample it records as a worklist.
 
 The sample is drawn at random but reproducibly: the same month and seed over the same
-referrals give the same cases, and a worklist is recorded once per (month, seed), so a
+referrals and missing episodes give the same cases, and a worklist is recorded once per (month, seed), so a
 retried activity or a second run finds the one already drawn.
 """
 
@@ -93,6 +93,7 @@ class AuditRecords:
     # --- the monthly sample ----------------------------------------------------------------
 
     async def sample_candidates(self, month: str) -> dict[SampleCategory, list[str]]:
+        """Each category's cases of the month: referrals submitted in it, and missing episodes reported in it."""
         start, end = month_bounds(month)
         rows = await self.pool.fetch(
             """SELECT reference, incident_type, section_46, coalesce(section_47, false) AS section_47
@@ -100,9 +101,13 @@ class AuditRecords:
             start,
             end,
         )
+        # A missing-children case is a missing episode, its own workflow, not a referral's incident type.
+        episodes = await self.pool.fetch(
+            "SELECT episode_id FROM missing_episodes WHERE reported_at >= $1 AND reported_at < $2", start, end
+        )
         return {
             SampleCategory.VIST: [r["reference"] for r in rows],
-            SampleCategory.MISSING: [r["reference"] for r in rows if r["incident_type"] == "missing"],
+            SampleCategory.MISSING: [r["episode_id"] for r in episodes],
             SampleCategory.CSE: [r["reference"] for r in rows if r["incident_type"] == "cse"],
             SampleCategory.SECTION_47_VIST: [r["reference"] for r in rows if r["section_47"]],
             SampleCategory.SECTION_46: [r["reference"] for r in rows if r["section_46"]],

@@ -1,5 +1,6 @@
 """The demo `make run` plays against the running stack: synthetic referrals, one taken through
-every stage, one escalating, then every referral the system knows.
+every stage, one escalating, a missing episode from report to return-home interview, then every
+referral the system knows.
 
 It shows references, stages, risk grades, incident types, agencies and times only: never a
 child's name, date of birth, address or any free text, even though the data is synthetic.
@@ -27,6 +28,7 @@ from temporalio.service import RPCError
 from activities.policy import build_sla_policy
 from runtime.settings import Settings
 from starter.actions import AgreedActions
+from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.synthetic import (
     CSC_PARTNER,
@@ -34,10 +36,25 @@ from starter.synthetic import (
     INSPECTOR,
     OFFICER,
     SCREENER,
+    SERGEANT,
     approval,
+    found_report,
     screening,
     strategy_discussion,
+    synthetic_missing_report,
     synthetic_vist,
+)
+from workflows.missing_models import (
+    EpisodePhase,
+    EpisodeReview,
+    EpisodeState,
+    InterviewOutcome,
+    LowGradeDecision,
+    ReturnHomeInterview,
+    RiskIndicator,
+    StartMissingEpisode,
+    TracingActivity,
+    TracingRecord,
 )
 from starter.workflow_client import DecisionUnconfirmed, WorkflowRefusal
 from workflows.models import (
@@ -51,6 +68,7 @@ from workflows.models import (
     EscalationAcknowledgement,
     EscalationPolicy,
     IncidentType,
+    MissingGrade,
     PoliceAttendance,
     Rank,
     ReferralState,
@@ -315,6 +333,67 @@ async def walk_through_every_stage(
     return state
 
 
+async def walk_missing_episode(
+    client: Client, settings: Settings, console: Console, policy: SlaPolicy, rng: random.Random
+) -> EpisodeState:
+    """A missing child reported at a low grade a supervisor keeps, traced, found, interviewed at home, closed."""
+    episodes, actions = MissingEpisodes(client), AgreedActions(client)
+    report = synthetic_missing_report(rng=rng, grade=MissingGrade.LOW, indicators=[RiskIndicator.CSE_CONCERN])
+    start = StartMissingEpisode(report=report, reported_by=OFFICER, sla_policy=policy)
+    intake = await step("missing report", episodes.report(start, settings.task_queue))
+    episode = intake.state.episode_id
+    console.rule(f"{episode}: a missing child, from report to return-home interview")
+    steps = Steps(console)
+    steps.add(
+        "missing report: low grade, CSE concern", OFFICER, intake.state.phase.value,
+        f"treated {intake.state.grade.value} until a supervisor decides",
+    )
+
+    async def decide(
+        name: str, done: str, decision: Decision, detail: Callable[[EpisodeState], str] = lambda _: ""
+    ) -> EpisodeState:
+        state = await step(name, episodes.decide(episode, decision))
+        steps.add(done, decision.actor, state.phase.value, detail(state))
+        return state
+
+    await decide(
+        "low grade decision", "supervisor keeps the low grade",
+        LowGradeDecision(actor=SERGEANT, keep_low=True, rationale="Synthetic rationale: known to return within hours."),
+        lambda s: f"grade {s.grade.value}; review due {short(s.review_due)}",
+    )
+    await decide(
+        "episode review", "supervisor reviews the episode",
+        EpisodeReview(actor=SERGEANT, tracing_done="Synthetic: home searched.", next_steps="Synthetic: visit friends."),
+        lambda s: f"next review due {short(s.review_due)}",
+    )
+    await decide(
+        "tracing record", "tracing: addresses visited",
+        TracingRecord(actor=OFFICER, activity=TracingActivity.ADDRESSES_VISITED),
+        lambda s: f"tracing due {short(s.tracing_due)}",
+    )
+    found_at = datetime.now(timezone.utc).replace(microsecond=0)
+    state = await decide(
+        "found", "found: safe and well", found_report(found_at),
+        lambda s: f"return-home interview {s.interview_action_id} due {short(s.interview_due)}",
+    )
+    interview = state.interview_action_id
+    completion = ActionCompletion(actor=CSC_PARTNER, note="Synthetic: interview held at home.")
+    await step(f"complete {interview}", actions.decide(interview, completion))
+    state = await step(f"query {episode}", episodes.state(episode))
+    steps.add("return-home interview action completed", CSC_PARTNER, state.phase.value)
+    state = await decide(
+        "interview outcome", "interview outcome: done",
+        ReturnHomeInterview(actor=CSC_PARTNER, outcome=InterviewOutcome.DONE, held_at=datetime.now(timezone.utc)),
+    )
+    if state.phase is not EpisodePhase.CLOSED:
+        state = await eventually(
+            f"{episode} closing", lambda: episodes.state(episode), lambda s: s.phase is EpisodePhase.CLOSED, CLOSE_TIMEOUT
+        )
+        steps.add("interview done: closed", None, state.phase.value)
+    console.print(f"  {episode} closed: {len(state.history)} decisions in its history, {len(state.reviews)} review(s)")
+    return state
+
+
 async def show_escalation(client: Client, console: Console, reference: str, started_at: float) -> ReferralState:
     referrals = Referrals(client)
     console.rule(f"{reference}: left unreviewed under a fast SLA, it escalates")
@@ -428,6 +507,24 @@ async def show_all_referrals(
     )
 
 
+async def show_episode_recorded(pool_or_dsn: asyncpg.Pool | str, console: Console, episode: str) -> None:
+    """The missing episode's row once its facts reached PostgreSQL through the outbox."""
+    row = await eventually(
+        f"{episode} recorded in PostgreSQL",
+        lambda: _fetch(
+            pool_or_dsn,
+            "SELECT phase, grade, where_found, interview_outcome FROM missing_episodes WHERE episode_id = $1",
+            episode,
+        ),
+        lambda rows: bool(rows) and rows[0]["phase"] == EpisodePhase.CLOSED.value,
+        RECORDED_TIMEOUT,
+    )
+    console.print(
+        f"PostgreSQL: missing episode {episode} {row[0]['phase']}, grade {row[0]['grade']}, "
+        f"found at {row[0]['where_found']}, return-home interview {row[0]['interview_outcome']}"
+    )
+
+
 async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Settings, console: Console) -> None:
     """Play the demo against a running worker; raise DemoError naming the step that failed."""
     rng = random.Random()
@@ -446,12 +543,14 @@ async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Se
     started = await submit_referrals(client, settings, console, same_day_report_policy(policy), rng)
     submission, reference = started[0]
     walked = await walk_through_every_stage(client, console, submission, reference)
+    episode = await walk_missing_episode(client, settings, console, policy, rng)
     await show_escalation(client, console, escalating, escalating_started)
 
     expected = {escalating: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}
     for _, other in started[1:]:
         expected[other] = Stage.SUPERVISOR_REVIEW
     await show_all_referrals(client, pool_or_dsn, console, expected)
+    await show_episode_recorded(pool_or_dsn, console, episode.episode_id)
 
 
 async def _main() -> None:

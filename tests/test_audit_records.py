@@ -22,22 +22,26 @@ from audit.history import (
 from audit.replay import replay_histories
 from audit.reconcile import Mismatch, Problem, reconcile
 from audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sample
-from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
+from starter.synthetic import (
+    OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist,
+)
 from tests.helpers import skip, LONDON, eventually, finished, start_referral
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.calendar import first_working_day
-from workflows.facts import FactKind, RecordedEvent, StrategyDiscussionHeld, VistSubmitted
+from workflows.facts import FactKind, MissingReported, RecordedEvent, StrategyDiscussionHeld, VistSubmitted
 from workflows.models import (
     ActionCompletion,
     IncidentType,
+    MissingGrade,
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,
     Section46,
     Stage,
+    episode_id,
     referral_reference,
 )
 from workflows.referral import ReferralWorkflow
@@ -158,10 +162,23 @@ async def record_referral(pool, seed: int, at: datetime, incident: IncidentType,
     return ref
 
 
+async def record_episode(pool, seed: int, at: datetime) -> str:
+    """A missing episode reported at `at`, as its first fact puts it in the read model."""
+    report = synthetic_missing_report(rng=random.Random(seed), missing_since=at - timedelta(hours=2))
+    episode = episode_id(report.report_id)
+    reported = MissingReported(report=report, grade=MissingGrade.MEDIUM, assessed_grade=MissingGrade.MEDIUM)
+    await ReferralRecords(pool).record_event(RecordedEvent(
+        stream=episode, seq=1, reference=episode, kind=FactKind.MISSING_REPORTED, at=at, actor=OFFICER,
+        payload=reported.recorded()))
+    return episode
+
+
 async def test_the_monthly_sample_is_reproducible_and_recorded_once(pool):
     start = datetime(2025, 2, 3, 10, tzinfo=LONDON)
+    episodes = {await record_episode(pool, 9300 + n, start + timedelta(days=3 * n)) for n in range(5)}
+    # Missing-children cases are missing episodes: a referral about a missing child is a VIST case only.
     kinds = (
-        [(IncidentType.MISSING, False, False)] * 5 + [(IncidentType.CSE, False, False)] * 3
+        [(IncidentType.MISSING, False, False)] * 2 + [(IncidentType.CSE, False, False)] * 3
         + [(IncidentType.DOMESTIC_ABUSE, False, False)] * 9 + [(IncidentType.DOMESTIC_ABUSE, False, True)] * 3
         + [(IncidentType.NEGLECT, True, False)] * 2
     )
@@ -170,7 +187,9 @@ async def test_the_monthly_sample_is_reproducible_and_recorded_once(pool):
         refs[await record_referral(pool, 9100 + n, start + timedelta(days=n % 20, hours=n), incident, s46, s47)] = (incident, s46, s47)
     # Either side of the month, in London time: not candidates.
     outside = [await record_referral(pool, 9190, datetime(2025, 1, 31, 23, 30, tzinfo=LONDON), IncidentType.MISSING),
-               await record_referral(pool, 9191, datetime(2025, 3, 1, 0, 10, tzinfo=LONDON), IncidentType.MISSING)]
+               await record_referral(pool, 9191, datetime(2025, 3, 1, 0, 10, tzinfo=LONDON), IncidentType.MISSING),
+               await record_episode(pool, 9390, datetime(2025, 1, 31, 23, 30, tzinfo=LONDON)),
+               await record_episode(pool, 9391, datetime(2025, 3, 1, 0, 10, tzinfo=LONDON))]
 
     worklist = await monthly_sample(pool, MONTH, seed=7, drawn_by="AUD-4001")
     counts = {c: sum(1 for i in worklist.items if i.category is c) for c in SampleCategory}
@@ -178,9 +197,10 @@ async def test_the_monthly_sample_is_reproducible_and_recorded_once(pool):
                       SampleCategory.SECTION_47_VIST: 2, SampleCategory.SECTION_46: 1}
     chosen = [i.reference for i in worklist.items]
     assert len(set(chosen)) == len(chosen) and not set(chosen) & set(outside)
-    for item in worklist.items:
+    assert {i.reference for i in worklist.items if i.category is SampleCategory.MISSING} <= episodes
+    for item in (i for i in worklist.items if i.category is not SampleCategory.MISSING):
         incident, s46, s47 = refs[item.reference]
-        assert {SampleCategory.MISSING: incident is IncidentType.MISSING, SampleCategory.CSE: incident is IncidentType.CSE,
+        assert {SampleCategory.CSE: incident is IncidentType.CSE,
                 SampleCategory.SECTION_46: s46, SampleCategory.SECTION_47_VIST: s47}.get(item.category, True)
 
     # Same month, same seed: the same cases, and the worklist already recorded is the one returned.
