@@ -65,7 +65,10 @@ class ReadModelRows:
 
     events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, set[str]] = field(default_factory=dict)
-    referrals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each case's own row by table (referrals, missing_episodes), keyed by its reference.
+    cases: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {"referrals": {}, "missing_episodes": {}}
+    )
     # Facts refused by the database and not yet re-applied, with the reason each was refused.
     quarantined: dict[tuple[str, int], str] = field(default_factory=dict)
 
@@ -81,6 +84,8 @@ PROJECTION_KEYS = {
     "action_reassignments": """SELECT r.action_id || '#' || r.seq FROM action_reassignments r
                                JOIN agreed_actions a USING (action_id) WHERE a.reference = ANY($1)""",
     "escalations": "SELECT escalation_id FROM escalations WHERE reference = ANY($1)",
+    "missing_reviews": "SELECT episode_id || '#' || seq FROM missing_reviews WHERE episode_id = ANY($1)",
+    "missing_tracing": "SELECT episode_id || '#' || seq FROM missing_tracing WHERE episode_id = ANY($1)",
 }
 
 
@@ -168,10 +173,13 @@ class AuditRecords:
     # --- reconciliation ---------------------------------------------------------------------
 
     async def references_submitted(self, since: datetime | None, until: datetime | None) -> list[str]:
+        """The referrals submitted and the missing episodes reported in [since, until), oldest first."""
         rows = await self.pool.fetch(
-            """SELECT reference FROM referrals
-               WHERE ($1::timestamptz IS NULL OR submitted_at >= $1) AND ($2::timestamptz IS NULL OR submitted_at < $2)
-               ORDER BY submitted_at, reference""",
+            """SELECT reference FROM (
+                   SELECT reference, submitted_at AS at FROM referrals
+                   UNION ALL SELECT episode_id, reported_at FROM missing_episodes) cases
+               WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::timestamptz IS NULL OR at < $2)
+               ORDER BY at, reference""",
             since,
             until,
         )
@@ -201,7 +209,13 @@ class AuditRecords:
                           close_reason FROM referrals WHERE reference = ANY($1)""",
                 refs,
             ):
-                rows.referrals[row["reference"]] = dict(row)
+                rows.cases["referrals"][row["reference"]] = dict(row)
+            for row in await conn.fetch(
+                """SELECT episode_id, phase, grade, assessed_grade, review_due, tracing_due, interview_outcome
+                   FROM missing_episodes WHERE episode_id = ANY($1)""",
+                refs,
+            ):
+                rows.cases["missing_episodes"][row["episode_id"]] = dict(row)
             for row in await conn.fetch(
                 """SELECT stream, seq, reason FROM quarantined_facts
                    WHERE reference = ANY($1) AND resolved_at IS NULL""",

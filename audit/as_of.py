@@ -7,6 +7,7 @@ referrals in view, actions and escalations as they stood.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -94,6 +95,33 @@ def _fold_action(action: ActionState | None, fact: RecordedEvent) -> ActionState
     return action
 
 
+def fold_escalation(escalations: list[Escalation], fact: RecordedEvent) -> None:
+    """A case's escalations after one of its escalation facts (raised, acknowledged, resolved); others leave them."""
+    match fact.content:
+        case EscalationRaised(escalation=escalation):
+            escalations.append(escalation)
+        case EscalationAcknowledged() as ack:
+            _acknowledged(escalations, fact, ack)
+        case EscalationResolved() as resolved:
+            _resolved(escalations, fact, resolved)
+
+
+def escalations_from(facts: Iterable[RecordedEvent]) -> list[Escalation]:
+    """The escalations a case's own facts raised, as they stand after those facts."""
+    escalations: list[Escalation] = []
+    for fact in facts:
+        fold_escalation(escalations, fact)
+    return escalations
+
+
+def fold_actions(facts: Iterable[RecordedEvent]) -> list[ActionState]:
+    """Each agreed action's state after its own facts (those of the action streams among `facts`)."""
+    actions: dict[str, ActionState | None] = {}
+    for fact in facts:
+        actions[fact.stream] = _fold_action(actions.get(fact.stream), fact)
+    return [a for a in actions.values() if a is not None]
+
+
 @dataclass
 class ReferralAsRecorded:
     """The referral as its own facts have told it so far: what each kind of fact changes."""
@@ -152,12 +180,8 @@ class ReferralAsRecorded:
                 self.child_protection_plan = plan
             case Closed(reason=reason):
                 self.close_reason = reason
-            case EscalationRaised(escalation=escalation):
-                self.escalations.append(escalation)
-            case EscalationAcknowledged() as ack:
-                _acknowledged(self.escalations, fact, ack)
-            case EscalationResolved() as resolved:
-                _resolved(self.escalations, fact, resolved)
+            case EscalationRaised() | EscalationAcknowledged() | EscalationResolved():
+                fold_escalation(self.escalations, fact)
 
     def as_state(
         self, reference: str, submitted_at: datetime, actions: list[ActionState], view: ScreeningView | None
@@ -199,15 +223,12 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
     if not facts:
         raise ValueError(f"{referral.reference}: no facts were recorded by {moment}")
     told = ReferralAsRecorded(policy=referral.policy, stage_entered_at=facts[0].at)
-    actions: dict[str, ActionState | None] = {}
     for fact in facts:
         if fact.stream == referral.reference:
             told.take(fact)
-        else:
-            actions[fact.stream] = _fold_action(actions.get(fact.stream), fact)
+    actions = fold_actions(f for f in facts if f.stream != referral.reference)
     views = [view for at, view in referral.screening_views if moment is None or at <= moment]
-    return told.as_state(referral.reference, facts[0].at, [a for a in actions.values() if a is not None],
-                         views[-1] if views else None)
+    return told.as_state(referral.reference, facts[0].at, actions, views[-1] if views else None)
 
 
 async def state_as_of(client: Client, reference: str, moment: datetime) -> ReferralState:

@@ -1,8 +1,10 @@
-"""Referral histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
+"""Case histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
 
-A referral's facts are the `record_event` inputs of its history and of its agreed actions'
-histories (each a RecordedEvent); its decisions are the updates the workflows accepted.
-Payloads are opened with the system's data converter, so sealed histories need the keyring.
+A case is a referral (`REF-` ID) or a missing episode (`MIS-` ID); its agreed actions are its
+child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
+history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
+updates the workflows accepted. Payloads are opened with the system's data converter, so
+sealed histories need the keyring.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
 from workflows.facts import RecordedEvent
+from workflows.missing_models import EpisodeState, StartMissingEpisode
 from workflows.models import (
     Actor,
     ReferralState,
@@ -33,6 +36,9 @@ from workflows.models import (
 )
 
 REFERRAL_WORKFLOW = "ReferralWorkflow"
+EPISODE_WORKFLOW = "MissingEpisodeWorkflow"
+# The workflow types audited as cases, each with the agreed actions it started.
+CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW)
 ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
@@ -58,7 +64,7 @@ def parent_workflow_id(history: WorkflowHistory) -> str | None:
 
 
 def child_executions(history: WorkflowHistory) -> list[tuple[str, str]]:
-    """The (workflow ID, run ID) of every child the history started: a referral's agreed actions."""
+    """The (workflow ID, run ID) of every child the history started: a case's agreed actions."""
     return [
         (e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id,
          e.child_workflow_execution_started_event_attributes.workflow_execution.run_id)
@@ -69,7 +75,7 @@ def child_executions(history: WorkflowHistory) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class ReferralHistories:
-    """One referral's history with the histories of its agreed actions."""
+    """One case's history (a referral's or a missing episode's) with the histories of its agreed actions."""
 
     referral: WorkflowHistory
     actions: tuple[WorkflowHistory, ...] = ()
@@ -78,12 +84,16 @@ class ReferralHistories:
     def reference(self) -> str:
         return self.referral.workflow_id
 
+    @property
+    def is_episode(self) -> bool:
+        return workflow_type(self.referral) == EPISODE_WORKFLOW
+
     def all(self) -> list[WorkflowHistory]:
         return [self.referral, *self.actions]
 
 
 def group_histories(histories: Iterable[WorkflowHistory]) -> list[ReferralHistories]:
-    """Gather loose histories into referrals: each action joins the referral that started it."""
+    """Gather loose histories into cases: each action joins the referral or missing episode that started it."""
     histories = list(histories)
     children: dict[str, list[WorkflowHistory]] = {}
     for history in histories:
@@ -93,7 +103,7 @@ def group_histories(histories: Iterable[WorkflowHistory]) -> list[ReferralHistor
     return [
         ReferralHistories(h, tuple(sorted(children.get(h.workflow_id, []), key=_action_order)))
         for h in histories
-        if workflow_type(h) == REFERRAL_WORKFLOW
+        if workflow_type(h) in CASE_WORKFLOWS
     ]
 
 
@@ -116,7 +126,7 @@ async def fetch_referral(client: Client, reference: str, run_id: str | None = No
 async def fetch_referrals(
     client: Client, runs: Sequence[tuple[str, str | None]], concurrency: int = FETCH_CONCURRENCY
 ) -> list[ReferralHistories]:
-    """Several referrals' histories, fetched a few at a time; in the order asked."""
+    """Several cases' histories, fetched a few at a time; in the order asked."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(reference: str, run_id: str | None) -> ReferralHistories:
@@ -126,9 +136,9 @@ async def fetch_referrals(
     return list(await asyncio.gather(*(one(reference, run_id) for reference, run_id in runs)))
 
 
-def referral_query(since: datetime | None = None, until: datetime | None = None, query: str | None = None) -> str:
-    """A visibility query for referral workflows started in [since, until), narrowed by `query`."""
-    clauses = [f"WorkflowType = '{REFERRAL_WORKFLOW}'"]
+def case_query(since: datetime | None = None, until: datetime | None = None, query: str | None = None) -> str:
+    """A visibility query for the cases (referrals and missing episodes) started in [since, until), narrowed by `query`."""
+    clauses = ["(" + " OR ".join(f"WorkflowType = '{case}'" for case in CASE_WORKFLOWS) + ")"]
     if since is not None:
         clauses.append(f"StartTime >= '{since.astimezone(timezone.utc).isoformat()}'")
     if until is not None:
@@ -139,7 +149,7 @@ def referral_query(since: datetime | None = None, until: datetime | None = None,
 
 
 async def list_referrals(client: Client, query: str) -> list[tuple[str, str]]:
-    """(reference, run ID) of every referral run matching a visibility query, oldest first."""
+    """(reference, run ID) of every case run matching a visibility query, oldest first."""
     found = [(w.start_time, w.id, w.run_id) async for w in client.list_workflows(query)]
     return [(reference, run_id) for _, reference, run_id in sorted(found)]
 
@@ -200,7 +210,7 @@ def write_export(folder: Path, referrals: Sequence[ReferralHistories], query: st
 async def export_histories(
     client: Client, folder: Path, references: Sequence[str] | None = None, query: str | None = None
 ) -> ExportManifest:
-    """Export the named referrals, or every referral matching a visibility query, with their actions."""
+    """Export the named cases, or every case matching a visibility query, with their actions."""
     if references is None:
         if query is None:
             raise ValueError("give references or a query")
@@ -226,7 +236,7 @@ def load_export_histories(folder: Path) -> list[WorkflowHistory]:
 
 
 def load_export(folder: Path) -> list[ReferralHistories]:
-    """The referrals of one export folder, each with its agreed actions."""
+    """The cases of one export folder, each with its agreed actions."""
     return group_histories(load_export_histories(folder))
 
 
@@ -260,18 +270,14 @@ class AcceptedDecision:
     actor: Actor
 
 
-@dataclass
-class DecodedReferral:
-    """Everything an audit needs from one referral's histories, decoded once."""
+@dataclass(kw_only=True)
+class DecodedCase:
+    """What an audit needs from any case's histories, decoded once: its facts, decisions and ending."""
 
     reference: str
     run_id: str
-    start: StartReferral
-    policy: SlaPolicy
     facts: list[RecordedEvent]
     decisions: list[AcceptedDecision]
-    screening_views: list[tuple[datetime, ScreeningView]]
-    result: ReferralState | None
     status: str
     ended_at: datetime | None
     events: int = 0
@@ -280,6 +286,24 @@ class DecodedReferral:
 
     def facts_until(self, moment: datetime) -> list[RecordedEvent]:
         return [f for f in self.facts if f.at <= moment]
+
+
+@dataclass(kw_only=True)
+class DecodedReferral(DecodedCase):
+    """A referral's histories decoded: its start, SLA policy, screening views and result besides."""
+
+    start: StartReferral
+    policy: SlaPolicy
+    screening_views: list[tuple[datetime, ScreeningView]]
+    result: ReferralState | None
+
+
+@dataclass(kw_only=True)
+class DecodedEpisode(DecodedCase):
+    """A missing episode's histories decoded: its start (the report) and result besides."""
+
+    start: StartMissingEpisode
+    result: EpisodeState | None
 
 
 async def _activity_results(
@@ -356,40 +380,62 @@ def _fact_order(reference: str):
     return lambda f: (f.at, f.stream != reference, f.stream, f.seq)
 
 
-async def decode_referral(referral: ReferralHistories, converter: DataConverter) -> DecodedReferral:
-    history = referral.referral
-    first, last = history.events[0], history.events[-1]
-    start = await _decode(converter, first.workflow_execution_started_event_attributes.input, StartReferral)
-    policy = start.sla_policy
-    if policy is None:
-        loaded = await _activity_results(history, converter, POLICY_ACTIVITY, SlaPolicy)
-        policy = loaded[0][1] if loaded else SlaPolicy()
+async def _decode_case(case: ReferralHistories, converter: DataConverter) -> dict[str, Any]:
+    """The fields every decoded case shares, from its own history and its agreed actions'."""
+    history = case.referral
+    last = history.events[-1]
     facts: list[RecordedEvent] = []
     unconfirmed: set[tuple[str, int]] = set()
     decisions: list[AcceptedDecision] = []
-    for h in referral.all():
+    for h in case.all():
         for fact, confirmed in await recorded_facts(h, converter):
             facts.append(fact)
             if not confirmed:
                 unconfirmed.add((fact.stream, fact.seq))
         decisions += await accepted_decisions(h, converter)
-    result = None
-    if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-        result = await _decode(converter, last.workflow_execution_completed_event_attributes.result, ReferralState)
     status = _ENDINGS.get(last.event_type, "running")
-    return DecodedReferral(
-        reference=referral.reference,
+    return dict(
+        reference=case.reference,
         run_id=history.run_id,
-        start=start,
-        policy=policy,
-        facts=sorted(facts, key=_fact_order(referral.reference)),
+        facts=sorted(facts, key=_fact_order(case.reference)),
         decisions=sorted(decisions, key=lambda d: d.accepted_at),
-        screening_views=await _activity_results(history, converter, PRIOR_REFERRALS_ACTIVITY, ScreeningView),
-        result=result,
         status=status,
         ended_at=event_time(last) if status != "running" else None,
-        events=sum(len(h.events) for h in referral.all()),
-        action_ids=[h.workflow_id for h in referral.actions],
+        events=sum(len(h.events) for h in case.all()),
+        action_ids=[h.workflow_id for h in case.actions],
         unconfirmed=unconfirmed,
     )
 
+
+async def _start_and_result(history: WorkflowHistory, converter: DataConverter, start: type, result: type) -> tuple[Any, Any]:
+    first, last = history.events[0], history.events[-1]
+    started = await _decode(converter, first.workflow_execution_started_event_attributes.input, start)
+    if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return started, None
+    return started, await _decode(converter, last.workflow_execution_completed_event_attributes.result, result)
+
+
+async def decode_referral(referral: ReferralHistories, converter: DataConverter) -> DecodedReferral:
+    history = referral.referral
+    start, result = await _start_and_result(history, converter, StartReferral, ReferralState)
+    policy = start.sla_policy
+    if policy is None:
+        loaded = await _activity_results(history, converter, POLICY_ACTIVITY, SlaPolicy)
+        policy = loaded[0][1] if loaded else SlaPolicy()
+    return DecodedReferral(
+        **await _decode_case(referral, converter),
+        start=start,
+        policy=policy,
+        screening_views=await _activity_results(history, converter, PRIOR_REFERRALS_ACTIVITY, ScreeningView),
+        result=result,
+    )
+
+
+async def decode_episode(episode: ReferralHistories, converter: DataConverter) -> DecodedEpisode:
+    start, result = await _start_and_result(episode.referral, converter, StartMissingEpisode, EpisodeState)
+    return DecodedEpisode(**await _decode_case(episode, converter), start=start, result=result)
+
+
+async def decode_case(case: ReferralHistories, converter: DataConverter) -> DecodedReferral | DecodedEpisode:
+    """A referral's or a missing episode's histories decoded, by the case's workflow type."""
+    return await (decode_episode if case.is_episode else decode_referral)(case, converter)

@@ -1,5 +1,8 @@
 """Reconciliation: the facts in the workflow histories against the rows in PostgreSQL, every mismatch reported.
 
+A case is a referral or a missing episode: each is compared with its own row (`referrals`
+or `missing_episodes`), its projections' rows and its agreed actions' and escalations' rows.
+
 The history is the source of truth. A fact in a history with no row is a decision the
 database lost; a row with no fact behind it was written by something other than the
 workflows. A fact the database refused for good and quarantined is a mismatch until an
@@ -10,6 +13,7 @@ purge removed on purpose, are counted but are not mismatches.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -23,26 +27,36 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.audit import AuditRecords, ReadModelRows
 from runtime.codec import UNSEALED_TYPE
 from audit.history import (
+    DecodedCase,
+    DecodedEpisode,
     DecodedReferral,
-    decode_referral,
+    case_query,
+    decode_case,
     fetch_referral,
     list_referrals,
     recorded_facts,
-    referral_query,
 )
 from workflows.facts import (
     ActionAgreed,
     ActionReassigned,
+    ChildFound,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
+    EpisodeClosed,
+    EpisodeReviewed,
+    EpisodeTimes,
     EscalationRaised,
     FactKind,
+    FactPayload,
+    InterviewRecorded,
+    MissingReported,
     RecordedEvent,
     RiskRegraded,
     Screened,
     StageChanged,
     StrategyDiscussionHeld,
+    TracingRecorded,
     VistResubmitted,
     VistSubmitted,
 )
@@ -52,6 +66,7 @@ from workflows.models import TRIAGE_ID_PATTERN
 TRIAGE_STREAM = re.compile(rf"^{TRIAGE_ID_PATTERN}$")
 EVENT_FIELDS = ("kind", "at", "actor_id", "actor_role", "actor_agency", "stage", "risk", "payload")
 REFERRAL_FIELDS = ("stage", "risk", "deadline", "screening_outcome", "section_47", "child_protection_plan", "close_reason")
+EPISODE_FIELDS = ("phase", "grade", "assessed_grade", "review_due", "tracing_due", "interview_outcome")
 
 
 class Problem(StrEnum):
@@ -120,16 +135,23 @@ def projection_keys(fact: RecordedEvent) -> list[tuple[str, str]]:
             return [("action_reassignments", f"{fact.stream}#{fact.seq}")]
         case EscalationRaised(escalation=escalation):
             return [("escalations", escalation.escalation_id)]
+        case EpisodeReviewed():
+            return [("missing_reviews", f"{fact.reference}#{fact.seq}")]
+        case TracingRecorded():
+            return [("missing_tracing", f"{fact.reference}#{fact.seq}")]
     return []
+
+
+def _own_contents(case: DecodedCase) -> Iterator[FactPayload]:
+    """The contents of the case's own facts (not its actions'), in order: what its own row is made of."""
+    return (fact.content for fact in case.facts if fact.stream == case.reference)
 
 
 def _referral_row(referral: DecodedReferral) -> dict[str, Any]:
     """The referrals row as the projections would leave it after every recorded fact."""
     row: dict[str, Any] = dict.fromkeys(REFERRAL_FIELDS)
-    for fact in referral.facts:
-        if fact.stream != referral.reference:
-            continue
-        match fact.content:
+    for content in _own_contents(referral):
+        match content:
             case VistResubmitted():
                 pass  # a resubmission's grade is not the referral's: only the first form's is
             case VistSubmitted(submission=form):
@@ -149,8 +171,33 @@ def _referral_row(referral: DecodedReferral) -> dict[str, Any]:
     return row
 
 
-def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismatch], int]:
-    """Every mismatch between one referral's facts and its rows, and the count of facts still in flight."""
+def _episode_row(episode: DecodedCase) -> dict[str, Any]:
+    """The missing_episodes row as the projections would leave it after every recorded fact."""
+    row: dict[str, Any] = dict.fromkeys(EPISODE_FIELDS)
+    for content in _own_contents(episode):
+        match content:
+            case EpisodeTimes(grade=grade, assessed_grade=assessed, review_due=review_due, tracing_due=tracing_due):
+                if isinstance(content, MissingReported):
+                    row["phase"] = "missing"
+                row |= {"grade": grade, "assessed_grade": assessed, "review_due": review_due, "tracing_due": tracing_due}
+            case ChildFound():
+                row |= {"phase": "returned", "review_due": None, "tracing_due": None}
+            case InterviewRecorded(outcome=outcome):
+                row["interview_outcome"] = outcome
+            case EpisodeClosed():
+                row["phase"] = "closed"
+    return row
+
+
+# Each kind of case's own row: its table, the fields compared, and the row its facts would leave.
+CASE_ROWS = {
+    DecodedReferral: ("referrals", REFERRAL_FIELDS, _referral_row),
+    DecodedEpisode: ("missing_episodes", EPISODE_FIELDS, _episode_row),
+}
+
+
+def compare(referral: DecodedCase, rows: ReadModelRows) -> tuple[list[Mismatch], int]:
+    """Every mismatch between one case's facts and its rows, and the count of facts still in flight."""
     ref = referral.reference
     mismatches: list[Mismatch] = []
     in_flight = 0
@@ -192,15 +239,16 @@ def compare(referral: DecodedReferral, rows: ReadModelRows) -> tuple[list[Mismat
             mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table=table, key=key))
         for key in sorted(present - keys):
             mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_HISTORY, table=table, key=key))
-    actual = rows.referrals.get(ref)
+    case_table, case_fields, case_row = CASE_ROWS[type(referral)]
+    actual = rows.cases[case_table].get(ref)
     if actual is None:
         if referral.facts and (referral.facts[0].stream, 1) not in referral.unconfirmed:
-            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table="referrals", key=ref))
+            mismatches.append(Mismatch(reference=ref, problem=Problem.MISSING_IN_DATABASE, table=case_table, key=ref))
     elif not referral.unconfirmed and not quarantined:  # a quarantined fact already explains the row
-        wanted_row = _referral_row(referral)
-        differing = [f for f in REFERRAL_FIELDS if actual[f] != wanted_row[f]]
+        wanted_row = case_row(referral)
+        differing = [f for f in case_fields if actual[f] != wanted_row[f]]
         if differing:
-            mismatches.append(Mismatch(reference=ref, problem=Problem.DIFFERS, table="referrals", key=ref, fields=differing))
+            mismatches.append(Mismatch(reference=ref, problem=Problem.DIFFERS, table=case_table, key=ref, fields=differing))
     return mismatches, in_flight
 
 
@@ -210,9 +258,9 @@ def _belongs(key: str, reference: str) -> bool:
 
 
 async def reconcile_referrals(
-    referrals: list[DecodedReferral], records: AuditRecords, without_history: list[str] | None = None
+    referrals: list[DecodedCase], records: AuditRecords, without_history: list[str] | None = None
 ) -> ReconcileReport:
-    """Compare decoded referrals with the read model; `without_history`: rows whose workflow was not found."""
+    """Compare decoded cases with the read model; `without_history`: rows whose workflow was not found."""
     without_history = without_history or []
     references = [r.reference for r in referrals] + without_history
     purged = await records.purged_references(references)
@@ -267,11 +315,12 @@ async def reconcile(
     until: datetime | None = None,
     references: list[str] | None = None,
 ) -> ReconcileReport:
-    """Reconcile the named referrals, or every referral submitted in [since, until) by either side's account."""
+    """Reconcile the named cases, or every referral submitted and missing episode reported in [since, until)
+    by either side's account."""
     records = AuditRecords(pool)
     if references is None:
         in_database = await records.references_submitted(since, until)
-        on_server = [ref for ref, _ in await list_referrals(client, referral_query(since, until))]
+        on_server = [ref for ref, _ in await list_referrals(client, case_query(since, until))]
         references = sorted(set(in_database) | set(on_server))
     decoded, without_history, refused = [], [], []
     for reference in references:
@@ -283,7 +332,7 @@ async def reconcile(
             without_history.append(reference)
             continue
         try:
-            referral = await decode_referral(histories, client.data_converter)
+            referral = await decode_case(histories, client.data_converter)
         except ApplicationError as error:
             if error.type != UNSEALED_TYPE:
                 raise

@@ -1,4 +1,8 @@
-"""A referral's decision timeline, reconstructed from its histories: each step, who, when, its deadline and the margin.
+"""A case's decision timeline, reconstructed from its histories: each step, who, when, its deadline and the margin.
+
+A referral's timeline has its stages, regrades, meetings and conference; a missing episode's
+has its reviews and return-home interview against their deadlines. Both read each fact
+through the facts registry: its label, whether it is a decision, and its summary.
 
 The timeline names people only by staff ID, role and agency, and carries no free text: it
 can be shared with senior leaders without revealing who the children are.
@@ -11,16 +15,29 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from audit.as_of import state_from_facts
-from audit.history import AcceptedDecision, DecodedReferral, decode_referral, fetch_referral
+from audit.as_of import escalations_from, fold_actions, state_from_facts
+from audit.history import (
+    AcceptedDecision,
+    DecodedCase,
+    DecodedEpisode,
+    DecodedReferral,
+    decode_episode,
+    decode_referral,
+    fetch_referral,
+)
 from workflows.calendar import add_duration
 from workflows.facts import (
     ActionAgreed,
+    ChildFound,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
     Detail,
+    EpisodeClosed,
+    EpisodeReviewed,
+    EpisodeTimes,
     FactKind,
+    InterviewRecorded,
     RecordedEvent,
     contents,
     RiskRegraded,
@@ -34,6 +51,7 @@ from workflows.models import (
     Duration,
     Escalation,
     IncidentType,
+    MissingGrade,
     PoliceAttendance,
     ReferralState,
     RiskGrade,
@@ -182,6 +200,27 @@ class ReferralTimeline(BaseModel):
     conference: ConferenceCheck | None = None
 
 
+class EpisodeTimeline(BaseModel):
+    """A missing episode from report to closure: each review and the return-home interview against its deadline."""
+
+    reference: str
+    run_id: str
+    status: str
+    reported_at: datetime
+    missing_since: datetime
+    assessed_grade: MissingGrade = Field(description="the grade as reported")
+    final_grade: MissingGrade = Field(description="the grade the episode was treated at when its history ends")
+    ends_at: datetime = Field(description="when the history ends: closure, or its last recorded fact")
+    found_at: datetime | None = None
+    closed_at: datetime | None = None
+    decisions: list[TimelineDecision]
+    reviews: list[DeadlineCheck] = Field(description="each review against the review due when it was done; "
+                                         "a last one not done while the child was missing")
+    interview: DeadlineCheck | None = Field(default=None, description="the interview's outcome against its due time")
+    actions: list[TimelineAction]
+    escalations: list[TimelineEscalation]
+
+
 def _actor(fact: RecordedEvent) -> TimelineActor:
     return TimelineActor(id=fact.actor.id, role=fact.actor.role, agency=fact.actor.agency)
 
@@ -288,7 +327,7 @@ def _conference(state: ReferralState, own: list[RecordedEvent], ends_at: datetim
     )
 
 
-def _decisions(referral: DecodedReferral) -> list[TimelineDecision]:
+def _decisions(referral: DecodedCase) -> list[TimelineDecision]:
     """Each decision as its registry entry reads it, with the accepted update that carried it."""
     decisions = []
     for fact in filter(_is_decision, referral.facts):
@@ -338,7 +377,7 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
     own = [f for f in facts if f.stream == referral.reference]
     state = state_from_facts(referral)
     closed = next((fact for fact, _ in contents(own, Closed)), None)
-    ends_at = closed.at if closed else max(referral.ended_at or facts[-1].at, facts[-1].at)
+    ends_at = _ends_at(referral, closed)
     agreed = {fact.stream: fact for fact, _ in contents(facts, ActionAgreed)}
     return ReferralTimeline(
         reference=referral.reference,
@@ -362,6 +401,63 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
         ),
         conference=_conference(state, own, ends_at),
     )
+
+
+def _ends_at(case: DecodedCase, closed: RecordedEvent | None) -> datetime:
+    facts = case.facts
+    return closed.at if closed else max(case.ended_at or facts[-1].at, facts[-1].at)
+
+
+def _reviews(own: list[RecordedEvent], ends_at: datetime) -> list[DeadlineCheck]:
+    """Each review against the due time the facts before it set; the next, if due while the child was missing."""
+    checks, due = [], None
+    for fact in own:
+        match fact.content:
+            case EpisodeReviewed() as reviewed:
+                checks.append(check(due, fact.at, ends_at))
+                due = reviewed.review_due
+            case EpisodeTimes(review_due=review_due):
+                due = review_due
+            case ChildFound():
+                due = None
+    return checks + ([check(due, None, ends_at)] if due is not None else [])
+
+
+def build_episode_timeline(episode: DecodedEpisode) -> EpisodeTimeline:
+    facts = episode.facts
+    own = [f for f in facts if f.stream == episode.reference]
+    closed = next((fact for fact, _ in contents(own, EpisodeClosed)), None)
+    ends_at = _ends_at(episode, closed)
+    found = next(((fact, c) for fact, c in contents(own, ChildFound)), None)
+    interviewed = next((fact for fact, _ in contents(own, InterviewRecorded)), None)
+    grades = [times.grade for _, times in contents(own, EpisodeTimes)]
+    agreed = {fact.stream: fact for fact, _ in contents(facts, ActionAgreed)}
+    actions = fold_actions(f for f in facts if f.stream != episode.reference)
+    return EpisodeTimeline(
+        reference=episode.reference,
+        run_id=episode.run_id,
+        status=episode.status,
+        reported_at=facts[0].at,
+        missing_since=episode.start.report.missing_since,
+        assessed_grade=episode.start.report.assessment.grade,
+        final_grade=grades[-1],
+        ends_at=ends_at,
+        found_at=found[1].found_at if found else None,
+        closed_at=closed.at if closed else None,
+        decisions=_decisions(episode),
+        reviews=_reviews(own, ends_at),
+        interview=check(found[1].interview_due, interviewed.at if interviewed else None, ends_at) if found else None,
+        actions=[_action(a, agreed[a.action_id], ends_at) for a in actions],
+        escalations=sorted(
+            [_escalation(e) for e in escalations_from(own)] + [_escalation(e) for a in actions for e in a.escalations],
+            key=lambda e: e.raised_at,
+        ),
+    )
+
+
+async def episode_timeline(client: Client, reference: str) -> EpisodeTimeline:
+    """The timeline of a missing episode on the server, from its history and its actions' histories."""
+    return build_episode_timeline(await decode_episode(await fetch_referral(client, reference), client.data_converter))
 
 
 async def referral_timeline(client: Client, reference: str) -> ReferralTimeline:

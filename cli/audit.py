@@ -31,10 +31,12 @@ from runtime.settings import Settings
 from runtime.temporal import connect, data_converter
 from audit.as_of import state_from_facts
 from audit.history import (
-    REFERRAL_WORKFLOW,
+    CASE_WORKFLOWS,
     DecodedReferral,
     ExportIntegrityError,
     ReferralHistories,
+    case_query,
+    decode_case,
     decode_referral,
     export_histories,
     exported_histories,
@@ -42,7 +44,6 @@ from audit.history import (
     fetch_referrals,
     group_histories,
     list_referrals,
-    referral_query,
 )
 from audit.reconcile import ReconcileReport, reconcile, reconcile_referrals
 from audit.replay import ReplayReport, ReplayStatus, replay_histories
@@ -177,9 +178,9 @@ def export(
             if reference:
                 manifest = await export_histories(client, out, references=reference)
             else:
-                manifest = await export_histories(client, out, query=referral_query(aware(since), aware(until), query))
+                manifest = await export_histories(client, out, query=case_query(aware(since), aware(until), query))
             await audit.record(
-                "audit_export", [f.workflow_id for f in manifest.files if f.workflow_type == REFERRAL_WORKFLOW],
+                "audit_export", [f.workflow_id for f in manifest.files if f.workflow_type in CASE_WORKFLOWS],
                 histories=len(manifest.files),
             )
         console.print(f"{len(manifest.files)} histories written to {out} (manifest: {out / 'manifest.json'})")
@@ -209,7 +210,7 @@ def replay(
                 histories = _exported_histories(from_dir)
             else:
                 client = await _client(settings)
-                runs = await list_referrals(client, referral_query(aware(since), aware(until), query))
+                runs = await list_referrals(client, case_query(aware(since), aware(until), query))
                 histories = [h for referral in await fetch_referrals(client, runs) for h in referral.all()]
             with Progress(
                 TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -220,7 +221,7 @@ def replay(
                     histories, settings, workers=workers, sandbox=sandbox, progress=lambda n: progress.advance(task, n)
                 )
             await audit.record(
-                "audit_replay", [h.workflow_id for h in report.histories if h.workflow_type == REFERRAL_WORKFLOW],
+                "audit_replay", [h.workflow_id for h in report.histories if h.workflow_type in CASE_WORKFLOWS],
                 histories=len(report.histories),
             )
             return report
@@ -321,7 +322,7 @@ def reconcile_command(
                 from activities.audit import AuditRecords
 
                 converter = data_converter(settings)
-                decoded = [await decode_referral(r, converter) for r in _exported(from_dir)]
+                decoded = [await decode_case(r, converter) for r in _exported(from_dir)]
                 report = await reconcile_referrals(decoded, AuditRecords(audit.pool))
                 read = [r.reference for r in decoded]
             else:

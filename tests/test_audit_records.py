@@ -17,7 +17,7 @@ from audit.history import (
     fetch_referrals,
     list_referrals,
     load_export,
-    referral_query,
+    case_query,
 )
 from audit.replay import replay_histories
 from audit.reconcile import Mismatch, Problem, reconcile
@@ -122,7 +122,7 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
         await handle.execute_update(ReferralWorkflow.review, approval())
         await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
         await handle.result()
-    query = referral_query(since=started, query=f"WorkflowId = '{handle.id}'")
+    query = case_query(since=started, query=f"WorkflowId = '{handle.id}'")
     manifest = await eventually(
         lambda: export_histories(dev_env.client, tmp_path, query=query), lambda m: len(m.files) == 1
     )

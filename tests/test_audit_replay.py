@@ -14,7 +14,7 @@ from cli.audit import audit_app
 from audit.history import (
     ExportIntegrityError,
     ReferralHistories,
-    decode_referral,
+    decode_case,
     exported_histories,
     load_export,
     load_exports,
@@ -54,7 +54,7 @@ async def test_the_latest_generation_enters_every_stage():
     """
     entered = set()
     for referral in load_exports(GENERATIONS[-1]):
-        decoded = await decode_referral(referral, HISTORIES_CONVERTER)
+        decoded = await decode_case(referral, HISTORIES_CONVERTER)
         entered |= {change.to_stage for _, change in contents(decoded.facts, StageChanged)}
     assert set(Stage) - entered == set(), f"record a generation whose flows reach them: {GENERATIONS[-1].name}"
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from audit.history import decode_referral, load_exports
+from audit.history import decode_case, load_exports
 from audit.timeline import _is_decision
 from dashboard.pages.referrals import fact_view
 from readmodel.projections import PROJECTIONS
@@ -211,7 +211,7 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
 async def test_facts_of_every_generation_decode_into_their_kinds_models_without_loss(generation):
     kinds = set()
     for referral in load_exports(generation):
-        decoded = await decode_referral(referral, HISTORIES_CONVERTER)
+        decoded = await decode_case(referral, HISTORIES_CONVERTER)
         for fact in decoded.facts:
             content = fact.content
             assert type(content) is FACTS[fact.kind].payload
