@@ -27,6 +27,7 @@ from workflows.missing_models import EpisodeCountQuery
 from workflows.models import (
     Actor,
     IncidentType,
+    PriorEpisode,
     PriorReferral,
     PriorReferralQuery,
     RecordOutcome,
@@ -329,4 +330,22 @@ class ReferralRecords:
                 per_child[child_id] = per_child.get(child_id, 0) + 1
         # This referral counts too: "three or more referrals about a child".
         repeat = sorted(c for c, n in per_child.items() if n + 1 >= query.policy_threshold)
-        return ScreeningView(prior_referrals=list(prior.values()), repeat_children=repeat)
+        return ScreeningView(
+            prior_referrals=list(prior.values()),
+            missing_episodes=await self._missing_episodes_of(query),
+            repeat_children=repeat,
+        )
+
+    async def _missing_episodes_of(self, query: PriorReferralQuery) -> list[PriorEpisode]:
+        """The referral's children's missing episodes (same identity key) since the window's start, newest first."""
+        rows = await self.pool.fetch(
+            """SELECT m.episode_id, m.reported_at, m.phase, m.grade,
+                      array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
+               FROM referral_children c JOIN missing_episodes m ON m.identity_key = c.identity_key
+               WHERE c.reference = $1 AND m.reported_at >= $2
+               GROUP BY m.episode_id, m.reported_at, m.phase, m.grade
+               ORDER BY m.reported_at DESC, m.episode_id DESC""",
+            query.reference,
+            query.since,
+        )
+        return [PriorEpisode(**dict(row), matched_on=["child"]) for row in rows]

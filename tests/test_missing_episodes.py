@@ -11,9 +11,18 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from starter.synthetic import CSC_PARTNER, INSPECTOR, OFFICER, SERGEANT, found_report, synthetic_missing_report
+from starter.synthetic import (
+    CSC_PARTNER,
+    INSPECTOR,
+    OFFICER,
+    SERGEANT,
+    approval,
+    found_report,
+    synthetic_missing_report,
+    synthetic_vist,
+)
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import advance_to, eventually, finished, seeded, start_episode
+from tests.helpers import advance_to, eventually, finished, seeded, start_episode, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import (
@@ -21,12 +30,14 @@ from workflows.missing_models import (
     EpisodeReview,
     InterviewOutcome,
     LowGradeDecision,
+    MissingChild,
     ReturnHomeInterview,
     RiskIndicator,
     TracingActivity,
     TracingRecord,
 )
 from workflows.models import ActionCompletion, Actor, AgreedActionSpec, MissingGrade, Rank, Role
+from workflows.referral import ReferralWorkflow
 
 OTHER_SERGEANT = Actor(id="PS-2002", role=Role.SUPERVISOR, rank=Rank.SERGEANT)
 
@@ -243,3 +254,29 @@ async def test_a_childs_third_episode_is_flagged_repeat_missing_from_the_read_mo
         lambda r: r is not None,
     )
     assert json.loads(row["payload"]) == {"episodes": 3, "window_days": sla_policy.missing.repeat_missing_days}
+
+
+async def test_a_referrals_screening_view_lists_its_childs_missing_episodes_once_each_newest_first(
+    time_env, pool, time_queue, sla_policy
+):
+    submission = synthetic_vist(rng=seeded("screened-child"), family="Missingham-000002", children=2)
+    child = submission.children[0]
+    episodes = []
+    for n in range(2):
+        report = synthetic_missing_report(rng=seeded(f"screened-child-{n}")).model_copy(
+            update={"child": MissingChild(name=child.name, date_of_birth=child.date_of_birth)}
+        )
+        episodes.append((await start_episode(time_env.client, time_queue, sla_policy, report))[1].id)
+        await advance_to(time_env, await time_env.get_current_time() + timedelta(minutes=5))
+    # Another child's episode is not theirs.
+    await start_episode(time_env.client, time_queue, sla_policy, seed="screened-other-child")
+
+    submission, referral = await start_referral(time_env.client, time_queue, sla_policy, submission=submission)
+    await eventually(
+        lambda: pool.fetchval("SELECT count(*) FROM referral_children WHERE reference = $1", referral.id),
+        lambda c: c == 2,
+    )
+    view = (await referral.execute_update(ReferralWorkflow.review, approval())).screening_view
+    assert [e.episode_id for e in view.missing_episodes] == episodes[::-1]
+    assert all(e.matched_on == ["child"] and e.child_ids == ["C1"] for e in view.missing_episodes)
+    assert view.missing_episodes[0].grade is MissingGrade.MEDIUM and view.missing_episodes[0].phase == "missing"

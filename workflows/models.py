@@ -838,8 +838,22 @@ class PriorReferral(Model):
         return data
 
 
+class PriorEpisode(Model):
+    """A missing episode of a child the referral is about, once, with every reason it matched."""
+
+    episode_id: str
+    reported_at: datetime
+    phase: str
+    grade: MissingGrade
+    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
+
+
 class ScreeningView(Model):
     prior_referrals: list[PriorReferral] = Field(default_factory=list)
+    missing_episodes: list[PriorEpisode] = Field(
+        default_factory=list, description="the children's missing episodes in the window, newest first"
+    )
     repeat_children: list[str] = Field(
         default_factory=list, description="child_ids with a repeat-referral flag"
     )
