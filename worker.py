@@ -61,6 +61,7 @@ def build_worker(
     activities = [
         records.record_event,
         records.find_prior_referrals,
+        records.count_missing_episodes,
         policy.load_sla_policy,
         alerts.deliver_escalation,
         audit.draw_monthly_sample,

@@ -23,6 +23,7 @@ from temporalio import activity
 
 from readmodel.projections import project
 from workflows.facts import FactKind, RecordedEvent
+from workflows.missing_models import EpisodeCountQuery
 from workflows.models import (
     Actor,
     IncidentType,
@@ -264,6 +265,18 @@ class ReferralRecords:
             sorted({o.reference for o in outcomes}),
         )
         return outcomes
+
+    @activity.defn
+    async def count_missing_episodes(self, query: EpisodeCountQuery) -> int:
+        """How many episodes the episode's child (same identity key) has had since `query.since`, this one included."""
+        count = await self.pool.fetchval(
+            """SELECT count(*) FROM missing_episodes other
+               JOIN missing_episodes mine ON mine.identity_key = other.identity_key
+               WHERE mine.episode_id = $1 AND other.reported_at >= $2 AND other.reported_at <= mine.reported_at""",
+            query.episode_id,
+            query.since,
+        )
+        return int(count)
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:

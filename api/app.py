@@ -145,6 +145,7 @@ def create_app(
             settings,
             authenticator=app.state.services.authenticator,
             acknowledgements=app.state.services.acknowledgements,
+            sla_policy=app.state.services.sla_policy,
             clock=clock,
         ),
     )

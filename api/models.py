@@ -139,6 +139,22 @@ class EpisodeSummary(BaseModel):
     closed_at: datetime | None = None
 
 
+class FrequentlyMissingChild(BaseModel):
+    """A child with episodes in the window, named by their latest episode's ID only: counts and times."""
+
+    latest_episode_id: str
+    episodes: int = Field(description="episodes reported in the window")
+    open_episodes: int = Field(description="of them, not yet closed")
+    missing_now: bool = Field(description="an episode has the child missing still")
+    repeat_missing: bool = Field(description="the episodes reach the policy's repeat-missing count")
+    last_reported_at: datetime
+
+
+class MostFrequentlyMissing(BaseModel):
+    since: datetime = Field(description="the window's start: the policy's repeat-missing window back from now")
+    items: list[FrequentlyMissingChild]
+
+
 class EpisodePage(BaseModel):
     items: list[EpisodeSummary]
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")

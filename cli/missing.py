@@ -9,7 +9,13 @@ import typer
 
 from cli.connection import call, decide
 from cli.inputs import AsJson, BodyFile, DecisionKey, EpisodeId, body_from, now_iso, read_json, split_fields
-from cli.rendering import emit, render_episode, render_episode_intake, render_episode_page
+from cli.rendering import (
+    emit,
+    render_episode,
+    render_episode_intake,
+    render_episode_page,
+    render_most_frequently_missing,
+)
 from workflows.missing_models import (
     EpisodePhase,
     FoundHow,
@@ -52,6 +58,13 @@ def list_episodes(
     params = {"phase": phase.value if phase else None, "grade": grade.value if grade else None, "limit": limit,
               "cursor": cursor}
     emit(call("GET", "/missing-episodes", params=params), as_json, render_episode_page)
+
+
+@app.command("most-frequent")
+def most_frequent(limit: Annotated[int, typer.Option(min=1, max=100)] = 20, as_json: AsJson = False) -> None:
+    """The children most often missing in the repeat-missing window, each by their latest episode, live."""
+    emit(call("GET", "/missing-episodes/most-frequent", params={"limit": limit}), as_json,
+         render_most_frequently_missing)
 
 
 @app.command("low-grade")

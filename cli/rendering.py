@@ -156,6 +156,16 @@ def render_episode_page(console: Console, page: dict) -> None:
     more(console, page)
 
 
+def render_most_frequently_missing(console: Console, listing: dict) -> None:
+    rows_table(
+        console,
+        f"Most frequently missing since {when(listing['since'])}",
+        ["latest episode", "episodes", "open", "missing now", "repeat-missing", "last reported"],
+        [[c["latest_episode_id"], str(c["episodes"]), str(c["open_episodes"]), "MISSING" if c["missing_now"] else "",
+          "REPEAT" if c["repeat_missing"] else "", when(c["last_reported_at"])] for c in listing["items"]],
+    )
+
+
 def override_text(override: dict | None) -> str | None:
     if override is None:
         return None

@@ -22,16 +22,18 @@ from temporalio.client import Client
 
 from activities.alerts import AlertLinks, describe_duration
 from activities.directory import SupervisionDirectory
+from activities.policy import build_sla_policy
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from readmodel.access_log import AccessLog
 from readmodel.oversight import OversightReadModel
+from readmodel.queries import ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS
-from workflows.models import CASE_PATTERN, Role, Stage
+from workflows.models import CASE_PATTERN, Role, SlaPolicy, Stage
 
 log = structlog.get_logger("dashboard")
 
@@ -130,6 +132,8 @@ def same_origin(request: Request) -> bool:
 class Dashboard:
     client: Client
     oversight: OversightReadModel
+    read_model: ReferralReadModel
+    sla_policy: SlaPolicy
     access_log: AccessLog
     authenticator: Authenticator
     acknowledgements: Acknowledgements
@@ -227,6 +231,7 @@ def create_board(
     *,
     authenticator: Authenticator | None = None,
     acknowledgements: Acknowledgements | None = None,
+    sla_policy: SlaPolicy | None = None,
     clock: Clock = wall_clock,
 ) -> Dashboard:
     """What the pages draw on, around the caller's Temporal client and PostgreSQL pool."""
@@ -234,6 +239,8 @@ def create_board(
     return Dashboard(
         client=client,
         oversight=oversight,
+        read_model=ReferralReadModel(pool),
+        sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         access_log=AccessLog(pool),
         authenticator=authenticator or Authenticator.from_settings(settings),
         acknowledgements=acknowledgements

@@ -536,6 +536,7 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.CHILD_FOUND: child_found,
     FactKind.INTERVIEW_RECORDED: interview_recorded,
     FactKind.EPISODE_CLOSED: episode_closed,
+    FactKind.REPEAT_MISSING_FLAGGED: in_the_event_row_only,
     FactKind.TRIAGE_LISTED: triage_listed,
     FactKind.TRIAGE_DECIDED: triage_decided,
 }

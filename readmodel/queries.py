@@ -7,10 +7,12 @@ rows carry references, grades, stages and times only: no child's name, date or a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import asyncpg
+
+from workflows.models import MissingTimetable
 
 EscalationState = Literal["open", "acknowledged", "resolved", "all"]
 
@@ -21,6 +23,11 @@ class PageStart:
 
     at: datetime
     key: str
+
+
+def repeat_missing_since(now: datetime, policy: MissingTimetable) -> datetime:
+    """The repeat-missing window's start, as of `now`."""
+    return now - timedelta(days=policy.repeat_missing_days)
 
 
 class ReferralReadModel:
@@ -86,6 +93,27 @@ class ReferralReadModel:
             now,
             after.at if after else None,
             after.key if after else None,
+            limit,
+        )
+
+    async def most_frequently_missing(self, *, now: datetime, policy: MissingTimetable, limit: int) -> list[asyncpg.Record]:
+        """Children with the most episodes in the repeat-missing window back from `now`, read live: each once (by
+        identity key, never returned) by their latest episode's ID; ties go to the most recently reported."""
+        return await self.pool.fetch(
+            """SELECT (array_agg(episode_id ORDER BY reported_at DESC, episode_id DESC))[1] AS latest_episode_id,
+                      count(*) AS episodes,
+                      count(*) FILTER (WHERE closed_at IS NULL) AS open_episodes,
+                      bool_or(phase = 'missing') AS missing_now,
+                      count(*) >= $3 AS repeat_missing,
+                      max(reported_at) AS last_reported_at
+               FROM missing_episodes
+               WHERE reported_at >= $1 AND reported_at <= $2
+               GROUP BY identity_key
+               ORDER BY episodes DESC, last_reported_at DESC, latest_episode_id DESC
+               LIMIT $4""",
+            repeat_missing_since(now, policy),
+            now,
+            policy.repeat_missing_episodes,
             limit,
         )
 

@@ -74,7 +74,8 @@ async def start_episode(
     seed: object = None,
     reported_by: Actor = OFFICER,
 ) -> tuple[MissingReport, WorkflowHandle]:
-    """A missing episode started straight from its report (registered to be terminated when the test ends)."""
+    """A missing episode started straight from its report (registered to be terminated when the test ends),
+    returned once its child's episodes are counted, so a test's state comparisons are not raced by the count."""
     report = report or synthetic_missing_report(rng=seeded(seed))
     handle = await client.start_workflow(
         MissingEpisodeWorkflow.run,
@@ -83,6 +84,7 @@ async def start_episode(
         task_queue=task_queue,
     )
     STARTED.append(handle)
+    await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.episodes_in_window is not None)
     return report, handle
 
 

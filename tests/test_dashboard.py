@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -323,3 +324,17 @@ async def test_the_missing_children_page_lists_open_episodes_and_their_late_revi
     assert "left" in re.search(rf'<tr id="{handle.id}".*?</tr>', page.text, re.DOTALL).group()
     escalations = await dashboard.get("/dashboard/escalations", headers=sergeant)
     assert escalation.escalation_id not in escalations.text
+
+
+async def test_the_missing_children_page_lists_the_most_frequently_missing_to_supervisors_only(
+    dashboard, tokens, time_env, time_queue, sla_policy
+):
+    first = synthetic_missing_report(rng=random.Random("dashboard:frequent"))
+    for report in [first] + [first.model_copy(update={"report_id": uuid.uuid4()}) for _ in range(2)]:
+        _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
+    page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=signed_in(tokens, "sergeant")),
+                            lambda r: f'<tr data-episode="{handle.id}">' in r.text)
+    row = re.search(rf'<tr data-episode="{handle.id}">.*?</tr>', page.text, re.DOTALL).group()
+    assert "<td>3</td>" in row and "repeat" in row and first.child.name not in page.text
+    officer = await dashboard.get("/dashboard/missing", headers=signed_in(tokens, "officer"))
+    assert officer.status_code == 200 and "Most frequently missing" not in officer.text

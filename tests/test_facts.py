@@ -51,6 +51,7 @@ from workflows.facts import (
     LowGradeDecided,
     MissingReported,
     RecordedEvent,
+    RepeatMissingFlagged,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -95,7 +96,7 @@ STORED_KINDS = {
     "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
-    "child_found", "interview_recorded", "episode_closed",
+    "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
     "triage_listed", "triage_decided",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
@@ -105,9 +106,9 @@ REFERRAL_DECISIONS = {
 }
 EPISODE_KINDS = {
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
-    "child_found", "interview_recorded", "episode_closed",
+    "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
 }
-# A missing episode's decision history: every person's decision on it (its closure is automatic).
+# A missing episode's decision history: every person's decision on it and its repeat-missing flag (its closure is automatic).
 EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 # A day's triage keeps its own decisions (each listed referral's), recorded under the referral.
 TRIAGE_DECISIONS = {"triage_decided"}
@@ -282,6 +283,7 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         ChildFound.of(found_report(NOW), interview_due=DEADLINE),
         InterviewRecorded(outcome="declined", reasons="Synthetic."),
         EpisodeClosed(interview_outcome="declined"),
+        RepeatMissingFlagged(episodes=3, window_days=90),
         TriageListed(day=NOW.date(), due_at=NOW, prior_referrals=1),
         TriageDecided(day=NOW.date(), outcome=TriageOutcome.NO_FURTHER_ACTION, rationale="Synthetic."),
     ]

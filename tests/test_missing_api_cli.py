@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from starter.synthetic import synthetic_missing_report
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens, track  # noqa: F401
-from tests.helpers import eventually, finished, seeded
+from tests.helpers import eventually, finished, seeded, start_episode
 from tests.test_cli import Cli, api_url, cli, logs_beside_the_cli  # noqa: F401
 from workflows.facts import FACTS, FactKind
 from workflows.missing_models import RiskIndicator
@@ -125,3 +126,34 @@ async def test_an_episode_from_report_to_closure_through_the_cli(cli, time_env, 
                               lambda page: episode in [e["episode_id"] for e in page["items"]])
     assert [e["interview_outcome"] for e in listed["items"] if e["episode_id"] == episode] == ["declined"]
     await cli("auditor", "missing", "show", "MIS-0000-0000", exit_code=5)
+
+
+async def test_the_most_frequently_missing_children_are_listed_live_by_their_latest_episode(
+    api, auth, cli, time_env, time_queue, sla_policy
+):
+    first = synthetic_missing_report(rng=seeded("frequent-child"))
+    handles = []
+    for report in [first] + [first.model_copy(update={"report_id": uuid.uuid4()}) for _ in range(3)]:
+        handles.append((await start_episode(time_env.client, time_queue, sla_policy, report))[1])
+    latest = handles[-1].id
+
+    def child(listing: dict) -> list[dict]:
+        return [c for c in listing["items"] if c["latest_episode_id"] == latest]
+
+    listed = await eventually(
+        lambda: api.get("/missing-episodes/most-frequent", params={"limit": 100}, headers=auth("auditor")),
+        lambda r: r.status_code == 200 and child(r.json()),
+    )
+    (row,) = child(listed.json())
+    assert (row["episodes"], row["open_episodes"], row["missing_now"], row["repeat_missing"]) == (4, 4, True, True)
+    # Most first, and each child once: none of the earlier episodes names the child again.
+    counts = [c["episodes"] for c in listed.json()["items"]]
+    assert counts == sorted(counts, reverse=True)
+    assert not {h.id for h in handles[:-1]} & {c["latest_episode_id"] for c in listed.json()["items"]}
+    assert first.child.name not in listed.text and first.child.date_of_birth.isoformat() not in listed.text
+    assert (await api.get("/missing-episodes/most-frequent", headers=auth("officer"))).status_code == 403
+    assert (await api.get("/missing-episodes/most-frequent", params={"limit": 0}, headers=auth("sergeant"))
+            ).status_code == 422
+
+    table = (await cli("screener", "missing", "most-frequent", "--limit", "100")).stdout
+    assert latest in table and "REPEAT" in table and first.child.name not in table

@@ -4,6 +4,8 @@ escalates to the social worker's manager, and the episode closes only after the 
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -214,3 +216,30 @@ async def test_a_late_return_home_interview_escalates_to_the_manager_and_the_epi
     assert dict(row) == {"phase": "closed", "interview_outcome": "could_not_be_held", "intelligence_shared": True,
                          "where_found": "relative_or_friend"}
     assert await pool.fetchval("SELECT count(*) FROM quarantined_facts WHERE reference = $1", handle.id) == 0
+
+
+async def test_a_childs_third_episode_is_flagged_repeat_missing_from_the_read_model(
+    time_env, pool, time_queue, sla_policy
+):
+    first = synthetic_missing_report(rng=seeded("repeat-child"))
+    # The same child (name, date of birth) reported three times.
+    reports = [first] + [first.model_copy(update={"report_id": uuid.uuid4()}) for _ in range(2)]
+    counted = []
+    for report in reports:
+        _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
+        counted.append(await handle.query(MissingEpisodeWorkflow.state))
+    assert [(s.episodes_in_window, s.repeat_missing) for s in counted] == [(1, False), (2, False), (3, True)]
+    # Another child's episode is not counted with them.
+    _, other = await start_episode(time_env.client, time_queue, sla_policy, seed="repeat-other-child")
+    assert (await other.query(MissingEpisodeWorkflow.state)).episodes_in_window == 1
+
+    third = counted[-1]
+    assert [entry.kind for entry in third.history] == ["missing_reported", "repeat_missing_flagged"]
+    row = await eventually(
+        lambda: pool.fetchrow(
+            "SELECT payload FROM referral_events WHERE reference = $1 AND kind = 'repeat_missing_flagged'",
+            third.episode_id,
+        ),
+        lambda r: r is not None,
+    )
+    assert json.loads(row["payload"]) == {"episodes": 3, "window_days": sla_policy.missing.repeat_missing_days}

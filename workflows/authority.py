@@ -40,6 +40,8 @@ TRACERS = MISSING_REPORTERS
 FINDERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
 EPISODE_REVIEWERS = REVIEWERS
 INTERVIEW_RECORDERS = frozenset({Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
+# Who sees which children go missing most often: those who act on it and those who check it.
+FREQUENCY_READERS = frozenset({Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR})
 # The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
 TRIAGE_DECIDERS = CASE_DECIDERS
 

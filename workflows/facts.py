@@ -72,6 +72,7 @@ class FactKind(StrEnum):
     CHILD_FOUND = "child_found"
     INTERVIEW_RECORDED = "interview_recorded"
     EPISODE_CLOSED = "episode_closed"
+    REPEAT_MISSING_FLAGGED = "repeat_missing_flagged"
     TRIAGE_LISTED = "triage_listed"
     TRIAGE_DECIDED = "triage_decided"
 
@@ -406,6 +407,16 @@ class InterviewRecorded(FactPayload):
                 "intelligence_for_police": self.intelligence_for_police is not None}
 
 
+class RepeatMissingFlagged(FactPayload):
+    """At report time the child had this many episodes (this one included) in the policy's window."""
+
+    episodes: int
+    window_days: int
+
+    def summary(self) -> Summary:
+        return {"episodes": self.episodes, "window_days": self.window_days}
+
+
 class EpisodeClosed(FactPayload):
     interview_outcome: str
 
@@ -479,6 +490,7 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.CHILD_FOUND: FactEntry(ChildFound, "child found", decision=True),
     FactKind.INTERVIEW_RECORDED: FactEntry(InterviewRecorded, "return-home interview recorded", decision=True),
     FactKind.EPISODE_CLOSED: FactEntry(EpisodeClosed, "episode closed"),
+    FactKind.REPEAT_MISSING_FLAGGED: FactEntry(RepeatMissingFlagged, "flagged repeat-missing", decision=True),
     FactKind.TRIAGE_LISTED: FactEntry(TriageListed, "listed for triage"),
     FactKind.TRIAGE_DECIDED: FactEntry(TriageDecided, "triaged", decision=True),
 }

@@ -20,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
+    from activities.records import ReferralRecords
     from workflows.action import register_action, reported_change, start_action
     from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
     from workflows.authority import (
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         LowGradeDecided,
         MissingReported,
         RecordedEvent,
+        RepeatMissingFlagged,
         TracingRecorded,
     )
     from workflows.missing_models import (
@@ -57,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         EpisodePhase,
         EpisodeRegrade,
         EpisodeReview,
+        EpisodeCountQuery,
         EpisodeStartProofCheck,
         EpisodeState,
         Found,
@@ -88,6 +91,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Episodes started before the repeat-missing count replay without its activity.
+REPEAT_MISSING_PATCH = "repeat-missing-count"
 
 
 @workflow.defn
@@ -117,6 +122,7 @@ class MissingEpisodeWorkflow:
         self._found: Found | None = None
         self._interview_action_id: str | None = None
         self._interview: ReturnHomeInterview | None = None
+        self._episodes_in_window: int | None = None
         if self._assessment.grade is MissingGrade.LOW:
             self._perform(Duty.GRADE_LOW, start.reported_by)
         self._fact(MissingReported(report=start.report, **self._times()), start.reported_by)
@@ -135,7 +141,9 @@ class MissingEpisodeWorkflow:
                 SlaPolicySource.load_sla_policy, start_to_close_timeout=ACTIVITY_TIMEOUT
             )
             self._ladders = self._ladders_for(self._policy)
-        await asyncio.gather(self._watch(REVIEW, self._review_due), self._watch(TRACING, self._tracing_due))
+        # The count waits on the read model; the watches' clocks run meanwhile.
+        counting = [self._count_episodes()] if workflow.patched(REPEAT_MISSING_PATCH) else []
+        await asyncio.gather(*counting, self._watch(REVIEW, self._review_due), self._watch(TRACING, self._tracing_due))
         await workflow.wait_condition(lambda: self._interview is not None and self._interview_done())
         self._close()
         # Tracing actions still open end with the episode (their parent closes them); nothing else waits on them.
@@ -160,6 +168,32 @@ class MissingEpisodeWorkflow:
         )
         if verdict.refusal is not None:
             raise reject(verdict.refusal)
+
+    async def _count_episodes(self) -> None:
+        """The child's episodes in the policy's window, from the read model once this report is in it; flag a repeat."""
+        assert self._policy is not None
+        timetable = self._policy.missing
+        await self._outbox.recorded()
+        self._episodes_in_window = await workflow.execute_activity_method(
+            ReferralRecords.count_missing_episodes,
+            EpisodeCountQuery(
+                episode_id=self._episode_id,
+                since=self._reported_at - timedelta(days=timetable.repeat_missing_days),
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        if self._repeat_missing():
+            self._fact(
+                RepeatMissingFlagged(episodes=self._episodes_in_window, window_days=timetable.repeat_missing_days),
+                SYSTEM_ACTOR,
+            )
+
+    def _repeat_missing(self) -> bool:
+        return (
+            self._policy is not None
+            and self._episodes_in_window is not None
+            and self._episodes_in_window >= self._policy.missing.repeat_missing_episodes
+        )
 
     async def _watch(self, step: str, deadline: Callable[[], datetime | None]) -> None:
         """Climb `step`'s ladder whenever it is late, restarting each time it is done, until the child is found."""
@@ -188,6 +222,8 @@ class MissingEpisodeWorkflow:
             reported_at=self._reported_at,
             reported_by=self._reported_by.id,
             missing_since=self._report.missing_since,
+            repeat_missing=self._repeat_missing(),
+            episodes_in_window=self._episodes_in_window,
             review_due=self._review_due(),
             tracing_due=self._tracing_due(),
             last_tracing_at=self._last_tracing_at,

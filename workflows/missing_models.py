@@ -95,6 +95,13 @@ class StartMissingEpisode(Model):
     proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
 
 
+class EpisodeCountQuery(Model):
+    """The episodes of this episode's child (by identity key) reported from `since` up to this one, itself included."""
+
+    episode_id: str
+    since: datetime
+
+
 class EpisodeStartProofCheck(Model):
     """An episode's start, checked against its proof before anything is recorded."""
 
@@ -245,6 +252,10 @@ class EpisodeState(Model):
     reported_at: datetime
     reported_by: str
     missing_since: datetime
+    repeat_missing: bool = Field(default=False, description="the child had the policy's count of episodes in its window at report time")
+    episodes_in_window: int | None = Field(
+        default=None, description="the child's episodes in the policy's window at report time, this one included"
+    )
     review_due: datetime | None = None
     tracing_due: datetime | None = Field(default=None, description="tracing activity is due by then, or the ladder climbs")
     last_tracing_at: datetime | None = None

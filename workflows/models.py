@@ -468,6 +468,10 @@ class MissingTimetable(Model):
         default_factory=lambda: Duration(hours=72), description="children's social care interviews the child within"
     )
     high_risk_reviewer: Rank = Field(default=Rank.INSPECTOR, description="the lowest rank that reviews a high-risk episode")
+    repeat_missing_episodes: int = Field(
+        default=3, ge=2, description="a child with this many episodes (this one included) in the window is repeat-missing"
+    )
+    repeat_missing_days: int = Field(default=90, gt=0, description="the window, in days, a repeat-missing count looks back")
 
 
 class SlaPolicy(Model):

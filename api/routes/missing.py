@@ -5,15 +5,23 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import models as bodies
 from api.deps import CLIENT_HEADER, EPISODE, REFERRAL_LISTERS, Cursor, Limit, Svc, allowed, decode_cursor, page
 from api.errors import ERRORS, invalid
 from api.routes.decisions import DecisionRoute, add_decision_routes
 from auth.tokens import Caller
+from readmodel.queries import repeat_missing_since
 from starter.missing import EPISODE_ID
-from workflows.authority import EPISODE_REVIEWERS, FINDERS, INTERVIEW_RECORDERS, MISSING_REPORTERS, TRACERS
+from workflows.authority import (
+    EPISODE_REVIEWERS,
+    FINDERS,
+    FREQUENCY_READERS,
+    INTERVIEW_RECORDERS,
+    MISSING_REPORTERS,
+    TRACERS,
+)
 from workflows.missing_models import (
     EpisodePhase,
     EpisodeRegrade,
@@ -72,6 +80,26 @@ async def report_missing(
         review_due=state.review_due,
         tracing_due=state.tracing_due,
         created=intake.created,
+    )
+
+
+@router.get(
+    "/missing-episodes/most-frequent",
+    response_model=bodies.MostFrequentlyMissing,
+    summary="The children most often missing in the repeat-missing window, live from the read model",
+)
+async def most_frequently_missing(
+    caller: Annotated[Caller, Depends(allowed(FREQUENCY_READERS, "list the most frequently missing children"))],
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100, description="children in the list")] = 20,
+) -> bodies.MostFrequentlyMissing:
+    """Each child once (by identity key, never shown), by their latest episode's ID, with their episodes
+    in the policy's window (`missing.repeat_missing_days`), most first."""
+    now = await svc.clock()
+    rows = await svc.read_model.most_frequently_missing(now=now, policy=svc.sla_policy.missing, limit=limit)
+    return bodies.MostFrequentlyMissing(
+        since=repeat_missing_since(now, svc.sla_policy.missing),
+        items=[bodies.FrequentlyMissingChild(**dict(r)) for r in rows],
     )
 
 

@@ -60,6 +60,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
     activities = [
         fakes.records.record_event,
         fakes.records.find_prior_referrals,
+        fakes.records.count_missing_episodes,
         fakes.policy.load_sla_policy,
         fakes.alerts.deliver_escalation,
         fakes.audit.draw_monthly_sample,
@@ -79,6 +80,7 @@ def fakes(session_fakes: Fakes) -> Iterator[Fakes]:
     """
     session_fakes.records.refused_kinds.clear()
     session_fakes.records.screening_views.clear()
+    session_fakes.records.episode_counts.clear()
     session_fakes.triage.candidates.clear()
     yield session_fakes
     session_fakes.holds.release_all()

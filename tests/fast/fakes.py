@@ -18,6 +18,7 @@ from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.facts import FactKind, RecordedEvent
+from workflows.missing_models import EpisodeCountQuery
 from workflows.triage_models import TriageCandidate, TriageList, TriageListQuery
 from workflows.models import (
     AlertDelivery,
@@ -69,6 +70,9 @@ class FakeReferralRecords:
         self.refused_kinds: set[FactKind] = set()
         self.screening_views: dict[str, ScreeningView] = {}
         self.prior_queries: list[PriorReferralQuery] = []
+        # Episodes the read model already holds per episode's child: episode_id -> the count it answers.
+        self.episode_counts: dict[str, int] = {}
+        self.count_queries: list[EpisodeCountQuery] = []
 
     def facts_of(self, reference: str) -> list[RecordedEvent]:
         return [f for f in self.facts if f.reference == reference]
@@ -92,6 +96,13 @@ class FakeReferralRecords:
         await self.holds.passing("find_prior_referrals")
         self.prior_queries.append(query)
         return self.screening_views.get(query.reference, ScreeningView())
+
+
+    @activity.defn
+    async def count_missing_episodes(self, query: EpisodeCountQuery) -> int:
+        await self.holds.passing("count_missing_episodes")
+        self.count_queries.append(query)
+        return self.episode_counts.get(query.episode_id, 1)
 
 
 class FakeSlaPolicySource:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from starter.synthetic import INSPECTOR, OFFICER, SERGEANT, synthetic_missing_report
-from tests.helpers import seeded, start_episode
+from tests.helpers import eventually, seeded, start_episode
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import (
     EpisodeRegrade,
@@ -19,9 +19,13 @@ from workflows.missing_models import (
     TracingActivity,
     TracingRecord,
 )
-from workflows.models import Actor, MissingGrade, Rank, Role
+from workflows.models import Actor, MissingGrade, Rank, Role, episode_id
 
 OTHER_SERGEANT = Actor(id="PS-2002", role=Role.SUPERVISOR, rank=Rank.SERGEANT)
+
+
+def state_of(handle):
+    return lambda: handle.query(MissingEpisodeWorkflow.state)
 
 
 async def refusal(handle, update, decision) -> str:
@@ -102,3 +106,27 @@ async def test_a_regrade_moves_every_deadline_at_once(fast_env, fast_queue, fake
     assert after.tracing_due == before.reported_at + timedelta(hours=timetable.tracing_quiet.high.hours)
     assert after.review_due < before.review_due and after.tracing_due < before.tracing_due
     assert (await refusal(handle, MissingEpisodeWorkflow.regrade, regrade)).startswith("grade:")
+
+
+@pytest.mark.parametrize(("episodes", "threshold", "flagged"), [(3, 3, True), (2, 3, False), (2, 2, True)])
+async def test_a_child_with_the_policys_count_of_episodes_in_its_window_is_flagged_repeat_missing(
+    fast_env, fast_queue, fakes, sla_policy, episodes, threshold, flagged
+):
+    policy = sla_policy.model_copy(deep=True)
+    policy.missing.repeat_missing_episodes = threshold
+    report = synthetic_missing_report(rng=seeded(f"repeat-{episodes}-{threshold}"))
+    fakes.records.episode_counts[episode_id(report.report_id)] = episodes
+    _, handle = await start_episode(fast_env.client, fast_queue, policy, report)
+
+    state = await eventually(state_of(handle), lambda s: s.episodes_in_window is not None)
+    assert (state.episodes_in_window, state.repeat_missing) == (episodes, flagged)
+    (query,) = [q for q in fakes.records.count_queries if q.episode_id == handle.id]
+    assert query.since == state.reported_at - timedelta(days=policy.missing.repeat_missing_days)
+    # Counted once this report is in the read model (the count includes it).
+    kinds = await eventually(lambda: fakes.records.kinds_of(handle.id), lambda k: len(k) >= (2 if flagged else 1))
+    assert kinds == (["missing_reported", "repeat_missing_flagged"] if flagged else ["missing_reported"])
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert [entry.kind for entry in state.history] == kinds
+    if flagged:
+        fact = fakes.records.facts_of(handle.id)[-1]
+        assert fact.payload == {"episodes": episodes, "window_days": 90}
