@@ -33,6 +33,7 @@ from workflows.facts import (
     InterviewRecorded,
     LowGradeDecided,
     RecordedEvent,
+    RepeatMissingFlagged,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -291,6 +292,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.review_due = state.tracing_due = None
             case InterviewRecorded(outcome=outcome):
                 state.interview_outcome = InterviewOutcome(outcome)
+            case RepeatMissingFlagged():
+                state.repeat_missing = True
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor
@@ -302,6 +305,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
     if interview is not None:
         state.interview_action_id, state.interview_due = interview.action_id, interview.deadline
     state.escalations = escalations_from(own)
+    counts = [count for at, count in episode.episode_counts if moment is None or at <= moment]
+    state.episodes_in_window = counts[-1] if counts else None
     return state
 
 

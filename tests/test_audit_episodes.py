@@ -80,6 +80,8 @@ async def test_an_episode_on_the_server_reconciles_exports_and_replays_and_a_cha
     started = datetime.now(timezone.utc) - timedelta(minutes=1)
     async with build_worker(dev_env.client, pool, settings, task_queue=task_queue):
         _, handle = await start_episode(dev_env.client, task_queue, sla_policy, seed="audited-episode")
+        # The child's episodes counted from the read model first, so each state below includes the count.
+        await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.episodes_in_window == 1)
         review = EpisodeReview(actor=SERGEANT, tracing_done="Synthetic: home searched.", next_steps="Synthetic: friends.")
         seen = []  # (a moment just after a decision, the state the workflow answered with)
         state = await handle.execute_update(MissingEpisodeWorkflow.review, review)
