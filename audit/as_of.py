@@ -1,8 +1,8 @@
-"""A referral's state as it stood at a given moment, folded from the facts its histories recorded up to then.
+"""A case's state as it stood at a given moment, folded from the facts its histories recorded up to then.
 
-The result is the same `ReferralState` the workflow reports, so an auditor sees what the
-screener (or any decider) could see when they decided: stage, risk, deadline, the prior
-referrals in view, actions and escalations as they stood.
+The result is the same `ReferralState` (or a missing episode's `EpisodeState`) the workflow
+reports, so an auditor sees what the screener (or any decider) could see when they decided:
+stage, risk, deadline, the prior referrals in view, actions and escalations as they stood.
 """
 
 from __future__ import annotations
@@ -13,27 +13,44 @@ from datetime import datetime
 
 from temporalio.client import Client
 
-from audit.history import DecodedReferral, decode_referral, fetch_referral
+from audit.history import DecodedEpisode, DecodedReferral, decode_episode, decode_referral, fetch_referral
 from workflows.calendar import add_duration
 from workflows.facts import (
     ActionAgreed,
     ActionCompleted,
     ActionReassigned,
     ActionReminded,
+    ChildFound,
     Closed,
     ConferenceBooked,
     ConferenceHeld,
+    EpisodeClosed,
+    EpisodeReviewed,
+    EpisodeTimes,
     EscalationAcknowledged,
     EscalationRaised,
     EscalationResolved,
+    InterviewRecorded,
+    LowGradeDecided,
     RecordedEvent,
+    RepeatMissingFlagged,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
     Screened,
     StageChanged,
     StrategyDiscussionHeld,
+    TracingRecorded,
     VistSubmitted,
+    contents,
+)
+from workflows.missing_models import (
+    EpisodePhase,
+    EpisodeState,
+    FoundWhere,
+    InterviewOutcome,
+    ReviewState,
+    RiskAssessment,
 )
 from workflows.models import (
     ActionState,
@@ -148,9 +165,7 @@ class ReferralAsRecorded:
     def take(self, fact: RecordedEvent) -> None:
         """Apply one of the referral's own facts; a decision (by the registry) joins the decision history."""
         if fact.entry.decision:
-            self.history.append(
-                HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=fact.actor.id, actor_role=fact.actor.role)
-            )
+            self.history.append(_decision_entry(fact))
         match fact.content:
             case VistSubmitted(submission=form):  # and its resubmissions
                 self.submissions.append(form)
@@ -217,11 +232,20 @@ class ReferralAsRecorded:
         )
 
 
+def _facts_by(case: DecodedReferral | DecodedEpisode, moment: datetime | None) -> list[RecordedEvent]:
+    facts = case.facts if moment is None else case.facts_until(moment)
+    if not facts:
+        raise ValueError(f"{case.reference}: no facts were recorded by {moment}")
+    return facts
+
+
+def _decision_entry(fact: RecordedEvent) -> HistoryEntry:
+    return HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=fact.actor.id, actor_role=fact.actor.role)
+
+
 def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) -> ReferralState:
     """Fold the facts recorded up to `moment` (all of them when None) into the referral's state."""
-    facts = referral.facts if moment is None else referral.facts_until(moment)
-    if not facts:
-        raise ValueError(f"{referral.reference}: no facts were recorded by {moment}")
+    facts = _facts_by(referral, moment)
     told = ReferralAsRecorded(policy=referral.policy, stage_entered_at=facts[0].at)
     for fact in facts:
         if fact.stream == referral.reference:
@@ -235,3 +259,58 @@ async def state_as_of(client: Client, reference: str, moment: datetime) -> Refer
     """The referral's state at `moment`, from its histories on the server."""
     return state_from_facts(await decode_referral(await fetch_referral(client, reference), client.data_converter), moment)
 
+
+
+def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) -> EpisodeState:
+    """Fold the facts recorded up to `moment` (all of them when None) into the missing episode's state."""
+    facts = _facts_by(episode, moment)
+    own = [f for f in facts if f.stream == episode.reference]
+    assessment = episode.start.report.assessment
+    state = EpisodeState(
+        episode_id=episode.reference, phase=EpisodePhase.MISSING, grade=assessment.grade,
+        assessed_grade=assessment.grade, indicators=list(assessment.indicators), low_grade_pending=False,
+        reported_at=facts[0].at, reported_by=facts[0].actor.id, missing_since=episode.start.report.missing_since,
+    )
+    low_kept, found_at = False, None
+    for fact in own:
+        if fact.entry.decision:
+            state.history.append(_decision_entry(fact))
+        if isinstance(fact.content, EpisodeTimes):  # the report and every decision that moves grade or deadlines
+            times = fact.content
+            state.grade, state.assessed_grade = times.grade, times.assessed_grade
+            state.review_due, state.tracing_due = times.review_due, times.tracing_due
+        match fact.content:
+            case LowGradeDecided(keep_low=keep_low):
+                low_kept = low_kept or keep_low
+            case EpisodeReviewed(grade=grade):
+                state.reviews.append(ReviewState(reviewed_at=fact.at, reviewed_by=fact.actor.id, grade=grade))
+            case TracingRecorded():
+                state.last_tracing_at = fact.at
+            case ChildFound(found_at=child_found_at, where=where):
+                found_at = fact.at
+                state.phase, state.found_at, state.where_found = EpisodePhase.RETURNED, child_found_at, FoundWhere(where)
+                state.review_due = state.tracing_due = None
+            case InterviewRecorded(outcome=outcome):
+                state.interview_outcome = InterviewOutcome(outcome)
+            case RepeatMissingFlagged():
+                state.repeat_missing = True
+            case EpisodeClosed():
+                state.phase = EpisodePhase.CLOSED
+    implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor
+    state.low_grade_pending = implausible and not low_kept
+    state.actions = fold_actions(f for f in facts if f.stream != episode.reference)
+    # The return-home interview is the action agreed once the child was found.
+    agreed_since_found = {f.stream for f, _ in contents(facts, ActionAgreed) if found_at is not None and f.at >= found_at}
+    interview = next((a for a in state.actions if a.action_id in agreed_since_found), None)
+    if interview is not None:
+        state.interview_action_id, state.interview_due = interview.action_id, interview.deadline
+    state.escalations = escalations_from(own)
+    counts = [count for at, count in episode.episode_counts if moment is None or at <= moment]
+    state.episodes_in_window = counts[-1] if counts else None
+    return state
+
+
+async def episode_as_of(client: Client, reference: str, moment: datetime) -> EpisodeState:
+    """The missing episode's state at `moment`, from its histories on the server."""
+    decoded = await decode_episode(await fetch_referral(client, reference), client.data_converter)
+    return episode_from_facts(decoded, moment)

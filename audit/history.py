@@ -43,6 +43,7 @@ ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
+EPISODE_COUNT_ACTIVITY = "count_missing_episodes"
 MANIFEST = "manifest.json"
 FETCH_CONCURRENCY = 8
 
@@ -304,6 +305,8 @@ class DecodedEpisode(DecodedCase):
 
     start: StartMissingEpisode
     result: EpisodeState | None
+    # The child's episodes in the repeat-missing window, as the read model answered (once, after the report).
+    episode_counts: list[tuple[datetime, int]] = field(default_factory=list)
 
 
 async def _activity_results(
@@ -433,7 +436,12 @@ async def decode_referral(referral: ReferralHistories, converter: DataConverter)
 
 async def decode_episode(episode: ReferralHistories, converter: DataConverter) -> DecodedEpisode:
     start, result = await _start_and_result(episode.referral, converter, StartMissingEpisode, EpisodeState)
-    return DecodedEpisode(**await _decode_case(episode, converter), start=start, result=result)
+    return DecodedEpisode(
+        **await _decode_case(episode, converter),
+        start=start,
+        result=result,
+        episode_counts=await _activity_results(episode.referral, converter, EPISODE_COUNT_ACTIVITY, int),
+    )
 
 
 async def decode_case(case: ReferralHistories, converter: DataConverter) -> DecodedReferral | DecodedEpisode:

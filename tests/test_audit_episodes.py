@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from activities.audit import AuditRecords
+from audit.as_of import episode_as_of, episode_from_facts
 from audit.history import (
     DecodedEpisode,
     case_query,
@@ -19,7 +20,7 @@ from audit.reconcile import Problem, reconcile
 from audit.replay import replay_histories
 from audit.timeline import build_episode_timeline
 from starter.synthetic import CSC_PARTNER, OFFICER, SERGEANT, found_report
-from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, recorded
 from tests.helpers import eventually, start_episode
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -64,17 +65,30 @@ async def test_a_recorded_episode_groups_with_its_actions_and_reads_as_a_timelin
     assert timeline.final_grade is MissingGrade.MEDIUM and timeline.closed_at == timeline.ends_at
 
 
+async def test_the_state_folded_from_an_episodes_facts_is_the_workflows_own_final_state():
+    episodes = [case for case in recorded() if case.is_episode]
+    assert episodes
+    for case in episodes:
+        decoded = await decode_case(case, HISTORIES_CONVERTER)
+        assert decoded.result is not None, case.reference
+        assert episode_from_facts(decoded) == decoded.result, case.reference
+
+
 async def test_an_episode_on_the_server_reconciles_exports_and_replays_and_a_changed_row_is_found(
     dev_env, pool, settings, task_queue, sla_policy, tmp_path
 ):
     started = datetime.now(timezone.utc) - timedelta(minutes=1)
     async with build_worker(dev_env.client, pool, settings, task_queue=task_queue):
         _, handle = await start_episode(dev_env.client, task_queue, sla_policy, seed="audited-episode")
+        # The child's episodes counted from the read model first, so each state below includes the count.
+        await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.episodes_in_window == 1)
         review = EpisodeReview(actor=SERGEANT, tracing_done="Synthetic: home searched.", next_steps="Synthetic: friends.")
-        await handle.execute_update(MissingEpisodeWorkflow.review, review)
-        await handle.execute_update(
-            MissingEpisodeWorkflow.record_tracing, TracingRecord(actor=OFFICER, activity=TracingActivity.CCTV_REVIEWED)
-        )
+        seen = []  # (a moment just after a decision, the state the workflow answered with)
+        state = await handle.execute_update(MissingEpisodeWorkflow.review, review)
+        seen.append((datetime.now(timezone.utc), state))
+        tracing = TracingRecord(actor=OFFICER, activity=TracingActivity.CCTV_REVIEWED)
+        state = await handle.execute_update(MissingEpisodeWorkflow.record_tracing, tracing)
+        seen.append((datetime.now(timezone.utc), state))
         state = await handle.execute_update(MissingEpisodeWorkflow.found, found_report(datetime.now(timezone.utc)))
         await dev_env.client.get_workflow_handle(state.interview_action_id).execute_update(
             AgreedActionWorkflow.complete, ActionCompletion(actor=CSC_PARTNER, note="Synthetic: interview held.")
@@ -89,6 +103,10 @@ async def test_an_episode_on_the_server_reconciles_exports_and_replays_and_a_cha
     query = case_query(since=started, query=f"WorkflowId = '{episode}'")
     runs = await eventually(lambda: list_referrals(dev_env.client, query), lambda found: len(found) == 1)
     assert episode in await AuditRecords(pool).references_submitted(started, None)
+
+    # As of each moment the test looked, the facts tell what the workflow's state said then.
+    for moment, state in seen:
+        assert await episode_as_of(dev_env.client, episode, moment) == state
 
     report = await reconcile(dev_env.client, pool, references=[episode])
     assert report.passed, report.mismatches
