@@ -764,6 +764,7 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+EscalationReason = Literal["overdue", "inquorate", "recording_failed"]
 
 
 class Escalation(Model):
@@ -775,7 +776,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed"] = "overdue"
+    reason: EscalationReason = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(
