@@ -15,15 +15,12 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
-import secrets
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -90,19 +87,7 @@ def idempotency_key(escalation_id: str, channel: str) -> str:
 
 def link_secret(settings: Settings) -> bytes:
     """The key signing acknowledgement links: configured, or made once under the data directory."""
-    if settings.alert_link_secret is not None:
-        return settings.alert_link_secret.get_secret_value().encode()
-    path: Path = settings.data_dir / "alert-link-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-    return path.read_text().strip().encode()
+    return settings.secret(settings.alert_link_secret, "alert-link-secret")
 
 
 @dataclass(frozen=True)

@@ -493,7 +493,7 @@ async def trigger_plan_written(conn: asyncpg.Connection, event: RecordedEvent) -
     else:
         await conn.execute(
             """UPDATE trigger_plans SET version = $2, owner = $3, owner_manager = $4, review_by = $5,
-                      written_at = $6, updated_at = $6
+                      written_at = $6, updated_at = $6, ended_at = NULL
                WHERE plan_id = $1""",
             event.reference,
             fact.version,

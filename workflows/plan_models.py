@@ -61,24 +61,6 @@ class TriggerPlan(Model):
         return self
 
 
-class StartTriggerPlan(Model):
-    child: MissingChild
-    plan: TriggerPlan
-    written_by: Actor
-    sla_policy: SlaPolicy | None = Field(
-        default=None, description="omitted: the worker's configured policy is loaded by an activity"
-    )
-    proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
-
-
-class PlanStartProofCheck(Model):
-    """A trigger plan's start, checked against its proof before anything is recorded."""
-
-    workflow_id: str
-    workflow_type: str
-    start: StartTriggerPlan
-
-
 # --- decisions on a plan (each a workflow update) ----------------------------------------------
 
 
@@ -100,7 +82,7 @@ class PoliceAddendum(Decision):
 
 
 class PlanEnding(Decision):
-    """The plan is no longer needed (the child is 18, has moved away, no longer goes missing)."""
+    """The plan is no longer needed (the child has moved away, no longer goes missing); a new version brings it back."""
 
     reason: Text
 
@@ -134,6 +116,32 @@ class TriggerPlanState(Model):
     actions: list[ActionState] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class CarriedPlan(Model):
+    """What a plan carries into its next run when its history grows long (continue-as-new)."""
+
+    state: TriggerPlanState
+    last_seq: int = Field(description="the last fact's number: the next run's facts go on from it")
+
+
+class StartTriggerPlan(Model):
+    child: MissingChild
+    plan: TriggerPlan
+    written_by: Actor
+    sla_policy: SlaPolicy | None = Field(
+        default=None, description="omitted: the worker's configured policy is loaded by an activity"
+    )
+    proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+    carried: CarriedPlan | None = Field(default=None, description="set by the plan itself when it continues as new")
+
+
+class PlanStartProofCheck(Model):
+    """A trigger plan's start, checked against its proof before anything is recorded."""
+
+    workflow_id: str
+    workflow_type: str
+    start: StartTriggerPlan
 
 
 class TriggerPlanView(Model):
