@@ -61,8 +61,8 @@ with workflow.unsafe.imports_passed_through():
         PlanVersion,
         PoliceAddendum,
         StartTriggerPlan,
-        TriggerPlan,
         TriggerPlanState,
+        review_date_problem,
     )
     from workflows.recording import Outbox
 
@@ -114,7 +114,7 @@ class TriggerPlanWorkflow:
             )
             self._ladder = self._ladder_for(self._policy)
         if start.carried is None:
-            problem = self._review_date_problem(start.plan, workflow.now(), "plan.review_by")
+            problem = review_date_problem(start.plan, workflow.now(), self._policy)
             if problem is not None:
                 raise reject(problem)  # the writer has not started: nothing is recorded
         writer = asyncio.create_task(self._outbox.drain_forever())
@@ -211,7 +211,8 @@ class TriggerPlanWorkflow:
     def _check_revise(self, revision: PlanRevision) -> None:
         self._check_registered()
         self._check_writer(revision.actor)
-        problem = self._review_date_problem(revision.plan, workflow.now(), "plan.review_by")
+        assert self._policy is not None
+        problem = review_date_problem(revision.plan, workflow.now(), self._policy)
         if problem is not None:
             raise reject(problem)
         waiting = {a.number for a in self._addenda if a.folded_into is None}
@@ -291,16 +292,6 @@ class TriggerPlanWorkflow:
     def _check_writer(actor: Actor) -> None:
         require(actor, PLAN_WRITERS, WRITE_PLAN)
         require_agency(actor, Agency.CHILDRENS_SOCIAL_CARE, WRITE_PLAN)
-
-    def _review_date_problem(self, plan: TriggerPlan, now: datetime, field: str) -> str | None:
-        """"field: reason" when the review date is past, or further ahead than the policy allows."""
-        assert self._policy is not None
-        within = self._policy.missing.trigger_plan_review_within_days
-        if plan.review_by <= now:
-            return f"{field}: must be in the future"
-        if plan.review_by > now + timedelta(days=within):
-            return f"{field}: must be within {within} days"
-        return None
 
     def _fact(self, payload: FactPayload, actor: Actor) -> None:
         """Record a fact; a decision (by the registry) joins the plan's decision history."""

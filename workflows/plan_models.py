@@ -8,7 +8,7 @@ text is child data: it lives in sealed payloads and the read model, never in IDs
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import Field, model_validator
 
@@ -165,3 +165,13 @@ class TriggerPlanQuery(Model):
 
 class TriggerPlanFound(Model):
     plan: TriggerPlanView | None = None
+
+
+def review_date_problem(plan: TriggerPlan, now: datetime, policy: SlaPolicy, field: str = "plan.review_by") -> str | None:
+    """"field: reason" when the plan's review date is past at `now`, or further ahead than the policy allows."""
+    within = policy.missing.trigger_plan_review_within_days
+    if plan.review_by <= now:
+        return f"{field}: must be in the future"
+    if plan.review_by > now + timedelta(days=within):
+        return f"{field}: must be within {within} days"
+    return None
