@@ -34,6 +34,7 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import Addressee, SupervisionDirectory
 from runtime.settings import Settings
 from workflows.missing_models import EPISODE_STEPS
+from workflows.plan_models import PLAN_STEPS
 from workflows.models import AlertDelivery, Escalation, EscalationAlert, Stage
 
 log = structlog.get_logger(__name__)
@@ -54,10 +55,14 @@ def what_is_late(escalation: Escalation) -> str:
         return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
         return "strategy discussion held without children's social care, health and police"
+    if escalation.reason == "no_trigger_plan":
+        return "a current trigger plan for a missing child who must have one"
     if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
     if escalation.subject in EPISODE_STEPS:
         return EPISODE_STEPS[escalation.subject]
+    if escalation.subject in PLAN_STEPS:
+        return PLAN_STEPS[escalation.subject]
     return f"agreed action {escalation.subject}"
 
 
@@ -166,6 +171,8 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
     elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    elif fields["reason"] == "no_trigger_plan":
+        message["Subject"] = f"Missing episode {fields['reference']}: no current trigger plan"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
     late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))

@@ -27,6 +27,7 @@ from workflows.models import (
     Decision,
     Escalation,
     EscalationResolution,
+    MissingChild,
     Model,
     NamedRole,
     PoliceAttendance,
@@ -38,7 +39,7 @@ from workflows.models import (
     Agency,
     VistSubmission,
 )
-from workflows.missing_models import MissingChild, MissingReport
+from workflows.missing_models import MissingReport
 from workflows.plan_models import TriggerPlan, TriggerPlanView
 from workflows.models import MissingGrade
 from workflows.triage_models import TriageOutcome

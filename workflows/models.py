@@ -652,6 +652,14 @@ class Absence(Model):
     reason: Text
 
 
+class MissingChild(Model):
+    """A child a missing report or a trigger plan is about (personal data: kept in the sealed history, matched in
+    the read model by a digest)."""
+
+    name: ShortText
+    date_of_birth: DomainDate
+
+
 class ActionOwner(Model):
     agency: Agency
     owner: ShortText = Field(description="the named person who owns the action")

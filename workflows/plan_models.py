@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from pydantic import Field, model_validator
 
-from workflows.missing_models import MissingChild
 from workflows.models import (
     ActionOwner,
     ActionState,
@@ -23,6 +22,7 @@ from workflows.models import (
     DecisionProof,
     Escalation,
     HistoryEntry,
+    MissingChild,
     Model,
     ShortText,
     SlaPolicy,
