@@ -65,9 +65,17 @@ def require(actor: Actor, roles: frozenset[Role], action: str) -> None:
         raise reject(f"actor.role: a {actor.role.value} may not {action} (allowed: {allowed})")
 
 
+def agency_refusal(actor: Actor, agency: Agency, action: str) -> str | None:
+    """Why `actor` may not `action` for want of being `agency`'s, or None when they are."""
+    if actor.agency is agency:
+        return None
+    return f"actor.agency: {actor.agency.value} staff may not {action} (allowed: {agency.value})"
+
+
 def require_agency(actor: Actor, agency: Agency, action: str) -> None:
-    if actor.agency is not agency:
-        raise reject(f"actor.agency: {actor.agency.value} staff may not {action} (allowed: {agency.value})")
+    refusal = agency_refusal(actor, agency, action)
+    if refusal is not None:
+        raise reject(refusal)
 
 
 # --- the rung rule ----------------------------------------------------------------------------

@@ -130,7 +130,7 @@ class MissingEpisodeWorkflow:
         self._interview: ReturnHomeInterview | None = None
         self._episodes_in_window: int | None = None
         self._trigger_plan: TriggerPlanView | None = None
-        self._trigger_plan_required = False
+        self._trigger_plan_required: bool | None = None
         if self._assessment.grade is MissingGrade.LOW:
             self._perform(Duty.GRADE_LOW, start.reported_by)
         self._fact(MissingReported(report=start.report, **self._times()), start.reported_by)
@@ -191,9 +191,10 @@ class MissingEpisodeWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
         self._trigger_plan = found.plan
-        self._trigger_plan_required = self._repeat_missing() or RiskIndicator.CSE_CONCERN in self._assessment.indicators
-        self._fact(TriggerPlanRead(plan=found.plan, required=self._trigger_plan_required), SYSTEM_ACTOR)
-        if self._trigger_plan_required and (found.plan is None or not found.plan.current):
+        required = self._repeat_missing() or RiskIndicator.CSE_CONCERN in self._assessment.indicators
+        self._trigger_plan_required = required
+        self._fact(TriggerPlanRead(plan=found.plan, required=required), SYSTEM_ACTOR)
+        if required and (found.plan is None or not found.plan.current):
             self._raise_no_plan_escalation()
 
     async def _count_episodes(self) -> None:

@@ -255,8 +255,9 @@ class EpisodeState(Model):
     trigger_plan: TriggerPlanView | None = Field(
         default=None, description="the child's trigger plan as the report found it, shown to the tracing officers"
     )
-    trigger_plan_required: bool = Field(
-        default=False, description="a repeat-missing child or a CSE concern: the child must have a current plan"
+    trigger_plan_required: bool | None = Field(
+        default=None,
+        description="a repeat-missing child or a CSE concern: the child must have a current plan (none until the plan is read)",
     )
     review_due: datetime | None = None
     tracing_due: datetime | None = Field(default=None, description="tracing activity is due by then, or the ladder climbs")

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api import models as bodies
 from api.deps import CLIENT_HEADER, PLAN, Svc, allowed
-from api.errors import ERRORS, ApiError, invalid
+from api.errors import ERRORS, ApiError, invalid, rejected
 from api.routes.decisions import DecisionRoute, add_decision_routes
 from auth.tokens import Caller
 from starter.plans import PlanExists
-from workflows.authority import ADDENDUM_WRITERS, PLAN_READERS, PLAN_WRITERS
+from workflows.authority import ADDENDUM_WRITERS, PLAN_READERS, PLAN_WRITERS, agency_refusal
 from workflows.models import Agency, Role
 from workflows.plan_models import PlanEnding, PlanRevision, PoliceAddendum, StartTriggerPlan, TriggerPlanState, review_date_problem
 
@@ -29,9 +29,15 @@ def plan_id_secret(svc: Svc) -> bytes:
 
 def readable_by(caller: Caller) -> None:
     """A partner reads trigger plans only as children's social care, who own them."""
-    actor = caller.actor
-    if actor.role is Role.PARTNER and actor.agency is not Agency.CHILDRENS_SOCIAL_CARE:
-        raise ApiError(403, f"actor.agency: {actor.agency.value} staff may not read trigger plans", "actor.agency")
+    if caller.actor.role is Role.PARTNER:
+        of_the_agency(caller, "read trigger plans")
+
+
+def of_the_agency(caller: Caller, action: str) -> None:
+    """Refused (403) unless the caller is children's social care's, whose plans these are (the workflow checks again)."""
+    refusal = agency_refusal(caller.actor, Agency.CHILDRENS_SOCIAL_CARE, action)
+    if refusal is not None:
+        raise rejected(refusal)
 
 
 @router.post("/trigger-plans", status_code=201, response_model=TriggerPlanState, summary="Write a child's trigger plan")
@@ -44,7 +50,8 @@ async def write_plan(
 
     The plan's ID is a keyed digest of the child's name and date of birth, never either.
     """
-    # The workflow refuses this too, but only once started: a date the wall clock refutes is refused here.
+    # The workflow refuses these too, but only once started: they are refused here, before anything starts.
+    of_the_agency(caller, "write a trigger plan")
     problem = review_date_problem(body.plan, await svc.clock(), svc.sla_policy)
     if problem is not None:
         raise invalid(("body", "plan", "review_by"), problem.split(": ", 1)[1])
