@@ -802,6 +802,7 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan"]
 
 
 class Escalation(Model):
@@ -813,7 +814,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan"] = "overdue"
+    reason: EscalationReason = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(

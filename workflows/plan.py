@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         ADDENDUM_WRITERS,
         PLAN_WRITERS,
@@ -28,9 +28,8 @@ with workflow.unsafe.imports_passed_through():
         require_agency,
     )
     from workflows.calendar import add_duration
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
-        EscalationRaised,
         FactPayload,
         PoliceAddendumAdded,
         RecordedEvent,
@@ -38,18 +37,15 @@ with workflow.unsafe.imports_passed_through():
         TriggerPlanWritten,
     )
     from workflows.models import (
-        SYSTEM_ACTOR,
         ActionState,
         Actor,
         Agency,
         AgreedActionSpec,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         HistoryEntry,
         ProofVerdict,
         SlaPolicy,
-        escalation_id_for,
     )
     from workflows.plan_models import (
         PLAN_REVIEW,
@@ -80,11 +76,12 @@ class TriggerPlanWorkflow:
         self._alerts = AlertDispatch(self._outbox)
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
+        escalations: list[Escalation]
         if start.carried is not None:
             carried = start.carried.state
             self._versions = list(carried.versions)
             self._addenda = list(carried.addenda)
-            self._escalations = list(carried.escalations)
+            escalations = list(carried.escalations)
             self._history = list(carried.history)
             self._actions = {a.action_id: a for a in carried.actions}
             self._ended_at = carried.ended_at
@@ -93,9 +90,13 @@ class TriggerPlanWorkflow:
             self._versions = [PlanVersion(version=1, plan=start.plan, written_by=start.written_by.id,
                                           written_at=workflow.now())]
             self._addenda: list[AddendumState] = []
-            self._escalations: list[Escalation] = []
+            escalations = []
             self._history: list[HistoryEntry] = []
             self._ended_at: datetime | None = None
+        self._escalations = EscalationBook(
+            self._plan_id, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor), escalations=escalations
+        )
+        if start.carried is None:
             self._fact(TriggerPlanWritten(version=1, plan=start.plan, child=start.child), start.written_by)
         self._ladder = self._ladder_for(start.sla_policy)
 
@@ -149,7 +150,7 @@ class TriggerPlanWorkflow:
             return None
         ladder = EscalationLadder(policy)
         written = self._current.written_at
-        ladder.raised = [e for e in self._escalations if e.subject == PLAN_REVIEW and e.raised_at >= written]
+        ladder.raised = [e for e in self._escalations.escalations if e.subject == PLAN_REVIEW and e.raised_at >= written]
         return ladder
 
     def _long(self) -> bool:
@@ -186,7 +187,7 @@ class TriggerPlanWorkflow:
             review_overdue=bool(self._ladder and self._ladder.raised),
             ended_at=self._ended_at,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -263,14 +264,14 @@ class TriggerPlanWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> TriggerPlanState:
-        self._fact(acknowledge(self._escalations, ack, "trigger plan"), ack.actor)
+        self._escalations.acknowledge(ack, "trigger plan")
         if self._ladder is not None:
             self._ladder.nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "trigger plan")
+        self._escalations.check_acknowledgement(ack, "trigger plan")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -302,36 +303,23 @@ class TriggerPlanWorkflow:
             )
 
     def _raise_escalation(self, rung: int, due_at: datetime) -> Escalation:
-        assert self._ladder is not None and self._policy is not None
+        """The review is late: the social worker's manager first, then the ladder's ranks, in children's social care."""
+        assert self._ladder is not None
         rank = self._ladder.rank(rung)
         owner = self._current.plan.owner
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=self._plan_id,
             subject=PLAN_REVIEW,
             rung=rung,
             rank=rank,
             addressed_to=f"{owner.supervisor} ({owner.agency.value})" if rung == 0 else f"{rank.value} ({owner.agency.value})",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=self._ladder.policy,
+            agency=owner.agency,
         )
-        self._escalate(escalation, EscalationAlert(escalation=escalation, agency=owner.agency), self._policy)
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._plan_id, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, alert: EscalationAlert, policy: SlaPolicy) -> None:
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(alert, policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        policy = self._policy or SlaPolicy()
-        escalation = recording_failed(self._next_escalation_id(), event, policy)
-        if escalation is not None:
-            alert = EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=ADMINISTRATORS)
-            self._escalate(escalation, alert, policy)
+        self._escalations.recording_failed(event, self._policy or SlaPolicy())
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
         return register_action(self._actions, self._plan_id, spec)
