@@ -27,7 +27,7 @@ from workflows.models import (
 )
 
 
-SET_BY_THE_API = frozenset({"actor", "proof"})
+SET_BY_THE_API = frozenset({"actor", "proof", "made_at"})
 
 
 @functools.cache

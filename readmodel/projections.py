@@ -8,6 +8,7 @@ fact PostgreSQL refuses. A kind whose fact lives in `referral_events` alone proj
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -62,7 +63,7 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
     fact = content(event, VistSubmitted)
     if fact.version == 1:
-        await _register_referral(conn, event, fact.submission)
+        await _register_referral(conn, event, fact.submission, fact.submitted(event.at))
     else:
         await _replace_form(conn, event.reference, fact.submission)
     await conn.execute(
@@ -93,7 +94,9 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     )
 
 
-async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission) -> None:
+async def _register_referral(
+    conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission, submitted_at: datetime
+) -> None:
     await conn.execute(
         """INSERT INTO referrals
                (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
@@ -117,7 +120,7 @@ async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, for
         form.initial_risk.value,
         event.stage.value if event.stage else None,
         form.section_46 is not None,
-        event.at,
+        submitted_at,
     )
 
 
