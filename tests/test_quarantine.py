@@ -86,6 +86,37 @@ async def test_a_fact_postgresql_refuses_is_quarantined_whole_with_its_reason(po
     assert await pool.fetchval("SELECT count(*) FROM quarantined_facts WHERE stream = $1", reference) == 1
 
 
+async def test_in_one_batch_a_refused_fact_is_quarantined_alone_and_the_rest_are_recorded(pool):
+    """A decision's facts go in one activity: the refused ones (a value PostgreSQL cannot store, a fact naming
+    no case) are quarantined each alone, the others recorded, and a retried batch writes nothing twice."""
+    records = ReferralRecords(pool)
+    reference, nowhere = fresh_reference(), fresh_reference()
+    submission = synthetic_vist(rng=random.Random(f"quarantine-batch:{reference}"))
+    first = fact(reference, 1, "vist_submitted", {"version": 1, "submission": submission.model_dump(mode="json")})
+    first = first.model_copy(update={"risk": submission.initial_risk})
+    unstorable = fact(reference, 2, "closed", {"reason": "withdrawn", "note": "nul \x00 character"})
+    regraded = fact(reference, 3, "risk_regraded", {"from_risk": "medium", "to_risk": "high", "reason": "Synthetic."})
+    # A fact about a referral the read model does not hold: refused by the case check, at its own savepoint's end.
+    orphan = fact(nowhere, 1, "risk_regraded", {"from_risk": "medium", "to_risk": "high", "reason": "Synthetic."})
+    orphan = orphan.model_copy(update={"stage": None})
+
+    outcomes = await records.record_events([first, unstorable, regraded, orphan])
+
+    assert [(o.recorded, o.quarantined) for o in outcomes] == [(True, False), (False, True), (True, False), (False, True)]
+    assert "ForeignKeyViolation" in outcomes[3].quarantine_reason
+    kept = await pool.fetch("SELECT stream, seq FROM referral_events WHERE stream = ANY($1) ORDER BY seq",
+                            [reference, nowhere])
+    assert [(r["stream"], r["seq"]) for r in kept] == [(reference, 1), (reference, 3)]
+    assert await pool.fetchval("SELECT risk FROM referrals WHERE reference = $1", reference) == "high"
+    quarantined = await pool.fetch("SELECT stream, seq FROM quarantined_facts WHERE stream = ANY($1) ORDER BY stream",
+                                   [reference, nowhere])
+    assert sorted((r["stream"], r["seq"]) for r in quarantined) == sorted([(reference, 2), (nowhere, 1)])
+
+    again = await records.record_events([first, unstorable, regraded, orphan])
+    assert [(o.recorded, o.quarantined) for o in again] == [(False, False), (False, True), (False, False), (False, True)]
+    assert await pool.fetchval("SELECT count(*) FROM referral_events WHERE stream = $1", reference) == 2
+
+
 def test_results_of_workers_from_before_quarantine_decode_as_recorded():
     assert RecordOutcome.model_validate_json("true") == RecordOutcome(recorded=True)
     assert RecordOutcome.model_validate_json("false") == RecordOutcome(recorded=False)
