@@ -28,6 +28,7 @@ from workflows.models import (
     CloseReason,
     Closure,
     RecordOutcome,
+    RiskGrade,
     Role,
     Stage,
 )
@@ -172,7 +173,9 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
                          alerts=EscalationAlerts.from_settings(pool, admin_settings)),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test", timeout=60) as api,
         ):
-            submission = synthetic_vist(rng=random.Random("quarantine:e2e")).model_copy(
+            # High risk: due within hours, so among the 50 nearest their deadline the dashboard lists per stage,
+            # however many referrals the suite has left in review before it.
+            submission = synthetic_vist(rng=random.Random("quarantine:e2e"), risk=RiskGrade.HIGH).model_copy(
                 update={"station": "Testtown Quarantine Annexe"}
             )
             _, handle = await start_referral(dev_env.client, task_queue, sla_policy, submission=submission)
