@@ -806,8 +806,8 @@ class ActionReassignment(Decision):
 
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
-EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
-EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan"]
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "referral_linked"]
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "no_cse_referral"]
 
 
 class Escalation(Model):
@@ -966,10 +966,19 @@ class ReferralState(Model):
     actions: list[ActionState] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    linked_episodes: list[str] = Field(
+        default_factory=list, description="missing episodes of its children with a CSE concern, linked to it"
+    )
 
     @property
     def open_actions(self) -> list[ActionState]:
         return [a for a in self.actions if a.completed_at is None]
+
+
+class EpisodeLink(Model):
+    """A missing episode with a CSE concern links itself to a referral about the same child (a signal to the referral)."""
+
+    episode_id: Annotated[str, StringConstraints(pattern=rf"^{EPISODE_PATTERN}$")]
 
 
 class RecordOutcome(Model):
