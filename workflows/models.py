@@ -500,6 +500,8 @@ class SlaPolicy(Model):
     missing: MissingTimetable = Field(default_factory=MissingTimetable)
     repeat_referral_threshold: int = Field(default=3, ge=2)
     repeat_referral_window_days: int = Field(default=90, ge=1)
+    # Screening sees everything known about the child this far back; the repeat flag counts the window above.
+    look_back_days: int = Field(default=1826, ge=1, description="five years, by default")
     # A referral listed at a day's domestic-abuse triage is decided within this many working days
     # of the triage day's start: 1 is by the end of the triage day, the working day after receipt.
     triage_decision_working_days: int = Field(default=1, ge=1)
@@ -849,10 +851,33 @@ class PriorEpisode(Model):
     child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
+class PriorConference(Model):
+    """An earlier referral's conference outcome about a child this referral is about, once, with every reason."""
+
+    reference: str
+    held_at: datetime
+    child_protection_plan: bool
+    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
+
+
 class ScreeningView(Model):
+    """What is known about the referral's children before it, each source newest first.
+
+    Earlier referrals about the child, their missing episodes and conference outcomes reach back
+    over the look-back window; earlier referrals at the address, and the repeat flag, over the
+    repeat window. Views recorded before the look-back read their lists as the repeat window's.
+    """
+
     prior_referrals: list[PriorReferral] = Field(default_factory=list)
     missing_episodes: list[PriorEpisode] = Field(
         default_factory=list, description="the children's missing episodes in the window, newest first"
+    )
+    conference_outcomes: list[PriorConference] = Field(
+        default_factory=list, description="earlier conferences' outcomes about the children, newest first"
+    )
+    look_back_since: datetime | None = Field(
+        default=None, description="how far back the view reaches about the children; none: the repeat window's start"
     )
     repeat_children: list[str] = Field(
         default_factory=list, description="child_ids with a repeat-referral flag"
@@ -951,5 +976,8 @@ class RecordOutcome(Model):
 
 class PriorReferralQuery(Model):
     reference: str
-    since: datetime
+    since: datetime = Field(description="the repeat window's start: the address, and the repeat flag's count")
     policy_threshold: int
+    look_back_since: datetime | None = Field(
+        default=None, description="the look-back's start for what is about the children; none: `since`"
+    )

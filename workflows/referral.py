@@ -111,6 +111,8 @@ CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
 ACTIONS_FINISH_FIRST = "actions-finish-first"
 # Strategy discussions recorded from here on are quorate only with the policy's named roles present.
 NAMED_ATTENDANCE_PATCH = "named-attendance"
+# Screening views loaded from here on reach back over the policy's look-back about the children.
+LONG_LOOK_BACK_PATCH = "long-look-back"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -371,12 +373,16 @@ class ReferralWorkflow:
 
     async def _load_screening_view(self) -> None:
         assert self._policy is not None
+        look_back_since = None
+        if workflow.patched(LONG_LOOK_BACK_PATCH):
+            look_back_since = self._submitted_at - timedelta(days=self._policy.look_back_days)
         self._screening_view = await workflow.execute_activity_method(
             ReferralRecords.find_prior_referrals,
             PriorReferralQuery(
                 reference=self._reference,
                 since=self._submitted_at - timedelta(days=self._policy.repeat_referral_window_days),
                 policy_threshold=self._policy.repeat_referral_threshold,
+                look_back_since=look_back_since,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )

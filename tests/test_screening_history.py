@@ -1,0 +1,132 @@
+"""Screening sees what is known about a child years back, on a time-skipping server of its own (its clock runs years ahead)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from starter.synthetic import SCREENER, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist
+from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
+from tests.helpers import finished, seeded, skip, start_episode, start_referral
+from runtime.temporal import data_converter
+from workflows.missing_models import MissingChild
+from workflows.models import (
+    ChildPresent,
+    CloseReason,
+    ConferenceBooking,
+    ConferenceOutcome,
+    IncidentType,
+    PoliceAttendance,
+    PriorConference,
+    ReferralState,
+    ScreeningOutcome,
+    VistSubmission,
+)
+from workflows.referral import ReferralWorkflow
+
+YEAR = timedelta(days=365)
+
+
+@pytest.fixture(scope="module")
+async def years_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A clock of this module's own: the session's stays near today, where the other tests' bank holidays are."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter(keyring=TEST_KEYRING),
+        interceptors=[SIGNING],
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def years_queue(years_env, pool, settings) -> AsyncIterator[str]:
+    queue = "screening-history-years"
+    async with make_worker(years_env.client, pool, settings, queue):
+        yield queue
+
+
+async def about(env: WorkflowEnvironment, child: ChildPresent, seed: str, address: str | None = None) -> VistSubmission:
+    """A neglect referral (never on a domestic-abuse triage list) about `child`, an hour ago by the server's clock."""
+    now = await env.get_current_time()
+    submission = synthetic_vist(
+        rng=seeded(seed), incident_type=IncidentType.NEGLECT, occurred_at=now - timedelta(hours=1), address=address
+    )
+    submission.children[0] = child.model_copy(update={"home_address": address or child.home_address})
+    return submission
+
+
+async def closed_with_a_plan(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> ReferralState:
+    """Screened to a strategy discussion, section 47, a conference a week later that makes a plan."""
+    await handle.execute_update(ReferralWorkflow.review, approval())
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await env.get_current_time()
+    await handle.execute_update(
+        ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=True, actions=0)
+    )
+    await handle.execute_update(
+        ReferralWorkflow.book_conference,
+        ConferenceBooking(actor=SCREENER, conference_at=held_at + timedelta(days=7), police_attendance=PoliceAttendance.ATTEND),
+    )
+    await skip(env, timedelta(days=7, minutes=5))
+    await handle.execute_update(
+        ReferralWorkflow.record_conference_outcome,
+        ConferenceOutcome(
+            actor=SCREENER, held_at=await env.get_current_time(), child_protection_plan=True, police_attended=True,
+            rationale="Synthetic conference rationale.",
+        ),
+    )
+    state = await finished(env, handle)
+    assert state.close_reason is CloseReason.CHILD_PROTECTION_PLAN
+    return state
+
+
+async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its_conference_and_episodes(
+    years_env, years_queue, pool, sla_policy
+):
+    env, queue = years_env, years_queue
+    # Six years before the new referral: beyond the five-year look-back.
+    first = await about(env, synthetic_vist(rng=seeded("look-back-child")).children[0], "look-back-first")
+    child = first.children[0]
+    _, oldest = await start_referral(env.client, queue, sla_policy, submission=first)
+    await oldest.execute_update(ReferralWorkflow.review, approval())
+    await oldest.execute_update(ReferralWorkflow.screen, screening(first, ScreeningOutcome.EARLY_HELP))
+    await finished(env, oldest)
+    await skip(env, 2 * YEAR)
+
+    # Four years before: within the look-back, long outside the 90-day repeat window.
+    address = "4 Lookback Lane, Testtown TT4444"
+    second = await about(env, child, "look-back-second", address=address)
+    _, planned = await start_referral(env.client, queue, sla_policy, submission=second)
+    plan = await closed_with_a_plan(env, planned, second)
+    conference_held = (await pool.fetchval("SELECT held_at FROM conferences WHERE reference = $1", planned.id))
+    await skip(env, 4 * YEAR)
+
+    # A missing episode of the same child this week, and one of another child's.
+    now = await env.get_current_time()
+    report = synthetic_missing_report(rng=seeded("look-back-episode"), missing_since=now - timedelta(hours=3))
+    _, episode = await start_episode(env.client, queue, sla_policy, report.model_copy(
+        update={"child": MissingChild(name=child.name, date_of_birth=child.date_of_birth)}))
+    await start_episode(env.client, queue, sla_policy, seed="look-back-other-child")
+
+    third = await about(env, child, "look-back-third", address=address)
+    _, handle = await start_referral(env.client, queue, sla_policy, submission=third)
+    state = await handle.execute_update(ReferralWorkflow.review, approval())
+    view = state.screening_view
+
+    # The four-year-old referral, once, about the child only: the address matches within the repeat window alone.
+    assert [(p.reference, p.matched_on, p.child_ids) for p in view.prior_referrals] == [(planned.id, ["child"], ["C1"])]
+    assert view.prior_referrals[0].outcome == ScreeningOutcome.STRATEGY_DISCUSSION.value
+    assert view.conference_outcomes == [
+        PriorConference(reference=plan.reference, held_at=conference_held, child_protection_plan=True,
+                        matched_on=["child"], child_ids=["C1"])
+    ]
+    assert [(e.episode_id, e.matched_on, e.child_ids) for e in view.missing_episodes] == [(episode.id, ["child"], ["C1"])]
+    # Two referrals in the look-back make no repeat: the flag counts the repeat window.
+    assert view.repeat_children == []
+    assert view.look_back_since == state.submitted_at - timedelta(days=sla_policy.look_back_days)
+    assert sla_policy.look_back_days >= 5 * 365
