@@ -419,8 +419,14 @@ class StageDeadlines(Model):
     standard: Duration
     medium: Duration
     high: Duration
+    # Policies recorded before had none: their referrals keep the grade's time, on replay too.
+    section_46: Duration | None = Field(
+        default=None, description="when police protection was used, whatever the grade; none: the grade's time"
+    )
 
-    def for_risk(self, risk: RiskGrade) -> Duration:
+    def for_risk(self, risk: RiskGrade, section_46: bool = False) -> Duration:
+        if section_46 and self.section_46 is not None:
+            return self.section_46
         return getattr(self, risk.value)
 
 
@@ -487,7 +493,14 @@ class SlaPolicy(Model):
         )
     )
     resubmission: StageDeadlines = Field(default_factory=lambda: _same(Duration(hours=24)))
-    screening: StageDeadlines = Field(default_factory=lambda: _same(Duration(working_days=1)))
+    screening: StageDeadlines = Field(
+        default_factory=lambda: StageDeadlines(
+            standard=Duration(working_days=1),
+            medium=Duration(working_days=1),
+            high=Duration(hours=4),
+            section_46=Duration(hours=2),
+        )
+    )
     strategy_discussion: StageDeadlines = Field(
         default_factory=lambda: StageDeadlines(
             standard=Duration(working_days=3), medium=Duration(working_days=3), high=Duration(hours=8)

@@ -647,7 +647,8 @@ class ReferralWorkflow:
         deadlines = self._policy.deadlines_for(self._stage)
         if deadlines is None:
             return None
-        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk), self._policy)
+        police_protection = self._submissions[-1].section_46 is not None
+        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk, police_protection), self._policy)
 
     def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: str) -> Escalation:
         assert self._ladder is not None
