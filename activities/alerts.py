@@ -53,6 +53,8 @@ CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def what_is_late(escalation: Escalation) -> str:
+    if escalation.reason == "child_on_plan":
+        return f"a new referral about a child on the child protection plan made at {escalation.subject}"
     if escalation.reason == "recording_failed":
         return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
@@ -181,6 +183,8 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
     elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    elif fields["reason"] == "child_on_plan":
+        message["Subject"] = f"Referral {fields['reference']}: a child on your child protection plan is referred again"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
     late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))

@@ -26,6 +26,7 @@ from workflows.facts import FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery
 from workflows.models import (
     Actor,
+    ChildOnPlan,
     IncidentType,
     PriorConference,
     PriorEpisode,
@@ -34,6 +35,7 @@ from workflows.models import (
     RecordOutcome,
     RiskGrade,
     ScreeningView,
+    SocialWorker,
 )
 
 log = structlog.get_logger(__name__)
@@ -348,6 +350,7 @@ class ReferralRecords:
             conference_outcomes=await self._conference_outcomes_of(query.reference, look_back),
             repeat_children=repeat,
             look_back_since=query.look_back_since,
+            children_on_plans=await self._children_on_plans(query.reference),
         )
 
     # Each further source about the child (a panel's decisions, say) is one more look-up like these two:
@@ -382,3 +385,25 @@ class ReferralRecords:
             since,
         )
         return [PriorConference(**dict(row), matched_on=["child"]) for row in rows]
+
+    async def _children_on_plans(self, reference: str) -> list[ChildOnPlan]:
+        """The referral's children on a live child protection plan (made at another referral's conference)."""
+        rows = await self.pool.fetch(
+            """SELECT c.child_id, p.reference AS plan_reference, p.started_at AS since,
+                      p.social_worker_id, p.social_worker_name
+               FROM referral_children c
+               JOIN child_protection_plans p ON p.identity_key = c.identity_key AND p.reference <> c.reference
+               WHERE c.reference = $1 AND p.ended_at IS NULL
+               ORDER BY c.child_id, p.started_at DESC""",
+            reference,
+        )
+        return [
+            ChildOnPlan(
+                child_id=row["child_id"],
+                plan_reference=row["plan_reference"],
+                since=row["since"],
+                social_worker=SocialWorker(staff_id=row["social_worker_id"], name=row["social_worker_name"])
+                if row["social_worker_id"] else None,
+            )
+            for row in rows
+        ]

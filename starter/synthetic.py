@@ -34,6 +34,7 @@ from workflows.models import (
     Role,
     Screening,
     ScreeningOutcome,
+    SocialWorker,
     StrategyDiscussion,
     SupervisorReview,
     VistSubmission,
@@ -50,6 +51,8 @@ SCREENER = Actor(id="CRU-3001", role=Role.SCREENER, agency=Agency.POLICE)
 AUDITOR = Actor(id="AUD-4001", role=Role.AUDITOR, agency=Agency.POLICE)
 HEALTH_PARTNER = Actor(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH)
 CSC_PARTNER = Actor(id="SW-6001", role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE)
+# The social worker a synthetic child protection plan is allocated to: the children's social care partner.
+ALLOCATED_SOCIAL_WORKER = SocialWorker(staff_id=CSC_PARTNER.id, name="Social Worker Synthetic")
 
 
 def synthetic_vist(

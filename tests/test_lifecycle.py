@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
     HEALTH_PARTNER,
     OFFICER,
@@ -155,7 +156,7 @@ async def test_section_47_conference_attended_with_child_protection_plan(
         ConferenceOutcome(
             actor=SCREENER,
             held_at=outcome_at,
-            child_protection_plan=True,
+            child_protection_plan=True, allocated_social_worker=ALLOCATED_SOCIAL_WORKER,
             police_attended=True,
             rationale="Synthetic conference rationale.",
         ),

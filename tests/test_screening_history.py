@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from starter.synthetic import SCREENER, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist
+from starter.synthetic import ALLOCATED_SOCIAL_WORKER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
-from tests.helpers import finished, seeded, skip, start_episode, start_referral
+from tests.helpers import eventually, finished, refused, seeded, skip, start_episode, start_referral
+from tests.local_servers import MailServer
 from runtime.temporal import data_converter
 from workflows.missing_models import MissingChild
 from workflows.models import (
+    ChildOnPlan,
     ChildPresent,
     CloseReason,
     ConferenceBooking,
     ConferenceOutcome,
     IncidentType,
+    OverrideDecision,
+    OverrideRequest,
     PoliceAttendance,
     PriorConference,
     ReferralState,
@@ -29,6 +34,7 @@ from workflows.models import (
 from workflows.referral import ReferralWorkflow
 
 YEAR = timedelta(days=365)
+SOCIAL_WORKER_EMAIL = "sw6001@childrens-services.example"
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +50,26 @@ async def years_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="module")
-async def years_queue(years_env, pool, settings) -> AsyncIterator[str]:
+def mail() -> Iterator[MailServer]:
+    server = MailServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def years_queue(years_env, pool, settings, mail, tmp_path_factory) -> AsyncIterator[str]:
+    """A worker whose alerts reach the plan's social worker by email, as the supervision directory names them."""
+    directory = tmp_path_factory.mktemp("directory") / "directory.json"
+    directory.write_text(json.dumps({"people": [
+        {"role": "allocated social worker", "staff_id": ALLOCATED_SOCIAL_WORKER.staff_id, "email": SOCIAL_WORKER_EMAIL},
+    ]}))
+    alerting = settings.model_copy(update={
+        "alert_directory_file": directory, "smtp_host": "127.0.0.1", "smtp_port": mail.port, "smtp_security": "none",
+        "smtp_timeout_seconds": 2.0,
+    })
     queue = "screening-history-years"
-    async with make_worker(years_env.client, pool, settings, queue):
+    async with make_worker(years_env.client, pool, alerting, queue):
         yield queue
 
 
@@ -60,8 +83,10 @@ async def about(env: WorkflowEnvironment, child: ChildPresent, seed: str, addres
     return submission
 
 
-async def closed_with_a_plan(env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission) -> ReferralState:
-    """Screened to a strategy discussion, section 47, a conference a week later that makes a plan."""
+async def closed_with_a_plan(
+    env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission, plan: bool = True
+) -> ReferralState:
+    """Screened to a strategy discussion, section 47, a conference a week later that makes a plan (or, not)."""
     await handle.execute_update(ReferralWorkflow.review, approval())
     await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
     held_at = await env.get_current_time()
@@ -76,17 +101,17 @@ async def closed_with_a_plan(env: WorkflowEnvironment, handle: WorkflowHandle, s
     await handle.execute_update(
         ReferralWorkflow.record_conference_outcome,
         ConferenceOutcome(
-            actor=SCREENER, held_at=await env.get_current_time(), child_protection_plan=True, police_attended=True,
-            rationale="Synthetic conference rationale.",
+            actor=SCREENER, held_at=await env.get_current_time(), child_protection_plan=plan, police_attended=True,
+            allocated_social_worker=ALLOCATED_SOCIAL_WORKER if plan else None, rationale="Synthetic conference rationale.",
         ),
     )
     state = await finished(env, handle)
-    assert state.close_reason is CloseReason.CHILD_PROTECTION_PLAN
+    assert state.close_reason is (CloseReason.CHILD_PROTECTION_PLAN if plan else CloseReason.NO_CHILD_PROTECTION_PLAN)
     return state
 
 
 async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its_conference_and_episodes(
-    years_env, years_queue, pool, sla_policy
+    years_env, pool, years_queue, sla_policy, mail
 ):
     env, queue = years_env, years_queue
     # Six years before the new referral: beyond the five-year look-back.
@@ -130,3 +155,69 @@ async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its
     assert view.repeat_children == []
     assert view.look_back_since == state.submitted_at - timedelta(days=sla_policy.look_back_days)
     assert sla_policy.look_back_days >= 5 * 365
+
+    # The plan made four years ago is live: the child is flagged, with the plan's social worker.
+    assert view.children_on_plans == [
+        ChildOnPlan(child_id="C1", plan_reference=planned.id, since=conference_held, social_worker=ALLOCATED_SOCIAL_WORKER)
+    ]
+    # The social worker is alerted at once, by email, naming the referral and the plan, never the child.
+    (alert,) = [e for e in state.escalations if e.reason == "child_on_plan"]
+    assert (alert.subject, alert.addressed_to) == (planned.id, f"allocated social worker {ALLOCATED_SOCIAL_WORKER.staff_id}")
+    email = await eventually(lambda: [m for m in mail.messages if m["To"] == SOCIAL_WORKER_EMAIL], lambda found: found)
+    assert handle.id in email[0]["Subject"] and "child protection plan" in email[0]["Subject"]
+    assert child.name not in email[0].get_content() and planned.id in email[0].get_content()
+
+    # No further action on it needs a supervisor's granted override, as for a repeat referral.
+    await refused(handle, ReferralWorkflow.screen, screening(third, ScreeningOutcome.NO_FURTHER_ACTION),
+                  "repeat_referral_override: a referral about a child on a child protection plan cannot close with "
+                  "no further action without a supervisor's granted override")
+    await handle.execute_update(ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."))
+    await handle.execute_update(ReferralWorkflow.decide_override, OverrideDecision(
+        actor=SERGEANT, granted=True, rationale="Synthetic rationale."))
+    closed = await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.NO_FURTHER_ACTION))
+    assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
+    await finished(env, handle)
+
+
+async def test_a_plan_holds_until_a_later_conference_about_the_child_ends_it(years_env, pool, years_queue, sla_policy):
+    env, queue = years_env, years_queue
+    first = await about(env, synthetic_vist(rng=seeded("plan-ends-child")).children[0], "plan-ends-first")
+    child = first.children[0]
+    _, planned = await start_referral(env.client, queue, sla_policy, submission=first)
+    await closed_with_a_plan(env, planned, first)
+    held = await pool.fetchval("SELECT held_at FROM conferences WHERE reference = $1", planned.id)
+
+    # A later referral's conference makes no plan: the first plan ends with it.
+    second = await about(env, child, "plan-ends-second")
+    _, ending = await start_referral(env.client, queue, sla_policy, submission=second)
+    await closed_with_a_plan(env, ending, second, plan=False)
+    plans = await pool.fetch(
+        "SELECT reference, started_at, ended_by FROM child_protection_plans WHERE reference = $1", planned.id)
+    assert [(p["started_at"], p["ended_by"]) for p in plans] == [(held, ending.id)]
+
+    third = await about(env, child, "plan-ends-third")
+    _, handle = await start_referral(env.client, queue, sla_policy, submission=third)
+    view = (await handle.execute_update(ReferralWorkflow.review, approval())).screening_view
+    assert view.children_on_plans == [] and len(view.conference_outcomes) == 2
+    assert [c.child_protection_plan for c in view.conference_outcomes] == [False, True]
+    # A third referral in days is a repeat, no longer one about a child on a plan.
+    assert view.override_needed == "a repeat referral"
+    await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.EARLY_HELP))
+
+
+async def test_a_plan_needs_its_allocated_social_worker(years_env, pool, years_queue, sla_policy):
+    env, queue = years_env, years_queue
+    submission = await about(env, synthetic_vist(rng=seeded("plan-social-worker")).children[0], "plan-social-worker")
+    _, handle = await start_referral(env.client, queue, sla_policy, submission=submission)
+    await handle.execute_update(ReferralWorkflow.review, approval())
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    held_at = await env.get_current_time()
+    await handle.execute_update(
+        ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=True, actions=0))
+    await handle.execute_update(ReferralWorkflow.book_conference, ConferenceBooking(
+        actor=SCREENER, conference_at=held_at + timedelta(hours=1), police_attendance=PoliceAttendance.ATTEND))
+    await skip(env, timedelta(hours=1, minutes=5))
+    unallocated = ConferenceOutcome(actor=SCREENER, held_at=await env.get_current_time(), child_protection_plan=True,
+                                    police_attended=True, rationale="Synthetic conference rationale.")
+    await refused(handle, ReferralWorkflow.record_conference_outcome, unallocated,
+                  "allocated_social_worker: required when the conference makes a child protection plan")

@@ -722,6 +722,13 @@ class ConferenceBooking(Decision):
         return self
 
 
+class SocialWorker(Model):
+    """The social worker a child protection plan is allocated to: alerted when the child is referred again."""
+
+    staff_id: StaffId = Field(description="their ID in children's social care: the supervision directory finds them by it")
+    name: ShortText
+
+
 class ConferenceOutcome(Decision):
     held_at: AwareDatetime
     child_protection_plan: bool
@@ -731,6 +738,10 @@ class ConferenceOutcome(Decision):
         default=None, description="the risk grade the conference agreed, when it changes the referral's grade"
     )
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
+    # Required by the workflow for a plan; outcomes recorded before it was asked for have none.
+    allocated_social_worker: SocialWorker | None = Field(
+        default=None, description="required when the conference makes a child protection plan"
+    )
 
 
 class RiskRegrade(Decision):
@@ -790,7 +801,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed"] = "overdue"
+    reason: Literal["overdue", "inquorate", "recording_failed", "child_on_plan"] = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(
@@ -809,6 +820,9 @@ class EscalationAlert(Model):
     escalation: Escalation
     agency: Agency
     team: str | None = Field(default=None, description="the team whose ladder it climbs (a station, CRU, MASH)")
+    staff_id: str | None = Field(
+        default=None, description="the named person it is for (a plan's social worker); else the team's chain"
+    )
 
 
 class AlertDelivery(Model):
@@ -874,6 +888,15 @@ class PriorConference(Model):
     child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
+class ChildOnPlan(Model):
+    """A child of this referral on a live child protection plan, made at another referral's conference."""
+
+    child_id: str
+    plan_reference: str = Field(description="the referral whose conference made the plan")
+    since: datetime
+    social_worker: SocialWorker | None = Field(default=None, description="none on plans made before it was named")
+
+
 class ScreeningView(Model):
     """What is known about the referral's children before it, each source newest first.
 
@@ -892,6 +915,9 @@ class ScreeningView(Model):
     look_back_since: datetime | None = Field(
         default=None, description="how far back the view reaches about the children; none: the repeat window's start"
     )
+    children_on_plans: list[ChildOnPlan] = Field(
+        default_factory=list, description="the children on a live child protection plan: no further action needs an override"
+    )
     repeat_children: list[str] = Field(
         default_factory=list, description="child_ids with a repeat-referral flag"
     )
@@ -899,6 +925,15 @@ class ScreeningView(Model):
     @property
     def repeat(self) -> bool:
         return bool(self.repeat_children)
+
+    @property
+    def override_needed(self) -> str | None:
+        """Why no further action needs a supervisor's granted override, if it does."""
+        if self.children_on_plans:
+            return "a referral about a child on a child protection plan"
+        if self.repeat:
+            return "a repeat referral"
+        return None
 
 
 class ActionState(Model):

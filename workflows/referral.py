@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         ActionState,
         Actor,
         AgreedActionSpec,
+        ChildOnPlan,
         CLOCK_SKEW,
         CloseReason,
         Closure,
@@ -113,6 +114,8 @@ ACTIONS_FINISH_FIRST = "actions-finish-first"
 NAMED_ATTENDANCE_PATCH = "named-attendance"
 # Screening views loaded from here on reach back over the policy's look-back about the children.
 LONG_LOOK_BACK_PATCH = "long-look-back"
+# Referrals from here on alert a plan's social worker when the screening view finds the child on it.
+PLAN_ALERTS_PATCH = "child-on-plan-alerts"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -323,9 +326,10 @@ class ReferralWorkflow:
                 "the supervisor grants the override under their own credentials"
             )
         granted = self._override is not None and self._override.granted is True
-        if self._screening_view.repeat and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
+        needed = self._screening_view.override_needed
+        if needed and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
             raise reject(
-                "repeat_referral_override: a repeat referral cannot close with no further action "
+                f"repeat_referral_override: {needed} cannot close with no further action "
                 "without a supervisor's granted override"
             )
 
@@ -345,8 +349,8 @@ class ReferralWorkflow:
         self._check(request.actor, OVERRIDE_REQUESTERS, "ask for a repeat-referral override", {Stage.SCREENING})
         if self._screening_view is None:
             raise reject("stage: the screening view (prior referrals) is still loading; try again shortly")
-        if not self._screening_view.repeat:
-            raise reject("reason: this is not a repeat referral; no override is needed")
+        if self._screening_view.override_needed is None:
+            raise reject("reason: this is not a repeat referral nor about a child on a plan; no override is needed")
         if self._override is not None and self._override.granted is not False:
             state = "granted" if self._override.granted else "waiting for a supervisor"
             raise reject(f"reason: an override was already asked for and is {state}")
@@ -386,6 +390,31 @@ class ReferralWorkflow:
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
+        if self._screening_view.children_on_plans and workflow.patched(PLAN_ALERTS_PATCH):
+            self._alert_social_workers(self._screening_view.children_on_plans)
+
+    def _alert_social_workers(self, children: list[ChildOnPlan]) -> None:
+        """Each plan's allocated social worker hears at once that a child on it is referred again."""
+        assert self._ladder is not None
+        plans = {child.plan_reference: child.social_worker for child in children}
+        for plan_reference, worker in plans.items():
+            escalation = Escalation(
+                escalation_id=self._next_escalation_id(),
+                reference=self._reference,
+                subject=plan_reference,
+                rung=0,
+                rank=self._ladder.rank(0),
+                addressed_to=f"allocated social worker {worker.staff_id}" if worker else "children's social care",
+                due_at=workflow.now(),
+                raised_at=workflow.now(),
+                reason="child_on_plan",
+            )
+            alert = EscalationAlert(
+                escalation=escalation, agency=Agency.CHILDRENS_SOCIAL_CARE, staff_id=worker.staff_id if worker else None
+            )
+            self._escalations.append(escalation)
+            self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
+            self._alerts.send(alert, self._ladder.policy)
 
     # --- stage 4: the strategy discussion -------------------------------------------
 
@@ -508,6 +537,8 @@ class ReferralWorkflow:
             raise reject("held_at: a conference outcome cannot be recorded before it is held")
         if outcome.held_at < self._conference.conference_at:
             raise reject("held_at: the conference cannot be held before the time it was booked for")
+        if outcome.child_protection_plan and outcome.allocated_social_worker is None:
+            raise reject("allocated_social_worker: required when the conference makes a child protection plan")
         self._check_action_deadlines(outcome.agreed_actions, outcome.held_at, "the conference")
 
     @staticmethod
