@@ -292,7 +292,7 @@ async def conference_outcome(env, handle, submission, plan: bool):
     await handle.execute_update(ReferralWorkflow.book_conference, booking(now + timedelta(minutes=1)))
     return await handle.execute_update(ReferralWorkflow.record_conference_outcome, ConferenceOutcome(
         actor=SERGEANT, held_at=now + timedelta(minutes=1), child_protection_plan=plan, police_attended=False,
-        rationale="Synthetic."))
+        rationale="Synthetic.", allocated_social_worker=ALLOCATED_SOCIAL_WORKER if plan else None))
 
 
 async def no_section_47(env, handle, submission):
