@@ -26,6 +26,8 @@ from workflows.facts import FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery
 from workflows.models import (
     Actor,
+    AdultHistory,
+    AdultInvolvement,
     ChildOnPlan,
     IncidentType,
     PriorConference,
@@ -36,6 +38,7 @@ from workflows.models import (
     RiskGrade,
     ScreeningView,
     SocialWorker,
+    adult_id,
 )
 
 log = structlog.get_logger(__name__)
@@ -351,6 +354,7 @@ class ReferralRecords:
             repeat_children=repeat,
             look_back_since=query.look_back_since,
             children_on_plans=await self._children_on_plans(query.reference),
+            adults=await self._adults_of(query.reference, look_back),
         )
 
     # Each further source about the child (a panel's decisions, say) is one more look-up like these two:
@@ -407,3 +411,29 @@ class ReferralRecords:
             )
             for row in rows
         ]
+
+    async def _adults_of(self, reference: str, since: datetime) -> list[AdultHistory]:
+        """The referral's adults (same identity key) in earlier referrals since `since`, each newest first."""
+        rows = await self.pool.fetch(
+            """SELECT a.position, a.role AS role_now, o.reference, r.submitted_at, r.incident_type,
+                      array_agg(DISTINCT o.role ORDER BY o.role) AS roles
+               FROM referral_adults a
+               JOIN referrals mine ON mine.reference = a.reference
+               JOIN referral_adults o ON o.identity_key = a.identity_key AND o.reference <> a.reference
+               JOIN referrals r ON r.reference = o.reference
+               WHERE a.reference = $1 AND r.submitted_at >= $2 AND r.submitted_at <= mine.submitted_at
+               GROUP BY a.position, a.role, o.reference, r.submitted_at, r.incident_type
+               ORDER BY a.position, r.submitted_at DESC, o.reference DESC""",
+            reference,
+            since,
+        )
+        adults: dict[int, AdultHistory] = {}
+        for row in rows:
+            adult = adults.setdefault(
+                row["position"], AdultHistory(adult_id=adult_id(row["position"]), role=row["role_now"], earlier=[])
+            )
+            adult.earlier.append(AdultInvolvement(
+                reference=row["reference"], submitted_at=row["submitted_at"], incident_type=row["incident_type"],
+                roles=row["roles"],
+            ))
+        return list(adults.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -54,6 +55,12 @@ def match_key(*parts: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
+def identity_key(name: str, date_of_birth: date | None) -> str | None:
+    """A person's identity key, child or adult: their name and date of birth as a match key; none without a birth date
+    (a name alone would match strangers)."""
+    return match_key(name, date_of_birth.isoformat()) if date_of_birth is not None else None
+
+
 def content(event: RecordedEvent, model: type[P]) -> P:
     """The fact's payload as `model`, the one its kind declares."""
     payload = event.content
@@ -89,10 +96,17 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
                 child.name,
                 child.date_of_birth,
                 child.home_address,
-                match_key(child.name, child.date_of_birth.isoformat()),
+                identity_key(child.name, child.date_of_birth),
                 match_key(child.home_address) if child.home_address else None,
             )
             for child in fact.submission.children
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO referral_adults (reference, position, role, identity_key) VALUES ($1, $2, $3, $4)",
+        [
+            (event.reference, position, adult.role.value, identity_key(adult.name, adult.date_of_birth))
+            for position, adult in enumerate(fact.submission.adults, start=1)
         ],
     )
 
@@ -136,6 +150,7 @@ async def _replace_form(conn: asyncpg.Connection, reference: str, form: VistSubm
         form.section_46 is not None,
     )
     await conn.execute("DELETE FROM referral_children WHERE reference = $1", reference)
+    await conn.execute("DELETE FROM referral_adults WHERE reference = $1", reference)
 
 
 async def stage_changed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
@@ -401,7 +416,7 @@ async def missing_reported(conn: asyncpg.Connection, event: RecordedEvent) -> No
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'missing', $11, $12, $6)""",
         event.reference,
         report.report_id,
-        match_key(report.child.name, report.child.date_of_birth.isoformat()),
+        identity_key(report.child.name, report.child.date_of_birth),
         report.station,
         event.actor.id,
         event.at,

@@ -19,6 +19,8 @@ from workflows.missing_models import (
 from workflows.models import (
     MissingGrade,
     Actor,
+    AdultInvolved,
+    AdultRole,
     Agency,
     AgreedActionSpec,
     ActionOwner,
@@ -88,6 +90,16 @@ def synthetic_vist(
         initial_risk=risk,
         officer_id=OFFICER.id,
         station="Testtown",
+    )
+
+
+def synthetic_adult(rng: random.Random, role: AdultRole = AdultRole.SUSPECT) -> AdultInvolved:
+    """A made-up adult with a name and date of birth: their identity key matches them across referrals."""
+    family = f"{rng.choice(FAMILY_NAMES)}-{rng.randrange(10**6):06d}"
+    return AdultInvolved(
+        name=f"{rng.choice(FIRST_NAMES)} {family}",
+        role=role,
+        date_of_birth=date(1970 + rng.randrange(30), 1 + rng.randrange(12), 1 + rng.randrange(28)),
     )
 
 

@@ -10,13 +10,27 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from starter.synthetic import ALLOCATED_SOCIAL_WORKER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist
+from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
+    SCREENER,
+    SERGEANT,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_adult,
+    synthetic_missing_report,
+    synthetic_vist,
+)
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import eventually, finished, refused, seeded, skip, start_episode, start_referral
 from tests.local_servers import MailServer
 from runtime.temporal import data_converter
 from workflows.missing_models import MissingChild
 from workflows.models import (
+    AdultHistory,
+    AdultInvolved,
+    AdultInvolvement,
+    AdultRole,
     ChildOnPlan,
     ChildPresent,
     CloseReason,
@@ -221,3 +235,35 @@ async def test_a_plan_needs_its_allocated_social_worker(years_env, pool, years_q
                                     police_attended=True, rationale="Synthetic conference rationale.")
     await refused(handle, ReferralWorkflow.record_conference_outcome, unallocated,
                   "allocated_social_worker: required when the conference makes a child protection plan")
+
+
+async def test_a_repeat_domestic_abuse_suspect_is_flagged_with_their_earlier_involvement(
+    years_env, pool, years_queue, sla_policy
+):
+    env, queue = years_env, years_queue
+    suspect = synthetic_adult(seeded("repeat-suspect"), AdultRole.SUSPECT)
+    partner = synthetic_adult(seeded("repeat-partner"), AdultRole.PARTNER)
+    now = await env.get_current_time()
+    first = synthetic_vist(rng=seeded("suspect-first"), occurred_at=now - timedelta(hours=1))
+    first.adults = [suspect, partner]
+    _, earlier = await start_referral(env.client, queue, sla_policy, submission=first)
+    await earlier.execute_update(ReferralWorkflow.review, approval())
+    earlier_state = await earlier.execute_update(ReferralWorkflow.screen, screening(first, ScreeningOutcome.EARLY_HELP))
+    await skip(env, 30 * timedelta(days=7))
+
+    # Another family's domestic abuse, the same suspect; the partner's namesake with no date of birth is nobody known.
+    second = synthetic_vist(rng=seeded("suspect-second"), occurred_at=await env.get_current_time() - timedelta(hours=1))
+    second.adults = [AdultInvolved(name=partner.name, role=AdultRole.PARTNER), suspect]
+    _, handle = await start_referral(env.client, queue, sla_policy, submission=second)
+    view = (await handle.execute_update(ReferralWorkflow.review, approval())).screening_view
+
+    assert view.adults == [AdultHistory(adult_id="A2", role=AdultRole.SUSPECT, earlier=[AdultInvolvement(
+        reference=earlier.id, submitted_at=earlier_state.submitted_at, incident_type=IncidentType.DOMESTIC_ABUSE,
+        roles=[AdultRole.SUSPECT])])]
+    assert view.repeat_suspects == ["A2"]
+    # The children are strangers to each other: nothing else about them is in view.
+    assert view.prior_referrals == [] and view.repeat_children == []
+    # The read model keeps an adult's key and role, never their name.
+    adults = await pool.fetch("SELECT * FROM referral_adults WHERE reference = $1 ORDER BY position", handle.id)
+    assert [(a["role"], a["identity_key"] is None) for a in adults] == [("partner", True), ("suspect", False)]
+    assert suspect.name not in str([dict(a) for a in adults])

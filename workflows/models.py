@@ -245,6 +245,7 @@ class AdultRole(StrEnum):
     SUSPECT = "suspect"
     VICTIM = "victim"
     PARENT_OR_CARER = "parent_or_carer"
+    PARTNER = "partner"
     WITNESS = "witness"
     OTHER = "other"
 
@@ -252,7 +253,14 @@ class AdultRole(StrEnum):
 class AdultInvolved(Model):
     name: ShortText
     role: AdultRole
-    date_of_birth: DomainDate | None = None
+    date_of_birth: DomainDate | None = Field(
+        default=None, description="with the name, the adult's identity key: an adult without one is never matched"
+    )
+
+
+def adult_id(position: int) -> str:
+    """An adult's key within a referral (A1, A2...), by their place in the form: decisions and views name it, never a name."""
+    return f"A{position}"
 
 
 class Section46(Model):
@@ -888,6 +896,27 @@ class PriorConference(Model):
     child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
+class AdultInvolvement(Model):
+    """An earlier referral an adult of this referral was involved in, once, with every role they had in it."""
+
+    reference: str
+    submitted_at: datetime
+    incident_type: IncidentType
+    roles: list[AdultRole]
+
+
+class AdultHistory(Model):
+    """An adult of this referral (by `adult_id`) with earlier involvement, newest first; a suspect again is flagged."""
+
+    adult_id: str
+    role: AdultRole
+    earlier: list[AdultInvolvement]
+
+    @property
+    def repeat_suspect(self) -> bool:
+        return self.role is AdultRole.SUSPECT and any(AdultRole.SUSPECT in e.roles for e in self.earlier)
+
+
 class ChildOnPlan(Model):
     """A child of this referral on a live child protection plan, made at another referral's conference."""
 
@@ -918,6 +947,9 @@ class ScreeningView(Model):
     children_on_plans: list[ChildOnPlan] = Field(
         default_factory=list, description="the children on a live child protection plan: no further action needs an override"
     )
+    adults: list[AdultHistory] = Field(
+        default_factory=list, description="each adult of the referral with earlier involvement over the look-back"
+    )
     repeat_children: list[str] = Field(
         default_factory=list, description="child_ids with a repeat-referral flag"
     )
@@ -925,6 +957,11 @@ class ScreeningView(Model):
     @property
     def repeat(self) -> bool:
         return bool(self.repeat_children)
+
+    @property
+    def repeat_suspects(self) -> list[str]:
+        """The adults who are suspects now and were suspects in an earlier referral."""
+        return [adult.adult_id for adult in self.adults if adult.repeat_suspect]
 
     @property
     def override_needed(self) -> str | None:
