@@ -798,6 +798,8 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+# Why an escalation was raised: a late step, an inquorate meeting, a quarantined fact, or a child on a plan referred again.
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "child_on_plan"]
 
 
 class Escalation(Model):
@@ -809,7 +811,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed", "child_on_plan"] = "overdue"
+    reason: EscalationReason = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(
