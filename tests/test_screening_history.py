@@ -125,7 +125,7 @@ async def closed_with_a_plan(
 
 
 async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its_conference_and_episodes(
-    years_env, pool, years_queue, sla_policy, mail
+    years_env, pool, years_queue, sla_policy
 ):
     env, queue = years_env, years_queue
     # Six years before the new referral: beyond the five-year look-back.
@@ -170,27 +170,57 @@ async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its
     assert view.look_back_since == state.submitted_at - timedelta(days=sla_policy.look_back_days)
     assert sla_policy.look_back_days >= 5 * 365
 
-    # The plan made four years ago is live: the child is flagged, with the plan's social worker.
-    assert view.children_on_plans == [
-        ChildOnPlan(child_id="C1", plan_reference=planned.id, since=conference_held, social_worker=ALLOCATED_SOCIAL_WORKER)
-    ]
-    # The social worker is alerted at once, by email, naming the referral and the plan, never the child.
-    (alert,) = [e for e in state.escalations if e.reason == "child_on_plan"]
-    assert (alert.subject, alert.addressed_to) == (planned.id, f"allocated social worker {ALLOCATED_SOCIAL_WORKER.staff_id}")
-    email = await eventually(lambda: [m for m in mail.messages if m["To"] == SOCIAL_WORKER_EMAIL], lambda found: found)
-    assert handle.id in email[0]["Subject"] and "child protection plan" in email[0]["Subject"]
-    assert child.name not in email[0].get_content() and planned.id in email[0].get_content()
+    # The plan made four years ago is still live: nothing has ended it.
+    assert [(c.child_id, c.plan_reference, c.since) for c in view.children_on_plans] == [("C1", planned.id, conference_held)]
+    await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.EARLY_HELP))
+    await finished(env, handle)
 
-    # No further action on it needs a supervisor's granted override, as for a repeat referral.
-    await refused(handle, ReferralWorkflow.screen, screening(third, ScreeningOutcome.NO_FURTHER_ACTION),
+
+async def child_on_a_plan_referred_again(env: WorkflowEnvironment, pool, queue: str, sla_policy) -> ReferralState:
+    """A conference makes a plan; the child is referred again: flagged, the social worker alerted, no further action
+    refused, then taken on a supervisor's override. The final state. (A recorded history's flow too.)"""
+    first = await about(env, synthetic_vist(rng=seeded("on-plan-child")).children[0], "on-plan-first")
+    _, planned = await start_referral(env.client, queue, sla_policy, submission=first)
+    await closed_with_a_plan(env, planned, first)
+    held = await pool.fetchval("SELECT held_at FROM conferences WHERE reference = $1", planned.id)
+
+    again = await about(env, first.children[0], "on-plan-again")
+    _, handle = await start_referral(env.client, queue, sla_policy, submission=again)
+    state = await handle.execute_update(ReferralWorkflow.review, approval())
+    # Flagged as the referral reaches screening, with the plan's social worker.
+    assert state.screening_view.children_on_plans == [
+        ChildOnPlan(child_id="C1", plan_reference=planned.id, since=held, social_worker=ALLOCATED_SOCIAL_WORKER)
+    ]
+    # The social worker is alerted at once: an escalation addressed to them, for the plan's referral.
+    (alert,) = state.escalations
+    assert (alert.reason, alert.subject, alert.addressed_to) == (
+        "child_on_plan", planned.id, f"allocated social worker {ALLOCATED_SOCIAL_WORKER.staff_id}")
+
+    # No further action needs a supervisor's granted override, as for a repeat referral.
+    await refused(handle, ReferralWorkflow.screen, screening(again, ScreeningOutcome.NO_FURTHER_ACTION),
                   "repeat_referral_override: a referral about a child on a child protection plan cannot close with "
                   "no further action without a supervisor's granted override")
     await handle.execute_update(ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."))
     await handle.execute_update(ReferralWorkflow.decide_override, OverrideDecision(
         actor=SERGEANT, granted=True, rationale="Synthetic rationale."))
-    closed = await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.NO_FURTHER_ACTION))
+    closed = await handle.execute_update(ReferralWorkflow.screen, screening(again, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
-    await finished(env, handle)
+    # Closing resolves the alert: nobody need acknowledge it any more.
+    assert closed.escalations[0].resolution == "referral_closed"
+    return await finished(env, handle)
+
+
+async def test_a_child_on_a_plan_referred_again_is_flagged_its_social_worker_emailed_and_no_further_action_guarded(
+    years_env, pool, years_queue, sla_policy, mail
+):
+    state = await child_on_a_plan_referred_again(years_env, pool, years_queue, sla_policy)
+    (alert,) = state.escalations
+    # By email, to the address the directory holds for the social worker's staff ID: the referral and the plan, no child.
+    email = await eventually(lambda: [m for m in mail.messages if state.reference in m["Subject"]], lambda found: found)
+    assert email[0]["To"] == SOCIAL_WORKER_EMAIL and "child protection plan" in email[0]["Subject"]
+    assert alert.subject in email[0].get_content()
+    child = (await pool.fetchval("SELECT name FROM referral_children WHERE reference = $1", state.reference))
+    assert child not in email[0].get_content() and child not in email[0]["Subject"]
 
 
 async def test_a_plan_holds_until_a_later_conference_about_the_child_ends_it(years_env, pool, years_queue, sla_policy):
