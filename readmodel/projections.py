@@ -11,6 +11,7 @@ import hashlib
 import re
 from datetime import date
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -73,7 +74,7 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
     fact = content(event, VistSubmitted)
     if fact.version == 1:
-        await _register_referral(conn, event, fact.submission)
+        await _register_referral(conn, event, fact.submission, fact.submitted(event.at))
     else:
         await _replace_form(conn, event.reference, fact.submission)
     await conn.execute(
@@ -111,7 +112,9 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     )
 
 
-async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission) -> None:
+async def _register_referral(
+    conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission, submitted_at: datetime
+) -> None:
     await conn.execute(
         """INSERT INTO referrals
                (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
@@ -135,7 +138,7 @@ async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, for
         form.initial_risk.value,
         event.stage.value if event.stage else None,
         form.section_46 is not None,
-        event.at,
+        submitted_at,
     )
 
 

@@ -165,15 +165,17 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
                             rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
     ack = EscalationAcknowledged(escalation_id=escalation.escalation_id, rank=SERGEANT.rank, as_named_addressee=False)
     # Each pair: the typed payload, and the dict the workflow built before (copied from that code).
+    # Deadlines from the submission added when the SLA clock started and each stage's clock; the rest is as the dicts were.
     pairs = [
-        (VistSubmitted(version=1, submission=submission),
-         {"version": 1, "submission": submission.model_dump(mode="json")}),
+        (VistSubmitted(version=1, submission=submission, submitted_at=NOW),
+         {"version": 1, "submission": submission.model_dump(mode="json"), "submitted_at": NOW.isoformat()}),
         (VistResubmitted(version=2, submission=submission),
-         {"version": 2, "submission": submission.model_dump(mode="json")}),
-        (StageChanged(from_stage=None, to_stage=Stage.SUPERVISOR_REVIEW, deadline=DEADLINE),
-         {"from_stage": None, "to_stage": "supervisor_review", "deadline": DEADLINE.isoformat()}),
-        (StageChanged(from_stage=Stage.SCREENING, to_stage=Stage.CLOSED, deadline=None),
-         {"from_stage": "screening", "to_stage": "closed", "deadline": None}),
+         {"version": 2, "submission": submission.model_dump(mode="json"), "submitted_at": None}),
+        (StageChanged(from_stage=None, to_stage=Stage.SUPERVISOR_REVIEW, deadline=DEADLINE, entered_at=NOW),
+         {"from_stage": None, "to_stage": "supervisor_review", "deadline": DEADLINE.isoformat(),
+          "entered_at": NOW.isoformat()}),
+        (StageChanged(from_stage=Stage.SCREENING, to_stage=Stage.CLOSED, deadline=None, entered_at=NOW),
+         {"from_stage": "screening", "to_stage": "closed", "deadline": None, "entered_at": NOW.isoformat()}),
         (SupervisorReviewed.of(review), review.details()),
         (Screened.of(screened), screened.details()),
         (RepeatOverrideRequested.of(request), {"reason": request.reason}),

@@ -112,6 +112,12 @@ class FactPayload(BaseModel):
 class VistSubmitted(FactPayload):
     version: int = 1
     submission: VistSubmission
+    submitted_at: IsoTime | None = Field(
+        default=None, description="when the start was accepted, the SLA clock's start; older facts: the fact's own time"
+    )
+
+    def submitted(self, recorded_at: datetime) -> datetime:
+        return self.submitted_at or recorded_at
 
     def summary(self) -> Summary:
         form = self.submission
@@ -132,6 +138,12 @@ class StageChanged(FactPayload):
     from_stage: Stage | None = None
     to_stage: Stage
     deadline: IsoTime | None = None
+    entered_at: IsoTime | None = Field(
+        default=None, description="when the decision moving it was made, the stage's clock; older facts: the fact's own time"
+    )
+
+    def entered(self, recorded_at: datetime) -> datetime:
+        return self.entered_at or recorded_at
 
     def summary(self) -> Summary:
         return {"from_stage": self.from_stage.value if self.from_stage else None, "to_stage": self.to_stage.value}

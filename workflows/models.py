@@ -555,10 +555,15 @@ class DecisionProof(Model):
 class Decision(Model):
     actor: Actor
     proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+    made_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the API received the decision, signed with it by the API's client, never set by a caller:"
+        " the stage it starts runs from then, however long the workflow takes to get to it",
+    )
 
     def details(self) -> dict[str, Any]:
-        """The decision as recorded: its fields, without who made it or the proof of that."""
-        return self.model_dump(mode="json", exclude={"actor", "proof"})
+        """The decision as recorded: its fields, without who made it, when it reached the API, or the proof of that."""
+        return self.model_dump(mode="json", exclude={"actor", "proof", "made_at"})
 
 
 class StartReferral(Model):
