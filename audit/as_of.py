@@ -34,6 +34,7 @@ from workflows.facts import (
     LowGradeDecided,
     RecordedEvent,
     RepeatMissingFlagged,
+    TriggerPlanRead,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -296,6 +297,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.interview_outcome = InterviewOutcome(outcome)
             case RepeatMissingFlagged():
                 state.repeat_missing = True
+            case TriggerPlanRead(plan=plan, required=required):
+                state.trigger_plan, state.trigger_plan_required = plan, required
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor

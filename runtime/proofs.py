@@ -30,13 +30,14 @@ from runtime.codec import Keyring, KeyringError, ensure_keyring_file, load_key_p
 from runtime.settings import Settings
 from workflows.authority import reject
 from workflows.missing_models import StartMissingEpisode
+from workflows.plan_models import StartTriggerPlan
 from workflows.models import CLOCK_SKEW, Decision, DecisionProof, Model, StartReferral
 
 # Binds a signature to this system and this message layout.
 DOMAIN = b"child-protection-referrals/decision-proof/v1\n"
 REFERRAL_WORKFLOW = "ReferralWorkflow"
 # The starts a caller makes, each checked by its workflow against this proof before anything is recorded.
-SIGNED_STARTS = (StartReferral, StartMissingEpisode)
+SIGNED_STARTS = (StartReferral, StartMissingEpisode, StartTriggerPlan)
 
 
 def proof_message(workflow_id: str, message: str, message_id: str, decision: Model) -> bytes:

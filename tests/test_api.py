@@ -539,6 +539,8 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/missing-episodes",
         *(f"/missing-episodes/{{episode_id}}/{r}" for r in ("low-grade", "review", "tracing", "grade", "found",
                                                             "return-home-interview")),
+        "/trigger-plans",
+        *(f"/trigger-plans/{{plan_id}}/{r}" for r in ("revision", "police-addendum", "end")),
         "/actions/{action_id}/completion",
         "/actions/{action_id}/reassignment",
         "/escalations/{escalation_id}/acknowledgement",
@@ -549,7 +551,8 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/triage/{day}/decisions",
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    assert len(requests) == 19  # a referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6
+    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its first version.
+    assert len(requests) == 23
     assert not any(field in schema["components"]["schemas"][name]["properties"]
                    for name in requests for field in ("actor", "proof", "made_at"))
 
