@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -24,6 +26,7 @@ from starter.synthetic import (
 from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import eventually, finished, refused, seeded, skip, start_episode, start_referral
 from tests.local_servers import MailServer
+from readmodel.database import apply_migrations
 from runtime.temporal import data_converter
 from workflows.missing_models import MissingChild
 from workflows.models import (
@@ -64,6 +67,19 @@ async def years_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="module")
+async def years_pool(pool, postgres_dsn) -> AsyncIterator[asyncpg.Pool]:
+    """A read model of this module's own (a schema): its referrals, years ahead of the session's clock, stay out of
+    other tests' lists."""
+    schema = f"screening_years_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f"CREATE SCHEMA {schema}")
+    own = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=5, server_settings={"search_path": schema})
+    await apply_migrations(own)
+    yield own
+    await own.close()
+    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="module")
 def mail() -> Iterator[MailServer]:
     server = MailServer()
     server.start()
@@ -72,7 +88,7 @@ def mail() -> Iterator[MailServer]:
 
 
 @pytest.fixture(scope="module")
-async def years_queue(years_env, pool, settings, mail, tmp_path_factory) -> AsyncIterator[str]:
+async def years_queue(years_env, years_pool, settings, mail, tmp_path_factory) -> AsyncIterator[str]:
     """A worker whose alerts reach the plan's social worker by email, as the supervision directory names them."""
     directory = tmp_path_factory.mktemp("directory") / "directory.json"
     directory.write_text(json.dumps({"people": [
@@ -83,7 +99,7 @@ async def years_queue(years_env, pool, settings, mail, tmp_path_factory) -> Asyn
         "smtp_timeout_seconds": 2.0,
     })
     queue = "screening-history-years"
-    async with make_worker(years_env.client, pool, alerting, queue):
+    async with make_worker(years_env.client, years_pool, alerting, queue):
         yield queue
 
 
@@ -125,9 +141,9 @@ async def closed_with_a_plan(
 
 
 async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its_conference_and_episodes(
-    years_env, pool, years_queue, sla_policy
+    years_env, years_pool, years_queue, sla_policy
 ):
-    env, queue = years_env, years_queue
+    env, queue, pool = years_env, years_queue, years_pool
     # Six years before the new referral: beyond the five-year look-back.
     first = await about(env, synthetic_vist(rng=seeded("look-back-child")).children[0], "look-back-first")
     child = first.children[0]
@@ -211,20 +227,20 @@ async def child_on_a_plan_referred_again(env: WorkflowEnvironment, pool, queue: 
 
 
 async def test_a_child_on_a_plan_referred_again_is_flagged_its_social_worker_emailed_and_no_further_action_guarded(
-    years_env, pool, years_queue, sla_policy, mail
+    years_env, years_pool, years_queue, sla_policy, mail
 ):
-    state = await child_on_a_plan_referred_again(years_env, pool, years_queue, sla_policy)
+    state = await child_on_a_plan_referred_again(years_env, years_pool, years_queue, sla_policy)
     (alert,) = state.escalations
     # By email, to the address the directory holds for the social worker's staff ID: the referral and the plan, no child.
     email = await eventually(lambda: [m for m in mail.messages if state.reference in m["Subject"]], lambda found: found)
     assert email[0]["To"] == SOCIAL_WORKER_EMAIL and "child protection plan" in email[0]["Subject"]
     assert alert.subject in email[0].get_content()
-    child = (await pool.fetchval("SELECT name FROM referral_children WHERE reference = $1", state.reference))
+    child = (await years_pool.fetchval("SELECT name FROM referral_children WHERE reference = $1", state.reference))
     assert child not in email[0].get_content() and child not in email[0]["Subject"]
 
 
-async def test_a_plan_holds_until_a_later_conference_about_the_child_ends_it(years_env, pool, years_queue, sla_policy):
-    env, queue = years_env, years_queue
+async def test_a_plan_holds_until_a_later_conference_about_the_child_ends_it(years_env, years_pool, years_queue, sla_policy):
+    env, queue, pool = years_env, years_queue, years_pool
     first = await about(env, synthetic_vist(rng=seeded("plan-ends-child")).children[0], "plan-ends-first")
     child = first.children[0]
     _, planned = await start_referral(env.client, queue, sla_policy, submission=first)
@@ -249,8 +265,8 @@ async def test_a_plan_holds_until_a_later_conference_about_the_child_ends_it(yea
     await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.EARLY_HELP))
 
 
-async def test_a_plan_needs_its_allocated_social_worker(years_env, pool, years_queue, sla_policy):
-    env, queue = years_env, years_queue
+async def test_a_plan_needs_its_allocated_social_worker(years_env, years_pool, years_queue, sla_policy):
+    env, queue, pool = years_env, years_queue, years_pool
     submission = await about(env, synthetic_vist(rng=seeded("plan-social-worker")).children[0], "plan-social-worker")
     _, handle = await start_referral(env.client, queue, sla_policy, submission=submission)
     await handle.execute_update(ReferralWorkflow.review, approval())
@@ -268,9 +284,9 @@ async def test_a_plan_needs_its_allocated_social_worker(years_env, pool, years_q
 
 
 async def test_a_repeat_domestic_abuse_suspect_is_flagged_with_their_earlier_involvement(
-    years_env, pool, years_queue, sla_policy
+    years_env, years_pool, years_queue, sla_policy
 ):
-    env, queue = years_env, years_queue
+    env, queue, pool = years_env, years_queue, years_pool
     suspect = synthetic_adult(seeded("repeat-suspect"), AdultRole.SUSPECT)
     partner = synthetic_adult(seeded("repeat-partner"), AdultRole.PARTNER)
     now = await env.get_current_time()
