@@ -35,6 +35,8 @@ from workflows.facts import (
     RecordedEvent,
     RepeatMissingFlagged,
     TriggerPlanRead,
+    CseEpisodeLinked,
+    CseReferralLinked,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -162,6 +164,7 @@ class ReferralAsRecorded:
     close_reason: CloseReason | None = None
     escalations: list[Escalation] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    linked_episodes: list[str] = field(default_factory=list)
 
     def take(self, fact: RecordedEvent) -> None:
         """Apply one of the referral's own facts; a decision (by the registry) joins the decision history."""
@@ -196,6 +199,8 @@ class ReferralAsRecorded:
                 self.child_protection_plan = plan
             case Closed(reason=reason):
                 self.close_reason = reason
+            case CseEpisodeLinked(episode_id=episode_id):
+                self.linked_episodes.append(episode_id)
             case EscalationRaised() | EscalationAcknowledged() | EscalationResolved():
                 fold_escalation(self.escalations, fact)
 
@@ -230,6 +235,7 @@ class ReferralAsRecorded:
             actions=actions,
             escalations=self.escalations,
             history=self.history,
+            linked_episodes=self.linked_episodes,
         )
 
 
@@ -299,6 +305,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.repeat_missing = True
             case TriggerPlanRead(plan=plan, required=required):
                 state.trigger_plan, state.trigger_plan_required = plan, required
+            case CseReferralLinked(reference=reference):
+                state.linked_referrals.append(reference)
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor
