@@ -27,7 +27,8 @@ test-fast: $(STAMP)
 
 ## make bench: every benchmark beside its baseline (minutes; run it on a quiet machine); figures to bench-results.json
 bench: $(STAMP)
-	$(PY) -m bench.run --in-memory-too $(BENCH_ARGS)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.run --in-memory-too --profile bench-profile.txt $(BENCH_ARGS)
 
 ## make bench-quick: a few of each, to see the benchmarks work (the suite runs this too)
 bench-quick: $(STAMP)

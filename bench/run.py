@@ -47,11 +47,20 @@ from temporalio.client import Client
 
 from activities.policy import build_sla_policy
 from bench.floor import FLOOR_QUEUE, TABLE, FloorChildWorkflow, FloorDecision, FloorParentWorkflow
+from bench.profile import Profiler, ProfileSummary
 from runtime.settings import Settings
 from starter.demo_users import ensure_demo_tokens
 from starter.processes import ChildProcess
 from starter.stack import ROOT, Stack
-from starter.synthetic import OFFICER, SCREENER, approval, screening, strategy_discussion, synthetic_vist
+from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
+    OFFICER,
+    SCREENER,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_vist,
+)
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -110,6 +119,7 @@ class Report:
     machine: dict[str, Any]
     sizes: dict[str, int]
     figures: list[Figure] = field(default_factory=list)
+    profile: ProfileSummary | None = None
 
     def add(self, *figures: Figure) -> None:
         self.figures.extend(figures)
@@ -161,7 +171,7 @@ async def referral_lifecycle(client: Client, queue: str, policy: SlaPolicy, time
     state = await timed(handle.execute_update(
         ReferralWorkflow.record_conference_outcome,
         ConferenceOutcome(actor=SCREENER, held_at=conference_at, child_protection_plan=True, police_attended=True,
-                          rationale="Synthetic conference rationale."),
+                          allocated_social_worker=ALLOCATED_SOCIAL_WORKER, rationale="Synthetic conference rationale."),
     ))
     for action in state.actions:
         await timed(client.get_workflow_handle(action.action_id).execute_update(
@@ -381,7 +391,7 @@ class BenchStack:
         raise RuntimeError(f"the floor's worker did not start; see {self.floor.log_file}")
 
 
-async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool) -> Report:
+async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool, profile: Path | None = None) -> Report:
     report = Report(
         machine={"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                  "when": datetime.now(UTC).isoformat(timespec="seconds")},
@@ -392,7 +402,13 @@ async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool) -> Report
         async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
             await bench.floor_ready()
             queue = bench.settings.task_queue
+            # The worker's profile over the lifecycles, the figures furthest from their floor.
+            profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
+            if profiler is not None:
+                profiler.start()
             report.add(*await lifecycles(bench.client, queue, policy, sizes))
+            if profiler is not None:
+                report.profile = profiler.stop()
             tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
             report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
             report.add(*await escalation_lateness(
@@ -414,6 +430,13 @@ def print_table(report: Report) -> None:
         baseline = f"{f.baseline:.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else ""
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
         print(f"| {f.name} | {f.engine:.2f} {f.unit} | {baseline} | {ratio} |")
+    if report.profile is not None:
+        print(f"\nThe worker during the lifecycles, {report.profile.samples} busy samples:\n\n| part | share |\n|---|---|")
+        for part, share in report.profile.parts.items():
+            print(f"| {part} | {share} % |")
+        print("\n| hottest function | share |\n|---|---|")
+        for name, share in report.profile.hottest:
+            print(f"| `{name}` | {share} % |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,10 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few of each: proves the benchmark works")
     parser.add_argument("--in-memory-too", action="store_true", help="also run the lifecycle on an in-memory dev server")
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample the worker with py-spy during the lifecycles, its stacks to this file")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
-    report = asyncio.run(measure(sizes, args.in_memory_too, not args.no_replay))
+    if args.profile is not None and not Profiler.available():
+        parser.error("--profile needs py-spy: pip install -e '.[bench]'")
+    report = asyncio.run(measure(sizes, args.in_memory_too, not args.no_replay, args.profile))
     print_table(report)
     args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
     print(f"\nwritten to {args.json}")

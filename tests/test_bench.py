@@ -37,3 +37,21 @@ def test_the_quick_benchmark_measures_every_figure_beside_its_baseline(tmp_path)
     raised = next(f for name, f in figures.items() if name.startswith("escalations recorded of"))
     assert raised["engine"] == sizes["deadlines"]
     assert "| figure | engine | baseline | ratio |" in run.stdout
+
+
+def test_a_profile_counts_each_sample_once_in_every_part_it_passes_through(tmp_path):
+    from bench.profile import summarise
+
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_text(
+        "run (temporalio/worker/_workflow.py:10);encode (runtime/codec.py:5);encrypt (cryptography/aead.py:1) 30\n"
+        "run (temporalio/worker/_workflow.py:10);to_json (pydantic/main.py:3) 50\n"
+        "execute (asyncpg/connection.py:7) 20\n"
+    )
+    summary = summarise(stacks)
+    assert summary.samples == 100
+    assert summary.parts["sealing payloads (runtime/codec, cryptography)"] == 30.0
+    assert summary.parts["converting payloads (pydantic, JSON)"] == 50.0
+    assert summary.parts["Temporal SDK core bridge and worker"] == 80.0
+    assert summary.parts["recording in PostgreSQL (asyncpg, activities, projections)"] == 20.0
+    assert summary.hottest[0] == ("to_json", 50.0)
