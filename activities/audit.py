@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -57,36 +55,6 @@ def draw_sample(
             drawn.add(reference)
             items.append(WorklistItem(position=len(items) + 1, category=category, reference=reference))
     return items, shortfall
-
-
-@dataclass
-class ReadModelRows:
-    """What the read model holds about some referrals, keyed as the facts would key it."""
-
-    events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    keys: dict[str, set[str]] = field(default_factory=dict)
-    # Each case's own row by table (referrals, missing_episodes), keyed by its reference.
-    cases: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {"referrals": {}, "missing_episodes": {}}
-    )
-    # Facts refused by the database and not yet re-applied, with the reason each was refused.
-    quarantined: dict[tuple[str, int], str] = field(default_factory=dict)
-
-
-# Each projection table, and how its rows are keyed (matching audit/reconcile.py).
-PROJECTION_KEYS = {
-    "submission_versions": "SELECT reference || ' v' || version FROM submission_versions WHERE reference = ANY($1)",
-    "stage_transitions": "SELECT reference || '#' || seq FROM stage_transitions WHERE reference = ANY($1)",
-    "risk_regrades": "SELECT reference || '#' || seq FROM risk_regrades WHERE reference = ANY($1)",
-    "strategy_discussions": "SELECT reference || '#' || seq FROM strategy_discussions WHERE reference = ANY($1)",
-    "conferences": "SELECT reference || '#' || seq FROM conferences WHERE reference = ANY($1)",
-    "agreed_actions": "SELECT action_id FROM agreed_actions WHERE reference = ANY($1)",
-    "action_reassignments": """SELECT r.action_id || '#' || r.seq FROM action_reassignments r
-                               JOIN agreed_actions a USING (action_id) WHERE a.reference = ANY($1)""",
-    "escalations": "SELECT escalation_id FROM escalations WHERE reference = ANY($1)",
-    "missing_reviews": "SELECT episode_id || '#' || seq FROM missing_reviews WHERE episode_id = ANY($1)",
-    "missing_tracing": "SELECT episode_id || '#' || seq FROM missing_tracing WHERE episode_id = ANY($1)",
-}
 
 
 class AuditRecords:
@@ -192,34 +160,10 @@ class AuditRecords:
         )
         return {r["reference"] for r in rows} & set(references)
 
-    async def read_model_rows(self, references: Sequence[str]) -> ReadModelRows:
-        refs = list(references)
-        rows = ReadModelRows()
-        async with self.pool.acquire() as conn:
-            for row in await conn.fetch(
-                """SELECT stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload
-                   FROM referral_events WHERE reference = ANY($1)""",
-                refs,
-            ):
-                rows.events[(row["stream"], row["seq"])] = dict(row) | {"payload": json.loads(row["payload"])}
-            for table, query in PROJECTION_KEYS.items():
-                rows.keys[table] = {r[0] for r in await conn.fetch(query, refs)}
-            for row in await conn.fetch(
-                """SELECT reference, stage, risk, deadline, screening_outcome, section_47, child_protection_plan,
-                          close_reason FROM referrals WHERE reference = ANY($1)""",
-                refs,
-            ):
-                rows.cases["referrals"][row["reference"]] = dict(row)
-            for row in await conn.fetch(
-                """SELECT episode_id, phase, grade, assessed_grade, review_due, tracing_due, interview_outcome
-                   FROM missing_episodes WHERE episode_id = ANY($1)""",
-                refs,
-            ):
-                rows.cases["missing_episodes"][row["episode_id"]] = dict(row)
-            for row in await conn.fetch(
-                """SELECT stream, seq, reason FROM quarantined_facts
-                   WHERE reference = ANY($1) AND resolved_at IS NULL""",
-                refs,
-            ):
-                rows.quarantined[(row["stream"], row["seq"])] = row["reason"]
-        return rows
+    async def open_quarantines(self, references: Sequence[str]) -> dict[tuple[str, int], str]:
+        """The facts of `references` the database refused and no one has re-applied yet, with why each was refused."""
+        rows = await self.pool.fetch(
+            """SELECT stream, seq, reason FROM quarantined_facts WHERE reference = ANY($1) AND resolved_at IS NULL""",
+            list(references),
+        )
+        return {(row["stream"], row["seq"]): row["reason"] for row in rows}
