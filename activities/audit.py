@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from temporalio import activity
 
-from workflows.audit_models import AuditWorklist, SampleCategory, SampleRequest, WorklistItem
+from workflows.audit_models import AuditWorklist, SampleCategory, SampleRequest, Shortfall, WorklistItem
 
 # Drawn most specific first, so one case counts once and the rare categories are filled.
 DRAW_ORDER = (
@@ -39,22 +40,50 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 def draw_sample(
     candidates: dict[SampleCategory, list[str]], request: SampleRequest
-) -> tuple[list[WorklistItem], dict[SampleCategory, int]]:
-    """The worklist items and the shortfall per category; a pure function of its inputs."""
+) -> tuple[list[WorklistItem], dict[SampleCategory, Shortfall]]:
+    """The worklist items and why each short category fell short; a pure function of its inputs.
+
+    A case is drawn once, under the first category that takes it; a category drawn earlier
+    leaves alone, while it can, the cases a later category needs all of.
+    """
     rng = random.Random(f"{request.month}:{request.seed}")
-    drawn: set[str] = set()
+    drawn: dict[str, SampleCategory] = {}
     items: list[WorklistItem] = []
-    shortfall: dict[SampleCategory, int] = {}
-    for category in DRAW_ORDER:
+    shortfall: dict[SampleCategory, Shortfall] = {}
+    for index, category in enumerate(DRAW_ORDER):
         wanted = request.quotas.get(category, 0)
-        pool = sorted(set(candidates.get(category, [])) - drawn)
-        chosen = rng.sample(pool, min(wanted, len(pool)))
-        if len(chosen) < wanted:
-            shortfall[category] = wanted - len(chosen)
+        in_month = sorted(set(candidates.get(category, [])))
+        pool = [reference for reference in in_month if reference not in drawn]
+        needed_later = {
+            reference
+            for later in DRAW_ORDER[index + 1:]
+            if len(left := set(candidates.get(later, [])) - set(drawn)) <= request.quotas.get(later, 0)
+            for reference in left
+        }
+        spare = [reference for reference in pool if reference not in needed_later]
+        chosen = rng.sample(spare, min(wanted, len(spare)))
+        needed = [reference for reference in pool if reference in needed_later]
+        chosen += rng.sample(needed, min(wanted - len(chosen), len(needed)))
         for reference in chosen:
-            drawn.add(reference)
+            drawn[reference] = category
             items.append(WorklistItem(position=len(items) + 1, category=category, reference=reference))
+        if len(chosen) < wanted:
+            elsewhere = Counter(drawn[r] for r in in_month if drawn[r] is not category)
+            shortfall[category] = Shortfall(wanted=wanted, drawn=len(chosen), in_month=len(in_month),
+                                            drawn_under={c: elsewhere[c] for c in DRAW_ORDER if elsewhere[c]})
     return items, shortfall
+
+
+class QuotasDiffer(Exception):
+    """The month (and seed) is drawn already, under other quotas: drawn again only when asked to redraw."""
+
+    def __init__(self, worklist: AuditWorklist) -> None:
+        quotas = ", ".join(f"{c.value}={n}" for c, n in worklist.quotas.items())
+        super().__init__(
+            f"{worklist.month} (seed {worklist.seed}) was drawn on {worklist.drawn_at:%Y-%m-%d} by {worklist.drawn_by} "
+            f"with {quotas}: ask to redraw to draw it again under other quotas (the redraw is recorded)"
+        )
+        self.worklist = worklist
 
 
 class AuditRecords:
@@ -88,21 +117,36 @@ class AuditRecords:
 
     @activity.defn
     async def draw_monthly_sample(self, request: SampleRequest) -> AuditWorklist:
-        """Draw the month's sample and record it as a worklist, or return the one already recorded."""
+        """Draw the month's sample and record it as a worklist, or return the one already recorded.
+
+        Under other quotas than the recorded one's, the month is drawn again only on a redraw:
+        the earlier worklist is then kept, marked superseded by whoever redrew it.
+        """
         existing = await self.worklist(request.month, request.seed)
-        if existing is not None:
+        if existing is not None and not request.redraw:
+            if existing.quotas != request.quotas:
+                raise QuotasDiffer(existing)
             return existing
         items, shortfall = draw_sample(await self.sample_candidates(request.month), request)
         async with self.pool.acquire() as conn, conn.transaction():
+            if existing is not None:
+                await conn.execute(
+                    """UPDATE audit_worklists SET superseded_at = now(), superseded_by = $2
+                       WHERE id = $1 AND superseded_at IS NULL""",
+                    existing.worklist_id,
+                    request.drawn_by,
+                )
             worklist_id = await conn.fetchval(
-                """INSERT INTO audit_worklists (month, seed, quotas, shortfall, drawn_by)
-                   VALUES ($1, $2, $3::jsonb, $4::jsonb, $5)
-                   ON CONFLICT (month, seed) DO NOTHING RETURNING id""",
+                """INSERT INTO audit_worklists (month, seed, quotas, shortfall, shortfall_reasons, drawn_by, redraw_of)
+                   VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)
+                   ON CONFLICT (month, seed) WHERE superseded_at IS NULL DO NOTHING RETURNING id""",
                 request.month,
                 request.seed,
                 json.dumps({c.value: n for c, n in request.quotas.items()}),
-                json.dumps({c.value: n for c, n in shortfall.items()}),
+                json.dumps({c.value: s.wanted - s.drawn for c, s in shortfall.items()}),
+                json.dumps({c.value: s.model_dump(mode="json") for c, s in shortfall.items()}),
                 request.drawn_by,
+                existing.worklist_id if existing else None,
             )
             if worklist_id is not None:
                 await conn.executemany(
@@ -115,8 +159,10 @@ class AuditRecords:
         return worklist
 
     async def worklist(self, month: str, seed: int = 0) -> AuditWorklist | None:
+        """The worklist in force for the month and seed (not one a redraw superseded)."""
         head = await self.pool.fetchrow(
-            "SELECT id, month, seed, quotas, shortfall, drawn_at, drawn_by FROM audit_worklists WHERE month = $1 AND seed = $2",
+            """SELECT id, month, seed, quotas, shortfall, shortfall_reasons, drawn_at, drawn_by, redraw_of
+               FROM audit_worklists WHERE month = $1 AND seed = $2 AND superseded_at IS NULL""",
             month,
             seed,
         )
@@ -133,8 +179,10 @@ class AuditRecords:
             seed=head["seed"],
             quotas=json.loads(head["quotas"]),
             shortfall=json.loads(head["shortfall"]),
+            shortfall_reasons=json.loads(head["shortfall_reasons"]),
             drawn_at=head["drawn_at"],
             drawn_by=head["drawn_by"],
+            redraw_of=head["redraw_of"],
             items=[WorklistItem(**dict(row)) for row in items],
         )
 

@@ -35,10 +35,17 @@ async def monthly_sample(
     seed: int = 0,
     quotas: dict[SampleCategory, int] | None = None,
     drawn_by: str = "system",
+    redraw: bool = False,
 ) -> AuditWorklist:
-    """Draw (or find, if already drawn) the month's sample worklist."""
-    request = SampleRequest(month=month, seed=seed, drawn_by=drawn_by, **({"quotas": quotas} if quotas else {}))
-    return await AuditRecords(pool).draw_monthly_sample(request)
+    """Draw (or find, if already drawn) the month's sample worklist; `QuotasDiffer` when it was drawn under other
+    quotas and `redraw` is not asked."""
+    records = AuditRecords(pool)
+    if quotas is None and not redraw:  # no quotas asked for: the month as drawn, whatever its quotas were
+        if (existing := await records.worklist(month, seed)) is not None:
+            return existing
+    request = SampleRequest(month=month, seed=seed, drawn_by=drawn_by, redraw=redraw,
+                            **({"quotas": quotas} if quotas else {}))
+    return await records.draw_monthly_sample(request)
 
 
 def monthly_sample_schedule(settings: Settings, policy: SlaPolicy, seed: int = 0) -> Schedule:

@@ -20,7 +20,13 @@ GENERATIONS = sorted(p for p in HISTORIES.iterdir() if p.is_dir() and p.name.sta
 
 @cache
 def recorded() -> list[ReferralHistories]:
-    return load_exports(HISTORIES)
+    """The referrals and missing episodes of every lifecycle generation, with their agreed actions."""
+    return [case for generation in GENERATIONS for case in load_exports(generation)]
+
+
+@cache
+def recorded_triages() -> list[ReferralHistories]:
+    return load_exports(HISTORIES / "triage")
 
 
 def recorded_path(name: str) -> ReferralHistories:

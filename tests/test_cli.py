@@ -245,6 +245,9 @@ async def test_auditors_read_the_access_log_and_administrators_review_retention(
 
     entries = await cli.json("auditor", "access-log", "--reference", reference, "--actor", "PS-2001")
     assert [(e["action"], e["channel"]) for e in entries] == [("show_referral", "cli")]
+    # The CLI's own reads of the access log are logged as the CLI's.
+    reads = await cli.json("auditor", "access-log", "--reference", reference, "--actor", "AUD-4001")
+    assert [(e["action"], e["channel"]) for e in reads] == [("read_access_log", "cli")]
     table = (await cli("auditor", "access-log", "--reference", reference, "--since", entries[0]["at"])).stdout
     assert "PS-2001" in table and "show_referral" in table
     refused = await cli("sergeant", "access-log", exit_code=4)

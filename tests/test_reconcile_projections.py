@@ -4,11 +4,17 @@ no mismatch, and one tampered row of each projected table is reported alone, by 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from activities.audit import AuditRecords
 from activities.records import ReferralRecords
 from audit.history import DecodedCase, decode_case, load_exports
 from audit.reconcile import Problem, ReconcileReport, reconcile, reconcile_referrals
+from readmodel.database import apply_migrations, create_pool
 from readmodel.projections import PROJECTED_TABLES
 from starter.synthetic import SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_vist
 from tests import test_triage
@@ -53,6 +59,20 @@ TAMPERED = {
     "missing_tracing": ("recorded_by", "'XX-9999'", ("episode_id", "seq"), {FactKind.TRACING_RECORDED}),
     "triage_items": ("prior_referrals", "prior_referrals + 1", ("triage_id", "reference"), {FactKind.TRIAGE_LISTED}),
 }
+
+
+@asynccontextmanager
+async def scratch_database(pool, dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A database of its own on the same server: the recorded paths reuse references older generations recorded."""
+    await pool.execute("DROP DATABASE IF EXISTS recorded_paths")
+    await pool.execute("CREATE DATABASE recorded_paths")
+    scratch = await create_pool(urlsplit(dsn)._replace(path="/recorded_paths").geturl(), 1, 4)
+    try:
+        await apply_migrations(scratch)
+        yield scratch
+    finally:
+        await scratch.close()
+        await pool.execute("DROP DATABASE recorded_paths")
 
 
 async def record_recorded_paths(pool) -> list[DecodedCase]:
@@ -111,12 +131,16 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
 
 
 async def test_every_fact_on_every_path_reconciles_and_a_tampered_row_of_each_table_is_found_alone(
-    time_env, pool, time_queue, sla_policy
+    time_env, pool, postgres_dsn, time_queue, sla_policy
 ):
     assert set(TAMPERED) == set(PROJECTED_TABLES)
-    # The live cases first: the recorded referrals' times would otherwise fall in the triage's list.
     live = await the_kinds_no_recorded_path_holds(time_env, pool, time_queue, sla_policy)
-    recorded_cases = await record_recorded_paths(pool)
+    async with scratch_database(pool, postgres_dsn) as recorded_pool:
+        await every_fact_reconciles_and_each_tampered_row_is_found(time_env, pool, live, recorded_pool)
+
+
+async def every_fact_reconciles_and_each_tampered_row_is_found(time_env, pool, live, recorded_pool) -> None:
+    recorded_cases = await record_recorded_paths(recorded_pool)
     # Every fact of the live cases written before they are compared.
     for reference in live:
         await eventually(
@@ -126,30 +150,31 @@ async def test_every_fact_on_every_path_reconciles_and_a_tampered_row_of_each_ta
 
     async def reconciled() -> tuple[ReconcileReport, ReconcileReport]:
         return (
-            await reconcile_referrals(recorded_cases, AuditRecords(pool)),
+            await reconcile_referrals(recorded_cases, AuditRecords(recorded_pool)),
             await reconcile(time_env.client, pool, references=live),
         )
 
     offline, online = await reconciled()
     assert offline.passed, offline.mismatches
     assert online.passed, online.mismatches
-    kinds = {kind for (kind,) in await pool.fetch(
-        "SELECT DISTINCT kind FROM referral_events WHERE reference = ANY($1)",
-        [c.reference for c in recorded_cases] + live,
-    )}
+    kinds = {kind for db, references in ((recorded_pool, [c.reference for c in recorded_cases]), (pool, live))
+             for (kind,) in await db.fetch("SELECT DISTINCT kind FROM referral_events WHERE reference = ANY($1)",
+                                           references)}
     assert kinds == set(FactKind)
 
-    # One row of each projected table changed behind the workflows' backs.
-    references = [c.reference for c in recorded_cases] + live
+    # One row of each projected table changed behind the workflows' backs: from the recorded paths where they
+    # have one, else from the live cases.
     expected, writers = set(), {}
     for table, (column, value, key, kinds_writing) in TAMPERED.items():
-        row = await pool.fetchrow(
-            f"""UPDATE {table} SET {column} = {value}
-                WHERE ctid = (SELECT ctid FROM {table} WHERE {PROJECTED_TABLES[table]} = ANY($1)
-                              AND {column} IS NOT NULL ORDER BY 1 LIMIT 1)
-                RETURNING *""",
-            references,
-        )
+        row = None
+        for db, references in ((recorded_pool, [c.reference for c in recorded_cases]), (pool, live)):
+            row = row or await db.fetchrow(
+                f"""UPDATE {table} SET {column} = {value}
+                    WHERE ctid = (SELECT ctid FROM {table} WHERE {PROJECTED_TABLES[table]} = ANY($1)
+                                  AND {column} IS NOT NULL ORDER BY 1 LIMIT 1)
+                    RETURNING *""",
+                references,
+            )
         assert row is not None, table
         expected.add((Problem.DIFFERS, table, "#".join(str(row[c]) for c in key), (column,)))
         writers[table] = kinds_writing or {FactKind(row["kind"])}
