@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from audit.as_of import episode_from_facts, state_from_facts, triage_from_facts
 from audit.history import (
     EPISODE_WORKFLOW,
+    PLAN_WORKFLOW,
     REFERRAL_WORKFLOW,
     TRIAGE_WORKFLOW,
     DecodedCase,
@@ -28,7 +29,7 @@ from audit.history import (
     fetch_referral,
 )
 from audit.timeline import build_episode_timeline, build_timeline, build_triage_timeline
-from workflows.models import CLOCK_SKEW, EPISODE_PATTERN, REFERENCE_PATTERN, TRIAGE_ID_PATTERN
+from workflows.models import CLOCK_SKEW, EPISODE_PATTERN, PLAN_PATTERN, REFERENCE_PATTERN, TRIAGE_ID_PATTERN
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class CaseType:
     workflow: str
     pattern: re.Pattern[str]
     example: str
-    timeline: Callable[..., BaseModel]  # (decoded case, at=None, now=None)
-    state_at: Callable[[Any, datetime | None], BaseModel]  # (decoded case, moment)
+    # None: the audit reconciles, exports and replays the kind, but does not read it as a timeline or a state yet.
+    timeline: Callable[..., BaseModel] | None  # (decoded case, at=None, now=None)
+    state_at: Callable[[Any, datetime | None], BaseModel] | None  # (decoded case, moment)
 
 
 CASE_TYPES: tuple[CaseType, ...] = (
@@ -50,6 +52,7 @@ CASE_TYPES: tuple[CaseType, ...] = (
              build_episode_timeline, episode_from_facts),
     CaseType("daily triage", TRIAGE_WORKFLOW, re.compile(rf"^{TRIAGE_ID_PATTERN}$"), "TRIAGE-2026-11-30",
              build_triage_timeline, triage_from_facts),
+    CaseType("trigger plan", PLAN_WORKFLOW, re.compile(rf"^{PLAN_PATTERN}$"), "PLAN-4K7QX-9M2TB", None, None),
 )
 BY_WORKFLOW = {case_type.workflow: case_type for case_type in CASE_TYPES}
 EXAMPLES = ", ".join(f"{t.example} ({t.noun})" for t in CASE_TYPES)
@@ -60,6 +63,22 @@ class MalformedReference(ValueError):
 
     def __init__(self, reference: str) -> None:
         super().__init__(f"{reference!r} is not a case reference (for example {EXAMPLES})")
+
+
+class NotRead(LookupError):
+    """A kind of case the audit does not read that way (as a timeline, as a state) yet."""
+
+    def __init__(self, reference: str, view: str) -> None:
+        super().__init__(f"{reference}: the audit does not read a {case_type(reference).noun}'s {view} yet "
+                         "(it reconciles, exports and replays it)")
+
+
+def view_of(case: DecodedCase, view: str) -> Callable[..., BaseModel]:
+    """The case's kind's `timeline` or `state_at`; NotRead when its kind has none."""
+    read = getattr(type_of(case), view)
+    if read is None:
+        raise NotRead(case.reference, "timeline" if view == "timeline" else "state at a moment")
+    return read
 
 
 class UnknownCase(LookupError):

@@ -1,7 +1,7 @@
 """Case histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
 
-A case is a referral (`REF-` ID), a missing episode (`MIS-` ID) or a day's triage (`TRIAGE-`
-date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
+A case is a referral (`REF-` ID), a missing episode (`MIS-` ID), a child's trigger plan (`PLAN-`
+ID) or a day's triage (`TRIAGE-` date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
 history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
 updates the workflows accepted. Payloads are opened with the system's data converter, so
 sealed histories need the keyring.
@@ -39,8 +39,9 @@ from workflows.models import (
 REFERRAL_WORKFLOW = "ReferralWorkflow"
 EPISODE_WORKFLOW = "MissingEpisodeWorkflow"
 TRIAGE_WORKFLOW = "DailyTriageWorkflow"
+PLAN_WORKFLOW = "TriggerPlanWorkflow"
 # The workflow types audited as cases, each with the agreed actions it started.
-CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW)
+CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW, PLAN_WORKFLOW)
 ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
@@ -485,8 +486,18 @@ async def decode_triage(triage: ReferralHistories, converter: DataConverter) -> 
     )
 
 
+async def decode_facts(case: ReferralHistories, converter: DataConverter) -> DecodedCase:
+    """A case read by its facts and decisions alone (a trigger plan's): reconciled, exported and replayed."""
+    return DecodedCase(**await _decode_case(case, converter))
+
+
 # Each case's decoder, by its workflow type.
-DECODERS = {REFERRAL_WORKFLOW: decode_referral, EPISODE_WORKFLOW: decode_episode, TRIAGE_WORKFLOW: decode_triage}
+DECODERS = {
+    REFERRAL_WORKFLOW: decode_referral,
+    EPISODE_WORKFLOW: decode_episode,
+    TRIAGE_WORKFLOW: decode_triage,
+    PLAN_WORKFLOW: decode_facts,
+}
 
 
 async def decode_case(case: ReferralHistories, converter: DataConverter) -> DecodedCase:

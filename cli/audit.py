@@ -13,7 +13,7 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +32,16 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError
 
 from activities.audit import AuditRecords, QuotasDiffer
-from audit.cases import EXAMPLES, CaseType, MalformedReference, UnknownCase, case_type, fetch_case, in_the_future, type_of
+from audit.cases import (
+    EXAMPLES,
+    MalformedReference,
+    NotRead,
+    UnknownCase,
+    case_type,
+    fetch_case,
+    in_the_future,
+    view_of,
+)
 from audit.history import (
     CASE_WORKFLOWS,
     DecodedCase,
@@ -129,7 +138,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     except MalformedReference as error:
         fail(str(error), Exit.MALFORMED)
-    except UnknownCase as error:
+    except (UnknownCase, NotRead) as error:
         fail(str(error), Exit.UNKNOWN)
     except KeyringError as error:
         fail(f"cannot open the histories: {error}", Exit.UNAVAILABLE)
@@ -367,7 +376,7 @@ def timeline(
     """The case's decision timeline, open steps measured to now (or --at): HTML report with a Gantt chart, and JSON."""
 
     async def main() -> BaseModel:
-        return await _read_case(reference, from_dir, actor, at, "--at", lambda kind: kind.timeline, "audit_timeline")
+        return await _read_case(reference, from_dir, actor, at, "--at", "timeline", "audit_timeline")
 
     result = run(main())
     if html is not None:
@@ -386,7 +395,7 @@ async def _read_case(
     actor: str | None,
     when: str | None,
     name: str,
-    view: Callable[[CaseType], Callable[..., BaseModel]],
+    view: str,
     action: str,
 ) -> BaseModel:
     """One case read as its kind reads it (its timeline, its state) at `when` (a TIME or --at), recorded as read."""
@@ -398,7 +407,7 @@ async def _read_case(
             fail(f"{name}: {at.isoformat()} is in the future: nothing is recorded after now "
                  "(the current state is `referrals show`)", Exit.MALFORMED)
         try:
-            result = view(type_of(decoded))(decoded, at)
+            result = view_of(decoded, view)(decoded, at)
         except ValueError as error:
             fail(f"{name}: {error}", Exit.MALFORMED)
         await audit.record(action, [reference], **({"at": at.isoformat()} if at else {}))
@@ -415,7 +424,7 @@ def as_of(
     """The case's state as it stood at TIME (what the decider could see then), as JSON."""
 
     async def main() -> BaseModel:
-        return await _read_case(reference, from_dir, actor, when, "TIME", lambda kind: kind.state_at, "audit_as_of")
+        return await _read_case(reference, from_dir, actor, when, "TIME", "state_at", "audit_as_of")
 
     print_json(run(main()))
 

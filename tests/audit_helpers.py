@@ -20,7 +20,7 @@ GENERATIONS = sorted(p for p in HISTORIES.iterdir() if p.is_dir() and p.name.sta
 
 @cache
 def recorded() -> list[ReferralHistories]:
-    """The referrals and missing episodes of every lifecycle generation, with their agreed actions."""
+    """The cases of every lifecycle generation (the triage's and the trigger plans' paths are replayed by their own tests)."""
     return [case for generation in GENERATIONS for case in load_exports(generation)]
 
 

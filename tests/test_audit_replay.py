@@ -24,7 +24,7 @@ from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
 from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
 from tests.helpers import deciding_workflows
-from tests.histories.record import FLOWS, TRIAGE_FLOWS, TRIAGE_HISTORIES
+from tests.histories.record import FLOWS, PLAN_FLOWS, PLAN_HISTORIES, TRIAGE_FLOWS, TRIAGE_HISTORIES
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import StageChanged, contents
@@ -79,6 +79,18 @@ async def test_recorded_triage_histories_replay_and_cover_every_triage_path():
     histories = exported_histories(TRIAGE_HISTORIES)
     assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
         "DailyTriageWorkflow"}
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
+    for history in histories:
+        await replayer.replay_workflow(history)
+
+
+async def test_recorded_trigger_plan_histories_replay_and_cover_every_plan_path():
+    generations = sorted(p for p in PLAN_HISTORIES.iterdir() if p.is_dir())
+    assert {p.name for p in generations[-1].iterdir()} == set(PLAN_FLOWS)
+    histories = exported_histories(PLAN_HISTORIES)
+    # The plans, their fold-in actions, and the missing episodes that read them (the patched path).
+    assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
+        "TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)

@@ -4,6 +4,7 @@ no mismatch, and one tampered row of each projected table is reported alone, by 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -16,12 +17,24 @@ from audit.history import DecodedCase, decode_case, load_exports
 from audit.reconcile import Problem, ReconcileReport, reconcile, reconcile_referrals
 from readmodel.database import apply_migrations, create_pool
 from readmodel.projections import PROJECTED_TABLES
-from starter.synthetic import SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_vist
+from starter.synthetic import (
+    CSC_PARTNER,
+    SCREENER,
+    SERGEANT,
+    approval,
+    screening,
+    synthetic_missing_report,
+    synthetic_trigger_plan,
+    synthetic_vist,
+)
 from tests import test_triage
+from tests.histories.record import PLAN_HISTORIES
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
-from tests.helpers import STARTED, eventually, finished, seeded, start_episode, start_referral
+from tests.helpers import STARTED, eventually, finished, seeded, start_episode, start_plan, start_referral
 from workflows.facts import FactKind
 from workflows.missing import MissingEpisodeWorkflow
+from workflows.plan import TriggerPlanWorkflow
+from workflows.plan_models import PlanEnding
 from workflows.missing_models import EpisodeRegrade, LowGradeDecision, RiskIndicator
 from workflows.models import (
     Actor,
@@ -58,6 +71,9 @@ TAMPERED = {
     "missing_reviews": ("reviewed_by", "'XX-9999'", ("episode_id", "seq"), {FactKind.EPISODE_REVIEWED}),
     "missing_tracing": ("recorded_by", "'XX-9999'", ("episode_id", "seq"), {FactKind.TRACING_RECORDED}),
     "triage_items": ("prior_referrals", "prior_referrals + 1", ("triage_id", "reference"), {FactKind.TRIAGE_LISTED}),
+    "trigger_plans": ("identity_key", "'tampered'", ("plan_id",), {FactKind.TRIGGER_PLAN_WRITTEN}),
+    "trigger_plan_versions": ("written_by", "'XX-9999'", ("plan_id", "version"), {FactKind.TRIGGER_PLAN_WRITTEN}),
+    "trigger_plan_addenda": ("added_by", "'XX-9999'", ("plan_id", "number"), {FactKind.POLICE_ADDENDUM_ADDED}),
 }
 
 
@@ -76,8 +92,11 @@ async def scratch_database(pool, dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def record_recorded_paths(pool) -> list[DecodedCase]:
-    """Every case of the latest recorded generation, its facts written by the real recorder in the order recorded."""
-    cases = [await decode_case(case, HISTORIES_CONVERTER) for case in load_exports(GENERATIONS[-1])]
+    """Every case of the latest recorded generation (and of the trigger plans'), its facts written by the real
+    recorder in the order recorded."""
+    plans = sorted(p for p in PLAN_HISTORIES.iterdir() if p.is_dir())[-1]
+    cases = [await decode_case(case, HISTORIES_CONVERTER)
+             for case in load_exports(plans) + load_exports(GENERATIONS[-1])]
     recorder = ReferralRecords(pool)
     for case in cases:
         for fact in sorted(case.facts, key=lambda f: f.at):
@@ -88,7 +107,7 @@ async def record_recorded_paths(pool) -> list[DecodedCase]:
 
 async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str]:
     """Live, on the time-skipping server: a repeat referral's override, a low grade kept and an episode regraded,
-    a child's third episode, and a day's triage. Returns the cases they made."""
+    a child's third episode, a day's triage and a trigger plan ended. Returns the cases they made."""
     started = len(STARTED)
     # First: its list takes every referral received since the last working day.
     await test_triage.test_the_days_list_takes_domestic_abuse_below_high_risk_received_since_the_last_working_day(
@@ -126,6 +145,11 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
     child = synthetic_missing_report(rng=seeded("third-episode"))
     for _ in range(3):
         await start_episode(env.client, queue, policy, child.model_copy(update={"report_id": uuid.uuid4()}))
+
+    now = await env.get_current_time()
+    plan = await start_plan(env.client, queue, policy, synthetic_missing_report(rng=seeded("ended-plan")).child,
+                            synthetic_trigger_plan(now + timedelta(days=30)))
+    await plan.execute_update(TriggerPlanWorkflow.end, PlanEnding(actor=CSC_PARTNER, reason="Synthetic: moved away."))
 
     return [handle.id for handle in STARTED[started:] if not handle.id.startswith("TRIAGE-")]
 

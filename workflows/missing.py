@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         EPISODE_REVIEWERS,
         FINDERS,
@@ -35,15 +35,13 @@ with workflow.unsafe.imports_passed_through():
         require_separation,
     )
     from workflows.calendar import add_duration
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         ChildFound,
         EpisodeClosed,
         EpisodeRegraded,
         EpisodeReviewed,
         EpisodeTimes,
-        EscalationRaised,
-        EscalationResolved,
         FactPayload,
         InterviewRecorded,
         LowGradeDecided,
@@ -51,11 +49,13 @@ with workflow.unsafe.imports_passed_through():
         RecordedEvent,
         RepeatMissingFlagged,
         TracingRecorded,
+        TriggerPlanRead,
     )
     from workflows.missing_models import (
         FAIL_SAFE_GRADE,
         REVIEW,
         TRACING,
+        TRIGGER_PLAN,
         EpisodePhase,
         EpisodeRegrade,
         EpisodeReview,
@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnHomeInterview,
         ReviewState,
         RiskAssessment,
+        RiskIndicator,
         StartMissingEpisode,
         TracingRecord,
         not_in_future,
@@ -79,20 +80,21 @@ with workflow.unsafe.imports_passed_through():
         AgreedActionSpec,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         GradeTimes,
         HistoryEntry,
         MissingGrade,
         ProofVerdict,
         Role,
         SlaPolicy,
-        escalation_id_for,
     )
+    from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Episodes started before the repeat-missing count replay without its activity.
 REPEAT_MISSING_PATCH = "repeat-missing-count"
+# Episodes started before trigger plans replay without reading one.
+TRIGGER_PLAN_PATCH = "trigger-plan"
 
 
 @workflow.defn
@@ -115,7 +117,9 @@ class MissingEpisodeWorkflow:
         self._outbox = Outbox(stream=self._episode_id, reference=self._episode_id, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
-        self._escalations: list[Escalation] = []
+        self._escalations = EscalationBook(
+            self._episode_id, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
+        )
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
         self._performed: dict[Duty, set[str]] = {}
@@ -123,6 +127,8 @@ class MissingEpisodeWorkflow:
         self._interview_action_id: str | None = None
         self._interview: ReturnHomeInterview | None = None
         self._episodes_in_window: int | None = None
+        self._trigger_plan: TriggerPlanView | None = None
+        self._trigger_plan_required: bool | None = None
         if self._assessment.grade is MissingGrade.LOW:
             self._perform(Duty.GRADE_LOW, start.reported_by)
         self._fact(MissingReported(report=start.report, **self._times()), start.reported_by)
@@ -142,7 +148,7 @@ class MissingEpisodeWorkflow:
             )
             self._ladders = self._ladders_for(self._policy)
         # The count waits on the read model; the watches' clocks run meanwhile.
-        counting = [self._count_episodes()] if workflow.patched(REPEAT_MISSING_PATCH) else []
+        counting = [self._child_history()] if workflow.patched(REPEAT_MISSING_PATCH) else []
         await asyncio.gather(*counting, self._watch(REVIEW, self._review_due), self._watch(TRACING, self._tracing_due))
         await workflow.wait_condition(lambda: self._interview is not None and self._interview_done())
         self._close()
@@ -168,6 +174,26 @@ class MissingEpisodeWorkflow:
         )
         if verdict.refusal is not None:
             raise reject(verdict.refusal)
+
+    async def _child_history(self) -> None:
+        """The child's episodes counted, then their trigger plan read (a repeat makes a plan required)."""
+        await self._count_episodes()
+        if workflow.patched(TRIGGER_PLAN_PATCH):
+            await self._read_trigger_plan()
+
+    async def _read_trigger_plan(self) -> None:
+        """Show the tracing officers the child's plan at once; a child who must have a current one and has not escalates."""
+        found: TriggerPlanFound = await workflow.execute_activity_method(
+            ReferralRecords.find_trigger_plan,
+            TriggerPlanQuery(episode_id=self._episode_id, at=self._reported_at),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        self._trigger_plan = found.plan
+        required = self._repeat_missing() or RiskIndicator.CSE_CONCERN in self._assessment.indicators
+        self._trigger_plan_required = required
+        self._fact(TriggerPlanRead(plan=found.plan, required=required), SYSTEM_ACTOR)
+        if required and (found.plan is None or not found.plan.current):
+            self._raise_no_plan_escalation()
 
     async def _count_episodes(self) -> None:
         """The child's episodes in the policy's window, from the read model once this report is in it; flag a repeat."""
@@ -224,6 +250,8 @@ class MissingEpisodeWorkflow:
             missing_since=self._report.missing_since,
             repeat_missing=self._repeat_missing(),
             episodes_in_window=self._episodes_in_window,
+            trigger_plan=self._trigger_plan,
+            trigger_plan_required=self._trigger_plan_required,
             review_due=self._review_due(),
             tracing_due=self._tracing_due(),
             last_tracing_at=self._last_tracing_at,
@@ -234,7 +262,7 @@ class MissingEpisodeWorkflow:
             interview_due=action.deadline if action else None,
             interview_outcome=self._interview.outcome if self._interview else None,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -359,13 +387,13 @@ class MissingEpisodeWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> EpisodeState:
-        self._fact(acknowledge(self._escalations, ack, "missing episode"), ack.actor)
+        self._escalations.acknowledge(ack, "missing episode")
         self._nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "missing episode")
+        self._escalations.check_acknowledgement(ack, "missing episode")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -454,12 +482,7 @@ class MissingEpisodeWorkflow:
 
     def _close(self) -> None:
         assert self._interview is not None
-        for escalation in self._escalations:
-            if escalation.open and escalation.reason != "recording_failed":
-                escalation.resolved_at = workflow.now()
-                escalation.resolution = "episode_closed"
-                self._fact(EscalationResolved(escalation_id=escalation.escalation_id, resolution="episode_closed"),
-                           SYSTEM_ACTOR)
+        self._escalations.resolve(self._escalations.awaiting_acknowledgement(), "episode_closed")
         self._phase = EpisodePhase.CLOSED
         self._fact(EpisodeClosed(interview_outcome=self._interview.outcome.value), SYSTEM_ACTOR)
 
@@ -467,33 +490,36 @@ class MissingEpisodeWorkflow:
         ladder = self._ladders[step]
         rank = ladder.rank(rung)
         station = self._report.station
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=self._episode_id,
             subject=step,
             rung=rung,
             rank=rank,
             addressed_to=f"{rank.value}, {station}",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=ladder.policy,
+            team=station,
         )
-        self._escalate(escalation, station, ladder.policy)
-        workflow.logger.info("escalation raised", extra={"episode_id": self._episode_id, "step": step, "rung": rung})
-        return escalation
 
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._episode_id, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
+    def _raise_no_plan_escalation(self) -> None:
+        """The child must have a current trigger plan and has none: the station's first rung is told at once."""
+        assert self._policy is not None
+        rank = self._policy.escalation.ladder[0]
+        station = self._report.station
+        self._escalations.raise_escalation(
+            reference=self._episode_id,
+            subject=TRIGGER_PLAN,
+            rung=0,
+            rank=rank,
+            addressed_to=f"{rank.value}, {station}",
+            due_at=workflow.now(),
+            policy=self._policy,
+            reason="no_trigger_plan",
+            team=station,
+        )
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        policy = self._policy or SlaPolicy()
-        escalation = recording_failed(self._next_escalation_id(), event, policy)
-        if escalation is not None:
-            self._escalate(escalation, ADMINISTRATORS, policy)
+        self._escalations.recording_failed(event, self._policy or SlaPolicy())
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
         return register_action(self._actions, self._episode_id, spec)

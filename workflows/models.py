@@ -8,6 +8,7 @@ reason; the messages never repeat the submitted values (they may be personal dat
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 import uuid
@@ -328,8 +329,11 @@ REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE
 # A missing episode's ID is made like a reference, from its report's ID alone: MIS-XXXXX-XXXXX.
 EPISODE_PREFIX = "MIS-"
 EPISODE_PATTERN = rf"{EPISODE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
-# A case is a workflow that agrees actions and raises escalations: a referral or a missing episode.
-CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN})"
+# A child's trigger plan's ID is a keyed digest of the child's identity key: PLAN-XXXXX-XXXXX.
+PLAN_PREFIX = "PLAN-"
+PLAN_PATTERN = rf"{PLAN_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
+# A case is a workflow that agrees actions and raises escalations: a referral, a missing episode or a trigger plan.
+CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN}|{PLAN_PATTERN})"
 # An agreed action's ID is its case's ID and its number: REF-XXXXX-XXXXX.A1, MIS-XXXXX-XXXXX.A2, ...
 ACTION_MARK = ".A"
 ACTION_ID_PATTERN = rf"{CASE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
@@ -388,8 +392,27 @@ def episode_id(report_id: uuid.UUID) -> str:
     return _case_id(EPISODE_PREFIX, b"missing:", report_id)
 
 
+def trigger_plan_id(identity_key: str, secret: bytes) -> str:
+    """A child's trigger plan's ID: one per child, keyed so that it cannot be matched against a guessed name and date of birth."""
+    return _coded(PLAN_PREFIX, hmac.new(secret, b"trigger-plan:" + identity_key.encode(), hashlib.sha256).digest())
+
+
+def match_key(*parts: str) -> str:
+    """A digest of normalised identity text, for matching without comparing raw names (a child's identity key)."""
+    normalised = "|".join(re.sub(r"[^a-z0-9]+", " ", part.lower()).strip() for part in parts)
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def identity_key(name: str, date_of_birth: date) -> str:
+    """The key a child's records are matched by: their normalised name and date of birth, digested."""
+    return match_key(name, date_of_birth.isoformat())
+
+
 def _case_id(prefix: str, namespace: bytes, key: uuid.UUID) -> str:
-    digest = hashlib.sha256(namespace + key.bytes).digest()
+    return _coded(prefix, hashlib.sha256(namespace + key.bytes).digest())
+
+
+def _coded(prefix: str, digest: bytes) -> str:
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
@@ -472,6 +495,13 @@ class MissingTimetable(Model):
         default=3, ge=2, description="a child with this many episodes (this one included) in the window is repeat-missing"
     )
     repeat_missing_days: int = Field(default=90, gt=0, description="the window, in days, a repeat-missing count looks back")
+    trigger_plan_review_within_days: int = Field(
+        default=90, gt=0, description="a trigger plan's review date lies at most this many days after its version"
+    )
+    police_addendum_fold_in: Duration = Field(
+        default_factory=lambda: Duration(working_days=5),
+        description="the social worker folds a police addendum into the trigger plan within",
+    )
 
 
 class SlaPolicy(Model):
@@ -532,10 +562,15 @@ class DecisionProof(Model):
 class Decision(Model):
     actor: Actor
     proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+    made_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the API received the decision, signed with it by the API's client, never set by a caller:"
+        " the stage it starts runs from then, however long the workflow takes to get to it",
+    )
 
     def details(self) -> dict[str, Any]:
-        """The decision as recorded: its fields, without who made it or the proof of that."""
-        return self.model_dump(mode="json", exclude={"actor", "proof"})
+        """The decision as recorded: its fields, without who made it, when it reached the API, or the proof of that."""
+        return self.model_dump(mode="json", exclude={"actor", "proof", "made_at"})
 
 
 class StartReferral(Model):
@@ -620,6 +655,14 @@ class Absence(Model):
 
     named_role: NamedRole
     reason: Text
+
+
+class MissingChild(Model):
+    """A child a missing report or a trigger plan is about (personal data: kept in the sealed history, matched in
+    the read model by a digest)."""
+
+    name: ShortText
+    date_of_birth: DomainDate
 
 
 class ActionOwner(Model):
@@ -764,6 +807,7 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan"]
 
 
 class Escalation(Model):
@@ -775,7 +819,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed"] = "overdue"
+    reason: EscalationReason = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         CASE_DECIDERS,
         OFFICERS,
@@ -35,13 +35,11 @@ with workflow.unsafe.imports_passed_through():
         require_separation,
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         Closed,
         ConferenceBooked,
         ConferenceHeld,
-        EscalationRaised,
-        EscalationResolved,
         FactPayload,
         RecordedEvent,
         RepeatOverrideDecided,
@@ -69,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         Duration,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
+        EscalationReason,
         HistoryEntry,
         NamedRole,
         OverrideDecision,
@@ -94,7 +92,6 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
-        escalation_id_for,
         future_time_in,
     )
     from workflows.recording import Outbox
@@ -108,6 +105,8 @@ IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
 # A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
 STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
+# Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
+DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
 ACTIONS_FINISH_FIRST = "actions-finish-first"
 # Strategy discussions recorded from here on are quorate only with the policy's named roles present.
 NAMED_ATTENDANCE_PATCH = "named-attendance"
@@ -140,12 +139,16 @@ class ReferralWorkflow:
         self._stage = Stage.SUPERVISOR_REVIEW
         self._stage_token = 0
         self._risk = start.submission.initial_risk
-        self._submitted_at = workflow.now()
+        # Deadlines run from the start's acceptance, not from when a worker first got to the referral.
+        from_start = workflow.patched(DEADLINES_FROM_SUBMISSION)
+        self._submitted_at = workflow.info().workflow_start_time if from_start else workflow.now()
         self._stage_entered_at = self._submitted_at
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
-        self._escalations: list[Escalation] = []
+        self._escalations = EscalationBook(
+            self._reference, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
+        )
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
         self._screening_view: ScreeningView | None = None
@@ -162,8 +165,12 @@ class ReferralWorkflow:
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
         self._completion_from_results_only = True
-        self._fact(VistSubmitted(version=1, submission=start.submission), start.submitted_by)
-        self._fact(StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline()), SYSTEM_ACTOR)
+        self._fact(VistSubmitted(version=1, submission=start.submission, submitted_at=self._submitted_at),
+                   start.submitted_by)
+        self._fact(
+            StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline(), entered_at=self._submitted_at),
+            SYSTEM_ACTOR,
+        )
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
@@ -247,7 +254,7 @@ class ReferralWorkflow:
             child_protection_plan=self._child_protection_plan,
             close_reason=self._close_reason,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -258,11 +265,11 @@ class ReferralWorkflow:
         self._perform(Duty.REVIEW_VIST, decision.actor)
         self._fact(SupervisorReviewed.of(decision), decision.actor)
         if decision.approved:
-            self._enter(Stage.SCREENING, decision.actor)
+            self._enter(Stage.SCREENING, decision.actor, decision.made_at)
             await self._outbox.recorded()
             await self._load_screening_view()
         else:
-            self._enter(Stage.RETURNED_TO_OFFICER, decision.actor)
+            self._enter(Stage.RETURNED_TO_OFFICER, decision.actor, decision.made_at)
         return await self._recorded_state()
 
     @review.validator
@@ -277,7 +284,7 @@ class ReferralWorkflow:
         self._fact(
             VistResubmitted(version=len(self._submissions), submission=resubmission.submission), resubmission.actor
         )
-        self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor)
+        self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor, resubmission.made_at)
         return await self._recorded_state()
 
     @resubmit.validator
@@ -298,7 +305,7 @@ class ReferralWorkflow:
         self._fact(Screened.of(screening), screening.actor)
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
-            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
+            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
         else:
             self._close(screening.actor, SCREENING_CLOSURES[screening.outcome], screening.rationale)
         return await self._recorded_state()
@@ -413,7 +420,7 @@ class ReferralWorkflow:
                 frozenset(self._policy.bank_holidays),
                 self._policy.timezone,
             )
-            self._enter(Stage.CONFERENCE, discussion.actor)
+            self._enter(Stage.CONFERENCE, discussion.actor, discussion.made_at)
         else:
             self._after_decision(discussion.actor, CloseReason.NO_SECTION_47)
 
@@ -536,13 +543,13 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        self._fact(acknowledge(self._escalations, ack, "referral"), ack.actor)
+        self._escalations.acknowledge(ack, "referral")
         self._ladder_nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "referral")
+        self._escalations.check_acknowledgement(ack, "referral")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -576,14 +583,25 @@ class ReferralWorkflow:
                 HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=actor.id, actor_role=actor.role)
             )
 
-    def _enter(self, stage: Stage, actor: Actor) -> None:
+    def _enter(self, stage: Stage, actor: Actor, made_at: datetime | None = None) -> None:
+        """Move to `stage`, its clock running from the decision that moved it (`made_at`), or from now."""
         previous = self._stage
         self._stage = stage
         self._stage_token += 1
-        self._stage_entered_at = workflow.now()
+        self._stage_entered_at = self._decision_time(made_at)
         if self._ladder is not None:
             self._ladder.reset()
-        self._fact(StageChanged(from_stage=previous, to_stage=stage, deadline=self._deadline()), actor)
+        self._fact(
+            StageChanged(from_stage=previous, to_stage=stage, deadline=self._deadline(), entered_at=self._stage_entered_at),
+            actor,
+        )
+
+    def _decision_time(self, made_at: datetime | None) -> datetime:
+        """When the API received a decision: never before the stage it ends began, never after now."""
+        now = workflow.now()
+        if made_at is None or not workflow.patched(DEADLINES_FROM_SUBMISSION):
+            return now
+        return min(max(made_at, self._stage_entered_at), now)
 
     def _after_decision(self, actor: Actor, reason: CloseReason) -> None:
         """Close now, or once the agreed actions are done."""
@@ -602,17 +620,10 @@ class ReferralWorkflow:
     def _resolve_open_escalations(self) -> None:
         """A closed referral needs no more acknowledgements: its open escalations are resolved by the closure."""
         # A fact that could not be recorded stays the administrators' to re-apply, closed or not.
-        still_open = [e for e in self._escalations if e.open and e.reason != "recording_failed"]
+        still_open = self._escalations.awaiting_acknowledgement()
         # Histories recorded before closure resolved escalations left them open.
-        if not still_open or not workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
-            return
-        for escalation in still_open:
-            escalation.resolved_at = workflow.now()
-            escalation.resolution = "referral_closed"
-            self._fact(
-                EscalationResolved(escalation_id=escalation.escalation_id, resolution=escalation.resolution),
-                SYSTEM_ACTOR,
-            )
+        if still_open and workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+            self._escalations.resolve(still_open, "referral_closed")
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
@@ -643,43 +654,27 @@ class ReferralWorkflow:
             return None
         return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk), self._policy)
 
-    def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: str) -> Escalation:
+    def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: EscalationReason) -> Escalation:
         assert self._ladder is not None
         rank = self._ladder.rank(rung)
         team = STAGE_TEAMS.get(self._stage, "MASH")
         if team == "station":
             team = self._submissions[-1].station
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=self._reference,
             subject=subject,
             rung=rung,
             rank=rank,
             addressed_to=f"{rank.value}, {team}",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=self._ladder.policy,
             reason=reason,
+            team=team,
         )
-        self._escalate(escalation, team, self._ladder.policy)
-        workflow.logger.info("escalation raised", extra={"reference": self._reference, "rung": rung})
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._reference, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
-        """Keep, record and deliver an escalation."""
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
         # The submission's fact may fail before the policy is loaded: the default ladder names the rank.
-        policy = self._policy or SlaPolicy()
-        escalation = recording_failed(self._next_escalation_id(), event, policy)
-        if escalation is not None:
-            self._escalate(escalation, ADMINISTRATORS, policy)
+        self._escalations.recording_failed(event, self._policy or SlaPolicy())
 
     def _raise_stage_escalation(self, rung: int, due_at: datetime) -> Escalation:
         return self._new_escalation(self._stage.value, rung, due_at, "overdue")

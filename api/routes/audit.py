@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import Services, Svc, allowed
 from api.errors import ERRORS, ApiError, aware_moment, invalid
-from audit.cases import MalformedReference, UnknownCase, case_type, fetch_case, in_the_future, type_of
+from audit.cases import MalformedReference, NotRead, UnknownCase, case_type, fetch_case, in_the_future, view_of
 from audit.history import DecodedCase, ReferralHistories, decode_case
 from audit.reconcile import ReconcileReport, reconcile
 from audit.replay import ReplayReport, build_replayer, replay_in_process
@@ -54,6 +54,14 @@ async def decoded(svc: Services, reference: str) -> DecodedCase:
     return await decode_case(await histories(svc, reference), svc.client.data_converter)
 
 
+def view_of_case(case: DecodedCase, view: str) -> Any:
+    """The case's kind's timeline or state; 404 for a kind the audit does not read that way."""
+    try:
+        return view_of(case, view)
+    except NotRead as error:
+        raise ApiError(404, f"reference: {error}", "reference") from None
+
+
 def aware(name: str, moment: datetime | None) -> datetime | None:
     return aware_moment(("query", name), moment)
 
@@ -90,7 +98,7 @@ async def timeline(
     case = await decoded(svc, reference)
     moment = looking_back(case, "at", at)
     try:
-        result = type_of(case).timeline(case, moment, await svc.clock())
+        result = view_of_case(case, "timeline")(case, moment, await svc.clock())
     except ValueError:
         raise invalid(("query", "at"), "before the case began: no facts were recorded by then") from None
     await recorded(svc, caller, "audit_timeline", [reference], format=format)
@@ -113,7 +121,7 @@ async def as_of(
     case = await decoded(svc, reference)
     moment = looking_back(case, "at", at)
     try:
-        state = type_of(case).state_at(case, moment)
+        state = view_of_case(case, "state_at")(case, moment)
     except ValueError:
         raise invalid(("query", "at"), "before the case began: no facts were recorded by then") from None
     await recorded(svc, caller, "audit_as_of", [reference], at=moment.isoformat())

@@ -7,6 +7,7 @@ referrals look like:
 
     .venv/bin/python -m tests.histories.record v3-what-changed [FLOW ...]
     .venv/bin/python -m tests.histories.record --triage v1-daily-triage     the daily triage's paths
+    .venv/bin/python -m tests.histories.record --plans v1-trigger-plans     trigger plans' paths
 
 It reuses the lifecycle and deadline tests' flows, closes each referral that a flow leaves
 open, and writes one export folder per path (Temporal's JSON history format plus a manifest
@@ -33,7 +34,7 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_triage
+from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_trigger_plans, test_triage
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -76,6 +77,15 @@ TRIAGE_FLOWS: dict[str, Flow] = {
 }
 TRIAGE_HISTORIES = HERE / "triage"
 
+# Trigger plans' paths, kept under plans/<generation>/: every workflow a flow started (a plan never
+# finishes, so each is terminated once idle), with the missing episodes that read the plans.
+PLAN_FLOWS: dict[str, Flow] = {
+    "addendum_folded_in": test_trigger_plans.test_a_police_addendum_is_recorded_and_its_fold_in_action_tracked_with_its_deadline,
+    "reports_read_the_plan": test_trigger_plans.test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_it_at_once,
+    "repeat_child_without_a_plan": test_trigger_plans.test_a_repeat_child_with_no_current_plan_raises_an_escalation,
+}
+PLAN_HISTORIES = HERE / "plans"
+
 
 async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     """Bring a referral a flow left open to its end, so every recorded history is a whole one.
@@ -100,7 +110,7 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await helpers.finished(env, handle)
 
 
-async def record(generation: str, only: set[str] | None = None, triage: bool = False) -> None:
+async def record(generation: str, only: set[str] | None = None, triage: bool = False, plans: bool = False) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
     # Decisions are signed as the API signs them, with the tests' decision keyring.
     settings = Settings(
@@ -120,12 +130,15 @@ async def record(generation: str, only: set[str] | None = None, triage: bool = F
     policy = build_sla_policy()
     try:
         async with build_worker(env.client, pool, settings, task_queue=QUEUE):
-            for name, flow in (TRIAGE_FLOWS if triage else FLOWS).items():
+            for name, flow in (TRIAGE_FLOWS if triage else PLAN_FLOWS if plans else FLOWS).items():
                 if only and name not in only:
                     continue
                 await flow(env, pool, QUEUE, policy)
                 if triage:
                     await export_triage(env, TRIAGE_HISTORIES / generation / name)
+                    continue
+                if plans:
+                    await export_as_they_stand(env, PLAN_HISTORIES / generation / name)
                     continue
                 referrals = []
                 for handle in helpers.STARTED:
@@ -139,6 +152,20 @@ async def record(generation: str, only: set[str] | None = None, triage: bool = F
     finally:
         await env.shutdown()
         await pool.close()
+
+
+async def export_as_they_stand(env: WorkflowEnvironment, folder: Path) -> None:
+    """Export every workflow the flow started, each terminated once idle if it is still running (a plan never ends)."""
+    cases = []
+    for handle in helpers.STARTED:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await helpers.eventually(lambda: helpers.in_flight(handle), lambda busy: not busy, timeout=30)
+            await handle.terminate(reason="recording finished")
+        cases.append(await fetch_referral(env.client, handle.id))
+    helpers.STARTED.clear()
+    shutil.rmtree(folder, ignore_errors=True)
+    manifest = write_export(folder, cases)
+    print(f"{folder.name}: {len(manifest.files)} histories")
 
 
 async def export_triage(env: WorkflowEnvironment, folder: Path) -> None:
@@ -156,9 +183,10 @@ async def export_triage(env: WorkflowEnvironment, folder: Path) -> None:
 
 if __name__ == "__main__":
     triage = "--triage" in sys.argv
-    arguments = [a for a in sys.argv[1:] if a != "--triage"]
+    plans = "--plans" in sys.argv
+    arguments = [a for a in sys.argv[1:] if a not in ("--triage", "--plans")]
     if not arguments or not arguments[0].startswith("v"):
         raise SystemExit(
-            "usage: python -m tests.histories.record [--triage] GENERATION [FLOW ...]  (GENERATION like v3-what-changed)"
+            "usage: python -m tests.histories.record [--triage|--plans] GENERATION [FLOW ...]  (GENERATION like v3-what-changed)"
         )
-    asyncio.run(record(arguments[0], set(arguments[1:]) or None, triage))
+    asyncio.run(record(arguments[0], set(arguments[1:]) or None, triage, plans))
