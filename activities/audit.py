@@ -119,13 +119,10 @@ class AuditRecords:
     async def draw_monthly_sample(self, request: SampleRequest) -> AuditWorklist:
         """Draw the month's sample and record it as a worklist, or return the one already recorded.
 
-        Under other quotas than the recorded one's, the month is drawn again only on a redraw:
-        the earlier worklist is then kept, marked superseded by whoever redrew it.
+        A redraw draws the month again: the earlier worklist is kept, marked superseded by whoever redrew it.
         """
         existing = await self.worklist(request.month, request.seed)
         if existing is not None and not request.redraw:
-            if existing.quotas != request.quotas:
-                raise QuotasDiffer(existing)
             return existing
         items, shortfall = draw_sample(await self.sample_candidates(request.month), request)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -16,7 +16,7 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from activities.audit import AuditRecords
+from activities.audit import AuditRecords, QuotasDiffer
 from runtime.settings import Settings
 from runtime.temporal import ensure_schedule
 from workflows.audit_models import AuditWorklist, MonthlySampleStart, SampleCategory, SampleRequest
@@ -40,9 +40,12 @@ async def monthly_sample(
     """Draw (or find, if already drawn) the month's sample worklist; `QuotasDiffer` when it was drawn under other
     quotas and `redraw` is not asked."""
     records = AuditRecords(pool)
-    if quotas is None and not redraw:  # no quotas asked for: the month as drawn, whatever its quotas were
-        if (existing := await records.worklist(month, seed)) is not None:
-            return existing
+    existing = await records.worklist(month, seed)
+    if existing is not None and not redraw:
+        # No quotas asked for: the month as drawn, whatever its quotas were; others only on a redraw.
+        if quotas is not None and existing.quotas != quotas:
+            raise QuotasDiffer(existing)
+        return existing
     request = SampleRequest(month=month, seed=seed, drawn_by=drawn_by, redraw=redraw,
                             **({"quotas": quotas} if quotas else {}))
     return await records.draw_monthly_sample(request)

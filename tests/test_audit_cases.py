@@ -131,6 +131,7 @@ async def test_an_open_overdue_stage_reads_late_to_now_with_its_reassignments_ma
     assert "open, 3 days" in html and html.count('class="reassignment"') == 1
     # Every time to the second, in London time; the chart's axis labelled.
     assert local(conference.entered_at) in html and 'class="tick"' in html
+    assert "+00:00" not in html and "Z<" not in html  # no raw UTC times, the details' included
     if CHROMIUM.exists():
         await screenshot(html, Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "audit-report-open-overdue.png")
 
