@@ -323,14 +323,14 @@ async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli
     assert closed["close_reason"] == "no_further_action"
 
 
-async def test_a_days_triage_from_the_cli(cli, time_env):
+async def test_a_days_triage_from_the_cli(cli, time_env, sla_policy):
     today = (await time_env.get_current_time()).date()
-    # A past working day: its list holds whatever the read model received then.
+    # A past working day (whatever date the shared clock has reached): its list holds what the read model received then.
     day = today - timedelta(days=7)
-    while day.weekday() >= 5:
+    while day.weekday() >= 5 or day in sla_policy.bank_holidays:
         day -= timedelta(days=1)
     unopened = day - timedelta(days=7)
-    while unopened.weekday() >= 5:
+    while unopened.weekday() >= 5 or unopened in sla_policy.bank_holidays:
         unopened -= timedelta(days=1)
     await cli("officer", "triage", "open", day.isoformat(), exit_code=EXIT_CODES[403])
     opened = await cli.json("screener", "triage", "open", day.isoformat())
