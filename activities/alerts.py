@@ -51,6 +51,8 @@ CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def what_is_late(escalation: Escalation) -> str:
+    if escalation.reason == "child_on_plan":
+        return f"a new referral about a child on the child protection plan made at {escalation.subject}"
     if escalation.reason == "recording_failed":
         return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
@@ -171,6 +173,8 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
     elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    elif fields["reason"] == "child_on_plan":
+        message["Subject"] = f"Referral {fields['reference']}: a child on your child protection plan is referred again"
     elif fields["reason"] == "no_trigger_plan":
         message["Subject"] = f"Missing episode {fields['reference']}: no current trigger plan"
     else:

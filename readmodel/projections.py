@@ -93,6 +93,15 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
             for child in fact.submission.children
         ],
     )
+    await conn.executemany(
+        "INSERT INTO referral_adults (reference, position, role, identity_key) VALUES ($1, $2, $3, $4)",
+        [
+            # An adult without a date of birth has no key: a name alone would match strangers.
+            (event.reference, position, adult.role.value,
+             identity_key(adult.name, adult.date_of_birth) if adult.date_of_birth else None)
+            for position, adult in enumerate(fact.submission.adults, start=1)
+        ],
+    )
 
 
 async def _register_referral(
@@ -136,6 +145,7 @@ async def _replace_form(conn: asyncpg.Connection, reference: str, form: VistSubm
         form.section_46 is not None,
     )
     await conn.execute("DELETE FROM referral_children WHERE reference = $1", reference)
+    await conn.execute("DELETE FROM referral_adults WHERE reference = $1", reference)
 
 
 async def stage_changed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
@@ -248,6 +258,31 @@ async def conference_held(conn: asyncpg.Connection, event: RecordedEvent) -> Non
         "UPDATE referrals SET child_protection_plan = $2 WHERE reference = $1",
         event.reference,
         fact.child_protection_plan,
+    )
+    await _hold_plans(conn, event.reference, fact)
+
+
+async def _hold_plans(conn: asyncpg.Connection, reference: str, fact: ConferenceHeld) -> None:
+    """A conference ends each of its children's live plans made before it, and holds the plan it makes, if any."""
+    await conn.execute(
+        """UPDATE child_protection_plans p SET ended_at = $2, ended_by = $1
+           FROM referral_children c
+           WHERE c.reference = $1 AND p.identity_key = c.identity_key
+             AND p.ended_at IS NULL AND p.started_at < $2 AND p.reference <> $1""",
+        reference,
+        fact.held_at,
+    )
+    if not fact.child_protection_plan:
+        return
+    worker = fact.allocated_social_worker
+    await conn.execute(
+        """INSERT INTO child_protection_plans
+               (identity_key, reference, child_id, started_at, social_worker_id, social_worker_name)
+           SELECT identity_key, reference, child_id, $2, $3, $4 FROM referral_children WHERE reference = $1""",
+        reference,
+        fact.held_at,
+        worker.staff_id if worker else None,
+        worker.name if worker else None,
     )
 
 

@@ -31,6 +31,7 @@ from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
 from starter.referrals import Referrals
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
     HEALTH_PARTNER,
     INSPECTOR,
@@ -294,7 +295,7 @@ def plan_made(held_at: datetime) -> ConferenceOutcome:
     return ConferenceOutcome(
         actor=SCREENER,
         held_at=held_at,
-        child_protection_plan=True,
+        child_protection_plan=True, allocated_social_worker=ALLOCATED_SOCIAL_WORKER,
         police_attended=False,
         rationale="Synthetic conference rationale.",
     )

@@ -13,6 +13,7 @@ from audit.timeline import _is_decision
 from dashboard.pages.referrals import fact_view
 from readmodel.projections import PROJECTIONS
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     found_report,
     synthetic_missing_report,
     FAMILY_NAMES,
@@ -155,7 +156,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
                                 police_attendance=PoliceAttendance.REPORT_IN_LIEU,
                                 attendance_rationale="Synthetic rationale.", report_owner="DC Synthetic")
     outcome = ConferenceOutcome(actor=SERGEANT, held_at=NOW, child_protection_plan=True, police_attended=False,
-                                rationale="Synthetic.", agreed_actions=discussion.agreed_actions)
+                                rationale="Synthetic.", agreed_actions=discussion.agreed_actions,
+                                allocated_social_worker=ALLOCATED_SOCIAL_WORKER)
     request = OverrideRequest(actor=SCREENER, reason="Synthetic reason.")
     decided = OverrideDecision(actor=SERGEANT, granted=True, rationale="Synthetic.")
     spec = AgreedActionSpec(description="Synthetic action.", owner=ActionOwner(agency=Agency.HEALTH, owner="HV Synthetic"),

@@ -35,6 +35,7 @@ from workflows.models import (
     RiskGrade,
     Role,
     ScreeningOutcome,
+    SocialWorker,
     Stage,
     Agency,
     VistSubmission,
@@ -244,6 +245,8 @@ class ConferenceHeld(FactPayload):
     rationale: str
     risk: RiskGrade | None = None
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
+    # Recorded since plans were held against the child; none before, and none without a plan.
+    allocated_social_worker: SocialWorker | None = None
 
     def summary(self) -> Summary:
         return {

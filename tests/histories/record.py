@@ -34,7 +34,15 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_trigger_plans, test_triage
+from tests import (
+    helpers,
+    test_deadlines,
+    test_lifecycle,
+    test_missing_episodes,
+    test_screening_history,
+    test_trigger_plans,
+    test_triage,
+)
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -65,6 +73,8 @@ FLOWS: dict[str, Flow] = {
     "missing_episode_closed": (
         test_missing_episodes.test_a_late_return_home_interview_escalates_to_the_manager_and_the_episode_closes_only_after_its_outcome
     ),
+    # A child on a child protection plan referred again: flagged, the social worker alerted, an override to close.
+    "child_on_plan_referred_again": test_screening_history.child_on_a_plan_referred_again,
     "bank_holiday_deadline": test_deadlines.test_screening_deadline_over_bank_holidays,
 }
 
