@@ -688,6 +688,13 @@ PROJECTED_TABLES: dict[str, str] = {
     "trigger_plans": "plan_id",
     "trigger_plan_versions": "plan_id",
     "trigger_plan_addenda": "plan_id",
+    "child_protection_plans": "reference",
+    "referral_adults": "reference",
+}
+# Columns a fact of another case writes (a later conference about the child ends an earlier referral's plan):
+# reconciled when that case is reconciled with it, and never taken for a mismatch of the row's own case alone.
+WRITTEN_ACROSS_CASES: dict[str, tuple[str, ...]] = {
+    "child_protection_plans": ("ended_at", "ended_by"),
 }
 # Each kind of case's own row, which a quarantined fact may leave as a placeholder.
 CASE_TABLES = ("referrals", "missing_episodes")

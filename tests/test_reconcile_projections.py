@@ -23,6 +23,7 @@ from starter.synthetic import (
     SERGEANT,
     approval,
     screening,
+    synthetic_adult,
     synthetic_missing_report,
     synthetic_trigger_plan,
     synthetic_vist,
@@ -74,6 +75,10 @@ TAMPERED = {
     "trigger_plans": ("identity_key", "'tampered'", ("plan_id",), {FactKind.TRIGGER_PLAN_WRITTEN}),
     "trigger_plan_versions": ("written_by", "'XX-9999'", ("plan_id", "version"), {FactKind.TRIGGER_PLAN_WRITTEN}),
     "trigger_plan_addenda": ("added_by", "'XX-9999'", ("plan_id", "number"), {FactKind.POLICE_ADDENDUM_ADDED}),
+    "child_protection_plans": ("started_at", "started_at + interval '1 minute'", ("reference", "child_id"),
+                               {FactKind.CONFERENCE_HELD}),
+    "referral_adults": ("role", "'tampered'", ("reference", "position"),
+                        {FactKind.VIST_SUBMITTED, FactKind.VIST_RESUBMITTED}),
 }
 
 
@@ -116,9 +121,10 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
     family = f"Reconcilely-{uuid.uuid4().hex[:6]}"
     referrals = []
     for n in range(3):
-        submission, handle = await start_referral(
-            env.client, queue, policy, submission=synthetic_vist(rng=seeded(f"override-{n}"), family=family)
-        )
+        vist = synthetic_vist(rng=seeded(f"override-{n}"), family=family)
+        # The adults around the child, on the form: their rows are projected too.
+        vist = vist.model_copy(update={"adults": [synthetic_adult(seeded(f"adult-{n}"))]})
+        submission, handle = await start_referral(env.client, queue, policy, submission=vist)
         referrals.append((submission, handle))
         await eventually(
             lambda: pool.fetchval("SELECT count(*) FROM referral_children WHERE reference = $1", handle.id),
