@@ -23,7 +23,7 @@ from temporalio import activity
 
 from readmodel.projections import write_fact
 from workflows.facts import FactKind, RecordedEvent
-from workflows.missing_models import EpisodeCountQuery
+from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
     Actor,
@@ -290,6 +290,19 @@ class ReferralRecords:
                 current=row["review_by"] > query.at,
             )
         )
+
+    @activity.defn
+    async def find_open_referrals(self, query: OpenReferralQuery) -> OpenReferrals:
+        """The referrals not yet closed about the episode's child (a child of theirs with the same identity key)."""
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT r.reference FROM missing_episodes m
+               JOIN referral_children c ON c.identity_key = m.identity_key
+               JOIN referrals r ON r.reference = c.reference
+               WHERE m.episode_id = $1 AND r.closed_at IS NULL
+               ORDER BY r.reference""",
+            query.episode_id,
+        )
+        return OpenReferrals(references=[row["reference"] for row in rows])
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:

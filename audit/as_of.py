@@ -43,6 +43,8 @@ from workflows.facts import (
     RecordedEvent,
     RepeatMissingFlagged,
     TriggerPlanRead,
+    CseEpisodeLinked,
+    CseReferralLinked,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -173,6 +175,7 @@ class ReferralAsRecorded:
     close_reason: CloseReason | None = None
     escalations: list[Escalation] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    linked_episodes: list[str] = field(default_factory=list)
 
     def take(self, fact: RecordedEvent) -> None:
         """Apply one of the referral's own facts; a decision (by the registry) joins the decision history."""
@@ -207,6 +210,8 @@ class ReferralAsRecorded:
                 self.child_protection_plan = plan
             case Closed(reason=reason):
                 self.close_reason = reason
+            case CseEpisodeLinked(episode_id=episode_id):
+                self.linked_episodes.append(episode_id)
             case EscalationRaised() | EscalationAcknowledged() | EscalationResolved():
                 fold_escalation(self.escalations, fact)
 
@@ -241,6 +246,7 @@ class ReferralAsRecorded:
             actions=actions,
             escalations=self.escalations,
             history=self.history,
+            linked_episodes=self.linked_episodes,
         )
 
 
@@ -310,6 +316,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.repeat_missing = True
             case TriggerPlanRead(plan=plan, required=required):
                 state.trigger_plan, state.trigger_plan_required = plan, required
+            case CseReferralLinked(reference=reference):
+                state.linked_referrals.append(reference)
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor

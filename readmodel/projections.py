@@ -662,6 +662,8 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.POLICE_ADDENDUM_ADDED: police_addendum_added,
     FactKind.TRIGGER_PLAN_ENDED: trigger_plan_ended,
     FactKind.TRIGGER_PLAN_READ: trigger_plan_read,
+    FactKind.CSE_REFERRAL_LINKED: in_the_event_row_only,
+    FactKind.CSE_EPISODE_LINKED: in_the_event_row_only,
 }
 
 
