@@ -9,6 +9,7 @@ import json
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from typer.testing import CliRunner, Result
 
@@ -17,6 +18,7 @@ from starter.synthetic import OFFICER
 from tests.audit_helpers import GENERATIONS, KEYRING, recorded_path
 from tests.conftest import TEST_KEYRING
 from tests.test_audit_records import LONDON, record_referral
+from tests.test_reconcile_projections import scratch_database
 from workflows.audit_models import AuditWorklist, ItemStatus, SampleCategory
 from workflows.models import IncidentType
 
@@ -171,3 +173,20 @@ async def test_the_sample_draws_each_case_once_explains_shortfalls_and_keeps_a_d
         "SELECT action FROM access_log WHERE actor_id = 'AUD-4104' ORDER BY id")]
     assert actions == ["audit_sample", "audit_sample", "audit_sample_redraw"]
     assert OFFICER.id not in redrawn.output
+
+
+async def test_the_reconciliation_table_piped_keeps_every_column_whole_and_names_each_rows_fact(
+    pool, postgres_dsn, tmp_path
+):
+    """A recorded referral against an empty read model: every fact is missing from it, each named by its kind."""
+    async with scratch_database(pool, postgres_dsn) as empty:
+        folder = GENERATIONS[0] / PATH
+        env = audit_env(tmp_path, DATABASE_URL=urlsplit(postgres_dsn)._replace(path="/recorded_paths").geturl(),
+                        ENCRYPTION_KEYS=KEYRING.to_json(), REFERRALS_AUDITOR_ID="AUD-4105")
+        result = await audit(env, "reconcile", "--from-dir", str(folder))
+        assert result.exit_code == Exit.FOUND_PROBLEMS, result.output
+        reference = recorded_path(PATH).reference
+        row = next(line for line in result.output.splitlines() if f"{reference}#1 " in line)
+        assert "missing_in_database" in row and "referral_events" in row and "vist_submitted" in row
+        assert max(len(line) for line in result.output.splitlines()) > 80  # not cut to a terminal's width
+        assert await empty.fetchval("SELECT count(*) FROM referral_events") == 0
