@@ -59,6 +59,8 @@ def what_is_late(escalation: Escalation) -> str:
         return "strategy discussion held without children's social care, health and police"
     if escalation.reason == "no_trigger_plan":
         return "a current trigger plan for a missing child who must have one"
+    if escalation.reason == "no_cse_referral":
+        return "a referral about a child missing with a CSE concern"
     if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
     if escalation.subject in EPISODE_STEPS:
@@ -177,6 +179,8 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: a child on your child protection plan is referred again"
     elif fields["reason"] == "no_trigger_plan":
         message["Subject"] = f"Missing episode {fields['reference']}: no current trigger plan"
+    elif fields["reason"] == "no_cse_referral":
+        message["Subject"] = f"Missing episode {fields['reference']}: CSE concern and no open referral"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
     late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))

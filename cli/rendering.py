@@ -90,6 +90,7 @@ def render_referral(console: Console, state: dict) -> None:
             ("police attendance", state["police_attendance"]),
             ("child protection plan", state["child_protection_plan"]),
             ("close reason", state["close_reason"]),
+            ("missing episodes linked (CSE)", ", ".join(state.get("linked_episodes") or []) or None),
         ],
     )
     if state["actions"]:
@@ -131,6 +132,7 @@ def render_episode(console: Console, state: dict) -> None:
             ("interview due", when(state["interview_due"])),
             ("interview outcome", state["interview_outcome"]),
             ("trigger plan", plan_line(state.get("trigger_plan"), state.get("trigger_plan_required"))),
+            ("referrals linked (CSE)", ", ".join(state.get("linked_referrals") or []) or None),
         ],
     )
     plan = state.get("trigger_plan")

@@ -81,7 +81,7 @@ class ReferralReadModel:
         return await self.pool.fetch(
             """SELECT episode_id, phase, grade, assessed_grade, reported_at, missing_since, updated_at, review_due,
                       tracing_due, found_at, interview_due, interview_outcome, closed_at,
-                      (closed_at IS NULL AND LEAST(review_due, tracing_due) < $3) AS overdue
+                      (closed_at IS NULL AND COALESCE(LEAST(review_due, tracing_due) < $3, false)) AS overdue
                FROM missing_episodes
                WHERE ($1::text IS NULL OR phase = $1)
                  AND ($2::text IS NULL OR grade = $2)

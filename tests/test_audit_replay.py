@@ -88,9 +88,10 @@ async def test_recorded_trigger_plan_histories_replay_and_cover_every_plan_path(
     generations = sorted(p for p in PLAN_HISTORIES.iterdir() if p.is_dir())
     assert {p.name for p in generations[-1].iterdir()} == set(PLAN_FLOWS)
     histories = exported_histories(PLAN_HISTORIES)
-    # The plans, their fold-in actions, and the missing episodes that read them (the patched path).
+    # The plans, their fold-in actions, the missing episodes that read them (the patched paths) and the referrals
+    # a CSE episode linked.
     assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
-        "TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}
+        "TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow", "ReferralWorkflow"}
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)

@@ -100,6 +100,7 @@ STORED_KINDS = {
     "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
     "triage_listed", "triage_decided",
     "trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read",
+    "cse_referral_linked", "cse_episode_linked",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
@@ -116,6 +117,8 @@ EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 TRIAGE_DECISIONS = {"triage_decided"}
 # A trigger plan's kinds, typed from their first fact; its decision history is every decision on it.
 PLAN_KINDS = {"trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read"}
+# A CSE episode's link to a referral, recorded on each side: not a person's decision.
+LINK_KINDS = {"cse_referral_linked", "cse_episode_linked"}
 PLAN_DECISIONS = PLAN_KINDS - {"trigger_plan_read"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
@@ -209,8 +212,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
          {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
-    # A missing episode's and a trigger plan's kinds were typed from their first fact: no untyped JSON to match.
-    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS}
+    # A missing episode's, a trigger plan's and a link's kinds were typed from their first fact: no untyped JSON to match.
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 

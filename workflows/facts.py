@@ -83,6 +83,9 @@ class FactKind(StrEnum):
     POLICE_ADDENDUM_ADDED = "police_addendum_added"
     TRIGGER_PLAN_ENDED = "trigger_plan_ended"
     TRIGGER_PLAN_READ = "trigger_plan_read"
+    # A missing episode with a CSE concern and the open referral about its child, each side recording the link.
+    CSE_REFERRAL_LINKED = "cse_referral_linked"
+    CSE_EPISODE_LINKED = "cse_episode_linked"
 
 
 # A deadline the workflow computes is recorded as `datetime.isoformat()` ("+00:00", never "Z"):
@@ -507,6 +510,24 @@ class TriggerPlanRead(FactPayload):
                 "current": plan.current if plan else False, "required": self.required}
 
 
+class CseReferralLinked(FactPayload):
+    """On the episode: an open referral about the child, linked because of the episode's CSE concern."""
+
+    reference: str
+
+    def summary(self) -> Summary:
+        return {"reference": self.reference}
+
+
+class CseEpisodeLinked(FactPayload):
+    """On the referral: a missing episode of its child with a CSE concern, linked to it."""
+
+    episode_id: str
+
+    def summary(self) -> Summary:
+        return {"episode_id": self.episode_id}
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 # Who reads a referral's facts today: its timeline on the dashboard, its decision history in the
@@ -560,6 +581,8 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.POLICE_ADDENDUM_ADDED: FactEntry(PoliceAddendumAdded, "police addendum added", decision=True),
     FactKind.TRIGGER_PLAN_ENDED: FactEntry(TriggerPlanEnded, "trigger plan ended", decision=True),
     FactKind.TRIGGER_PLAN_READ: FactEntry(TriggerPlanRead, "trigger plan read"),
+    FactKind.CSE_REFERRAL_LINKED: FactEntry(CseReferralLinked, "referral linked (CSE concern)"),
+    FactKind.CSE_EPISODE_LINKED: FactEntry(CseEpisodeLinked, "missing episode linked (CSE concern)"),
 }
 
 DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)

@@ -840,10 +840,11 @@ class ActionReassignment(Decision):
 
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
-EscalationResolution = Literal["referral_closed", "triaged", "episode_closed"]
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "referral_linked"]
 # Why an escalation was raised: a late step, an inquorate meeting, a quarantined fact, a missing child who needs
-# a trigger plan without one, or a child on a child protection plan referred again.
-EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "child_on_plan"]
+# a trigger plan without one, a child missing with a CSE concern and no open referral, or a child on a child
+# protection plan referred again.
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "no_cse_referral", "child_on_plan"]
 
 
 class Escalation(Model):
@@ -1078,10 +1079,19 @@ class ReferralState(Model):
     actions: list[ActionState] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    linked_episodes: list[str] = Field(
+        default_factory=list, description="missing episodes of its children with a CSE concern, linked to it"
+    )
 
     @property
     def open_actions(self) -> list[ActionState]:
         return [a for a in self.actions if a.completed_at is None]
+
+
+class EpisodeLink(Model):
+    """A missing episode with a CSE concern links itself to a referral about the same child (a signal to the referral)."""
+
+    episode_id: Annotated[str, StringConstraints(pattern=rf"^{EPISODE_PATTERN}$")]
 
 
 class RecordOutcome(Model):

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         Closed,
+        CseEpisodeLinked,
         ConferenceBooked,
         ConferenceHeld,
         FactPayload,
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         ConferenceOutcome,
         Duration,
         Escalation,
+        EpisodeLink,
         EscalationAcknowledgement,
         EscalationReason,
         HistoryEntry,
@@ -151,6 +153,7 @@ class ReferralWorkflow:
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
+        self._linked_episodes: list[str] = []
         self._escalations = EscalationBook(
             self._reference, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
         )
@@ -261,6 +264,7 @@ class ReferralWorkflow:
             actions=list(self._actions.values()),
             escalations=list(self._escalations.escalations),
             history=list(self._history),
+            linked_episodes=list(self._linked_episodes),
         )
 
     # --- stage 2: supervisor review, and the officer's resubmission -----------------
@@ -594,6 +598,18 @@ class ReferralWorkflow:
             self._actions[action.action_id] = action
             return
         reported_change(self._actions, action)
+
+    @workflow.signal
+    def episode_linked(self, link: EpisodeLink) -> None:
+        """A missing episode of a child of this referral, reported with a CSE concern, links itself here.
+
+        A signal cannot prove its sender: it only records the link (an episode's ID, checked for its shape), once,
+        while the referral is open; it changes no stage, deadline or decision.
+        """
+        if self._stage is Stage.CLOSED or link.episode_id in self._linked_episodes:
+            return
+        self._linked_episodes.append(link.episode_id)
+        self._fact(CseEpisodeLinked(episode_id=link.episode_id), SYSTEM_ACTOR)
 
     # --- the mechanics -------------------------------------------------------------
 

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api import models as bodies
 from api.deps import (
-    CLIENT_HEADER,
+    Channel,
     REFERRAL,
     REFERRAL_LISTERS,
     Authenticated,
@@ -82,7 +82,7 @@ async def submit_vist(
 
 
 @router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
-async def show_referral(reference: str, caller: Authenticated, request: Request, svc: Svc) -> ReferralState:
+async def show_referral(reference: str, caller: Authenticated, channel: Channel, svc: Svc) -> ReferralState:
     """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow.
 
     Every read is written to the access log, with who read it and through which client.
@@ -90,7 +90,6 @@ async def show_referral(reference: str, caller: Authenticated, request: Request,
     state = await REFERRAL.client(svc).state(reference)
     if caller.actor.role is Role.PARTNER:
         state = partner_view(state, caller.actor.agency)
-    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(caller.actor, channel, "show_referral", reference)
     return state
 

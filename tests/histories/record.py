@@ -36,6 +36,7 @@ from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
 from tests import (
     helpers,
+    test_cse_referral_link,
     test_deadlines,
     test_lifecycle,
     test_missing_episodes,
@@ -87,12 +88,16 @@ TRIAGE_FLOWS: dict[str, Flow] = {
 }
 TRIAGE_HISTORIES = HERE / "triage"
 
-# Trigger plans' paths, kept under plans/<generation>/: every workflow a flow started (a plan never
-# finishes, so each is terminated once idle), with the missing episodes that read the plans.
+# Trigger plans' paths and a CSE episode's links to referrals, kept under plans/<generation>/: every workflow
+# a flow started (a plan never finishes, so each is terminated once idle), with the episodes and referrals.
 PLAN_FLOWS: dict[str, Flow] = {
     "addendum_folded_in": test_trigger_plans.test_a_police_addendum_is_recorded_and_its_fold_in_action_tracked_with_its_deadline,
     "reports_read_the_plan": test_trigger_plans.test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_it_at_once,
     "repeat_child_without_a_plan": test_trigger_plans.test_a_repeat_child_with_no_current_plan_raises_an_escalation,
+    "cse_episode_linked_to_a_referral": test_cse_referral_link.test_a_cse_episode_links_the_open_referral_about_its_child_on_both_sides,
+    "cse_referral_linked_at_a_review": (
+        test_cse_referral_link.test_a_cse_episode_without_a_referral_tells_the_mash_and_a_later_referral_is_linked_at_the_next_review
+    ),
 }
 PLAN_HISTORIES = HERE / "plans"
 
