@@ -222,6 +222,31 @@ async def lifecycles(client: Client, queue: str, policy: SlaPolicy, sizes: Sizes
     return figures
 
 
+async def footprint(bench: BenchStack, sizes: Sizes, policy: SlaPolicy) -> list[Figure]:
+    """What each closed referral leaves behind (the dev server's file, PostgreSQL) and the worker's memory."""
+    import psutil
+
+    def temporal_bytes() -> int:
+        return sum(p.stat().st_size for p in bench.stack.data_dir.glob("temporal.db*"))
+
+    async def database_bytes() -> int:
+        assert bench.pool is not None
+        return await bench.pool.fetchval("SELECT pg_database_size(current_database())")
+
+    n = sizes.lifecycles
+    file_before, database_before = temporal_bytes(), await database_bytes()
+    await run_many(lambda seed: referral_lifecycle(bench.client, bench.settings.task_queue, policy, Timed(), seed),
+                   n, sizes.concurrency)
+    file_per, database_per = (temporal_bytes() - file_before) / n, (await database_bytes() - database_before) / n
+    assert bench.stack.worker.pid is not None
+    worker_mb = psutil.Process(bench.stack.worker.pid).memory_info().rss / 2**20
+    return [
+        Figure(f"dev server's file per closed referral ({n} referrals)", "KB", file_per / 1024),
+        Figure(f"PostgreSQL per closed referral ({n} referrals)", "KB", database_per / 1024),
+        Figure("worker memory after the lifecycles (RSS)", "MB", worker_mb),
+    ]
+
+
 # --- intake, escalation lateness, replay -----------------------------------------------
 
 
@@ -409,6 +434,7 @@ async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool, profile: 
             report.add(*await lifecycles(bench.client, queue, policy, sizes))
             if profiler is not None:
                 report.profile = profiler.stop()
+            report.add(*await footprint(bench, sizes, policy))
             tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
             report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
             report.add(*await escalation_lateness(
