@@ -21,7 +21,7 @@ import structlog
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from readmodel.projections import project
+from readmodel.projections import write_fact
 from workflows.facts import FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
@@ -144,33 +144,8 @@ class ReferralRecords:
     async def _write(self, event: RecordedEvent) -> bool:
         """The fact and its projections in one transaction; False when it was already recorded."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                """INSERT INTO referral_events
-                       (stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
-                   ON CONFLICT (stream, seq) DO NOTHING
-                   RETURNING true""",
-                event.stream,
-                event.seq,
-                event.reference,
-                event.kind,
-                event.at,
-                event.actor.id,
-                event.actor.role.value,
-                event.actor.agency.value,
-                event.stage.value if event.stage else None,
-                event.risk.value if event.risk else None,
-                json.dumps(event.payload),
-            )
-            if not inserted:
+            if not await write_fact(conn, event):
                 return False
-            await project(conn, event)
-            if event.stream == event.reference:
-                await conn.execute(
-                    "UPDATE referrals SET updated_at = GREATEST(updated_at, $2) WHERE reference = $1",
-                    event.reference,
-                    event.at,
-                )
         log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
         return True
 

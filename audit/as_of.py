@@ -1,7 +1,7 @@
 """A case's state as it stood at a given moment, folded from the facts its histories recorded up to then.
 
-The result is the same `ReferralState` (or a missing episode's `EpisodeState`) the workflow
-reports, so an auditor sees what the screener (or any decider) could see when they decided:
+The result is the same `ReferralState` (a missing episode's `EpisodeState`, a day's triage's
+`TriageState`) the workflow reports, so an auditor sees what the screener (or any decider) could see when they decided:
 stage, risk, deadline, the prior referrals in view, actions and escalations as they stood.
 """
 
@@ -13,7 +13,15 @@ from datetime import datetime
 
 from temporalio.client import Client
 
-from audit.history import DecodedEpisode, DecodedReferral, decode_episode, decode_referral, fetch_referral
+from audit.history import (
+    DecodedCase,
+    DecodedEpisode,
+    DecodedReferral,
+    DecodedTriage,
+    decode_episode,
+    decode_referral,
+    fetch_referral,
+)
 from workflows.calendar import add_duration
 from workflows.facts import (
     ActionAgreed,
@@ -44,6 +52,8 @@ from workflows.facts import (
     StageChanged,
     StrategyDiscussionHeld,
     TracingRecorded,
+    TriageDecided,
+    TriageListed,
     VistSubmitted,
     contents,
 )
@@ -71,6 +81,7 @@ from workflows.models import (
     Stage,
     VistSubmission,
 )
+from workflows.triage_models import TriageItem, TriageState
 
 
 def _acknowledged(escalations: list[Escalation], fact: RecordedEvent, ack: EscalationAcknowledged) -> None:
@@ -239,7 +250,7 @@ class ReferralAsRecorded:
         )
 
 
-def _facts_by(case: DecodedReferral | DecodedEpisode, moment: datetime | None) -> list[RecordedEvent]:
+def _facts_by(case: DecodedCase, moment: datetime | None) -> list[RecordedEvent]:
     facts = case.facts if moment is None else case.facts_until(moment)
     if not facts:
         raise ValueError(f"{case.reference}: no facts were recorded by {moment}")
@@ -327,3 +338,31 @@ async def episode_as_of(client: Client, reference: str, moment: datetime) -> Epi
     """The missing episode's state at `moment`, from its histories on the server."""
     decoded = await decode_episode(await fetch_referral(client, reference), client.data_converter)
     return episode_from_facts(decoded, moment)
+
+
+def triage_from_facts(triage: DecodedTriage, moment: datetime | None = None) -> TriageState:
+    """Fold the facts recorded up to `moment` into the day's triage: each referral listed (as the read model gave
+    it), each decision and each escalation as they stood."""
+    facts = _facts_by(triage, moment)
+    candidates = {c.reference: c for c in (triage.listing.candidates if triage.listing else [])}
+    items: dict[str, TriageItem] = {}
+    for fact in facts:
+        match fact.content:
+            case TriageListed(due_at=due_at):
+                items[fact.reference] = TriageItem(
+                    **candidates[fact.reference].model_dump(), listed_at=fact.at, due_at=due_at
+                )
+            case TriageDecided(outcome=outcome):
+                items[fact.reference] = items[fact.reference].model_copy(
+                    update={"outcome": outcome, "decided_by": fact.actor.id, "decided_at": fact.at}
+                )
+    query = triage.listing_query
+    return TriageState(
+        triage_id=triage.reference,
+        day=triage.start.day,
+        listed=True,  # its first fact is a listing: the list was built before
+        received_since=query.since if query else None,
+        received_until=query.until if query else None,
+        items=list(items.values()),
+        escalations=escalations_from(facts),
+    )

@@ -232,6 +232,16 @@ def render_most_frequently_missing(console: Console, listing: dict) -> None:
     )
 
 
+def render_address_warning(console: Console, warning: dict) -> None:
+    if not warning["children_at_risk"]:
+        console.print("No children at risk known at this address.")
+        return
+    console.print(
+        f"[bold]CHILDREN AT RISK[/bold]: {warning['open_referrals']} open referrals, {warning['children_on_plans']} "
+        f"children on a child protection plan, {warning['children_missing']} missing now. Ask the CRU before attending."
+    )
+
+
 def override_text(override: dict | None) -> str | None:
     if override is None:
         return None

@@ -7,6 +7,7 @@ fact PostgreSQL refuses. A kind whose fact lives in `referral_events` alone proj
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -666,6 +667,75 @@ PROJECTIONS: dict[FactKind, Projection] = {
 }
 
 
+# Every table the facts write (their own `referral_events` row and every projection), with the SQL that names
+# the case each row belongs to. The reconciliation compares every column of each; a projection writing a table
+# not named here fails it (readmodel/shadow.py), so a new table cannot be left out.
+PROJECTED_TABLES: dict[str, str] = {
+    "referral_events": "reference",
+    "referrals": "reference",
+    "submission_versions": "reference",
+    "referral_children": "reference",
+    "stage_transitions": "reference",
+    "risk_regrades": "reference",
+    "strategy_discussions": "reference",
+    "strategy_attendees": "reference",
+    "conferences": "reference",
+    "agreed_actions": "reference",
+    "action_reassignments": "split_part(action_id, '.', 1)",
+    "escalations": "reference",
+    "missing_episodes": "episode_id",
+    "missing_reviews": "episode_id",
+    "missing_tracing": "episode_id",
+    "triage_items": "reference",
+    "trigger_plans": "plan_id",
+    "trigger_plan_versions": "plan_id",
+    "trigger_plan_addenda": "plan_id",
+    "child_protection_plans": "reference",
+    "referral_adults": "reference",
+}
+# Columns a fact of another case writes (a later conference about the child ends an earlier referral's plan):
+# reconciled when that case is reconciled with it, and never taken for a mismatch of the row's own case alone.
+WRITTEN_ACROSS_CASES: dict[str, tuple[str, ...]] = {
+    "child_protection_plans": ("ended_at", "ended_by"),
+}
+# Each kind of case's own row, which a quarantined fact may leave as a placeholder.
+CASE_TABLES = ("referrals", "missing_episodes")
+
+
 async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """Shape the read model's tables by one fact, in the caller's transaction."""
     await PROJECTIONS[event.kind](conn, event)
+
+
+async def write_fact(conn: asyncpg.Connection, event: RecordedEvent) -> bool:
+    """The fact's event row and its projections, in the caller's transaction; False when it was already written.
+
+    The recorder writes every fact through here, and the reconciliation writes a case's facts through
+    here again into shadow tables, so what it expects is what the recorder does.
+    """
+    inserted = await conn.fetchval(
+        """INSERT INTO referral_events
+               (stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+           ON CONFLICT (stream, seq) DO NOTHING
+           RETURNING true""",
+        event.stream,
+        event.seq,
+        event.reference,
+        event.kind,
+        event.at,
+        event.actor.id,
+        event.actor.role.value,
+        event.actor.agency.value,
+        event.stage.value if event.stage else None,
+        event.risk.value if event.risk else None,
+        json.dumps(event.payload),
+    )
+    if not inserted:
+        return False
+    await project(conn, event)
+    if event.stream == event.reference:
+        await conn.execute(
+            "UPDATE referrals SET updated_at = GREATEST(updated_at, $2) WHERE reference = $1", event.reference, event.at
+        )
+    return True

@@ -532,6 +532,7 @@ async def test_health_readiness_and_the_openapi_schema(api):
     posts = {path for path, item in schema["paths"].items() if "post" in item}
     assert posts == {
         "/referrals",
+        "/address-warnings",
         *(f"/referrals/{{reference}}/{r}" for r in ("supervisor-review", "resubmission", "screening",
                                                     "override-request", "override",
                                                     "strategy-discussion", "conference", "conference-outcome",
