@@ -30,6 +30,7 @@ from starter.synthetic import (
 )
 from tests import test_triage
 from tests.histories.record import PLAN_HISTORIES
+from tests.test_screening_history import about, closed_with_a_plan
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
 from tests.helpers import STARTED, eventually, finished, seeded, start_episode, start_plan, start_referral
 from workflows.facts import FactKind
@@ -152,6 +153,15 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
     for _ in range(3):
         await start_episode(env.client, queue, policy, child.model_copy(update={"report_id": uuid.uuid4()}))
 
+    # A child's plan, ended by a later referral's conference: one case's fact writing another's row.
+    first = await about(env, synthetic_vist(rng=seeded("plan-ended-child")).children[0], "plan-ended-first")
+    _, planned = await start_referral(env.client, queue, policy, submission=first)
+    await closed_with_a_plan(env, planned, first)
+    second = await about(env, first.children[0], "plan-ended-second")
+    _, ending = await start_referral(env.client, queue, policy, submission=second)
+    await closed_with_a_plan(env, ending, second, plan=False)
+    assert await pool.fetchval("SELECT ended_by FROM child_protection_plans WHERE reference = $1", planned.id) == ending.id
+
     now = await env.get_current_time()
     plan = await start_plan(env.client, queue, policy, synthetic_missing_report(rng=seeded("ended-plan")).child,
                             synthetic_trigger_plan(now + timedelta(days=30)))
@@ -187,6 +197,13 @@ async def every_fact_reconciles_and_each_tampered_row_is_found(time_env, pool, l
     offline, online = await reconciled()
     assert offline.passed, offline.mismatches
     assert online.passed, online.mismatches
+    for reference in live:
+        alone = await reconcile(time_env.client, pool, references=[reference])
+        assert alone.passed, (reference, alone.mismatches)
+    # Each case alone too: a row another case's fact touched (a plan a later conference ended) is no false alarm.
+    for case in recorded_cases:
+        alone = await reconcile_referrals([case], AuditRecords(recorded_pool))
+        assert alone.passed, (case.reference, alone.mismatches)
     kinds = {kind for db, references in ((recorded_pool, [c.reference for c in recorded_cases]), (pool, live))
              for (kind,) in await db.fetch("SELECT DISTINCT kind FROM referral_events WHERE reference = ANY($1)",
                                            references)}
