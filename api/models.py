@@ -26,7 +26,7 @@ from workflows.models import (
 )
 
 
-SET_BY_THE_API = frozenset({"actor", "proof"})
+SET_BY_THE_API = frozenset({"actor", "proof", "forwarded"})
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from runtime.codec import Keyring, KeyringError, ensure_keyring_file, load_key_p
 from runtime.settings import Settings
 from workflows.authority import reject
 from workflows.missing_models import StartMissingEpisode
-from workflows.models import Decision, DecisionProof, Model, StartReferral
+from workflows.models import Decision, DecisionProof, ForwardedDecision, Model, StartReferral
 
 # Binds a signature to this system and this message layout.
 DOMAIN = b"child-protection-referrals/decision-proof/v1\n"
@@ -189,10 +189,25 @@ class _SigningOutbound(client.OutboundInterceptor):
             # The update ID is signed too: a captured decision can only be resent under it, and Temporal
             # applies an update ID once.
             input.update_id = input.update_id or str(uuid.uuid4())
-            decision = input.args[0]
+            decision = self._forwards_signed(input.args[0])
             proof = self.signer.sign(input.id, update_message(input.update), input.update_id, decision)
             input.args = [decision.model_copy(update={"proof": proof}), *input.args[1:]]
         return await super().start_workflow_update(input)
+
+
+    def _forwards_signed(self, decision: Decision) -> Decision:
+        """The decision with each decision it forwards to another workflow signed for that workflow's update."""
+        signed = {}
+        for name in type(decision).model_fields:
+            forwarded = getattr(decision, name)
+            if isinstance(forwarded, ForwardedDecision) and forwarded.decision.proof is None:
+                proof = self.signer.sign(
+                    forwarded.workflow_id, update_message(forwarded.update), forwarded.update_id, forwarded.decision
+                )
+                signed[name] = forwarded.model_copy(
+                    update={"decision": forwarded.decision.model_copy(update={"proof": proof})}
+                )
+        return decision.model_copy(update=signed) if signed else decision
 
 
 # --- the worker side: every update's validator stage checks the proof ------------------------
