@@ -1,4 +1,4 @@
-"""The API's bodies: each decision's request is the workflow's decision model without `actor` or `proof`.
+"""The API's bodies: each decision's request is the workflow's decision model without `actor`, `proof` or what it forwards.
 
 The actor comes from the caller's token, and the proof of it from the API's own key; a body
 that names either is rejected like any other unknown field. Request models are derived from the decision models, so a field's type,
@@ -9,12 +9,15 @@ cross-field rules run when the API builds the decision from the request and the 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field, create_model
 
 from workflows.missing_models import EpisodePhase, InterviewOutcome
+from workflows.panel_models import Panel
 from workflows.models import (
+    Agency,
+    NamedRole,
     MissingGrade,
     CloseReason,
     Decision,
@@ -158,3 +161,54 @@ class MostFrequentlyMissing(BaseModel):
 class EpisodePage(BaseModel):
     items: list[EpisodeSummary]
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")
+
+
+class PanelListing(BaseModel):
+    """A panel whose cadence is scheduled, and when its next agendas are built."""
+
+    panel: Panel
+    next_agendas: list[datetime] = Field(description="when the schedule next builds an agenda (the sitting follows)")
+
+
+class SittingSummary(BaseModel):
+    """One sitting in a list, from the read model: IDs, counts and times."""
+
+    sitting_id: str
+    panel_id: str
+    panel_name: str
+    day: date
+    meets_at: datetime
+    phase: str = Field(description="agenda, in_session, or minuted")
+    held_at: datetime | None = None
+    closed_at: datetime | None = None
+    cases: int
+    decided: int
+    carried: int = Field(description="cases carried from an earlier sitting")
+    not_reached: int
+
+
+class AbsentAttendee(BaseModel):
+    """A required role absent when a case was decided at a panel, and the escalation it raised."""
+
+    sitting_id: str
+    panel_name: str
+    day: date
+    case_id: str
+    named_role: NamedRole
+    reason_given: bool
+    escalated: bool
+    at: datetime
+    escalation_id: str | None = None
+    open: bool | None = Field(default=None, description="the escalation is neither acknowledged nor resolved")
+
+
+class PanelAction(BaseModel):
+    """An action a panel set, with its case, owner's agency and deadline."""
+
+    action_id: str
+    sitting_id: str
+    case_id: str | None = None
+    agency: Agency
+    owner: str
+    deadline: datetime
+    completed_at: datetime | None = None

@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.temporal import ensure_schedule
 from starter.workflow_client import WorkflowClient
@@ -154,16 +155,27 @@ async def ensure_panel_schedule(client: Client, panel: Panel, policy: SlaPolicy,
     return await ensure_schedule(client, schedule_id(panel.panel_id), panel_schedule(panel, policy, task_queue))
 
 
+async def panel_of(client: Client, panel_id: str) -> tuple[Panel, list[datetime]] | None:
+    """The panel as its schedule holds it with its next agenda times, or None when it has no cadence."""
+    try:
+        described = await client.get_schedule_handle(schedule_id(panel_id)).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    action = described.schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow) or action.workflow != PanelOpeningWorkflow.__name__:
+        return None
+    (opening,) = await client.data_converter.decode(action.args, [PanelOpening])
+    return opening.panel, list(described.info.next_action_times)
+
+
 async def panels(client: Client) -> list[tuple[Panel, list[datetime]]]:
     """Every panel whose cadence is scheduled, with the next times its agendas are built."""
     found = []
     async for listed in await client.list_schedules():
-        if not listed.id.startswith(SCHEDULE_PREFIX):
-            continue
-        described = await client.get_schedule_handle(listed.id).describe()
-        action = described.schedule.action
-        if not isinstance(action, ScheduleActionStartWorkflow) or action.workflow != PanelOpeningWorkflow.__name__:
-            continue
-        (opening,) = await client.data_converter.decode(action.args, [PanelOpening])
-        found.append((opening.panel, list(described.info.next_action_times)))
+        if listed.id.startswith(SCHEDULE_PREFIX):
+            panel = await panel_of(client, listed.id.removeprefix(SCHEDULE_PREFIX))
+            if panel is not None:
+                found.append(panel)
     return sorted(found, key=lambda pair: pair[0].panel_id)

@@ -67,8 +67,8 @@ CSE_OFFICER = OFFICER.model_copy(update={"id": "PC-1777"})
 
 def a_panel(**more) -> Panel:
     code = "T" + "".join(random.choices(string.ascii_uppercase + string.digits, k=7))
-    return Panel(panel_id=code, name="CSE and missing MARAC (synthetic)", area="Testshire",
-                 cadence=Cadence.FORTNIGHTLY, first_sitting=date(2026, 12, 1), **more)
+    fields = {"cadence": Cadence.FORTNIGHTLY, "first_sitting": date(2026, 12, 1)} | more
+    return Panel(panel_id=code, name="CSE and missing MARAC (synthetic)", area="Testshire", **fields)
 
 
 def sitting_of(env, sitting_id: str):
@@ -300,3 +300,48 @@ async def test_an_action_without_a_deadline_or_due_before_the_meeting_is_refused
     await sittings.decide(handle.id, SittingClosure(actor=CHAIR))
     result = await finished(time_env, handle)
     assert [item.not_reached for item in result.agenda] == [True]
+
+
+async def test_a_panels_schedule_opens_its_sitting_with_its_agenda_built(dev_env, pool, task_queue, settings, sla_policy):
+    """On the dev server (real time): the panel's schedule as the API creates it, triggered now, opens the sitting
+    `agenda_days_before` ahead, named by the panel and that date, its agenda built; a second run finds it."""
+    from datetime import timezone
+
+    from starter.panels import ensure_panel_schedule, panels, schedule_id
+    from tests.conftest import make_worker
+
+    today = datetime.now(timezone.utc).astimezone(LONDON).date()
+    monthly = a_panel(cadence=Cadence.MONTHLY, first_sitting=date(2026, 12, 15), agenda_days_before=7)
+    async with make_worker(dev_env.client, pool, settings, task_queue):
+        created = await ensure_panel_schedule(dev_env.client, monthly, sla_policy, task_queue)
+        assert created == schedule_id(monthly.panel_id)
+        schedule = dev_env.client.get_schedule_handle(created)
+        try:
+            calendar = (await schedule.describe()).schedule.spec.calendars[0]
+            assert [(r.start, r.end) for r in calendar.day_of_month] == [(8, 8)]
+            assert [r.start for r in calendar.hour] == [7]
+            listed = {panel.panel_id: (panel, times) for panel, times in await panels(dev_env.client)}
+            assert listed[monthly.panel_id][0] == monthly and listed[monthly.panel_id][1][0].day == 8
+            await schedule.trigger()
+            sitting_id = panel_sitting_id(monthly.panel_id, today + timedelta(days=7))
+            handle = sitting_of(dev_env, sitting_id)
+            state = await eventually(lambda: _built_or_none(handle), lambda s: s is not None and s.agenda_built, timeout=30)
+        finally:
+            await schedule.delete()
+        assert state.phase is SittingPhase.AGENDA and state.panel_id == monthly.panel_id
+        await eventually(lambda: pool.fetchval("SELECT phase FROM panel_sittings WHERE sitting_id = $1", sitting_id),
+                         lambda phase: phase == "agenda")
+        again = await dev_env.client.execute_workflow(
+            PanelOpeningWorkflow.run, PanelOpening(panel=monthly, policy=sla_policy), id=f"opening-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        assert (again.sitting_id, again.created) == (sitting_id, False)
+
+
+async def _built_or_none(handle) -> SittingState | None:
+    from temporalio.service import RPCError
+
+    try:
+        return await handle.query(PanelSittingWorkflow.state)
+    except RPCError:
+        return None
