@@ -543,9 +543,12 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/audit/samples",
         "/triage/{day}",
         "/triage/{day}/decisions",
+        "/panels/{panel_id}/sittings/{day}",
+        *(f"/panel-sittings/{{sitting_id}}/{r}" for r in ("agenda", "meeting", "attendance", "outcomes", "minutes")),
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    assert len(requests) == 19  # a referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6
+    # a referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a panel sitting's 5
+    assert len(requests) == 24
     assert not any("actor" in schema["components"]["schemas"][name]["properties"] for name in requests)
 
 
