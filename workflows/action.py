@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.calendar import add_duration
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.models import (
         SYSTEM_ACTOR,
         ActionCompletion,
@@ -23,21 +23,17 @@ with workflow.unsafe.imports_passed_through():
         ActionStart,
         ActionState,
         Actor,
-        Agency,
         AgreedActionSpec,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         SlaPolicy,
         agreed_action_id,
-        escalation_id_for,
     )
     from workflows.facts import (
         ActionAgreed,
         ActionCompleted,
         ActionReassigned,
         ActionReminded,
-        EscalationRaised,
         RecordedEvent,
     )
     from workflows.authority import (
@@ -66,6 +62,13 @@ class AgreedActionWorkflow:
         self._owner_token = 0
         self._outbox = Outbox(stream=start.action_id, reference=start.reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
+        self._escalations = EscalationBook(
+            start.action_id,
+            self._alerts,
+            record=lambda payload, actor, _: self._outbox.add(payload, actor),
+            escalations=self._action.escalations,
+            on_raised=self._tell_referral,
+        )
         spec = start.spec
         agreed = ActionAgreed(description=spec.description, owner=spec.owner, deadline=spec.deadline)
         self._outbox.add(agreed, start.agreed_by)
@@ -151,13 +154,13 @@ class AgreedActionWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ActionState:
-        self._outbox.add(acknowledge(self._action.escalations, ack, "action"), ack.actor)
+        self._escalations.acknowledge(ack, "action")
         self._ladder.nudge()
         return await self._changed()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._action.escalations, ack, "action")
+        self._escalations.check_acknowledgement(ack, "action")
 
     # --- the mechanics -------------------------------------------------------------
 
@@ -181,34 +184,20 @@ class AgreedActionWorkflow:
         rank = self._ladder.rank(rung)
         owner = self._action.owner
         first = owner.supervisor or f"supervisor of {owner.owner}"
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        # The owner's own agency hears of it: a partner's late action goes up that partner's chain.
+        return self._escalations.raise_escalation(
             reference=self._action.reference,
             subject=self._action.action_id,
             rung=rung,
             rank=rank,
             addressed_to=f"{first} ({owner.agency.value})" if rung == 0 else f"{rank.value} ({owner.agency.value})",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=self._policy,
+            agency=owner.agency,
         )
-        self._escalate(escalation, EscalationAlert(escalation=escalation, agency=owner.agency))
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._action.action_id, len(self._action.escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, alert: EscalationAlert) -> None:
-        """Keep, record and deliver an escalation, and tell the referral."""
-        self._action.escalations.append(escalation)
-        self._outbox.add(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(alert, self._policy)
-        self._tell_referral()
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
-        escalation = recording_failed(self._next_escalation_id(), event, self._policy)
-        if escalation is not None:
-            self._escalate(escalation, EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=ADMINISTRATORS))
+        self._escalations.recording_failed(event, self._policy)
 
     async def _changed(self) -> ActionState:
         self._tell_referral()

@@ -14,10 +14,23 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
     from workflows.authority import reject, require_rung_authority
     from workflows.calendar import add_duration
-    from workflows.facts import EscalationAcknowledged
-    from workflows.models import Escalation, EscalationAcknowledgement, Rank, SlaPolicy
+    from workflows.facts import EscalationAcknowledged, EscalationRaised, EscalationResolved, FactPayload, RecordedEvent
+    from workflows.models import (
+        Agency,
+        Actor,
+        Escalation,
+        EscalationAcknowledgement,
+        EscalationAlert,
+        EscalationReason,
+        EscalationResolution,
+        Rank,
+        SlaPolicy,
+        SYSTEM_ACTOR,
+        escalation_id_for,
+    )
 
 
 def next_rung_at(due_at: datetime, raised: list[Escalation], policy: SlaPolicy) -> datetime | None:
@@ -106,3 +119,103 @@ class EscalationLadder:
                     pass
             if not done():
                 self.raised.append(raise_rung(len(self.raised), due_at))
+
+
+class EscalationBook:
+    """The escalations one workflow raises: numbered under its ID, each kept, recorded as a fact, then delivered.
+
+    Every workflow type keeps one book. It says who an escalation is addressed to and why;
+    the book does the rest the same way for all of them, including telling the records
+    administrators when one of the workflow's facts could not be recorded.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        alerts: AlertDispatch,
+        record: Callable[[FactPayload, Actor, Escalation], None],
+        escalations: list[Escalation] | None = None,
+        on_raised: Callable[[], None] | None = None,
+    ) -> None:
+        """`record` adds a fact about an escalation, by an actor, to the workflow's outbox; `on_raised` runs
+        after each escalation is sent (an agreed action tells its referral)."""
+        self.owner = owner
+        self.escalations = escalations if escalations is not None else []
+        self._alerts = alerts
+        self._record = record
+        self._on_raised = on_raised
+
+    def raise_escalation(
+        self,
+        *,
+        reference: str,
+        subject: str,
+        rung: int,
+        rank: Rank,
+        addressed_to: str,
+        due_at: datetime,
+        policy: SlaPolicy,
+        reason: EscalationReason = "overdue",
+        agency: Agency = Agency.POLICE,
+        team: str | None = None,
+    ) -> Escalation:
+        """Raise one rung for a late (or inquorate) step, alerting `agency`'s `team` chain."""
+        escalation = Escalation(
+            escalation_id=self._next_id(),
+            reference=reference,
+            subject=subject,
+            rung=rung,
+            rank=rank,
+            addressed_to=addressed_to,
+            due_at=due_at,
+            raised_at=workflow.now(),
+            reason=reason,
+        )
+        self._keep(escalation, EscalationAlert(escalation=escalation, agency=agency, team=team), policy)
+        workflow.logger.info("escalation raised", extra={"owner": self.owner, "subject": subject, "rung": rung})
+        return escalation
+
+    def recording_failed(self, event: RecordedEvent, policy: SlaPolicy) -> None:
+        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
+        escalation = recording_failed(self._next_id(), event, policy)
+        if escalation is not None:
+            alert = EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=ADMINISTRATORS)
+            self._keep(escalation, alert, policy)
+
+    def awaiting_acknowledgement(self, reference: str | None = None) -> list[Escalation]:
+        """The open escalations a decision can settle; a quarantined fact's stays the administrators' to re-apply."""
+        return [
+            e
+            for e in self.escalations
+            if e.open and e.reason != "recording_failed" and (reference is None or e.reference == reference)
+        ]
+
+    def resolve(self, escalations: list[Escalation], resolution: EscalationResolution) -> None:
+        """Settle escalations nobody needs to acknowledge any more (the step was done, or the case closed)."""
+        for escalation in escalations:
+            escalation.resolved_at = workflow.now()
+            escalation.resolution = resolution
+            self._record(
+                EscalationResolved(escalation_id=escalation.escalation_id, resolution=resolution), SYSTEM_ACTOR, escalation
+            )
+
+    def check_acknowledgement(self, ack: EscalationAcknowledgement, on: str) -> None:
+        """The validator's check: the escalation is open and the actor holds its rung's authority."""
+        open_escalation(self.escalations, ack, on)
+
+    def acknowledge(self, ack: EscalationAcknowledgement, on: str) -> Escalation:
+        """Mark the acknowledgement and record it; the escalation it settled."""
+        acknowledged = acknowledge(self.escalations, ack, on)
+        escalation = next(e for e in self.escalations if e.escalation_id == ack.escalation_id)
+        self._record(acknowledged, ack.actor, escalation)
+        return escalation
+
+    def _next_id(self) -> str:
+        return escalation_id_for(self.owner, len(self.escalations) + 1)
+
+    def _keep(self, escalation: Escalation, alert: EscalationAlert, policy: SlaPolicy) -> None:
+        self.escalations.append(escalation)
+        self._record(EscalationRaised(escalation=escalation), SYSTEM_ACTOR, escalation)
+        self._alerts.send(alert, policy)
+        if self._on_raised is not None:
+            self._on_raised()

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         EPISODE_REVIEWERS,
         FINDERS,
@@ -35,15 +35,13 @@ with workflow.unsafe.imports_passed_through():
         require_separation,
     )
     from workflows.calendar import add_duration
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         ChildFound,
         EpisodeClosed,
         EpisodeRegraded,
         EpisodeReviewed,
         EpisodeTimes,
-        EscalationRaised,
-        EscalationResolved,
         FactPayload,
         InterviewRecorded,
         LowGradeDecided,
@@ -79,14 +77,12 @@ with workflow.unsafe.imports_passed_through():
         AgreedActionSpec,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         GradeTimes,
         HistoryEntry,
         MissingGrade,
         ProofVerdict,
         Role,
         SlaPolicy,
-        escalation_id_for,
     )
     from workflows.recording import Outbox
 
@@ -115,7 +111,9 @@ class MissingEpisodeWorkflow:
         self._outbox = Outbox(stream=self._episode_id, reference=self._episode_id, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
-        self._escalations: list[Escalation] = []
+        self._escalations = EscalationBook(
+            self._episode_id, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
+        )
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
         self._performed: dict[Duty, set[str]] = {}
@@ -234,7 +232,7 @@ class MissingEpisodeWorkflow:
             interview_due=action.deadline if action else None,
             interview_outcome=self._interview.outcome if self._interview else None,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -359,13 +357,13 @@ class MissingEpisodeWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> EpisodeState:
-        self._fact(acknowledge(self._escalations, ack, "missing episode"), ack.actor)
+        self._escalations.acknowledge(ack, "missing episode")
         self._nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "missing episode")
+        self._escalations.check_acknowledgement(ack, "missing episode")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -454,12 +452,7 @@ class MissingEpisodeWorkflow:
 
     def _close(self) -> None:
         assert self._interview is not None
-        for escalation in self._escalations:
-            if escalation.open and escalation.reason != "recording_failed":
-                escalation.resolved_at = workflow.now()
-                escalation.resolution = "episode_closed"
-                self._fact(EscalationResolved(escalation_id=escalation.escalation_id, resolution="episode_closed"),
-                           SYSTEM_ACTOR)
+        self._escalations.resolve(self._escalations.awaiting_acknowledgement(), "episode_closed")
         self._phase = EpisodePhase.CLOSED
         self._fact(EpisodeClosed(interview_outcome=self._interview.outcome.value), SYSTEM_ACTOR)
 
@@ -467,33 +460,19 @@ class MissingEpisodeWorkflow:
         ladder = self._ladders[step]
         rank = ladder.rank(rung)
         station = self._report.station
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=self._episode_id,
             subject=step,
             rung=rung,
             rank=rank,
             addressed_to=f"{rank.value}, {station}",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=ladder.policy,
+            team=station,
         )
-        self._escalate(escalation, station, ladder.policy)
-        workflow.logger.info("escalation raised", extra={"episode_id": self._episode_id, "step": step, "rung": rung})
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._episode_id, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        policy = self._policy or SlaPolicy()
-        escalation = recording_failed(self._next_escalation_id(), event, policy)
-        if escalation is not None:
-            self._escalate(escalation, ADMINISTRATORS, policy)
+        self._escalations.recording_failed(event, self._policy or SlaPolicy())
 
     def _register_action(self, spec: AgreedActionSpec) -> tuple[str, AgreedActionSpec]:
         return register_action(self._actions, self._episode_id, spec)

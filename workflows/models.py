@@ -796,6 +796,8 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "sitting_closed"]
+# Why it was raised: a late step, an inquorate meeting, a fact not recorded, a required attendee absent at a panel.
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "absent_attendee"]
 
 
 class Escalation(Model):
@@ -807,7 +809,7 @@ class Escalation(Model):
     addressed_to: str
     due_at: datetime
     raised_at: datetime
-    reason: Literal["overdue", "inquorate", "recording_failed", "absent_attendee"] = "overdue"
+    reason: EscalationReason = "overdue"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = Field(

@@ -22,13 +22,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.panels import PanelRecords
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import PANEL_CHAIRS, PANEL_COORDINATORS, reject, require
     from workflows.calendar import local_date, local_moment
-    from workflows.escalation import acknowledge, open_escalation
+    from workflows.escalation import EscalationBook
     from workflows.facts import (
-        EscalationRaised,
-        EscalationResolved,
         FactPayload,
         ListedCase,
         PanelAgendaEdited,
@@ -46,13 +44,10 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         Agency,
         AgreedActionSpec,
-        Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         HistoryEntry,
         NamedRole,
         Role,
-        escalation_id_for,
     )
     from workflows.panel_models import (
         AgendaCriterion,
@@ -103,10 +98,10 @@ class PanelSittingWorkflow:
         self._closed_at = None
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
-        self._escalations: list[Escalation] = []
         self._history: list[HistoryEntry] = []
         self._outbox = Outbox(stream=self._id, reference=self._id, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
+        self._escalations = EscalationBook(self._id, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor))
 
     @workflow.run
     async def run(self, start: SittingStart) -> SittingState:
@@ -139,7 +134,8 @@ class PanelSittingWorkflow:
         # Every agreed action runs to completion; none is started after the minutes are made.
         await workflow.wait_condition(lambda: all(a.completed_at is not None for a in self._actions.values()))
         await asyncio.gather(*self._action_tasks)
-        self._resolve_open_escalations()
+        # The sitting is over: nobody can acknowledge its escalations any more.
+        self._escalations.resolve(self._escalations.awaiting_acknowledgement(), "sitting_closed")
         self._phase = SittingPhase.CLOSED
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
@@ -165,7 +161,7 @@ class PanelSittingWorkflow:
             held_at=self._held_at,
             closed_at=self._closed_at,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -304,12 +300,12 @@ class PanelSittingWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> SittingState:
-        self._fact(acknowledge(self._escalations, ack, "panel sitting"), ack.actor)
+        self._escalations.acknowledge(ack, "panel sitting")
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "panel sitting")
+        self._escalations.check_acknowledgement(ack, "panel sitting")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -347,40 +343,20 @@ class PanelSittingWorkflow:
         """A required role no one filled: flagged on the case and escalated at once to the role's agency."""
         rank = self._policy.escalation.ladder[0]
         agency = ROLE_AGENCY[role]
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        self._escalations.raise_escalation(
             reference=self._id,
             subject=f"{role.value} at {case_id}",
             rung=0,
             rank=rank,
             addressed_to=f"{rank.value} ({agency.value})",
             due_at=workflow.now(),
-            raised_at=workflow.now(),
+            policy=self._policy,
             reason="absent_attendee",
+            agency=agency,
         )
-        self._escalate(escalation, EscalationAlert(escalation=escalation, agency=agency))
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._id, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, alert: EscalationAlert) -> None:
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(alert, self._policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        escalation = recording_failed(self._next_escalation_id(), event, self._policy)
-        if escalation is not None:
-            self._escalate(escalation, EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=ADMINISTRATORS))
-
-    def _resolve_open_escalations(self) -> None:
-        """The sitting is over: nobody can acknowledge its escalations any more."""
-        for escalation in self._escalations:
-            if escalation.open and escalation.reason != "recording_failed":
-                escalation.resolved_at = workflow.now()
-                escalation.resolution = "sitting_closed"
-                self._fact(EscalationResolved(escalation_id=escalation.escalation_id, resolution="sitting_closed"),
-                           SYSTEM_ACTOR)
+        self._escalations.recording_failed(event, self._policy)
 
     async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         if agreed:

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
     from workflows.action import register_action, reported_change, start_action
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import (
         CASE_DECIDERS,
         OFFICERS,
@@ -35,13 +35,11 @@ with workflow.unsafe.imports_passed_through():
         require_separation,
     )
     from workflows.calendar import add_duration, add_working_days, subtract_working_days
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
+    from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         Closed,
         ConferenceBooked,
         ConferenceHeld,
-        EscalationRaised,
-        EscalationResolved,
         FactPayload,
         RecordedEvent,
         RepeatOverrideDecided,
@@ -69,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         Duration,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
+        EscalationReason,
         HistoryEntry,
         NamedRole,
         OverrideDecision,
@@ -94,7 +92,6 @@ with workflow.unsafe.imports_passed_through():
         StrategyDiscussion,
         SupervisorReview,
         VistSubmission,
-        escalation_id_for,
         future_time_in,
     )
     from workflows.recording import Outbox
@@ -145,7 +142,9 @@ class ReferralWorkflow:
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
-        self._escalations: list[Escalation] = []
+        self._escalations = EscalationBook(
+            self._reference, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
+        )
         self._actions: dict[str, ActionState] = {}
         self._action_tasks: list[asyncio.Task[None]] = []
         self._screening_view: ScreeningView | None = None
@@ -247,7 +246,7 @@ class ReferralWorkflow:
             child_protection_plan=self._child_protection_plan,
             close_reason=self._close_reason,
             actions=list(self._actions.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
             history=list(self._history),
         )
 
@@ -536,13 +535,13 @@ class ReferralWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> ReferralState:
-        self._fact(acknowledge(self._escalations, ack, "referral"), ack.actor)
+        self._escalations.acknowledge(ack, "referral")
         self._ladder_nudge()
         return await self._recorded_state()
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "referral")
+        self._escalations.check_acknowledgement(ack, "referral")
 
     @workflow.signal
     def action_updated(self, action: ActionState) -> None:
@@ -602,17 +601,10 @@ class ReferralWorkflow:
     def _resolve_open_escalations(self) -> None:
         """A closed referral needs no more acknowledgements: its open escalations are resolved by the closure."""
         # A fact that could not be recorded stays the administrators' to re-apply, closed or not.
-        still_open = [e for e in self._escalations if e.open and e.reason != "recording_failed"]
+        still_open = self._escalations.awaiting_acknowledgement()
         # Histories recorded before closure resolved escalations left them open.
-        if not still_open or not workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
-            return
-        for escalation in still_open:
-            escalation.resolved_at = workflow.now()
-            escalation.resolution = "referral_closed"
-            self._fact(
-                EscalationResolved(escalation_id=escalation.escalation_id, resolution=escalation.resolution),
-                SYSTEM_ACTOR,
-            )
+        if still_open and workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+            self._escalations.resolve(still_open, "referral_closed")
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
         previous = self._risk
@@ -643,43 +635,27 @@ class ReferralWorkflow:
             return None
         return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk), self._policy)
 
-    def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: str) -> Escalation:
+    def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: EscalationReason) -> Escalation:
         assert self._ladder is not None
         rank = self._ladder.rank(rung)
         team = STAGE_TEAMS.get(self._stage, "MASH")
         if team == "station":
             team = self._submissions[-1].station
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=self._reference,
             subject=subject,
             rung=rung,
             rank=rank,
             addressed_to=f"{rank.value}, {team}",
             due_at=due_at,
-            raised_at=workflow.now(),
+            policy=self._ladder.policy,
             reason=reason,
+            team=team,
         )
-        self._escalate(escalation, team, self._ladder.policy)
-        workflow.logger.info("escalation raised", extra={"reference": self._reference, "rung": rung})
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._reference, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, team: str, policy: SlaPolicy) -> None:
-        """Keep, record and deliver an escalation."""
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR)
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), policy)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        """A fact was quarantined: the administrators are alerted (the reason stays in the quarantine)."""
         # The submission's fact may fail before the policy is loaded: the default ladder names the rank.
-        policy = self._policy or SlaPolicy()
-        escalation = recording_failed(self._next_escalation_id(), event, policy)
-        if escalation is not None:
-            self._escalate(escalation, ADMINISTRATORS, policy)
+        self._escalations.recording_failed(event, self._policy or SlaPolicy())
 
     def _raise_stage_escalation(self, rung: int, due_at: datetime) -> Escalation:
         return self._new_escalation(self._stage.value, rung, due_at, "overdue")

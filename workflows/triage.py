@@ -21,20 +21,17 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.triage import TriageRecords
-    from workflows.alerting import ADMINISTRATORS, AlertDispatch, recording_failed
+    from workflows.alerting import AlertDispatch
     from workflows.authority import TRIAGE_DECIDERS, reject, require
     from workflows.calendar import add_working_days, is_working_day, local_date, previous_working_day, start_of_day
-    from workflows.escalation import EscalationLadder, acknowledge, open_escalation
-    from workflows.facts import EscalationRaised, EscalationResolved, FactPayload, RecordedEvent, TriageDecided, TriageListed
+    from workflows.escalation import EscalationBook, EscalationLadder
+    from workflows.facts import FactPayload, RecordedEvent, TriageDecided, TriageListed
     from workflows.models import (
         SYSTEM_ACTOR,
         Actor,
-        Agency,
         Escalation,
         EscalationAcknowledgement,
-        EscalationAlert,
         RiskGrade,
-        escalation_id_for,
         triage_id,
     )
     from workflows.recording import Outbox
@@ -74,7 +71,10 @@ class DailyTriageWorkflow:
         self._listed = False
         self._items: dict[str, TriageItem] = {}
         self._ladders: dict[str, EscalationLadder] = {}
-        self._escalations: list[Escalation] = []
+        # Each escalation is about one listed referral: recorded under its reference.
+        self._escalations = EscalationBook(
+            self._id, self._alerts, record=lambda payload, actor, escalation: self._fact(payload, actor, escalation.reference)
+        )
 
     @workflow.run
     async def run(self, start: TriageStart) -> TriageState:
@@ -126,7 +126,7 @@ class DailyTriageWorkflow:
             received_since=self._since,
             received_until=self._until,
             items=list(self._items.values()),
-            escalations=list(self._escalations),
+            escalations=list(self._escalations.escalations),
         )
 
     # --- the meeting's decisions -----------------------------------------------------
@@ -139,7 +139,8 @@ class DailyTriageWorkflow:
         item.decided_at = workflow.now()
         self._fact(TriageDecided(day=self._day, outcome=decision.outcome, rationale=decision.rationale),
                    decision.actor, item.reference, item.risk)
-        self._resolve_escalations(item.reference)
+        # A referral triaged late needs no more acknowledgements: its open escalations are settled by the decision.
+        self._escalations.resolve(self._escalations.awaiting_acknowledgement(item.reference), "triaged")
         self._ladders[item.reference].nudge()
         return await self._recorded_state()
 
@@ -156,9 +157,7 @@ class DailyTriageWorkflow:
 
     @workflow.update
     async def acknowledge_escalation(self, ack: EscalationAcknowledgement) -> TriageState:
-        acknowledged = acknowledge(self._escalations, ack, "triage")
-        escalation = next(e for e in self._escalations if e.escalation_id == ack.escalation_id)
-        self._fact(acknowledged, ack.actor, escalation.reference)
+        escalation = self._escalations.acknowledge(ack, "triage")
         ladder = self._ladders.get(escalation.reference)
         if ladder is not None:
             ladder.nudge()
@@ -166,7 +165,7 @@ class DailyTriageWorkflow:
 
     @acknowledge_escalation.validator
     def _check_acknowledge(self, ack: EscalationAcknowledgement) -> None:
-        open_escalation(self._escalations, ack, "triage")
+        self._escalations.check_acknowledgement(ack, "triage")
 
     # --- the mechanics -------------------------------------------------------------
 
@@ -176,42 +175,19 @@ class DailyTriageWorkflow:
 
     def _raise_overdue(self, reference: str, rung: int, due_at: datetime) -> Escalation:
         rank = self._ladders[reference].rank(rung)
-        escalation = Escalation(
-            escalation_id=self._next_escalation_id(),
+        return self._escalations.raise_escalation(
             reference=reference,
             subject=TRIAGE_SUBJECT,
             rung=rung,
             rank=rank,
             addressed_to=f"{rank.value}, {TRIAGE_TEAM}",
             due_at=due_at,
-            raised_at=workflow.now(),
-            reason="overdue",
+            policy=self._policy,
+            team=TRIAGE_TEAM,
         )
-        self._escalate(escalation, TRIAGE_TEAM)
-        workflow.logger.info("escalation raised", extra={"triage": self._id, "rung": rung})
-        return escalation
-
-    def _next_escalation_id(self) -> str:
-        return escalation_id_for(self._id, len(self._escalations) + 1)
-
-    def _escalate(self, escalation: Escalation, team: str) -> None:
-        self._escalations.append(escalation)
-        self._fact(EscalationRaised(escalation=escalation), SYSTEM_ACTOR, escalation.reference)
-        self._alerts.send(EscalationAlert(escalation=escalation, agency=Agency.POLICE, team=team), self._policy)
-
-    def _resolve_escalations(self, reference: str) -> None:
-        """A referral triaged late needs no more acknowledgements: its open escalations are resolved by the decision."""
-        for escalation in self._escalations:
-            if escalation.reference == reference and escalation.open and escalation.reason == "overdue":
-                escalation.resolved_at = workflow.now()
-                escalation.resolution = "triaged"
-                self._fact(EscalationResolved(escalation_id=escalation.escalation_id, resolution="triaged"),
-                           SYSTEM_ACTOR, reference)
 
     def _recording_failed(self, event: RecordedEvent) -> None:
-        escalation = recording_failed(self._next_escalation_id(), event, self._policy)
-        if escalation is not None:
-            self._escalate(escalation, ADMINISTRATORS)
+        self._escalations.recording_failed(event, self._policy)
 
     async def _recorded_state(self) -> TriageState:
         await self._outbox.recorded()

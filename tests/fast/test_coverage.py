@@ -148,3 +148,13 @@ def test_the_worker_runs_every_workflow_and_the_app_includes_every_router():
 def test_every_workflow_that_escalates_is_one_an_acknowledgement_can_reach():
     escalating = {client for client in workflow_clients() if "acknowledge_escalation" in updates_of(client.workflow)}
     assert escalating - set(ESCALATING) == set(), "a client missing from starter/acknowledgement.py's ESCALATING"
+
+
+def test_every_workflow_that_escalates_keeps_its_escalations_in_one_book():
+    escalating = [client.workflow for client in workflow_clients()
+                  if "acknowledge_escalation" in updates_of(client.workflow)]
+    assert escalating, "no escalating workflow found: the check would pass vacuously"
+    without_book = [w.__name__ for w in escalating if "EscalationBook(" not in inspect.getsource(w)]
+    assert without_book == [], "a workflow raising escalations without an EscalationBook (workflows/escalation.py)"
+    numbering_its_own = [w.__name__ for w in escalating if "escalation_id_for(" in inspect.getsource(w)]
+    assert numbering_its_own == [], "a workflow numbering escalations itself instead of through its book"
