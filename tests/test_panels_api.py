@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from starter.synthetic import synthetic_missing_report, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
+from tests.test_triage_api import cookie
 from tests.helpers import advance_to, eventually, finished, seeded, start_episode, start_referral
 from tests.test_panels import a_panel, in_read_model, sitting_of
 from workflows.missing_models import RiskIndicator
@@ -21,7 +22,7 @@ def action(agency: str, owner: str, deadline: str, description: str) -> dict:
 
 
 async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_the_api(
-    api, auth, time_env, pool, time_queue, sla_policy
+    api, auth, tokens, time_env, pool, time_queue, sla_policy
 ):
     await advance_to(time_env, await time_env.get_current_time() + timedelta(days=120))
     _, episode = await start_episode(
@@ -132,6 +133,18 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     assert "cse_team: DS Synthetic (police)" in cases[episode.id]["attended_by"]
     assert [(a["owner"]["agency"], a["deadline"] is not None) for c in minutes["cases"] for a in c["actions"]] == [
         ("police", True), ("childrens_social_care", True), ("health", True)]
+
+    # The dashboard: the sitting upcoming, the absence (acknowledged), the panel's three open actions; its agenda page.
+    board = await eventually(lambda: api.get("/dashboard/panels", headers=cookie(tokens, "auditor")),
+                             lambda r: r.status_code == 200 and opened.sitting_id in r.text)
+    assert f'data-case="{referred.id}"' in board.text and "settled" in board.text
+    assert all(f'data-action="{opened.sitting_id}.A{n}"' in board.text for n in (1, 2, 3))
+    page = await api.get(f"/dashboard/panels/{opened.sitting_id}", headers=cookie(tokens, "screener"))
+    assert page.status_code == 200 and "cse_team: DS Synthetic (police)" in page.text
+    assert f'href="/dashboard/missing#{episode.id}"' in page.text and f'href="/dashboard/referrals/{cse.id}"' in page.text
+    assert (await api.get("/dashboard/panels", headers=cookie(tokens, "health-partner"))).status_code == 403
+    missing = await api.get("/dashboard/panels/PANEL-NOPE-2026-01-01", headers=cookie(tokens, "auditor"))
+    assert missing.status_code == 404 and "No such sitting" in missing.text
 
     # Each action is completed by its owner's agency; another agency's partner may not.
     listed = await eventually(lambda: api.get("/panel-sittings/actions", headers=auth("auditor")),
