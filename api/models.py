@@ -212,3 +212,37 @@ class PanelAction(BaseModel):
     owner: str
     deadline: datetime
     completed_at: datetime | None = None
+
+
+class TriageListing(BaseModel):
+    """A day's triage that listed the referral, and its decision."""
+
+    triage_id: str
+    day: date
+    listed_at: datetime
+    due_at: datetime
+    outcome: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+class PanelListingOfCase(BaseModel):
+    """A panel sitting that had the case on its agenda, and what it decided for it."""
+
+    sitting_id: str
+    panel_name: str
+    day: date
+    reasons: list[str]
+    decided_at: datetime | None = None
+    grade: str | None = None
+    grade_result: str | None = Field(default=None, description="applied, unchanged or refused on the live case")
+    action_ids: list[str]
+    absent_roles: list[str]
+    not_reached: bool
+
+
+class CaseMeetings(BaseModel):
+    """The meetings a case was listed at: the days' triages (a referral's), the panels' sittings."""
+
+    triage: list[TriageListing]
+    panels: list[PanelListingOfCase]

@@ -268,10 +268,20 @@ class OversightReadModel:
 
     async def attendees(self, reference: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            """SELECT d.held_at, d.quorate, a.name, a.agency, a.role
+            """SELECT d.held_at, d.quorate, a.name, a.agency, a.role, a.named_role
                FROM strategy_discussions d JOIN strategy_attendees a
                     ON a.reference = d.reference AND a.discussion_seq = d.seq
                WHERE d.reference = $1 ORDER BY d.seq, a.position""",
+            reference,
+        )
+
+    async def missing_roles(self, reference: str) -> list[asyncpg.Record]:
+        """The named roles each strategy discussion lacked, and whether a reason was given."""
+        return await self.pool.fetch(
+            """SELECT d.held_at, m.named_role, m.reason IS NOT NULL AS reason_given
+               FROM strategy_discussions d JOIN strategy_missing_roles m
+                    ON m.reference = d.reference AND m.discussion_seq = d.seq
+               WHERE d.reference = $1 ORDER BY d.seq, m.named_role""",
             reference,
         )
 

@@ -87,3 +87,11 @@ class PanelReadModel:
                ORDER BY s.day DESC""",
             case_id,
         )
+
+    async def triage_decisions(self, reference: str) -> list[asyncpg.Record]:
+        """The days' triages that listed a referral, and what each decided."""
+        return await self.pool.fetch(
+            """SELECT triage_id, day, listed_at, due_at, outcome, decided_by, decided_at
+               FROM triage_items WHERE reference = $1 ORDER BY day DESC""",
+            reference,
+        )

@@ -134,6 +134,17 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     assert [(a["owner"]["agency"], a["deadline"] is not None) for c in minutes["cases"] for a in c["actions"]] == [
         ("police", True), ("childrens_social_care", True), ("health", True)]
 
+    # The live cases' views link the sitting and what it decided for each.
+    meetings = await eventually(lambda: api.get(f"/referrals/{cse.id}/meetings", headers=auth("screener")),
+                                lambda r: r.json()["panels"] and r.json()["panels"][0]["grade_result"] == "applied")
+    (listed_at,) = meetings.json()["panels"]
+    assert (listed_at["sitting_id"], listed_at["grade"], len(listed_at["action_ids"])) == (opened.sitting_id, "high", 1)
+    episode_meetings = (await api.get(f"/missing-episodes/{episode.id}/meetings", headers=auth("screener"))).json()
+    assert [p["sitting_id"] for p in episode_meetings["panels"]] == [opened.sitting_id]
+    assert (await api.get(f"/referrals/{cse.id}/meetings", headers=auth("health-partner"))).status_code == 403
+    page = await api.get(f"/dashboard/referrals/{referred.id}", headers=cookie(tokens, "auditor"))
+    assert f'data-meeting="{opened.sitting_id}"' in page.text
+
     # The dashboard: the sitting upcoming, the absence (acknowledged), the panel's three open actions; its agenda page.
     board = await eventually(lambda: api.get("/dashboard/panels", headers=cookie(tokens, "auditor")),
                              lambda r: r.status_code == 200 and opened.sitting_id in r.text)

@@ -16,7 +16,7 @@ from readmodel.panels import PanelReadModel
 from starter.panels import PanelSittings, ensure_panel_schedule, panel_of, panels
 from workflows.authority import PANEL_CHAIRS, PANEL_COORDINATORS
 from workflows.calendar import local_date
-from workflows.models import EARLIEST, LATEST, PANEL_ID_PATTERN, Role
+from workflows.models import EARLIEST, LATEST, LIVE_CASE_PATTERN, PANEL_ID_PATTERN, Role
 from workflows.panel_models import (
     AgendaEdit,
     AttendanceRecord,
@@ -178,6 +178,23 @@ async def edit_agenda(
         if addition.case_id not in known:
             raise invalid(("body", "add", index, "case_id"), "no such referral or missing episode")
     return await sittings(svc).decide(sitting_id, edit, decision_key(idempotency_key, response))
+
+
+@router.get("/referrals/{reference}/meetings", response_model=bodies.CaseMeetings, summary="A referral's triages and panels")
+@router.get("/missing-episodes/{reference}/meetings", response_model=bodies.CaseMeetings,
+            summary="A missing episode's panels")
+async def case_meetings(
+    reference: Annotated[str, Path(pattern=rf"^{LIVE_CASE_PATTERN}$", description="a referral or a missing episode")],
+    caller: Annotated[Caller, Depends(allowed(REFERRAL_LISTERS, "read a case's meetings"))],
+    svc: Svc,
+) -> bodies.CaseMeetings:
+    """Each day's triage that listed the case with its decision, and each panel sitting that had it on its agenda with
+    what it decided (the grade and whether the live case took it, the actions, the roles absent), newest first."""
+    panels_read = PanelReadModel(svc.pool)
+    return bodies.CaseMeetings(
+        triage=[bodies.TriageListing(**dict(r)) for r in await panels_read.triage_decisions(reference)],
+        panels=[bodies.PanelListingOfCase(**dict(r)) for r in await panels_read.sittings_of_case(reference)],
+    )
 
 
 # Each decision at the meeting: its path, the decision, who may make it (the workflow checks again).
