@@ -34,6 +34,7 @@ from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.panel import PanelOpeningWorkflow, PanelSittingWorkflow
+from workflows.plan import TriggerPlanWorkflow
 from workflows.referral import ReferralWorkflow
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 
@@ -41,7 +42,7 @@ log = structlog.get_logger("worker")
 
 WORKFLOWS: Sequence[type] = (
     ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
-    MissingEpisodeWorkflow, PanelSittingWorkflow, PanelOpeningWorkflow,
+    MissingEpisodeWorkflow, TriggerPlanWorkflow, PanelSittingWorkflow, PanelOpeningWorkflow,
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
@@ -65,6 +66,7 @@ def build_worker(
         records.record_event,
         records.find_prior_referrals,
         records.count_missing_episodes,
+        records.find_trigger_plan,
         policy.load_sla_policy,
         alerts.deliver_escalation,
         audit.draw_monthly_sample,
@@ -74,6 +76,7 @@ def build_worker(
         panels.apply_grade,
         proofs.check_start_proof,
         proofs.check_episode_start_proof,
+        proofs.check_plan_start_proof,
     ]
     return assemble_worker(client, task_queue or settings.task_queue, activities, verifier)
 

@@ -15,15 +15,12 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
-import secrets
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -37,6 +34,7 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import Addressee, SupervisionDirectory
 from runtime.settings import Settings
 from workflows.missing_models import EPISODE_STEPS
+from workflows.plan_models import PLAN_STEPS
 from workflows.models import AlertDelivery, Escalation, EscalationAlert, Stage
 
 log = structlog.get_logger(__name__)
@@ -57,10 +55,14 @@ def what_is_late(escalation: Escalation) -> str:
         return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
         return "strategy discussion held without children's social care, health and police"
+    if escalation.reason == "no_trigger_plan":
+        return "a current trigger plan for a missing child who must have one"
     if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
     if escalation.subject in EPISODE_STEPS:
         return EPISODE_STEPS[escalation.subject]
+    if escalation.subject in PLAN_STEPS:
+        return PLAN_STEPS[escalation.subject]
     return f"agreed action {escalation.subject}"
 
 
@@ -90,19 +92,7 @@ def idempotency_key(escalation_id: str, channel: str) -> str:
 
 def link_secret(settings: Settings) -> bytes:
     """The key signing acknowledgement links: configured, or made once under the data directory."""
-    if settings.alert_link_secret is not None:
-        return settings.alert_link_secret.get_secret_value().encode()
-    path: Path = settings.data_dir / "alert-link-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-    return path.read_text().strip().encode()
+    return settings.secret(settings.alert_link_secret, "alert-link-secret")
 
 
 @dataclass(frozen=True)
@@ -181,6 +171,8 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
     elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    elif fields["reason"] == "no_trigger_plan":
+        message["Subject"] = f"Missing episode {fields['reference']}: no current trigger plan"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
     late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))

@@ -24,6 +24,7 @@ from temporalio import activity
 from readmodel.projections import project
 from workflows.facts import FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery
+from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
     Actor,
     IncidentType,
@@ -278,6 +279,36 @@ class ReferralRecords:
             query.since,
         )
         return int(count)
+
+    @activity.defn
+    async def find_trigger_plan(self, query: TriggerPlanQuery) -> TriggerPlanFound:
+        """The episode's child's trigger plan (same identity key), if they have one that has not ended, as police read it."""
+        row = await self.pool.fetchrow(
+            """SELECT p.plan_id, p.version, v.plan, p.review_by FROM missing_episodes m
+               JOIN trigger_plans p ON p.identity_key = m.identity_key AND p.ended_at IS NULL
+               JOIN trigger_plan_versions v ON v.plan_id = p.plan_id AND v.version = p.version
+               WHERE m.episode_id = $1""",
+            query.episode_id,
+        )
+        if row is None:
+            return TriggerPlanFound()
+        plan = TriggerPlan.model_validate_json(row["plan"])
+        addenda = await self.pool.fetch(
+            """SELECT information FROM trigger_plan_addenda WHERE plan_id = $1 AND folded_into IS NULL
+               ORDER BY number""",
+            row["plan_id"],
+        )
+        return TriggerPlanFound(
+            plan=TriggerPlanView(
+                plan_id=row["plan_id"],
+                version=row["version"],
+                owner=plan.owner,
+                police_activity=plan.police_activity,
+                addenda=[a["information"] for a in addenda],
+                review_by=row["review_by"],
+                current=row["review_by"] > query.at,
+            )
+        )
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:

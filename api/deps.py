@@ -25,6 +25,7 @@ from runtime.settings import Settings
 from starter.acknowledgement import Acknowledgements
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
+from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import WorkflowClient
 from workflows.models import Role, SlaPolicy
@@ -118,6 +119,7 @@ class Target:
 REFERRAL = Target("referrals", Referrals)
 ACTION = Target("actions", AgreedActions)
 EPISODE = Target("missing-episodes", MissingEpisodes)
+PLAN = Target("trigger-plans", TriggerPlans)
 
 
 # A client's key for one decision: the Temporal update ID, so a retry is the same update.

@@ -13,8 +13,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field, create_model
 
-from workflows.missing_models import EpisodePhase, InterviewOutcome
+from workflows.missing_models import EpisodePhase, InterviewOutcome, MissingChild
 from workflows.panel_models import Panel
+from workflows.plan_models import TriggerPlan
 from workflows.models import (
     Agency,
     NamedRole,
@@ -29,7 +30,7 @@ from workflows.models import (
 )
 
 
-SET_BY_THE_API = frozenset({"actor", "proof", "forwarded"})
+SET_BY_THE_API = frozenset({"actor", "proof", "made_at", "forwarded"})
 
 
 @functools.cache
@@ -161,6 +162,30 @@ class MostFrequentlyMissing(BaseModel):
 class EpisodePage(BaseModel):
     items: list[EpisodeSummary]
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")
+
+
+class TriggerPlanRequest(Model):
+    """A child's first trigger plan: who the child is (matched by identity key only) and the plan."""
+
+    child: MissingChild
+    plan: TriggerPlan
+
+
+class PlanDue(BaseModel):
+    """A trigger plan due for review, from the read model: its ID, version, owner and review date; no child data."""
+
+    plan_id: str
+    version: int
+    owner: str
+    owner_manager: str | None = None
+    review_by: datetime
+    overdue: bool = Field(description="past its review date without a new version")
+    addenda_waiting: int = Field(description="police addenda not yet folded into the plan")
+
+
+class PlansDue(BaseModel):
+    until: datetime
+    items: list[PlanDue]
 
 
 class PanelListing(BaseModel):

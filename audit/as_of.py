@@ -34,6 +34,7 @@ from workflows.facts import (
     LowGradeDecided,
     RecordedEvent,
     RepeatMissingFlagged,
+    TriggerPlanRead,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -170,8 +171,8 @@ class ReferralAsRecorded:
             case VistSubmitted(submission=form):  # and its resubmissions
                 self.submissions.append(form)
                 self.risk = self.risk or self.submissions[0].initial_risk
-            case StageChanged(to_stage=stage, deadline=deadline):
-                self.stage, self.stage_entered_at, self.deadline = stage, fact.at, deadline
+            case StageChanged(to_stage=stage, deadline=deadline) as changed:
+                self.stage, self.stage_entered_at, self.deadline = stage, changed.entered(fact.at), deadline
                 if stage is Stage.CONFERENCE:
                     self.conference_due_by = deadline
             case RiskRegraded(to_risk=risk, deadline=deadline):
@@ -252,7 +253,9 @@ def state_from_facts(referral: DecodedReferral, moment: datetime | None = None) 
             told.take(fact)
     actions = fold_actions(f for f in facts if f.stream != referral.reference)
     views = [view for at, view in referral.screening_views if moment is None or at <= moment]
-    return told.as_state(referral.reference, facts[0].at, actions, views[-1] if views else None)
+    submitted = facts[0].content
+    submitted_at = submitted.submitted(facts[0].at) if isinstance(submitted, VistSubmitted) else facts[0].at
+    return told.as_state(referral.reference, submitted_at, actions, views[-1] if views else None)
 
 
 async def state_as_of(client: Client, reference: str, moment: datetime) -> ReferralState:
@@ -294,6 +297,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.interview_outcome = InterviewOutcome(outcome)
             case RepeatMissingFlagged():
                 state.repeat_missing = True
+            case TriggerPlanRead(plan=plan, required=required):
+                state.trigger_plan, state.trigger_plan_required = plan, required
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor

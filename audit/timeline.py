@@ -245,19 +245,21 @@ def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: date
     changes: list[DeadlineChange] = []
     entered: tuple[RecordedEvent, StageChanged] | None = None
 
-    def close_span(left: RecordedEvent | None) -> None:
+    def close_span(leaving: tuple[RecordedEvent, StageChanged] | None) -> None:
         assert entered is not None
         fact, change = entered
         deadline = changes[-1].deadline if changes else None
+        # A stage is left when the decision ending it was made, however long the workflow took to get to it.
+        left, left_at = (leaving[0], leaving[1].entered(leaving[0].at)) if leaving else (None, None)
         spans.append(
             StageSpan(
                 stage=change.to_stage,
-                entered_at=fact.at,
+                entered_at=change.entered(fact.at),
                 entered_by=_actor(fact),
-                left_at=left.at if left else None,
+                left_at=left_at,
                 left_by=_actor(left) if left else None,
                 deadline_changes=list(changes),
-                timeliness=check(deadline, left.at if left else None, ends_at),
+                timeliness=check(deadline, left_at, ends_at),
             )
         )
 
@@ -265,7 +267,7 @@ def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: date
         match fact.content:
             case StageChanged() as change:
                 if entered is not None:
-                    close_span(fact)
+                    close_span((fact, change))
                 entered = (fact, change)
                 changes = [DeadlineChange(at=fact.at, deadline=change.deadline, cause="entered")]
             case RiskRegraded(deadline=deadline) if entered is not None:

@@ -15,6 +15,7 @@ from cli.connection import EXIT_CODES, fail
 from starter.acknowledgement import ESCALATION_ID, EXAMPLE_IDS, NO_SUCH_ESCALATION
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
+from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 
 
@@ -42,6 +43,13 @@ ActionId = Annotated[
     typer.Argument(
         help=f"the action's ID, {AgreedActions.example_id}",
         callback=refused_unless(AgreedActions.id_pattern, AgreedActions.missing().reason),
+    ),
+]
+PlanId = Annotated[
+    str,
+    typer.Argument(
+        help=f"the trigger plan's ID, {TriggerPlans.example_id}",
+        callback=refused_unless(TriggerPlans.id_pattern, TriggerPlans.missing().reason),
     ),
 ]
 EpisodeId = Annotated[

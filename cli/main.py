@@ -8,7 +8,7 @@ Decision commands take their fields as options, or a whole JSON body with `--fil
 (options override the file's fields).
 
 This module only assembles the app: each resource's commands live in their own module
-(cli/referrals.py, cli/decisions.py, cli/missing.py, cli/escalations.py, cli/operations.py,
+(cli/referrals.py, cli/decisions.py, cli/missing.py, cli/plans.py, cli/escalations.py, cli/operations.py,
 cli/triage.py, cli/audit.py)
 and join `app` with `app.add_typer(...)`, merged at the top or as a named sub-app.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import decisions, escalations, missing, operations, panels, referrals, triage
+from cli import decisions, escalations, missing, operations, panels, plans, referrals, triage
 from cli.audit import audit_app
 
 app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
@@ -25,6 +25,7 @@ app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing
 app.add_typer(decisions.actions_app, name="actions")
 app.add_typer(decisions.conference_app, name="conference")
 app.add_typer(missing.app, name="missing")
+app.add_typer(plans.app, name="plans")
 app.add_typer(audit_app, name="audit")
 app.add_typer(triage.app, name="triage")
 app.add_typer(panels.app, name="panels")

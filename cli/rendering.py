@@ -130,11 +130,69 @@ def render_episode(console: Console, state: dict) -> None:
             ("return-home interview", state["interview_action_id"]),
             ("interview due", when(state["interview_due"])),
             ("interview outcome", state["interview_outcome"]),
+            ("trigger plan", plan_line(state.get("trigger_plan"), state.get("trigger_plan_required"))),
         ],
     )
+    plan = state.get("trigger_plan")
+    if plan:
+        render_police_activity(console, plan["police_activity"], plan["addenda"])
     if state["actions"]:
         render_actions(console, state["actions"])
     render_case_records(console, state)
+
+
+def plan_line(plan: dict | None, required: bool | None) -> str | None:
+    """The child's trigger plan as a report found it: its ID and version, and whether it is current or required."""
+    if plan is None:
+        return "NONE, and the child must have one" if required else None
+    state = "current" if plan["current"] else "OUT OF DATE"
+    return f"{plan['plan_id']} v{plan['version']}, {state}, review by {when(plan['review_by'])}"
+
+
+def render_police_activity(console: Console, police: dict, addenda: list[str]) -> None:
+    key_values(
+        console,
+        "What police do first",
+        [
+            ("where to look first", police["where_to_look_first"]),
+            ("may be with", police.get("may_be_with")),
+            ("places", police.get("places")),
+            ("phone", police.get("phone")),
+        ]
+        + [(f"police addendum {n}", text) for n, text in enumerate(addenda, start=1)],
+    )
+
+
+def render_plan(console: Console, state: dict) -> None:
+    current = state["current"]
+    plan = current["plan"]
+    owner = plan["owner"]
+    key_values(
+        console,
+        f"Trigger plan {state['plan_id']}",
+        [
+            ("version", f"{current['version']} of {len(state['versions'])}, by {current['written_by']}"),
+            ("owner", f"{owner['owner']} (manager {owner.get('supervisor')})"),
+            ("review by", when(plan["review_by"]) + (" OVERDUE" if state["review_overdue"] else "")),
+            ("ended", when(state["ended_at"])),
+            ("triggers", plan.get("triggers")),
+        ],
+    )
+    waiting = [a["information"] for a in state["addenda"] if a["folded_into"] is None]
+    render_police_activity(console, plan["police_activity"], waiting)
+    if state["actions"]:
+        render_actions(console, state["actions"])
+    render_case_records(console, state)
+
+
+def render_plans_due(console: Console, due: dict) -> None:
+    rows_table(
+        console,
+        f"Trigger plans due for review by {when(due['until'])}",
+        ["plan", "version", "owner", "manager", "review by", "overdue", "addenda waiting"],
+        [[p["plan_id"], p["version"], p["owner"], p["owner_manager"], when(p["review_by"]),
+          "OVERDUE" if p["overdue"] else "", p["addenda_waiting"]] for p in due["items"]],
+    )
 
 
 def render_episode_intake(console: Console, intake: dict) -> None:

@@ -80,11 +80,14 @@ class OversightReadModel:
         return await self.pool.fetch(
             """SELECT m.episode_id, m.phase, m.grade, m.assessed_grade, m.missing_since, m.review_due, m.tracing_due,
                       m.found_at, m.interview_due, m.interview_outcome,
+                      m.trigger_plan_id, m.trigger_plan_version, m.trigger_plan_required,
+                      p.review_by AS trigger_plan_review_by,
                       LEAST(m.review_due, m.tracing_due, m.interview_due) AS next_due,
                       (SELECT count(*) FROM escalations e
                        WHERE e.reference = m.episode_id AND e.acknowledged_at IS NULL AND e.resolved_at IS NULL)
                           AS open_escalations
                FROM missing_episodes m
+               LEFT JOIN trigger_plans p ON p.plan_id = m.trigger_plan_id
                WHERE m.closed_at IS NULL
                ORDER BY LEAST(m.review_due, m.tracing_due, m.interview_due) NULLS LAST, m.episode_id
                LIMIT $1""",

@@ -7,9 +7,8 @@ fact PostgreSQL refuses. A kind whose fact lives in `referral_events` alone proj
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -40,6 +39,10 @@ from workflows.facts import (
     StrategyDiscussionHeld,
     TriageDecided,
     TriageListed,
+    TriggerPlanEnded,
+    TriggerPlanRead,
+    TriggerPlanWritten,
+    PoliceAddendumAdded,
     VistSubmitted,
     PanelAgendaEdited,
     PanelAttendanceRecorded,
@@ -49,16 +52,10 @@ from workflows.facts import (
     PanelSittingClosed,
     PanelSittingOpened,
 )
-from workflows.models import VistSubmission
+from workflows.models import VistSubmission, identity_key, match_key
 
 Projection = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
 P = TypeVar("P", bound=FactPayload)
-
-
-def match_key(*parts: str) -> str:
-    """A keyed digest of normalised identity text, for matching without comparing raw names."""
-    normalised = "|".join(re.sub(r"[^a-z0-9]+", " ", part.lower()).strip() for part in parts)
-    return hashlib.sha256(normalised.encode()).hexdigest()
 
 
 def content(event: RecordedEvent, model: type[P]) -> P:
@@ -73,7 +70,7 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
     fact = content(event, VistSubmitted)
     if fact.version == 1:
-        await _register_referral(conn, event, fact.submission)
+        await _register_referral(conn, event, fact.submission, fact.submitted(event.at))
     else:
         await _replace_form(conn, event.reference, fact.submission)
     await conn.execute(
@@ -96,7 +93,7 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
                 child.name,
                 child.date_of_birth,
                 child.home_address,
-                match_key(child.name, child.date_of_birth.isoformat()),
+                identity_key(child.name, child.date_of_birth),
                 match_key(child.home_address) if child.home_address else None,
             )
             for child in fact.submission.children
@@ -104,7 +101,9 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     )
 
 
-async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission) -> None:
+async def _register_referral(
+    conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission, submitted_at: datetime
+) -> None:
     await conn.execute(
         """INSERT INTO referrals
                (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
@@ -128,7 +127,7 @@ async def _register_referral(conn: asyncpg.Connection, event: RecordedEvent, for
         form.initial_risk.value,
         event.stage.value if event.stage else None,
         form.section_46 is not None,
-        event.at,
+        submitted_at,
     )
 
 
@@ -389,7 +388,7 @@ async def missing_reported(conn: asyncpg.Connection, event: RecordedEvent) -> No
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'missing', $11, $12, $6)""",
         event.reference,
         report.report_id,
-        match_key(report.child.name, report.child.date_of_birth.isoformat()),
+        identity_key(report.child.name, report.child.date_of_birth),
         report.station,
         event.actor.id,
         event.at,
@@ -484,6 +483,90 @@ async def episode_closed(conn: asyncpg.Connection, event: RecordedEvent) -> None
         "UPDATE missing_episodes SET phase = 'closed', closed_at = $2, updated_at = $2 WHERE episode_id = $1",
         event.reference,
         event.at,
+    )
+
+
+# --- a child's trigger plan's ---------------------------------------------------------------------
+
+
+async def trigger_plan_written(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A version of the plan: the first registers the plan under its child's identity key; each is kept whole."""
+    fact = content(event, TriggerPlanWritten)
+    plan = fact.plan
+    if fact.child is not None:
+        await conn.execute(
+            """INSERT INTO trigger_plans (plan_id, identity_key, version, owner, owner_manager, review_by,
+                                          written_at, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)""",
+            event.reference,
+            identity_key(fact.child.name, fact.child.date_of_birth),
+            fact.version,
+            plan.owner.owner,
+            plan.owner.supervisor,
+            plan.review_by,
+            event.at,
+        )
+    else:
+        await conn.execute(
+            """UPDATE trigger_plans SET version = $2, owner = $3, owner_manager = $4, review_by = $5,
+                      written_at = $6, updated_at = $6, ended_at = NULL
+               WHERE plan_id = $1""",
+            event.reference,
+            fact.version,
+            plan.owner.owner,
+            plan.owner.supervisor,
+            plan.review_by,
+            event.at,
+        )
+    await conn.execute(
+        """INSERT INTO trigger_plan_versions (plan_id, version, plan, folds_in, written_by, written_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6)""",
+        event.reference,
+        fact.version,
+        plan.model_dump_json(),
+        fact.folds_in,
+        event.actor.id,
+        event.at,
+    )
+    await conn.execute(
+        "UPDATE trigger_plan_addenda SET folded_into = $3 WHERE plan_id = $1 AND number = ANY($2::integer[])",
+        event.reference,
+        fact.folds_in,
+        fact.version,
+    )
+
+
+async def police_addendum_added(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PoliceAddendumAdded)
+    await conn.execute(
+        """INSERT INTO trigger_plan_addenda (plan_id, number, information, fold_in_action_id, added_by, added_at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        event.reference,
+        fact.number,
+        fact.information,
+        fact.fold_in_action_id,
+        event.actor.id,
+        event.at,
+    )
+    await conn.execute("UPDATE trigger_plans SET updated_at = $2 WHERE plan_id = $1", event.reference, event.at)
+
+
+async def trigger_plan_ended(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    content(event, TriggerPlanEnded)
+    await conn.execute(
+        "UPDATE trigger_plans SET ended_at = $2, updated_at = $2 WHERE plan_id = $1", event.reference, event.at
+    )
+
+
+async def trigger_plan_read(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, TriggerPlanRead)
+    await conn.execute(
+        """UPDATE missing_episodes SET trigger_plan_id = $2, trigger_plan_version = $3, trigger_plan_required = $4
+           WHERE episode_id = $1""",
+        event.reference,
+        fact.plan.plan_id if fact.plan else None,
+        fact.plan.version if fact.plan else None,
+        fact.required,
     )
 
 
@@ -648,6 +731,10 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.REPEAT_MISSING_FLAGGED: in_the_event_row_only,
     FactKind.TRIAGE_LISTED: triage_listed,
     FactKind.TRIAGE_DECIDED: triage_decided,
+    FactKind.TRIGGER_PLAN_WRITTEN: trigger_plan_written,
+    FactKind.POLICE_ADDENDUM_ADDED: police_addendum_added,
+    FactKind.TRIGGER_PLAN_ENDED: trigger_plan_ended,
+    FactKind.TRIGGER_PLAN_READ: trigger_plan_read,
     FactKind.PANEL_SITTING_OPENED: panel_sitting_opened,
     FactKind.PANEL_AGENDA_EDITED: panel_agenda_edited,
     FactKind.PANEL_MEETING_OPENED: panel_meeting_opened,

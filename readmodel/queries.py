@@ -117,6 +117,21 @@ class ReferralReadModel:
             limit,
         )
 
+    async def plans_due(self, *, now: datetime, until: datetime, limit: int) -> list[asyncpg.Record]:
+        """Trigger plans in use whose review date falls before `until`, soonest (most overdue) first; no child data."""
+        return await self.pool.fetch(
+            """SELECT p.plan_id, p.version, p.owner, p.owner_manager, p.review_by, p.review_by <= $1 AS overdue,
+                      (SELECT count(*) FROM trigger_plan_addenda a
+                       WHERE a.plan_id = p.plan_id AND a.folded_into IS NULL) AS addenda_waiting
+               FROM trigger_plans p
+               WHERE p.ended_at IS NULL AND p.review_by < $2
+               ORDER BY p.review_by, p.plan_id
+               LIMIT $3""",
+            now,
+            until,
+            limit,
+        )
+
     async def escalations(
         self,
         *,

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -29,13 +30,14 @@ from runtime.codec import Keyring, KeyringError, ensure_keyring_file, load_key_p
 from runtime.settings import Settings
 from workflows.authority import reject
 from workflows.missing_models import StartMissingEpisode
-from workflows.models import Decision, DecisionProof, ForwardedDecision, Model, StartReferral
+from workflows.plan_models import StartTriggerPlan
+from workflows.models import CLOCK_SKEW, Decision, DecisionProof, ForwardedDecision, Model, StartReferral
 
 # Binds a signature to this system and this message layout.
 DOMAIN = b"child-protection-referrals/decision-proof/v1\n"
 REFERRAL_WORKFLOW = "ReferralWorkflow"
 # The starts a caller makes, each checked by its workflow against this proof before anything is recorded.
-SIGNED_STARTS = (StartReferral, StartMissingEpisode)
+SIGNED_STARTS = (StartReferral, StartMissingEpisode, StartTriggerPlan)
 
 
 def proof_message(workflow_id: str, message: str, message_id: str, decision: Model) -> bytes:
@@ -189,24 +191,22 @@ class _SigningOutbound(client.OutboundInterceptor):
             # The update ID is signed too: a captured decision can only be resent under it, and Temporal
             # applies an update ID once.
             input.update_id = input.update_id or str(uuid.uuid4())
-            decision = self._forwards_signed(input.args[0])
+            # Stamped here, the one place every decision passes, and signed with it: the time cannot be forged.
+            decision = self._forwards_signed(input.args[0].model_copy(update={"made_at": datetime.now(UTC)}))
             proof = self.signer.sign(input.id, update_message(input.update), input.update_id, decision)
             input.args = [decision.model_copy(update={"proof": proof}), *input.args[1:]]
         return await super().start_workflow_update(input)
 
-
     def _forwards_signed(self, decision: Decision) -> Decision:
-        """The decision with each decision it forwards to another workflow signed for that workflow's update."""
+        """The decision with each decision it forwards to another workflow stamped with its time and signed for that
+        workflow's update."""
         signed = {}
         for name in type(decision).model_fields:
             forwarded = getattr(decision, name)
             if isinstance(forwarded, ForwardedDecision) and forwarded.decision.proof is None:
-                proof = self.signer.sign(
-                    forwarded.workflow_id, update_message(forwarded.update), forwarded.update_id, forwarded.decision
-                )
-                signed[name] = forwarded.model_copy(
-                    update={"decision": forwarded.decision.model_copy(update={"proof": proof})}
-                )
+                inner = forwarded.decision.model_copy(update={"made_at": decision.made_at})
+                proof = self.signer.sign(forwarded.workflow_id, update_message(forwarded.update), forwarded.update_id, inner)
+                signed[name] = forwarded.model_copy(update={"decision": inner.model_copy(update={"proof": proof})})
         return decision.model_copy(update=signed) if signed else decision
 
 
@@ -239,6 +239,8 @@ class DecisionProofCheck(worker.Interceptor):
                     )
                 if reason is not None:
                     raise reject(reason)
+                if decision.made_at is not None and decision.made_at > workflow.now() + CLOCK_SKEW:
+                    raise reject("made_at: is in the future")
                 super().handle_update_validator(input)
 
         return ProofCheckingInbound

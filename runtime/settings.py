@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
     alert_link_secret: SecretStr | None = Field(
         default=None, description="HMAC key signing acknowledgement links; unset: <data_dir>/alert-link-secret"
     )
+    plan_id_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key making a child's trigger plan's ID from their identity key; unset: <data_dir>/plan-id-secret",
+    )
     alert_link_hours: int = Field(default=72, ge=1, description="how long an email's acknowledgement link is valid")
     dashboard_base_url: str = Field(
         default="http://127.0.0.1:8000/dashboard", description="the dashboard's public address, for links in alerts"
@@ -130,6 +136,22 @@ class Settings(BaseSettings):
                 "temporal_tls_client_cert_path and temporal_tls_client_key_path must be set together"
             )
         return self
+
+    def secret(self, configured: SecretStr | None, name: str) -> bytes:
+        """A key: as configured, or made once under the data directory (owner-only) and read from there after."""
+        if configured is not None:
+            return configured.get_secret_value().encode()
+        path = self.data_dir / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(32))
+        return path.read_text().strip().encode()
 
     @property
     def embedded_keyring_file(self) -> Path:

@@ -6,6 +6,7 @@ import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
+from workflows.plan_models import PoliceActivity, TriggerPlan
 from workflows.missing_models import (
     Found,
     FoundHow,
@@ -178,4 +179,19 @@ def found_report(found_at: datetime, actor: Actor = OFFICER) -> Found:
         safe_and_well=SafeAndWell.SAFE_AND_WELL,
         safe_and_well_at=found_at,
         interviewer=SOCIAL_WORKER,
+    )
+
+
+def synthetic_trigger_plan(review_by: datetime, owner: ActionOwner = SOCIAL_WORKER) -> TriggerPlan:
+    """A plan with every police field filled with synthetic text, reviewed by `review_by`."""
+    return TriggerPlan(
+        owner=owner,
+        triggers="Synthetic triggers: arguments at home about curfew.",
+        police_activity=PoliceActivity(
+            where_to_look_first="Synthetic: the retail park by the station.",
+            may_be_with="Synthetic: an older friend, first name only.",
+            places="Synthetic: the skate park; a relative's flat across town.",
+            phone="07700 900000",
+        ),
+        review_by=review_by,
     )

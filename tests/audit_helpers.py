@@ -20,7 +20,8 @@ GENERATIONS = sorted(p for p in HISTORIES.iterdir() if p.is_dir() and p.name.sta
 
 @cache
 def recorded() -> list[ReferralHistories]:
-    return load_exports(HISTORIES)
+    """The cases of every lifecycle generation (the triage's and the trigger plans' paths are replayed by their own tests)."""
+    return [case for generation in GENERATIONS for case in load_exports(generation)]
 
 
 def recorded_path(name: str) -> ReferralHistories:

@@ -17,6 +17,8 @@ from temporalio.worker import Worker
 
 from readmodel.database import apply_migrations, create_pool
 from activities.policy import build_sla_policy
+from pydantic import SecretStr
+
 from runtime.settings import Settings
 from runtime.codec import Keyring
 from runtime.proofs import DecisionSigner, DecisionSigning
@@ -31,6 +33,8 @@ TEST_KEYRING = Keyring.from_json((Path(__file__).parent / "test-keyring.json").r
 # The tests' clients stand where the API stands: they sign every decision, as the API does.
 TEST_DECISION_KEYS = Keyring.from_json((Path(__file__).parent / "test-decision-keys.json").read_text())
 SIGNING = DecisionSigning(DecisionSigner(TEST_DECISION_KEYS))
+# The key making trigger plans' IDs in the tests.
+PLAN_ID_SECRET = b"synthetic-plan-id-secret"
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +82,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings(
-        _env_file=None, encryption_keys=TEST_KEYRING.to_json(), decision_keys=TEST_DECISION_KEYS.to_json()
+        _env_file=None, encryption_keys=TEST_KEYRING.to_json(), decision_keys=TEST_DECISION_KEYS.to_json(),
+        plan_id_secret=SecretStr(PLAN_ID_SECRET.decode()),
     )
 
 

@@ -22,12 +22,16 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from api.app import ROUTERS
-from starter.synthetic import OFFICER, synthetic_missing_report, synthetic_vist
+from starter.plans import TriggerPlans
+from tests.conftest import PLAN_ID_SECRET
+from starter.synthetic import CSC_PARTNER, OFFICER, synthetic_missing_report, synthetic_vist
 from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import MissingReport, StartMissingEpisode
-from workflows.models import Actor, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
+from workflows.plan import TriggerPlanWorkflow
+from workflows.plan_models import StartTriggerPlan, TriggerPlan
+from workflows.models import Actor, MissingChild, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
 from workflows.referral import ReferralWorkflow
 from worker import WORKFLOWS
 
@@ -75,7 +79,8 @@ async def start_episode(
     reported_by: Actor = OFFICER,
 ) -> tuple[MissingReport, WorkflowHandle]:
     """A missing episode started straight from its report (registered to be terminated when the test ends),
-    returned once its child's episodes are counted, so a test's state comparisons are not raced by the count."""
+    returned once its child's episodes are counted and their trigger plan read, so a test's state comparisons
+    are not raced by either."""
     report = report or synthetic_missing_report(rng=seeded(seed))
     handle = await client.start_workflow(
         MissingEpisodeWorkflow.run,
@@ -84,8 +89,27 @@ async def start_episode(
         task_queue=task_queue,
     )
     STARTED.append(handle)
-    await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.episodes_in_window is not None)
+    await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.trigger_plan_required is not None)
     return report, handle
+
+
+async def start_plan(
+    client: Client,
+    task_queue: str,
+    sla_policy: SlaPolicy,
+    child: MissingChild,
+    plan: TriggerPlan,
+    written_by: Actor = CSC_PARTNER,
+) -> WorkflowHandle:
+    """A child's trigger plan started straight (registered to be terminated when the test ends: a plan never ends)."""
+    handle = await client.start_workflow(
+        TriggerPlanWorkflow.run,
+        StartTriggerPlan(child=child, plan=plan, written_by=written_by, sla_policy=sla_policy),
+        id=TriggerPlans.workflow_id(child, PLAN_ID_SECRET),
+        task_queue=task_queue,
+    )
+    STARTED.append(handle)
+    return handle
 
 
 async def eventually(probe: Callable, check: Callable, timeout: float = 10.0):

@@ -373,6 +373,9 @@ async def test_bad_input_names_each_field_and_never_echoes_it(api, auth, time_en
                            json={"approved": True, "actor": {"id": "PS-2001", "role": "supervisor"}},
                            headers=auth("sergeant"))
     assert actor.status_code == 422 and actor.json()["detail"][0]["loc"] == ["body", "actor"]
+    dated = await api.post(f"/referrals/{reference}/supervisor-review",
+                           json={"approved": True, "made_at": "2020-01-01T00:00:00Z"}, headers=auth("sergeant"))
+    assert dated.status_code == 422 and dated.json()["detail"][0]["loc"] == ["body", "made_at"]
     broken = await api.post(f"/referrals/{reference}/supervisor-review", content=b"{not json",
                             headers=auth("sergeant") | {"Content-Type": "application/json"})
     assert broken.status_code == 422
@@ -535,6 +538,8 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/missing-episodes",
         *(f"/missing-episodes/{{episode_id}}/{r}" for r in ("low-grade", "review", "tracing", "grade", "found",
                                                             "return-home-interview")),
+        "/trigger-plans",
+        *(f"/trigger-plans/{{plan_id}}/{r}" for r in ("revision", "police-addendum", "end")),
         "/actions/{action_id}/completion",
         "/actions/{action_id}/reassignment",
         "/escalations/{escalation_id}/acknowledgement",
@@ -547,9 +552,11 @@ async def test_health_readiness_and_the_openapi_schema(api):
         *(f"/panel-sittings/{{sitting_id}}/{r}" for r in ("agenda", "meeting", "attendance", "outcomes", "minutes")),
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    # a referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a panel sitting's 5
-    assert len(requests) == 24
-    assert not any("actor" in schema["components"]["schemas"][name]["properties"] for name in requests)
+    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
+    # first version, a panel sitting's 5.
+    assert len(requests) == 28
+    assert not any(field in schema["components"]["schemas"][name]["properties"]
+                   for name in requests for field in ("actor", "proof", "made_at", "forwarded"))
 
 
 async def test_access_log_names_the_route_template_and_actor_only(api, auth, time_env, pool):

@@ -24,7 +24,7 @@ from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
 from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
 from tests.helpers import deciding_workflows
-from tests.histories.record import FLOWS, MEETINGS
+from tests.histories.record import FLOWS, KINDS
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import StageChanged, contents
@@ -34,7 +34,7 @@ from workflows.missing import MissingEpisodeWorkflow
 
 def all_histories():
     """Every history of the lifecycle generations, whatever its type: a referral's, a missing episode's, an agreed action's
-    (the daily triage's and the panel sittings' are replayed by their own test)."""
+    (the daily triage's, the trigger plans' and the panel sittings' are replayed by their own test)."""
     return [h for generation in GENERATIONS for h in exported_histories(generation)]
 
 
@@ -75,11 +75,13 @@ async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
 
 @pytest.mark.parametrize(("kind", "types"), [
     ("--triage", {"DailyTriageWorkflow"}),
+    # The plans, their fold-in actions, and the missing episodes that read them (the patched path).
+    ("--plans", {"TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}),
     ("--panels", {"PanelSittingWorkflow", "AgreedActionWorkflow"}),
 ])
-async def test_recorded_meeting_histories_replay_and_cover_every_path(kind, types):
-    """A daily triage's and a panel sitting's recorded paths (a sitting's with its agreed actions) replay."""
-    meetings = MEETINGS[kind]
+async def test_recorded_histories_of_each_other_workflow_replay_and_cover_its_paths(kind, types):
+    """A daily triage's, a trigger plan's and a panel sitting's recorded paths (with their agreed actions) replay."""
+    meetings = KINDS[kind]
     generations = sorted(p for p in meetings.folder.iterdir() if p.is_dir())
     assert {p.name for p in generations[-1].iterdir()} == set(meetings.flows)
     histories = exported_histories(meetings.folder)

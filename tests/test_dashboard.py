@@ -21,6 +21,7 @@ from starter.demo_users import ensure_demo_tokens
 from api.app import create_app
 from dashboard.routes import COOKIE
 from starter.synthetic import (
+    synthetic_trigger_plan,
     HEALTH_PARTNER,
     approval,
     found_report,
@@ -29,7 +30,8 @@ from starter.synthetic import (
     synthetic_missing_report,
     synthetic_vist,
 )
-from tests.helpers import advance_to, eventually, start_episode, start_referral, state_when
+from tests.helpers import advance_to, eventually, start_episode, start_plan, start_referral, state_when
+from workflows.missing_models import RiskIndicator
 from workflows.missing import MissingEpisodeWorkflow
 from tests.local_servers import free_port, serving
 from workflows.action import AgreedActionWorkflow
@@ -338,3 +340,29 @@ async def test_the_missing_children_page_lists_the_most_frequently_missing_to_su
     assert "<td>3</td>" in row and "repeat" in row and first.child.name not in page.text
     officer = await dashboard.get("/dashboard/missing", headers=signed_in(tokens, "officer"))
     assert officer.status_code == 200 and "Most frequently missing" not in officer.text
+
+
+async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_the_plans_due_for_review(
+    dashboard, tokens, time_env, time_queue, sla_policy, pool
+):
+    sergeant = signed_in(tokens, "sergeant")
+    with_plan = synthetic_missing_report(rng=random.Random("dashboard:plan"), indicators=[RiskIndicator.CSE_CONCERN])
+    now = await time_env.get_current_time()
+    plan = await start_plan(time_env.client, time_queue, sla_policy, with_plan.child,
+                            synthetic_trigger_plan(now + timedelta(days=3)))
+    await eventually(lambda: pool.fetchval("SELECT version FROM trigger_plans WHERE plan_id = $1", plan.id),
+                     lambda v: v == 1)
+    _, shown = await start_episode(time_env.client, time_queue, sla_policy, with_plan)
+    without = synthetic_missing_report(rng=random.Random("dashboard:no-plan"), indicators=[RiskIndicator.CSE_CONCERN])
+    _, required = await start_episode(time_env.client, time_queue, sla_policy, without)
+
+    page = await eventually(
+        lambda: dashboard.get("/dashboard/missing", headers=sergeant),
+        lambda r: f'data-plan="{plan.id}">{plan.id} v1<' in r.text and "none: required" in r.text,
+    )
+    required_row = re.search(rf'<tr id="{required.id}".*?</tr>', page.text, re.DOTALL).group()
+    assert "none: required" in required_row
+    due = re.search(rf'<tr data-plan="{plan.id}">.*?</tr>', page.text, re.DOTALL).group()
+    assert "Team Manager Synthetic" in due and "left" in due
+    # IDs, owners and dates only: neither the child nor the plan's text.
+    assert with_plan.child.name not in page.text and "retail park" not in page.text

@@ -98,6 +98,7 @@ STORED_KINDS = {
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
     "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
     "triage_listed", "triage_decided",
+    "trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
@@ -112,6 +113,9 @@ EPISODE_KINDS = {
 EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 # A day's triage keeps its own decisions (each listed referral's), recorded under the referral.
 TRIAGE_DECISIONS = {"triage_decided"}
+# A trigger plan's kinds, typed from their first fact; its decision history is every decision on it.
+PLAN_KINDS = {"trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read"}
+PLAN_DECISIONS = PLAN_KINDS - {"trigger_plan_read"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
 
@@ -126,7 +130,7 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS | PLAN_DECISIONS
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -163,15 +167,17 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
                             rung=0, rank=Rank.SERGEANT, addressed_to="sergeant, CRU", due_at=NOW, raised_at=NOW)
     ack = EscalationAcknowledged(escalation_id=escalation.escalation_id, rank=SERGEANT.rank, as_named_addressee=False)
     # Each pair: the typed payload, and the dict the workflow built before (copied from that code).
+    # Deadlines from the submission added when the SLA clock started and each stage's clock; the rest is as the dicts were.
     pairs = [
-        (VistSubmitted(version=1, submission=submission),
-         {"version": 1, "submission": submission.model_dump(mode="json")}),
+        (VistSubmitted(version=1, submission=submission, submitted_at=NOW),
+         {"version": 1, "submission": submission.model_dump(mode="json"), "submitted_at": NOW.isoformat()}),
         (VistResubmitted(version=2, submission=submission),
-         {"version": 2, "submission": submission.model_dump(mode="json")}),
-        (StageChanged(from_stage=None, to_stage=Stage.SUPERVISOR_REVIEW, deadline=DEADLINE),
-         {"from_stage": None, "to_stage": "supervisor_review", "deadline": DEADLINE.isoformat()}),
-        (StageChanged(from_stage=Stage.SCREENING, to_stage=Stage.CLOSED, deadline=None),
-         {"from_stage": "screening", "to_stage": "closed", "deadline": None}),
+         {"version": 2, "submission": submission.model_dump(mode="json"), "submitted_at": None}),
+        (StageChanged(from_stage=None, to_stage=Stage.SUPERVISOR_REVIEW, deadline=DEADLINE, entered_at=NOW),
+         {"from_stage": None, "to_stage": "supervisor_review", "deadline": DEADLINE.isoformat(),
+          "entered_at": NOW.isoformat()}),
+        (StageChanged(from_stage=Stage.SCREENING, to_stage=Stage.CLOSED, deadline=None, entered_at=NOW),
+         {"from_stage": "screening", "to_stage": "closed", "deadline": None, "entered_at": NOW.isoformat()}),
         (SupervisorReviewed.of(review), review.details()),
         (Screened.of(screened), screened.details()),
         (RepeatOverrideRequested.of(request), {"reason": request.reason}),
@@ -201,8 +207,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
          {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
-    # A missing episode's kinds were typed from their first fact: no untyped JSON to match.
-    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS}
+    # A missing episode's and a trigger plan's kinds were typed from their first fact: no untyped JSON to match.
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 

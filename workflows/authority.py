@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.models import Actor, Rank, Role
+from workflows.models import Actor, Agency, Rank, Role
 
 # --- the role matrix ------------------------------------------------------------------------
 
@@ -40,6 +40,12 @@ TRACERS = MISSING_REPORTERS
 FINDERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
 EPISODE_REVIEWERS = REVIEWERS
 INTERVIEW_RECORDERS = frozenset({Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
+# A child's trigger plan: written, revised and ended by children's social care (a social worker, the MASH's
+# screeners of that agency: `require_agency`); police add to it at once (officers, the CRU, supervisors).
+PLAN_WRITERS = frozenset({Role.PARTNER, Role.SCREENER})
+ADDENDUM_WRITERS = MISSING_REPORTERS
+# Who reads trigger plans: every role that reads cases, and children's social care's partners (their own plans).
+PLAN_READERS = frozenset(Role) - {Role.SYSTEM}
 # Who sees which children go missing most often: those who act on it and those who check it.
 FREQUENCY_READERS = frozenset({Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR})
 # The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
@@ -62,6 +68,19 @@ def require(actor: Actor, roles: frozenset[Role], action: str) -> None:
     if actor.role not in roles:
         allowed = ", ".join(sorted(r.value for r in roles))
         raise reject(f"actor.role: a {actor.role.value} may not {action} (allowed: {allowed})")
+
+
+def agency_refusal(actor: Actor, agency: Agency, action: str) -> str | None:
+    """Why `actor` may not `action` for want of being `agency`'s, or None when they are."""
+    if actor.agency is agency:
+        return None
+    return f"actor.agency: {actor.agency.value} staff may not {action} (allowed: {agency.value})"
+
+
+def require_agency(actor: Actor, agency: Agency, action: str) -> None:
+    refusal = agency_refusal(actor, agency, action)
+    if refusal is not None:
+        raise reject(refusal)
 
 
 # --- the rung rule ----------------------------------------------------------------------------

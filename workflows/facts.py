@@ -27,6 +27,7 @@ from workflows.models import (
     Decision,
     Escalation,
     EscalationResolution,
+    MissingChild,
     Model,
     NamedRole,
     PoliceAttendance,
@@ -39,6 +40,7 @@ from workflows.models import (
     VistSubmission,
 )
 from workflows.missing_models import MissingReport
+from workflows.plan_models import TriggerPlan, TriggerPlanView
 from workflows.models import MissingGrade
 from workflows.triage_models import TriageOutcome
 from workflows.panel_models import AgendaAddition, AgendaCriterion, PanelAbsence, PanelAttendee, PanelGrade
@@ -76,6 +78,11 @@ class FactKind(StrEnum):
     REPEAT_MISSING_FLAGGED = "repeat_missing_flagged"
     TRIAGE_LISTED = "triage_listed"
     TRIAGE_DECIDED = "triage_decided"
+    # A child's trigger plan's (workflows/plan.py), and a missing episode reading it.
+    TRIGGER_PLAN_WRITTEN = "trigger_plan_written"
+    POLICE_ADDENDUM_ADDED = "police_addendum_added"
+    TRIGGER_PLAN_ENDED = "trigger_plan_ended"
+    TRIGGER_PLAN_READ = "trigger_plan_read"
     # A panel's sitting's (workflows/panel.py), each on the sitting's own stream and under its ID.
     PANEL_SITTING_OPENED = "panel_sitting_opened"
     PANEL_AGENDA_EDITED = "panel_agenda_edited"
@@ -120,6 +127,12 @@ class FactPayload(BaseModel):
 class VistSubmitted(FactPayload):
     version: int = 1
     submission: VistSubmission
+    submitted_at: IsoTime | None = Field(
+        default=None, description="when the start was accepted, the SLA clock's start; older facts: the fact's own time"
+    )
+
+    def submitted(self, recorded_at: datetime) -> datetime:
+        return self.submitted_at or recorded_at
 
     def summary(self) -> Summary:
         form = self.submission
@@ -140,6 +153,12 @@ class StageChanged(FactPayload):
     from_stage: Stage | None = None
     to_stage: Stage
     deadline: IsoTime | None = None
+    entered_at: IsoTime | None = Field(
+        default=None, description="when the decision moving it was made, the stage's clock; older facts: the fact's own time"
+    )
+
+    def entered(self, recorded_at: datetime) -> datetime:
+        return self.entered_at or recorded_at
 
     def summary(self) -> Summary:
         return {"from_stage": self.from_stage.value if self.from_stage else None, "to_stage": self.to_stage.value}
@@ -453,6 +472,47 @@ class TriageDecided(FactPayload):
         return {"day": self.day.isoformat(), "outcome": self.outcome.value}
 
 
+# --- a child's trigger plan's -------------------------------------------------------------------
+
+
+class TriggerPlanWritten(FactPayload):
+    """A version of the plan: the first names the child (matched in the read model by identity key only)."""
+
+    version: int
+    plan: TriggerPlan
+    child: MissingChild | None = None
+    folds_in: list[int] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {"version": self.version, "review_by": self.plan.review_by,
+                "folds_in": ", ".join(str(n) for n in self.folds_in) or None}
+
+
+class PoliceAddendumAdded(FactPayload):
+    number: int
+    information: str
+    fold_in_action_id: str | None = None
+
+    def summary(self) -> Summary:
+        return {"number": self.number, "fold_in_action_id": self.fold_in_action_id}
+
+
+class TriggerPlanEnded(FactPayload):
+    reason: str
+
+
+class TriggerPlanRead(FactPayload):
+    """What a new missing report found of the child's trigger plan, and whether the child must have a current one."""
+
+    plan: TriggerPlanView | None = None
+    required: bool
+
+    def summary(self) -> Summary:
+        plan = self.plan
+        return {"plan_id": plan.plan_id if plan else None, "version": plan.version if plan else None,
+                "current": plan.current if plan else False, "required": self.required}
+
+
 class ListedCase(FactPayload):
     case_id: str
     reasons: list[AgendaCriterion]
@@ -584,6 +644,10 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.REPEAT_MISSING_FLAGGED: FactEntry(RepeatMissingFlagged, "flagged repeat-missing", decision=True),
     FactKind.TRIAGE_LISTED: FactEntry(TriageListed, "listed for triage"),
     FactKind.TRIAGE_DECIDED: FactEntry(TriageDecided, "triaged", decision=True),
+    FactKind.TRIGGER_PLAN_WRITTEN: FactEntry(TriggerPlanWritten, "trigger plan written", decision=True),
+    FactKind.POLICE_ADDENDUM_ADDED: FactEntry(PoliceAddendumAdded, "police addendum added", decision=True),
+    FactKind.TRIGGER_PLAN_ENDED: FactEntry(TriggerPlanEnded, "trigger plan ended", decision=True),
+    FactKind.TRIGGER_PLAN_READ: FactEntry(TriggerPlanRead, "trigger plan read"),
     FactKind.PANEL_SITTING_OPENED: FactEntry(PanelSittingOpened, "panel sitting opened"),
     FactKind.PANEL_AGENDA_EDITED: FactEntry(PanelAgendaEdited, "panel agenda edited", decision=True),
     FactKind.PANEL_MEETING_OPENED: FactEntry(PanelMeetingOpened, "panel meeting opened", decision=True),

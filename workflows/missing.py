@@ -49,11 +49,13 @@ with workflow.unsafe.imports_passed_through():
         RecordedEvent,
         RepeatMissingFlagged,
         TracingRecorded,
+        TriggerPlanRead,
     )
     from workflows.missing_models import (
         FAIL_SAFE_GRADE,
         REVIEW,
         TRACING,
+        TRIGGER_PLAN,
         EpisodePhase,
         EpisodeRegrade,
         EpisodeReview,
@@ -65,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnHomeInterview,
         ReviewState,
         RiskAssessment,
+        RiskIndicator,
         StartMissingEpisode,
         TracingRecord,
         not_in_future,
@@ -84,11 +87,14 @@ with workflow.unsafe.imports_passed_through():
         Role,
         SlaPolicy,
     )
+    from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Episodes started before the repeat-missing count replay without its activity.
 REPEAT_MISSING_PATCH = "repeat-missing-count"
+# Episodes started before trigger plans replay without reading one.
+TRIGGER_PLAN_PATCH = "trigger-plan"
 
 
 @workflow.defn
@@ -121,6 +127,8 @@ class MissingEpisodeWorkflow:
         self._interview_action_id: str | None = None
         self._interview: ReturnHomeInterview | None = None
         self._episodes_in_window: int | None = None
+        self._trigger_plan: TriggerPlanView | None = None
+        self._trigger_plan_required: bool | None = None
         if self._assessment.grade is MissingGrade.LOW:
             self._perform(Duty.GRADE_LOW, start.reported_by)
         self._fact(MissingReported(report=start.report, **self._times()), start.reported_by)
@@ -140,7 +148,7 @@ class MissingEpisodeWorkflow:
             )
             self._ladders = self._ladders_for(self._policy)
         # The count waits on the read model; the watches' clocks run meanwhile.
-        counting = [self._count_episodes()] if workflow.patched(REPEAT_MISSING_PATCH) else []
+        counting = [self._child_history()] if workflow.patched(REPEAT_MISSING_PATCH) else []
         await asyncio.gather(*counting, self._watch(REVIEW, self._review_due), self._watch(TRACING, self._tracing_due))
         await workflow.wait_condition(lambda: self._interview is not None and self._interview_done())
         self._close()
@@ -166,6 +174,26 @@ class MissingEpisodeWorkflow:
         )
         if verdict.refusal is not None:
             raise reject(verdict.refusal)
+
+    async def _child_history(self) -> None:
+        """The child's episodes counted, then their trigger plan read (a repeat makes a plan required)."""
+        await self._count_episodes()
+        if workflow.patched(TRIGGER_PLAN_PATCH):
+            await self._read_trigger_plan()
+
+    async def _read_trigger_plan(self) -> None:
+        """Show the tracing officers the child's plan at once; a child who must have a current one and has not escalates."""
+        found: TriggerPlanFound = await workflow.execute_activity_method(
+            ReferralRecords.find_trigger_plan,
+            TriggerPlanQuery(episode_id=self._episode_id, at=self._reported_at),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        self._trigger_plan = found.plan
+        required = self._repeat_missing() or RiskIndicator.CSE_CONCERN in self._assessment.indicators
+        self._trigger_plan_required = required
+        self._fact(TriggerPlanRead(plan=found.plan, required=required), SYSTEM_ACTOR)
+        if required and (found.plan is None or not found.plan.current):
+            self._raise_no_plan_escalation()
 
     async def _count_episodes(self) -> None:
         """The child's episodes in the policy's window, from the read model once this report is in it; flag a repeat."""
@@ -222,6 +250,8 @@ class MissingEpisodeWorkflow:
             missing_since=self._report.missing_since,
             repeat_missing=self._repeat_missing(),
             episodes_in_window=self._episodes_in_window,
+            trigger_plan=self._trigger_plan,
+            trigger_plan_required=self._trigger_plan_required,
             review_due=self._review_due(),
             tracing_due=self._tracing_due(),
             last_tracing_at=self._last_tracing_at,
@@ -468,6 +498,23 @@ class MissingEpisodeWorkflow:
             addressed_to=f"{rank.value}, {station}",
             due_at=due_at,
             policy=ladder.policy,
+            team=station,
+        )
+
+    def _raise_no_plan_escalation(self) -> None:
+        """The child must have a current trigger plan and has none: the station's first rung is told at once."""
+        assert self._policy is not None
+        rank = self._policy.escalation.ladder[0]
+        station = self._report.station
+        self._escalations.raise_escalation(
+            reference=self._episode_id,
+            subject=TRIGGER_PLAN,
+            rung=0,
+            rank=rank,
+            addressed_to=f"{rank.value}, {station}",
+            due_at=workflow.now(),
+            policy=self._policy,
+            reason="no_trigger_plan",
             team=station,
         )
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
+from workflows.plan_models import TriggerPlanView
 from workflows.models import (
     CLOCK_SKEW,
     ActionOwner,
@@ -24,9 +25,9 @@ from workflows.models import (
     AwareDatetime,
     Decision,
     DecisionProof,
-    DomainDate,
     Escalation,
     HistoryEntry,
+    MissingChild,
     MissingGrade,
     Model,
     ShortText,
@@ -70,13 +71,6 @@ class RiskAssessment(Model):
         return self.grade is MissingGrade.LOW and bool(LOW_GRADE_IMPLAUSIBLE.intersection(self.indicators))
 
 
-class MissingChild(Model):
-    """Who is missing (personal data: kept in the sealed history, matched in the read model by a keyed digest)."""
-
-    name: ShortText
-    date_of_birth: DomainDate
-
-
 class MissingReport(Model):
     report_id: uuid.UUID = Field(description="the report's own ID (the call handler's log): the same report, the same episode")
     child: MissingChild
@@ -113,6 +107,8 @@ class EpisodeStartProofCheck(Model):
 # The steps whose lateness climbs the ladder while the child is missing (an escalation's subject), as alerts name them.
 REVIEW = "review"
 TRACING = "tracing"
+# Not late but missing: the trigger plan a repeat-missing child or one with a CSE concern must have (reason `no_trigger_plan`).
+TRIGGER_PLAN = "trigger_plan"
 EPISODE_STEPS = {REVIEW: "review of a missing child's episode", TRACING: "tracing activity for a missing child"}
 
 
@@ -255,6 +251,13 @@ class EpisodeState(Model):
     repeat_missing: bool = Field(default=False, description="the child had the policy's count of episodes in its window at report time")
     episodes_in_window: int | None = Field(
         default=None, description="the child's episodes in the policy's window at report time, this one included"
+    )
+    trigger_plan: TriggerPlanView | None = Field(
+        default=None, description="the child's trigger plan as the report found it, shown to the tracing officers"
+    )
+    trigger_plan_required: bool | None = Field(
+        default=None,
+        description="a repeat-missing child or a CSE concern: the child must have a current plan (none until the plan is read)",
     )
     review_due: datetime | None = None
     tracing_due: datetime | None = Field(default=None, description="tracing activity is due by then, or the ladder climbs")

@@ -8,6 +8,7 @@ reason; the messages never repeat the submitted values (they may be personal dat
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 import uuid
@@ -331,6 +332,9 @@ REFERENCE_PATTERN = rf"{REFERENCE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE
 # A missing episode's ID is made like a reference, from its report's ID alone: MIS-XXXXX-XXXXX.
 EPISODE_PREFIX = "MIS-"
 EPISODE_PATTERN = rf"{EPISODE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
+# A child's trigger plan's ID is a keyed digest of the child's identity key: PLAN-XXXXX-XXXXX.
+PLAN_PREFIX = "PLAN-"
+PLAN_PATTERN = rf"{PLAN_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
 # A date in an ID (YYYY-MM-DD, a London date).
 DATE_PATTERN = r"(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 # A panel (a CSE/missing MARAC of an area) is named by a short code of its own: CSENORTH.
@@ -340,8 +344,9 @@ SITTING_PREFIX = "PANEL-"
 SITTING_ID_PATTERN = rf"{SITTING_PREFIX}{PANEL_ID_PATTERN}-{DATE_PATTERN}"
 # A child's live case: a referral or a missing episode (what a panel discusses and regrades).
 LIVE_CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN})"
-# A case is a workflow that agrees actions and raises escalations: a referral, a missing episode or a panel's sitting.
-CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN}|{SITTING_ID_PATTERN})"
+# A case is a workflow that agrees actions and raises escalations: a referral, a missing episode, a trigger plan or a
+# panel's sitting.
+CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN}|{PLAN_PATTERN}|{SITTING_ID_PATTERN})"
 # An agreed action's ID is its case's ID and its number: REF-XXXXX-XXXXX.A1, MIS-XXXXX-XXXXX.A2, ...
 ACTION_MARK = ".A"
 ACTION_ID_PATTERN = rf"{CASE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
@@ -405,8 +410,27 @@ def episode_id(report_id: uuid.UUID) -> str:
     return _case_id(EPISODE_PREFIX, b"missing:", report_id)
 
 
+def trigger_plan_id(identity_key: str, secret: bytes) -> str:
+    """A child's trigger plan's ID: one per child, keyed so that it cannot be matched against a guessed name and date of birth."""
+    return _coded(PLAN_PREFIX, hmac.new(secret, b"trigger-plan:" + identity_key.encode(), hashlib.sha256).digest())
+
+
+def match_key(*parts: str) -> str:
+    """A digest of normalised identity text, for matching without comparing raw names (a child's identity key)."""
+    normalised = "|".join(re.sub(r"[^a-z0-9]+", " ", part.lower()).strip() for part in parts)
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def identity_key(name: str, date_of_birth: date) -> str:
+    """The key a child's records are matched by: their normalised name and date of birth, digested."""
+    return match_key(name, date_of_birth.isoformat())
+
+
 def _case_id(prefix: str, namespace: bytes, key: uuid.UUID) -> str:
-    digest = hashlib.sha256(namespace + key.bytes).digest()
+    return _coded(prefix, hashlib.sha256(namespace + key.bytes).digest())
+
+
+def _coded(prefix: str, digest: bytes) -> str:
     number = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
@@ -489,6 +513,13 @@ class MissingTimetable(Model):
         default=3, ge=2, description="a child with this many episodes (this one included) in the window is repeat-missing"
     )
     repeat_missing_days: int = Field(default=90, gt=0, description="the window, in days, a repeat-missing count looks back")
+    trigger_plan_review_within_days: int = Field(
+        default=90, gt=0, description="a trigger plan's review date lies at most this many days after its version"
+    )
+    police_addendum_fold_in: Duration = Field(
+        default_factory=lambda: Duration(working_days=5),
+        description="the social worker folds a police addendum into the trigger plan within",
+    )
 
 
 class SlaPolicy(Model):
@@ -549,10 +580,15 @@ class DecisionProof(Model):
 class Decision(Model):
     actor: Actor
     proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+    made_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the API received the decision, signed with it by the API's client, never set by a caller:"
+        " the stage it starts runs from then, however long the workflow takes to get to it",
+    )
 
     def details(self) -> dict[str, Any]:
-        """The decision as recorded: its fields, without who made it or the proof of that."""
-        return self.model_dump(mode="json", exclude={"actor", "proof"})
+        """The decision as recorded: its fields, without who made it, when it reached the API, or the proof of that."""
+        return self.model_dump(mode="json", exclude={"actor", "proof", "made_at"})
 
 
 class ForwardedDecision(Model):
@@ -647,6 +683,14 @@ class Absence(Model):
 
     named_role: NamedRole
     reason: Text
+
+
+class MissingChild(Model):
+    """A child a missing report or a trigger plan is about (personal data: kept in the sealed history, matched in
+    the read model by a digest)."""
+
+    name: ShortText
+    date_of_birth: DomainDate
 
 
 class ActionOwner(Model):
@@ -796,8 +840,9 @@ class ActionReassignment(Decision):
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
 EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "sitting_closed"]
-# Why it was raised: a late step, an inquorate meeting, a fact not recorded, a required attendee absent at a panel.
-EscalationReason = Literal["overdue", "inquorate", "recording_failed", "absent_attendee"]
+# Why it was raised: a late step, an inquorate meeting, a fact not recorded, a child missing without a current
+# trigger plan, a required attendee absent at a panel.
+EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "absent_attendee"]
 
 
 class Escalation(Model):

@@ -105,6 +105,8 @@ IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
 # A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
 STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
+# Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
+DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
 ACTIONS_FINISH_FIRST = "actions-finish-first"
 # Strategy discussions recorded from here on are quorate only with the policy's named roles present.
 NAMED_ATTENDANCE_PATCH = "named-attendance"
@@ -137,7 +139,9 @@ class ReferralWorkflow:
         self._stage = Stage.SUPERVISOR_REVIEW
         self._stage_token = 0
         self._risk = start.submission.initial_risk
-        self._submitted_at = workflow.now()
+        # Deadlines run from the start's acceptance, not from when a worker first got to the referral.
+        from_start = workflow.patched(DEADLINES_FROM_SUBMISSION)
+        self._submitted_at = workflow.info().workflow_start_time if from_start else workflow.now()
         self._stage_entered_at = self._submitted_at
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
@@ -161,8 +165,12 @@ class ReferralWorkflow:
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
         self._completion_from_results_only = True
-        self._fact(VistSubmitted(version=1, submission=start.submission), start.submitted_by)
-        self._fact(StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline()), SYSTEM_ACTOR)
+        self._fact(VistSubmitted(version=1, submission=start.submission, submitted_at=self._submitted_at),
+                   start.submitted_by)
+        self._fact(
+            StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline(), entered_at=self._submitted_at),
+            SYSTEM_ACTOR,
+        )
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
@@ -257,11 +265,11 @@ class ReferralWorkflow:
         self._perform(Duty.REVIEW_VIST, decision.actor)
         self._fact(SupervisorReviewed.of(decision), decision.actor)
         if decision.approved:
-            self._enter(Stage.SCREENING, decision.actor)
+            self._enter(Stage.SCREENING, decision.actor, decision.made_at)
             await self._outbox.recorded()
             await self._load_screening_view()
         else:
-            self._enter(Stage.RETURNED_TO_OFFICER, decision.actor)
+            self._enter(Stage.RETURNED_TO_OFFICER, decision.actor, decision.made_at)
         return await self._recorded_state()
 
     @review.validator
@@ -276,7 +284,7 @@ class ReferralWorkflow:
         self._fact(
             VistResubmitted(version=len(self._submissions), submission=resubmission.submission), resubmission.actor
         )
-        self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor)
+        self._enter(Stage.SUPERVISOR_REVIEW, resubmission.actor, resubmission.made_at)
         return await self._recorded_state()
 
     @resubmit.validator
@@ -297,7 +305,7 @@ class ReferralWorkflow:
         self._fact(Screened.of(screening), screening.actor)
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
-            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor)
+            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
         else:
             self._close(screening.actor, SCREENING_CLOSURES[screening.outcome], screening.rationale)
         return await self._recorded_state()
@@ -412,7 +420,7 @@ class ReferralWorkflow:
                 frozenset(self._policy.bank_holidays),
                 self._policy.timezone,
             )
-            self._enter(Stage.CONFERENCE, discussion.actor)
+            self._enter(Stage.CONFERENCE, discussion.actor, discussion.made_at)
         else:
             self._after_decision(discussion.actor, CloseReason.NO_SECTION_47)
 
@@ -575,14 +583,25 @@ class ReferralWorkflow:
                 HistoryEntry(seq=fact.seq, kind=fact.kind, at=fact.at, actor_id=actor.id, actor_role=actor.role)
             )
 
-    def _enter(self, stage: Stage, actor: Actor) -> None:
+    def _enter(self, stage: Stage, actor: Actor, made_at: datetime | None = None) -> None:
+        """Move to `stage`, its clock running from the decision that moved it (`made_at`), or from now."""
         previous = self._stage
         self._stage = stage
         self._stage_token += 1
-        self._stage_entered_at = workflow.now()
+        self._stage_entered_at = self._decision_time(made_at)
         if self._ladder is not None:
             self._ladder.reset()
-        self._fact(StageChanged(from_stage=previous, to_stage=stage, deadline=self._deadline()), actor)
+        self._fact(
+            StageChanged(from_stage=previous, to_stage=stage, deadline=self._deadline(), entered_at=self._stage_entered_at),
+            actor,
+        )
+
+    def _decision_time(self, made_at: datetime | None) -> datetime:
+        """When the API received a decision: never before the stage it ends began, never after now."""
+        now = workflow.now()
+        if made_at is None or not workflow.patched(DEADLINES_FROM_SUBMISSION):
+            return now
+        return min(max(made_at, self._stage_entered_at), now)
 
     def _after_decision(self, actor: Actor, reason: CloseReason) -> None:
         """Close now, or once the agreed actions are done."""

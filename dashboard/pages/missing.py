@@ -1,7 +1,12 @@
 """The missing-children page: every open episode, still missing or awaiting its return-home interview, nearest deadline
-first, and the children most often missing in the repeat-missing window."""
+first, with the child's trigger plan as the report found it; the trigger plans due for review; and the children most
+often missing in the repeat-missing window."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -11,6 +16,14 @@ from readmodel.queries import repeat_missing_since
 from workflows.authority import FREQUENCY_READERS
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+PLANS_DUE_WITHIN = timedelta(days=14)
+
+
+def plan_shown(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The child's trigger plan as the report found it: its ID and version, or that the child must have one and had none."""
+    if row["trigger_plan_id"] is None:
+        return {"text": "none: required" if row["trigger_plan_required"] else "none", "late": bool(row["trigger_plan_required"])}
+    return {"text": f"{row['trigger_plan_id']} v{row['trigger_plan_version']}", "late": False}
 
 
 @router.get("/missing", response_class=HTMLResponse)
@@ -21,7 +34,7 @@ async def missing_children(request: Request, board: Board, caller: SignedIn) -> 
     rows = [
         dict(row)
         | {"review": time_left(row["review_due"], now), "tracing": time_left(row["tracing_due"], now),
-           "interview": time_left(row["interview_due"], now)}
+           "interview": time_left(row["interview_due"], now), "plan": plan_shown(row)}
         for row in await board.oversight.open_missing_episodes()
     ]
     policy = board.sla_policy.missing
@@ -30,10 +43,13 @@ async def missing_children(request: Request, board: Board, caller: SignedIn) -> 
         if caller.actor.role in FREQUENCY_READERS
         else None
     )
+    # Plans due within a fortnight: IDs, owners and dates only (a plan's text is read through the API, access-logged).
+    plans_due = await board.read_model.plans_due(now=now, until=now + PLANS_DUE_WITHIN, limit=50)
     return board.page(
         request,
         "missing.html",
         caller,
+        plans_due=[dict(p) | {"review": time_left(p["review_by"], now)} for p in plans_due],
         missing=[r for r in rows if r["phase"] == "missing"],
         returned=[r for r in rows if r["phase"] == "returned"],
         frequent=frequent,

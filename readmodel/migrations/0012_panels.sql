@@ -67,9 +67,10 @@ CREATE OR REPLACE FUNCTION reference_names_a_case() RETURNS trigger LANGUAGE plp
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM referrals WHERE reference = NEW.reference)
        AND NOT EXISTS (SELECT 1 FROM missing_episodes WHERE episode_id = NEW.reference)
+       AND NOT EXISTS (SELECT 1 FROM trigger_plans WHERE plan_id = NEW.reference)
        AND NOT EXISTS (SELECT 1 FROM panel_sittings WHERE sitting_id = NEW.reference) THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-            MESSAGE = TG_TABLE_NAME || '.reference names no referral, missing episode or panel sitting';
+            MESSAGE = TG_TABLE_NAME || '.reference names no referral, missing episode, trigger plan or panel sitting';
     END IF;
     RETURN NULL;
 END $$;

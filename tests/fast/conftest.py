@@ -61,11 +61,13 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
         fakes.records.record_event,
         fakes.records.find_prior_referrals,
         fakes.records.count_missing_episodes,
+        fakes.records.find_trigger_plan,
         fakes.policy.load_sla_policy,
         fakes.alerts.deliver_escalation,
         fakes.audit.draw_monthly_sample,
         fakes.proofs.check_start_proof,
         fakes.proofs.check_episode_start_proof,
+        fakes.proofs.check_plan_start_proof,
         fakes.triage.triage_list,
     ]
     async with assemble_worker(fast_env.client, FAST_QUEUE, activities, verifier):

@@ -18,6 +18,7 @@ from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.facts import FactKind, RecordedEvent
+from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery
 from workflows.missing_models import EpisodeCountQuery
 from workflows.triage_models import TriageCandidate, TriageList, TriageListQuery
 from workflows.models import (
@@ -73,6 +74,8 @@ class FakeReferralRecords:
         # Episodes the read model already holds per episode's child: episode_id -> the count it answers.
         self.episode_counts: dict[str, int] = {}
         self.count_queries: list[EpisodeCountQuery] = []
+        # The trigger plan the read model holds for an episode's child: episode_id -> what it answers.
+        self.trigger_plans: dict[str, TriggerPlanFound] = {}
 
     def facts_of(self, reference: str) -> list[RecordedEvent]:
         return [f for f in self.facts if f.reference == reference]
@@ -103,6 +106,11 @@ class FakeReferralRecords:
         await self.holds.passing("count_missing_episodes")
         self.count_queries.append(query)
         return self.episode_counts.get(query.episode_id, 1)
+
+    @activity.defn
+    async def find_trigger_plan(self, query: TriggerPlanQuery) -> TriggerPlanFound:
+        await self.holds.passing("find_trigger_plan")
+        return self.trigger_plans.get(query.episode_id, TriggerPlanFound())
 
 
 class FakeSlaPolicySource:

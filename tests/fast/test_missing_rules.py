@@ -123,10 +123,15 @@ async def test_a_child_with_the_policys_count_of_episodes_in_its_window_is_flagg
     (query,) = [q for q in fakes.records.count_queries if q.episode_id == handle.id]
     assert query.since == state.reported_at - timedelta(days=policy.missing.repeat_missing_days)
     # Counted once this report is in the read model (the count includes it).
-    kinds = await eventually(lambda: fakes.records.kinds_of(handle.id), lambda k: len(k) >= (2 if flagged else 1))
-    assert kinds == (["missing_reported", "repeat_missing_flagged"] if flagged else ["missing_reported"])
+    # Then the child's trigger plan is read: a repeat child has none here, which escalates.
+    kinds = await eventually(lambda: fakes.records.kinds_of(handle.id), lambda k: len(k) >= (4 if flagged else 2))
+    assert kinds == (
+        ["missing_reported", "repeat_missing_flagged", "trigger_plan_read", "escalation_raised"]
+        if flagged else ["missing_reported", "trigger_plan_read"]
+    )
     state = await handle.query(MissingEpisodeWorkflow.state)
-    assert [entry.kind for entry in state.history] == kinds
+    assert [entry.kind for entry in state.history] == kinds[:2 if flagged else 1]
+    assert state.trigger_plan_required is flagged
     if flagged:
-        fact = fakes.records.facts_of(handle.id)[-1]
+        fact = fakes.records.facts_of(handle.id)[1]
         assert fact.payload == {"episodes": episodes, "window_days": 90}

@@ -7,6 +7,7 @@ referrals look like:
 
     .venv/bin/python -m tests.histories.record v3-what-changed [FLOW ...]
     .venv/bin/python -m tests.histories.record --triage v1-daily-triage     the daily triage's paths
+    .venv/bin/python -m tests.histories.record --plans v1-trigger-plans     trigger plans' paths
     .venv/bin/python -m tests.histories.record --panels v1-panel-sittings   a panel sitting's paths
 
 It reuses the lifecycle and deadline tests' flows, closes each referral that a flow leaves
@@ -18,8 +19,9 @@ a key made for these synthetic histories alone.
 from __future__ import annotations
 
 import asyncio
-import shutil
+import functools
 from dataclasses import dataclass
+import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -35,7 +37,7 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_panels, test_triage
+from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_panels, test_trigger_plans, test_triage
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -78,6 +80,15 @@ TRIAGE_FLOWS: dict[str, Flow] = {
 }
 TRIAGE_HISTORIES = HERE / "triage"
 
+# Trigger plans' paths, kept under plans/<generation>/: every workflow a flow started (a plan never
+# finishes, so each is terminated once idle), with the missing episodes that read the plans.
+PLAN_FLOWS: dict[str, Flow] = {
+    "addendum_folded_in": test_trigger_plans.test_a_police_addendum_is_recorded_and_its_fold_in_action_tracked_with_its_deadline,
+    "reports_read_the_plan": test_trigger_plans.test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_it_at_once,
+    "repeat_child_without_a_plan": test_trigger_plans.test_a_repeat_child_with_no_current_plan_raises_an_escalation,
+}
+PLAN_HISTORIES = HERE / "plans"
+
 # A panel sitting's paths, kept under panels/<generation>/: each sitting's history and its agreed actions'.
 PANEL_FLOWS: dict[str, Flow] = {
     "agenda_built_and_carried": (
@@ -88,21 +99,6 @@ PANEL_FLOWS: dict[str, Flow] = {
     ),
 }
 PANEL_HISTORIES = HERE / "panels"
-
-
-@dataclass(frozen=True)
-class Meetings:
-    """A meeting workflow's recorded paths: its flows, where they are kept, and the prefix of its IDs."""
-
-    flows: dict[str, Flow]
-    folder: Path
-    prefix: str
-
-
-MEETINGS = {
-    "--triage": Meetings(TRIAGE_FLOWS, TRIAGE_HISTORIES, TRIAGE_PREFIX),
-    "--panels": Meetings(PANEL_FLOWS, PANEL_HISTORIES, SITTING_PREFIX),
-}
 
 
 async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
@@ -128,7 +124,7 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await helpers.finished(env, handle)
 
 
-async def record(generation: str, only: set[str] | None = None, meetings: Meetings | None = None) -> None:
+async def record(generation: str, only: set[str] | None = None, kind: RecordedKind | None = None) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
     # Decisions are signed as the API signs them, with the tests' decision keyring.
     settings = Settings(
@@ -148,12 +144,12 @@ async def record(generation: str, only: set[str] | None = None, meetings: Meetin
     policy = build_sla_policy()
     try:
         async with build_worker(env.client, pool, settings, task_queue=QUEUE):
-            for name, flow in (meetings.flows if meetings else FLOWS).items():
+            for name, flow in (kind.flows if kind else FLOWS).items():
                 if only and name not in only:
                     continue
                 await flow(env, pool, QUEUE, policy)
-                if meetings:
-                    await export_meetings(env, meetings.folder / generation / name, meetings.prefix)
+                if kind:
+                    await kind.export(env, kind.folder / generation / name)
                     continue
                 referrals = []
                 for handle in helpers.STARTED:
@@ -167,6 +163,20 @@ async def record(generation: str, only: set[str] | None = None, meetings: Meetin
     finally:
         await env.shutdown()
         await pool.close()
+
+
+async def export_as_they_stand(env: WorkflowEnvironment, folder: Path) -> None:
+    """Export every workflow the flow started, each terminated once idle if it is still running (a plan never ends)."""
+    cases = []
+    for handle in helpers.STARTED:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await helpers.eventually(lambda: helpers.in_flight(handle), lambda busy: not busy, timeout=30)
+            await handle.terminate(reason="recording finished")
+        cases.append(await fetch_referral(env.client, handle.id))
+    helpers.STARTED.clear()
+    shutil.rmtree(folder, ignore_errors=True)
+    manifest = write_export(folder, cases)
+    print(f"{folder.name}: {len(manifest.files)} histories")
 
 
 async def export_meetings(env: WorkflowEnvironment, folder: Path, prefix: str) -> None:
@@ -197,11 +207,28 @@ def children_of(history) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class RecordedKind:
+    """A workflow type's recorded paths apart from the referrals': its flows, where they are kept, how they export."""
+
+    flows: dict[str, Flow]
+    folder: Path
+    export: Callable[[WorkflowEnvironment, Path], Awaitable[None]]
+
+
+KINDS = {
+    "--triage": RecordedKind(TRIAGE_FLOWS, TRIAGE_HISTORIES, functools.partial(export_meetings, prefix=TRIAGE_PREFIX)),
+    "--plans": RecordedKind(PLAN_FLOWS, PLAN_HISTORIES, export_as_they_stand),
+    "--panels": RecordedKind(PANEL_FLOWS, PANEL_HISTORIES, functools.partial(export_meetings, prefix=SITTING_PREFIX)),
+}
+
+
 if __name__ == "__main__":
-    kind = next((MEETINGS[a] for a in sys.argv[1:] if a in MEETINGS), None)
-    arguments = [a for a in sys.argv[1:] if a not in MEETINGS]
+    kind = next((KINDS[a] for a in sys.argv[1:] if a in KINDS), None)
+    arguments = [a for a in sys.argv[1:] if a not in KINDS]
     if not arguments or not arguments[0].startswith("v"):
         raise SystemExit(
-            "usage: python -m tests.histories.record [--triage|--panels] GENERATION [FLOW ...]  (GENERATION like v3-what-changed)"
+            "usage: python -m tests.histories.record [--triage|--plans|--panels] GENERATION [FLOW ...]"
+            "  (GENERATION like v3-what-changed)"
         )
     asyncio.run(record(arguments[0], set(arguments[1:]) or None, kind))
