@@ -25,23 +25,32 @@ from workflows.panel_models import (
 # The sitting's workflow type, started by name: the workflow module names these activities.
 SITTING_WORKFLOW = "PanelSittingWorkflow"
 
-# Each criterion's cases: the latest episode of each child (by identity key), or the open referral.
+# Each criterion's cases over [$1, $2) (the window up to the meeting): the latest episode of each child (by identity
+# key), or the open referral.
 CRITERIA_QUERIES: dict[AgendaCriterion, str] = {
     AgendaCriterion.REPEAT_MISSING: """
         SELECT DISTINCT ON (m.identity_key) m.episode_id AS case_id
         FROM missing_episodes m
-        WHERE m.reported_at >= $1
+        WHERE m.reported_at >= $1 AND m.reported_at < COALESCE($2::timestamptz, 'infinity')
           AND EXISTS (SELECT 1 FROM referral_events e WHERE e.reference = m.episode_id AND e.kind = 'repeat_missing_flagged')
         ORDER BY m.identity_key, m.reported_at DESC""",
     AgendaCriterion.CSE_CONCERN: """
         SELECT case_id FROM (
             SELECT DISTINCT ON (m.identity_key) m.episode_id AS case_id, m.reported_at AS at
             FROM missing_episodes m
-            WHERE m.reported_at >= $1 AND 'cse_concern' = ANY (m.indicators)
+            WHERE m.reported_at >= $1 AND m.reported_at < COALESCE($2::timestamptz, 'infinity') AND 'cse_concern' = ANY (m.indicators)
             ORDER BY m.identity_key, m.reported_at DESC
         ) episodes
         UNION ALL
-        SELECT r.reference FROM referrals r WHERE r.incident_type = 'cse' AND r.closed_at IS NULL AND r.submitted_at >= $1""",
+        SELECT r.reference FROM referrals r
+        WHERE r.incident_type = 'cse' AND r.closed_at IS NULL AND r.submitted_at >= $1
+          AND r.submitted_at < COALESCE($2::timestamptz, 'infinity')""",
+    # A child's current plan whose review falls due by the meeting: the child's latest episode in the window.
+    AgendaCriterion.TRIGGER_PLAN_DUE: """
+        SELECT DISTINCT ON (m.identity_key) m.episode_id AS case_id
+        FROM trigger_plans p JOIN missing_episodes m USING (identity_key)
+        WHERE p.ended_at IS NULL AND p.review_by < COALESCE($2::timestamptz, 'infinity') AND m.reported_at >= $1
+        ORDER BY m.identity_key, m.reported_at DESC""",
 }
 CARRIED_QUERY = """
     SELECT i.case_id, i.sitting_id FROM panel_agenda_items i JOIN panel_sittings s USING (sitting_id)
@@ -91,12 +100,11 @@ class PanelRecords:
         ])
 
     async def cases_meeting(self, criterion: AgendaCriterion, query: AgendaQuery) -> list[str]:
-        """The cases one criterion lists. Trigger plans due for review join once the read model holds trigger
-        plans; a member agency's referral is an edit of the agenda, not a query."""
+        """The cases one criterion lists; a member agency's referral is an edit of the agenda, not a query."""
         sql = CRITERIA_QUERIES.get(criterion)
         if sql is None:
             return []
-        return [row["case_id"] for row in await self.pool.fetch(sql, query.since)]
+        return [row["case_id"] for row in await self.pool.fetch(sql, query.since, query.until)]
 
     @activity.defn
     async def apply_grade(self, forwarded: ForwardedRegrade) -> GradeApplied:

@@ -13,7 +13,15 @@ import pytest
 from pydantic import ValidationError
 
 from starter.panels import PanelSittings
-from starter.synthetic import CSC_PARTNER, INSPECTOR, OFFICER, SCREENER, SERGEANT, SOCIAL_WORKER, synthetic_missing_report, synthetic_vist
+from starter.synthetic import (
+    INSPECTOR,
+    OFFICER,
+    SCREENER,
+    SERGEANT,
+    synthetic_missing_report,
+    synthetic_trigger_plan,
+    synthetic_vist,
+)
 from tests.helpers import (
     LONDON,
     STARTED,
@@ -23,6 +31,7 @@ from tests.helpers import (
     refused,
     seeded,
     start_episode,
+    start_plan,
     start_referral,
 )
 from workflows.action import AgreedActionWorkflow
@@ -104,6 +113,11 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
         report=synthetic_missing_report(rng=seeded("panel-cse"), indicators=[RiskIndicator.CSE_CONCERN]),
     )
     _, quiet_episode = await start_episode(time_env.client, time_queue, sla_policy, seed="panel-quiet")
+    # A child whose trigger plan falls due for review before the sitting meets.
+    planned = synthetic_missing_report(rng=seeded("panel-plan"))
+    plan = await start_plan(time_env.client, time_queue, sla_policy, planned.child,
+                            synthetic_trigger_plan((await time_env.get_current_time()) + timedelta(days=3)))
+    _, plan_episode = await start_episode(time_env.client, time_queue, sla_policy, report=planned)
     _, cse_referral = await start_referral(
         time_env.client, time_queue, sla_policy, submission=synthetic_vist(rng=seeded("panel-cse-vist"), incident_type=IncidentType.CSE)
     )
@@ -111,6 +125,7 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
     for table, column, value in (
         ("missing_episodes", "episode_id", cse_episode.id), ("missing_episodes", "episode_id", quiet_episode.id),
         ("referrals", "reference", cse_referral.id), ("referrals", "reference", other_referral.id),
+        ("trigger_plans", "plan_id", plan.id), ("missing_episodes", "episode_id", plan_episode.id),
     ):
         await in_read_model(pool, table, column, value)
     assert (await repeat_episode.query(MissingEpisodeWorkflow.state)).repeat_missing
@@ -131,6 +146,7 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
         repeat_episode.id: [AgendaCriterion.REPEAT_MISSING],
         cse_episode.id: [AgendaCriterion.CSE_CONCERN],
         cse_referral.id: [AgendaCriterion.CSE_CONCERN],
+        plan_episode.id: [AgendaCriterion.TRIGGER_PLAN_DUE],
     }
     assert all(item.required_roles == [NamedRole.ALLOCATED_SOCIAL_WORKER, NamedRole.ALLOCATED_OFFICER, NamedRole.CSE_TEAM]
                for item in state.agenda)
@@ -152,7 +168,7 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
     rows = await eventually(
         lambda: pool.fetch("SELECT case_id, reasons, referred_by FROM panel_agenda_items WHERE sitting_id = $1 ORDER BY case_id",
                            opened.sitting_id),
-        lambda r: len(r) == 4,
+        lambda r: len(r) == 5,
     )
     assert {r["case_id"]: (r["reasons"], r["referred_by"]) for r in rows}[other_referral.id] == (["member_referral"], "education")
 
@@ -162,11 +178,11 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
     closed = await sittings.decide(opened.sitting_id, SittingClosure(actor=CHAIR))
     assert closed.phase is SittingPhase.CLOSED or closed.phase is SittingPhase.ACTIONS
     not_reached = {item.case_id for item in closed.agenda if item.not_reached}
-    assert not_reached == {repeat_episode.id, cse_episode.id, other_referral.id}
+    assert not_reached == {repeat_episode.id, cse_episode.id, other_referral.id, plan_episode.id}
     await finished(time_env, handle)
     await eventually(
         lambda: pool.fetchval("SELECT count(*) FROM panel_agenda_items WHERE sitting_id = $1 AND not_reached", opened.sitting_id),
-        lambda n: n == 3,
+        lambda n: n == 4,
     )
 
     await advance_to(time_env, await time_env.get_current_time() + timedelta(days=14))
@@ -180,10 +196,12 @@ async def test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_an
     assert by_case[other_referral.id].reasons == [AgendaCriterion.CARRIED]
     assert by_case[repeat_episode.id].reasons == [AgendaCriterion.CARRIED, AgendaCriterion.REPEAT_MISSING]
     assert by_case[cse_referral.id].carried_from is None
+    # Still due: carried, and due again.
+    assert by_case[plan_episode.id].reasons == [AgendaCriterion.CARRIED, AgendaCriterion.TRIGGER_PLAN_DUE]
     await eventually(
         lambda: pool.fetchval("SELECT count(*) FROM panel_agenda_items WHERE sitting_id = $1 AND carried_to = $2",
                               opened.sitting_id, following.sitting_id),
-        lambda n: n == 3,
+        lambda n: n == 4,
     )
 
 

@@ -113,6 +113,7 @@ class PanelSittingWorkflow:
                 sitting_id=self._id,
                 criteria=self._panel.criteria,
                 since=workflow.now() - timedelta(days=self._panel.lookback_days),
+                until=self._meets_at,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )

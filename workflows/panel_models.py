@@ -46,7 +46,7 @@ class AgendaCriterion(StrEnum):
 
     REPEAT_MISSING = "repeat_missing"  # an episode flagged repeat-missing in the panel's window
     CSE_CONCERN = "cse_concern"  # an episode with a CSE concern, or an open CSE referral
-    TRIGGER_PLAN_DUE = "trigger_plan_due"  # the child's trigger plan is due for review
+    TRIGGER_PLAN_DUE = "trigger_plan_due"  # the child's trigger plan is due for review by the meeting
     MEMBER_REFERRAL = "member_referral"  # referred to the panel by one of its member agencies
     CARRIED = "carried"  # not reached at the last sitting
 
@@ -136,12 +136,14 @@ class SittingStart(Model):
 
 
 class AgendaQuery(Model):
-    """The cases `criteria` put on a panel's sitting, read since `since`; carried cases from its earlier sittings."""
+    """The cases `criteria` put on a panel's sitting, read from `since` up to the meeting (`until`); carried cases from
+    its earlier sittings."""
 
     panel_id: str
     sitting_id: str
     criteria: list[AgendaCriterion]
     since: datetime
+    until: datetime | None = Field(default=None, description="the meeting: a trigger plan due by then is on the agenda")
 
 
 class AgendaCandidate(Model):
