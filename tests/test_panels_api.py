@@ -1,5 +1,6 @@
 """A panel sitting end to end through the HTTP API: three cases from agenda to minutes, a grade on the live episode,
-an absent required attendee escalated and acknowledged, and the actions completed by their owners' agencies."""
+an absent required attendee escalated and acknowledged, and the actions completed by their owners' agencies; then one
+through the CLI alone."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from datetime import timedelta
 
 from starter.synthetic import synthetic_missing_report, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
+from tests.test_cli import Cli, api_url, cli, logs_beside_the_cli  # noqa: F401
 from tests.test_triage_api import cookie
 from tests.helpers import advance_to, eventually, finished, seeded, start_episode, start_referral
 from tests.test_panels import a_panel, in_read_model, sitting_of
 from workflows.missing_models import RiskIndicator
 from workflows.models import IncidentType
 from workflows.panel import PanelOpeningWorkflow, PanelSittingWorkflow
-from workflows.panel_models import PanelOpening, SittingPhase
+from workflows.panel_models import AgendaCriterion, PanelOpening, SittingPhase
 
 
 def action(agency: str, owner: str, deadline: str, description: str) -> dict:
@@ -174,3 +176,41 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     final = (await api.get(path, headers=auth("auditor")))
     assert final.status_code == 200 and final.json()["phase"] == "closed"
     assert all(a["completed_at"] for a in final.json()["actions"])
+
+
+async def test_a_panel_sitting_through_the_cli(cli, time_env, pool, time_queue, sla_policy):
+    _, episode = await start_episode(
+        time_env.client, time_queue, sla_policy,
+        report=synthetic_missing_report(rng=seeded("cli-panel"), indicators=[RiskIndicator.CSE_CONCERN]),
+    )
+    await in_read_model(pool, "missing_episodes", "episode_id", episode.id)
+    panel = a_panel(criteria=[AgendaCriterion.MEMBER_REFERRAL])
+    opened = await time_env.client.execute_workflow(
+        PanelOpeningWorkflow.run, PanelOpening(panel=panel, policy=sla_policy), id=f"panel-{uuid.uuid4().hex[:8]}",
+        task_queue=time_queue,
+    )
+    sitting = opened.sitting_id
+    sitting_of(time_env, sitting)
+    await eventually(lambda: cli.json("screener", "panels", "show", sitting), lambda s: s["agenda_built"])
+    await cli("screener", "panels", "agenda", sitting, "--add", f"{episode.id}|health", "--reason", "Synthetic.")
+    await cli("inspector", "panels", "meeting", sitting)
+    await cli("screener", "panels", "attendance", sitting,
+              "--attendee", "SW Synthetic|childrens_social_care|Social worker|allocated_social_worker",
+              "--attendee", "PC Synthetic|police|Officer|allocated_officer",
+              "--absent", f"{episode.id}|cse_team|Synthetic: in court")
+    due = ((await time_env.get_current_time()) + timedelta(days=7)).isoformat()
+    decided = await cli.json("inspector", "panels", "outcome", sitting, episode.id, "--grade", "high", "--rationale",
+                             "Synthetic.", "--action", f"police|DC Synthetic|{due}|Synthetic: visit.")
+    (item,) = decided["agenda"]
+    assert (item["grade"], item["grade_applied"]["result"], item["absent_roles"]) == ("high", "applied", ["cse_team"])
+    refused = await cli("inspector", "panels", "outcome", sitting, episode.id, "--rationale", "Synthetic.", exit_code=6)
+    assert "already decided" in refused.stderr
+    await cli("inspector", "panels", "close", sitting)
+    minutes = (await cli("auditor", "panels", "minutes", sitting)).stdout
+    assert episode.id in minutes and "cse_team" in minutes
+    assert "SW Synthetic" not in (await cli("auditor", "panels", "absences")).stdout
+    await cli("auditor", "panels", "show", "PANEL-nope", exit_code=5)
+    await cli("auditor", "panels", "open", "bad id", "2026-12-01", exit_code=5)
+    (action,) = decided["actions"]
+    await cli("officer", "actions", "complete", action["action_id"], "--note", "Synthetic: done.")
+    await finished(time_env, time_env.client.get_workflow_handle(sitting))
