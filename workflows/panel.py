@@ -220,6 +220,9 @@ class PanelSittingWorkflow:
     def _check_record_attendance(self, record: AttendanceRecord) -> None:
         self._check(record.actor, PANEL_COORDINATORS, "record a panel's attendance", SittingPhase.IN_SESSION)
         for index, attendee in enumerate(record.attendees):
+            # The same register sent again (a second click) adds no one twice.
+            if attendee in self._attendees or attendee in record.attendees[:index]:
+                raise reject(f"attendees[{index}]: already recorded at this sitting")
             for case_id in attendee.case_ids:
                 if case_id not in self._agenda:
                     raise reject(f"attendees[{index}].case_ids: names a case not on the agenda")
