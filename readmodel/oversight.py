@@ -47,7 +47,8 @@ class OversightReadModel:
 
         Still to act on: not acknowledged, and the late step not yet done (the stage not left,
         the action not completed, the case not closed, the missing child not yet found); an
-        inquorate discussion's alert stays until acknowledged or the referral closes.
+        inquorate discussion's alert stays until acknowledged or the referral closes, a panel's absent
+        attendee's until acknowledged or the sitting is over.
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
@@ -55,13 +56,16 @@ class OversightReadModel:
                FROM escalations e
                LEFT JOIN referrals r ON r.reference = e.reference
                LEFT JOIN missing_episodes m ON m.episode_id = e.reference
+               LEFT JOIN panel_sittings s ON s.sitting_id = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
                WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL
-                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL)
+                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL OR s.sitting_id IS NOT NULL)
                  AND COALESCE(r.closed_at, m.closed_at) IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
+                          -- A required attendee absent at a panel: until acknowledged, or the sitting is over.
+                          WHEN s.sitting_id IS NOT NULL THEN true
                           -- A missing episode's review or tracing is moot once the child is found.
                           WHEN m.episode_id IS NOT NULL THEN m.phase = 'missing'
                           ELSE r.stage = e.subject END

@@ -121,6 +121,9 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     (absence,) = [a for a in absences.json() if a["sitting_id"] == opened.sitting_id]
     assert (absence["case_id"], absence["named_role"], absence["escalation_id"], absence["open"]) == (
         referred.id, "cse_team", escalation["escalation_id"], True)
+    inbox = await eventually(lambda: api.get("/dashboard/escalations", headers=cookie(tokens, "sergeant")),
+                             lambda r: escalation["escalation_id"] in r.text)
+    assert f'href="/dashboard/panels/{opened.sitting_id}"' in inbox.text
     ack = await api.post(f"/escalations/{escalation['escalation_id']}/acknowledgement", headers=auth("sergeant"))
     assert ack.status_code == 200, ack.text
 
