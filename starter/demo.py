@@ -428,7 +428,8 @@ async def walk_daily_triage(client: Client, settings: Settings, console: Console
         return
     triages = Triages(client)
     opened = await step("open today's triage", triages.open(today, policy, settings.task_queue))
-    state = await eventually("the triage list", lambda: triages.state(opened.state.triage_id), lambda s: s.listed)
+    state = await eventually("the triage list", lambda: triages.state(opened.state.triage_id), lambda s: s.listed,
+                             STEP_TIMEOUT)
     console.print(
         f"  {'opened' if opened.created else 'already open'}: {len(state.items)} referral(s) received from "
         f"{short(state.received_since)} to {short(state.received_until)}; today's referrals join tomorrow's list"
@@ -457,7 +458,7 @@ async def walk_panel_sitting(
             break
     sitting = state.sitting_id
     console.rule(f"{sitting}: a CSE/missing panel sitting, from agenda to minutes")
-    state = await eventually("the agenda", lambda: sittings.state(sitting), lambda s: s.agenda_built)
+    state = await eventually("the agenda", lambda: sittings.state(sitting), lambda s: s.agenda_built, STEP_TIMEOUT)
     steps = Steps(console)
     steps.add("agenda built by the panel's criteria", None, state.phase.value,
               f"{len(state.agenda)} case(s): " + ", ".join(f"{i.case_id} ({', '.join(r.value for r in i.reasons)})" for i in state.agenda))
