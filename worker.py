@@ -67,6 +67,7 @@ def build_worker(
         records.find_prior_referrals,
         records.count_missing_episodes,
         records.find_trigger_plan,
+        records.find_open_referrals,
         policy.load_sla_policy,
         alerts.deliver_escalation,
         audit.draw_monthly_sample,

@@ -51,12 +51,16 @@ CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def what_is_late(escalation: Escalation) -> str:
+    if escalation.reason == "child_on_plan":
+        return f"a new referral about a child on the child protection plan made at {escalation.subject}"
     if escalation.reason == "recording_failed":
         return f"recording of fact {escalation.subject} (quarantined)"
     if escalation.reason == "inquorate":
         return "strategy discussion held without children's social care, health and police"
     if escalation.reason == "no_trigger_plan":
         return "a current trigger plan for a missing child who must have one"
+    if escalation.reason == "no_cse_referral":
+        return "a referral about a child missing with a CSE concern"
     if escalation.subject in STAGE_NAMES:
         return escalation.subject.replace("_", " ")
     if escalation.subject in EPISODE_STEPS:
@@ -171,8 +175,12 @@ def alert_email(fields: dict[str, Any], sender: str, recipient: str, key: str) -
         message["Subject"] = f"Referral {fields['reference']}: recording failed, a fact is quarantined"
     elif fields["reason"] == "inquorate":
         message["Subject"] = f"Referral {fields['reference']}: inquorate strategy discussion"
+    elif fields["reason"] == "child_on_plan":
+        message["Subject"] = f"Referral {fields['reference']}: a child on your child protection plan is referred again"
     elif fields["reason"] == "no_trigger_plan":
         message["Subject"] = f"Missing episode {fields['reference']}: no current trigger plan"
+    elif fields["reason"] == "no_cse_referral":
+        message["Subject"] = f"Missing episode {fields['reference']}: CSE concern and no open referral"
     else:
         message["Subject"] = f"Referral {fields['reference']}: {fields['what']} overdue (rung {fields['rung']}, {fields['rank']})"
     late = describe_duration(timedelta(minutes=fields["late_by_minutes"]))

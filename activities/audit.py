@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio import activity
 
-from workflows.audit_models import AuditWorklist, SampleCategory, SampleRequest, WorklistItem
+from workflows.audit_models import AuditWorklist, SampleCategory, SampleRequest, Shortfall, WorklistItem
 
 # Drawn most specific first, so one case counts once and the rare categories are filled.
 DRAW_ORDER = (
@@ -41,52 +40,50 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 def draw_sample(
     candidates: dict[SampleCategory, list[str]], request: SampleRequest
-) -> tuple[list[WorklistItem], dict[SampleCategory, int]]:
-    """The worklist items and the shortfall per category; a pure function of its inputs."""
+) -> tuple[list[WorklistItem], dict[SampleCategory, Shortfall]]:
+    """The worklist items and why each short category fell short; a pure function of its inputs.
+
+    A case is drawn once, under the first category that takes it; a category drawn earlier
+    leaves alone, while it can, the cases a later category needs all of.
+    """
     rng = random.Random(f"{request.month}:{request.seed}")
-    drawn: set[str] = set()
+    drawn: dict[str, SampleCategory] = {}
     items: list[WorklistItem] = []
-    shortfall: dict[SampleCategory, int] = {}
-    for category in DRAW_ORDER:
+    shortfall: dict[SampleCategory, Shortfall] = {}
+    for index, category in enumerate(DRAW_ORDER):
         wanted = request.quotas.get(category, 0)
-        pool = sorted(set(candidates.get(category, [])) - drawn)
-        chosen = rng.sample(pool, min(wanted, len(pool)))
-        if len(chosen) < wanted:
-            shortfall[category] = wanted - len(chosen)
+        in_month = sorted(set(candidates.get(category, [])))
+        pool = [reference for reference in in_month if reference not in drawn]
+        needed_later = {
+            reference
+            for later in DRAW_ORDER[index + 1:]
+            if len(left := set(candidates.get(later, [])) - set(drawn)) <= request.quotas.get(later, 0)
+            for reference in left
+        }
+        spare = [reference for reference in pool if reference not in needed_later]
+        chosen = rng.sample(spare, min(wanted, len(spare)))
+        needed = [reference for reference in pool if reference in needed_later]
+        chosen += rng.sample(needed, min(wanted - len(chosen), len(needed)))
         for reference in chosen:
-            drawn.add(reference)
+            drawn[reference] = category
             items.append(WorklistItem(position=len(items) + 1, category=category, reference=reference))
+        if len(chosen) < wanted:
+            elsewhere = Counter(drawn[r] for r in in_month if drawn[r] is not category)
+            shortfall[category] = Shortfall(wanted=wanted, drawn=len(chosen), in_month=len(in_month),
+                                            drawn_under={c: elsewhere[c] for c in DRAW_ORDER if elsewhere[c]})
     return items, shortfall
 
 
-@dataclass
-class ReadModelRows:
-    """What the read model holds about some referrals, keyed as the facts would key it."""
+class QuotasDiffer(Exception):
+    """The month (and seed) is drawn already, under other quotas: drawn again only when asked to redraw."""
 
-    events: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    keys: dict[str, set[str]] = field(default_factory=dict)
-    # Each case's own row by table (referrals, missing_episodes), keyed by its reference.
-    cases: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {"referrals": {}, "missing_episodes": {}}
-    )
-    # Facts refused by the database and not yet re-applied, with the reason each was refused.
-    quarantined: dict[tuple[str, int], str] = field(default_factory=dict)
-
-
-# Each projection table, and how its rows are keyed (matching audit/reconcile.py).
-PROJECTION_KEYS = {
-    "submission_versions": "SELECT reference || ' v' || version FROM submission_versions WHERE reference = ANY($1)",
-    "stage_transitions": "SELECT reference || '#' || seq FROM stage_transitions WHERE reference = ANY($1)",
-    "risk_regrades": "SELECT reference || '#' || seq FROM risk_regrades WHERE reference = ANY($1)",
-    "strategy_discussions": "SELECT reference || '#' || seq FROM strategy_discussions WHERE reference = ANY($1)",
-    "conferences": "SELECT reference || '#' || seq FROM conferences WHERE reference = ANY($1)",
-    "agreed_actions": "SELECT action_id FROM agreed_actions WHERE reference = ANY($1)",
-    "action_reassignments": """SELECT r.action_id || '#' || r.seq FROM action_reassignments r
-                               JOIN agreed_actions a USING (action_id) WHERE a.reference = ANY($1)""",
-    "escalations": "SELECT escalation_id FROM escalations WHERE reference = ANY($1)",
-    "missing_reviews": "SELECT episode_id || '#' || seq FROM missing_reviews WHERE episode_id = ANY($1)",
-    "missing_tracing": "SELECT episode_id || '#' || seq FROM missing_tracing WHERE episode_id = ANY($1)",
-}
+    def __init__(self, worklist: AuditWorklist) -> None:
+        quotas = ", ".join(f"{c.value}={n}" for c, n in worklist.quotas.items())
+        super().__init__(
+            f"{worklist.month} (seed {worklist.seed}) was drawn on {worklist.drawn_at:%Y-%m-%d} by {worklist.drawn_by} "
+            f"with {quotas}: ask to redraw to draw it again under other quotas (the redraw is recorded)"
+        )
+        self.worklist = worklist
 
 
 class AuditRecords:
@@ -120,21 +117,33 @@ class AuditRecords:
 
     @activity.defn
     async def draw_monthly_sample(self, request: SampleRequest) -> AuditWorklist:
-        """Draw the month's sample and record it as a worklist, or return the one already recorded."""
+        """Draw the month's sample and record it as a worklist, or return the one already recorded.
+
+        A redraw draws the month again: the earlier worklist is kept, marked superseded by whoever redrew it.
+        """
         existing = await self.worklist(request.month, request.seed)
-        if existing is not None:
+        if existing is not None and not request.redraw:
             return existing
         items, shortfall = draw_sample(await self.sample_candidates(request.month), request)
         async with self.pool.acquire() as conn, conn.transaction():
+            if existing is not None:
+                await conn.execute(
+                    """UPDATE audit_worklists SET superseded_at = now(), superseded_by = $2
+                       WHERE id = $1 AND superseded_at IS NULL""",
+                    existing.worklist_id,
+                    request.drawn_by,
+                )
             worklist_id = await conn.fetchval(
-                """INSERT INTO audit_worklists (month, seed, quotas, shortfall, drawn_by)
-                   VALUES ($1, $2, $3::jsonb, $4::jsonb, $5)
-                   ON CONFLICT (month, seed) DO NOTHING RETURNING id""",
+                """INSERT INTO audit_worklists (month, seed, quotas, shortfall, shortfall_reasons, drawn_by, redraw_of)
+                   VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7)
+                   ON CONFLICT (month, seed) WHERE superseded_at IS NULL DO NOTHING RETURNING id""",
                 request.month,
                 request.seed,
                 json.dumps({c.value: n for c, n in request.quotas.items()}),
-                json.dumps({c.value: n for c, n in shortfall.items()}),
+                json.dumps({c.value: s.wanted - s.drawn for c, s in shortfall.items()}),
+                json.dumps({c.value: s.model_dump(mode="json") for c, s in shortfall.items()}),
                 request.drawn_by,
+                existing.worklist_id if existing else None,
             )
             if worklist_id is not None:
                 await conn.executemany(
@@ -147,8 +156,10 @@ class AuditRecords:
         return worklist
 
     async def worklist(self, month: str, seed: int = 0) -> AuditWorklist | None:
+        """The worklist in force for the month and seed (not one a redraw superseded)."""
         head = await self.pool.fetchrow(
-            "SELECT id, month, seed, quotas, shortfall, drawn_at, drawn_by FROM audit_worklists WHERE month = $1 AND seed = $2",
+            """SELECT id, month, seed, quotas, shortfall, shortfall_reasons, drawn_at, drawn_by, redraw_of
+               FROM audit_worklists WHERE month = $1 AND seed = $2 AND superseded_at IS NULL""",
             month,
             seed,
         )
@@ -165,8 +176,10 @@ class AuditRecords:
             seed=head["seed"],
             quotas=json.loads(head["quotas"]),
             shortfall=json.loads(head["shortfall"]),
+            shortfall_reasons=json.loads(head["shortfall_reasons"]),
             drawn_at=head["drawn_at"],
             drawn_by=head["drawn_by"],
+            redraw_of=head["redraw_of"],
             items=[WorklistItem(**dict(row)) for row in items],
         )
 
@@ -192,34 +205,10 @@ class AuditRecords:
         )
         return {r["reference"] for r in rows} & set(references)
 
-    async def read_model_rows(self, references: Sequence[str]) -> ReadModelRows:
-        refs = list(references)
-        rows = ReadModelRows()
-        async with self.pool.acquire() as conn:
-            for row in await conn.fetch(
-                """SELECT stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload
-                   FROM referral_events WHERE reference = ANY($1)""",
-                refs,
-            ):
-                rows.events[(row["stream"], row["seq"])] = dict(row) | {"payload": json.loads(row["payload"])}
-            for table, query in PROJECTION_KEYS.items():
-                rows.keys[table] = {r[0] for r in await conn.fetch(query, refs)}
-            for row in await conn.fetch(
-                """SELECT reference, stage, risk, deadline, screening_outcome, section_47, child_protection_plan,
-                          close_reason FROM referrals WHERE reference = ANY($1)""",
-                refs,
-            ):
-                rows.cases["referrals"][row["reference"]] = dict(row)
-            for row in await conn.fetch(
-                """SELECT episode_id, phase, grade, assessed_grade, review_due, tracing_due, interview_outcome
-                   FROM missing_episodes WHERE episode_id = ANY($1)""",
-                refs,
-            ):
-                rows.cases["missing_episodes"][row["episode_id"]] = dict(row)
-            for row in await conn.fetch(
-                """SELECT stream, seq, reason FROM quarantined_facts
-                   WHERE reference = ANY($1) AND resolved_at IS NULL""",
-                refs,
-            ):
-                rows.quarantined[(row["stream"], row["seq"])] = row["reason"]
-        return rows
+    async def open_quarantines(self, references: Sequence[str]) -> dict[tuple[str, int], str]:
+        """The facts of `references` the database refused and no one has re-applied yet, with why each was refused."""
+        rows = await self.pool.fetch(
+            """SELECT stream, seq, reason FROM quarantined_facts WHERE reference = ANY($1) AND resolved_at IS NULL""",
+            list(references),
+        )
+        return {(row["stream"], row["seq"]): row["reason"] for row in rows}

@@ -17,12 +17,19 @@ Read from a JSON or TOML file (`ALERT_DIRECTORY_FILE`), for example:
     [administrators]
     rungs = [{ role = "records administrator", email = "records-admin@police.example" }]
 
+    [[people]]
+    role = "allocated social worker"
+    staff_id = "SW-6001"
+    email = "sw6001@childrens-services.example"
+
 A chain for the agency and team wins over one for the agency alone, which wins over the
 default chain. Rung n of the ladder goes to the chain's n-th addressee, and rungs past
 its end to its last. Without a file, every alert is shown in the dashboard only. An
 addressee with a `staff_id` is a named person: they may acknowledge the rungs addressed to
 them whatever their rank. A fact that could not be recorded ("recording failed") goes to
-the `administrators` chain.
+the `administrators` chain. An alert for a named person (a child protection plan's allocated
+social worker, when the child is referred again) goes to the addressee in `people` with their
+staff ID, or else to the first rung of their agency's chain.
 """
 
 from __future__ import annotations
@@ -71,6 +78,9 @@ class SupervisionDirectory(BaseModel):
     administrators: EscalationChain = Field(
         default=DEFAULT_ADMINISTRATORS, description="who hears that a fact could not be recorded"
     )
+    people: list[Addressee] = Field(
+        default_factory=list, description="named people an alert may be for, each found by their staff_id"
+    )
 
     @model_validator(mode="after")
     def _chains_name_an_agency(self) -> "SupervisionDirectory":
@@ -95,6 +105,9 @@ class SupervisionDirectory(BaseModel):
     def addressee(self, alert: EscalationAlert) -> Addressee:
         if alert.escalation.reason == "recording_failed":
             return self.administrators.rungs[0]
+        if alert.staff_id is not None:
+            named = [person for person in self.people if person.staff_id == alert.staff_id]
+            return named[0] if named else self.rung_addressee(alert.agency, None, 0)
         return self.rung_addressee(alert.agency, alert.team, alert.escalation.rung)
 
     def rung_addressee(self, agency: Agency, team: str | None, rung: int) -> Addressee:
@@ -103,9 +116,10 @@ class SupervisionDirectory(BaseModel):
 
     def names(self, staff_id: str) -> bool:
         """Whether any rung of any chain names this person."""
-        return any(a.staff_id == staff_id for chain in [*self.chains, self.default] for a in chain.rungs)
+        addressees = [*self.people, *(a for chain in [*self.chains, self.default] for a in chain.rungs)]
+        return any(a.staff_id == staff_id for a in addressees)
 
     @property
     def has_webhooks(self) -> bool:
         chains = [*self.chains, self.default, self.administrators]
-        return any(a.webhook is not None for chain in chains for a in chain.rungs)
+        return any(a.webhook is not None for a in [*self.people, *(a for chain in chains for a in chain.rungs)])

@@ -21,19 +21,25 @@ import structlog
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from readmodel.projections import project
+from readmodel.projections import write_fact
 from workflows.facts import FactKind, RecordedEvent
-from workflows.missing_models import EpisodeCountQuery
+from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
     Actor,
+    AdultHistory,
+    AdultInvolvement,
+    ChildOnPlan,
     IncidentType,
+    PriorConference,
     PriorEpisode,
     PriorReferral,
     PriorReferralQuery,
     RecordOutcome,
     RiskGrade,
     ScreeningView,
+    SocialWorker,
+    adult_id,
 )
 
 log = structlog.get_logger(__name__)
@@ -138,33 +144,8 @@ class ReferralRecords:
     async def _write(self, event: RecordedEvent) -> bool:
         """The fact and its projections in one transaction; False when it was already recorded."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                """INSERT INTO referral_events
-                       (stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
-                   ON CONFLICT (stream, seq) DO NOTHING
-                   RETURNING true""",
-                event.stream,
-                event.seq,
-                event.reference,
-                event.kind,
-                event.at,
-                event.actor.id,
-                event.actor.role.value,
-                event.actor.agency.value,
-                event.stage.value if event.stage else None,
-                event.risk.value if event.risk else None,
-                json.dumps(event.payload),
-            )
-            if not inserted:
+            if not await write_fact(conn, event):
                 return False
-            await project(conn, event)
-            if event.stream == event.reference:
-                await conn.execute(
-                    "UPDATE referrals SET updated_at = GREATEST(updated_at, $2) WHERE reference = $1",
-                    event.reference,
-                    event.at,
-                )
         log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
         return True
 
@@ -311,8 +292,27 @@ class ReferralRecords:
         )
 
     @activity.defn
+    async def find_open_referrals(self, query: OpenReferralQuery) -> OpenReferrals:
+        """The referrals not yet closed about the episode's child (a child of theirs with the same identity key)."""
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT r.reference FROM missing_episodes m
+               JOIN referral_children c ON c.identity_key = m.identity_key
+               JOIN referrals r ON r.reference = c.reference
+               WHERE m.episode_id = $1 AND r.closed_at IS NULL
+               ORDER BY r.reference""",
+            query.episode_id,
+        )
+        return OpenReferrals(references=[row["reference"] for row in rows])
+
+    @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:
-        """Earlier referrals about the same children or the same address, within the window."""
+        """Everything known about the referral's children before it, and earlier referrals at its address.
+
+        About a child (the same identity key): earlier referrals, missing episodes and conference
+        outcomes since the look-back's start. At the address: earlier referrals since the repeat
+        window's start, which alone the repeat flag counts. Each source newest first, each item once.
+        """
+        look_back = query.look_back_since or query.since
         rows = await self.pool.fetch(
             """WITH mine AS (
                    SELECT c.child_id, c.identity_key, c.address_key, r.location_key, r.submitted_at AS my_time
@@ -322,25 +322,26 @@ class ReferralRecords:
                       other.reference, other.submitted_at, other.incident_type, other.screening_outcome,
                       m.matched_on, m.child_id
                FROM (
-                   SELECT oc.reference, 'child' AS matched_on, mine.child_id, mine.my_time
+                   SELECT oc.reference, 'child' AS matched_on, mine.child_id, mine.my_time, $3::timestamptz AS since
                    FROM mine JOIN referral_children oc ON oc.identity_key = mine.identity_key
                    UNION ALL
-                   SELECT oc.reference, 'address', NULL, mine.my_time
+                   SELECT oc.reference, 'address', NULL, mine.my_time, $2
                    FROM mine JOIN referral_children oc ON oc.address_key = mine.address_key
                    UNION ALL
-                   SELECT o.reference, 'address', NULL, mine.my_time
+                   SELECT o.reference, 'address', NULL, mine.my_time, $2
                    FROM mine JOIN referrals o ON o.location_key = mine.location_key
                ) m
                JOIN referrals other ON other.reference = m.reference
                WHERE other.reference <> $1
-                 AND other.submitted_at >= $2
+                 AND other.submitted_at >= m.since
                  AND other.submitted_at <= m.my_time
                ORDER BY other.reference, matched_on, child_id, other.submitted_at""",
             query.reference,
             query.since,
+            look_back,
         )
         prior: dict[str, PriorReferral] = {}
-        for row in rows:
+        for row in sorted(rows, key=lambda r: (r["submitted_at"], r["reference"]), reverse=True):
             item = prior.setdefault(
                 row["reference"],
                 PriorReferral(
@@ -353,22 +354,33 @@ class ReferralRecords:
             )
             if row["matched_on"] not in item.matched_on:
                 item.matched_on.append(row["matched_on"])
+                item.matched_on.sort()
             if row["child_id"] is not None and row["child_id"] not in item.child_ids:
                 item.child_ids.append(row["child_id"])
+                item.child_ids.sort()
         per_child: dict[str, int] = {}
         for item in prior.values():
+            if item.submitted_at < query.since:
+                continue  # in the look-back, before the repeat window: shown, not counted
             for child_id in item.child_ids:
                 per_child[child_id] = per_child.get(child_id, 0) + 1
         # This referral counts too: "three or more referrals about a child".
         repeat = sorted(c for c, n in per_child.items() if n + 1 >= query.policy_threshold)
         return ScreeningView(
             prior_referrals=list(prior.values()),
-            missing_episodes=await self._missing_episodes_of(query),
+            missing_episodes=await self._missing_episodes_of(query.reference, look_back),
+            conference_outcomes=await self._conference_outcomes_of(query.reference, look_back),
             repeat_children=repeat,
+            look_back_since=query.look_back_since,
+            children_on_plans=await self._children_on_plans(query.reference),
+            adults=await self._adults_of(query.reference, look_back),
         )
 
-    async def _missing_episodes_of(self, query: PriorReferralQuery) -> list[PriorEpisode]:
-        """The referral's children's missing episodes (same identity key) since the window's start, newest first."""
+    # Each further source about the child (a panel's decisions, say) is one more look-up like these two:
+    # its rows matched on the children's identity keys since the look-back's start, newest first.
+
+    async def _missing_episodes_of(self, reference: str, since: datetime) -> list[PriorEpisode]:
+        """The referral's children's missing episodes (same identity key) since `since`, newest first."""
         rows = await self.pool.fetch(
             """SELECT m.episode_id, m.reported_at, m.phase, m.grade,
                       array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
@@ -376,7 +388,71 @@ class ReferralRecords:
                WHERE c.reference = $1 AND m.reported_at >= $2
                GROUP BY m.episode_id, m.reported_at, m.phase, m.grade
                ORDER BY m.reported_at DESC, m.episode_id DESC""",
-            query.reference,
-            query.since,
+            reference,
+            since,
         )
         return [PriorEpisode(**dict(row), matched_on=["child"]) for row in rows]
+
+    async def _conference_outcomes_of(self, reference: str, since: datetime) -> list[PriorConference]:
+        """Outcomes of other referrals' conferences about the referral's children, held since `since`, newest first."""
+        rows = await self.pool.fetch(
+            """SELECT f.reference, f.held_at, f.child_protection_plan,
+                      array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
+               FROM referral_children c
+               JOIN referral_children oc ON oc.identity_key = c.identity_key AND oc.reference <> c.reference
+               JOIN conferences f ON f.reference = oc.reference
+               WHERE c.reference = $1 AND f.held_at >= $2
+               GROUP BY f.reference, f.seq, f.held_at, f.child_protection_plan
+               ORDER BY f.held_at DESC, f.reference DESC""",
+            reference,
+            since,
+        )
+        return [PriorConference(**dict(row), matched_on=["child"]) for row in rows]
+
+    async def _children_on_plans(self, reference: str) -> list[ChildOnPlan]:
+        """The referral's children on a live child protection plan (made at another referral's conference)."""
+        rows = await self.pool.fetch(
+            """SELECT c.child_id, p.reference AS plan_reference, p.started_at AS since,
+                      p.social_worker_id, p.social_worker_name
+               FROM referral_children c
+               JOIN child_protection_plans p ON p.identity_key = c.identity_key AND p.reference <> c.reference
+               WHERE c.reference = $1 AND p.ended_at IS NULL
+               ORDER BY c.child_id, p.started_at DESC""",
+            reference,
+        )
+        return [
+            ChildOnPlan(
+                child_id=row["child_id"],
+                plan_reference=row["plan_reference"],
+                since=row["since"],
+                social_worker=SocialWorker(staff_id=row["social_worker_id"], name=row["social_worker_name"])
+                if row["social_worker_id"] else None,
+            )
+            for row in rows
+        ]
+
+    async def _adults_of(self, reference: str, since: datetime) -> list[AdultHistory]:
+        """The referral's adults (same identity key) in earlier referrals since `since`, each newest first."""
+        rows = await self.pool.fetch(
+            """SELECT a.position, a.role AS role_now, o.reference, r.submitted_at, r.incident_type,
+                      array_agg(DISTINCT o.role ORDER BY o.role) AS roles
+               FROM referral_adults a
+               JOIN referrals mine ON mine.reference = a.reference
+               JOIN referral_adults o ON o.identity_key = a.identity_key AND o.reference <> a.reference
+               JOIN referrals r ON r.reference = o.reference
+               WHERE a.reference = $1 AND r.submitted_at >= $2 AND r.submitted_at <= mine.submitted_at
+               GROUP BY a.position, a.role, o.reference, r.submitted_at, r.incident_type
+               ORDER BY a.position, r.submitted_at DESC, o.reference DESC""",
+            reference,
+            since,
+        )
+        adults: dict[int, AdultHistory] = {}
+        for row in rows:
+            adult = adults.setdefault(
+                row["position"], AdultHistory(adult_id=adult_id(row["position"]), role=row["role_now"], earlier=[])
+            )
+            adult.earlier.append(AdultInvolvement(
+                reference=row["reference"], submitted_at=row["submitted_at"], incident_type=row["incident_type"],
+                roles=row["roles"],
+            ))
+        return list(adults.values())

@@ -39,6 +39,14 @@ MAX_PAGE = 200
 CLIENT_HEADER = "X-Referrals-Client"
 
 
+def reading_channel(request: Request) -> str:
+    """The access log's channel for a read: the `referrals` CLI names itself, any other client is the API."""
+    return "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
+
+
+Channel = Annotated[str, Depends(reading_channel)]
+
+
 async def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 

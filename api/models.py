@@ -27,6 +27,7 @@ from workflows.models import (
     Model,
     RiskGrade,
     Stage,
+    Text,
 )
 
 
@@ -186,6 +187,21 @@ class PlanDue(BaseModel):
 class PlansDue(BaseModel):
     until: datetime
     items: list[PlanDue]
+
+
+class AddressEnquiry(Model):
+    """An address an officer is about to attend: sent in a body, never a URL, and never kept or logged."""
+
+    address: Text
+
+
+class AddressWarning(BaseModel):
+    """Whether children at risk are known at an address: the minimum an attending officer needs, counts only."""
+
+    children_at_risk: bool = Field(description="any of the counts below is above zero: ask the CRU before attending")
+    open_referrals: int = Field(description="open referrals about children living there, or about an incident there")
+    children_on_plans: int = Field(description="those children on a live child protection plan")
+    children_missing: int = Field(description="those children missing now")
 
 
 class PanelListing(BaseModel):

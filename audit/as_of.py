@@ -1,7 +1,7 @@
 """A case's state as it stood at a given moment, folded from the facts its histories recorded up to then.
 
-The result is the same `ReferralState` (or a missing episode's `EpisodeState`) the workflow
-reports, so an auditor sees what the screener (or any decider) could see when they decided:
+The result is the same `ReferralState` (a missing episode's `EpisodeState`, a day's triage's
+`TriageState`) the workflow reports, so an auditor sees what the screener (or any decider) could see when they decided:
 stage, risk, deadline, the prior referrals in view, actions and escalations as they stood.
 """
 
@@ -13,7 +13,15 @@ from datetime import datetime
 
 from temporalio.client import Client
 
-from audit.history import DecodedEpisode, DecodedReferral, decode_episode, decode_referral, fetch_referral
+from audit.history import (
+    DecodedCase,
+    DecodedEpisode,
+    DecodedReferral,
+    DecodedTriage,
+    decode_episode,
+    decode_referral,
+    fetch_referral,
+)
 from workflows.calendar import add_duration
 from workflows.facts import (
     ActionAgreed,
@@ -35,6 +43,8 @@ from workflows.facts import (
     RecordedEvent,
     RepeatMissingFlagged,
     TriggerPlanRead,
+    CseEpisodeLinked,
+    CseReferralLinked,
     RepeatOverrideDecided,
     RepeatOverrideRequested,
     RiskRegraded,
@@ -42,6 +52,8 @@ from workflows.facts import (
     StageChanged,
     StrategyDiscussionHeld,
     TracingRecorded,
+    TriageDecided,
+    TriageListed,
     VistSubmitted,
     contents,
 )
@@ -69,6 +81,7 @@ from workflows.models import (
     Stage,
     VistSubmission,
 )
+from workflows.triage_models import TriageItem, TriageState
 
 
 def _acknowledged(escalations: list[Escalation], fact: RecordedEvent, ack: EscalationAcknowledged) -> None:
@@ -162,6 +175,7 @@ class ReferralAsRecorded:
     close_reason: CloseReason | None = None
     escalations: list[Escalation] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    linked_episodes: list[str] = field(default_factory=list)
 
     def take(self, fact: RecordedEvent) -> None:
         """Apply one of the referral's own facts; a decision (by the registry) joins the decision history."""
@@ -196,6 +210,8 @@ class ReferralAsRecorded:
                 self.child_protection_plan = plan
             case Closed(reason=reason):
                 self.close_reason = reason
+            case CseEpisodeLinked(episode_id=episode_id):
+                self.linked_episodes.append(episode_id)
             case EscalationRaised() | EscalationAcknowledged() | EscalationResolved():
                 fold_escalation(self.escalations, fact)
 
@@ -230,10 +246,11 @@ class ReferralAsRecorded:
             actions=actions,
             escalations=self.escalations,
             history=self.history,
+            linked_episodes=self.linked_episodes,
         )
 
 
-def _facts_by(case: DecodedReferral | DecodedEpisode, moment: datetime | None) -> list[RecordedEvent]:
+def _facts_by(case: DecodedCase, moment: datetime | None) -> list[RecordedEvent]:
     facts = case.facts if moment is None else case.facts_until(moment)
     if not facts:
         raise ValueError(f"{case.reference}: no facts were recorded by {moment}")
@@ -299,6 +316,8 @@ def episode_from_facts(episode: DecodedEpisode, moment: datetime | None = None) 
                 state.repeat_missing = True
             case TriggerPlanRead(plan=plan, required=required):
                 state.trigger_plan, state.trigger_plan_required = plan, required
+            case CseReferralLinked(reference=reference):
+                state.linked_referrals.append(reference)
             case EpisodeClosed():
                 state.phase = EpisodePhase.CLOSED
     implausible = RiskAssessment(grade=state.assessed_grade, indicators=state.indicators).low_needs_supervisor
@@ -319,3 +338,31 @@ async def episode_as_of(client: Client, reference: str, moment: datetime) -> Epi
     """The missing episode's state at `moment`, from its histories on the server."""
     decoded = await decode_episode(await fetch_referral(client, reference), client.data_converter)
     return episode_from_facts(decoded, moment)
+
+
+def triage_from_facts(triage: DecodedTriage, moment: datetime | None = None) -> TriageState:
+    """Fold the facts recorded up to `moment` into the day's triage: each referral listed (as the read model gave
+    it), each decision and each escalation as they stood."""
+    facts = _facts_by(triage, moment)
+    candidates = {c.reference: c for c in (triage.listing.candidates if triage.listing else [])}
+    items: dict[str, TriageItem] = {}
+    for fact in facts:
+        match fact.content:
+            case TriageListed(due_at=due_at):
+                items[fact.reference] = TriageItem(
+                    **candidates[fact.reference].model_dump(), listed_at=fact.at, due_at=due_at
+                )
+            case TriageDecided(outcome=outcome):
+                items[fact.reference] = items[fact.reference].model_copy(
+                    update={"outcome": outcome, "decided_by": fact.actor.id, "decided_at": fact.at}
+                )
+    query = triage.listing_query
+    return TriageState(
+        triage_id=triage.reference,
+        day=triage.start.day,
+        listed=True,  # its first fact is a listing: the list was built before
+        received_since=query.since if query else None,
+        received_until=query.until if query else None,
+        items=list(items.values()),
+        escalations=escalations_from(facts),
+    )

@@ -1,7 +1,7 @@
 """Case histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
 
-A case is a referral (`REF-` ID) or a missing episode (`MIS-` ID); its agreed actions are its
-child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
+A case is a referral (`REF-` ID), a missing episode (`MIS-` ID), a child's trigger plan (`PLAN-`
+ID) or a day's triage (`TRIAGE-` date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
 history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
 updates the workflows accepted. Payloads are opened with the system's data converter, so
 sealed histories need the keyring.
@@ -26,6 +26,7 @@ from temporalio.converter import DataConverter
 
 from workflows.facts import RecordedEvent
 from workflows.missing_models import EpisodeState, StartMissingEpisode
+from workflows.triage_models import TriageList, TriageListQuery, TriageStart, TriageState
 from workflows.models import (
     Actor,
     ReferralState,
@@ -37,13 +38,16 @@ from workflows.models import (
 
 REFERRAL_WORKFLOW = "ReferralWorkflow"
 EPISODE_WORKFLOW = "MissingEpisodeWorkflow"
+TRIAGE_WORKFLOW = "DailyTriageWorkflow"
+PLAN_WORKFLOW = "TriggerPlanWorkflow"
 # The workflow types audited as cases, each with the agreed actions it started.
-CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW)
+CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW, PLAN_WORKFLOW)
 ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
 EPISODE_COUNT_ACTIVITY = "count_missing_episodes"
+TRIAGE_LIST_ACTIVITY = "triage_list"
 MANIFEST = "manifest.json"
 FETCH_CONCURRENCY = 8
 
@@ -86,8 +90,12 @@ class ReferralHistories:
         return self.referral.workflow_id
 
     @property
+    def workflow_type(self) -> str:
+        return workflow_type(self.referral)
+
+    @property
     def is_episode(self) -> bool:
-        return workflow_type(self.referral) == EPISODE_WORKFLOW
+        return self.workflow_type == EPISODE_WORKFLOW
 
     def all(self) -> list[WorkflowHistory]:
         return [self.referral, *self.actions]
@@ -309,6 +317,16 @@ class DecodedEpisode(DecodedCase):
     episode_counts: list[tuple[datetime, int]] = field(default_factory=list)
 
 
+@dataclass
+class DecodedTriage(DecodedCase):
+    """A day's triage decoded: its day and policy, the list the read model gave it, and its result."""
+
+    start: TriageStart
+    result: TriageState | None
+    listing: TriageList | None = None
+    listing_query: TriageListQuery | None = None
+
+
 async def _activity_results(
     history: WorkflowHistory, converter: DataConverter, activity: str, type_hint: type
 ) -> list[tuple[datetime, Any]]:
@@ -323,6 +341,17 @@ async def _activity_results(
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
         and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+    ]
+
+
+async def _activity_inputs(
+    history: WorkflowHistory, converter: DataConverter, activity: str, type_hint: type
+) -> list[Any]:
+    return [
+        await _decode(converter, e.activity_task_scheduled_event_attributes.input, type_hint)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
     ]
 
 
@@ -444,6 +473,33 @@ async def decode_episode(episode: ReferralHistories, converter: DataConverter) -
     )
 
 
-async def decode_case(case: ReferralHistories, converter: DataConverter) -> DecodedReferral | DecodedEpisode:
-    """A referral's or a missing episode's histories decoded, by the case's workflow type."""
-    return await (decode_episode if case.is_episode else decode_referral)(case, converter)
+async def decode_triage(triage: ReferralHistories, converter: DataConverter) -> DecodedTriage:
+    start, result = await _start_and_result(triage.referral, converter, TriageStart, TriageState)
+    listed = await _activity_results(triage.referral, converter, TRIAGE_LIST_ACTIVITY, TriageList)
+    return DecodedTriage(
+        **await _decode_case(triage, converter),
+        start=start,
+        result=result,
+        listing=listed[0][1] if listed else None,
+        listing_query=next(iter(await _activity_inputs(triage.referral, converter, TRIAGE_LIST_ACTIVITY, TriageListQuery)),
+                           None),
+    )
+
+
+async def decode_facts(case: ReferralHistories, converter: DataConverter) -> DecodedCase:
+    """A case read by its facts and decisions alone (a trigger plan's): reconciled, exported and replayed."""
+    return DecodedCase(**await _decode_case(case, converter))
+
+
+# Each case's decoder, by its workflow type.
+DECODERS = {
+    REFERRAL_WORKFLOW: decode_referral,
+    EPISODE_WORKFLOW: decode_episode,
+    TRIAGE_WORKFLOW: decode_triage,
+    PLAN_WORKFLOW: decode_facts,
+}
+
+
+async def decode_case(case: ReferralHistories, converter: DataConverter) -> DecodedCase:
+    """A case's histories decoded, by the case's workflow type."""
+    return await DECODERS[case.workflow_type](case, converter)

@@ -1,17 +1,31 @@
-"""The timeline as a self-contained HTML report: inline CSS and an inline SVG Gantt of the stages against their deadlines.
+"""A case's timeline as a self-contained HTML report: inline CSS and an inline SVG Gantt of its steps against their
+deadlines.
 
 Nothing is fetched from anywhere, so the file can be mailed or archived as it is; it shows
-references, stages, roles, staff IDs and times only.
+references, stages, roles, staff IDs and times only, every time in Europe/London to the second.
+A step still open runs to the moment the timeline was measured to (now, for a running case).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from audit.timeline import DeadlineCheck, ReferralTimeline, TimelineActor, TimelineDecision
+from audit.timeline import (
+    DeadlineCheck,
+    EpisodeTimeline,
+    ReferralTimeline,
+    TimelineAction,
+    TimelineActor,
+    TimelineDecision,
+    TimelineEscalation,
+    TriageTimeline,
+)
 from workflows.facts import Detail
+
+Timeline = ReferralTimeline | EpisodeTimeline | TriageTimeline
 
 LONDON = ZoneInfo("Europe/London")
 LABEL_WIDTH = 230
@@ -21,7 +35,7 @@ BAR_HEIGHT = 14
 AXIS_HEIGHT = 40
 COLOURS = {"met": "#2e7d32", "missed": "#c62828", "open": "#f9a825", "none": "#78909c"}
 TICK_STEPS = [
-    timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12),
+    timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12),
     timedelta(days=1), timedelta(days=2), timedelta(days=7), timedelta(days=14), timedelta(days=28),
     timedelta(days=91), timedelta(days=365),
 ]
@@ -41,7 +55,7 @@ svg text { font-family: system-ui, sans-serif; font-size: 11px; fill: #212121; }
 
 
 def local(moment: datetime | None) -> str:
-    return moment.astimezone(LONDON).strftime("%a %d %b %Y %H:%M") if moment else ""
+    return moment.astimezone(LONDON).strftime("%a %d %b %Y %H:%M:%S") if moment else ""
 
 
 def span_text(delta: timedelta) -> str:
@@ -49,17 +63,18 @@ def span_text(delta: timedelta) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
-    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes and not days)
+    parts = [f"{days} {'day' if days == 1 else 'days'}"] * bool(days) + [f"{hours} h"] * bool(hours) + [
+        f"{minutes} min"] * bool(minutes and not days)
     return " ".join(parts) or "under a minute"
 
 
 def verdict(check_: DeadlineCheck) -> tuple[str, str]:
     """(css class, words) for a deadline check."""
     if check_.deadline is None:
-        return "none", "no deadline"
-    if check_.met is None:
-        return "open", "open"
+        return "none", "no deadline" if check_.done_at else "open, no deadline"
     margin = span_text(check_.margin) if check_.margin is not None else ""
+    if check_.done_at is None:
+        return ("missed", f"open, {margin} late") if check_.met is False else ("open", f"open, {margin} left")
     return ("met", f"met, {margin} to spare") if check_.met else ("missed", f"missed, {margin} late")
 
 
@@ -92,22 +107,35 @@ class _Scale:
         return LABEL_WIDTH + CHART_WIDTH * (moment - self.start).total_seconds() / self.length
 
 
+def _first_tick(start: datetime, step: timedelta) -> datetime:
+    """The first whole step (a whole local minute, hour or day) at or after `start`."""
+    local_start = start.astimezone(LONDON)
+    if step >= timedelta(days=1):
+        floor = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        midnight = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        floor = midnight + step * ((local_start - midnight) // step)
+    return floor if floor >= local_start else (floor + step).astimezone(LONDON)
+
+
 def _axis(scale: _Scale, end: datetime, height: float) -> list[str]:
     span = timedelta(seconds=scale.length)
     step = next((s for s in TICK_STEPS if span / s <= 8), TICK_STEPS[-1])
-    start_local = scale.start.astimezone(LONDON)
-    # Ticks on whole local hours (or days), so the labels read naturally.
-    tick = start_local.replace(minute=0, second=0, microsecond=0)
-    if step >= timedelta(days=1):
-        tick = tick.replace(hour=0)
-    parts = []
+    ticks = []
+    tick = _first_tick(scale.start, step)
     while tick <= end:
-        if tick >= start_local:
-            x = scale.x(tick)
-            label = tick.strftime("%d %b") if step >= timedelta(days=1) else tick.strftime("%d %b %H:%M")
-            parts.append(f'<line x1="{x:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{height}" stroke="#eeeeee"/>')
-            parts.append(f'<text x="{x:.1f}" y="{AXIS_HEIGHT - 12}" text-anchor="middle">{escape(label)}</text>')
+        ticks.append(tick)
         tick = (tick + step).astimezone(LONDON)
+    # A chart shorter than its smallest step still has its two ends named.
+    ticks = ticks if len(ticks) >= 2 else [scale.start.astimezone(LONDON), end.astimezone(LONDON)]
+    fmt = "%d %b" if step >= timedelta(days=1) else "%d %b %H:%M" if step >= timedelta(minutes=1) and len(ticks) > 2 \
+        else "%H:%M:%S"
+    parts = []
+    for tick in ticks:
+        x = scale.x(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{height}" stroke="#eeeeee"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{AXIS_HEIGHT - 12}" text-anchor="middle">'
+                     f'{escape(tick.strftime(fmt))}</text>')
     return parts
 
 
@@ -115,21 +143,21 @@ def _row(index: int) -> float:
     return AXIS_HEIGHT + index * ROW_HEIGHT
 
 
-def _bar(scale: _Scale, index: int, label: str, start: datetime, end: datetime, check_: DeadlineCheck, title: str) -> list[str]:
+def _bar(scale: _Scale, index: int, row: "GanttRow") -> list[str]:
     y = _row(index)
-    css, words = verdict(check_)
-    x0, x1 = scale.x(start), scale.x(end)
+    css, words = verdict(row.check)
+    x0, x1 = scale.x(row.start), scale.x(row.end)
     parts = [
-        f'<text x="{LABEL_WIDTH - 8}" y="{y + ROW_HEIGHT / 2 + 4:.1f}" text-anchor="end">{escape(label)}</text>',
+        f'<text x="{LABEL_WIDTH - 8}" y="{y + ROW_HEIGHT / 2 + 4:.1f}" text-anchor="end">{escape(row.label)}</text>',
         f'<rect class="bar {css}" x="{x0:.1f}" y="{y + (ROW_HEIGHT - BAR_HEIGHT) / 2:.1f}" '
         f'width="{max(x1 - x0, 3):.1f}" height="{BAR_HEIGHT}" rx="2" fill="{COLOURS[css]}">'
-        f"<title>{escape(title)}: {escape(words)}</title></rect>",
+        f"<title>{escape(row.title)}: {escape(words)}</title></rect>",
     ]
-    if check_.deadline is not None:
-        xd = scale.x(check_.deadline)
+    if row.check.deadline is not None:
+        xd = scale.x(row.check.deadline)
         parts.append(
             f'<line class="deadline" x1="{xd:.1f}" y1="{y + 3}" x2="{xd:.1f}" y2="{y + ROW_HEIGHT - 3}" '
-            f'stroke="#212121" stroke-width="2"><title>deadline {escape(local(check_.deadline))}</title></line>'
+            f'stroke="#212121" stroke-width="2"><title>deadline {escape(local(row.check.deadline))}</title></line>'
         )
     return parts
 
@@ -142,54 +170,119 @@ def _marker(scale: _Scale, index: int, moment: datetime, shape: str, title: str)
     if shape == "acknowledged":
         return (f'<circle class="acknowledgement" cx="{x:.1f}" cy="{y + 12:.1f}" r="4" fill="white" stroke="#1565c0" '
                 f'stroke-width="2"><title>{escape(title)}</title></circle>')
+    if shape == "reassigned":  # an orange square below the bar
+        return (f'<rect class="reassignment" x="{x - 4:.1f}" y="{y + 8:.1f}" width="8" height="8" fill="#ef6c00">'
+                f'<title>{escape(title)}</title></rect>')
     points = f"{x:.1f},{y - 7:.1f} {x + 6:.1f},{y:.1f} {x:.1f},{y + 7:.1f} {x - 6:.1f},{y:.1f}"
     return f'<polygon class="regrade" points="{points}" fill="#6a1b9a"><title>{escape(title)}</title></polygon>'
 
 
-def gantt(timeline: ReferralTimeline) -> str:
-    moments = [timeline.ends_at] + [
-        c.deadline for c in [s.timeliness for s in timeline.stages] + [a.timeliness for a in timeline.actions] if c.deadline
-    ]
-    if timeline.conference and timeline.conference.timeliness.deadline:
-        moments.append(timeline.conference.timeliness.deadline)
-    end = max(moments)
-    scale = _Scale(timeline.submitted_at, end + (end - timeline.submitted_at) * 0.02)
+@dataclass(frozen=True)
+class GanttRow:
+    """One bar: a step from its start to when it was done (or, open, to the moment measured to)."""
+
+    key: str
+    label: str
+    start: datetime
+    end: datetime
+    check: DeadlineCheck
+    title: str
+
+
+def _action_rows(actions: list[TimelineAction], measured_to: datetime) -> list[GanttRow]:
+    return [GanttRow(a.action_id, f"{a.action_id.rpartition('.')[2]} {a.agency.value}", a.agreed_at,
+                     a.timeliness.done_at or measured_to, a.timeliness, a.action_id) for a in actions]
+
+
+def _rows(t: Timeline) -> list[GanttRow]:
+    """Each case's steps as bars: a referral's stages, an episode's reviews and interview, a triage's referrals;
+    then the agreed actions."""
+    match t:
+        case ReferralTimeline():
+            rows = [GanttRow(s.stage.value, s.stage.value.replace("_", " "), s.entered_at, s.left_at or t.measured_to,
+                             s.timeliness, s.stage.value) for s in t.stages]
+        case EpisodeTimeline():
+            rows, since = [], t.reported_at
+            for number, review in enumerate(t.reviews, start=1):
+                rows.append(GanttRow(f"review {number}", f"review {number}", since, review.done_at or t.measured_to,
+                                     review, f"review {number}"))
+                since = review.done_at or since
+            if t.interview is not None and t.found_at is not None:
+                rows.append(GanttRow("interview", "return-home interview", t.found_at,
+                                     t.interview.done_at or t.measured_to, t.interview, "return-home interview"))
+        case TriageTimeline():
+            rows = [GanttRow(i.reference, i.reference, i.listed_at, i.timeliness.done_at or t.measured_to,
+                             i.timeliness, f"{i.reference} triaged") for i in t.items]
+    return rows + _action_rows(getattr(t, "actions", []), t.measured_to)
+
+
+def _started(t: Timeline) -> datetime:
+    match t:
+        case ReferralTimeline():
+            return t.submitted_at
+        case EpisodeTimeline():
+            return t.reported_at
+        case TriageTimeline():
+            return min([i.listed_at for i in t.items], default=t.ends_at)
+
+
+def gantt(timeline: Timeline) -> str:
+    rows = _rows(timeline)
+    start = _started(timeline)
+    end = max([timeline.measured_to] + [r.check.deadline for r in rows if r.check.deadline])
+    if isinstance(timeline, ReferralTimeline) and timeline.conference and timeline.conference.timeliness.deadline:
+        end = max(end, timeline.conference.timeliness.deadline)
+    scale = _Scale(start, end + (end - start) * 0.02)
     parts: list[str] = []
-    rows: dict[str, int] = {}
-    for span in timeline.stages:
-        rows[span.stage.value] = len(rows)
-        parts += _bar(scale, rows[span.stage.value], span.stage.value.replace("_", " "), span.entered_at,
-                      span.left_at or timeline.ends_at, span.timeliness, span.stage.value)
-    for action in timeline.actions:
-        rows[action.action_id] = len(rows)
-        parts += _bar(scale, rows[action.action_id], f"{action.action_id.rpartition('.')[2]} {action.agency.value}",
-                      action.agreed_at, action.timeliness.done_at or timeline.ends_at, action.timeliness, action.action_id)
-    if timeline.regrades:
-        rows["risk"] = len(rows)
-        y = _row(rows["risk"]) + ROW_HEIGHT / 2 + 4
+    index = {row.key: number for number, row in enumerate(rows)}
+    for row in rows:
+        parts += _bar(scale, index[row.key], row)
+    for action in getattr(timeline, "actions", []):
+        parts += [_marker(scale, index[action.action_id], at, "reassigned", f"{action.action_id} reassigned "
+                          f"{local(at)}") for at in action.reassigned_at]
+    regrades = getattr(timeline, "regrades", [])
+    if regrades:
+        index["risk"] = len(index)
+        y = _row(index["risk"]) + ROW_HEIGHT / 2 + 4
         parts.append(f'<text x="{LABEL_WIDTH - 8}" y="{y:.1f}" text-anchor="end">risk regrades</text>')
-        parts += [_marker(scale, rows["risk"], r.at, "regrade", f"{r.from_risk.value} to {r.to_risk.value} by {r.actor.id}")
-                  for r in timeline.regrades]
+        parts += [_marker(scale, index["risk"], r.at, "regrade", f"{r.from_risk.value} to {r.to_risk.value} by {r.actor.id}")
+                  for r in regrades]
     for e in timeline.escalations:
-        index = rows.get(e.subject)
-        if index is None:
+        row_index = _escalation_row(e, index, rows)
+        if row_index is None:
             continue
-        parts.append(_marker(scale, index, e.raised_at, "raised", f"{e.escalation_id} to the {e.rank} ({e.reason})"))
+        parts.append(_marker(scale, row_index, e.raised_at, "raised", f"{e.escalation_id} to the {e.rank} ({e.reason})"))
         if e.acknowledged_at:
-            parts.append(_marker(scale, index, e.acknowledged_at, "acknowledged", f"{e.escalation_id} acknowledged by {e.acknowledged_by}"))
-    if timeline.closed_at:
-        x = scale.x(timeline.closed_at)
-        parts.append(f'<line x1="{x:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{_row(len(rows))}" stroke="#424242" '
-                     f'stroke-dasharray="4 3"><title>closed {escape(local(timeline.closed_at))}</title></line>')
-    height = _row(len(rows)) + 10
+            parts.append(_marker(scale, row_index, e.acknowledged_at, "acknowledged",
+                                 f"{e.escalation_id} acknowledged by {e.acknowledged_by}"))
+    closed_at = getattr(timeline, "closed_at", None)
+    if closed_at:
+        x = scale.x(closed_at)
+        parts.append(f'<line x1="{x:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{_row(len(index))}" stroke="#424242" '
+                     f'stroke-dasharray="4 3"><title>closed {escape(local(closed_at))}</title></line>')
+    if closed_at is None and timeline.status == "running":
+        x = scale.x(timeline.measured_to)
+        parts.append(f'<line class="now" x1="{x:.1f}" y1="{AXIS_HEIGHT - 6}" x2="{x:.1f}" y2="{_row(len(index))}" '
+                     f'stroke="#0277bd" stroke-dasharray="2 2"><title>measured to {escape(local(timeline.measured_to))}'
+                     f'</title></line>')
+    height = _row(len(index)) + 10
     width = LABEL_WIDTH + CHART_WIDTH + 40
     return (
         f'<svg id="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
         f'viewBox="0 0 {width} {height:.0f}" role="img" '
-        f'aria-label="Stages and agreed actions of {escape(timeline.reference)} against their deadlines">'
+        f'aria-label="Steps of {escape(timeline.reference)} against their deadlines">'
         + "".join(_axis(scale, end, height) + parts)
         + "</svg>"
     )
+
+
+def _escalation_row(e: TimelineEscalation, index: dict[str, int], rows: list[GanttRow]) -> int | None:
+    """The row an escalation belongs on: its late step's (a stage, an action, a triaged referral, the latest of an
+    episode's reviews); none for a step without a bar (an episode's tracing)."""
+    if e.subject in index:
+        return index[e.subject]
+    same = [index[row.key] for row in rows if row.key.startswith(e.subject) and row.start <= e.raised_at]
+    return same[-1] if same else None
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -200,11 +293,20 @@ LEGEND = "".join(
     for k, label in (("met", "done within its deadline"), ("missed", "deadline missed"),
                      ("open", "open"), ("none", "no deadline"))
 ) + '<span>&#9646; deadline</span><span style="color:#b71c1c">&#9660; escalation</span>' \
-    '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>'
+    '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>' \
+    '<span style="color:#ef6c00">&#9632; reassigned</span><span style="color:#0277bd">&#9482; now</span>'
 
 
 def _detail(value: Detail) -> str:
-    return local(value) if isinstance(value, datetime) else str(value)
+    """A detail as a person reads it: a time (a datetime, or the ISO text a fact keeps) in local time."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value and value[:4].isdigit() else value
+        except ValueError:
+            pass
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return local(value)
+    return str(value)
 
 
 def _summary(t: ReferralTimeline) -> str:
@@ -226,9 +328,9 @@ def _stages(t: ReferralTimeline) -> str:
     )
 
 
-def _decisions(t: ReferralTimeline) -> str:
+def _decisions(t: Timeline) -> str:
     def where(d: TimelineDecision) -> str:
-        return f"{d.label} ({d.stream.rpartition('.')[2] if d.stream != t.reference else 'referral'} #{d.seq})"
+        return f"{d.label} ({d.stream.rpartition('.')[2] if d.stream != t.reference else 'case'} #{d.seq})"
 
     return _table(
         ["when", "who", "what", "update", "stage", "risk", "details"],
@@ -255,16 +357,17 @@ def _meetings(t: ReferralTimeline) -> str:
     )
 
 
-def _actions(t: ReferralTimeline) -> str:
+def _actions(t: ReferralTimeline | EpisodeTimeline) -> str:
     return _table(
         ["action", "agency", "agreed", "by", "deadline", "completed", "by", "reminded", "reassigned", "timeliness"],
         [[escape(a.action_id), escape(a.agency.value), escape(local(a.agreed_at)), escape(who(a.agreed_by)),
           escape(local(a.timeliness.deadline)), escape(local(a.timeliness.done_at)), escape(a.completed_by or ""),
-          escape(local(a.reminded_at)), str(a.reassignments), _verdict_cell(a.timeliness)] for a in t.actions],
+          escape(local(a.reminded_at)), "<br>".join(escape(local(at)) for at in a.reassigned_at) or "no",
+          _verdict_cell(a.timeliness)] for a in t.actions],
     )
 
 
-def _escalations(t: ReferralTimeline) -> str:
+def _escalations(t: Timeline) -> str:
     return _table(
         ["escalation", "late step", "rung", "rank", "reason", "due", "raised", "acknowledged", "by", "after"],
         [[escape(e.escalation_id), escape(e.subject), str(e.rung), escape(e.rank), escape(e.reason), escape(local(e.due_at)),
@@ -287,32 +390,59 @@ def _conference(t: ReferralTimeline) -> str:
     )
 
 
-def render_timeline_html(timeline: ReferralTimeline) -> str:
+def _checks(headers: list[str], checks: list[tuple[list[str], DeadlineCheck]]) -> str:
+    return _table(headers + ["due", "done", "timeliness"],
+                  [[escape(c) for c in cells] + [escape(local(check_.deadline)), escape(local(check_.done_at)),
+                                                  _verdict_cell(check_)] for cells, check_ in checks])
+
+
+def _referral_sections(t: ReferralTimeline) -> list[tuple[str, str]]:
+    return [("Stages", _stages(t)), ("Decisions", _decisions(t)), ("Risk regrades", _regrades(t)),
+            ("Strategy discussions", _meetings(t)), ("Agreed actions", _actions(t)), ("Escalations", _escalations(t)),
+            ("Initial child protection conference", _conference(t))]
+
+
+def _episode_sections(t: EpisodeTimeline) -> list[tuple[str, str]]:
+    summary = _table(["episode", "status", "grade", "reported", "missing since", "found", "closed"],
+                     [[escape(v) for v in (t.reference, t.status, f"{t.assessed_grade.value} to {t.final_grade.value}",
+                                           local(t.reported_at), local(t.missing_since), local(t.found_at),
+                                           local(t.closed_at))]])
+    reviews = _checks(["review"], [([str(n)], c) for n, c in enumerate(t.reviews, start=1)])
+    interview = _checks(["interview"], [(["return-home interview"], t.interview)] if t.interview else [])
+    return [("Summary", summary), ("Reviews", reviews), ("Return-home interview", interview),
+            ("Decisions", _decisions(t)), ("Agreed actions", _actions(t)), ("Escalations", _escalations(t))]
+
+
+def _triage_sections(t: TriageTimeline) -> list[tuple[str, str]]:
+    items = _checks(["referral", "risk", "prior referrals", "listed", "outcome", "by"],
+                    [([i.reference, i.risk.value, str(i.prior_referrals), local(i.listed_at),
+                       i.outcome.value if i.outcome else "", i.decided_by or ""], i.timeliness) for i in t.items])
+    return [("Referrals on the list", items), ("Decisions", _decisions(t)), ("Escalations", _escalations(t))]
+
+
+def render_timeline_html(timeline: Timeline) -> str:
     t = timeline
+    match t:
+        case ReferralTimeline():
+            noun, summary, sections = "referral", _summary(t), _referral_sections(t)
+        case EpisodeTimeline():
+            noun, summary, sections = "missing episode", "", _episode_sections(t)
+        case TriageTimeline():
+            noun, summary, sections = f"daily triage of {t.day.isoformat()}", "", _triage_sections(t)
+    measured = (f" Open steps are measured to {escape(local(t.measured_to))}"
+                + (" (now: the case is still open)." if t.status == "running" else "."))
+    body = "".join(f"<h2>{escape(title)}</h2>\n{html}\n" for title, html in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Decision timeline {escape(t.reference)}</title>
 <style>{CSS}</style></head>
 <body>
 <h1>Decision timeline: {escape(t.reference)}</h1>
-<p class="muted">Reconstructed from the referral's workflow history and its agreed actions' histories (run {escape(t.run_id)}).
-Times are Europe/London. People appear by staff ID, role and agency only.</p>
-{_summary(t)}
-<h2>Stages against their deadlines</h2>
+<p class="muted">Reconstructed from the {escape(noun)}'s workflow history and its agreed actions' histories (run {escape(t.run_id)}).
+Times are Europe/London. People appear by staff ID, role and agency only.{measured}</p>
+{summary}
+<h2>Steps against their deadlines</h2>
 <div class="legend">{LEGEND}</div>
 {gantt(t)}
-{_stages(t)}
-<h2>Decisions</h2>
-{_decisions(t)}
-<h2>Risk regrades</h2>
-{_regrades(t)}
-<h2>Strategy discussions</h2>
-{_meetings(t)}
-<h2>Agreed actions</h2>
-{_actions(t)}
-<h2>Escalations</h2>
-{_escalations(t)}
-<h2>Initial child protection conference</h2>
-{_conference(t)}
-</body></html>
+{body}</body></html>
 """

@@ -16,7 +16,7 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from activities.audit import AuditRecords
+from activities.audit import AuditRecords, QuotasDiffer
 from runtime.settings import Settings
 from runtime.temporal import ensure_schedule
 from workflows.audit_models import AuditWorklist, MonthlySampleStart, SampleCategory, SampleRequest
@@ -35,10 +35,20 @@ async def monthly_sample(
     seed: int = 0,
     quotas: dict[SampleCategory, int] | None = None,
     drawn_by: str = "system",
+    redraw: bool = False,
 ) -> AuditWorklist:
-    """Draw (or find, if already drawn) the month's sample worklist."""
-    request = SampleRequest(month=month, seed=seed, drawn_by=drawn_by, **({"quotas": quotas} if quotas else {}))
-    return await AuditRecords(pool).draw_monthly_sample(request)
+    """Draw (or find, if already drawn) the month's sample worklist; `QuotasDiffer` when it was drawn under other
+    quotas and `redraw` is not asked."""
+    records = AuditRecords(pool)
+    existing = await records.worklist(month, seed)
+    if existing is not None and not redraw:
+        # No quotas asked for: the month as drawn, whatever its quotas were; others only on a redraw.
+        if quotas is not None and existing.quotas != quotas:
+            raise QuotasDiffer(existing)
+        return existing
+    request = SampleRequest(month=month, seed=seed, drawn_by=drawn_by, redraw=redraw,
+                            **({"quotas": quotas} if quotas else {}))
+    return await records.draw_monthly_sample(request)
 
 
 def monthly_sample_schedule(settings: Settings, policy: SlaPolicy, seed: int = 0) -> Schedule:

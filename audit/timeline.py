@@ -1,7 +1,10 @@
 """A case's decision timeline, reconstructed from its histories: each step, who, when, its deadline and the margin.
 
 A referral's timeline has its stages, regrades, meetings and conference; a missing episode's
-has its reviews and return-home interview against their deadlines. Both read each fact
+has its reviews and return-home interview against their deadlines; a day's triage has each
+listed referral's decision against the end of the triage day. A step still open is measured
+to now while the case runs (or to the moment asked for), so an overdue open step reads as
+late as it is. Both read each fact
 through the facts registry: its label, whether it is a decision, and its summary.
 
 The timeline names people only by staff ID, role and agency, and carries no free text: it
@@ -10,17 +13,20 @@ can be shared with senior leaders without revealing who the children are.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from audit.as_of import escalations_from, fold_actions, state_from_facts
+from audit.as_of import escalations_from, fold_actions, state_from_facts, triage_from_facts
 from audit.history import (
     AcceptedDecision,
     DecodedCase,
     DecodedEpisode,
     DecodedReferral,
+    DecodedTriage,
     decode_episode,
     decode_referral,
     fetch_referral,
@@ -28,6 +34,7 @@ from audit.history import (
 from workflows.calendar import add_duration
 from workflows.facts import (
     ActionAgreed,
+    ActionReassigned,
     ChildFound,
     Closed,
     ConferenceBooked,
@@ -58,6 +65,14 @@ from workflows.models import (
     Role,
     Stage,
 )
+from workflows.triage_models import TriageOutcome
+
+
+MEASURED_TO = ("what open steps are measured to: now while the case runs, the moment asked for, or when its "
+               "history ends")
+
+
+C = TypeVar("C", bound=DecodedCase)
 
 
 class TimelineActor(BaseModel):
@@ -67,21 +82,21 @@ class TimelineActor(BaseModel):
 
 
 class DeadlineCheck(BaseModel):
-    """A deadline against the moment the step was done: `margin` > 0 is early, < 0 late."""
+    """A deadline against the moment the step was done, or for an open step the moment it is measured to:
+    `margin` > 0 is to spare (time left, while open), < 0 late."""
 
     deadline: datetime | None = None
     done_at: datetime | None = None
-    met: bool | None = None
+    met: bool | None = Field(default=None, description="none while open and not yet due")
     margin: timedelta | None = None
 
 
 def check(deadline: datetime | None, done_at: datetime | None, until: datetime) -> DeadlineCheck:
-    """`until`: when the history ends; a step not done by a passed deadline has missed it."""
+    """`until`: the moment an open step is measured to (now, the moment asked for, or the history's end)."""
     if deadline is None:
         return DeadlineCheck(done_at=done_at)
     if done_at is None:
-        late = until > deadline
-        return DeadlineCheck(deadline=deadline, met=False if late else None, margin=deadline - until if late else None)
+        return DeadlineCheck(deadline=deadline, met=False if until > deadline else None, margin=deadline - until)
     return DeadlineCheck(deadline=deadline, done_at=done_at, met=done_at <= deadline, margin=deadline - done_at)
 
 
@@ -149,6 +164,7 @@ class TimelineAction(BaseModel):
     completed_by: str | None = None
     reminded_at: datetime | None = None
     reassignments: int = 0
+    reassigned_at: list[datetime] = Field(default_factory=list, description="when each reassignment was made")
     timeliness: DeadlineCheck
 
 
@@ -189,6 +205,7 @@ class ReferralTimeline(BaseModel):
     final_risk: RiskGrade
     submitted_at: datetime
     ends_at: datetime = Field(description="when the history ends: closure, or its last recorded fact")
+    measured_to: datetime = Field(description=MEASURED_TO)
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
     stages: list[StageSpan]
@@ -211,6 +228,7 @@ class EpisodeTimeline(BaseModel):
     assessed_grade: MissingGrade = Field(description="the grade as reported")
     final_grade: MissingGrade = Field(description="the grade the episode was treated at when its history ends")
     ends_at: datetime = Field(description="when the history ends: closure, or its last recorded fact")
+    measured_to: datetime = Field(description=MEASURED_TO)
     found_at: datetime | None = None
     closed_at: datetime | None = None
     decisions: list[TimelineDecision]
@@ -218,6 +236,32 @@ class EpisodeTimeline(BaseModel):
                                          "a last one not done while the child was missing")
     interview: DeadlineCheck | None = Field(default=None, description="the interview's outcome against its due time")
     actions: list[TimelineAction]
+    escalations: list[TimelineEscalation]
+
+
+class TriageItemCheck(BaseModel):
+    """A referral on the day's list: its decision against the end of the triage day."""
+
+    reference: str
+    risk: RiskGrade
+    prior_referrals: int
+    listed_at: datetime
+    outcome: TriageOutcome | None = None
+    decided_by: str | None = None
+    timeliness: DeadlineCheck
+
+
+class TriageTimeline(BaseModel):
+    """A day's domestic-abuse triage: each listed referral decided (or not) against its due time."""
+
+    reference: str
+    run_id: str
+    status: str
+    day: date
+    ends_at: datetime = Field(description="when the history ends: its last recorded fact, or its end")
+    measured_to: datetime = Field(description=MEASURED_TO)
+    items: list[TriageItemCheck]
+    decisions: list[TimelineDecision]
     escalations: list[TimelineEscalation]
 
 
@@ -281,7 +325,8 @@ def _stages(referral: DecodedReferral, facts: list[RecordedEvent], ends_at: date
     return spans
 
 
-def _action(action: ActionState, agreed: RecordedEvent, ends_at: datetime) -> TimelineAction:
+def _action(action: ActionState, facts: list[RecordedEvent], ends_at: datetime) -> TimelineAction:
+    agreed = next(fact for fact, _ in contents(facts, ActionAgreed) if fact.stream == action.action_id)
     return TimelineAction(
         action_id=action.action_id,
         agency=action.owner.agency,
@@ -290,6 +335,7 @@ def _action(action: ActionState, agreed: RecordedEvent, ends_at: datetime) -> Ti
         completed_by=action.completed_by,
         reminded_at=action.reminded_at,
         reassignments=action.reassignments,
+        reassigned_at=[fact.at for fact, _ in contents(facts, ActionReassigned) if fact.stream == action.action_id],
         timeliness=check(action.deadline, action.completed_at, ends_at),
     )
 
@@ -374,13 +420,14 @@ def _meetings(own: list[RecordedEvent]) -> list[StrategyMeeting]:
     ]
 
 
-def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
+def build_timeline(referral: DecodedReferral, at: datetime | None = None, now: datetime | None = None) -> ReferralTimeline:
+    """The referral's timeline; `at`: as it stood then, from the facts recorded by then."""
+    referral = _as_of(referral, at)
     facts = referral.facts
     own = [f for f in facts if f.stream == referral.reference]
-    state = state_from_facts(referral)
+    state = state_from_facts(referral, at)
     closed = next((fact for fact, _ in contents(own, Closed)), None)
-    ends_at = _ends_at(referral, closed)
-    agreed = {fact.stream: fact for fact, _ in contents(facts, ActionAgreed)}
+    ends_at = _measured_to(referral, closed, at, now)
     return ReferralTimeline(
         reference=referral.reference,
         run_id=referral.run_id,
@@ -389,14 +436,15 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
         initial_risk=referral.start.submission.initial_risk,
         final_risk=state.risk,
         submitted_at=state.submitted_at,
-        ends_at=ends_at,
+        ends_at=_ends_at(referral, closed),
+        measured_to=ends_at,
         closed_at=closed.at if closed else None,
         close_reason=state.close_reason,
         stages=_stages(referral, own, ends_at),
         decisions=_decisions(referral),
         regrades=_regrades(own),
         meetings=_meetings(own),
-        actions=[_action(a, agreed[a.action_id], ends_at) for a in state.actions],
+        actions=[_action(a, facts, ends_at) for a in state.actions],
         escalations=sorted(
             [_escalation(e) for e in state.escalations] + [_escalation(e) for a in state.actions for e in a.escalations],
             key=lambda e: e.raised_at,
@@ -408,6 +456,25 @@ def build_timeline(referral: DecodedReferral) -> ReferralTimeline:
 def _ends_at(case: DecodedCase, closed: RecordedEvent | None) -> datetime:
     facts = case.facts
     return closed.at if closed else max(case.ended_at or facts[-1].at, facts[-1].at)
+
+
+def _as_of(case: C, at: datetime | None) -> C:
+    """The case as its history stood at `at`: the facts and decisions recorded by then, still running."""
+    if at is None:
+        return case
+    facts = case.facts_until(at)
+    if not facts:
+        raise ValueError(f"{case.reference}: no facts were recorded by {at.isoformat()}")
+    ended = case.ended_at is not None and case.ended_at <= at
+    return replace(case, facts=facts, decisions=[d for d in case.decisions if d.accepted_at <= at],
+                   status=case.status if ended else "running", ended_at=case.ended_at if ended else None)
+
+
+def _measured_to(case: DecodedCase, closed: RecordedEvent | None, at: datetime | None, now: datetime | None) -> datetime:
+    """What an open step is measured to: the moment asked for, now while the case runs, else its history's end."""
+    if closed is None and case.status == "running":
+        return at or now or datetime.now(timezone.utc)
+    return _ends_at(case, closed)
 
 
 def _reviews(own: list[RecordedEvent], ends_at: datetime) -> list[DeadlineCheck]:
@@ -425,15 +492,16 @@ def _reviews(own: list[RecordedEvent], ends_at: datetime) -> list[DeadlineCheck]
     return checks + ([check(due, None, ends_at)] if due is not None else [])
 
 
-def build_episode_timeline(episode: DecodedEpisode) -> EpisodeTimeline:
+def build_episode_timeline(episode: DecodedEpisode, at: datetime | None = None, now: datetime | None = None) -> EpisodeTimeline:
+    """The missing episode's timeline; `at`: as it stood then, from the facts recorded by then."""
+    episode = _as_of(episode, at)
     facts = episode.facts
     own = [f for f in facts if f.stream == episode.reference]
     closed = next((fact for fact, _ in contents(own, EpisodeClosed)), None)
-    ends_at = _ends_at(episode, closed)
+    ends_at = _measured_to(episode, closed, at, now)
     found = next(((fact, c) for fact, c in contents(own, ChildFound)), None)
     interviewed = next((fact for fact, _ in contents(own, InterviewRecorded)), None)
     grades = [times.grade for _, times in contents(own, EpisodeTimes)]
-    agreed = {fact.stream: fact for fact, _ in contents(facts, ActionAgreed)}
     actions = fold_actions(f for f in facts if f.stream != episode.reference)
     return EpisodeTimeline(
         reference=episode.reference,
@@ -443,17 +511,41 @@ def build_episode_timeline(episode: DecodedEpisode) -> EpisodeTimeline:
         missing_since=episode.start.report.missing_since,
         assessed_grade=episode.start.report.assessment.grade,
         final_grade=grades[-1],
-        ends_at=ends_at,
+        ends_at=_ends_at(episode, closed),
+        measured_to=ends_at,
         found_at=found[1].found_at if found else None,
         closed_at=closed.at if closed else None,
         decisions=_decisions(episode),
         reviews=_reviews(own, ends_at),
         interview=check(found[1].interview_due, interviewed.at if interviewed else None, ends_at) if found else None,
-        actions=[_action(a, agreed[a.action_id], ends_at) for a in actions],
+        actions=[_action(a, facts, ends_at) for a in actions],
         escalations=sorted(
             [_escalation(e) for e in escalations_from(own)] + [_escalation(e) for a in actions for e in a.escalations],
             key=lambda e: e.raised_at,
         ),
+    )
+
+
+def build_triage_timeline(triage: DecodedTriage, at: datetime | None = None, now: datetime | None = None) -> TriageTimeline:
+    """The day's triage timeline; `at`: as it stood then, from the facts recorded by then."""
+    triage = _as_of(triage, at)
+    state = triage_from_facts(triage)
+    measured_to = _measured_to(triage, None, at, now)
+    return TriageTimeline(
+        reference=triage.reference,
+        run_id=triage.run_id,
+        status=triage.status,
+        day=state.day,
+        ends_at=_ends_at(triage, None),
+        measured_to=measured_to,
+        items=[
+            TriageItemCheck(reference=item.reference, risk=item.risk, prior_referrals=len(item.history.prior_referrals),
+                            listed_at=item.listed_at, outcome=item.outcome, decided_by=item.decided_by,
+                            timeliness=check(item.due_at, item.decided_at, measured_to))
+            for item in state.items
+        ],
+        decisions=_decisions(triage),
+        escalations=[_escalation(e) for e in state.escalations],
     )
 
 

@@ -151,13 +151,17 @@ def conference_outcome(
     plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help="a child protection plan was made")] = None,
     police_attended: Annotated[bool | None, typer.Option("--police-attended/--police-absent")] = None,
     rationale: Annotated[str | None, typer.Option()] = None,
+    social_worker: Annotated[
+        str | None, typer.Option(help="STAFF_ID|NAME: the plan's allocated social worker (required with --plan)")
+    ] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
     key: DecisionKey = None,
 ) -> None:
     """Record the ICPC's outcome."""
+    worker = split_fields(social_worker, ["staff_id", "name"], "--social-worker") if social_worker else None
     body = body_from(file, held_at=held_at, child_protection_plan=plan, police_attended=police_attended,
-                     rationale=rationale)
+                     rationale=rationale, allocated_social_worker=worker)
     body.setdefault("held_at", now_iso())
     decide_referral(reference, "conference-outcome", body, as_json, key)
 

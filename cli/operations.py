@@ -20,20 +20,22 @@ def access_log(
     actor: Annotated[str | None, typer.Option(help="only this staff ID's reads")] = None,
     since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    before: Annotated[int | None, typer.Option(min=1, help="the next page: entries older than this id")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Who read which referral, through which channel, and when; newest first (auditors)."""
-    params = {"reference": reference, "actor_id": actor, "since": since, "limit": limit, "offset": offset}
+    params = {"reference": reference, "actor_id": actor, "since": since, "limit": limit, "before": before}
 
     def render(console: Console, entries: list[dict]) -> None:
         rows_table(
             console,
             "Access log",
-            ["when", "actor", "role", "agency", "channel", "action", "reference"],
-            [[when(e["at"]), e["actor_id"], e["actor_role"], e["actor_agency"], e["channel"], e["action"],
-              e["reference"]] for e in entries],
+            ["id", "when", "actor", "role", "agency", "channel", "action", "reference"],
+            [[str(e["id"]), when(e["at"]), e["actor_id"], e["actor_role"], e["actor_agency"], e["channel"],
+              e["action"], e["reference"]] for e in entries],
         )
+        if len(entries) == limit:
+            console.print(f"Older entries: --before {entries[-1]['id']}")
 
     emit(call("GET", "/access-log", params=params), as_json, render)
 

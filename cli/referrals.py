@@ -9,7 +9,7 @@ import typer
 
 from cli.connection import call
 from cli.inputs import AsJson, Reference, read_json
-from cli.rendering import emit, render_intake, render_referral, render_referral_page
+from cli.rendering import emit, render_address_warning, render_intake, render_referral, render_referral_page
 from workflows.models import RiskGrade, Stage
 
 app = typer.Typer()
@@ -43,3 +43,12 @@ def list_referrals(
               "overdue": None if overdue is None else str(overdue).lower(), "updated_since": updated_since,
               "limit": limit, "cursor": cursor}
     emit(call("GET", "/referrals", params=params), as_json, render_referral_page)
+
+
+@app.command("address-warning")
+def address_warning(
+    address: Annotated[str, typer.Argument(help="the address about to be attended (sent in the body, never kept)")],
+    as_json: AsJson = False,
+) -> None:
+    """Before attending: whether the address has children at risk (counts only); the enquiry is access-logged."""
+    emit(call("POST", "/address-warnings", body={"address": address}), as_json, render_address_warning)

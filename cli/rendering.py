@@ -90,6 +90,7 @@ def render_referral(console: Console, state: dict) -> None:
             ("police attendance", state["police_attendance"]),
             ("child protection plan", state["child_protection_plan"]),
             ("close reason", state["close_reason"]),
+            ("missing episodes linked (CSE)", ", ".join(state.get("linked_episodes") or []) or None),
         ],
     )
     if state["actions"]:
@@ -131,6 +132,7 @@ def render_episode(console: Console, state: dict) -> None:
             ("interview due", when(state["interview_due"])),
             ("interview outcome", state["interview_outcome"]),
             ("trigger plan", plan_line(state.get("trigger_plan"), state.get("trigger_plan_required"))),
+            ("referrals linked (CSE)", ", ".join(state.get("linked_referrals") or []) or None),
         ],
     )
     plan = state.get("trigger_plan")
@@ -221,6 +223,16 @@ def render_most_frequently_missing(console: Console, listing: dict) -> None:
         ["latest episode", "episodes", "open", "missing now", "repeat-missing", "last reported"],
         [[c["latest_episode_id"], str(c["episodes"]), str(c["open_episodes"]), "MISSING" if c["missing_now"] else "",
           "REPEAT" if c["repeat_missing"] else "", when(c["last_reported_at"])] for c in listing["items"]],
+    )
+
+
+def render_address_warning(console: Console, warning: dict) -> None:
+    if not warning["children_at_risk"]:
+        console.print("No children at risk known at this address.")
+        return
+    console.print(
+        f"[bold]CHILDREN AT RISK[/bold]: {warning['open_referrals']} open referrals, {warning['children_on_plans']} "
+        f"children on a child protection plan, {warning['children_missing']} missing now. Ask the CRU before attending."
     )
 
 

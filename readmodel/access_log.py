@@ -62,21 +62,24 @@ class AccessLog:
         actor_id: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
-        offset: int = 0,
+        before: int | None = None,
     ) -> list[AccessRecord]:
+        """Newest first, in the order recorded; `before`: the last id of the page already read, whose older entries
+        follow (a keyset, so reads recorded while paging neither repeat nor hide an entry)."""
         rows = await self.pool.fetch(
             """SELECT id, at, actor_id, actor_role, actor_agency, channel, action, reference, detail
                FROM access_log
                WHERE ($1::text IS NULL OR reference = $1)
                  AND ($2::text IS NULL OR actor_id = $2)
                  AND ($3::timestamptz IS NULL OR at >= $3)
-               ORDER BY at DESC, id DESC
-               LIMIT $4 OFFSET $5""",
+                 AND ($5::bigint IS NULL OR id < $5)
+               ORDER BY id DESC
+               LIMIT $4""",
             reference,
             actor_id,
             since,
             limit,
-            offset,
+            before,
         )
         return [AccessRecord.model_validate(dict(row) | {"detail": json.loads(row["detail"])}) for row in rows]
 

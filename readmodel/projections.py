@@ -7,6 +7,7 @@ fact PostgreSQL refuses. A kind whose fact lives in `referral_events` alone proj
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -99,6 +100,15 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
             for child in fact.submission.children
         ],
     )
+    await conn.executemany(
+        "INSERT INTO referral_adults (reference, position, role, identity_key) VALUES ($1, $2, $3, $4)",
+        [
+            # An adult without a date of birth has no key: a name alone would match strangers.
+            (event.reference, position, adult.role.value,
+             identity_key(adult.name, adult.date_of_birth) if adult.date_of_birth else None)
+            for position, adult in enumerate(fact.submission.adults, start=1)
+        ],
+    )
 
 
 async def _register_referral(
@@ -142,6 +152,7 @@ async def _replace_form(conn: asyncpg.Connection, reference: str, form: VistSubm
         form.section_46 is not None,
     )
     await conn.execute("DELETE FROM referral_children WHERE reference = $1", reference)
+    await conn.execute("DELETE FROM referral_adults WHERE reference = $1", reference)
 
 
 async def stage_changed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
@@ -260,6 +271,31 @@ async def conference_held(conn: asyncpg.Connection, event: RecordedEvent) -> Non
         "UPDATE referrals SET child_protection_plan = $2 WHERE reference = $1",
         event.reference,
         fact.child_protection_plan,
+    )
+    await _hold_plans(conn, event.reference, fact)
+
+
+async def _hold_plans(conn: asyncpg.Connection, reference: str, fact: ConferenceHeld) -> None:
+    """A conference ends each of its children's live plans made before it, and holds the plan it makes, if any."""
+    await conn.execute(
+        """UPDATE child_protection_plans p SET ended_at = $2, ended_by = $1
+           FROM referral_children c
+           WHERE c.reference = $1 AND p.identity_key = c.identity_key
+             AND p.ended_at IS NULL AND p.started_at < $2 AND p.reference <> $1""",
+        reference,
+        fact.held_at,
+    )
+    if not fact.child_protection_plan:
+        return
+    worker = fact.allocated_social_worker
+    await conn.execute(
+        """INSERT INTO child_protection_plans
+               (identity_key, reference, child_id, started_at, social_worker_id, social_worker_name)
+           SELECT identity_key, reference, child_id, $2, $3, $4 FROM referral_children WHERE reference = $1""",
+        reference,
+        fact.held_at,
+        worker.staff_id if worker else None,
+        worker.name if worker else None,
     )
 
 
@@ -735,6 +771,8 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.POLICE_ADDENDUM_ADDED: police_addendum_added,
     FactKind.TRIGGER_PLAN_ENDED: trigger_plan_ended,
     FactKind.TRIGGER_PLAN_READ: trigger_plan_read,
+    FactKind.CSE_REFERRAL_LINKED: in_the_event_row_only,
+    FactKind.CSE_EPISODE_LINKED: in_the_event_row_only,
     FactKind.PANEL_SITTING_OPENED: panel_sitting_opened,
     FactKind.PANEL_AGENDA_EDITED: panel_agenda_edited,
     FactKind.PANEL_MEETING_OPENED: panel_meeting_opened,
@@ -745,6 +783,75 @@ PROJECTIONS: dict[FactKind, Projection] = {
 }
 
 
+# Every table the facts write (their own `referral_events` row and every projection), with the SQL that names
+# the case each row belongs to. The reconciliation compares every column of each; a projection writing a table
+# not named here fails it (readmodel/shadow.py), so a new table cannot be left out.
+PROJECTED_TABLES: dict[str, str] = {
+    "referral_events": "reference",
+    "referrals": "reference",
+    "submission_versions": "reference",
+    "referral_children": "reference",
+    "stage_transitions": "reference",
+    "risk_regrades": "reference",
+    "strategy_discussions": "reference",
+    "strategy_attendees": "reference",
+    "conferences": "reference",
+    "agreed_actions": "reference",
+    "action_reassignments": "split_part(action_id, '.', 1)",
+    "escalations": "reference",
+    "missing_episodes": "episode_id",
+    "missing_reviews": "episode_id",
+    "missing_tracing": "episode_id",
+    "triage_items": "reference",
+    "trigger_plans": "plan_id",
+    "trigger_plan_versions": "plan_id",
+    "trigger_plan_addenda": "plan_id",
+    "child_protection_plans": "reference",
+    "referral_adults": "reference",
+}
+# Columns a fact of another case writes (a later conference about the child ends an earlier referral's plan):
+# reconciled when that case is reconciled with it, and never taken for a mismatch of the row's own case alone.
+WRITTEN_ACROSS_CASES: dict[str, tuple[str, ...]] = {
+    "child_protection_plans": ("ended_at", "ended_by"),
+}
+# Each kind of case's own row, which a quarantined fact may leave as a placeholder.
+CASE_TABLES = ("referrals", "missing_episodes")
+
+
 async def project(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """Shape the read model's tables by one fact, in the caller's transaction."""
     await PROJECTIONS[event.kind](conn, event)
+
+
+async def write_fact(conn: asyncpg.Connection, event: RecordedEvent) -> bool:
+    """The fact's event row and its projections, in the caller's transaction; False when it was already written.
+
+    The recorder writes every fact through here, and the reconciliation writes a case's facts through
+    here again into shadow tables, so what it expects is what the recorder does.
+    """
+    inserted = await conn.fetchval(
+        """INSERT INTO referral_events
+               (stream, seq, reference, kind, at, actor_id, actor_role, actor_agency, stage, risk, payload)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+           ON CONFLICT (stream, seq) DO NOTHING
+           RETURNING true""",
+        event.stream,
+        event.seq,
+        event.reference,
+        event.kind,
+        event.at,
+        event.actor.id,
+        event.actor.role.value,
+        event.actor.agency.value,
+        event.stage.value if event.stage else None,
+        event.risk.value if event.risk else None,
+        json.dumps(event.payload),
+    )
+    if not inserted:
+        return False
+    await project(conn, event)
+    if event.stream == event.reference:
+        await conn.execute(
+            "UPDATE referrals SET updated_at = GREATEST(updated_at, $2) WHERE reference = $1", event.reference, event.at
+        )
+    return True

@@ -81,7 +81,7 @@ class ReferralReadModel:
         return await self.pool.fetch(
             """SELECT episode_id, phase, grade, assessed_grade, reported_at, missing_since, updated_at, review_due,
                       tracing_due, found_at, interview_due, interview_outcome, closed_at,
-                      (closed_at IS NULL AND LEAST(review_due, tracing_due) < $3) AS overdue
+                      (closed_at IS NULL AND COALESCE(LEAST(review_due, tracing_due) < $3, false)) AS overdue
                FROM missing_episodes
                WHERE ($1::text IS NULL OR phase = $1)
                  AND ($2::text IS NULL OR grade = $2)
@@ -130,6 +130,26 @@ class ReferralReadModel:
             now,
             until,
             limit,
+        )
+
+    async def address_warning(self, address_key: str) -> asyncpg.Record:
+        """What is known at an address (its match key), as counts: open referrals about children living there or
+        about an incident there, and of those children the ones on a live child protection plan or missing now."""
+        return await self.pool.fetchrow(
+            """WITH here AS (
+                   SELECT c.reference, c.identity_key FROM referral_children c WHERE c.address_key = $1
+                   UNION
+                   SELECT c.reference, c.identity_key
+                   FROM referrals r JOIN referral_children c USING (reference) WHERE r.location_key = $1),
+               open_here AS (
+                   SELECT h.* FROM here h JOIN referrals r USING (reference) WHERE r.closed_at IS NULL),
+               children AS (SELECT DISTINCT identity_key FROM here)
+               SELECT (SELECT count(DISTINCT reference) FROM open_here) AS open_referrals,
+                      (SELECT count(DISTINCT p.identity_key) FROM child_protection_plans p
+                       JOIN children USING (identity_key) WHERE p.ended_at IS NULL) AS children_on_plans,
+                      (SELECT count(DISTINCT m.identity_key) FROM missing_episodes m
+                       JOIN children USING (identity_key) WHERE m.phase = 'missing') AS children_missing""",
+            address_key,
         )
 
     async def escalations(

@@ -24,6 +24,9 @@ REFERRAL_TABLES = (
     ("conferences", "reference = ANY($1)"),
     ("risk_regrades", "reference = ANY($1)"),
     ("stage_transitions", "reference = ANY($1)"),
+    # A plan ending another referral's plan names it in ended_by only: that plan stays, still ended.
+    ("child_protection_plans", "reference = ANY($1)"),
+    ("referral_adults", "reference = ANY($1)"),
     ("referral_children", "reference = ANY($1)"),
     ("submission_versions", "reference = ANY($1)"),
     ("triage_items", "reference = ANY($1)"),

@@ -34,6 +34,7 @@ from starter.panels import PanelSittings, ensure_panel_schedule
 from starter.referrals import Referrals
 from starter.triage import Triages
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
     HEALTH_PARTNER,
     INSPECTOR,
@@ -319,7 +320,7 @@ def plan_made(held_at: datetime) -> ConferenceOutcome:
     return ConferenceOutcome(
         actor=SCREENER,
         held_at=held_at,
-        child_protection_plan=True,
+        child_protection_plan=True, allocated_social_worker=ALLOCATED_SOCIAL_WORKER,
         police_attended=False,
         rationale="Synthetic conference rationale.",
     )

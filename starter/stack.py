@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 import structlog
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -92,6 +92,28 @@ def _cwd(process: Any) -> Path | None:
         return Path(process.cwd())
     except Exception:  # noqa: BLE001
         return None
+
+
+def running_stack_settings(settings: Settings) -> Settings:
+    """`settings`, with what they leave unset taken from the embedded stack running on their data dir, if one is:
+    its Temporal dev server, its PostgreSQL, and its keyring (the keyring file also once a stack has made it)."""
+    data_dir = settings.data_dir.expanduser().resolve()
+    update: dict[str, Any] = {}
+    own_keys = settings.encryption_keys or settings.encryption_keys_file or settings.encryption_key_provider
+    if not own_keys and settings.temporal_address is None:  # a cluster's keys are never the embedded stack's
+        if settings.embedded_keyring_file.exists():
+            update["encryption_keys_file"] = settings.embedded_keyring_file.resolve()
+    try:
+        state = json.loads((data_dir / "stack.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    pid = state.get("stack")
+    if isinstance(pid, int) and live_process(pid) is not None:
+        if settings.temporal_address is None and state.get("temporal_address"):
+            update["temporal_address"] = state["temporal_address"]
+        if settings.database_url is None and state.get("database_url"):
+            update["database_url"] = SecretStr(state["database_url"])
+    return settings.model_copy(update=update)
 
 
 # --- the stack ---------------------------------------------------------------------------
@@ -224,6 +246,9 @@ class Stack:
             "temporal": self.temporal.pid if self.temporal else None,
             "worker": self.worker.pid,
             "api": self.api.pid,
+            # Where the embedded parts listen, for the audit CLI to find (never a URL the operator gave).
+            "temporal_address": None if self.settings.temporal_address else self.temporal_address,
+            "database_url": None if self.settings.database_url else self.database_url,
         }
         self.state_file.write_text(json.dumps(state))
 
@@ -434,6 +459,13 @@ def print_serving(stack: Stack, settings: Settings, console: Console) -> None:
         console.print(f"  export REFERRALS_API_URL={stack.api_url}", highlight=False)
         console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.demo_users sergeant)", highlight=False)
         console.print("  .venv/bin/referrals list", highlight=False)
+    console.print(
+        "Audit (straight to Temporal and PostgreSQL): while this stack runs, `.venv/bin/referrals audit ... "
+        "--actor AUD-7001` finds its Temporal, PostgreSQL and keyring itself; from elsewhere set TEMPORAL_ADDRESS, "
+        "DATABASE_URL and ENCRYPTION_KEYS_FILE (this stack's keyring: "
+        f"{settings.encryption_keys_file or settings.embedded_keyring_file.resolve()}).",
+        highlight=False,
+    )
     console.print("A part that dies is restarted; press Ctrl-C to stop.")
 
 

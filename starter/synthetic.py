@@ -20,6 +20,8 @@ from workflows.missing_models import (
 from workflows.models import (
     MissingGrade,
     Actor,
+    AdultInvolved,
+    AdultRole,
     Agency,
     AgreedActionSpec,
     ActionOwner,
@@ -35,6 +37,7 @@ from workflows.models import (
     Role,
     Screening,
     ScreeningOutcome,
+    SocialWorker,
     StrategyDiscussion,
     SupervisorReview,
     VistSubmission,
@@ -51,6 +54,8 @@ SCREENER = Actor(id="CRU-3001", role=Role.SCREENER, agency=Agency.POLICE)
 AUDITOR = Actor(id="AUD-4001", role=Role.AUDITOR, agency=Agency.POLICE)
 HEALTH_PARTNER = Actor(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH)
 CSC_PARTNER = Actor(id="SW-6001", role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE)
+# The social worker a synthetic child protection plan is allocated to: the children's social care partner.
+ALLOCATED_SOCIAL_WORKER = SocialWorker(staff_id=CSC_PARTNER.id, name="Social Worker Synthetic")
 
 
 def synthetic_vist(
@@ -86,6 +91,16 @@ def synthetic_vist(
         initial_risk=risk,
         officer_id=OFFICER.id,
         station="Testtown",
+    )
+
+
+def synthetic_adult(rng: random.Random, role: AdultRole = AdultRole.SUSPECT) -> AdultInvolved:
+    """A made-up adult with a name and date of birth: their identity key matches them across referrals."""
+    family = f"{rng.choice(FAMILY_NAMES)}-{rng.randrange(10**6):06d}"
+    return AdultInvolved(
+        name=f"{rng.choice(FIRST_NAMES)} {family}",
+        role=role,
+        date_of_birth=date(1970 + rng.randrange(30), 1 + rng.randrange(12), 1 + rng.randrange(28)),
     )
 
 

@@ -24,6 +24,11 @@ def recorded() -> list[ReferralHistories]:
     return [case for generation in GENERATIONS for case in load_exports(generation)]
 
 
+@cache
+def recorded_triages() -> list[ReferralHistories]:
+    return load_exports(HISTORIES / "triage")
+
+
 def recorded_path(name: str) -> ReferralHistories:
     (referral,) = load_export(GENERATIONS[0] / name)
     return referral

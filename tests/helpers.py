@@ -28,7 +28,7 @@ from starter.synthetic import CSC_PARTNER, OFFICER, synthetic_missing_report, sy
 from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
-from workflows.missing_models import MissingReport, StartMissingEpisode
+from workflows.missing_models import EpisodeState, MissingReport, RiskIndicator, StartMissingEpisode
 from workflows.plan import TriggerPlanWorkflow
 from workflows.plan_models import StartTriggerPlan, TriggerPlan
 from workflows.models import Actor, MissingChild, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
@@ -79,8 +79,8 @@ async def start_episode(
     reported_by: Actor = OFFICER,
 ) -> tuple[MissingReport, WorkflowHandle]:
     """A missing episode started straight from its report (registered to be terminated when the test ends),
-    returned once its child's episodes are counted and their trigger plan read, so a test's state comparisons
-    are not raced by either."""
+    returned once its child's episodes are counted, their trigger plan read and (with a CSE concern) their referrals
+    linked or the MASH told, so a test's state comparisons are not raced by any of these."""
     report = report or synthetic_missing_report(rng=seeded(seed))
     handle = await client.start_workflow(
         MissingEpisodeWorkflow.run,
@@ -89,7 +89,7 @@ async def start_episode(
         task_queue=task_queue,
     )
     STARTED.append(handle)
-    await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.trigger_plan_required is not None)
+    await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), child_history_read)
     return report, handle
 
 
@@ -110,6 +110,15 @@ async def start_plan(
     )
     STARTED.append(handle)
     return handle
+
+
+def child_history_read(state: EpisodeState) -> bool:
+    """Whether a new episode has read all it reads of its child at report time."""
+    if state.trigger_plan_required is None:
+        return False
+    if RiskIndicator.CSE_CONCERN not in state.indicators:
+        return True
+    return bool(state.linked_referrals) or any(e.reason == "no_cse_referral" for e in state.escalations)
 
 
 async def eventually(probe: Callable, check: Callable, timeout: float = 10.0):

@@ -164,6 +164,7 @@ async def test_every_decision_route_from_vist_to_closure(api, auth, time_env, po
 
     outcome = await post(api, auth, f"{path}/conference-outcome", "screener",
                          {"held_at": iso(now + timedelta(minutes=2)), "child_protection_plan": True,
+                          "allocated_social_worker": {"staff_id": "SW-6001", "name": "Social Worker Synthetic"},
                           "police_attended": True, "rationale": "Synthetic conference rationale."})
     assert outcome["stage"] == "actions" and outcome["child_protection_plan"] is True
 
@@ -531,6 +532,7 @@ async def test_health_readiness_and_the_openapi_schema(api):
     posts = {path for path, item in schema["paths"].items() if "post" in item}
     assert posts == {
         "/referrals",
+        "/address-warnings",
         *(f"/referrals/{{reference}}/{r}" for r in ("supervisor-review", "resubmission", "screening",
                                                     "override-request", "override",
                                                     "strategy-discussion", "conference", "conference-outcome",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from typer.testing import CliRunner, Result
 
 from cli.main import app
+from tests.test_audit_records import LONDON, record_referral
+from workflows.models import IncidentType
 from tests.audit_helpers import GENERATIONS, KEYRING, recorded_path
 from workflows.audit_models import AuditWorklist
 
@@ -21,6 +24,7 @@ async def audit(postgres_dsn: str, *args: str, auditor: str | None = None) -> Re
 
 
 async def test_each_audit_read_is_recorded_under_the_named_auditor(postgres_dsn, pool, tmp_path):
+    await record_referral(pool, 7600, datetime(2019, 2, 12, 10, tzinfo=LONDON), IncidentType.NEGLECT)
     reference = recorded_path(PATH).reference
     folder = str(GENERATIONS[0] / PATH)
     made = await audit(postgres_dsn, "timeline", reference, "--from-dir", folder, "--json-file", str(tmp_path / "t.json"),

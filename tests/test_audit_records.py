@@ -97,10 +97,10 @@ async def test_reconcile_finds_a_deleted_row_an_added_row_and_a_changed_one(time
     found = {(m.problem, m.table, m.key, m.kind, tuple(m.fields)) for m in report.mismatches}
     assert found == {
         (Problem.MISSING_IN_DATABASE, "referral_events", f"{ref}#3", "supervisor_reviewed", ()),
-        (Problem.MISSING_IN_DATABASE, "stage_transitions", f"{ref}#{last_transition}", None, ()),
+        (Problem.MISSING_IN_DATABASE, "stage_transitions", f"{ref}#{last_transition}", "stage_changed", ()),
         (Problem.MISSING_IN_HISTORY, "escalations", f"{ref}.E9", None, ()),
         (Problem.MISSING_IN_HISTORY, "referral_events", f"{ref}#99", "closed", ()),
-        (Problem.DIFFERS, "referrals", ref, None, ("stage",)),
+        (Problem.DIFFERS, "referrals", ref, "stage_changed", ("stage",)),
         (Problem.NO_HISTORY, "referrals", ghost_ref, None, ()),
     }
     assert all(isinstance(m, Mismatch) for m in report.mismatches)

@@ -75,8 +75,9 @@ async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
 
 @pytest.mark.parametrize(("kind", "types"), [
     ("--triage", {"DailyTriageWorkflow"}),
-    # The plans, their fold-in actions, and the missing episodes that read them (the patched path).
-    ("--plans", {"TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow"}),
+    # The plans, their fold-in actions, the missing episodes that read them (the patched paths) and the referrals a CSE
+    # episode linked.
+    ("--plans", {"TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow", "ReferralWorkflow"}),
     ("--panels", {"PanelSittingWorkflow", "AgreedActionWorkflow"}),
 ])
 async def test_recorded_histories_of_each_other_workflow_replay_and_cover_its_paths(kind, types):

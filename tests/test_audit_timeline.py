@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,14 +12,13 @@ from typer.testing import CliRunner
 
 from audit.as_of import state_as_of, state_from_facts
 from audit.history import DecodedEpisode, decode_case, decode_referral, fetch_referral
-from audit.report import render_timeline_html
-from cli.audit import audit_app
+from audit.report import local, render_timeline_html
+from cli.audit import Exit, audit_app
 from audit.timeline import ReferralTimeline, build_episode_timeline, build_timeline
 from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, SCREENER, SERGEANT, approval, screening, strategy_discussion
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, KEYRING, decoded_path, recorded, recorded_path
 from tests.helpers import skip, finished, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
-from workflows.audit_models import AuditWorklist, SampleCategory
 from workflows.models import (
     ActionCompletion,
     ReferralState,
@@ -194,18 +194,13 @@ def test_the_timeline_and_as_of_commands_work_from_an_export(tmp_path, monkeypat
     as_of = ReferralState.model_validate_json(state.output)
     assert as_of.stage is Stage.CONFERENCE and as_of.conference_at is not None and as_of.close_reason is None
     too_early = runner.invoke(audit_app, ["as-of", reference, "2001-01-01T00:00:00+00:00", "--from-dir", str(folder)])
-    assert too_early.exit_code == 1 and "no facts were recorded" in too_early.output
+    assert too_early.exit_code == Exit.MALFORMED and "no facts were recorded" in too_early.output
 
 
-def test_the_sample_command_records_one_worklist_per_month_and_seed(postgres_dsn, pool, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", postgres_dsn)
-    monkeypatch.setenv("REFERRALS_AUDITOR_ID", "AUD-4001")
-    runner = CliRunner()
-    first = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--seed", "4", "--quota", "missing=2", "--json"])
-    assert first.exit_code == 0, first.output
-    worklist = AuditWorklist.model_validate_json(first.output)
-    assert worklist.items == [] and worklist.shortfall[SampleCategory.MISSING] == 2  # no referrals that month
-    again = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--seed", "4", "--json"])
-    assert AuditWorklist.model_validate_json(again.output).worklist_id == worklist.worklist_id
-    bad = runner.invoke(audit_app, ["sample", "--month", "2024-07", "--quota", "burglary=1"])
-    assert bad.exit_code == 2
+async def test_a_chart_shorter_than_a_day_has_its_axis_labelled_and_every_time_to_the_second():
+    timeline = build_timeline(await decoded_path("no_further_action"))
+    assert timeline.measured_to - timeline.submitted_at < timedelta(days=1)
+    html = render_timeline_html(timeline)
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', html)
+    assert len(ticks) >= 2 and all(tick.strip() for tick in ticks)
+    assert local(timeline.submitted_at) in html and re.search(r"\d\d:\d\d:\d\d", local(timeline.submitted_at))

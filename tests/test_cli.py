@@ -245,6 +245,9 @@ async def test_auditors_read_the_access_log_and_administrators_review_retention(
 
     entries = await cli.json("auditor", "access-log", "--reference", reference, "--actor", "PS-2001")
     assert [(e["action"], e["channel"]) for e in entries] == [("show_referral", "cli")]
+    # The CLI's own reads of the access log are logged as the CLI's.
+    reads = await cli.json("auditor", "access-log", "--reference", reference, "--actor", "AUD-4001")
+    assert [(e["action"], e["channel"]) for e in reads] == [("read_access_log", "cli")]
     table = (await cli("auditor", "access-log", "--reference", reference, "--since", entries[0]["at"])).stdout
     assert "PS-2001" in table and "show_referral" in table
     refused = await cli("sergeant", "access-log", exit_code=4)
@@ -320,14 +323,14 @@ async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli
     assert closed["close_reason"] == "no_further_action"
 
 
-async def test_a_days_triage_from_the_cli(cli, time_env):
+async def test_a_days_triage_from_the_cli(cli, time_env, sla_policy):
     today = (await time_env.get_current_time()).date()
-    # A past working day: its list holds whatever the read model received then.
+    # A past working day (whatever date the shared clock has reached): its list holds what the read model received then.
     day = today - timedelta(days=7)
-    while day.weekday() >= 5:
+    while day.weekday() >= 5 or day in sla_policy.bank_holidays:
         day -= timedelta(days=1)
     unopened = day - timedelta(days=7)
-    while unopened.weekday() >= 5:
+    while unopened.weekday() >= 5 or unopened in sla_policy.bank_holidays:
         unopened -= timedelta(days=1)
     await cli("officer", "triage", "open", day.isoformat(), exit_code=EXIT_CODES[403])
     opened = await cli.json("screener", "triage", "open", day.isoformat())

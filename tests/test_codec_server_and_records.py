@@ -103,6 +103,20 @@ async def test_access_log_is_queryable_by_reference_and_actor(pool):
         await log.record(SERGEANT, "email", "read_referral")
 
 
+async def test_paging_the_access_log_newest_first_neither_repeats_nor_skips_while_reads_are_recorded(pool):
+    log = AccessLog(pool)
+    reference = "REF-PAGED-00001"
+    for n in range(5):
+        await log.record(SERGEANT, "api", f"read_{n}", reference=reference)
+    pages, before = [], None
+    while page := await log.query(reference=reference, limit=2, before=before):
+        pages.append([e.action for e in page])
+        before = page[-1].id
+        # Each page read is itself recorded, newest of all: it must not push an entry onto the next page.
+        await log.record(AUDITOR, "api", "read_access_log", reference=reference)
+    assert pages == [["read_4", "read_3"], ["read_2", "read_1"], ["read_0"]]
+
+
 async def test_retention_dry_run_then_purge_of_closed_referrals(time_env, time_queue, sla_policy, pool):
     submission, closed = await start_referral(time_env.client, time_queue, sla_policy, seed=91)
     await closed.execute_update(ReferralWorkflow.review, approval())

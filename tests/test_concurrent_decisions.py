@@ -114,6 +114,7 @@ async def test_every_referral_decision_sent_at_once_is_applied_once(api, auth, t
         "conference-outcome",
         "screener",
         {"held_at": iso(conference_at), "child_protection_plan": True, "police_attended": False,
+         "allocated_social_worker": {"staff_id": "SW-6001", "name": "Social Worker Synthetic"},
          "rationale": "Synthetic conference rationale."},
     )
     assert outcome["stage"] == "actions"

@@ -16,13 +16,16 @@ from starter.synthetic import OFFICER, SCREENER, approval, screening, strategy_d
 from tests.conftest import SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import start_referral
 from workflows.action import AgreedActionWorkflow
-from workflows.models import ActionCompletion, ScreeningOutcome, SupervisorReview
+from workflows.models import ActionCompletion, AdultInvolved, AdultRole, ScreeningOutcome, SupervisorReview
 from workflows.referral import ReferralWorkflow
 
 CHILD_NAME = "Zephyrine Quuxley-Synthetic"
 CHILD_DOB = date(2019, 2, 3)
 HOME_ADDRESS = "77 Ciphertext Crescent, Testtown TT9999"
 ACCOUNT = "Synthetic account: whispered about the blue door"
+# An adult around the child (a suspect) is as personal: matched across referrals by a key, never seen by name.
+SUSPECT_NAME = "Orrinwald Vexbury-Synthetic"
+SUSPECT_DOB = date(1984, 7, 19)
 
 
 def identifiable_submission():
@@ -31,11 +34,13 @@ def identifiable_submission():
     child.name = CHILD_NAME
     child.date_of_birth = CHILD_DOB
     child.voice_of_the_child = ACCOUNT
+    submission.adults = [AdultInvolved(name=SUSPECT_NAME, role=AdultRole.SUSPECT, date_of_birth=SUSPECT_DOB)]
     return submission
 
 
 def secrets_in(text: str) -> list[str]:
-    needles = [CHILD_NAME, "Quuxley", CHILD_DOB.isoformat(), "Ciphertext Crescent", "blue door"]
+    needles = [CHILD_NAME, "Quuxley", CHILD_DOB.isoformat(), "Ciphertext Crescent", "blue door",
+               SUSPECT_NAME, "Vexbury", SUSPECT_DOB.isoformat()]
     return [n for n in needles if n in text]
 
 
@@ -86,6 +91,7 @@ async def check_no_personal_data(env, workflow_ids: list[str], capfd) -> None:
     started = history.events[0].workflow_execution_started_event_attributes
     opened = await env.client.data_converter.payload_codec.decode(started.input.payloads)
     assert CHILD_NAME in opened[0].data.decode() and HOME_ADDRESS in opened[0].data.decode()
+    assert SUSPECT_NAME in opened[0].data.decode()
 
     captured = capfd.readouterr()
     assert "fact_recorded" in captured.out + captured.err  # the logs were captured

@@ -13,8 +13,9 @@ from starter.synthetic import (
     approval,
     screening,
     strategy_discussion,
+    synthetic_vist,
 )
-from tests.helpers import skip, finished, LONDON, advance_to, eventually, next_local, start_referral, state_when
+from tests.helpers import skip, finished, LONDON, advance_to, eventually, next_local, seeded, start_referral, state_when
 from workflows.calendar import add_working_days, subtract_working_days
 from workflows.models import (
     Absence,
@@ -25,6 +26,7 @@ from workflows.models import (
     RiskGrade,
     RiskRegrade,
     ScreeningOutcome,
+    Section46,
     Stage,
 )
 from workflows.referral import ReferralWorkflow
@@ -76,6 +78,31 @@ async def approved_referral(time_env, task_queue, sla_policy, seed, risk=RiskGra
     state = await handle.execute_update(ReferralWorkflow.review, approval())
     assert state.stage is Stage.SCREENING
     return submission, handle, state
+
+
+async def test_a_high_risk_referral_approved_on_a_friday_evening_is_due_for_screening_that_evening(
+    time_env, pool, time_queue, sla_policy
+):
+    friday_evening = await next_local(time_env, weekday=4, hour=18, avoiding=sla_policy.bank_holidays)
+    await advance_to(time_env, friday_evening)
+    _, handle, state = await approved_referral(time_env, time_queue, sla_policy, seed=36, risk=RiskGrade.HIGH)
+    # Four hours by the clock (the policy's high-risk time), not one working day: Monday.
+    assert state.deadline - state.stage_entered_at == timedelta(hours=4)
+    assert state.deadline.astimezone(LONDON).date() == friday_evening.date()
+    assert await pool.fetchval("SELECT deadline FROM referrals WHERE reference = $1", handle.id) == state.deadline
+
+    # Police protection used: two hours, whatever the grade agreed since.
+    protected = synthetic_vist(rng=seeded(37), risk=RiskGrade.HIGH)
+    protected.section_46 = Section46(
+        used_at=protected.incident.occurred_at, child_ids=["C1"], accommodation="Synthetic foster placement."
+    )
+    _, handle = await start_referral(time_env.client, time_queue, sla_policy, submission=protected)
+    state = await handle.execute_update(ReferralWorkflow.review, approval())
+    assert state.deadline - state.stage_entered_at == timedelta(hours=2)
+    state = await handle.execute_update(
+        ReferralWorkflow.regrade_risk, RiskRegrade(actor=SCREENER, risk=RiskGrade.MEDIUM, reason="Synthetic reason.")
+    )
+    assert state.deadline - state.stage_entered_at == timedelta(hours=2)
 
 
 async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_env, pool, time_queue, sla_policy):

@@ -13,6 +13,7 @@ from audit.timeline import _is_decision
 from dashboard.pages.referrals import fact_view
 from readmodel.projections import PROJECTIONS
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     found_report,
     synthetic_missing_report,
     FAMILY_NAMES,
@@ -106,6 +107,7 @@ STORED_KINDS = {
     "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
     "triage_listed", "triage_decided",
     "trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read",
+    "cse_referral_linked", "cse_episode_linked",
     "panel_sitting_opened", "panel_agenda_edited", "panel_meeting_opened", "panel_attendance_recorded",
     "panel_case_decided", "panel_grade_applied", "panel_sitting_closed",
 }
@@ -124,6 +126,8 @@ EPISODE_DECISIONS = EPISODE_KINDS - {"episode_closed"}
 TRIAGE_DECISIONS = {"triage_decided"}
 # A trigger plan's kinds, typed from their first fact; its decision history is every decision on it.
 PLAN_KINDS = {"trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read"}
+# A CSE episode's link to a referral, recorded on each side: not a person's decision.
+LINK_KINDS = {"cse_referral_linked", "cse_episode_linked"}
 PLAN_DECISIONS = PLAN_KINDS - {"trigger_plan_read"}
 # A panel sitting's kinds, typed from their first fact; its decision history is every person's decision at it.
 PANEL_KINDS = {
@@ -172,7 +176,8 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
                                 police_attendance=PoliceAttendance.REPORT_IN_LIEU,
                                 attendance_rationale="Synthetic rationale.", report_owner="DC Synthetic")
     outcome = ConferenceOutcome(actor=SERGEANT, held_at=NOW, child_protection_plan=True, police_attended=False,
-                                rationale="Synthetic.", agreed_actions=discussion.agreed_actions)
+                                rationale="Synthetic.", agreed_actions=discussion.agreed_actions,
+                                allocated_social_worker=ALLOCATED_SOCIAL_WORKER)
     request = OverrideRequest(actor=SCREENER, reason="Synthetic reason.")
     decided = OverrideDecision(actor=SERGEANT, granted=True, rationale="Synthetic.")
     spec = AgreedActionSpec(description="Synthetic action.", owner=ActionOwner(agency=Agency.HEALTH, owner="HV Synthetic"),
@@ -224,10 +229,10 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
          {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
-    # A missing episode's, a trigger plan's and a panel sitting's kinds were typed from their first fact: no untyped
-    # JSON to match.
+    # A missing episode's, a trigger plan's, a link's and a panel sitting's kinds were typed from their first fact: no
+    # untyped JSON to match.
     assert {KIND_OF[type(typed)] for typed, _ in pairs} == {
-        k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | PANEL_KINDS}
+        k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS | PANEL_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 

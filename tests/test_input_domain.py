@@ -22,6 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from activities.records import ReferralRecords
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     HEALTH_PARTNER,
     OFFICER,
     SCREENER,
@@ -306,7 +307,8 @@ def recordable_cases(now: datetime) -> list[tuple[type, dict, Any]]:
                                               late_reason="Synthetic.").model_dump(mode="json"),
          lambda m: ("conference_booked", dump(m) | {"due_by": now.isoformat(), "deadline": now.isoformat()})),
         (ConferenceOutcome, ConferenceOutcome(actor=SCREENER, held_at=now, child_protection_plan=True, police_attended=True,
-                                              rationale="Synthetic.", agreed_actions=[spec]).model_dump(mode="json"),
+                                              rationale="Synthetic.", agreed_actions=[spec],
+                                              allocated_social_worker=ALLOCATED_SOCIAL_WORKER).model_dump(mode="json"),
          lambda m: ("conference_held", dump(m))),
         (Screening, screening(submission, ScreeningOutcome.EARLY_HELP).model_dump(mode="json"),
          lambda m: ("screened", dump(m))),

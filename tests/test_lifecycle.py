@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
     HEALTH_PARTNER,
     OFFICER,
@@ -108,7 +109,8 @@ async def test_strategy_discussion_without_section_47_tracks_actions_then_closes
     await time_env.client.get_workflow_handle(f"{handle.id}.A1").execute_update(
         AgreedActionWorkflow.complete, ActionCompletion(actor=HEALTH_PARTNER, note="Visit done (synthetic).")
     )
-    await complete_all_actions(time_env.client, await handle.query(ReferralWorkflow.state))
+    # The referral learns of a completion from the action's result: wait for it before completing the rest.
+    await complete_all_actions(time_env.client, await state_when(handle, lambda s: len(s.open_actions) == 1))
     result = await finished(time_env, handle)
     assert result.close_reason is CloseReason.NO_SECTION_47
     assert all(a.completed_at is not None for a in result.actions)
@@ -155,7 +157,7 @@ async def test_section_47_conference_attended_with_child_protection_plan(
         ConferenceOutcome(
             actor=SCREENER,
             held_at=outcome_at,
-            child_protection_plan=True,
+            child_protection_plan=True, allocated_social_worker=ALLOCATED_SOCIAL_WORKER,
             police_attended=True,
             rationale="Synthetic conference rationale.",
         ),

@@ -81,8 +81,12 @@ async def test_a_late_conference_shows_its_reason(api, auth, time_env, pool):
     base = f"/audit/referrals/{reference}"
     conference = (await api.get(f"{base}/timeline", headers=auth("auditor"))).json()["conference"]
     assert conference["booked_late"] is True and conference["late_reason_given"] is True
-    as_of = (await api.get(f"{base}/as-of", params={"at": "2199-01-01T00:00:00Z"}, headers=auth("auditor"))).json()
+    booked_at = booked["history"][-1]["at"]
+    as_of = (await api.get(f"{base}/as-of", params={"at": booked_at}, headers=auth("auditor"))).json()
     assert as_of["conference_late_reason"] == booked["conference_late_reason"]
+    # A moment in the future is not today's state passed off as then: it is refused, saying so.
+    future = await api.get(f"{base}/as-of", params={"at": "2199-01-01T00:00:00Z"}, headers=auth("auditor"))
+    assert future.status_code == 422 and "in the future" in future.text
 
 
 def cursor(at: str, key: str) -> str:
@@ -95,7 +99,7 @@ async def test_queries_outside_what_the_records_can_hold_are_422(api, auth):
         ("/referrals", {"updated_since": FAR_BACK}, ["query", "updated_since"]),
         ("/referrals", {"updated_since": "9999-12-31T23:59:59-14:00"}, ["query", "updated_since"]),
         ("/escalations", {"cursor": cursor(FAR_BACK, "REF-AAAAA-AAAAA.E1")}, ["query", "cursor"]),
-        ("/access-log", {"offset": str(2**63)}, ["query", "offset"]),
+        ("/access-log", {"before": str(2**63)}, ["query", "before"]),
         ("/access-log", {"since": FAR_BACK}, ["query", "since"]),
         ("/audit/reconcile", {"since": FAR_BACK}, ["query", "since"]),
         (f"/audit/referrals/{UNKNOWN}/as-of", {"at": FAR_BACK}, ["query", "at"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from urllib.parse import quote
 from collections.abc import AsyncIterator
 
 import httpx
@@ -33,7 +34,7 @@ API_READS = [
     ("/access-log", "auditor"),
     ("/retention", "admin"),
     ("/audit/referrals/{reference}/timeline", "auditor"),
-    ("/audit/referrals/{reference}/as-of?at=2100-01-01T00:00:00Z", "auditor"),
+    ("/audit/referrals/{reference}/as-of?at={reviewed_at}", "auditor"),
     ("/audit/referrals/{reference}/replay", "auditor"),
     ("/audit/reconcile", "auditor"),
     ("/ready", "auditor"),
@@ -89,12 +90,13 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
         review = await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": True},
                                 headers=auth("sergeant"))
         assert review.status_code == 200, review.text
+        reviewed_at = quote(review.json()["history"][-1]["at"])
         logged_before = await reads_logged(pool, reference)
 
         await link.cut()
 
         for route, user in API_READS:
-            response = await api.get(route.format(reference=reference), headers=auth(user))
+            response = await api.get(route.format(reference=reference, reviewed_at=reviewed_at), headers=auth(user))
             assert response.status_code == 503, (route, response.status_code, response.text[:200])
             assert int(response.headers["Retry-After"]) > 0, route
             # Nothing of the referral is shown: a read that cannot be logged is not made.

@@ -79,7 +79,8 @@ async def test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_
     _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
     state = await handle.query(MissingEpisodeWorkflow.state)
     assert state.trigger_plan_required and state.trigger_plan is None
-    assert [e.reason for e in state.escalations] == ["no_trigger_plan"]
+    # (No referral about the child either: the MASH is told of that apart.)
+    assert [e.reason for e in state.escalations] == ["no_trigger_plan", "no_cse_referral"]
 
     # The child's plan is written, police add to it; the next report shows both at once and escalates nothing.
     now = await time_env.get_current_time()
@@ -97,7 +98,7 @@ async def test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_
     assert shown is not None and (shown.plan_id, shown.version, shown.current) == (plan.id, 1, True)
     assert shown.police_activity.where_to_look_first == "Synthetic: the retail park by the station."
     assert shown.addenda == ["Synthetic: seen near the bus station."] and shown.owner == SOCIAL_WORKER
-    assert state.trigger_plan_required and state.escalations == []
+    assert state.trigger_plan_required and [e.reason for e in state.escalations] == ["no_cse_referral"]
     row = await eventually(
         lambda: pool.fetchrow("SELECT payload FROM referral_events WHERE reference = $1 AND kind = 'trigger_plan_read'",
                               handle.id),
@@ -135,7 +136,7 @@ async def test_a_plan_past_its_review_date_escalates_to_the_manager_until_a_new_
     _, episode = await start_episode(time_env.client, time_queue, sla_policy, report)
     shown = await episode.query(MissingEpisodeWorkflow.state)
     assert shown.trigger_plan is not None and not shown.trigger_plan.current
-    assert [e.reason for e in shown.escalations] == ["no_trigger_plan"]
+    assert [e.reason for e in shown.escalations] == ["no_trigger_plan", "no_cse_referral"]
 
     # A new version stops the ladder: no second rung after the grace period.
     now = await time_env.get_current_time()

@@ -9,12 +9,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from workflows.models import Model
 
 # YYYY-MM, from 1900 to 2999: a month any referral can have been recorded in.
-Month = Annotated[str, StringConstraints(pattern=r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])$")]
+MONTH_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])$"
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
+MAX_QUOTA = 500
 
 
 class SampleCategory(StrEnum):
@@ -39,15 +41,42 @@ DEFAULT_QUOTAS: dict[SampleCategory, int] = {
 class SampleRequest(Model):
     month: Month
     seed: int = 0
-    quotas: dict[SampleCategory, Annotated[int, Field(ge=0, le=500)]] = Field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    quotas: dict[SampleCategory, Annotated[int, Field(ge=0, le=MAX_QUOTA)]] = Field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     drawn_by: str = "system"
+    redraw: bool = Field(default=False, description="draw again although the month is drawn: the earlier worklist "
+                         "is kept, superseded, and who redrew it recorded")
+
+
+class ItemStatus(StrEnum):
+    TO_REVIEW = "to_review"
+    REVIEWED = "reviewed"
 
 
 class WorklistItem(Model):
     position: int
     category: SampleCategory
     reference: str
-    status: str = "open"
+    # Worklists drawn before the states were named plainly said "open".
+    status: Annotated[ItemStatus, BeforeValidator(lambda v: ItemStatus.TO_REVIEW if v == "open" else v)] = (
+        ItemStatus.TO_REVIEW
+    )
+
+
+class Shortfall(Model):
+    """Why a category has fewer cases than its quota: how many the month held, and how many of those
+    were already drawn under another category (a case is drawn once)."""
+
+    wanted: int
+    drawn: int
+    in_month: int
+    drawn_under: dict[SampleCategory, int] = Field(default_factory=dict)
+
+    def explained(self) -> str:
+        short = f"{self.wanted - self.drawn} fewer than the quota of {self.wanted}"
+        if self.in_month == 0:
+            return f"{short}: none in the month"
+        taken = ", ".join(f"{n} as {category.value}" for category, n in self.drawn_under.items())
+        return f"{short}: {self.in_month} in the month" + (f", already drawn {taken}" if taken else "")
 
 
 class AuditWorklist(Model):
@@ -58,8 +87,12 @@ class AuditWorklist(Model):
     shortfall: dict[SampleCategory, int] = Field(
         default_factory=dict, description="categories with fewer cases that month than the quota asked"
     )
+    shortfall_reasons: dict[SampleCategory, Shortfall] = Field(
+        default_factory=dict, description="why each category fell short (none for worklists drawn before the reasons)"
+    )
     drawn_at: datetime
     drawn_by: str
+    redraw_of: int | None = Field(default=None, description="the worklist this one was drawn again in place of")
     items: list[WorklistItem]
 
 

@@ -48,6 +48,8 @@ ADDENDUM_WRITERS = MISSING_REPORTERS
 PLAN_READERS = frozenset(Role) - {Role.SYSTEM}
 # Who sees which children go missing most often: those who act on it and those who check it.
 FREQUENCY_READERS = frozenset({Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR})
+# Who may ask whether an address has children at risk before attending it: police on duty and the CRU.
+ADDRESS_ENQUIRERS = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.SCREENER})
 # The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
 TRIAGE_DECIDERS = CASE_DECIDERS
 # A panel's sitting: its agenda edited and attendance recorded by CRU/MASH staff and supervisors; the

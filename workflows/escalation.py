@@ -158,8 +158,9 @@ class EscalationBook:
         reason: EscalationReason = "overdue",
         agency: Agency = Agency.POLICE,
         team: str | None = None,
+        staff_id: str | None = None,
     ) -> Escalation:
-        """Raise one rung for a late (or inquorate) step, alerting `agency`'s `team` chain."""
+        """Raise one rung for a late (or inquorate) step, alerting `agency`'s `team` chain, or the person `staff_id` names."""
         escalation = Escalation(
             escalation_id=self._next_id(),
             reference=reference,
@@ -171,7 +172,7 @@ class EscalationBook:
             raised_at=workflow.now(),
             reason=reason,
         )
-        self._keep(escalation, EscalationAlert(escalation=escalation, agency=agency, team=team), policy)
+        self._keep(escalation, EscalationAlert(escalation=escalation, agency=agency, team=team, staff_id=staff_id), policy)
         workflow.logger.info("escalation raised", extra={"owner": self.owner, "subject": subject, "rung": rung})
         return escalation
 

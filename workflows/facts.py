@@ -35,6 +35,7 @@ from workflows.models import (
     RiskGrade,
     Role,
     ScreeningOutcome,
+    SocialWorker,
     Stage,
     Agency,
     VistSubmission,
@@ -83,6 +84,9 @@ class FactKind(StrEnum):
     POLICE_ADDENDUM_ADDED = "police_addendum_added"
     TRIGGER_PLAN_ENDED = "trigger_plan_ended"
     TRIGGER_PLAN_READ = "trigger_plan_read"
+    # A missing episode with a CSE concern and the open referral about its child, each side recording the link.
+    CSE_REFERRAL_LINKED = "cse_referral_linked"
+    CSE_EPISODE_LINKED = "cse_episode_linked"
     # A panel's sitting's (workflows/panel.py), each on the sitting's own stream and under its ID.
     PANEL_SITTING_OPENED = "panel_sitting_opened"
     PANEL_AGENDA_EDITED = "panel_agenda_edited"
@@ -253,6 +257,8 @@ class ConferenceHeld(FactPayload):
     rationale: str
     risk: RiskGrade | None = None
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
+    # Recorded since plans were held against the child; none before, and none without a plan.
+    allocated_social_worker: SocialWorker | None = None
 
     def summary(self) -> Summary:
         return {
@@ -513,6 +519,24 @@ class TriggerPlanRead(FactPayload):
                 "current": plan.current if plan else False, "required": self.required}
 
 
+class CseReferralLinked(FactPayload):
+    """On the episode: an open referral about the child, linked because of the episode's CSE concern."""
+
+    reference: str
+
+    def summary(self) -> Summary:
+        return {"reference": self.reference}
+
+
+class CseEpisodeLinked(FactPayload):
+    """On the referral: a missing episode of its child with a CSE concern, linked to it."""
+
+    episode_id: str
+
+    def summary(self) -> Summary:
+        return {"episode_id": self.episode_id}
+
+
 class ListedCase(FactPayload):
     case_id: str
     reasons: list[AgendaCriterion]
@@ -648,6 +672,8 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.POLICE_ADDENDUM_ADDED: FactEntry(PoliceAddendumAdded, "police addendum added", decision=True),
     FactKind.TRIGGER_PLAN_ENDED: FactEntry(TriggerPlanEnded, "trigger plan ended", decision=True),
     FactKind.TRIGGER_PLAN_READ: FactEntry(TriggerPlanRead, "trigger plan read"),
+    FactKind.CSE_REFERRAL_LINKED: FactEntry(CseReferralLinked, "referral linked (CSE concern)"),
+    FactKind.CSE_EPISODE_LINKED: FactEntry(CseEpisodeLinked, "missing episode linked (CSE concern)"),
     FactKind.PANEL_SITTING_OPENED: FactEntry(PanelSittingOpened, "panel sitting opened"),
     FactKind.PANEL_AGENDA_EDITED: FactEntry(PanelAgendaEdited, "panel agenda edited", decision=True),
     FactKind.PANEL_MEETING_OPENED: FactEntry(PanelMeetingOpened, "panel meeting opened", decision=True),

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         MissingReported,
         RecordedEvent,
         RepeatMissingFlagged,
+        CseReferralLinked,
         TracingRecorded,
         TriggerPlanRead,
     )
@@ -56,10 +57,13 @@ with workflow.unsafe.imports_passed_through():
         REVIEW,
         TRACING,
         TRIGGER_PLAN,
+        CSE_REFERRAL,
         EpisodePhase,
         EpisodeRegrade,
         EpisodeReview,
         EpisodeCountQuery,
+        OpenReferralQuery,
+        OpenReferrals,
         EpisodeStartProofCheck,
         EpisodeState,
         Found,
@@ -78,8 +82,10 @@ with workflow.unsafe.imports_passed_through():
         Actor,
         Agency,
         AgreedActionSpec,
+        EpisodeLink,
         Escalation,
         EscalationAcknowledgement,
+        EscalationReason,
         GradeTimes,
         HistoryEntry,
         MissingGrade,
@@ -95,6 +101,10 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 REPEAT_MISSING_PATCH = "repeat-missing-count"
 # Episodes started before trigger plans replay without reading one.
 TRIGGER_PLAN_PATCH = "trigger-plan"
+# Episodes started before a CSE concern linked them to the child's referrals replay without looking for one.
+CSE_LINK_PATCH = "cse-referral-link"
+# Whom a child missing with a CSE concern and no open referral is escalated to: the MASH decides on a referral.
+CSE_REFERRAL_TEAM = "MASH"
 
 
 @workflow.defn
@@ -128,6 +138,7 @@ class MissingEpisodeWorkflow:
         self._interview: ReturnHomeInterview | None = None
         self._episodes_in_window: int | None = None
         self._trigger_plan: TriggerPlanView | None = None
+        self._linked_referrals: list[str] = []
         self._trigger_plan_required: bool | None = None
         if self._assessment.grade is MissingGrade.LOW:
             self._perform(Duty.GRADE_LOW, start.reported_by)
@@ -180,6 +191,39 @@ class MissingEpisodeWorkflow:
         await self._count_episodes()
         if workflow.patched(TRIGGER_PLAN_PATCH):
             await self._read_trigger_plan()
+        if self._cse_concern() and workflow.patched(CSE_LINK_PATCH):
+            await self._link_referrals()
+
+    def _cse_concern(self) -> bool:
+        return RiskIndicator.CSE_CONCERN in self._assessment.indicators
+
+    async def _link_referrals(self) -> None:
+        """Link the open referrals about the child, each side recording it; with none, the MASH is told at once (once).
+
+        Read again at each review while none is linked: a referral opened meanwhile is linked and the escalation settled.
+        """
+        found: OpenReferrals = await workflow.execute_activity_method(
+            ReferralRecords.find_open_referrals,
+            OpenReferralQuery(episode_id=self._episode_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        new = [reference for reference in found.references if reference not in self._linked_referrals]
+        for reference in new:
+            self._linked_referrals.append(reference)
+            self._fact(CseReferralLinked(reference=reference), SYSTEM_ACTOR)
+            await self._tell_referral(reference)
+        waiting = [e for e in self._escalations.awaiting_acknowledgement() if e.reason == "no_cse_referral"]
+        if self._linked_referrals:
+            self._escalations.resolve(waiting, "referral_linked")
+        elif not any(e.reason == "no_cse_referral" for e in self._escalations.escalations):
+            self._raise_at_once(CSE_REFERRAL, "no_cse_referral", CSE_REFERRAL_TEAM)
+
+    async def _tell_referral(self, reference: str) -> None:
+        """The referral records the link on its side; one that has closed meanwhile keeps only the episode's record."""
+        try:
+            await workflow.get_external_workflow_handle(reference).signal("episode_linked", EpisodeLink(episode_id=self._episode_id))
+        except Exception:  # the referral closed between the read and the signal
+            workflow.logger.info("referral did not take an episode link", extra={"episode_id": self._episode_id})
 
     async def _read_trigger_plan(self) -> None:
         """Show the tracing officers the child's plan at once; a child who must have a current one and has not escalates."""
@@ -193,7 +237,7 @@ class MissingEpisodeWorkflow:
         self._trigger_plan_required = required
         self._fact(TriggerPlanRead(plan=found.plan, required=required), SYSTEM_ACTOR)
         if required and (found.plan is None or not found.plan.current):
-            self._raise_no_plan_escalation()
+            self._raise_at_once(TRIGGER_PLAN, "no_trigger_plan", self._report.station)
 
     async def _count_episodes(self) -> None:
         """The child's episodes in the policy's window, from the read model once this report is in it; flag a repeat."""
@@ -252,6 +296,7 @@ class MissingEpisodeWorkflow:
             episodes_in_window=self._episodes_in_window,
             trigger_plan=self._trigger_plan,
             trigger_plan_required=self._trigger_plan_required,
+            linked_referrals=list(self._linked_referrals),
             review_due=self._review_due(),
             tracing_due=self._tracing_due(),
             last_tracing_at=self._last_tracing_at,
@@ -312,6 +357,9 @@ class MissingEpisodeWorkflow:
         rank = review.actor.rank.value if review.actor.rank else None
         self._fact(EpisodeReviewed.of(review, reviewer_rank=rank, **self._times()), review.actor)
         await self._start_actions(review.actor, agreed)
+        if self._cse_concern() and not self._linked_referrals and workflow.patched(CSE_LINK_PATCH):
+            await self._outbox.recorded()
+            await self._link_referrals()
         return await self._recorded_state()
 
     @review.validator
@@ -501,21 +549,20 @@ class MissingEpisodeWorkflow:
             team=station,
         )
 
-    def _raise_no_plan_escalation(self) -> None:
-        """The child must have a current trigger plan and has none: the station's first rung is told at once."""
+    def _raise_at_once(self, subject: str, reason: EscalationReason, team: str) -> None:
+        """Something the child must have is missing (a current trigger plan, a referral): `team`'s first rung is told now."""
         assert self._policy is not None
         rank = self._policy.escalation.ladder[0]
-        station = self._report.station
         self._escalations.raise_escalation(
             reference=self._episode_id,
-            subject=TRIGGER_PLAN,
+            subject=subject,
             rung=0,
             rank=rank,
-            addressed_to=f"{rank.value}, {station}",
+            addressed_to=f"{rank.value}, {team}",
             due_at=workflow.now(),
             policy=self._policy,
-            reason="no_trigger_plan",
-            team=station,
+            reason=reason,
+            team=team,
         )
 
     def _recording_failed(self, event: RecordedEvent) -> None:

@@ -96,6 +96,16 @@ class EpisodeCountQuery(Model):
     since: datetime
 
 
+class OpenReferralQuery(Model):
+    """The referrals not yet closed about a missing episode's child (same identity key)."""
+
+    episode_id: str
+
+
+class OpenReferrals(Model):
+    references: list[str] = Field(default_factory=list)
+
+
 class EpisodeStartProofCheck(Model):
     """An episode's start, checked against its proof before anything is recorded."""
 
@@ -107,6 +117,8 @@ class EpisodeStartProofCheck(Model):
 # The steps whose lateness climbs the ladder while the child is missing (an escalation's subject), as alerts name them.
 REVIEW = "review"
 TRACING = "tracing"
+# Not late but missing: the referral a child missing with a CSE concern must have (reason `no_cse_referral`).
+CSE_REFERRAL = "cse_referral"
 # Not late but missing: the trigger plan a repeat-missing child or one with a CSE concern must have (reason `no_trigger_plan`).
 TRIGGER_PLAN = "trigger_plan"
 EPISODE_STEPS = {REVIEW: "review of a missing child's episode", TRACING: "tracing activity for a missing child"}
@@ -258,6 +270,9 @@ class EpisodeState(Model):
     trigger_plan_required: bool | None = Field(
         default=None,
         description="a repeat-missing child or a CSE concern: the child must have a current plan (none until the plan is read)",
+    )
+    linked_referrals: list[str] = Field(
+        default_factory=list, description="open referrals about the child, linked because of a CSE concern"
     )
     review_due: datetime | None = None
     tracing_due: datetime | None = Field(default=None, description="tracing activity is due by then, or the ladder climbs")

@@ -249,6 +249,7 @@ class AdultRole(StrEnum):
     SUSPECT = "suspect"
     VICTIM = "victim"
     PARENT_OR_CARER = "parent_or_carer"
+    PARTNER = "partner"
     WITNESS = "witness"
     OTHER = "other"
 
@@ -256,7 +257,14 @@ class AdultRole(StrEnum):
 class AdultInvolved(Model):
     name: ShortText
     role: AdultRole
-    date_of_birth: DomainDate | None = None
+    date_of_birth: DomainDate | None = Field(
+        default=None, description="with the name, the adult's identity key: an adult without one is never matched"
+    )
+
+
+def adult_id(position: int) -> str:
+    """An adult's key within a referral (A1, A2...), by their place in the form: decisions and views name it, never a name."""
+    return f"A{position}"
 
 
 class Section46(Model):
@@ -422,7 +430,7 @@ def match_key(*parts: str) -> str:
 
 
 def identity_key(name: str, date_of_birth: date) -> str:
-    """The key a child's records are matched by: their normalised name and date of birth, digested."""
+    """The key a person's records are matched by, a child's or an adult's: their normalised name and date of birth, digested."""
     return match_key(name, date_of_birth.isoformat())
 
 
@@ -460,8 +468,14 @@ class StageDeadlines(Model):
     standard: Duration
     medium: Duration
     high: Duration
+    # Policies recorded before had none: their referrals keep the grade's time, on replay too.
+    section_46: Duration | None = Field(
+        default=None, description="when police protection was used, whatever the grade; none: the grade's time"
+    )
 
-    def for_risk(self, risk: RiskGrade) -> Duration:
+    def for_risk(self, risk: RiskGrade, section_46: bool = False) -> Duration:
+        if section_46 and self.section_46 is not None:
+            return self.section_46
         return getattr(self, risk.value)
 
 
@@ -535,7 +549,14 @@ class SlaPolicy(Model):
         )
     )
     resubmission: StageDeadlines = Field(default_factory=lambda: _same(Duration(hours=24)))
-    screening: StageDeadlines = Field(default_factory=lambda: _same(Duration(working_days=1)))
+    screening: StageDeadlines = Field(
+        default_factory=lambda: StageDeadlines(
+            standard=Duration(working_days=1),
+            medium=Duration(working_days=1),
+            high=Duration(hours=4),
+            section_46=Duration(hours=2),
+        )
+    )
     strategy_discussion: StageDeadlines = Field(
         default_factory=lambda: StageDeadlines(
             standard=Duration(working_days=3), medium=Duration(working_days=3), high=Duration(hours=8)
@@ -548,6 +569,8 @@ class SlaPolicy(Model):
     missing: MissingTimetable = Field(default_factory=MissingTimetable)
     repeat_referral_threshold: int = Field(default=3, ge=2)
     repeat_referral_window_days: int = Field(default=90, ge=1)
+    # Screening sees everything known about the child this far back; the repeat flag counts the window above.
+    look_back_days: int = Field(default=1826, ge=1, description="five years, by default")
     # A referral listed at a day's domestic-abuse triage is decided within this many working days
     # of the triage day's start: 1 is by the end of the triage day, the working day after receipt.
     triage_decision_working_days: int = Field(default=1, ge=1)
@@ -783,6 +806,13 @@ class ConferenceBooking(Decision):
         return self
 
 
+class SocialWorker(Model):
+    """The social worker a child protection plan is allocated to: alerted when the child is referred again."""
+
+    staff_id: StaffId = Field(description="their ID in children's social care: the supervision directory finds them by it")
+    name: ShortText
+
+
 class ConferenceOutcome(Decision):
     held_at: AwareDatetime
     child_protection_plan: bool
@@ -792,6 +822,10 @@ class ConferenceOutcome(Decision):
         default=None, description="the risk grade the conference agreed, when it changes the referral's grade"
     )
     agreed_actions: list[AgreedActionSpec] = Field(default_factory=list, max_length=50)
+    # Required by the workflow for a plan; outcomes recorded before it was asked for have none.
+    allocated_social_worker: SocialWorker | None = Field(
+        default=None, description="required when the conference makes a child protection plan"
+    )
 
 
 class RiskRegrade(Decision):
@@ -839,10 +873,13 @@ class ActionReassignment(Decision):
 
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
-EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "sitting_closed"]
-# Why it was raised: a late step, an inquorate meeting, a fact not recorded, a child missing without a current
-# trigger plan, a required attendee absent at a panel.
-EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "absent_attendee"]
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "referral_linked", "sitting_closed"]
+# Why an escalation was raised: a late step, an inquorate meeting, a quarantined fact, a missing child who needs
+# a trigger plan without one, a child missing with a CSE concern and no open referral, a child on a child
+# protection plan referred again, or a required attendee absent at a panel.
+EscalationReason = Literal[
+    "overdue", "inquorate", "recording_failed", "no_trigger_plan", "no_cse_referral", "child_on_plan", "absent_attendee"
+]
 
 
 class Escalation(Model):
@@ -873,6 +910,9 @@ class EscalationAlert(Model):
     escalation: Escalation
     agency: Agency
     team: str | None = Field(default=None, description="the team whose ladder it climbs (a station, CRU, MASH)")
+    staff_id: str | None = Field(
+        default=None, description="the named person it is for (a plan's social worker); else the team's chain"
+    )
 
 
 class AlertDelivery(Model):
@@ -928,10 +968,69 @@ class PriorEpisode(Model):
     child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
+class PriorConference(Model):
+    """An earlier referral's conference outcome about a child this referral is about, once, with every reason."""
+
+    reference: str
+    held_at: datetime
+    child_protection_plan: bool
+    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
+
+
+class AdultInvolvement(Model):
+    """An earlier referral an adult of this referral was involved in, once, with every role they had in it."""
+
+    reference: str
+    submitted_at: datetime
+    incident_type: IncidentType
+    roles: list[AdultRole]
+
+
+class AdultHistory(Model):
+    """An adult of this referral (by `adult_id`) with earlier involvement, newest first; a suspect again is flagged."""
+
+    adult_id: str
+    role: AdultRole
+    earlier: list[AdultInvolvement]
+
+    @property
+    def repeat_suspect(self) -> bool:
+        return self.role is AdultRole.SUSPECT and any(AdultRole.SUSPECT in e.roles for e in self.earlier)
+
+
+class ChildOnPlan(Model):
+    """A child of this referral on a live child protection plan, made at another referral's conference."""
+
+    child_id: str
+    plan_reference: str = Field(description="the referral whose conference made the plan")
+    since: datetime
+    social_worker: SocialWorker | None = Field(default=None, description="none on plans made before it was named")
+
+
 class ScreeningView(Model):
+    """What is known about the referral's children before it, each source newest first.
+
+    Earlier referrals about the child, their missing episodes and conference outcomes reach back
+    over the look-back window; earlier referrals at the address, and the repeat flag, over the
+    repeat window. Views recorded before the look-back read their lists as the repeat window's.
+    """
+
     prior_referrals: list[PriorReferral] = Field(default_factory=list)
     missing_episodes: list[PriorEpisode] = Field(
         default_factory=list, description="the children's missing episodes in the window, newest first"
+    )
+    conference_outcomes: list[PriorConference] = Field(
+        default_factory=list, description="earlier conferences' outcomes about the children, newest first"
+    )
+    look_back_since: datetime | None = Field(
+        default=None, description="how far back the view reaches about the children; none: the repeat window's start"
+    )
+    children_on_plans: list[ChildOnPlan] = Field(
+        default_factory=list, description="the children on a live child protection plan: no further action needs an override"
+    )
+    adults: list[AdultHistory] = Field(
+        default_factory=list, description="each adult of the referral with earlier involvement over the look-back"
     )
     repeat_children: list[str] = Field(
         default_factory=list, description="child_ids with a repeat-referral flag"
@@ -940,6 +1039,20 @@ class ScreeningView(Model):
     @property
     def repeat(self) -> bool:
         return bool(self.repeat_children)
+
+    @property
+    def repeat_suspects(self) -> list[str]:
+        """The adults who are suspects now and were suspects in an earlier referral."""
+        return [adult.adult_id for adult in self.adults if adult.repeat_suspect]
+
+    @property
+    def override_needed(self) -> str | None:
+        """Why no further action needs a supervisor's granted override, if it does."""
+        if self.children_on_plans:
+            return "a referral about a child on a child protection plan"
+        if self.repeat:
+            return "a repeat referral"
+        return None
 
 
 class ActionState(Model):
@@ -1001,10 +1114,19 @@ class ReferralState(Model):
     actions: list[ActionState] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
+    linked_episodes: list[str] = Field(
+        default_factory=list, description="missing episodes of its children with a CSE concern, linked to it"
+    )
 
     @property
     def open_actions(self) -> list[ActionState]:
         return [a for a in self.actions if a.completed_at is None]
+
+
+class EpisodeLink(Model):
+    """A missing episode with a CSE concern links itself to a referral about the same child (a signal to the referral)."""
+
+    episode_id: Annotated[str, StringConstraints(pattern=rf"^{EPISODE_PATTERN}$")]
 
 
 class RecordOutcome(Model):
@@ -1030,5 +1152,8 @@ class RecordOutcome(Model):
 
 class PriorReferralQuery(Model):
     reference: str
-    since: datetime
+    since: datetime = Field(description="the repeat window's start: the address, and the repeat flag's count")
     policy_threshold: int
+    look_back_since: datetime | None = Field(
+        default=None, description="the look-back's start for what is about the children; none: `since`"
+    )

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation import EscalationBook, EscalationLadder
     from workflows.facts import (
         Closed,
+        CseEpisodeLinked,
         ConferenceBooked,
         ConferenceHeld,
         FactPayload,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ActionState,
         Actor,
         AgreedActionSpec,
+        ChildOnPlan,
         CLOCK_SKEW,
         CloseReason,
         Closure,
@@ -66,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
         ConferenceOutcome,
         Duration,
         Escalation,
+        EpisodeLink,
         EscalationAcknowledgement,
         EscalationReason,
         HistoryEntry,
@@ -110,6 +113,10 @@ DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
 ACTIONS_FINISH_FIRST = "actions-finish-first"
 # Strategy discussions recorded from here on are quorate only with the policy's named roles present.
 NAMED_ATTENDANCE_PATCH = "named-attendance"
+# Screening views loaded from here on reach back over the policy's look-back about the children.
+LONG_LOOK_BACK_PATCH = "long-look-back"
+# Referrals from here on alert a plan's social worker when the screening view finds the child on it.
+PLAN_ALERTS_PATCH = "child-on-plan-alerts"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -146,6 +153,7 @@ class ReferralWorkflow:
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
         self._history: list[HistoryEntry] = []
+        self._linked_episodes: list[str] = []
         self._escalations = EscalationBook(
             self._reference, self._alerts, record=lambda payload, actor, _: self._fact(payload, actor)
         )
@@ -256,6 +264,7 @@ class ReferralWorkflow:
             actions=list(self._actions.values()),
             escalations=list(self._escalations.escalations),
             history=list(self._history),
+            linked_episodes=list(self._linked_episodes),
         )
 
     # --- stage 2: supervisor review, and the officer's resubmission -----------------
@@ -328,9 +337,10 @@ class ReferralWorkflow:
                 "the supervisor grants the override under their own credentials"
             )
         granted = self._override is not None and self._override.granted is True
-        if self._screening_view.repeat and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
+        needed = self._screening_view.override_needed
+        if needed and screening.outcome is ScreeningOutcome.NO_FURTHER_ACTION and not granted:
             raise reject(
-                "repeat_referral_override: a repeat referral cannot close with no further action "
+                f"repeat_referral_override: {needed} cannot close with no further action "
                 "without a supervisor's granted override"
             )
 
@@ -350,8 +360,8 @@ class ReferralWorkflow:
         self._check(request.actor, OVERRIDE_REQUESTERS, "ask for a repeat-referral override", {Stage.SCREENING})
         if self._screening_view is None:
             raise reject("stage: the screening view (prior referrals) is still loading; try again shortly")
-        if not self._screening_view.repeat:
-            raise reject("reason: this is not a repeat referral; no override is needed")
+        if self._screening_view.override_needed is None:
+            raise reject("reason: this is not a repeat referral nor about a child on a plan; no override is needed")
         if self._override is not None and self._override.granted is not False:
             state = "granted" if self._override.granted else "waiting for a supervisor"
             raise reject(f"reason: an override was already asked for and is {state}")
@@ -378,15 +388,39 @@ class ReferralWorkflow:
 
     async def _load_screening_view(self) -> None:
         assert self._policy is not None
+        look_back_since = None
+        if workflow.patched(LONG_LOOK_BACK_PATCH):
+            look_back_since = self._submitted_at - timedelta(days=self._policy.look_back_days)
         self._screening_view = await workflow.execute_activity_method(
             ReferralRecords.find_prior_referrals,
             PriorReferralQuery(
                 reference=self._reference,
                 since=self._submitted_at - timedelta(days=self._policy.repeat_referral_window_days),
                 policy_threshold=self._policy.repeat_referral_threshold,
+                look_back_since=look_back_since,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
+        if self._screening_view.children_on_plans and workflow.patched(PLAN_ALERTS_PATCH):
+            self._alert_social_workers(self._screening_view.children_on_plans)
+
+    def _alert_social_workers(self, children: list[ChildOnPlan]) -> None:
+        """Each plan's allocated social worker hears at once that a child on it is referred again."""
+        assert self._ladder is not None
+        plans = {child.plan_reference: child.social_worker for child in children}
+        for plan_reference, worker in plans.items():
+            self._escalations.raise_escalation(
+                reference=self._reference,
+                subject=plan_reference,
+                rung=0,
+                rank=self._ladder.rank(0),
+                addressed_to=f"allocated social worker {worker.staff_id}" if worker else "children's social care",
+                due_at=workflow.now(),
+                policy=self._ladder.policy,
+                reason="child_on_plan",
+                agency=Agency.CHILDRENS_SOCIAL_CARE,
+                staff_id=worker.staff_id if worker else None,
+            )
 
     # --- stage 4: the strategy discussion -------------------------------------------
 
@@ -509,6 +543,8 @@ class ReferralWorkflow:
             raise reject("held_at: a conference outcome cannot be recorded before it is held")
         if outcome.held_at < self._conference.conference_at:
             raise reject("held_at: the conference cannot be held before the time it was booked for")
+        if outcome.child_protection_plan and outcome.allocated_social_worker is None:
+            raise reject("allocated_social_worker: required when the conference makes a child protection plan")
         self._check_action_deadlines(outcome.agreed_actions, outcome.held_at, "the conference")
 
     @staticmethod
@@ -562,6 +598,18 @@ class ReferralWorkflow:
             self._actions[action.action_id] = action
             return
         reported_change(self._actions, action)
+
+    @workflow.signal
+    def episode_linked(self, link: EpisodeLink) -> None:
+        """A missing episode of a child of this referral, reported with a CSE concern, links itself here.
+
+        A signal cannot prove its sender: it only records the link (an episode's ID, checked for its shape), once,
+        while the referral is open; it changes no stage, deadline or decision.
+        """
+        if self._stage is Stage.CLOSED or link.episode_id in self._linked_episodes:
+            return
+        self._linked_episodes.append(link.episode_id)
+        self._fact(CseEpisodeLinked(episode_id=link.episode_id), SYSTEM_ACTOR)
 
     # --- the mechanics -------------------------------------------------------------
 
@@ -652,7 +700,8 @@ class ReferralWorkflow:
         deadlines = self._policy.deadlines_for(self._stage)
         if deadlines is None:
             return None
-        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk), self._policy)
+        police_protection = self._submissions[-1].section_46 is not None
+        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk, police_protection), self._policy)
 
     def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: EscalationReason) -> Escalation:
         assert self._ladder is not None

@@ -5,10 +5,10 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api import models as bodies
-from api.deps import CLIENT_HEADER, EPISODE, REFERRAL_LISTERS, Cursor, Limit, Svc, allowed, decode_cursor, page
+from api.deps import EPISODE, Channel, REFERRAL_LISTERS, Cursor, Limit, Svc, allowed, decode_cursor, page
 from api.errors import ERRORS, invalid
 from api.routes.decisions import DecisionRoute, add_decision_routes
 from auth.tokens import Caller
@@ -107,12 +107,11 @@ async def most_frequently_missing(
 async def show_episode(
     episode_id: str,
     caller: Annotated[Caller, Depends(allowed(REFERRAL_LISTERS, "read a missing episode"))],
-    request: Request,
+    channel: Channel,
     svc: Svc,
 ) -> EpisodeState:
     """Phase, grade, deadlines, reviews, tracing, escalations, agreed actions and the decision history, from the workflow."""
     state = await EPISODE.client(svc).state(episode_id)
-    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(caller.actor, channel, "show_missing_episode", episode_id)
     return state
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from activities.records import QuarantinedFact, Reapplication, ReferralRecords
-from api.deps import Svc, allowed
+from api.deps import Channel, Svc, allowed
 from api.errors import aware_moment
 from auth.tokens import Caller
 from readmodel.access_log import AccessRecord
@@ -18,8 +18,8 @@ from workflows.models import Role
 
 READERS_OF_THE_ACCESS_LOG = frozenset({Role.AUDITOR, Role.ADMIN})
 RECORDS_ADMINISTRATORS = frozenset({Role.ADMIN})
-# Deeper than this, narrow the query with `since` or `actor_id` (and PostgreSQL's OFFSET is a bigint).
-MAX_OFFSET = 1_000_000
+# The access log's ids are PostgreSQL bigints.
+MAX_ID = 2**63 - 1
 
 
 router = APIRouter(tags=["records"])
@@ -28,19 +28,22 @@ router = APIRouter(tags=["records"])
 @router.get("/access-log", response_model=list[AccessRecord], summary="Who read which referral, and when")
 async def access_log(
     caller: Annotated[Caller, Depends(allowed(READERS_OF_THE_ACCESS_LOG, "read the access log"))],
+    channel: Channel,
     svc: Svc,
     reference: Annotated[str | None, Query(pattern=REFERENCE.pattern)] = None,
     actor_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the next page: entries older than this id "
+                                        "(the last id of the page read)")] = None,
 ) -> list[AccessRecord]:
+    """Newest first; page on with `before`, which reads recorded meanwhile neither repeat nor hide."""
     entries = await svc.access_log.query(
         reference=reference, actor_id=actor_id, since=aware_moment(("query", "since"), since), limit=limit,
-        offset=offset,
+        before=before,
     )
     # Reading the access log is itself an access worth recording.
-    await svc.access_log.record(caller.actor, "api", "read_access_log", reference, {"entries": len(entries)})
+    await svc.access_log.record(caller.actor, channel, "read_access_log", reference, {"entries": len(entries)})
     return entries
 
 
@@ -73,6 +76,7 @@ async def quarantine(
 )
 async def quarantine_reapply(
     caller: Annotated[Caller, Depends(allowed(RECORDS_ADMINISTRATORS, "re-apply quarantined facts"))],
+    channel: Channel,
     svc: Svc,
     reference: Annotated[str | None, Query(pattern=REFERENCE.pattern)] = None,
 ) -> list[Reapplication]:
@@ -80,6 +84,6 @@ async def quarantine_reapply(
     # Each re-application is in the quarantine row; who ran it is in the access log too.
     for reference_touched in sorted({o.reference for o in outcomes}):
         mine = [o for o in outcomes if o.reference == reference_touched]
-        await svc.access_log.record(caller.actor, "api", "reapply_quarantined", reference_touched,
+        await svc.access_log.record(caller.actor, channel, "reapply_quarantined", reference_touched,
                                     {"facts": len(mine), "resolved": sum(o.resolved for o in mine)})
     return outcomes

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api import models as bodies
 from api.deps import (
-    CLIENT_HEADER,
+    Channel,
     REFERRAL,
     REFERRAL_LISTERS,
     Authenticated,
@@ -25,7 +25,7 @@ from api.deps import (
 from api.errors import ERRORS, ApiError, aware_moment, invalid
 from auth.tokens import Caller
 from starter.referrals import REFERENCE
-from workflows.authority import SUBMITTERS
+from workflows.authority import ADDRESS_ENQUIRERS, SUBMITTERS
 from workflows.facts import visible_to
 from workflows.models import (
     Agency,
@@ -36,6 +36,7 @@ from workflows.models import (
     StartReferral,
     VistSubmission,
     future_time_in,
+    match_key,
 )
 
 log = structlog.get_logger("api")
@@ -81,7 +82,7 @@ async def submit_vist(
 
 
 @router.get("/referrals/{reference}", response_model=ReferralState, tags=["referrals"], summary="A referral's state")
-async def show_referral(reference: str, caller: Authenticated, request: Request, svc: Svc) -> ReferralState:
+async def show_referral(reference: str, caller: Authenticated, channel: Channel, svc: Svc) -> ReferralState:
     """Stage, risk, deadlines, escalations, agreed actions and the history of decisions, from the workflow.
 
     Every read is written to the access log, with who read it and through which client.
@@ -89,7 +90,6 @@ async def show_referral(reference: str, caller: Authenticated, request: Request,
     state = await REFERRAL.client(svc).state(reference)
     if caller.actor.role is Role.PARTNER:
         state = partner_view(state, caller.actor.agency)
-    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(caller.actor, channel, "show_referral", reference)
     return state
 
@@ -130,3 +130,25 @@ async def list_referrals(
     )
     items, next_cursor = page(rows, limit, "updated_at", "reference")
     return bodies.ReferralPage(items=[bodies.ReferralSummary(**dict(r)) for r in items], next_cursor=next_cursor)
+
+
+@router.post(
+    "/address-warnings",
+    response_model=bodies.AddressWarning,
+    summary="Whether an address an officer is attending has children at risk",
+)
+async def address_warning(
+    enquiry: bodies.AddressEnquiry,
+    caller: Annotated[Caller, Depends(allowed(ADDRESS_ENQUIRERS, "ask about an address"))],
+    request: Request,
+    svc: Svc,
+) -> bodies.AddressWarning:
+    """Counts only (open referrals, children on plans, children missing): no reference, name or record. Every
+    enquiry is in the access log, by who, when and whether a warning was given; never the address."""
+    row = await svc.read_model.address_warning(match_key(enquiry.address))
+    warning = bodies.AddressWarning(children_at_risk=any(row.values()), **dict(row))
+    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
+    await svc.access_log.record(
+        caller.actor, channel, "address_warning", detail={"children_at_risk": warning.children_at_risk}
+    )
+    return warning

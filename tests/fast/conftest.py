@@ -63,6 +63,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
         fakes.records.find_prior_referrals,
         fakes.records.count_missing_episodes,
         fakes.records.find_trigger_plan,
+        fakes.records.find_open_referrals,
         fakes.policy.load_sla_policy,
         fakes.alerts.deliver_escalation,
         fakes.audit.draw_monthly_sample,

@@ -19,7 +19,7 @@ from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.facts import FactKind, RecordedEvent
 from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery
-from workflows.missing_models import EpisodeCountQuery
+from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.panel_models import Agenda, AgendaCandidate, AgendaQuery, ForwardedRegrade, GradeApplied
 from workflows.triage_models import TriageCandidate, TriageList, TriageListQuery
 from workflows.models import (
@@ -77,6 +77,8 @@ class FakeReferralRecords:
         self.count_queries: list[EpisodeCountQuery] = []
         # The trigger plan the read model holds for an episode's child: episode_id -> what it answers.
         self.trigger_plans: dict[str, TriggerPlanFound] = {}
+        # The open referrals about an episode's child: episode_id -> what the read model answers.
+        self.open_referrals: dict[str, OpenReferrals] = {}
 
     def facts_of(self, reference: str) -> list[RecordedEvent]:
         return [f for f in self.facts if f.reference == reference]
@@ -107,6 +109,11 @@ class FakeReferralRecords:
         await self.holds.passing("count_missing_episodes")
         self.count_queries.append(query)
         return self.episode_counts.get(query.episode_id, 1)
+
+    @activity.defn
+    async def find_open_referrals(self, query: OpenReferralQuery) -> OpenReferrals:
+        await self.holds.passing("find_open_referrals")
+        return self.open_referrals.get(query.episode_id, OpenReferrals())
 
     @activity.defn
     async def find_trigger_plan(self, query: TriggerPlanQuery) -> TriggerPlanFound:

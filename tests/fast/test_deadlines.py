@@ -70,6 +70,7 @@ STAGE_DEADLINES = {
     "supervisor review, high: 2 hours": Due(Stage.SUPERVISOR_REVIEW, timedelta(hours=2), RiskGrade.HIGH, team="Testtown"),
     "resubmission: 24 hours": Due(Stage.RETURNED_TO_OFFICER, timedelta(hours=24), team="Testtown"),
     "screening: 1 working day, on Tuesday": Due(Stage.SCREENING, timedelta(days=4), working_days=True, team="CRU"),
+    "screening, high: 4 hours, that evening": Due(Stage.SCREENING, timedelta(hours=4), RiskGrade.HIGH, team="CRU"),
     "strategy discussion: 3 working days, on Thursday": Due(Stage.STRATEGY_DISCUSSION, timedelta(days=6), working_days=True),
     "strategy discussion, high: 8 hours": Due(Stage.STRATEGY_DISCUSSION, timedelta(hours=8), RiskGrade.HIGH),
     "conference: 15 working days after the discussion": Due(Stage.CONFERENCE, timedelta(days=24), working_days=True),

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError, W
 from temporalio.service import RPCError
 
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
     HEALTH_PARTNER,
     OFFICER,
@@ -151,7 +152,8 @@ async def test_a_conference_is_booked_once_in_the_future_and_its_outcome_recorde
     def outcome(held_at, actions: int = 0) -> ConferenceOutcome:
         specs = strategy_discussion(held_at, section_47=False, actions=actions).agreed_actions
         return ConferenceOutcome(actor=SCREENER, held_at=held_at, child_protection_plan=True, police_attended=True,
-                                 rationale="Synthetic.", agreed_actions=specs)
+                                 rationale="Synthetic.", agreed_actions=specs,
+                                 allocated_social_worker=ALLOCATED_SOCIAL_WORKER)
 
     await refused(handle, ReferralWorkflow.record_conference_outcome, outcome(now), "stage: the conference has not been booked")
     await refused(handle, ReferralWorkflow.book_conference, booking(now), "conference_at: must be in the future")
@@ -290,7 +292,7 @@ async def conference_outcome(env, handle, submission, plan: bool):
     await handle.execute_update(ReferralWorkflow.book_conference, booking(now + timedelta(minutes=1)))
     return await handle.execute_update(ReferralWorkflow.record_conference_outcome, ConferenceOutcome(
         actor=SERGEANT, held_at=now + timedelta(minutes=1), child_protection_plan=plan, police_attended=False,
-        rationale="Synthetic."))
+        rationale="Synthetic.", allocated_social_worker=ALLOCATED_SOCIAL_WORKER if plan else None))
 
 
 async def no_section_47(env, handle, submission):
@@ -341,7 +343,7 @@ async def graded_at_the_conference(env, handle, submission):
     await handle.execute_update(ReferralWorkflow.book_conference, booking(now + timedelta(minutes=1)))
     return await handle.execute_update(ReferralWorkflow.record_conference_outcome, ConferenceOutcome(
         actor=SCREENER, held_at=now + timedelta(minutes=1), child_protection_plan=True, police_attended=True,
-        rationale="Synthetic.", risk=RiskGrade.HIGH))
+        rationale="Synthetic.", risk=RiskGrade.HIGH, allocated_social_worker=ALLOCATED_SOCIAL_WORKER))
 
 
 GRADINGS = {

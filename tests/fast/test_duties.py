@@ -180,6 +180,6 @@ async def test_the_override_is_asked_for_once_decided_once_and_only_then_closes(
 async def test_no_override_is_asked_for_a_referral_that_is_not_a_repeat(fast_env, fast_queue, fakes, sla_policy):
     submission, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, Stage.SCREENING, "no repeat")
     await refused(handle, ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."),
-                  "reason: this is not a repeat referral; no override is needed")
+                  "reason: this is not a repeat referral nor about a child on a plan; no override is needed")
     closed = await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION

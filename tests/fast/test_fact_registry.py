@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from audit.as_of import state_from_facts
 from audit.history import decode_referral, fetch_referral
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     HEALTH_PARTNER,
     OFFICER,
     SCREENER,
@@ -104,7 +105,8 @@ async def test_at_every_stage_the_audit_fold_is_the_workflows_own_state(fast_env
     await fast_env.sleep(timedelta(days=7))
     await decide(ReferralWorkflow.record_conference_outcome,
                  ConferenceOutcome(actor=SCREENER, held_at=await fast_env.get_current_time(), child_protection_plan=True,
-                                   police_attended=True, rationale="Synthetic."))
+                                   police_attended=True, rationale="Synthetic.",
+                                   allocated_social_worker=ALLOCATED_SOCIAL_WORKER))
     action = fast_env.client.get_workflow_handle_for(AgreedActionWorkflow.run, f"{handle.id}.A1")
     await action.execute_update(AgreedActionWorkflow.complete, ActionCompletion(actor=HEALTH_PARTNER, note="Done."))
     await folds_alike(await finished(fast_env, handle))

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from runtime.temporal import data_converter
 from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
     HEALTH_PARTNER,
     OFFICER,
     SCREENER,
@@ -80,7 +81,8 @@ async def test_section_47_conference_then_actions_then_closure(fast_env, fast_qu
     outcome = await handle.execute_update(
         ReferralWorkflow.record_conference_outcome,
         ConferenceOutcome(actor=SCREENER, held_at=await fast_env.get_current_time(), child_protection_plan=True,
-                          police_attended=True, rationale="Synthetic rationale."),
+                          police_attended=True, rationale="Synthetic rationale.",
+                          allocated_social_worker=ALLOCATED_SOCIAL_WORKER),
     )
     assert (outcome.child_protection_plan, outcome.stage) == (True, Stage.ACTIONS)
     action = fast_env.client.get_workflow_handle_for(AgreedActionWorkflow.run, f"{handle.id}.A1")

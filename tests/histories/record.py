@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
 import shutil
+from dataclasses import dataclass
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -37,7 +37,17 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 from audit.history import ReferralHistories, fetch_referral, write_export
 from starter.synthetic import SCREENER
-from tests import helpers, test_deadlines, test_lifecycle, test_missing_episodes, test_panels, test_trigger_plans, test_triage
+from tests import (
+    helpers,
+    test_cse_referral_link,
+    test_deadlines,
+    test_lifecycle,
+    test_missing_episodes,
+    test_panels,
+    test_screening_history,
+    test_trigger_plans,
+    test_triage,
+)
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
@@ -68,6 +78,8 @@ FLOWS: dict[str, Flow] = {
     "missing_episode_closed": (
         test_missing_episodes.test_a_late_return_home_interview_escalates_to_the_manager_and_the_episode_closes_only_after_its_outcome
     ),
+    # A child on a child protection plan referred again: flagged, the social worker alerted, an override to close.
+    "child_on_plan_referred_again": test_screening_history.child_on_a_plan_referred_again,
     "bank_holiday_deadline": test_deadlines.test_screening_deadline_over_bank_holidays,
 }
 
@@ -80,12 +92,16 @@ TRIAGE_FLOWS: dict[str, Flow] = {
 }
 TRIAGE_HISTORIES = HERE / "triage"
 
-# Trigger plans' paths, kept under plans/<generation>/: every workflow a flow started (a plan never
-# finishes, so each is terminated once idle), with the missing episodes that read the plans.
+# Trigger plans' paths and a CSE episode's links to referrals, kept under plans/<generation>/: every workflow
+# a flow started (a plan never finishes, so each is terminated once idle), with the episodes and referrals.
 PLAN_FLOWS: dict[str, Flow] = {
     "addendum_folded_in": test_trigger_plans.test_a_police_addendum_is_recorded_and_its_fold_in_action_tracked_with_its_deadline,
     "reports_read_the_plan": test_trigger_plans.test_a_cse_child_with_no_plan_raises_one_and_with_a_current_plan_sees_it_at_once,
     "repeat_child_without_a_plan": test_trigger_plans.test_a_repeat_child_with_no_current_plan_raises_an_escalation,
+    "cse_episode_linked_to_a_referral": test_cse_referral_link.test_a_cse_episode_links_the_open_referral_about_its_child_on_both_sides,
+    "cse_referral_linked_at_a_review": (
+        test_cse_referral_link.test_a_cse_episode_without_a_referral_tells_the_mash_and_a_later_referral_is_linked_at_the_next_review
+    ),
 }
 PLAN_HISTORIES = HERE / "plans"
 
