@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from api import models as bodies
-from api.deps import CLIENT_HEADER, PLAN, Svc, allowed
+from api.deps import PLAN, Channel, Svc, allowed
 from api.errors import ERRORS, ApiError, invalid, rejected
 from api.routes.decisions import DecisionRoute, add_decision_routes
 from auth.tokens import Caller
@@ -83,12 +83,11 @@ async def plans_due(
 async def show_plan(
     plan_id: str,
     caller: Annotated[Caller, Depends(allowed(PLAN_READERS, "read a trigger plan"))],
-    request: Request,
+    channel: Channel,
     svc: Svc,
 ) -> TriggerPlanState:
     readable_by(caller)
     state = await PLAN.client(svc).state(plan_id)
-    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(caller.actor, channel, "show_trigger_plan", plan_id)
     return state
 

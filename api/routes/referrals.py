@@ -140,14 +140,13 @@ async def list_referrals(
 async def address_warning(
     enquiry: bodies.AddressEnquiry,
     caller: Annotated[Caller, Depends(allowed(ADDRESS_ENQUIRERS, "ask about an address"))],
-    request: Request,
+    channel: Channel,
     svc: Svc,
 ) -> bodies.AddressWarning:
     """Counts only (open referrals, children on plans, children missing): no reference, name or record. Every
     enquiry is in the access log, by who, when and whether a warning was given; never the address."""
     row = await svc.read_model.address_warning(match_key(enquiry.address))
     warning = bodies.AddressWarning(children_at_risk=any(row.values()), **dict(row))
-    channel = "cli" if request.headers.get(CLIENT_HEADER) == "cli" else "api"
     await svc.access_log.record(
         caller.actor, channel, "address_warning", detail={"children_at_risk": warning.children_at_risk}
     )
