@@ -808,11 +808,18 @@ PROJECTED_TABLES: dict[str, str] = {
     "trigger_plan_addenda": "plan_id",
     "child_protection_plans": "reference",
     "referral_adults": "reference",
+    "strategy_missing_roles": "reference",
+    "panel_sittings": "sitting_id",
+    "panel_agenda_items": "sitting_id",
+    "panel_attendees": "sitting_id",
+    "panel_absences": "sitting_id",
 }
 # Columns a fact of another case writes (a later conference about the child ends an earlier referral's plan):
 # reconciled when that case is reconciled with it, and never taken for a mismatch of the row's own case alone.
 WRITTEN_ACROSS_CASES: dict[str, tuple[str, ...]] = {
     "child_protection_plans": ("ended_at", "ended_by"),
+    # A panel's next sitting marks the cases it carried from this one.
+    "panel_agenda_items": ("carried_to",),
 }
 # Each kind of case's own row, which a quarantined fact may leave as a placeholder.
 CASE_TABLES = ("referrals", "missing_episodes")

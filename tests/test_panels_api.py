@@ -180,6 +180,27 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     assert final.status_code == 200 and final.json()["phase"] == "closed"
     assert all(a["completed_at"] for a in final.json()["actions"])
 
+    # The audit reads the sitting like any case: its timeline, its state at a moment, its records reconciled.
+    timeline = (await api.get(f"/audit/referrals/{opened.sitting_id}/timeline", headers=auth("auditor"))).json()
+    assert {c["case_id"]: (c["grade"], c["grade_applied"], c["absent_roles"]) for c in timeline["cases"]} == {
+        episode.id: ("high", "applied", []), cse.id: ("high", "applied", []), referred.id: (None, None, ["cse_team"])}
+    assert all(a["timeliness"]["met"] for a in timeline["actions"]) and len(timeline["actions"]) == 3
+    html = await api.get(f"/audit/referrals/{opened.sitting_id}/timeline", params={"format": "html"}, headers=auth("auditor"))
+    assert html.status_code == 200 and "panel sitting" in html.text and "SW Synthetic" not in html.text
+    as_of = await api.get(f"/audit/referrals/{opened.sitting_id}/as-of",
+                          params={"at": (await time_env.get_current_time()).isoformat()}, headers=auth("auditor"))
+    assert as_of.status_code == 200, as_of.text
+    folded, answered = as_of.json(), final.json()
+    for field in ("phase", "attendees", "absences", "held_at", "closed_at", "escalations", "history"):
+        assert folded[field] == answered[field], field
+    assert [{k: v for k, v in item.items() if k != "decided_by"} for item in folded["agenda"]] == [
+        {k: v for k, v in item.items() if k != "decided_by"} for item in answered["agenda"]]
+    report = await eventually(
+        lambda: api.get("/audit/reconcile", params={"reference": opened.sitting_id}, headers=auth("auditor")),
+        lambda r: r.status_code == 200 and r.json()["in_flight"] == 0,
+    )
+    assert report.json()["mismatches"] == [] and report.json()["facts"] > 10
+
 
 async def test_a_panel_sitting_through_the_cli(cli, time_env, pool, time_queue, sla_policy):
     _, episode = await start_episode(
