@@ -285,7 +285,7 @@ class OversightReadModel:
     async def missing_roles(self, reference: str) -> list[asyncpg.Record]:
         """The named roles each strategy discussion lacked, and whether a reason was given."""
         return await self.pool.fetch(
-            """SELECT d.held_at, m.named_role, m.reason IS NOT NULL AS reason_given
+            """SELECT d.held_at, m.named_role, m.reason_given
                FROM strategy_discussions d JOIN strategy_missing_roles m
                     ON m.reference = d.reference AND m.discussion_seq = d.seq
                WHERE d.reference = $1 ORDER BY d.seq, m.named_role""",

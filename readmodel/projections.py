@@ -232,8 +232,9 @@ async def strategy_discussion_held(conn: asyncpg.Connection, event: RecordedEven
     )
     reasons = {absence.named_role: absence.reason for absence in fact.absences}
     await conn.executemany(
-        """INSERT INTO strategy_missing_roles (reference, discussion_seq, named_role, reason) VALUES ($1, $2, $3, $4)""",
-        [(event.reference, event.seq, role.value, reasons.get(role)) for role in fact.missing_roles],
+        """INSERT INTO strategy_missing_roles (reference, discussion_seq, named_role, reason_given, reason)
+           VALUES ($1, $2, $3, $4, $5)""",
+        [(event.reference, event.seq, role.value, role in reasons, reasons.get(role)) for role in fact.missing_roles],
     )
     await conn.execute("UPDATE referrals SET section_47 = $2 WHERE reference = $1", event.reference, fact.section_47)
 

@@ -81,6 +81,7 @@ CREATE TABLE strategy_missing_roles (
     reference       text NOT NULL,
     discussion_seq  integer NOT NULL,
     named_role      text NOT NULL,
+    reason_given    boolean NOT NULL,
     reason          text,  -- none when the role was left out without one
     PRIMARY KEY (reference, discussion_seq, named_role),
     FOREIGN KEY (reference, discussion_seq) REFERENCES strategy_discussions (reference, seq)
@@ -89,11 +90,13 @@ CREATE TABLE strategy_missing_roles (
 UPDATE strategy_attendees a SET named_role = e.payload -> 'attendees' -> (a.position - 1) ->> 'named_role'
 FROM referral_events e
 WHERE e.stream = a.reference AND e.seq = a.discussion_seq AND e.kind = 'strategy_discussion_held';
-INSERT INTO strategy_missing_roles (reference, discussion_seq, named_role, reason)
-SELECT d.reference, d.seq, missing.role,
-       (SELECT absence ->> 'reason' FROM jsonb_array_elements(COALESCE(e.payload -> 'absences', '[]')) absence
-        WHERE absence ->> 'named_role' = missing.role LIMIT 1)
+INSERT INTO strategy_missing_roles (reference, discussion_seq, named_role, reason_given, reason)
+SELECT d.reference, d.seq, missing.role, given.reason IS NOT NULL, given.reason
 FROM strategy_discussions d
 JOIN referral_events e ON e.stream = d.reference AND e.seq = d.seq AND e.kind = 'strategy_discussion_held'
 CROSS JOIN LATERAL jsonb_array_elements_text(COALESCE(e.payload -> 'missing_roles', '[]')) AS missing(role)
+CROSS JOIN LATERAL (
+    SELECT (SELECT absence ->> 'reason' FROM jsonb_array_elements(COALESCE(e.payload -> 'absences', '[]')) absence
+            WHERE absence ->> 'named_role' = missing.role LIMIT 1) AS reason
+) given
 ON CONFLICT DO NOTHING;
