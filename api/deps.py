@@ -28,6 +28,7 @@ from starter.missing import MissingEpisodes
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import WorkflowClient
+from workflows.authority import CASE_READERS
 from workflows.models import Role, SlaPolicy
 
 log = structlog.get_logger("api")
@@ -106,7 +107,7 @@ def allowed(roles: frozenset[Role], action: str) -> Callable[..., Awaitable[Call
 
 Authenticated = Annotated[Caller, Depends(authenticated)]
 # Everyone but a partner agency's staff, who see only the referrals their actions belong to.
-REFERRAL_LISTERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+REFERRAL_LISTERS = CASE_READERS
 Svc = Annotated[Services, Depends(services)]
 
 @dataclass(frozen=True)

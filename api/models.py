@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, create_model
 
 from workflows.missing_models import EpisodePhase, InterviewOutcome, MissingChild
 from workflows.panel_models import Panel
-from workflows.plan_models import TriggerPlan
+from workflows.plan_models import TriggerPlan, TriggerPlanView
 from workflows.models import (
     Agency,
     NamedRole,
@@ -122,6 +122,12 @@ class MissingIntake(BaseModel):
     low_grade_pending: bool
     review_due: datetime | None = None
     tracing_due: datetime | None = None
+    trigger_plan: TriggerPlanView | None = Field(
+        default=None, description="the child's trigger plan, for the tracing officers at once: where to look first"
+    )
+    trigger_plan_required: bool | None = Field(
+        default=None, description="a repeat-missing child or a CSE concern must have a current plan (none: not read yet)"
+    )
     created: bool = Field(description="false when the same report had already been made")
 
 

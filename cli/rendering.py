@@ -202,6 +202,12 @@ def render_episode_intake(console: Console, intake: dict) -> None:
     pending = " (treated high: a low grade awaits a supervisor)" if intake["low_grade_pending"] else ""
     console.print(f"Missing episode [bold]{intake['episode_id']}[/] {verb}; grade {intake['grade']}{pending}, "
                   f"review due {when(intake['review_due'])}, tracing due {when(intake['tracing_due'])}")
+    plan = intake.get("trigger_plan")
+    line = plan_line(plan, intake.get("trigger_plan_required"))
+    if line:
+        console.print(f"Trigger plan: {line}")
+    if plan:
+        render_police_activity(console, plan["police_activity"], plan["addenda"])
 
 
 def render_episode_page(console: Console, page: dict) -> None:

@@ -34,7 +34,7 @@ from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
-from workflows.authority import ACKNOWLEDGERS, OVERRIDE_DECIDERS
+from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS
 from workflows.models import CASE_PATTERN, Role, SlaPolicy, Stage
 
 log = structlog.get_logger("dashboard")
@@ -49,7 +49,6 @@ DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 DUE_SOON = timedelta(hours=48)
 
 ESCALATION_READERS = frozenset({Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
-CASE_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
 # Every open stage, in the order a referral goes through them: a new Stage shows on every page by itself.
 STAGE_ORDER = [s for s in Stage if s is not Stage.CLOSED]
 # Shorter names where a chart's axis needs them; any other stage reads as its own words.

@@ -1,8 +1,10 @@
-"""Retention: closed referrals' database records are removed once the retention period has passed.
+"""Retention: closed cases' database records are removed once the retention period has passed.
 
-A dry run lists what would go; a purge removes every row about those referrals in one
-transaction and records itself (when, who, the cut-off and the references). The workflow
-histories are kept or removed by the Temporal namespace's own retention period.
+A case is a referral or a missing episode once closed, or a child's trigger plan once ended. A
+dry run lists what would go; a purge removes every row about those cases in one transaction and
+records itself (when, who, the cut-off and the case IDs). The workflow histories are kept or
+removed by the Temporal namespace's own retention period (a trigger plan's workflow runs on; a
+plan brought back after its rows went starts its read model again from its next version).
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from pydantic import BaseModel
 
 from workflows.models import Actor
 
-# Every table holding rows about a referral, children before parents.
-REFERRAL_TABLES = (
+# Every table holding rows about a case, children before parents: a referral's, a missing episode's, a trigger
+# plan's (each keyed by its own ID), and those all three share (keyed by `reference`).
+CASE_TABLES = (
+    ("missing_reviews", "episode_id = ANY($1)"),
+    ("missing_tracing", "episode_id = ANY($1)"),
+    ("missing_episodes", "episode_id = ANY($1)"),
+    ("trigger_plan_addenda", "plan_id = ANY($1)"),
+    ("trigger_plan_versions", "plan_id = ANY($1)"),
+    ("trigger_plans", "plan_id = ANY($1)"),
     ("action_reassignments", "action_id IN (SELECT action_id FROM agreed_actions WHERE reference = ANY($1))"),
     ("agreed_actions", "reference = ANY($1)"),
     ("escalations", "reference = ANY($1)"),
@@ -33,6 +42,15 @@ REFERRAL_TABLES = (
     ("referral_events", "reference = ANY($1)"),
     ("referrals", "reference = ANY($1)"),
 )
+
+
+# Each kind of case: its table, its ID, and when it closed (a plan: ended). `$1` is the cut-off.
+CASES = (("referrals", "reference", "closed_at"), ("missing_episodes", "episode_id", "closed_at"),
+         ("trigger_plans", "plan_id", "ended_at"))
+
+
+def closed_cases(table: str, key: str, closed: str) -> str:
+    return f"SELECT {key} AS reference, {closed} AS closed_at FROM {table} WHERE {closed} < $1"
 
 
 class RetentionReport(BaseModel):
@@ -55,23 +73,20 @@ class Retention:
     async def due(self, now: datetime | None = None) -> RetentionReport:
         """What a purge would remove now (the dry run)."""
         closed_before = self.cutoff(now)
-        rows = await self.pool.fetch(
-            "SELECT reference FROM referrals WHERE closed_at < $1 ORDER BY closed_at, reference", closed_before
-        )
+        union = " UNION ALL ".join(closed_cases(*case) for case in CASES)
+        rows = await self.pool.fetch(f"{union} ORDER BY closed_at, reference", closed_before)
         return RetentionReport(closed_before=closed_before, dry_run=True, references=[r["reference"] for r in rows])
 
     async def purge(self, actor: Actor, now: datetime | None = None) -> RetentionReport:
         closed_before = self.cutoff(now)
         async with self.pool.acquire() as conn, conn.transaction():
-            references = [
-                r["reference"]
-                for r in await conn.fetch(
-                    "SELECT reference FROM referrals WHERE closed_at < $1 ORDER BY reference FOR UPDATE",
-                    closed_before,
-                )
-            ]
+            references = []
+            for case in CASES:
+                rows = await conn.fetch(f"{closed_cases(*case)} FOR UPDATE", closed_before)
+                references += [r["reference"] for r in rows]
+            references.sort()
             removed = 0
-            for table, condition in REFERRAL_TABLES:
+            for table, condition in CASE_TABLES:
                 status = await conn.execute(f"DELETE FROM {table} WHERE {condition}", references)
                 removed += int(status.split()[-1])
             await conn.execute(

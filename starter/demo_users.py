@@ -10,7 +10,7 @@ from pathlib import Path
 
 from auth.tokens import TokenHolder, load_token_file, write_token_file
 from runtime.settings import Settings
-from starter.synthetic import AUDITOR, CSC_PARTNER, HEALTH_PARTNER, INSPECTOR, OFFICER, SCREENER, SERGEANT
+from starter.synthetic import AUDITOR, CALL_HANDLER, CSC_PARTNER, HEALTH_PARTNER, INSPECTOR, OFFICER, SCREENER, SERGEANT
 from workflows.models import Agency, Rank, Role
 
 DEMO_USERS: dict[str, TokenHolder] = {
@@ -18,6 +18,7 @@ DEMO_USERS: dict[str, TokenHolder] = {
     "sergeant": TokenHolder(id=SERGEANT.id, role=Role.SUPERVISOR, rank=Rank.SERGEANT, team="Testtown"),
     "inspector": TokenHolder(id=INSPECTOR.id, role=Role.SUPERVISOR, rank=Rank.INSPECTOR, team="Testtown"),
     "screener": TokenHolder(id=SCREENER.id, role=Role.SCREENER, team="CRU"),
+    "call-handler": TokenHolder(id=CALL_HANDLER.id, role=Role.CALL_HANDLER, team="Control room"),
     "health-partner": TokenHolder(id=HEALTH_PARTNER.id, role=Role.PARTNER, agency=Agency.HEALTH),
     "social-worker": TokenHolder(id=CSC_PARTNER.id, role=Role.PARTNER, agency=Agency.CHILDRENS_SOCIAL_CARE),
     "auditor": TokenHolder(id=AUDITOR.id, role=Role.AUDITOR),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ class MissingIntake:
     created: bool
 
 
+# How long a report's answer waits for the episode to read the child's history (the count, the trigger plan), so
+# the reporter sees the plan at once; past it, the answer goes without and the episode's state shows it later.
+CHILD_HISTORY_WAIT = 5.0
+
+
 class MissingEpisodes(WorkflowClient[EpisodeState]):
     workflow = MissingEpisodeWorkflow
     field = "episode_id"
@@ -42,6 +48,15 @@ class MissingEpisodes(WorkflowClient[EpisodeState]):
     def workflow_id(report_id: uuid.UUID) -> str:
         """The episode's ID, made from its report's ID alone: the same report finds the same episode."""
         return episode_id(report_id)
+
+    async def with_child_history(self, episode: str) -> EpisodeState:
+        """The episode's state once it has read its child's trigger plan, or as it is after CHILD_HISTORY_WAIT."""
+        deadline = asyncio.get_running_loop().time() + CHILD_HISTORY_WAIT
+        state = await self.state(episode)
+        while state.trigger_plan_required is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            state = await self.state(episode)
+        return state
 
     async def report(self, start: StartMissingEpisode, task_queue: str) -> MissingIntake:
         """Start the report's episode; the same report again finds it (created False).
@@ -61,7 +76,7 @@ class MissingEpisodes(WorkflowClient[EpisodeState]):
             created = True
         except WorkflowAlreadyStartedError:
             created = False
-        state = await self.state(episode)
+        state = await self.with_child_history(episode)
         if not created and (state.reported_by != start.reported_by.id or state.missing_since != report.missing_since):
             raise ReportConflict("report_id: this report was already made with other content")
         return MissingIntake(state, created)

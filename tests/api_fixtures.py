@@ -43,6 +43,7 @@ BY_ROLE = {
     Role.OFFICER: "officer",
     Role.SUPERVISOR: "sergeant",
     Role.SCREENER: "screener",
+    Role.CALL_HANDLER: "call-handler",
     Role.PARTNER: "health-partner",
     Role.AUDITOR: "auditor",
     Role.ADMIN: "admin",

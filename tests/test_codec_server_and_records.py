@@ -11,13 +11,15 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from readmodel.access_log import AccessLog
-from readmodel.retention import REFERRAL_TABLES, Retention
+from readmodel.retention import CASE_TABLES, Retention
 from runtime.codec import EncryptionCodec
 from auth.tokens import Authenticator, TokenHolder
 from api.codec_server import create_codec_app
-from starter.synthetic import AUDITOR, SCREENER, SERGEANT, approval, screening
+from starter.synthetic import (
+    AUDITOR, SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_trigger_plan,
+)
 from tests.conftest import TEST_KEYRING
-from tests.helpers import eventually, finished, start_referral
+from tests.helpers import eventually, finished, seeded, start_episode, start_plan, start_referral
 from workflows.models import Agency, Role, ScreeningOutcome
 from workflows.referral import ReferralWorkflow
 
@@ -145,12 +147,39 @@ async def test_retention_dry_run_then_purge_of_closed_referrals(time_env, time_q
     assert purge["actor_id"] == SERGEANT.id and closed.id in purge["refs"]
 
 
-async def test_retention_removes_every_table_that_holds_rows_about_a_referral(pool):
-    # A table whose rows name a referral (a triage's list, say) and that a purge skipped would block the purge.
+@pytest.mark.parametrize("case_table", ["referrals", "missing_episodes", "trigger_plans"])
+async def test_retention_removes_every_table_that_holds_rows_about_a_case(pool, case_table):
+    # A table whose rows name a case (a triage's list, an episode's reviews, a plan's versions) and that a purge
+    # skipped would block the purge.
     referring = await pool.fetch(
         """SELECT DISTINCT c.conrelid::regclass::text AS tab
-           FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = 'referrals'::regclass"""
+           FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = $1::regclass""",
+        case_table,
     )
-    purged = [table for table, _ in REFERRAL_TABLES]
-    assert {row["tab"] for row in referring} <= set(purged)
-    assert purged.index("triage_items") < purged.index("referrals")
+    purged = [table for table, _ in CASE_TABLES]
+    assert referring and {row["tab"] for row in referring} <= set(purged)
+    assert all(purged.index(row["tab"]) < purged.index(case_table) for row in referring)
+
+
+async def test_retention_removes_closed_missing_episodes_and_ended_trigger_plans(time_env, time_queue, sla_policy, pool):
+    report = synthetic_missing_report(rng=seeded("retention"))
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, report)
+    now = await time_env.get_current_time()
+    plan = await start_plan(time_env.client, time_queue, sla_policy, report.child, synthetic_trigger_plan(now + timedelta(days=30)))
+    await eventually(lambda: pool.fetchval("SELECT count(*) FROM trigger_plan_versions WHERE plan_id = $1", plan.id),
+                     lambda n: n == 1)
+    _, kept = await start_episode(time_env.client, time_queue, sla_policy, seed="retention-kept")
+    # Pretend the episode closed and the plan ended seven years ago, against a six-year retention period.
+    await pool.execute("UPDATE missing_episodes SET closed_at = now() - interval '7 years' WHERE episode_id = $1", episode.id)
+    await pool.execute("UPDATE trigger_plans SET ended_at = now() - interval '7 years' WHERE plan_id = $1", plan.id)
+
+    retention = Retention(pool, retention_days=6 * 365)
+    due = await retention.due()
+    assert {episode.id, plan.id} <= set(due.references) and kept.id not in due.references
+    purged = await retention.purge(SERGEANT)
+    assert {episode.id, plan.id} <= set(purged.references)
+    for table, key, case in (("missing_episodes", "episode_id", episode.id), ("referral_events", "reference", episode.id),
+                             ("trigger_plans", "plan_id", plan.id), ("trigger_plan_versions", "plan_id", plan.id),
+                             ("referral_events", "reference", plan.id)):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {key} = $1", case) == 0, table
+    assert await pool.fetchval("SELECT count(*) FROM missing_episodes WHERE episode_id = $1", kept.id) == 1

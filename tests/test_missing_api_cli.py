@@ -157,3 +157,24 @@ async def test_the_most_frequently_missing_children_are_listed_live_by_their_lat
 
     table = (await cli("screener", "missing", "most-frequent", "--limit", "100")).stdout
     assert latest in table and "REPEAT" in table and first.child.name not in table
+
+
+async def test_a_call_handler_reports_a_child_missing_and_does_nothing_else(api, auth, time_env, pool):
+    report = synthetic_missing_report(rng=seeded("call-handler"))
+    response = await api.post("/missing-episodes", json=report.model_dump(mode="json"), headers=auth("call-handler"))
+    assert response.status_code == 201, response.text
+    episode = response.json()["episode_id"]
+    track(time_env.client, episode)
+    row = await eventually(lambda: pool.fetchrow("SELECT reported_by FROM missing_episodes WHERE episode_id = $1", episode),
+                           lambda r: r is not None)
+    assert row["reported_by"] == "CH-3501"
+    # The report's own answer is theirs; no case is: neither the episode, nor the lists, nor a decision on it.
+    for method, path, body in (
+        ("GET", f"/missing-episodes/{episode}", None),
+        ("GET", "/missing-episodes", None),
+        ("GET", "/referrals", None),
+        ("POST", f"/missing-episodes/{episode}/tracing", {"activity": "cctv_reviewed"}),
+        ("POST", f"/missing-episodes/{episode}/found", {}),
+    ):
+        answer = await api.request(method, path, json=body, headers=auth("call-handler"))
+        assert (answer.status_code, answer.json()["field"]) == (403, "actor.role"), (path, answer.text)

@@ -32,20 +32,24 @@ ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 COMPLETERS_OF_OWN_AGENCY = frozenset({Role.OFFICER, Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 COMPLETERS_OF_ANY_AGENCY = frozenset({Role.SCREENER, Role.SUPERVISOR})
 REASSIGNERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
-# A missing episode: reported and traced by police staff (officers, the CRU, supervisors); found by
-# officers or supervisors; reviewed (and a low grade kept) by supervisors; its return-home interview
-# recorded by children's social care (its own staff), the CRU/MASH or a supervisor.
-MISSING_REPORTERS = frozenset({Role.OFFICER, Role.SCREENER, Role.SUPERVISOR})
-TRACERS = MISSING_REPORTERS
+# A missing episode: reported by police staff (officers, the CRU, supervisors) or the call handler who
+# took the call, traced by police staff; found by officers or supervisors; reviewed (and a low grade kept)
+# by supervisors; its return-home interview recorded by children's social care (its own staff), the
+# CRU/MASH or a supervisor.
+TRACERS = frozenset({Role.OFFICER, Role.SCREENER, Role.SUPERVISOR})
+MISSING_REPORTERS = TRACERS | {Role.CALL_HANDLER}
 FINDERS = frozenset({Role.OFFICER, Role.SUPERVISOR})
 EPISODE_REVIEWERS = REVIEWERS
 INTERVIEW_RECORDERS = frozenset({Role.PARTNER, Role.SCREENER, Role.SUPERVISOR})
 # A child's trigger plan: written, revised and ended by children's social care (a social worker, the MASH's
 # screeners of that agency: `require_agency`); police add to it at once (officers, the CRU, supervisors).
 PLAN_WRITERS = frozenset({Role.PARTNER, Role.SCREENER})
-ADDENDUM_WRITERS = MISSING_REPORTERS
+ADDENDUM_WRITERS = TRACERS
+# Those who read cases: every role but partners (who see their own agency's agreed actions) and call handlers
+# (who take reports and read no case; a report's own answer is theirs).
+CASE_READERS = frozenset(Role) - {Role.PARTNER, Role.CALL_HANDLER, Role.SYSTEM}
 # Who reads trigger plans: every role that reads cases, and children's social care's partners (their own plans).
-PLAN_READERS = frozenset(Role) - {Role.SYSTEM}
+PLAN_READERS = CASE_READERS | {Role.PARTNER}
 # Who sees which children go missing most often: those who act on it and those who check it.
 FREQUENCY_READERS = frozenset({Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR})
 # Who may ask whether an address has children at risk before attending it: police on duty and the CRU.

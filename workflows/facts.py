@@ -623,7 +623,7 @@ class PanelSittingClosed(FactPayload):
 
 # Who reads a referral's facts today: its timeline on the dashboard, its decision history in the
 # API. A partner agency sees its own agreed actions only, never the facts.
-FACT_READERS = frozenset(Role) - {Role.PARTNER, Role.SYSTEM}
+FACT_READERS = frozenset(Role) - {Role.PARTNER, Role.CALL_HANDLER, Role.SYSTEM}
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ class Role(StrEnum):
     OFFICER = "officer"
     SUPERVISOR = "supervisor"
     SCREENER = "screener"
+    CALL_HANDLER = "call_handler"  # the control room: takes calls, such as a missing report
     PARTNER = "partner"
     AUDITOR = "auditor"
     ADMIN = "admin"

@@ -120,20 +120,22 @@ class TriggerPlanWorkflow:
                 raise reject(problem)  # the writer has not started: nothing is recorded
         writer = asyncio.create_task(self._outbox.drain_forever())
         assert self._ladder is not None
+        watched = self._current.version
         while True:
             while not self._long():
+                if self._current.version != watched:
+                    # A new version has its own review date: its ladder starts from the first rung.
+                    watched = self._current.version
+                    self._ladder.reset()
                 if self._ended_at is not None:
                     # An ended plan is not reviewed; a new version brings it back.
                     await workflow.wait_condition(lambda: self._ended_at is None or self._long())
                     continue
-                version = self._current.version
                 await self._ladder.watch(
-                    done=lambda: self._current.version != version or self._ended_at is not None or self._long(),
+                    done=lambda: self._current.version != watched or self._ended_at is not None or self._long(),
                     deadline=lambda: self._current.plan.review_by,
                     raise_rung=self._raise_escalation,
                 )
-                if self._current.version != version:
-                    self._ladder.reset()
             await workflow.wait_condition(workflow.all_handlers_finished)
             # A decision taken meanwhile may have agreed an action: the plan goes on until it is done.
             if self._long():

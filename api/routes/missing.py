@@ -79,6 +79,8 @@ async def report_missing(
         low_grade_pending=state.low_grade_pending,
         review_due=state.review_due,
         tracing_due=state.tracing_due,
+        trigger_plan=state.trigger_plan,
+        trigger_plan_required=state.trigger_plan_required,
         created=intake.created,
     )
 
