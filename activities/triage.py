@@ -48,12 +48,14 @@ class TriageRecords:
         )
 
     async def family_history(self, reference: str, submitted_at: datetime, window_days: int) -> FamilyHistory:
-        """What is known of the referral's children and address before it.
-
-        The prior referrals (same child, same address) are screening's own look-up. Missing
-        episodes and child protection plans join here once the read model records them.
-        """
+        """What is known of the referral's children, adults and address before it: screening's own look-up
+        (earlier referrals, missing episodes, live child protection plans, adults' earlier involvement)."""
         prior = await ReferralRecords(self.pool).find_prior_referrals(
             PriorReferralQuery(reference=reference, since=submitted_at - timedelta(days=window_days), policy_threshold=2)
         )
-        return FamilyHistory(prior_referrals=prior.prior_referrals)
+        return FamilyHistory(
+            prior_referrals=prior.prior_referrals,
+            missing_episodes=prior.missing_episodes,
+            children_on_plans=prior.children_on_plans,
+            adults=prior.adults,
+        )

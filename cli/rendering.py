@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workflows.facts import FACTS, FactKind
+from workflows.models import ScreeningView
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
@@ -91,11 +92,27 @@ def render_referral(console: Console, state: dict) -> None:
             ("child protection plan", state["child_protection_plan"]),
             ("close reason", state["close_reason"]),
             ("missing episodes linked (CSE)", ", ".join(state.get("linked_episodes") or []) or None),
+            *known_before(state.get("screening_view")),
         ],
     )
     if state["actions"]:
         render_actions(console, state["actions"])
     render_case_records(console, state)
+
+
+def known_before(view: dict | None) -> list[tuple[str, Any]]:
+    """What screening sees before the referral, as flags and counts: the details are in `--json`."""
+    if view is None:
+        return [("known before", "none until the referral reaches screening")]
+    known = ScreeningView.model_validate(view)
+    return [
+        ("ON A CHILD PROTECTION PLAN",
+         ", ".join(f"{c.child_id} (plan made at {c.plan_reference})" for c in known.children_on_plans) or None),
+        ("repeat referral", ", ".join(known.repeat_children) or None),
+        ("repeat suspects", ", ".join(known.repeat_suspects) or None),
+        ("known before", f"{len(known.prior_referrals)} referrals, {len(known.missing_episodes)} missing episodes, "
+                         f"{len(known.conference_outcomes)} conference outcomes, {len(known.adults)} adults seen before"),
+    ]
 
 
 def render_case_records(console: Console, state: dict) -> None:

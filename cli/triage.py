@@ -35,10 +35,11 @@ def render_triage(console: Console, triage: dict[str, Any]) -> None:
         ("received", f"{when(triage['received_since'])} to {when(triage['received_until'])}"),
         ("waiting", sum(1 for item in triage["items"] if item["outcome"] is None)),
     ])
-    rows_table(console, "Listed referrals", ["reference", "risk", "children", "prior referrals", "received", "due",
-                                             "outcome", "decided by"], [
-        [i["reference"], i["risk"], i["children"], len(i["history"]["prior_referrals"]), when(i["submitted_at"]),
-         when(i["due_at"]), i["outcome"], i["decided_by"]]
+    rows_table(console, "Listed referrals", ["reference", "risk", "children", "prior referrals", "episodes",
+                                             "on a plan", "received", "due", "outcome", "decided by"], [
+        [i["reference"], i["risk"], i["children"], len(i["history"]["prior_referrals"]),
+         len(i["history"].get("missing_episodes", [])), len(i["history"].get("children_on_plans", [])),
+         when(i["submitted_at"]), when(i["due_at"]), i["outcome"], i["decided_by"]]
         for i in triage["items"]
     ])
     if triage["escalations"]:

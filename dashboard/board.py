@@ -32,6 +32,7 @@ from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
+from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS
@@ -96,12 +97,13 @@ _LEADING_CASE = re.compile(CASE_PATTERN)
 
 def case_page(workflow_id: str) -> tuple[str, str] | None:
     """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
-    a referral's own page, a missing episode's row on the missing-children page, or a panel sitting's page."""
+    a referral's own page, a missing episode's or a trigger plan's row on the missing-children page, or a panel
+    sitting's page."""
     match = _LEADING_CASE.match(workflow_id)
     if match is None:
         return None
     case = match.group()
-    if MissingEpisodes.matches(case):
+    if MissingEpisodes.matches(case) or TriggerPlans.matches(case):
         return case, f"{PREFIX}/missing#{case}"
     if PanelSittings.matches(case):
         return case, f"{PREFIX}/panels/{case}"

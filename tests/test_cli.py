@@ -317,7 +317,10 @@ async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli
     granted = await cli.json("inspector", "override", reference, "--grant", "--rationale", "Synthetic rationale.")
     assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (
         "INSP-2501", True)
-    assert "granted by INSP-2501" in (await cli("auditor", "show", reference)).stdout
+    shown = (await cli("auditor", "show", reference)).stdout
+    assert "granted by INSP-2501" in shown
+    # What screening saw is flagged in the table: the repeat child, and the two earlier referrals counted.
+    assert re.search(r"repeat referral\s*│\s*C1", shown) and "2 referrals, 0 missing episodes" in shown
     closed = await cli.json("screener", "screen", reference, "--risk", "medium", "--outcome", "no_further_action",
                             "--rationale", "Synthetic.", "--child", "C1=no_further_action")
     assert closed["close_reason"] == "no_further_action"

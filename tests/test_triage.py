@@ -7,11 +7,19 @@ import random
 import uuid
 from datetime import date, datetime, timedelta
 
-from starter.synthetic import INSPECTOR, OFFICER, SCREENER, synthetic_vist
+from starter.synthetic import INSPECTOR, OFFICER, SCREENER, synthetic_adult, synthetic_vist
 from starter.triage import Triages
 from tests.helpers import LONDON, STARTED, advance_to, eventually, finished, next_local, refused, start_referral
 from workflows.calendar import start_of_day
-from workflows.models import EscalationAcknowledgement, IncidentType, Rank, RiskGrade, triage_id
+from workflows.models import (
+    AdultInvolved,
+    AdultRole,
+    EscalationAcknowledgement,
+    IncidentType,
+    Rank,
+    RiskGrade,
+    triage_id,
+)
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 from workflows.triage_models import TriageDecision, TriageOpened, TriageOpening, TriageOutcome, TriageState
 
@@ -20,10 +28,11 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LONDON)
 
 
-async def referral_at(env, queue, policy, moment, seed, **form) -> str:
-    """A referral submitted at `moment` (the clock moved there), about a made-up family."""
+async def referral_at(env, queue, policy, moment, seed, adults: list[AdultInvolved] = (), **form) -> str:
+    """A referral submitted at `moment` (the clock moved there), about a made-up family and the `adults` around it."""
     await advance_to(env, moment)
     submission = synthetic_vist(rng=random.Random(f"triage:{seed}:{uuid.uuid4()}"), occurred_at=moment - timedelta(hours=1), **form)
+    submission.adults = list(adults)
     _, handle = await start_referral(env.client, queue, policy, submission=submission)
     return handle.id
 
@@ -50,11 +59,14 @@ async def test_the_days_list_takes_domestic_abuse_below_high_risk_received_since
     thursday = friday - timedelta(days=1)
     family = f"Synthton-{uuid.uuid4().hex[:6]}"
     address = f"12 Imaginary Lane, Testtown TT{random.randrange(10**4):04d}"
-    earlier = await referral_at(time_env, time_queue, sla_policy, at(thursday, 15), 1, family=family, address=address)
+    suspect = synthetic_adult(random.Random(f"triage:suspect:{uuid.uuid4()}"), AdultRole.SUSPECT)
+    earlier = await referral_at(time_env, time_queue, sla_policy, at(thursday, 15), 1, family=family, address=address,
+                                adults=[suspect])
     standard = await referral_at(time_env, time_queue, sla_policy, at(friday, 10), 2, risk=RiskGrade.STANDARD, children=2)
     high = await referral_at(time_env, time_queue, sla_policy, at(friday, 11), 3, risk=RiskGrade.HIGH)
     # The same family again at the weekend: its Thursday referral is its history.
-    medium = await referral_at(time_env, time_queue, sla_policy, at(saturday, 12), 4, family=family, address=address)
+    medium = await referral_at(time_env, time_queue, sla_policy, at(saturday, 12), 4, family=family, address=address,
+                               adults=[suspect])
     neglect = await referral_at(time_env, time_queue, sla_policy, at(sunday, 9), 5, incident_type=IncidentType.NEGLECT,
                                 risk=RiskGrade.STANDARD)
     too_late = await referral_at(time_env, time_queue, sla_policy, at(monday, 6), 6, risk=RiskGrade.STANDARD)
@@ -70,6 +82,9 @@ async def test_the_days_list_takes_domestic_abuse_below_high_risk_received_since
     assert by_reference[standard].history.prior_referrals == []
     assert [p.reference for p in by_reference[medium].history.prior_referrals] == [earlier]
     assert "child" in by_reference[medium].history.prior_referrals[0].matched_on
+    # The same suspect as on Thursday: a repeat suspect, in the meeting's view of the family.
+    assert by_reference[medium].history.repeat_suspects == ["A1"]
+    assert by_reference[standard].history.adults == [] and by_reference[standard].history.children_on_plans == []
     # Due by the end of the triage day: the start of the next working day.
     assert all(item.due_at == start_of_day(monday + timedelta(days=1)) for item in state.items)
     rows = await eventually(

@@ -11,6 +11,9 @@ from tests.test_triage import at, listed_in_read_model, referral_at
 from workflows.models import RiskGrade
 from workflows.triage import DailyTriageWorkflow
 
+# Made-up families with no past: every list of their history is empty.
+EMPTY_HISTORY = {"prior_referrals": [], "missing_episodes": [], "children_on_plans": [], "adults": []}
+
 
 def cookie(tokens: dict[str, str], user: str) -> dict[str, str]:
     return {"Cookie": f"{COOKIE}={tokens[user]}"}
@@ -40,7 +43,7 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     triage = await eventually(lambda: api.get(path, headers=auth("auditor")), lambda r: r.json()["listed"])
     body = triage.json()
     assert {item["reference"] for item in body["items"]} == {first, second}
-    assert all(item["children"] == 1 and item["history"] == {"prior_referrals": []} for item in body["items"])
+    assert all(item["children"] == 1 and item["history"] == EMPTY_HISTORY for item in body["items"])
     assert (await api.get(path, headers=auth("health-partner"))).status_code == 403
     assert (await api.get("/triage/2026-02-30", headers=auth("auditor"))).status_code == 422
     far_back = await api.post("/triage/0633-05-13", headers=auth("screener"))

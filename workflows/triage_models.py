@@ -12,11 +12,14 @@ from enum import StrEnum
 from pydantic import Field
 
 from workflows.models import (
+    AdultHistory,
+    ChildOnPlan,
     DomainDate,
     Decision,
     Escalation,
     IncidentType,
     Model,
+    PriorEpisode,
     PriorReferral,
     REFERENCE_PATTERN,
     RiskGrade,
@@ -67,13 +70,18 @@ class TriageListQuery(Model):
 
 
 class FamilyHistory(Model):
-    """What is known about the referral's children and address before it: the meeting never discusses it in isolation.
-
-    Prior referrals come from the read model; missing episodes and child protection plans join
-    here as the read model comes to hold them (`activities/triage.py`, `family_history`).
-    """
+    """What is known about the referral's children, adults and address before it: the meeting never discusses it
+    in isolation. Screening's own look-up over the repeat window (`activities/triage.py`, `family_history`); lists
+    added since read as empty on triages listed before them."""
 
     prior_referrals: list[PriorReferral] = Field(default_factory=list)
+    missing_episodes: list[PriorEpisode] = Field(default_factory=list)
+    children_on_plans: list[ChildOnPlan] = Field(default_factory=list)
+    adults: list[AdultHistory] = Field(default_factory=list, description="adults with earlier involvement")
+
+    @property
+    def repeat_suspects(self) -> list[str]:
+        return [adult.adult_id for adult in self.adults if adult.repeat_suspect]
 
 
 class TriageCandidate(Model):

@@ -59,7 +59,6 @@ NOT_IN_THE_CLI_TABLE = {
     "submission_versions": "the form's versions, for intake's conflict check",
     "form_id": "the form's identity, for intake's conflict check",
     "form_digest": "the form's identity, for intake's conflict check",
-    "screening_view": "prior referrals, read by the screener on the dashboard",
     "strategy_discussion_inquorate": "raised as an escalation, which the table lists",
     "conference_late_reason": "free text",
 }
