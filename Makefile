@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast worker clean
+.PHONY: run test test-fast bench bench-quick worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ test: $(STAMP)
 ## make test-fast: the workflows' rules on the time-skipping server, activities in memory: no PostgreSQL, seconds
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/fast $(PYTEST_ARGS)
+
+## make bench: every benchmark beside its baseline (minutes; run it on a quiet machine); figures to bench-results.json
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.run --in-memory-too --profile bench-profile.txt $(BENCH_ARGS)
+
+## make bench-quick: a few of each, to see the benchmarks work (the suite runs this too)
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick --json bench-quick.json
 
 ## make worker: a worker alone, for TEMPORAL_ADDRESS / DATABASE_URL set by the caller
 worker: $(STAMP)

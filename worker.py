@@ -61,6 +61,7 @@ def build_worker(
     proofs = StartProofs(verifier)
     activities = [
         records.record_event,
+        records.record_events,
         records.find_prior_referrals,
         records.count_missing_episodes,
         records.find_trigger_plan,

@@ -159,40 +159,55 @@ class ReferralRecords:
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
         """Write one fact and its projections, or quarantine it when PostgreSQL refuses it for good."""
-        try:
-            recorded = await self._write(event)
-        except UNRECORDABLE as error:
-            reason = await self._quarantine(event, error)
-            return RecordOutcome(recorded=False, quarantine_reason=reason)
-        return RecordOutcome(recorded=recorded)
+        return (await self.record_events([event]))[0]
 
-    async def _write(self, event: RecordedEvent) -> bool:
-        """The fact and its projections in one transaction; False when it was already recorded."""
+    @activity.defn
+    async def record_events(self, events: list[RecordedEvent]) -> list[RecordOutcome]:
+        """Write a workflow's waiting facts in order, in one transaction: one round trip and one commit for all
+        the facts of a decision. Each is written under its own savepoint, so a fact PostgreSQL refuses for
+        good is quarantined alone and the rest are kept; a retried batch finds its facts written and skips them."""
+        outcomes: list[RecordOutcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await write_fact(conn, event):
-                return False
-        log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
+            for event in events:
+                try:
+                    async with conn.transaction():
+                        outcomes.append(RecordOutcome(recorded=await self._write(conn, event)))
+                except UNRECORDABLE as error:
+                    outcomes.append(RecordOutcome(recorded=False, quarantine_reason=await self._quarantine(conn, event, error)))
+        for event, outcome in zip(events, outcomes):
+            if outcome.recorded:
+                log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
+            elif outcome.quarantined:
+                log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
+                          kind=event.kind, reason=outcome.quarantine_reason)
+        return outcomes
+
+    async def _write(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:
+        """The fact and its projections, in the caller's savepoint; False when it was already recorded."""
+        if not await write_fact(conn, event):
+            return False
+        # The case a fact names is checked at the end of each fact, not at the batch's commit:
+        # a fact about no case is refused alone, inside its own savepoint.
+        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        await conn.execute("SET CONSTRAINTS ALL DEFERRED")
         return True
 
-    async def _quarantine(self, event: RecordedEvent, error: BaseException) -> str:
+    async def _quarantine(self, conn: asyncpg.Connection, event: RecordedEvent, error: BaseException) -> str:
         """Keep the refused fact whole with its reason, and mark its referral "record incomplete"."""
         reason = quarantine_reason(error)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO quarantined_facts (stream, seq, reference, kind, at, reason, fact)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (stream, seq) DO UPDATE SET reason = EXCLUDED.reason""",
-                event.stream,
-                event.seq,
-                event.reference,
-                event.kind,
-                storable_time(event.at),
-                reason,
-                fact_bytes(event),
-            )
-            await self._mark_incomplete(conn, event)
-        log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
-                  kind=event.kind, reason=reason)
+        await conn.execute(
+            """INSERT INTO quarantined_facts (stream, seq, reference, kind, at, reason, fact)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (stream, seq) DO UPDATE SET reason = EXCLUDED.reason""",
+            event.stream,
+            event.seq,
+            event.reference,
+            event.kind,
+            storable_time(event.at),
+            reason,
+            fact_bytes(event),
+        )
+        await self._mark_incomplete(conn, event)
         return reason
 
     async def _mark_incomplete(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
@@ -247,7 +262,8 @@ class ReferralRecords:
         for row in rows:
             reason: str | None = None
             try:
-                await self._write(RecordedEvent.model_validate(json.loads(row["fact"])))
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._write(conn, RecordedEvent.model_validate(json.loads(row["fact"])))
             except UNRECORDABLE as error:
                 reason = quarantine_reason(error)
             await self.pool.execute(

@@ -1,7 +1,7 @@
 """Case histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
 
 A case is a referral (`REF-` ID), a missing episode (`MIS-` ID), a child's trigger plan (`PLAN-`
-ID) or a day's triage (`TRIAGE-` date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the `record_event` inputs of its
+ID) or a day's triage (`TRIAGE-` date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the recording activities' inputs of its
 history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
 updates the workflows accepted. Payloads are opened with the system's data converter, so
 sealed histories need the keyring.
@@ -44,6 +44,8 @@ PLAN_WORKFLOW = "TriggerPlanWorkflow"
 CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW, PLAN_WORKFLOW)
 ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
+# Since batched recording: every fact waiting at once, in one activity.
+RECORD_BATCH_ACTIVITY = "record_events"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
 EPISODE_COUNT_ACTIVITY = "count_missing_episodes"
@@ -358,20 +360,26 @@ async def _activity_inputs(
 async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> list[tuple[RecordedEvent, bool]]:
     """The facts one workflow recorded, in sequence order, each with whether its write is confirmed.
 
-    A fact is in the history once its `record_event` activity is scheduled; the write is
-    confirmed once that activity completed (until then the database may not have it yet).
+    A fact is in the history once its `record_event` (or `record_events`) activity is scheduled;
+    the write is confirmed once that activity completed (until then the database may not have it yet).
     """
     completed = {
         e.activity_task_completed_event_attributes.scheduled_event_id
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
     }
-    return [
-        (await _decode(converter, e.activity_task_scheduled_event_attributes.input, RecordedEvent), e.event_id in completed)
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == RECORD_ACTIVITY
-    ]
+    facts: list[tuple[RecordedEvent, bool]] = []
+    for e in history.events:
+        if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        scheduled = e.activity_task_scheduled_event_attributes
+        confirmed = e.event_id in completed
+        if scheduled.activity_type.name == RECORD_ACTIVITY:
+            facts.append((await _decode(converter, scheduled.input, RecordedEvent), confirmed))
+        elif scheduled.activity_type.name == RECORD_BATCH_ACTIVITY:
+            batch = await _decode(converter, scheduled.input, list[RecordedEvent])
+            facts += [(fact, confirmed) for fact in batch]
+    return facts
 
 
 async def accepted_decisions(history: WorkflowHistory, converter: DataConverter) -> list[AcceptedDecision]:

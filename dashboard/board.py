@@ -30,6 +30,7 @@ from readmodel.queries import ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.missing import MissingEpisodes
+from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS
@@ -94,12 +95,13 @@ _LEADING_CASE = re.compile(CASE_PATTERN)
 
 def case_page(workflow_id: str) -> tuple[str, str] | None:
     """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
-    a referral's own page, or a missing episode's row on the missing-children page."""
+    a referral's own page, or a missing episode's or a trigger plan's row on the missing-children page."""
     match = _LEADING_CASE.match(workflow_id)
     if match is None:
         return None
     case = match.group()
-    return case, f"{PREFIX}/missing#{case}" if MissingEpisodes.matches(case) else f"{PREFIX}/referrals/{case}"
+    on_the_missing_page = MissingEpisodes.matches(case) or TriggerPlans.matches(case)
+    return case, f"{PREFIX}/missing#{case}" if on_the_missing_page else f"{PREFIX}/referrals/{case}"
 
 
 # --- sign-in and roles ---------------------------------------------------------------------------

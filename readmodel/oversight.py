@@ -46,7 +46,8 @@ class OversightReadModel:
         """Escalations still to act on, oldest first: all of them, or those shown in-app to `audience`.
 
         Still to act on: not acknowledged, and the late step not yet done (the stage not left,
-        the action not completed, the case not closed, the missing child not yet found); an
+        the action not completed, the case not closed, the missing child not yet found, the trigger
+        plan not yet revised nor ended); an
         inquorate discussion's alert stays until acknowledged or the referral closes.
         """
         return await self.pool.fetch(
@@ -55,15 +56,18 @@ class OversightReadModel:
                FROM escalations e
                LEFT JOIN referrals r ON r.reference = e.reference
                LEFT JOIN missing_episodes m ON m.episode_id = e.reference
+               LEFT JOIN trigger_plans p ON p.plan_id = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
                WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL
-                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL)
-                 AND COALESCE(r.closed_at, m.closed_at) IS NULL
+                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL OR p.plan_id IS NOT NULL)
+                 AND COALESCE(r.closed_at, m.closed_at, p.ended_at) IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
                           -- A missing episode's review or tracing is moot once the child is found.
                           WHEN m.episode_id IS NOT NULL THEN m.phase = 'missing'
+                          -- A plan's late review is moot once a new version is written.
+                          WHEN p.plan_id IS NOT NULL THEN p.written_at <= e.raised_at
                           ELSE r.stage = e.subject END
                  AND (NOT $1::boolean OR (d.delivered_at IS NOT NULL
                       AND ((d.team IS NOT NULL AND d.team = $2) OR (d.team IS NULL AND d.agency = $3))))

@@ -122,8 +122,10 @@ def running_stack_settings(settings: Settings) -> Settings:
 class Stack:
     """The processes of one `make run`; `stop()` stops exactly what `start()` started (and restarted)."""
 
-    def __init__(self, settings: Settings, console: Console) -> None:
+    def __init__(self, settings: Settings, console: Console, *, persist_temporal: bool = True) -> None:
+        """`persist_temporal=False` keeps the dev server's data in memory (the benchmarks compare the two)."""
         self.settings = settings
+        self.persist_temporal = persist_temporal
         self.console = console
         self.data_dir = settings.data_dir.expanduser().resolve()
         self.state_file = self.data_dir / "stack.json"
@@ -262,7 +264,7 @@ class Stack:
             )
         command = [
             str(TEMPORAL_BIN), "server", "start-dev",
-            "--db-filename", str(self.temporal_db),
+            *(["--db-filename", str(self.temporal_db)] if self.persist_temporal else []),
             "--ip", "127.0.0.1",
             "--port", str(port),
             "--ui-port", str(ui_port),

@@ -28,6 +28,7 @@ from workflows.models import (
     CloseReason,
     Closure,
     RecordOutcome,
+    RiskGrade,
     Role,
     Stage,
 )
@@ -86,6 +87,37 @@ async def test_a_fact_postgresql_refuses_is_quarantined_whole_with_its_reason(po
     assert await pool.fetchval("SELECT count(*) FROM quarantined_facts WHERE stream = $1", reference) == 1
 
 
+async def test_in_one_batch_a_refused_fact_is_quarantined_alone_and_the_rest_are_recorded(pool):
+    """A decision's facts go in one activity: the refused ones (a value PostgreSQL cannot store, a fact naming
+    no case) are quarantined each alone, the others recorded, and a retried batch writes nothing twice."""
+    records = ReferralRecords(pool)
+    reference, nowhere = fresh_reference(), fresh_reference()
+    submission = synthetic_vist(rng=random.Random(f"quarantine-batch:{reference}"))
+    first = fact(reference, 1, "vist_submitted", {"version": 1, "submission": submission.model_dump(mode="json")})
+    first = first.model_copy(update={"risk": submission.initial_risk})
+    unstorable = fact(reference, 2, "closed", {"reason": "withdrawn", "note": "nul \x00 character"})
+    regraded = fact(reference, 3, "risk_regraded", {"from_risk": "medium", "to_risk": "high", "reason": "Synthetic."})
+    # A fact about a referral the read model does not hold: refused by the case check, at its own savepoint's end.
+    orphan = fact(nowhere, 1, "risk_regraded", {"from_risk": "medium", "to_risk": "high", "reason": "Synthetic."})
+    orphan = orphan.model_copy(update={"stage": None})
+
+    outcomes = await records.record_events([first, unstorable, regraded, orphan])
+
+    assert [(o.recorded, o.quarantined) for o in outcomes] == [(True, False), (False, True), (True, False), (False, True)]
+    assert "ForeignKeyViolation" in outcomes[3].quarantine_reason
+    kept = await pool.fetch("SELECT stream, seq FROM referral_events WHERE stream = ANY($1) ORDER BY seq",
+                            [reference, nowhere])
+    assert [(r["stream"], r["seq"]) for r in kept] == [(reference, 1), (reference, 3)]
+    assert await pool.fetchval("SELECT risk FROM referrals WHERE reference = $1", reference) == "high"
+    quarantined = await pool.fetch("SELECT stream, seq FROM quarantined_facts WHERE stream = ANY($1) ORDER BY stream",
+                                   [reference, nowhere])
+    assert sorted((r["stream"], r["seq"]) for r in quarantined) == sorted([(reference, 2), (nowhere, 1)])
+
+    again = await records.record_events([first, unstorable, regraded, orphan])
+    assert [(o.recorded, o.quarantined) for o in again] == [(False, False), (False, True), (False, False), (False, True)]
+    assert await pool.fetchval("SELECT count(*) FROM referral_events WHERE stream = $1", reference) == 2
+
+
 def test_results_of_workers_from_before_quarantine_decode_as_recorded():
     assert RecordOutcome.model_validate_json("true") == RecordOutcome(recorded=True)
     assert RecordOutcome.model_validate_json("false") == RecordOutcome(recorded=False)
@@ -141,7 +173,9 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
                          alerts=EscalationAlerts.from_settings(pool, admin_settings)),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test", timeout=60) as api,
         ):
-            submission = synthetic_vist(rng=random.Random("quarantine:e2e")).model_copy(
+            # High risk: due within hours, so among the 50 nearest their deadline the dashboard lists per stage,
+            # however many referrals the suite has left in review before it.
+            submission = synthetic_vist(rng=random.Random("quarantine:e2e"), risk=RiskGrade.HIGH).model_copy(
                 update={"station": "Testtown Quarantine Annexe"}
             )
             _, handle = await start_referral(dev_env.client, task_queue, sla_policy, submission=submission)

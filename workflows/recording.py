@@ -21,15 +21,21 @@ RECORD_TIMEOUT = timedelta(seconds=10)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 # Histories from before quarantine never saw a quarantined fact; the reaction to one is new.
 QUARANTINE_PATCH = "quarantined-facts"
+# Workflows started since write every waiting fact in one activity; before, one activity per fact.
+BATCHED_RECORDING_PATCH = "batched-recording"
+# Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
+BATCH_LIMIT = 25
 
 QuarantineHandler = Callable[[RecordedEvent], None]
 
 
 class Outbox:
-    """Facts waiting to be written to PostgreSQL by the `record_event` activity.
+    """Facts waiting to be written to PostgreSQL by the `record_events` activity.
 
     Each fact takes the next sequence number when it happens (deterministically), and one
-    writer drains them in that order, so the read model never sees a later fact first.
+    writer drains them in that order, so the read model never sees a later fact first. The
+    writer takes every fact waiting at once: a decision's facts (the decision, the stage it
+    moves to, a regrade, the actions it agrees) cost one activity and one commit.
     """
 
     def __init__(self, stream: str, reference: str, on_quarantined: QuarantineHandler | None = None) -> None:
@@ -81,14 +87,19 @@ class Outbox:
     async def drain_forever(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
-            event = self._pending[0]
-            outcome: RecordOutcome = await workflow.execute_activity_method(
-                ReferralRecords.record_event,
-                event,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
-            )
-            self._pending.pop(0)
-            self.recorded_seq = event.seq
-            if outcome.quarantined and self._on_quarantined is not None and workflow.patched(QUARANTINE_PATCH):
-                self._on_quarantined(event)
+            batch = list(self._pending[:BATCH_LIMIT])
+            outcomes: list[RecordOutcome]
+            if workflow.patched(BATCHED_RECORDING_PATCH):
+                outcomes = await workflow.execute_activity_method(
+                    ReferralRecords.record_events, batch, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                )
+            else:
+                batch = batch[:1]
+                outcomes = [await workflow.execute_activity_method(
+                    ReferralRecords.record_event, batch[0], start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                )]
+            for event, outcome in zip(batch, outcomes, strict=True):
+                self._pending.pop(0)
+                self.recorded_seq = event.seq
+                if outcome.quarantined and self._on_quarantined is not None and workflow.patched(QUARANTINE_PATCH):
+                    self._on_quarantined(event)

@@ -59,6 +59,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
                   FakeStartProofs(verifier), holds, FakeTriageRecords())
     activities = [
         fakes.records.record_event,
+        fakes.records.record_events,
         fakes.records.find_prior_referrals,
         fakes.records.count_missing_episodes,
         fakes.records.find_trigger_plan,

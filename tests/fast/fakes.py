@@ -86,6 +86,10 @@ class FakeReferralRecords:
         return [f.kind for f in self.facts if f.stream == stream]
 
     @activity.defn
+    async def record_events(self, events: list[RecordedEvent]) -> list[RecordOutcome]:
+        return [await self.record_event(event) for event in events]
+
+    @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
         await self.holds.passing(event.kind)
         if any((f.stream, f.seq) == (event.stream, event.seq) for f in self.facts + self.quarantined):

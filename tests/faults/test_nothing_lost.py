@@ -81,11 +81,11 @@ async def referrals(stack: RunningStack, seed: str) -> AsyncIterator[Referrals]:
 
 
 def recording_failed_since(stack: RunningStack, offset: int) -> bool:
-    """Whether the worker has logged a `record_event` attempt that failed, since `offset` in its log."""
+    """Whether the worker has logged a recording attempt (`record_event` or `record_events`) that failed, since `offset`."""
     with (stack.data_dir / "worker.log").open("rb") as log:
         log.seek(offset)
         lines = log.read().decode(errors="replace").splitlines()
-    return any("Completing activity as failed" in line and "'record_event'" in line for line in lines)
+    return any("Completing activity as failed" in line and ("'record_event'" in line or "'record_events'" in line) for line in lines)
 
 
 async def test_worker_killed_mid_decision(stack: RunningStack, database: Database) -> None:

@@ -1,0 +1,488 @@
+"""The benchmarks: the referral engine beside the naive floor, on the embedded stack, in one run.
+
+Starts its own embedded stack (the Temporal dev server persisting to its file, embedded
+PostgreSQL, the worker and the API) in a scratch directory on free ports, plus a worker
+for the floor (bench/floor.py), and measures:
+
+- lifecycle throughput and decision latency, 10 at a time and one at a time, for the
+  referral (5 decisions on the referral, 1 on each of its 3 agreed actions) and for the
+  floor of the same shape;
+- intake: VIST forms posted to the API all at once (latency, duplicates, errors);
+- escalation lateness: referrals whose first deadline falls in the same minute, lateness
+  being the escalation's recording in PostgreSQL minus its deadline (the deadline runs
+  from the submission), and the in-app alert's delivery minus the deadline;
+- audit replay: the parallel sandboxed replay against the sequential `Replayer`;
+- the same lifecycle against a dev server holding its data in memory (`--in-memory-too`).
+
+Prints a table of every figure beside its baseline with the ratio, and writes JSON.
+
+    python -m bench.run                  the full run (minutes)
+    python -m bench.run --quick          a few of each, to prove the benchmark works
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from rich.console import Console
+from temporalio.client import Client
+
+from activities.policy import build_sla_policy
+from bench.floor import FLOOR_QUEUE, TABLE, FloorChildWorkflow, FloorDecision, FloorParentWorkflow
+from bench.profile import Profiler, ProfileSummary
+from runtime.settings import Settings
+from starter.demo_users import ensure_demo_tokens
+from starter.processes import ChildProcess
+from starter.stack import ROOT, Stack
+from starter.synthetic import (
+    ALLOCATED_SOCIAL_WORKER,
+    OFFICER,
+    SCREENER,
+    approval,
+    screening,
+    strategy_discussion,
+    synthetic_vist,
+)
+from workflows.action import AgreedActionWorkflow
+from workflows.models import (
+    ActionCompletion,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Duration,
+    PoliceAttendance,
+    RiskGrade,
+    ScreeningOutcome,
+    SlaPolicy,
+    StageDeadlines,
+    StartReferral,
+    referral_reference,
+)
+from workflows.referral import ReferralWorkflow
+
+ACTIONS = 3
+
+
+@dataclass
+class Sizes:
+    lifecycles: int = 40
+    concurrency: int = 10
+    one_at_a_time: int = 10
+    forms: int = 200
+    deadlines: int = 1000
+    # Long enough that every referral is started before the first deadline falls.
+    deadline_seconds: int = 120
+    replay_histories: int = 480
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(lifecycles=4, concurrency=2, one_at_a_time=2, forms=10, deadlines=10, deadline_seconds=15,
+                   replay_histories=24)
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    engine: float
+    baseline: float | None = None
+    baseline_name: str = ""
+    # Whether more is better (throughput) or less is (latency): the ratio reads "engine is N x the baseline".
+    higher_is_better: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0) or self.engine == 0:
+            return None
+        return self.engine / self.baseline
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    sizes: dict[str, int]
+    figures: list[Figure] = field(default_factory=list)
+    profile: ProfileSummary | None = None
+
+    def add(self, *figures: Figure) -> None:
+        self.figures.extend(figures)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- the two lifecycles -----------------------------------------------------------------
+
+
+class Timed:
+    """Each decision's latency as the client saw it."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+
+    async def __call__(self, send: Awaitable[Any]) -> Any:
+        began = time.perf_counter()
+        result = await send
+        self.latencies.append(time.perf_counter() - began)
+        return result
+
+
+async def referral_lifecycle(client: Client, queue: str, policy: SlaPolicy, timed: Timed, seed: int) -> None:
+    """A referral from submission to closure: review, screening, a section 47 discussion agreeing 3 actions,
+    a conference booked and held with a plan, and each action completed by its owner."""
+    submission = synthetic_vist(rng=random.Random(f"bench:{seed}:{uuid.uuid4()}"))
+    handle = await client.start_workflow(
+        ReferralWorkflow.run, StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy),
+        id=referral_reference(submission.form_id), task_queue=queue,
+    )
+    await timed(handle.execute_update(ReferralWorkflow.review, approval()))
+    await timed(handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)))
+    now = datetime.now(UTC)
+    await timed(handle.execute_update(
+        ReferralWorkflow.record_strategy_discussion, strategy_discussion(now, section_47=True, actions=ACTIONS)
+    ))
+    # Booked a minute ahead and recorded as held then: within the clock skew an outcome may run ahead.
+    conference_at = now + timedelta(minutes=1)
+    await timed(handle.execute_update(
+        ReferralWorkflow.book_conference,
+        ConferenceBooking(actor=SCREENER, conference_at=conference_at, police_attendance=PoliceAttendance.ATTEND),
+    ))
+    state = await timed(handle.execute_update(
+        ReferralWorkflow.record_conference_outcome,
+        ConferenceOutcome(actor=SCREENER, held_at=conference_at, child_protection_plan=True, police_attended=True,
+                          allocated_social_worker=ALLOCATED_SOCIAL_WORKER, rationale="Synthetic conference rationale."),
+    ))
+    for action in state.actions:
+        await timed(client.get_workflow_handle(action.action_id).execute_update(
+            AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note="Synthetic completion note.")
+        ))
+    await handle.result()
+
+
+async def floor_lifecycle(client: Client, timed: Timed, seed: int) -> None:
+    handle = await client.start_workflow(FloorParentWorkflow.run, id=f"floor-{seed}-{uuid.uuid4().hex[:8]}",
+                                         task_queue=FLOOR_QUEUE)
+    for n in range(1, 6):
+        await timed(handle.execute_update(FloorParentWorkflow.decide, FloorDecision(n=n)))
+    for child in range(1, ACTIONS + 1):
+        await timed(client.get_workflow_handle(f"{handle.id}.A{child}").execute_update(
+            FloorChildWorkflow.decide, FloorDecision(n=child)
+        ))
+    await handle.result()
+
+
+async def run_many(lifecycle: Callable[[int], Awaitable[None]], n: int, concurrency: int) -> float:
+    """Run `n` lifecycles, `concurrency` at a time; their throughput per second."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(seed: int) -> None:
+        async with gate:
+            await lifecycle(seed)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(seed) for seed in range(n)))
+    return n / (time.perf_counter() - began)
+
+
+async def lifecycles(client: Client, queue: str, policy: SlaPolicy, sizes: Sizes, label: str = "") -> list[Figure]:
+    figures: list[Figure] = []
+    for concurrency, n in ((sizes.concurrency, sizes.lifecycles), (1, sizes.one_at_a_time)):
+        engine, floor = Timed(), Timed()
+        floor_rate = await run_many(lambda seed: floor_lifecycle(client, floor, seed), n, concurrency)
+        engine_rate = await run_many(lambda seed: referral_lifecycle(client, queue, policy, engine, seed), n, concurrency)
+        at = f"{concurrency} at a time" if concurrency > 1 else "one at a time"
+        figures += [
+            Figure(f"{label}lifecycles/s, {n} lifecycles {at}", "/s", engine_rate, floor_rate, "floor", True),
+            Figure(f"{label}decision p50, {at}", "ms", 1000 * percentile(engine.latencies, 50),
+                   1000 * percentile(floor.latencies, 50), "floor"),
+            Figure(f"{label}decision p95, {at}", "ms", 1000 * percentile(engine.latencies, 95),
+                   1000 * percentile(floor.latencies, 95), "floor"),
+        ]
+    return figures
+
+
+async def footprint(bench: BenchStack, sizes: Sizes, policy: SlaPolicy) -> list[Figure]:
+    """What each closed referral leaves behind (the dev server's file, PostgreSQL) and the worker's memory."""
+    import psutil
+
+    def temporal_bytes() -> int:
+        return sum(p.stat().st_size for p in bench.stack.data_dir.glob("temporal.db*"))
+
+    async def database_bytes() -> int:
+        assert bench.pool is not None
+        return await bench.pool.fetchval("SELECT pg_database_size(current_database())")
+
+    n = sizes.lifecycles
+    file_before, database_before = temporal_bytes(), await database_bytes()
+    await run_many(lambda seed: referral_lifecycle(bench.client, bench.settings.task_queue, policy, Timed(), seed),
+                   n, sizes.concurrency)
+    file_per, database_per = (temporal_bytes() - file_before) / n, (await database_bytes() - database_before) / n
+    assert bench.stack.worker.pid is not None
+    worker_mb = psutil.Process(bench.stack.worker.pid).memory_info().rss / 2**20
+    return [
+        Figure(f"dev server's file per closed referral ({n} referrals)", "KB", file_per / 1024),
+        Figure(f"PostgreSQL per closed referral ({n} referrals)", "KB", database_per / 1024),
+        Figure("worker memory after the lifecycles (RSS)", "MB", worker_mb),
+    ]
+
+
+# --- intake, escalation lateness, replay -----------------------------------------------
+
+
+async def intake(api_url: str, token: str, pool: asyncpg.Pool, n: int) -> list[Figure]:
+    """`n` VIST forms posted at once; every one must be accepted and recorded exactly once."""
+
+    forms = [synthetic_vist(rng=random.Random(f"bench-intake:{i}:{uuid.uuid4()}")) for i in range(n)]
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(base_url=api_url, timeout=120,
+                                 limits=httpx.Limits(max_connections=n)) as api:
+        async def post(form) -> None:
+            nonlocal errors
+            began = time.perf_counter()
+            response = await api.post("/referrals", json=form.model_dump(mode="json"),
+                                      headers={"Authorization": f"Bearer {token}"})
+            latencies.append(time.perf_counter() - began)
+            errors += response.status_code not in (200, 201, 202)
+
+        await asyncio.gather(*(post(form) for form in forms))
+    references = [referral_reference(form.form_id) for form in forms]
+    # Accepted means started; each is recorded by its workflow's first activity, moments later.
+    recorded = 0
+    for _ in range(120):
+        recorded = await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = ANY($1)", references)
+        if recorded == n:
+            break
+        await asyncio.sleep(0.5)
+    duplicates = await pool.fetchval(
+        "SELECT count(*) - count(DISTINCT form_id) FROM referrals WHERE reference = ANY($1)", references
+    )
+    return [
+        Figure(f"intake p50, {n} forms at once", "ms", 1000 * percentile(latencies, 50)),
+        Figure(f"intake p95, {n} forms at once", "ms", 1000 * percentile(latencies, 95)),
+        Figure(f"intake errors, {n} forms at once", "", errors),
+        Figure(f"intake not recorded, {n} forms at once", "", n - recorded),
+        Figure(f"intake duplicates, {n} forms at once", "", duplicates),
+    ]
+
+
+def tight_policy(policy: SlaPolicy, hours: float) -> SlaPolicy:
+    """The policy with every supervisor review due `hours` after submission, whatever the risk."""
+    same = Duration(hours=hours)
+    return policy.model_copy(update={"supervisor_review": StageDeadlines(standard=same, medium=same, high=same)})
+
+
+async def escalation_lateness(
+    client: Client, queue: str, pool: asyncpg.Pool, policy: SlaPolicy, n: int, seconds: int
+) -> list[Figure]:
+    """`n` referrals submitted together, each due for review `seconds` after its submission: all in the same minute."""
+
+    due_in = timedelta(seconds=seconds)
+    tight = tight_policy(policy, due_in.total_seconds() / 3600)
+    gate = asyncio.Semaphore(50)
+    references: list[str] = []
+
+    async def start(i: int) -> None:
+        submission = synthetic_vist(rng=random.Random(f"bench-deadline:{i}:{uuid.uuid4()}"),
+                                    risk=RiskGrade.STANDARD)
+        async with gate:
+            handle = await client.start_workflow(
+                ReferralWorkflow.run, StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=tight),
+                id=referral_reference(submission.form_id), task_queue=queue,
+            )
+        references.append(handle.id)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(start(i) for i in range(n)))
+    started_in = time.perf_counter() - began
+    # Wait for every first rung, recorded, and its in-app alert delivered.
+    deadline = time.monotonic() + due_in.total_seconds() + 300
+    rows: list[asyncpg.Record] = []
+    while time.monotonic() < deadline:
+        rows = await pool.fetch(
+            """SELECT extract(epoch FROM ev.recorded_at - e.due_at) AS recorded_late,
+                      extract(epoch FROM d.delivered_at - e.due_at) AS alerted_late
+                 FROM escalations e
+                 JOIN referral_events ev ON ev.kind = 'escalation_raised'
+                                        AND ev.payload -> 'escalation' ->> 'escalation_id' = e.escalation_id
+                 LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
+                WHERE e.reference = ANY($1) AND e.rung = 0""",
+            references,
+        )
+        if len(rows) == n and all(r["alerted_late"] is not None for r in rows):
+            break
+        await asyncio.sleep(2)
+    for reference in references:  # the rest of the ladder is not measured
+        await client.get_workflow_handle(reference).terminate("benchmark over")
+    recorded = [float(r["recorded_late"]) for r in rows]
+    alerted = [float(r["alerted_late"]) for r in rows if r["alerted_late"] is not None]
+    return [
+        Figure(f"escalations recorded of {n} due in one minute (started in {started_in:.0f} s)", "", len(recorded)),
+        Figure("escalation lateness p50 (recorded minus deadline)", "s", percentile(recorded, 50)),
+        Figure("escalation lateness p99", "s", percentile(recorded, 99)),
+        Figure("escalation lateness max", "s", max(recorded, default=float("nan"))),
+        Figure("in-app alert lateness p99 (delivered minus deadline)", "s", percentile(alerted, 99)),
+    ]
+
+
+async def replay(n: int) -> list[Figure]:
+    from bench.replay_throughput import measure
+
+    seconds = await measure(n, rounds=1, workers=None)
+    baseline, sandboxed, unsandboxed = (statistics.median(times) for times in seconds.values())
+    return [
+        Figure(f"audit replay, sandboxed, {n} histories", "histories/s", n / sandboxed, n / baseline,
+               "sequential Replayer", True),
+        Figure(f"audit replay, no sandbox, {n} histories", "histories/s", n / unsandboxed, n / baseline,
+               "sequential Replayer", True),
+    ]
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BenchStack:
+    """An embedded stack of its own in a scratch directory, and the floor's worker beside it."""
+
+    def __init__(self, data_dir: Path, persist_temporal: bool) -> None:
+        # Through the environment, which the worker and the API it starts read too.
+        os.environ.update(DATA_DIR=str(data_dir), TEMPORAL_DEV_PORT=str(free_port()),
+                          TEMPORAL_UI_PORT=str(free_port()), API_PORT=str(free_port()))
+        for given in ("TEMPORAL_ADDRESS", "DATABASE_URL"):  # its own embedded stack, always
+            os.environ.pop(given, None)
+        self.settings = Settings(_env_file=None)
+        self.stack = Stack(self.settings, Console(stderr=True, quiet=True), persist_temporal=persist_temporal)
+        self.floor = ChildProcess("floor", "the floor's worker", [sys.executable, "-m", "bench.floor"],
+                                  data_dir / "floor.log", ROOT, 30, env=self.stack._service_env)
+        self.pool: asyncpg.Pool | None = None
+
+    async def __aenter__(self) -> BenchStack:
+        try:
+            await self.stack.start()
+            self.floor.start()
+            assert self.stack.database_url is not None
+            self.pool = await asyncpg.create_pool(self.stack.database_url, min_size=1, max_size=4)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+        self.floor.stop()
+        self.stack.stop()
+
+    @property
+    def client(self) -> Client:
+        assert self.stack.client is not None
+        return self.stack.client
+
+    async def floor_ready(self) -> None:
+        """The floor's worker polls once its table exists."""
+        assert self.pool is not None
+        for _ in range(120):
+            self.floor.check()
+            if await self.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", TABLE):
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"the floor's worker did not start; see {self.floor.log_file}")
+
+
+async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool, profile: Path | None = None) -> Report:
+    report = Report(
+        machine={"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                 "when": datetime.now(UTC).isoformat(timespec="seconds")},
+        sizes=asdict(sizes),
+    )
+    policy = build_sla_policy(None)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
+            await bench.floor_ready()
+            queue = bench.settings.task_queue
+            # The worker's profile over the lifecycles, the figures furthest from their floor.
+            profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
+            if profiler is not None:
+                profiler.start()
+            report.add(*await lifecycles(bench.client, queue, policy, sizes))
+            if profiler is not None:
+                report.profile = profiler.stop()
+            report.add(*await footprint(bench, sizes, policy))
+            tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
+            report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
+            report.add(*await escalation_lateness(
+                bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
+            ))
+        if in_memory_too:
+            async with BenchStack(Path(scratch) / "memory", persist_temporal=False) as bench:
+                await bench.floor_ready()
+                report.add(*await lifecycles(bench.client, bench.settings.task_queue, policy, sizes, "in memory: "))
+    if replay_too:
+        report.add(*await replay(sizes.replay_histories))
+    return report
+
+
+def print_table(report: Report) -> None:
+    print(f"\n{report.machine['cpus']} cores, Python {report.machine['python']}, {report.machine['when']}\n")
+    print("| figure | engine | baseline | ratio |\n|---|---|---|---|")
+    for f in report.figures:
+        baseline = f"{f.baseline:.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else ""
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
+        print(f"| {f.name} | {f.engine:.2f} {f.unit} | {baseline} | {ratio} |")
+    if report.profile is not None:
+        print(f"\nThe worker during the lifecycles, {report.profile.samples} busy samples:\n\n| part | share |\n|---|---|")
+        for part, share in report.profile.parts.items():
+            print(f"| {part} | {share} % |")
+        print("\n| hottest function | share |\n|---|---|")
+        for name, share in report.profile.hottest:
+            print(f"| `{name}` | {share} % |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few of each: proves the benchmark works")
+    parser.add_argument("--in-memory-too", action="store_true", help="also run the lifecycle on an in-memory dev server")
+    parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="sample the worker with py-spy during the lifecycles, its stacks to this file")
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.profile is not None and not Profiler.available():
+        parser.error("--profile needs py-spy: pip install -e '.[bench]'")
+    report = asyncio.run(measure(sizes, args.in_memory_too, not args.no_replay, args.profile))
+    print_table(report)
+    args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

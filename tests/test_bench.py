@@ -1,0 +1,57 @@
+"""The benchmarks still work: their quick mode runs on its own embedded stack and measures every figure.
+
+No figure's size is asserted (speed lives in docs/benchmarks.md); what is asserted is that each
+figure was measured, each comparison has its baseline, and what must hold at any speed held:
+every form posted was recorded once, and every deadline raised its escalation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_quick_benchmark_measures_every_figure_beside_its_baseline(tmp_path):
+    results = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(results.read_text())
+    figures = {f["name"]: f for f in report["figures"]}
+    compared = [f for f in figures.values() if f["baseline"] is not None]
+    assert {f["baseline_name"] for f in compared} == {"floor", "sequential Replayer"}
+    assert all(math.isfinite(f["engine"]) and f["engine"] > 0 for f in compared)
+    assert all(report["ratios"][name] is not None for name in (f["name"] for f in compared))
+    sizes = report["sizes"]
+    forms = sizes["forms"]
+    assert figures[f"intake errors, {forms} forms at once"]["engine"] == 0
+    assert figures[f"intake not recorded, {forms} forms at once"]["engine"] == 0
+    assert figures[f"intake duplicates, {forms} forms at once"]["engine"] == 0
+    raised = next(f for name, f in figures.items() if name.startswith("escalations recorded of"))
+    assert raised["engine"] == sizes["deadlines"]
+    assert "| figure | engine | baseline | ratio |" in run.stdout
+
+
+def test_a_profile_counts_each_sample_once_in_every_part_it_passes_through(tmp_path):
+    from bench.profile import summarise
+
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_text(
+        "run (temporalio/worker/_workflow.py:10);encode (runtime/codec.py:5);encrypt (cryptography/aead.py:1) 30\n"
+        "run (temporalio/worker/_workflow.py:10);to_json (pydantic/main.py:3) 50\n"
+        "execute (asyncpg/connection.py:7) 20\n"
+    )
+    summary = summarise(stacks)
+    assert summary.samples == 100
+    assert summary.parts["sealing payloads (runtime/codec, cryptography)"] == 30.0
+    assert summary.parts["converting payloads (pydantic, JSON)"] == 50.0
+    assert summary.parts["Temporal SDK core bridge and worker"] == 80.0
+    assert summary.parts["recording in PostgreSQL (asyncpg, activities, projections)"] == 20.0
+    assert summary.hottest[0] == ("to_json", 50.0)
