@@ -958,25 +958,28 @@ class PriorReferral(Model):
         return data
 
 
-class PriorEpisode(Model):
+class AboutTheChildren(Model):
+    """Something known about the referral's children, found by their identity keys: why it matched and whom."""
+
+    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
+
+
+class PriorEpisode(AboutTheChildren):
     """A missing episode of a child the referral is about, once, with every reason it matched."""
 
     episode_id: str
     reported_at: datetime
     phase: str
     grade: MissingGrade
-    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
-    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
-class PriorConference(Model):
+class PriorConference(AboutTheChildren):
     """An earlier referral's conference outcome about a child this referral is about, once, with every reason."""
 
     reference: str
     held_at: datetime
     child_protection_plan: bool
-    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
-    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
 class AdultInvolvement(Model):
