@@ -24,6 +24,7 @@ from readmodel.database import apply_migrations, create_pool
 from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords
+from activities.panels import PanelRecords
 from activities.triage import TriageRecords
 from runtime.logging import configure_logging
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
@@ -32,6 +33,7 @@ from runtime.temporal import connect
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.missing import MissingEpisodeWorkflow
+from workflows.panel import PanelOpeningWorkflow, PanelSittingWorkflow
 from workflows.plan import TriggerPlanWorkflow
 from workflows.referral import ReferralWorkflow
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
@@ -40,7 +42,7 @@ log = structlog.get_logger("worker")
 
 WORKFLOWS: Sequence[type] = (
     ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
-    MissingEpisodeWorkflow, TriggerPlanWorkflow,
+    MissingEpisodeWorkflow, TriggerPlanWorkflow, PanelSittingWorkflow, PanelOpeningWorkflow,
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
@@ -59,6 +61,7 @@ def build_worker(
     # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
     verifier = load_decision_verifier(settings)
     proofs = StartProofs(verifier)
+    panels = PanelRecords(pool, client)
     activities = [
         records.record_event,
         records.record_events,
@@ -70,6 +73,9 @@ def build_worker(
         alerts.deliver_escalation,
         audit.draw_monthly_sample,
         TriageRecords(pool).triage_list,
+        panels.panel_agenda,
+        panels.open_sitting,
+        panels.apply_grade,
         proofs.check_start_proof,
         proofs.check_episode_start_proof,
         proofs.check_plan_start_proof,

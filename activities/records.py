@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import asyncpg
 import structlog
@@ -26,6 +27,7 @@ from workflows.facts import FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
+    AboutTheChildren,
     Actor,
     AdultHistory,
     AdultInvolvement,
@@ -123,6 +125,29 @@ class QuarantinedFact(BaseModel):
     last_reapplied_by: str | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+
+
+# What screening sees about a referral's children ($1) since the look-back's start ($2), newest first, each
+# item once with the referral's children it is about. A further source about the child (a panel's decisions,
+# say) is one more query of this shape, one more model derived from `AboutTheChildren` and one more list.
+MISSING_EPISODES = """
+    SELECT m.episode_id, m.reported_at, m.phase, m.grade,
+           array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
+    FROM referral_children c JOIN missing_episodes m ON m.identity_key = c.identity_key
+    WHERE c.reference = $1 AND m.reported_at >= $2
+    GROUP BY m.episode_id, m.reported_at, m.phase, m.grade
+    ORDER BY m.reported_at DESC, m.episode_id DESC"""
+# Other referrals' conferences about the children, whether they made a child protection plan.
+CONFERENCE_OUTCOMES = """
+    SELECT f.reference, f.held_at, f.child_protection_plan,
+           array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
+    FROM referral_children c
+    JOIN referral_children oc ON oc.identity_key = c.identity_key AND oc.reference <> c.reference
+    JOIN conferences f ON f.reference = oc.reference
+    WHERE c.reference = $1 AND f.held_at >= $2
+    GROUP BY f.reference, f.seq, f.held_at, f.child_protection_plan
+    ORDER BY f.held_at DESC, f.reference DESC"""
+About = TypeVar("About", bound=AboutTheChildren)
 
 
 class ReferralRecords:
@@ -384,46 +409,22 @@ class ReferralRecords:
         repeat = sorted(c for c, n in per_child.items() if n + 1 >= query.policy_threshold)
         return ScreeningView(
             prior_referrals=list(prior.values()),
-            missing_episodes=await self._missing_episodes_of(query.reference, look_back),
-            conference_outcomes=await self._conference_outcomes_of(query.reference, look_back),
+            missing_episodes=await self._about_the_children(MISSING_EPISODES, PriorEpisode, query.reference, look_back),
+            conference_outcomes=await self._about_the_children(
+                CONFERENCE_OUTCOMES, PriorConference, query.reference, look_back
+            ),
             repeat_children=repeat,
             look_back_since=query.look_back_since,
             children_on_plans=await self._children_on_plans(query.reference),
             adults=await self._adults_of(query.reference, look_back),
         )
 
-    # Each further source about the child (a panel's decisions, say) is one more look-up like these two:
-    # its rows matched on the children's identity keys since the look-back's start, newest first.
-
-    async def _missing_episodes_of(self, reference: str, since: datetime) -> list[PriorEpisode]:
-        """The referral's children's missing episodes (same identity key) since `since`, newest first."""
-        rows = await self.pool.fetch(
-            """SELECT m.episode_id, m.reported_at, m.phase, m.grade,
-                      array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
-               FROM referral_children c JOIN missing_episodes m ON m.identity_key = c.identity_key
-               WHERE c.reference = $1 AND m.reported_at >= $2
-               GROUP BY m.episode_id, m.reported_at, m.phase, m.grade
-               ORDER BY m.reported_at DESC, m.episode_id DESC""",
-            reference,
-            since,
-        )
-        return [PriorEpisode(**dict(row), matched_on=["child"]) for row in rows]
-
-    async def _conference_outcomes_of(self, reference: str, since: datetime) -> list[PriorConference]:
-        """Outcomes of other referrals' conferences about the referral's children, held since `since`, newest first."""
-        rows = await self.pool.fetch(
-            """SELECT f.reference, f.held_at, f.child_protection_plan,
-                      array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
-               FROM referral_children c
-               JOIN referral_children oc ON oc.identity_key = c.identity_key AND oc.reference <> c.reference
-               JOIN conferences f ON f.reference = oc.reference
-               WHERE c.reference = $1 AND f.held_at >= $2
-               GROUP BY f.reference, f.seq, f.held_at, f.child_protection_plan
-               ORDER BY f.held_at DESC, f.reference DESC""",
-            reference,
-            since,
-        )
-        return [PriorConference(**dict(row), matched_on=["child"]) for row in rows]
+    async def _about_the_children(
+        self, source: str, model: type[About], reference: str, since: datetime
+    ) -> list[About]:
+        """The rows `source` finds about the referral's children (by identity key) since `since`, newest first."""
+        rows = await self.pool.fetch(source, reference, since)
+        return [model(**dict(row), matched_on=["child"]) for row in rows]
 
     async def _children_on_plans(self, reference: str) -> list[ChildOnPlan]:
         """The referral's children on a live child protection plan (made at another referral's conference)."""

@@ -32,7 +32,7 @@ from api.errors import (
     validation_failed,
     workflow_refused,
 )
-from api.routes import audit, decisions, escalations, missing, operations, plans, records, referrals, triage
+from api.routes import audit, decisions, escalations, missing, operations, panels, plans, records, referrals, triage
 from auth.tokens import Authenticator
 from dashboard.board import create_board
 from dashboard.routes import PREFIX as DASHBOARD_PREFIX
@@ -49,8 +49,8 @@ log = structlog.get_logger("api")
 
 # Every resource's router, in the order the OpenAPI document lists them.
 ROUTERS = (
-    referrals.router, missing.router, plans.router, decisions.router, triage.router, escalations.router, operations.router,
-    records.router, audit.router,
+    referrals.router, missing.router, plans.router, decisions.router, triage.router, panels.router,
+    escalations.router, operations.router, records.router, audit.router,
 )
 
 

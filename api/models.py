@@ -1,4 +1,4 @@
-"""The API's bodies: each decision's request is the workflow's decision model without `actor` or `proof`.
+"""The API's bodies: each decision's request is the workflow's decision model without `actor`, `proof` or what it forwards.
 
 The actor comes from the caller's token, and the proof of it from the API's own key; a body
 that names either is rejected like any other unknown field. Request models are derived from the decision models, so a field's type,
@@ -9,13 +9,16 @@ cross-field rules run when the API builds the decision from the request and the 
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field, create_model
 
 from workflows.missing_models import EpisodePhase, InterviewOutcome, MissingChild
+from workflows.panel_models import Panel
 from workflows.plan_models import TriggerPlan, TriggerPlanView
 from workflows.models import (
+    Agency,
+    NamedRole,
     MissingGrade,
     CloseReason,
     Decision,
@@ -28,7 +31,7 @@ from workflows.models import (
 )
 
 
-SET_BY_THE_API = frozenset({"actor", "proof", "made_at"})
+SET_BY_THE_API = frozenset({"actor", "proof", "made_at", "forwarded"})
 
 
 @functools.cache
@@ -205,3 +208,88 @@ class AddressWarning(BaseModel):
     open_referrals: int = Field(description="open referrals about children living there, or about an incident there")
     children_on_plans: int = Field(description="those children on a live child protection plan")
     children_missing: int = Field(description="those children missing now")
+
+
+class PanelListing(BaseModel):
+    """A panel whose cadence is scheduled, and when its next agendas are built."""
+
+    panel: Panel
+    next_agendas: list[datetime] = Field(description="when the schedule next builds an agenda (the sitting follows)")
+
+
+class SittingSummary(BaseModel):
+    """One sitting in a list, from the read model: IDs, counts and times."""
+
+    sitting_id: str
+    panel_id: str
+    panel_name: str
+    day: date
+    meets_at: datetime
+    phase: str = Field(description="agenda, in_session, or minuted")
+    held_at: datetime | None = None
+    closed_at: datetime | None = None
+    cases: int
+    decided: int
+    carried: int = Field(description="cases carried from an earlier sitting")
+    not_reached: int
+
+
+class AbsentAttendee(BaseModel):
+    """A required role absent when a case was decided at a panel, and the escalation it raised."""
+
+    sitting_id: str
+    panel_name: str
+    day: date
+    case_id: str
+    named_role: NamedRole
+    reason_given: bool
+    escalated: bool
+    at: datetime
+    escalation_id: str | None = None
+    open: bool | None = Field(default=None, description="the escalation is neither acknowledged nor resolved")
+
+
+class PanelAction(BaseModel):
+    """An action a panel set, with its case, owner's agency and deadline."""
+
+    action_id: str
+    sitting_id: str
+    case_id: str | None = None
+    agency: Agency
+    owner: str
+    deadline: datetime
+    completed_at: datetime | None = None
+
+
+class TriageListing(BaseModel):
+    """A day's triage that listed the referral, and its decision."""
+
+    triage_id: str
+    day: date
+    listed_at: datetime
+    due_at: datetime
+    outcome: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+class PanelListingOfCase(BaseModel):
+    """A panel sitting that had the case on its agenda, and what it decided for it."""
+
+    sitting_id: str
+    panel_name: str
+    day: date
+    reasons: list[str]
+    decided_at: datetime | None = None
+    grade: str | None = None
+    grade_result: str | None = Field(default=None, description="applied, unchanged or refused on the live case")
+    action_ids: list[str]
+    absent_roles: list[str]
+    not_reached: bool
+
+
+class CaseMeetings(BaseModel):
+    """The meetings a case was listed at: the days' triages (a referral's), the panels' sittings."""
+
+    triage: list[TriageListing]
+    panels: list[PanelListingOfCase]

@@ -17,13 +17,22 @@ from audit.history import (
     DecodedCase,
     DecodedEpisode,
     DecodedReferral,
+    DecodedSitting,
     DecodedTriage,
     decode_episode,
     decode_referral,
     fetch_referral,
 )
-from workflows.calendar import add_duration
+from workflows.calendar import add_duration, local_moment
+from workflows.panel_models import AgendaCriterion, AgendaItem, GradeApplied, SittingPhase, SittingState
 from workflows.facts import (
+    PanelAgendaEdited,
+    PanelAttendanceRecorded,
+    PanelCaseDecided,
+    PanelGradeApplied,
+    PanelMeetingOpened,
+    PanelSittingClosed,
+    PanelSittingOpened,
     ActionAgreed,
     ActionCompleted,
     ActionReassigned,
@@ -366,3 +375,54 @@ def triage_from_facts(triage: DecodedTriage, moment: datetime | None = None) -> 
         items=list(items.values()),
         escalations=escalations_from(facts),
     )
+
+
+def sitting_from_facts(sitting: DecodedSitting, moment: datetime | None = None) -> SittingState:
+    """Fold the facts recorded up to `moment` into a panel's sitting: its agenda as built and edited, the register,
+    each case's outcome (its grade and what the live case made of it), what was carried, its actions and escalations."""
+    facts = _facts_by(sitting, moment)
+    own = [f for f in facts if f.stream == sitting.reference]
+    panel = sitting.start.panel
+    agenda: dict[str, AgendaItem] = {}
+    state = SittingState(
+        sitting_id=sitting.reference, panel_id=panel.panel_id, panel_name=panel.name, day=sitting.start.day,
+        meets_at=local_moment(sitting.start.day, panel.meets_at, sitting.start.policy.timezone),
+        phase=SittingPhase.AGENDA, agenda_built=True,  # its first fact holds the agenda built
+    )
+
+    def listed(case_id: str, reasons: list[AgendaCriterion], **more: object) -> None:
+        agenda[case_id] = AgendaItem(case_id=case_id, reasons=reasons, required_roles=list(panel.required_roles), **more)
+
+    for fact in own:
+        if fact.entry.decision:
+            state.history.append(_decision_entry(fact))
+        match fact.content:
+            case PanelSittingOpened(agenda=cases):
+                for case in cases:
+                    listed(case.case_id, case.reasons, carried_from=case.carried_from)
+            case PanelAgendaEdited(add=added, remove=removed):
+                for addition in added:
+                    listed(addition.case_id, [AgendaCriterion.MEMBER_REFERRAL], referred_by=addition.referred_by)
+                for case_id in removed:
+                    agenda.pop(case_id, None)
+            case PanelMeetingOpened(held_at=held_at):
+                state.phase, state.held_at = SittingPhase.IN_SESSION, held_at
+            case PanelAttendanceRecorded(attendees=attendees, absences=absences):
+                state.attendees += attendees
+                state.absences += absences
+            case PanelCaseDecided(case_id=case_id, grade=grade, action_ids=action_ids, absent_roles=absent_roles):
+                agenda[case_id] = agenda[case_id].model_copy(update={
+                    "decided_at": fact.at, "decided_by": fact.actor.id, "grade": grade, "action_ids": action_ids,
+                    "absent_roles": absent_roles})
+            case PanelGradeApplied(case_id=case_id, result=result, reason=reason):
+                agenda[case_id].grade_applied = GradeApplied(result=result, reason=reason)
+            case PanelSittingClosed(not_reached=not_reached):
+                state.phase, state.closed_at = SittingPhase.ACTIONS, fact.at
+                for case_id in not_reached:
+                    agenda[case_id].not_reached = True
+    if sitting.ended_at is not None and (moment is None or moment >= sitting.ended_at) and state.closed_at:
+        state.phase = SittingPhase.CLOSED
+    state.agenda = list(agenda.values())
+    state.actions = fold_actions(f for f in facts if f.stream != sitting.reference)
+    state.escalations = escalations_from(own)
+    return state

@@ -18,9 +18,10 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from audit.as_of import episode_from_facts, state_from_facts, triage_from_facts
+from audit.as_of import episode_from_facts, sitting_from_facts, state_from_facts, triage_from_facts
 from audit.history import (
     EPISODE_WORKFLOW,
+    PANEL_WORKFLOW,
     PLAN_WORKFLOW,
     REFERRAL_WORKFLOW,
     TRIAGE_WORKFLOW,
@@ -28,8 +29,15 @@ from audit.history import (
     ReferralHistories,
     fetch_referral,
 )
-from audit.timeline import build_episode_timeline, build_timeline, build_triage_timeline
-from workflows.models import CLOCK_SKEW, EPISODE_PATTERN, PLAN_PATTERN, REFERENCE_PATTERN, TRIAGE_ID_PATTERN
+from audit.timeline import build_episode_timeline, build_sitting_timeline, build_timeline, build_triage_timeline
+from workflows.models import (
+    CLOCK_SKEW,
+    EPISODE_PATTERN,
+    PLAN_PATTERN,
+    REFERENCE_PATTERN,
+    SITTING_ID_PATTERN,
+    TRIAGE_ID_PATTERN,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ CASE_TYPES: tuple[CaseType, ...] = (
     CaseType("daily triage", TRIAGE_WORKFLOW, re.compile(rf"^{TRIAGE_ID_PATTERN}$"), "TRIAGE-2026-11-30",
              build_triage_timeline, triage_from_facts),
     CaseType("trigger plan", PLAN_WORKFLOW, re.compile(rf"^{PLAN_PATTERN}$"), "PLAN-4K7QX-9M2TB", None, None),
+    CaseType("panel sitting", PANEL_WORKFLOW, re.compile(rf"^{SITTING_ID_PATTERN}$"), "PANEL-CSENORTH-2026-12-01",
+             build_sitting_timeline, sitting_from_facts),
 )
 BY_WORKFLOW = {case_type.workflow: case_type for case_type in CASE_TYPES}
 EXAMPLES = ", ".join(f"{t.example} ({t.noun})" for t in CASE_TYPES)

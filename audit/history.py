@@ -1,7 +1,7 @@
 """Case histories as auditors read them: fetched from Temporal or an export folder, and decoded into facts.
 
 A case is a referral (`REF-` ID), a missing episode (`MIS-` ID), a child's trigger plan (`PLAN-`
-ID) or a day's triage (`TRIAGE-` date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the recording activities' inputs of its
+ID), a day's triage (`TRIAGE-` date) or a panel's sitting (`PANEL-` code and date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the recording activities' inputs of its
 history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
 updates the workflows accepted. Payloads are opened with the system's data converter, so
 sealed histories need the keyring.
@@ -26,6 +26,7 @@ from temporalio.converter import DataConverter
 
 from workflows.facts import RecordedEvent
 from workflows.missing_models import EpisodeState, StartMissingEpisode
+from workflows.panel_models import SittingStart, SittingState
 from workflows.triage_models import TriageList, TriageListQuery, TriageStart, TriageState
 from workflows.models import (
     Actor,
@@ -40,8 +41,9 @@ REFERRAL_WORKFLOW = "ReferralWorkflow"
 EPISODE_WORKFLOW = "MissingEpisodeWorkflow"
 TRIAGE_WORKFLOW = "DailyTriageWorkflow"
 PLAN_WORKFLOW = "TriggerPlanWorkflow"
+PANEL_WORKFLOW = "PanelSittingWorkflow"
 # The workflow types audited as cases, each with the agreed actions it started.
-CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW, PLAN_WORKFLOW)
+CASE_WORKFLOWS = (REFERRAL_WORKFLOW, EPISODE_WORKFLOW, TRIAGE_WORKFLOW, PLAN_WORKFLOW, PANEL_WORKFLOW)
 ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 # Since batched recording: every fact waiting at once, in one activity.
@@ -494,6 +496,19 @@ async def decode_triage(triage: ReferralHistories, converter: DataConverter) -> 
     )
 
 
+@dataclass(kw_only=True)
+class DecodedSitting(DecodedCase):
+    """A panel's sitting decoded: its start (the panel, the day, the policy) and result besides."""
+
+    start: SittingStart
+    result: SittingState | None
+
+
+async def decode_sitting(sitting: ReferralHistories, converter: DataConverter) -> DecodedSitting:
+    start, result = await _start_and_result(sitting.referral, converter, SittingStart, SittingState)
+    return DecodedSitting(**await _decode_case(sitting, converter), start=start, result=result)
+
+
 async def decode_facts(case: ReferralHistories, converter: DataConverter) -> DecodedCase:
     """A case read by its facts and decisions alone (a trigger plan's): reconciled, exported and replayed."""
     return DecodedCase(**await _decode_case(case, converter))
@@ -505,6 +520,7 @@ DECODERS = {
     EPISODE_WORKFLOW: decode_episode,
     TRIAGE_WORKFLOW: decode_triage,
     PLAN_WORKFLOW: decode_facts,
+    PANEL_WORKFLOW: decode_sitting,
 }
 
 

@@ -17,6 +17,7 @@ from audit.timeline import (
     DeadlineCheck,
     EpisodeTimeline,
     ReferralTimeline,
+    SittingTimeline,
     TimelineAction,
     TimelineActor,
     TimelineDecision,
@@ -25,7 +26,7 @@ from audit.timeline import (
 )
 from workflows.facts import Detail
 
-Timeline = ReferralTimeline | EpisodeTimeline | TriageTimeline
+Timeline = ReferralTimeline | EpisodeTimeline | TriageTimeline | SittingTimeline
 
 LONDON = ZoneInfo("Europe/London")
 LABEL_WIDTH = 230
@@ -213,6 +214,8 @@ def _rows(t: Timeline) -> list[GanttRow]:
         case TriageTimeline():
             rows = [GanttRow(i.reference, i.reference, i.listed_at, i.timeliness.done_at or t.measured_to,
                              i.timeliness, f"{i.reference} triaged") for i in t.items]
+        case SittingTimeline():
+            rows = []  # a sitting's steps against deadlines are its agreed actions
     return rows + _action_rows(getattr(t, "actions", []), t.measured_to)
 
 
@@ -224,6 +227,8 @@ def _started(t: Timeline) -> datetime:
             return t.reported_at
         case TriageTimeline():
             return min([i.listed_at for i in t.items], default=t.ends_at)
+        case SittingTimeline():
+            return min([a.agreed_at for a in t.actions], default=t.held_at or t.ends_at)
 
 
 def gantt(timeline: Timeline) -> str:
@@ -420,6 +425,16 @@ def _triage_sections(t: TriageTimeline) -> list[tuple[str, str]]:
     return [("Referrals on the list", items), ("Decisions", _decisions(t)), ("Escalations", _escalations(t))]
 
 
+def _sitting_sections(t: SittingTimeline) -> list[tuple[str, str]]:
+    rows = [[c.case_id, ", ".join(r.value for r in c.reasons), c.grade.value if c.grade else "", c.grade_applied or "",
+             ", ".join(r.value for r in c.absent_roles), str(len(c.actions)), "carried" if c.not_reached else ""]
+            for c in t.cases]
+    head = "".join(f"<th>{h}</th>" for h in ["case", "listed for", "grade", "live case", "absent", "actions", ""])
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    cases = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return [("Cases on the agenda", cases), ("Decisions", _decisions(t)), ("Escalations", _escalations(t))]
+
+
 def render_timeline_html(timeline: Timeline) -> str:
     t = timeline
     match t:
@@ -429,6 +444,8 @@ def render_timeline_html(timeline: Timeline) -> str:
             noun, summary, sections = "missing episode", "", _episode_sections(t)
         case TriageTimeline():
             noun, summary, sections = f"daily triage of {t.day.isoformat()}", "", _triage_sections(t)
+        case SittingTimeline():
+            noun, summary, sections = f"panel sitting of {t.day.isoformat()}", "", _sitting_sections(t)
     measured = (f" Open steps are measured to {escape(local(t.measured_to))}"
                 + (" (now: the case is still open)." if t.status == "running" else "."))
     body = "".join(f"<h2>{escape(title)}</h2>\n{html}\n" for title, html in sections)

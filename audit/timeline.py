@@ -20,12 +20,13 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from audit.as_of import escalations_from, fold_actions, state_from_facts, triage_from_facts
+from audit.as_of import escalations_from, fold_actions, sitting_from_facts, state_from_facts, triage_from_facts
 from audit.history import (
     AcceptedDecision,
     DecodedCase,
     DecodedEpisode,
     DecodedReferral,
+    DecodedSitting,
     DecodedTriage,
     decode_episode,
     decode_referral,
@@ -59,12 +60,14 @@ from workflows.models import (
     Escalation,
     IncidentType,
     MissingGrade,
+    NamedRole,
     PoliceAttendance,
     ReferralState,
     RiskGrade,
     Role,
     Stage,
 )
+from workflows.panel_models import AgendaCriterion, PanelGrade
 from workflows.triage_models import TriageOutcome
 
 
@@ -261,6 +264,40 @@ class TriageTimeline(BaseModel):
     ends_at: datetime = Field(description="when the history ends: its last recorded fact, or its end")
     measured_to: datetime = Field(description=MEASURED_TO)
     items: list[TriageItemCheck]
+    decisions: list[TimelineDecision]
+    escalations: list[TimelineEscalation]
+
+
+class SittingCaseCheck(BaseModel):
+    """A case on a panel's agenda: why it was listed, what was decided, whether the live case took the grade, who
+    was absent, its actions against their deadlines, or that it was carried."""
+
+    case_id: str
+    reasons: list[AgendaCriterion]
+    carried_from: str | None = None
+    decided_at: datetime | None = None
+    grade: PanelGrade | None = None
+    grade_applied: str | None = None
+    absent_roles: list[NamedRole]
+    actions: list[TimelineAction]
+    not_reached: bool
+
+
+class SittingTimeline(BaseModel):
+    """A panel's sitting: its agenda to its minutes, each case's outcome, its decisions and escalations."""
+
+    reference: str
+    run_id: str
+    status: str
+    day: date
+    meets_at: datetime
+    held_at: datetime | None = None
+    closed_at: datetime | None = None
+    ends_at: datetime = Field(description="when the history ends: its last recorded fact, or its end")
+    measured_to: datetime = Field(description=MEASURED_TO)
+    attendees: int
+    cases: list[SittingCaseCheck]
+    actions: list[TimelineAction]
     decisions: list[TimelineDecision]
     escalations: list[TimelineEscalation]
 
@@ -545,6 +582,37 @@ def build_triage_timeline(triage: DecodedTriage, at: datetime | None = None, now
             for item in state.items
         ],
         decisions=_decisions(triage),
+        escalations=[_escalation(e) for e in state.escalations],
+    )
+
+
+def build_sitting_timeline(sitting: DecodedSitting, at: datetime | None = None, now: datetime | None = None) -> SittingTimeline:
+    """A panel sitting's timeline; `at`: as it stood then, from the facts recorded by then."""
+    sitting = _as_of(sitting, at)
+    state = sitting_from_facts(sitting)
+    measured_to = _measured_to(sitting, None, at, now)
+    actions = {a.action_id: _action(a, sitting.facts, measured_to) for a in state.actions}
+    return SittingTimeline(
+        reference=sitting.reference,
+        run_id=sitting.run_id,
+        status=sitting.status,
+        day=state.day,
+        meets_at=state.meets_at,
+        held_at=state.held_at,
+        closed_at=state.closed_at,
+        ends_at=_ends_at(sitting, None),
+        measured_to=measured_to,
+        attendees=len(state.attendees),
+        cases=[
+            SittingCaseCheck(case_id=item.case_id, reasons=item.reasons, carried_from=item.carried_from,
+                             decided_at=item.decided_at, grade=item.grade,
+                             grade_applied=item.grade_applied.result if item.grade_applied else None,
+                             absent_roles=item.absent_roles, not_reached=item.not_reached,
+                             actions=[actions[a] for a in item.action_ids if a in actions])
+            for item in state.agenda
+        ],
+        actions=list(actions.values()),
+        decisions=_decisions(sitting),
         escalations=[_escalation(e) for e in state.escalations],
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import decisions, escalations, missing, operations, plans, referrals, triage
+from cli import decisions, escalations, missing, operations, panels, plans, referrals, triage
 from cli.audit import audit_app
 
 app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
@@ -28,6 +28,7 @@ app.add_typer(missing.app, name="missing")
 app.add_typer(plans.app, name="plans")
 app.add_typer(audit_app, name="audit")
 app.add_typer(triage.app, name="triage")
+app.add_typer(panels.app, name="panels")
 app.add_typer(referrals.app)
 app.add_typer(decisions.app)
 app.add_typer(escalations.app)

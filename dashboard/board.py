@@ -26,10 +26,13 @@ from activities.policy import build_sla_policy
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from readmodel.access_log import AccessLog
 from readmodel.oversight import OversightReadModel
+from readmodel.panels import PanelReadModel
 from readmodel.queries import ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import AcknowledgementRefused, Acknowledgements
 from starter.missing import MissingEpisodes
+from starter.panels import PanelSittings
+from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS
@@ -94,12 +97,17 @@ _LEADING_CASE = re.compile(CASE_PATTERN)
 
 def case_page(workflow_id: str) -> tuple[str, str] | None:
     """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
-    a referral's own page, or a missing episode's row on the missing-children page."""
+    a referral's own page, a missing episode's or a trigger plan's row on the missing-children page, or a panel
+    sitting's page."""
     match = _LEADING_CASE.match(workflow_id)
     if match is None:
         return None
     case = match.group()
-    return case, f"{PREFIX}/missing#{case}" if MissingEpisodes.matches(case) else f"{PREFIX}/referrals/{case}"
+    if MissingEpisodes.matches(case) or TriggerPlans.matches(case):
+        return case, f"{PREFIX}/missing#{case}"
+    if PanelSittings.matches(case):
+        return case, f"{PREFIX}/panels/{case}"
+    return case, f"{PREFIX}/referrals/{case}"
 
 
 # --- sign-in and roles ---------------------------------------------------------------------------
@@ -132,6 +140,7 @@ class Dashboard:
     client: Client
     oversight: OversightReadModel
     read_model: ReferralReadModel
+    panels: PanelReadModel
     sla_policy: SlaPolicy
     access_log: AccessLog
     authenticator: Authenticator
@@ -239,6 +248,7 @@ def create_board(
         client=client,
         oversight=oversight,
         read_model=ReferralReadModel(pool),
+        panels=PanelReadModel(pool),
         sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         access_log=AccessLog(pool),
         authenticator=authenticator or Authenticator.from_settings(settings),

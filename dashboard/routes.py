@@ -1,6 +1,6 @@
 """The dashboard's pages under /dashboard, one router per page, mounted by the app that serves them.
 
-Server-rendered pages of open alerts, late actions, stages, the triage queue and timeliness. `mount(app, board)`
+Server-rendered pages of open alerts, late actions, stages, the triage queue, panels and timeliness. `mount(app, board)`
 serves them from an app (the API's, `api.app`) around a board (`dashboard.board.create_board`)
 holding its Temporal client and PostgreSQL pool. Sign-in takes the same bearer token as the API
 and keeps it in an HttpOnly, SameSite=Strict cookie; roles are the API's: supervisors see the
@@ -15,12 +15,12 @@ address, nor a decision's free text.
 from fastapi import APIRouter, FastAPI
 
 from dashboard.board import COOKIE, PREFIX, Dashboard, unavailable_page
-from dashboard.pages import actions, escalations, missing, referrals, signin, timeliness, triage
+from dashboard.pages import actions, escalations, missing, panels, referrals, signin, timeliness, triage
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, escalations, actions, referrals, triage, missing, timeliness)
+PAGES = (signin, escalations, actions, referrals, triage, missing, panels, timeliness)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

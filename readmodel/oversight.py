@@ -46,8 +46,9 @@ class OversightReadModel:
         """Escalations still to act on, oldest first: all of them, or those shown in-app to `audience`.
 
         Still to act on: not acknowledged, and the late step not yet done (the stage not left,
-        the action not completed, the case not closed, the missing child not yet found); an
-        inquorate discussion's alert stays until acknowledged or the referral closes.
+        the action not completed, the case not closed, the missing child not yet found, the trigger
+        plan not yet revised nor ended); an inquorate discussion's alert stays until acknowledged or the
+        referral closes, a panel's absent attendee's until acknowledged or the sitting is over.
         """
         return await self.pool.fetch(
             """SELECT e.escalation_id, e.reference, e.subject, e.rung, e.rank, e.addressed_to, e.reason,
@@ -55,15 +56,22 @@ class OversightReadModel:
                FROM escalations e
                LEFT JOIN referrals r ON r.reference = e.reference
                LEFT JOIN missing_episodes m ON m.episode_id = e.reference
+               LEFT JOIN trigger_plans p ON p.plan_id = e.reference
+               LEFT JOIN panel_sittings s ON s.sitting_id = e.reference
                LEFT JOIN agreed_actions a ON a.action_id = e.subject
                LEFT JOIN alert_deliveries d ON d.escalation_id = e.escalation_id AND d.channel = 'in_app'
                WHERE e.acknowledged_at IS NULL AND e.resolved_at IS NULL
-                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL)
-                 AND COALESCE(r.closed_at, m.closed_at) IS NULL
+                 AND (r.reference IS NOT NULL OR m.episode_id IS NOT NULL OR p.plan_id IS NOT NULL
+                      OR s.sitting_id IS NOT NULL)
+                 AND COALESCE(r.closed_at, m.closed_at, p.ended_at) IS NULL
                  AND CASE WHEN a.action_id IS NOT NULL THEN a.completed_at IS NULL
                           WHEN e.reason = 'inquorate' THEN true
+                          -- A required attendee absent at a panel: until acknowledged, or the sitting is over.
+                          WHEN s.sitting_id IS NOT NULL THEN true
                           -- A missing episode's review or tracing is moot once the child is found.
                           WHEN m.episode_id IS NOT NULL THEN m.phase = 'missing'
+                          -- A plan's late review is moot once a new version is written.
+                          WHEN p.plan_id IS NOT NULL THEN p.written_at <= e.raised_at
                           ELSE r.stage = e.subject END
                  AND (NOT $1::boolean OR (d.delivered_at IS NOT NULL
                       AND ((d.team IS NOT NULL AND d.team = $2) OR (d.team IS NULL AND d.agency = $3))))
@@ -271,10 +279,20 @@ class OversightReadModel:
 
     async def attendees(self, reference: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            """SELECT d.held_at, d.quorate, a.name, a.agency, a.role
+            """SELECT d.held_at, d.quorate, a.name, a.agency, a.role, a.named_role
                FROM strategy_discussions d JOIN strategy_attendees a
                     ON a.reference = d.reference AND a.discussion_seq = d.seq
                WHERE d.reference = $1 ORDER BY d.seq, a.position""",
+            reference,
+        )
+
+    async def missing_roles(self, reference: str) -> list[asyncpg.Record]:
+        """The named roles each strategy discussion lacked, and whether a reason was given."""
+        return await self.pool.fetch(
+            """SELECT d.held_at, m.named_role, m.reason_given
+               FROM strategy_discussions d JOIN strategy_missing_roles m
+                    ON m.reference = d.reference AND m.discussion_seq = d.seq
+               WHERE d.reference = $1 ORDER BY d.seq, m.named_role""",
             reference,
         )
 

@@ -45,6 +45,13 @@ from workflows.facts import (
     TriggerPlanWritten,
     PoliceAddendumAdded,
     VistSubmitted,
+    PanelAgendaEdited,
+    PanelAttendanceRecorded,
+    PanelCaseDecided,
+    PanelGradeApplied,
+    PanelMeetingOpened,
+    PanelSittingClosed,
+    PanelSittingOpened,
 )
 from workflows.models import VistSubmission, identity_key, match_key
 
@@ -215,12 +222,19 @@ async def strategy_discussion_held(conn: asyncpg.Connection, event: RecordedEven
         event.actor.id,
     )
     await conn.executemany(
-        """INSERT INTO strategy_attendees (reference, discussion_seq, position, name, agency, role)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+        """INSERT INTO strategy_attendees (reference, discussion_seq, position, name, agency, role, named_role)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         [
-            (event.reference, event.seq, position, a.name, a.agency.value, a.role)
+            (event.reference, event.seq, position, a.name, a.agency.value, a.role,
+             a.named_role.value if a.named_role else None)
             for position, a in enumerate(fact.attendees, start=1)
         ],
+    )
+    reasons = {absence.named_role: absence.reason for absence in fact.absences}
+    await conn.executemany(
+        """INSERT INTO strategy_missing_roles (reference, discussion_seq, named_role, reason_given, reason)
+           VALUES ($1, $2, $3, $4, $5)""",
+        [(event.reference, event.seq, role.value, role in reasons, reasons.get(role)) for role in fact.missing_roles],
     )
     await conn.execute("UPDATE referrals SET section_47 = $2 WHERE reference = $1", event.reference, fact.section_47)
 
@@ -622,6 +636,102 @@ async def triage_decided(conn: asyncpg.Connection, event: RecordedEvent) -> None
     )
 
 
+async def panel_sitting_opened(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A sitting and its agenda; a case carried from an earlier sitting is marked carried there."""
+    fact = content(event, PanelSittingOpened)
+    await conn.execute(
+        """INSERT INTO panel_sittings (sitting_id, panel_id, panel_name, day, meets_at, phase, opened_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, 'agenda', $6, $6)""",
+        event.reference, fact.panel_id, fact.panel_name, fact.day, fact.meets_at, event.at,
+    )
+    await conn.executemany(
+        """INSERT INTO panel_agenda_items (sitting_id, case_id, listed_at, reasons, carried_from)
+           VALUES ($1, $2, $3, $4, $5)""",
+        [(event.reference, c.case_id, event.at, [r.value for r in c.reasons], c.carried_from) for c in fact.agenda],
+    )
+    await conn.executemany(
+        "UPDATE panel_agenda_items SET carried_to = $3 WHERE sitting_id = $1 AND case_id = $2",
+        [(c.carried_from, c.case_id, event.reference) for c in fact.agenda if c.carried_from],
+    )
+
+
+async def panel_agenda_edited(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PanelAgendaEdited)
+    await conn.executemany(
+        """INSERT INTO panel_agenda_items (sitting_id, case_id, listed_at, reasons, referred_by)
+           VALUES ($1, $2, $3, '{member_referral}', $4)
+           ON CONFLICT (sitting_id, case_id) DO UPDATE SET removed_at = NULL, referred_by = EXCLUDED.referred_by,
+               reasons = array(SELECT DISTINCT unnest(panel_agenda_items.reasons || EXCLUDED.reasons))""",
+        [(event.reference, a.case_id, event.at, a.referred_by.value) for a in fact.add],
+    )
+    await conn.executemany(
+        "UPDATE panel_agenda_items SET removed_at = $3 WHERE sitting_id = $1 AND case_id = $2",
+        [(event.reference, case_id, event.at) for case_id in fact.remove],
+    )
+
+
+async def panel_meeting_opened(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PanelMeetingOpened)
+    await conn.execute(
+        "UPDATE panel_sittings SET phase = 'in_session', held_at = $2, updated_at = $3 WHERE sitting_id = $1",
+        event.reference, fact.held_at, event.at,
+    )
+
+
+async def panel_attendance_recorded(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PanelAttendanceRecorded)
+    await conn.executemany(
+        """INSERT INTO panel_attendees (sitting_id, seq, position, name, agency, role, named_role, case_ids)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        [
+            (event.reference, event.seq, position, a.name, a.agency.value, a.role,
+             a.named_role.value if a.named_role else None, a.case_ids)
+            for position, a in enumerate(fact.attendees, start=1)
+        ],
+    )
+    await conn.executemany(
+        """INSERT INTO panel_absences (sitting_id, case_id, named_role, reason, at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (sitting_id, case_id, named_role) DO UPDATE SET reason = EXCLUDED.reason""",
+        [(event.reference, a.case_id, a.named_role.value, a.reason, event.at) for a in fact.absences],
+    )
+
+
+async def panel_case_decided(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    """A case decided; each required role no attendee filled is an absence, flagged and escalated."""
+    fact = content(event, PanelCaseDecided)
+    await conn.execute(
+        """UPDATE panel_agenda_items SET decided_at = $3, decided_by = $4, grade = $5, action_ids = $6, absent_roles = $7
+           WHERE sitting_id = $1 AND case_id = $2""",
+        event.reference, fact.case_id, event.at, event.actor.id, fact.grade.value if fact.grade else None,
+        fact.action_ids, [r.value for r in fact.absent_roles],
+    )
+    await conn.executemany(
+        """INSERT INTO panel_absences (sitting_id, case_id, named_role, escalated, at) VALUES ($1, $2, $3, true, $4)
+           ON CONFLICT (sitting_id, case_id, named_role) DO UPDATE SET escalated = true""",
+        [(event.reference, fact.case_id, role.value, event.at) for role in fact.absent_roles],
+    )
+
+
+async def panel_grade_applied(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PanelGradeApplied)
+    await conn.execute(
+        "UPDATE panel_agenda_items SET grade_result = $3 WHERE sitting_id = $1 AND case_id = $2",
+        event.reference, fact.case_id, fact.result,
+    )
+
+
+async def panel_sitting_closed(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    fact = content(event, PanelSittingClosed)
+    await conn.execute(
+        "UPDATE panel_sittings SET phase = 'minuted', closed_at = $2, updated_at = $2 WHERE sitting_id = $1",
+        event.reference, event.at,
+    )
+    await conn.execute(
+        "UPDATE panel_agenda_items SET not_reached = true WHERE sitting_id = $1 AND case_id = ANY($2::text[])",
+        event.reference, fact.not_reached,
+    )
+
+
 async def in_the_event_row_only(conn: asyncpg.Connection, event: RecordedEvent) -> None:
     """A fact read from `referral_events` alone (the decision history, the timeline): its payload still checked."""
     _ = event.content  # a payload not of its kind raises, and the fact is quarantined
@@ -664,6 +774,13 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.TRIGGER_PLAN_READ: trigger_plan_read,
     FactKind.CSE_REFERRAL_LINKED: in_the_event_row_only,
     FactKind.CSE_EPISODE_LINKED: in_the_event_row_only,
+    FactKind.PANEL_SITTING_OPENED: panel_sitting_opened,
+    FactKind.PANEL_AGENDA_EDITED: panel_agenda_edited,
+    FactKind.PANEL_MEETING_OPENED: panel_meeting_opened,
+    FactKind.PANEL_ATTENDANCE_RECORDED: panel_attendance_recorded,
+    FactKind.PANEL_CASE_DECIDED: panel_case_decided,
+    FactKind.PANEL_GRADE_APPLIED: panel_grade_applied,
+    FactKind.PANEL_SITTING_CLOSED: panel_sitting_closed,
 }
 
 
@@ -692,11 +809,18 @@ PROJECTED_TABLES: dict[str, str] = {
     "trigger_plan_addenda": "plan_id",
     "child_protection_plans": "reference",
     "referral_adults": "reference",
+    "strategy_missing_roles": "reference",
+    "panel_sittings": "sitting_id",
+    "panel_agenda_items": "sitting_id",
+    "panel_attendees": "sitting_id",
+    "panel_absences": "sitting_id",
 }
 # Columns a fact of another case writes (a later conference about the child ends an earlier referral's plan):
 # reconciled when that case is reconciled with it, and never taken for a mismatch of the row's own case alone.
 WRITTEN_ACROSS_CASES: dict[str, tuple[str, ...]] = {
     "child_protection_plans": ("ended_at", "ended_by"),
+    # A panel's next sitting marks the cases it carried from this one.
+    "panel_agenda_items": ("carried_to",),
 }
 # Each kind of case's own row, which a quarantined fact may leave as a placeholder.
 CASE_TABLES = ("referrals", "missing_episodes")

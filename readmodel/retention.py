@@ -3,8 +3,9 @@
 A case is a referral or a missing episode once closed, or a child's trigger plan once ended. A
 dry run lists what would go; a purge removes every row about those cases in one transaction and
 records itself (when, who, the cut-off and the case IDs). The workflow histories are kept or
-removed by the Temporal namespace's own retention period (a trigger plan's workflow runs on; a
-plan brought back after its rows went starts its read model again from its next version).
+removed by the Temporal namespace's own retention period. A trigger plan's workflow runs on after
+its rows go: a version written after that has no plan row to join and is quarantined, so the
+administrators hear of it (a plan ended that long is written afresh only through a new plan ID).
 """
 
 from __future__ import annotations

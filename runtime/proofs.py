@@ -31,7 +31,7 @@ from runtime.settings import Settings
 from workflows.authority import reject
 from workflows.missing_models import StartMissingEpisode
 from workflows.plan_models import StartTriggerPlan
-from workflows.models import CLOCK_SKEW, Decision, DecisionProof, Model, StartReferral
+from workflows.models import CLOCK_SKEW, Decision, DecisionProof, ForwardedDecision, Model, StartReferral
 
 # Binds a signature to this system and this message layout.
 DOMAIN = b"child-protection-referrals/decision-proof/v1\n"
@@ -192,10 +192,22 @@ class _SigningOutbound(client.OutboundInterceptor):
             # applies an update ID once.
             input.update_id = input.update_id or str(uuid.uuid4())
             # Stamped here, the one place every decision passes, and signed with it: the time cannot be forged.
-            decision = input.args[0].model_copy(update={"made_at": datetime.now(UTC)})
+            decision = self._forwards_signed(input.args[0].model_copy(update={"made_at": datetime.now(UTC)}))
             proof = self.signer.sign(input.id, update_message(input.update), input.update_id, decision)
             input.args = [decision.model_copy(update={"proof": proof}), *input.args[1:]]
         return await super().start_workflow_update(input)
+
+    def _forwards_signed(self, decision: Decision) -> Decision:
+        """The decision with each decision it forwards to another workflow stamped with its time and signed for that
+        workflow's update."""
+        signed = {}
+        for name in type(decision).model_fields:
+            forwarded = getattr(decision, name)
+            if isinstance(forwarded, ForwardedDecision) and forwarded.decision.proof is None:
+                inner = forwarded.decision.model_copy(update={"made_at": decision.made_at})
+                proof = self.signer.sign(forwarded.workflow_id, update_message(forwarded.update), forwarded.update_id, inner)
+                signed[name] = forwarded.model_copy(update={"decision": inner.model_copy(update={"proof": proof})})
+        return decision.model_copy(update=signed) if signed else decision
 
 
 # --- the worker side: every update's validator stage checks the proof ------------------------

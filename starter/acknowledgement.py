@@ -16,6 +16,7 @@ from activities.directory import SupervisionDirectory
 from readmodel.oversight import OversightReadModel
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
+from starter.panels import PanelSittings
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.triage import Triages
@@ -38,8 +39,11 @@ __all__ = [
 
 NO_SUCH_ESCALATION = "escalation_id: no such escalation"
 # The workflow types that raise escalations, each with the client that reaches it.
-ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (AgreedActions, Triages, MissingEpisodes, TriggerPlans, Referrals)
-# What an escalation's ID looks like, raised by a case (a referral, a missing episode, a trigger plan), an agreed action, or a day's triage.
+ESCALATING: tuple[type[WorkflowClient[Any]], ...] = (
+    AgreedActions, Triages, MissingEpisodes, TriggerPlans, PanelSittings, Referrals,
+)
+# What an escalation's ID looks like, raised by a case (a referral, a missing episode, a trigger plan, a panel's
+# sitting), an agreed action, or a day's triage.
 EXAMPLE_IDS = tuple(escalation_id_for(workflows.example_id, 1) for workflows in ESCALATING)
 
 

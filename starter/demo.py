@@ -1,6 +1,7 @@
 """The demo `make run` plays against the running stack: synthetic referrals, one taken through
-every stage, one escalating, a missing episode from report to return-home interview, then every
-referral the system knows.
+every stage, one escalating, a missing episode from report to return-home interview, today's
+domestic-abuse triage, a CSE/missing panel sitting from agenda to minutes, then every referral the
+system knows.
 
 It shows references, stages, risk grades, incident types, agencies and times only: never a
 child's name, date of birth, address or any free text, even though the data is synthetic.
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,9 @@ from activities.policy import build_sla_policy
 from runtime.settings import Settings
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
+from starter.panels import PanelSittings, ensure_panel_schedule
 from starter.referrals import Referrals
+from starter.triage import Triages
 from starter.synthetic import (
     ALLOCATED_SOCIAL_WORKER,
     CSC_PARTNER,
@@ -58,10 +61,28 @@ from workflows.missing_models import (
     TracingRecord,
 )
 from starter.workflow_client import DecisionUnconfirmed, WorkflowRefusal
+from workflows.calendar import is_working_day
+from workflows.panel_models import (
+    AgendaAddition,
+    AgendaEdit,
+    AttendanceRecord,
+    Cadence,
+    MeetingStart,
+    Panel,
+    PanelAttendee,
+    PanelCaseOutcome,
+    PanelGrade,
+    SittingClosure,
+    SittingPhase,
+    SittingState,
+)
+from workflows.triage_models import TriageDecision, TriageOutcome
 from workflows.models import (
     ActionCompletion,
+    ActionOwner,
     Actor,
     Agency,
+    AgreedActionSpec,
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
@@ -70,6 +91,7 @@ from workflows.models import (
     EscalationPolicy,
     IncidentType,
     MissingGrade,
+    NamedRole,
     PoliceAttendance,
     Rank,
     ReferralState,
@@ -80,6 +102,7 @@ from workflows.models import (
     StageDeadlines,
     StartReferral,
     VistSubmission,
+    triage_id,
 )
 
 T = TypeVar("T")
@@ -97,6 +120,8 @@ REFERRALS = [
     (IncidentType.ONLINE_HARM, RiskGrade.STANDARD),
 ]
 ESCALATING = (IncidentType.MISSING, RiskGrade.HIGH)
+# The demo's panel: a monthly CSE/missing MARAC.
+DEMO_PANEL = "DEMOMARAC"
 
 # Who completes an agreed action, by the owning agency (staff of that agency may complete it).
 COMPLETER_BY_AGENCY: dict[Agency, Actor] = {
@@ -395,6 +420,91 @@ async def walk_missing_episode(
     return state
 
 
+async def walk_daily_triage(client: Client, settings: Settings, console: Console, policy: SlaPolicy) -> None:
+    """Today's domestic-abuse triage, opened as its 07:00 schedule opens it; each referral it lists decided."""
+    today = datetime.now(timezone.utc).astimezone(LONDON).date()
+    console.rule(f"{triage_id(today)}: the daily domestic-abuse triage")
+    if not is_working_day(today, frozenset(policy.bank_holidays)):
+        console.print(f"  {today.isoformat()} is not a working day: no triage is held (the schedule skips it)")
+        return
+    triages = Triages(client)
+    opened = await step("open today's triage", triages.open(today, policy, settings.task_queue))
+    state = await eventually("the triage list", lambda: triages.state(opened.state.triage_id), lambda s: s.listed,
+                             STEP_TIMEOUT)
+    console.print(
+        f"  {'opened' if opened.created else 'already open'}: {len(state.items)} referral(s) received from "
+        f"{short(state.received_since)} to {short(state.received_until)}; today's referrals join tomorrow's list"
+    )
+    for item in state.waiting:
+        decision = TriageDecision(actor=SCREENER, reference=item.reference, outcome=TriageOutcome.EARLY_HELP,
+                                  rationale="Synthetic rationale: no history of concern.")
+        await step(f"triage decision on {item.reference}", triages.decide(state.triage_id, decision))
+        console.print(f"  {item.reference}: {item.risk.value}, {len(item.history.prior_referrals)} prior referral(s): early help")
+
+
+async def walk_panel_sitting(
+    client: Client, settings: Settings, console: Console, policy: SlaPolicy, referred: str
+) -> SittingState:
+    """A CSE/missing panel: its cadence scheduled, a sitting's agenda from its criteria and a member agency's referral
+    (`referred`), attendance with the CSE team absent, a grade applied at once to the live referral, an action done."""
+    panel = Panel(panel_id=DEMO_PANEL, name="CSE and missing MARAC (demo)", area="Testtown",
+                  cadence=Cadence.MONTHLY, first_sitting=date(2026, 1, 8))
+    await step("panel schedule", ensure_panel_schedule(client, panel, policy, settings.task_queue))
+    sittings = PanelSittings(client)
+    today = datetime.now(timezone.utc).astimezone(LONDON).date()
+    # The next day with no sitting of the demo panel yet: a stack's earlier runs held theirs.
+    for ahead in range(60):
+        state, created = await step("open a sitting", sittings.open(panel, today + timedelta(days=ahead), policy, settings.task_queue))
+        if created:
+            break
+    sitting = state.sitting_id
+    console.rule(f"{sitting}: a CSE/missing panel sitting, from agenda to minutes")
+    state = await eventually("the agenda", lambda: sittings.state(sitting), lambda s: s.agenda_built, STEP_TIMEOUT)
+    steps = Steps(console)
+    steps.add("agenda built by the panel's criteria", None, state.phase.value,
+              f"{len(state.agenda)} case(s): " + ", ".join(f"{i.case_id} ({', '.join(r.value for r in i.reasons)})" for i in state.agenda))
+
+    async def decide(name: str, decision: Decision, detail: Callable[[SittingState], str] = lambda _: "") -> SittingState:
+        state = await step(name, sittings.decide(sitting, decision))
+        steps.add(name, decision.actor, state.phase.value, detail(state))
+        return state
+
+    await decide("member agency refers a case", AgendaEdit(
+        actor=SCREENER, add=[AgendaAddition(case_id=referred, referred_by=Agency.EDUCATION)], reason="Synthetic: school's concern."),
+        lambda s: f"{len(s.agenda)} case(s)")
+    await decide("chair opens the meeting", MeetingStart(actor=INSPECTOR))
+    await decide("attendance recorded", AttendanceRecord(actor=SCREENER, attendees=[
+        PanelAttendee(name="Social Worker Synthetic", agency=Agency.CHILDRENS_SOCIAL_CARE, role="Social worker",
+                      named_role=NamedRole.ALLOCATED_SOCIAL_WORKER),
+        PanelAttendee(name="PC Synthetic", agency=Agency.POLICE, role="Officer in case", named_role=NamedRole.ALLOCATED_OFFICER),
+        PanelAttendee(name="Nurse Synthetic", agency=Agency.HEALTH, role="School nurse"),
+    ]), lambda s: f"{len(s.attendees)} attendees; no one from the CSE team")
+    before = await query_state(client, referred)
+    due = datetime.now(timezone.utc) + timedelta(days=14)
+    state = await decide("case decided: graded high", PanelCaseOutcome(
+        actor=INSPECTOR, case_id=referred, grade=PanelGrade.HIGH, rationale="Synthetic: exploitation risk.",
+        agreed_actions=[AgreedActionSpec(description="Synthetic: disruption visit.", deadline=due,
+                                         owner=ActionOwner(agency=Agency.POLICE, owner="DC Synthetic"))],
+    ), lambda s: f"absent: {', '.join(r.value for i in s.agenda if i.case_id == referred for r in i.absent_roles)}; "
+                 f"{len(s.escalations)} escalation(s)")
+    after = await query_state(client, referred)
+    console.print(f"  {referred} on the live record at once: risk {before.risk.value} -> {after.risk.value}, "
+                  f"deadline {short(before.deadline)} -> {short(after.deadline)}")
+    state = await decide("meeting closed: minutes made", SittingClosure(actor=INSPECTOR),
+                         lambda s: f"{sum(i.not_reached for i in s.agenda)} case(s) carried to the next sitting")
+    (action,) = state.actions
+    await step(f"complete {action.action_id}", AgreedActions(client).decide(
+        action.action_id, ActionCompletion(actor=OFFICER, note="Synthetic: visit made.")))
+    steps.add(f"action {action.action_id} completed", OFFICER, "done")
+    state = await eventually(f"{sitting} closing", lambda: sittings.state(sitting),
+                             lambda s: s.phase is SittingPhase.CLOSED, CLOSE_TIMEOUT)
+    minutes = await step("minutes", sittings.minutes(sitting))
+    console.print(f"  minutes: {len(minutes.attendees)} attendees; "
+                  + "; ".join(f"{c.case_id} {c.grade.value if c.grade else 'no grade'}"
+                              f"{' (carried)' if c.not_reached else ''}" for c in minutes.cases))
+    return state
+
+
 async def show_escalation(client: Client, console: Console, reference: str, started_at: float) -> ReferralState:
     referrals = Referrals(client)
     console.rule(f"{reference}: left unreviewed under a fast SLA, it escalates")
@@ -545,6 +655,8 @@ async def run_demo(client: Client, pool_or_dsn: asyncpg.Pool | str, settings: Se
     submission, reference = started[0]
     walked = await walk_through_every_stage(client, console, submission, reference)
     episode = await walk_missing_episode(client, settings, console, policy, rng)
+    await walk_daily_triage(client, settings, console, policy)
+    await walk_panel_sitting(client, settings, console, policy, started[1][1])
     await show_escalation(client, console, escalating, escalating_started)
 
     expected = {escalating: Stage.SUPERVISOR_REVIEW, walked.reference: Stage.CLOSED}

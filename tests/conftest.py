@@ -57,13 +57,18 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
+async def time_skipping_server() -> WorkflowEnvironment:
+    """Temporal's time-skipping test server, sealed and signing as production does."""
+    return await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(keyring=TEST_KEYRING),
         interceptors=[SIGNING],
         test_server_existing_path=str(BIN / "temporal-test-server"),
     )
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await time_skipping_server()
     yield env
     await env.shutdown()
 

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
 
-from starter.synthetic import (
-    ALLOCATED_SOCIAL_WORKER,
-    SCREENER,
-    approval,
-    screening,
-    strategy_discussion,
-    synthetic_missing_report,
-    synthetic_vist,
-)
+from starter.synthetic import synthetic_missing_report, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
-from tests.helpers import eventually, finished, skip, start_episode, start_referral
+from tests.helpers import eventually, start_episode, start_referral
+from tests.test_screening_history import closed_with_a_plan
 from workflows.missing_models import MissingChild
-from workflows.models import ConferenceBooking, ConferenceOutcome, PoliceAttendance, ScreeningOutcome
-from workflows.referral import ReferralWorkflow
 
 ADDRESS = "12 Warning Walk, Testtown TT1212"
 
@@ -37,18 +27,7 @@ async def test_an_address_with_children_at_risk_is_answered_with_counts_and_ever
     planned_form = synthetic_vist(rng=random.Random("address:planned"), address=ADDRESS)
     child = planned_form.children[0]
     _, planned = await start_referral(time_env.client, time_queue, sla_policy, submission=planned_form)
-    await planned.execute_update(ReferralWorkflow.review, approval())
-    await planned.execute_update(ReferralWorkflow.screen, screening(planned_form, ScreeningOutcome.STRATEGY_DISCUSSION))
-    held_at = await time_env.get_current_time()
-    await planned.execute_update(
-        ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=True, actions=0))
-    await planned.execute_update(ReferralWorkflow.book_conference, ConferenceBooking(
-        actor=SCREENER, conference_at=held_at + timedelta(hours=1), police_attendance=PoliceAttendance.ATTEND))
-    await skip(time_env, timedelta(hours=1, minutes=5))
-    await planned.execute_update(ReferralWorkflow.record_conference_outcome, ConferenceOutcome(
-        actor=SCREENER, held_at=await time_env.get_current_time(), child_protection_plan=True, police_attended=True,
-        rationale="Synthetic.", allocated_social_worker=ALLOCATED_SOCIAL_WORKER))
-    await finished(time_env, planned)
+    await closed_with_a_plan(time_env, planned, planned_form)
 
     # Nothing open at the address yet: a plan alone is about a child, the referral that made it is closed.
     assert await ask(api, auth, ADDRESS) == {

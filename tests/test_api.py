@@ -550,12 +550,15 @@ async def test_health_readiness_and_the_openapi_schema(api):
         "/audit/samples",
         "/triage/{day}",
         "/triage/{day}/decisions",
+        "/panels/{panel_id}/sittings/{day}",
+        *(f"/panel-sittings/{{sitting_id}}/{r}" for r in ("agenda", "meeting", "attendance", "outcomes", "minutes")),
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its first version.
-    assert len(requests) == 23
+    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
+    # first version, a panel sitting's 5.
+    assert len(requests) == 28
     assert not any(field in schema["components"]["schemas"][name]["properties"]
-                   for name in requests for field in ("actor", "proof", "made_at"))
+                   for name in requests for field in ("actor", "proof", "made_at", "forwarded"))
 
 
 async def test_access_log_names_the_route_template_and_actor_only(api, auth, time_env, pool):

@@ -24,6 +24,7 @@ from schemathesis import GenerationMode
 
 from api.app import create_app
 from dashboard.routes import COOKIE, PAGES
+from starter.panels import PanelSittings
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.test_api import post, submitted, without_actor
@@ -39,8 +40,9 @@ ROLES: dict[str, str | None] = {
     "admin": "admin",
     "none": None,
 }
-# Routes that list workflows through Temporal's visibility store.
-LISTING_ROUTES = {"/audit/reconcile"}
+# Routes that list workflows through Temporal's visibility store, or read and write schedules (a panel's cadence):
+# the time-skipping server has neither.
+LISTING_ROUTES = {"/audit/reconcile", "/panels", "/panels/{panel_id}", "/panels/{panel_id}/sittings/{day}"}
 EXAMPLES = 20  # per route and kind of request: enough to reach each rule, few enough for a short run
 
 
@@ -96,7 +98,8 @@ async def live_referral(api, auth, time_env, pool, seed: int) -> dict[str, str]:
 
 @pytest.fixture
 async def listing_api(dev_env, pool, settings, sla_policy, authenticator) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
-    """The same API on the dev server: the time-skipping server cannot list workflows, which reconciling a period needs."""
+    """The same API on the dev server: the time-skipping server cannot list workflows, which reconciling a period needs,
+    nor keep schedules, which a panel's cadence is."""
     app = create_app(dev_env.client, pool, settings, authenticator=authenticator, sla_policy=sla_policy)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         yield client
@@ -137,6 +140,8 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
     assert server_errors == [], "\n".join(map(str, server_errors))
 
 
+# A path parameter no live referral gives: an ID of the right shape that names nothing.
+WELL_FORMED = {"sitting_id": PanelSittings.example_id}
 # What a dashboard form or link may carry: its fields, drawn as any text.
 DASHBOARD_FIELDS = ["token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged"]
 
@@ -147,7 +152,8 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
     fields = st.dictionaries(st.sampled_from(DASHBOARD_FIELDS), st.text(max_size=40), max_size=4)
     segment = st.text(min_size=1, max_size=30).map(lambda text: quote(text, safe=""))
     drawn_requests = drawn(
-        st.tuples(st.fixed_dictionaries({name: st.one_of(st.just(live[name]), segment) for name in names}), fields),
+        st.tuples(st.fixed_dictionaries({name: st.one_of(st.just(live.get(name) or WELL_FORMED[name]), segment)
+                                         for name in names}), fields),
         examples,
     )
     return [(path.format(**params), form) for params, form in drawn_requests]

@@ -24,7 +24,7 @@ from audit.replay import ReplayStatus, build_replayer, replay_histories, replay_
 from tests.altered_referral import ReferralWorkflowWithAnExtraTimer
 from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER, HISTORIES_SETTINGS, KEYRING, recorded
 from tests.helpers import deciding_workflows
-from tests.histories.record import FLOWS, PLAN_FLOWS, PLAN_HISTORIES, TRIAGE_FLOWS, TRIAGE_HISTORIES
+from tests.histories.record import FLOWS, KINDS
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import StageChanged, contents
@@ -34,7 +34,7 @@ from workflows.missing import MissingEpisodeWorkflow
 
 def all_histories():
     """Every history of the lifecycle generations, whatever its type: a referral's, a missing episode's, an agreed action's
-    (the daily triage's are replayed by their own test)."""
+    (the daily triage's, the trigger plans' and the panel sittings' are replayed by their own test)."""
     return [h for generation in GENERATIONS for h in exported_histories(generation)]
 
 
@@ -73,25 +73,20 @@ async def test_recorded_histories_replay_with_the_workers_sandboxed_replayer():
         await replayer.replay_workflow(history)
 
 
-async def test_recorded_triage_histories_replay_and_cover_every_triage_path():
-    generations = sorted(p for p in TRIAGE_HISTORIES.iterdir() if p.is_dir())
-    assert {p.name for p in generations[-1].iterdir()} == set(TRIAGE_FLOWS)
-    histories = exported_histories(TRIAGE_HISTORIES)
-    assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
-        "DailyTriageWorkflow"}
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
-    for history in histories:
-        await replayer.replay_workflow(history)
-
-
-async def test_recorded_trigger_plan_histories_replay_and_cover_every_plan_path():
-    generations = sorted(p for p in PLAN_HISTORIES.iterdir() if p.is_dir())
-    assert {p.name for p in generations[-1].iterdir()} == set(PLAN_FLOWS)
-    histories = exported_histories(PLAN_HISTORIES)
-    # The plans, their fold-in actions, the missing episodes that read them (the patched paths) and the referrals
-    # a CSE episode linked.
-    assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == {
-        "TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow", "ReferralWorkflow"}
+@pytest.mark.parametrize(("kind", "types"), [
+    ("--triage", {"DailyTriageWorkflow"}),
+    # The plans, their fold-in actions, the missing episodes that read them (the patched paths) and the referrals a CSE
+    # episode linked.
+    ("--plans", {"TriggerPlanWorkflow", "AgreedActionWorkflow", "MissingEpisodeWorkflow", "ReferralWorkflow"}),
+    ("--panels", {"PanelSittingWorkflow", "AgreedActionWorkflow"}),
+])
+async def test_recorded_histories_of_each_other_workflow_replay_and_cover_its_paths(kind, types):
+    """A daily triage's, a trigger plan's and a panel sitting's recorded paths (with their agreed actions) replay."""
+    meetings = KINDS[kind]
+    generations = sorted(p for p in meetings.folder.iterdir() if p.is_dir())
+    assert {p.name for p in generations[-1].iterdir()} == set(meetings.flows)
+    histories = exported_histories(meetings.folder)
+    assert {h.events[0].workflow_execution_started_event_attributes.workflow_type.name for h in histories} == types
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)

@@ -21,6 +21,7 @@ from starter.demo_users import ensure_demo_tokens
 from api.app import create_app
 from dashboard.routes import COOKIE
 from starter.synthetic import (
+    CSC_PARTNER,
     synthetic_trigger_plan,
     HEALTH_PARTNER,
     approval,
@@ -32,6 +33,8 @@ from starter.synthetic import (
 )
 from tests.helpers import advance_to, eventually, start_episode, start_plan, start_referral, state_when
 from workflows.missing_models import RiskIndicator
+from workflows.plan import TriggerPlanWorkflow
+from workflows.plan_models import PlanRevision
 from workflows.missing import MissingEpisodeWorkflow
 from tests.local_servers import free_port, serving
 from workflows.action import AgreedActionWorkflow
@@ -362,7 +365,20 @@ async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_th
     )
     required_row = re.search(rf'<tr id="{required.id}".*?</tr>', page.text, re.DOTALL).group()
     assert "none: required" in required_row
-    due = re.search(rf'<tr data-plan="{plan.id}">.*?</tr>', page.text, re.DOTALL).group()
+    due = re.search(rf'<tr id="{plan.id}" data-plan="{plan.id}">.*?</tr>', page.text, re.DOTALL).group()
     assert "Team Manager Synthetic" in due and "left" in due
     # IDs, owners and dates only: neither the child nor the plan's text.
     assert with_plan.child.name not in page.text and "retail park" not in page.text
+
+    # Past its review date, the plan's escalation is in the inbox, linked to its row, until a new version.
+    await advance_to(time_env, now + timedelta(days=3, minutes=1))
+    state = await eventually(lambda: plan.query(TriggerPlanWorkflow.state), lambda s: len(s.escalations) == 1)
+    admin = signed_in(tokens, "admin")
+    inbox = await eventually(lambda: dashboard.get("/dashboard/escalations", headers=admin),
+                             lambda r: state.escalations[0].escalation_id in r.text)
+    assert f'href="/dashboard/missing#{plan.id}"' in inbox.text
+    later = await time_env.get_current_time()
+    await plan.execute_update(TriggerPlanWorkflow.revise,
+                              PlanRevision(actor=CSC_PARTNER, plan=synthetic_trigger_plan(later + timedelta(days=30))))
+    await eventually(lambda: dashboard.get("/dashboard/escalations", headers=admin),
+                     lambda r: state.escalations[0].escalation_id not in r.text)

@@ -63,6 +63,11 @@ from workflows.facts import (
     TracingRecorded,
     TriageDecided,
     TriageListed,
+    ListedCase,
+    PanelCaseDecided,
+    PanelGradeApplied,
+    PanelSittingClosed,
+    PanelSittingOpened,
     VistResubmitted,
     VistSubmitted,
     visible_to,
@@ -70,6 +75,7 @@ from workflows.facts import (
 from workflows.models import (
     SYSTEM_ACTOR,
     MissingGrade,
+    NamedRole,
     ActionCompletion,
     ActionOwner,
     ActionReassignment,
@@ -88,6 +94,7 @@ from workflows.models import (
     ScreeningOutcome,
     Stage,
 )
+from workflows.panel_models import AgendaCriterion, PanelGrade
 from workflows.triage_models import TriageOutcome
 
 # The kinds as PostgreSQL and every recorded history hold them: never to change.
@@ -101,6 +108,8 @@ STORED_KINDS = {
     "triage_listed", "triage_decided",
     "trigger_plan_written", "police_addendum_added", "trigger_plan_ended", "trigger_plan_read",
     "cse_referral_linked", "cse_episode_linked",
+    "panel_sitting_opened", "panel_agenda_edited", "panel_meeting_opened", "panel_attendance_recorded",
+    "panel_case_decided", "panel_grade_applied", "panel_sitting_closed",
 }
 # What `ReferralWorkflow` kept in its decision history before the registry said so.
 REFERRAL_DECISIONS = {
@@ -120,6 +129,12 @@ PLAN_KINDS = {"trigger_plan_written", "police_addendum_added", "trigger_plan_end
 # A CSE episode's link to a referral, recorded on each side: not a person's decision.
 LINK_KINDS = {"cse_referral_linked", "cse_episode_linked"}
 PLAN_DECISIONS = PLAN_KINDS - {"trigger_plan_read"}
+# A panel sitting's kinds, typed from their first fact; its decision history is every person's decision at it.
+PANEL_KINDS = {
+    "panel_sitting_opened", "panel_agenda_edited", "panel_meeting_opened", "panel_attendance_recorded",
+    "panel_case_decided", "panel_grade_applied", "panel_sitting_closed",
+}
+PANEL_DECISIONS = PANEL_KINDS - {"panel_sitting_opened", "panel_grade_applied"}
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=timezone.utc)
 DEADLINE = datetime(2026, 3, 3, 17, 0, tzinfo=timezone(timedelta(hours=0)))
 
@@ -134,7 +149,9 @@ def test_every_kind_has_one_entry_one_payload_model_and_one_projection():
 
 
 def test_the_decision_set_is_the_referrals_decision_history_and_what_every_reader_marks():
-    assert {k.value for k in DECISION_KINDS} == REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS | PLAN_DECISIONS
+    assert {k.value for k in DECISION_KINDS} == (
+        REFERRAL_DECISIONS | EPISODE_DECISIONS | TRIAGE_DECISIONS | PLAN_DECISIONS | PANEL_DECISIONS
+    )
     for payload in one_payload_of_each_kind():
         fact = recorded_fact(payload, actor=SYSTEM_ACTOR)
         assert fact_view(fact)["decision"] is fact.entry.decision
@@ -212,8 +229,10 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
         (TriageDecided(day=NOW.date(), outcome=TriageOutcome.JOINT_VISIT, rationale="Synthetic."),
          {"day": NOW.date().isoformat(), "outcome": "joint_visit", "rationale": "Synthetic."}),
     ]
-    # A missing episode's, a trigger plan's and a link's kinds were typed from their first fact: no untyped JSON to match.
-    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS}
+    # A missing episode's, a trigger plan's, a link's and a panel sitting's kinds were typed from their first fact: no
+    # untyped JSON to match.
+    assert {KIND_OF[type(typed)] for typed, _ in pairs} == {
+        k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS | PANEL_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 
@@ -297,4 +316,10 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         RepeatMissingFlagged(episodes=3, window_days=90),
         TriageListed(day=NOW.date(), due_at=NOW, prior_referrals=1),
         TriageDecided(day=NOW.date(), outcome=TriageOutcome.NO_FURTHER_ACTION, rationale="Synthetic."),
+        PanelSittingOpened(panel_id="CSENORTH", panel_name="Synthetic panel", day=NOW.date(), meets_at=NOW,
+                           agenda=[ListedCase(case_id="MIS-AAAAA-BBBBB", reasons=[AgendaCriterion.CSE_CONCERN])]),
+        PanelCaseDecided(case_id="MIS-AAAAA-BBBBB", grade=PanelGrade.HIGH, rationale="Synthetic.",
+                         absent_roles=[NamedRole.CSE_TEAM]),
+        PanelGradeApplied(case_id="MIS-AAAAA-BBBBB", grade=PanelGrade.HIGH, result="applied"),
+        PanelSittingClosed(decided=["MIS-AAAAA-BBBBB"]),
     ]

@@ -19,17 +19,19 @@ from readmodel.database import apply_migrations, create_pool
 from readmodel.projections import PROJECTED_TABLES
 from starter.synthetic import (
     CSC_PARTNER,
+    QUORATE_ATTENDEES,
     SCREENER,
     SERGEANT,
     approval,
     screening,
+    strategy_discussion,
     synthetic_adult,
     synthetic_missing_report,
     synthetic_trigger_plan,
     synthetic_vist,
 )
 from tests import test_triage
-from tests.histories.record import PLAN_HISTORIES
+from tests.histories.record import PANEL_HISTORIES, PLAN_HISTORIES
 from tests.test_screening_history import about, closed_with_a_plan
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
 from tests.helpers import STARTED, eventually, finished, seeded, start_episode, start_plan, start_referral
@@ -39,7 +41,10 @@ from workflows.plan import TriggerPlanWorkflow
 from workflows.plan_models import PlanEnding
 from workflows.missing_models import EpisodeRegrade, LowGradeDecision, RiskIndicator
 from workflows.models import (
+    Absence,
     Actor,
+    Agency,
+    NamedRole,
     MissingGrade,
     OverrideDecision,
     OverrideRequest,
@@ -80,6 +85,14 @@ TAMPERED = {
                                {FactKind.CONFERENCE_HELD}),
     "referral_adults": ("role", "'tampered'", ("reference", "position"),
                         {FactKind.VIST_SUBMITTED, FactKind.VIST_RESUBMITTED}),
+    "strategy_missing_roles": ("reason_given", "NOT reason_given", ("reference", "discussion_seq", "named_role"),
+                               {FactKind.STRATEGY_DISCUSSION_HELD}),
+    "panel_sittings": ("panel_name", "'tampered'", ("sitting_id",), {FactKind.PANEL_SITTING_OPENED}),
+    "panel_agenda_items": ("listed_at", "listed_at + interval '1 minute'", ("sitting_id", "case_id"),
+                           {FactKind.PANEL_SITTING_OPENED, FactKind.PANEL_AGENDA_EDITED}),
+    "panel_attendees": ("role", "'tampered'", ("sitting_id", "seq", "position"), {FactKind.PANEL_ATTENDANCE_RECORDED}),
+    "panel_absences": ("at", "at + interval '1 minute'", ("sitting_id", "case_id", "named_role"),
+                       {FactKind.PANEL_ATTENDANCE_RECORDED, FactKind.PANEL_CASE_DECIDED}),
 }
 
 
@@ -98,11 +111,11 @@ async def scratch_database(pool, dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def record_recorded_paths(pool) -> list[DecodedCase]:
-    """Every case of the latest recorded generation (and of the trigger plans'), its facts written by the real
-    recorder in the order recorded."""
-    plans = sorted(p for p in PLAN_HISTORIES.iterdir() if p.is_dir())[-1]
+    """Every case of the latest recorded generation (and of the trigger plans' and the panel sittings'), its facts
+    written by the real recorder in the order recorded."""
+    plans, sittings = (sorted(p for p in folder.iterdir() if p.is_dir())[-1] for folder in (PLAN_HISTORIES, PANEL_HISTORIES))
     cases = [await decode_case(case, HISTORIES_CONVERTER)
-             for case in load_exports(plans) + load_exports(GENERATIONS[-1])]
+             for case in load_exports(plans) + load_exports(sittings) + load_exports(GENERATIONS[-1])]
     recorder = ReferralRecords(pool)
     for case in cases:
         for fact in sorted(case.facts, key=lambda f: f.at):
@@ -161,6 +174,18 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
     _, ending = await start_referral(env.client, queue, policy, submission=second)
     await closed_with_a_plan(env, ending, second, plan=False)
     assert await pool.fetchval("SELECT ended_by FROM child_protection_plans WHERE reference = $1", planned.id) == ending.id
+
+    # A strategy discussion without the investigating officer, who sent a reason.
+    discussed_vist = synthetic_vist(rng=seeded("missing-roles"))
+    _, discussed = await start_referral(env.client, queue, policy, submission=discussed_vist)
+    await discussed.execute_update(ReferralWorkflow.review, approval())
+    await discussed.execute_update(ReferralWorkflow.screen, screening(discussed_vist, ScreeningOutcome.STRATEGY_DISCUSSION))
+    attendees = [a.model_copy(update={"named_role": NamedRole.ALLOCATED_SOCIAL_WORKER
+                                      if a.agency is Agency.CHILDRENS_SOCIAL_CARE else None}) for a in QUORATE_ATTENDEES]
+    discussion = strategy_discussion(await env.get_current_time(), section_47=False, actions=0, attendees=attendees)
+    discussion = discussion.model_copy(
+        update={"absences": [Absence(named_role=NamedRole.INVESTIGATING_OFFICER, reason="Synthetic: in court.")]})
+    await discussed.execute_update(ReferralWorkflow.record_strategy_discussion, discussion)
 
     now = await env.get_current_time()
     plan = await start_plan(env.client, queue, policy, synthetic_missing_report(rng=seeded("ended-plan")).child,

@@ -23,11 +23,10 @@ from starter.synthetic import (
     synthetic_missing_report,
     synthetic_vist,
 )
-from tests.conftest import BIN, SIGNING, TEST_KEYRING, make_worker
+from tests.conftest import make_worker, time_skipping_server
 from tests.helpers import eventually, finished, refused, seeded, skip, start_episode, start_referral
 from tests.local_servers import MailServer
 from readmodel.database import apply_migrations
-from runtime.temporal import data_converter
 from workflows.missing_models import MissingChild
 from workflows.models import (
     AdultHistory,
@@ -57,11 +56,7 @@ SOCIAL_WORKER_EMAIL = "sw6001@childrens-services.example"
 @pytest.fixture(scope="module")
 async def years_env() -> AsyncIterator[WorkflowEnvironment]:
     """A clock of this module's own: the session's stays near today, where the other tests' bank holidays are."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(keyring=TEST_KEYRING),
-        interceptors=[SIGNING],
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
+    env = await time_skipping_server()
     yield env
     await env.shutdown()
 
@@ -113,10 +108,11 @@ async def about(env: WorkflowEnvironment, child: ChildPresent, seed: str, addres
     return submission
 
 
-async def closed_with_a_plan(
-    env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission, plan: bool = True
-) -> ReferralState:
-    """Screened to a strategy discussion, section 47, a conference a week later that makes a plan (or, not)."""
+async def at_its_conference(
+    env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission, after: timedelta = timedelta(days=7)
+) -> None:
+    """Approved, screened to a strategy discussion that starts section 47 enquiries, its conference booked `after`
+    it, and the clock past the conference's time: its outcome may be recorded."""
     await handle.execute_update(ReferralWorkflow.review, approval())
     await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
     held_at = await env.get_current_time()
@@ -125,9 +121,16 @@ async def closed_with_a_plan(
     )
     await handle.execute_update(
         ReferralWorkflow.book_conference,
-        ConferenceBooking(actor=SCREENER, conference_at=held_at + timedelta(days=7), police_attendance=PoliceAttendance.ATTEND),
+        ConferenceBooking(actor=SCREENER, conference_at=held_at + after, police_attendance=PoliceAttendance.ATTEND),
     )
-    await skip(env, timedelta(days=7, minutes=5))
+    await skip(env, after + timedelta(minutes=5))
+
+
+async def closed_with_a_plan(
+    env: WorkflowEnvironment, handle: WorkflowHandle, submission: VistSubmission, plan: bool = True
+) -> ReferralState:
+    """Screened to a strategy discussion, section 47, a conference a week later that makes a plan (or, not)."""
+    await at_its_conference(env, handle, submission)
     await handle.execute_update(
         ReferralWorkflow.record_conference_outcome,
         ConferenceOutcome(
@@ -269,14 +272,7 @@ async def test_a_plan_needs_its_allocated_social_worker(years_env, years_pool, y
     env, queue, pool = years_env, years_queue, years_pool
     submission = await about(env, synthetic_vist(rng=seeded("plan-social-worker")).children[0], "plan-social-worker")
     _, handle = await start_referral(env.client, queue, sla_policy, submission=submission)
-    await handle.execute_update(ReferralWorkflow.review, approval())
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
-    held_at = await env.get_current_time()
-    await handle.execute_update(
-        ReferralWorkflow.record_strategy_discussion, strategy_discussion(held_at, section_47=True, actions=0))
-    await handle.execute_update(ReferralWorkflow.book_conference, ConferenceBooking(
-        actor=SCREENER, conference_at=held_at + timedelta(hours=1), police_attendance=PoliceAttendance.ATTEND))
-    await skip(env, timedelta(hours=1, minutes=5))
+    await at_its_conference(env, handle, submission, after=timedelta(hours=1))
     unallocated = ConferenceOutcome(actor=SCREENER, held_at=await env.get_current_time(), child_protection_plan=True,
                                     police_attended=True, rationale="Synthetic conference rationale.")
     await refused(handle, ReferralWorkflow.record_conference_outcome, unallocated,

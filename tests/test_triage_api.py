@@ -65,6 +65,12 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     decided = await api.post(decisions, json=decision, headers=auth("screener"))
     assert decided.status_code == 200, decided.text
     assert next(i for i in decided.json()["items"] if i["reference"] == first)["outcome"] == "joint_visit"
+    # The decision reaches the referral's own view: its meetings, and its page on the dashboard.
+    meetings = await eventually(lambda: api.get(f"/referrals/{first}/meetings", headers=auth("screener")),
+                                lambda r: r.json()["triage"] and r.json()["triage"][0]["outcome"] is not None)
+    assert [(t["triage_id"], t["outcome"]) for t in meetings.json()["triage"]] == [(f"TRIAGE-{thursday.isoformat()}", "joint_visit")]
+    page = await api.get(f"/dashboard/referrals/{first}", headers=cookie(tokens, "screener"))
+    assert f'data-meeting="TRIAGE-{thursday.isoformat()}"' in page.text and "joint visit" in page.text
 
     # The other is not decided by the end of the day: the MASH's sergeant is alerted, and acknowledges.
     await advance_to(time_env, at(friday, 0, 1))

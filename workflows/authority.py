@@ -56,6 +56,11 @@ FREQUENCY_READERS = frozenset({Role.SUPERVISOR, Role.SCREENER, Role.AUDITOR})
 ADDRESS_ENQUIRERS = frozenset({Role.OFFICER, Role.SUPERVISOR, Role.SCREENER})
 # The daily domestic-abuse triage's decision makers: CRU/MASH screeners and supervisors.
 TRIAGE_DECIDERS = CASE_DECIDERS
+# A panel's sitting: its agenda edited and attendance recorded by CRU/MASH staff and supervisors; the
+# meeting opened and closed, and each case decided, by its chair, a supervisor (whose grade the child's
+# live case takes as its own regrade: a missing episode is regraded by supervisors only).
+PANEL_COORDINATORS = CASE_DECIDERS
+PANEL_CHAIRS = REVIEWERS
 
 REJECTION_TYPE = "DecisionRejected"
 

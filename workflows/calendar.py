@@ -8,7 +8,7 @@ working days keeps the local (Europe/London) time of day of its start.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,11 @@ def local_date(moment: datetime, tz: str = "Europe/London") -> date:
 def start_of_day(day: date, tz: str = "Europe/London") -> datetime:
     """Local midnight at the start of `day`, in UTC."""
     return datetime.combine(day, datetime.min.time(), tzinfo=_zone(tz)).astimezone(timezone.utc)
+
+
+def local_moment(day: date, at: time, tz: str = "Europe/London") -> datetime:
+    """`day` at the local time of day `at`, in UTC."""
+    return datetime.combine(day, at, tzinfo=_zone(tz)).astimezone(timezone.utc)
 
 
 def add_working_days(start: datetime, days: int, bank_holidays: Collection[date], tz: str = "Europe/London") -> datetime:

@@ -44,6 +44,7 @@ from workflows.missing_models import MissingReport
 from workflows.plan_models import TriggerPlan, TriggerPlanView
 from workflows.models import MissingGrade
 from workflows.triage_models import TriageOutcome
+from workflows.panel_models import AgendaAddition, AgendaCriterion, PanelAbsence, PanelAttendee, PanelGrade
 
 
 class FactKind(StrEnum):
@@ -86,6 +87,14 @@ class FactKind(StrEnum):
     # A missing episode with a CSE concern and the open referral about its child, each side recording the link.
     CSE_REFERRAL_LINKED = "cse_referral_linked"
     CSE_EPISODE_LINKED = "cse_episode_linked"
+    # A panel's sitting's (workflows/panel.py), each on the sitting's own stream and under its ID.
+    PANEL_SITTING_OPENED = "panel_sitting_opened"
+    PANEL_AGENDA_EDITED = "panel_agenda_edited"
+    PANEL_MEETING_OPENED = "panel_meeting_opened"
+    PANEL_ATTENDANCE_RECORDED = "panel_attendance_recorded"
+    PANEL_CASE_DECIDED = "panel_case_decided"
+    PANEL_GRADE_APPLIED = "panel_grade_applied"
+    PANEL_SITTING_CLOSED = "panel_sitting_closed"
 
 
 # A deadline the workflow computes is recorded as `datetime.isoformat()` ("+00:00", never "Z"):
@@ -528,6 +537,88 @@ class CseEpisodeLinked(FactPayload):
         return {"episode_id": self.episode_id}
 
 
+class ListedCase(FactPayload):
+    case_id: str
+    reasons: list[AgendaCriterion]
+    carried_from: str | None = None
+
+
+class PanelSittingOpened(FactPayload):
+    """A sitting opened by its panel's cadence, with the agenda its criteria built."""
+
+    panel_id: str
+    panel_name: str
+    day: date
+    meets_at: IsoTime
+    agenda: list[ListedCase] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {"panel_id": self.panel_id, "day": self.day.isoformat(), "meets_at": self.meets_at,
+                "cases": len(self.agenda), "carried": sum(1 for c in self.agenda if c.carried_from) or None}
+
+
+class PanelAgendaEdited(FactPayload):
+    add: list[AgendaAddition] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+    reason: str
+
+    def summary(self) -> Summary:
+        return {"added": ", ".join(a.case_id for a in self.add) or None, "removed": ", ".join(self.remove) or None,
+                "referred_by": ", ".join(sorted({a.referred_by.value for a in self.add})) or None}
+
+
+class PanelMeetingOpened(FactPayload):
+    held_at: IsoTime
+
+    def summary(self) -> Summary:
+        return {"held_at": self.held_at}
+
+
+class PanelAttendanceRecorded(FactPayload):
+    attendees: list[PanelAttendee] = Field(default_factory=list)
+    absences: list[PanelAbsence] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {"attendees": len(self.attendees), "agencies": ", ".join(sorted({a.agency.value for a in self.attendees})) or None,
+                "absences": len(self.absences)}
+
+
+class PanelCaseDecided(FactPayload):
+    case_id: str
+    grade: PanelGrade | None = None
+    rationale: str
+    agreed_actions: list[AgreedActionSpec] = Field(default_factory=list)
+    action_ids: list[str] = Field(default_factory=list)
+    absent_roles: list[NamedRole] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {"case_id": self.case_id, "grade": self.grade.value if self.grade else None,
+                "agreed_actions": len(self.agreed_actions),
+                "absent_roles": ", ".join(r.value for r in self.absent_roles) or None}
+
+
+class PanelGradeApplied(FactPayload):
+    """What became of a panel's grade on the child's live case: applied, unchanged, or refused (with its reason)."""
+
+    case_id: str
+    grade: PanelGrade
+    result: str
+    reason: str | None = None
+
+    def summary(self) -> Summary:
+        return {"case_id": self.case_id, "grade": self.grade.value, "result": self.result}
+
+
+class PanelSittingClosed(FactPayload):
+    """The meeting ended and its minutes were made; cases not reached are carried to the next sitting."""
+
+    decided: list[str] = Field(default_factory=list)
+    not_reached: list[str] = Field(default_factory=list)
+
+    def summary(self) -> Summary:
+        return {"decided": len(self.decided), "not_reached": ", ".join(self.not_reached) or None}
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 # Who reads a referral's facts today: its timeline on the dashboard, its decision history in the
@@ -583,6 +674,13 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.TRIGGER_PLAN_READ: FactEntry(TriggerPlanRead, "trigger plan read"),
     FactKind.CSE_REFERRAL_LINKED: FactEntry(CseReferralLinked, "referral linked (CSE concern)"),
     FactKind.CSE_EPISODE_LINKED: FactEntry(CseEpisodeLinked, "missing episode linked (CSE concern)"),
+    FactKind.PANEL_SITTING_OPENED: FactEntry(PanelSittingOpened, "panel sitting opened"),
+    FactKind.PANEL_AGENDA_EDITED: FactEntry(PanelAgendaEdited, "panel agenda edited", decision=True),
+    FactKind.PANEL_MEETING_OPENED: FactEntry(PanelMeetingOpened, "panel meeting opened", decision=True),
+    FactKind.PANEL_ATTENDANCE_RECORDED: FactEntry(PanelAttendanceRecorded, "panel attendance recorded", decision=True),
+    FactKind.PANEL_CASE_DECIDED: FactEntry(PanelCaseDecided, "panel decided a case", decision=True),
+    FactKind.PANEL_GRADE_APPLIED: FactEntry(PanelGradeApplied, "panel grade applied"),
+    FactKind.PANEL_SITTING_CLOSED: FactEntry(PanelSittingClosed, "panel minutes made", decision=True),
 }
 
 DECISION_KINDS = frozenset(kind for kind, entry in FACTS.items() if entry.decision)

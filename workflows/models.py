@@ -191,6 +191,9 @@ class NamedRole(StrEnum):
 
     ALLOCATED_SOCIAL_WORKER = "allocated_social_worker"
     INVESTIGATING_OFFICER = "investigating_officer"
+    # A panel's (a CSE/missing MARAC): the officer holding the child's case, and the CSE team.
+    ALLOCATED_OFFICER = "allocated_officer"
+    CSE_TEAM = "cse_team"
 
 
 class Rank(StrEnum):
@@ -341,14 +344,24 @@ EPISODE_PATTERN = rf"{EPISODE_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALP
 # A child's trigger plan's ID is a keyed digest of the child's identity key: PLAN-XXXXX-XXXXX.
 PLAN_PREFIX = "PLAN-"
 PLAN_PATTERN = rf"{PLAN_PREFIX}[{REFERENCE_ALPHABET}]{{5}}-[{REFERENCE_ALPHABET}]{{5}}"
-# A case is a workflow that agrees actions and raises escalations: a referral, a missing episode or a trigger plan.
-CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN}|{PLAN_PATTERN})"
+# A date in an ID (YYYY-MM-DD, a London date).
+DATE_PATTERN = r"(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+# A panel (a CSE/missing MARAC of an area) is named by a short code of its own: CSENORTH.
+PANEL_ID_PATTERN = r"[A-Z][A-Z0-9]{1,11}"
+# A panel's sitting is named by its panel and the date it meets, nothing about any child: PANEL-CSENORTH-2026-12-01.
+SITTING_PREFIX = "PANEL-"
+SITTING_ID_PATTERN = rf"{SITTING_PREFIX}{PANEL_ID_PATTERN}-{DATE_PATTERN}"
+# A child's live case: a referral or a missing episode (what a panel discusses and regrades).
+LIVE_CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN})"
+# A case is a workflow that agrees actions and raises escalations: a referral, a missing episode, a trigger plan or a
+# panel's sitting.
+CASE_PATTERN = rf"(?:{REFERENCE_PATTERN}|{EPISODE_PATTERN}|{PLAN_PATTERN}|{SITTING_ID_PATTERN})"
 # An agreed action's ID is its case's ID and its number: REF-XXXXX-XXXXX.A1, MIS-XXXXX-XXXXX.A2, ...
 ACTION_MARK = ".A"
 ACTION_ID_PATTERN = rf"{CASE_PATTERN}{re.escape(ACTION_MARK)}[1-9][0-9]*"
 # A day's domestic-abuse triage is named by its date alone (London): TRIAGE-2026-11-24.
 TRIAGE_PREFIX = "TRIAGE-"
-TRIAGE_ID_PATTERN = rf"{TRIAGE_PREFIX}(?:19|2[0-9])[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+TRIAGE_ID_PATTERN = rf"{TRIAGE_PREFIX}{DATE_PATTERN}"
 # An escalation's ID names the workflow that raised it: a case, one of its agreed actions, or a day's triage.
 ESCALATION_MARK = ".E"
 ESCALATION_ID = re.compile(
@@ -370,6 +383,11 @@ def action_number(action_id: str) -> int:
 def triage_id(day: date) -> str:
     """The workflow ID of the domestic-abuse triage held on `day`: its date, nothing about anyone."""
     return f"{TRIAGE_PREFIX}{day.isoformat()}"
+
+
+def panel_sitting_id(panel_id: str, day: date) -> str:
+    """The workflow ID of a panel's sitting on `day`: the panel's code and the date, nothing about anyone."""
+    return f"{SITTING_PREFIX}{panel_id}-{day.isoformat()}"
 
 
 def triage_day(workflow_id: str) -> date:
@@ -597,6 +615,16 @@ class Decision(Model):
         return self.model_dump(mode="json", exclude={"actor", "proof", "made_at"})
 
 
+class ForwardedDecision(Model):
+    """A decision one workflow passes on to another as that workflow's own update (a panel's grade to the child's
+    live case), signed by the API with the decision that carries it (runtime/proofs.py), so it is proven there too."""
+
+    workflow_id: str
+    update: str
+    update_id: str
+    decision: Decision
+
+
 class StartReferral(Model):
     submission: VistSubmission
     submitted_by: Actor
@@ -701,6 +729,19 @@ class AgreedActionSpec(Model):
     deadline: AwareDatetime
 
 
+def require_owner_and_deadline(actions: object, field: str) -> object:
+    """Every agreed action a meeting sets has an owner and a deadline: checked before field validation, so the
+    reason reads as the inspectors' rule."""
+    if isinstance(actions, list):
+        for index, action in enumerate(actions):
+            if isinstance(action, dict):
+                if not action.get("owner"):
+                    raise ValueError(f"{field}[{index}].owner: every agreed action needs an owner")
+                if not action.get("deadline"):
+                    raise ValueError(f"{field}[{index}].deadline: every agreed action needs a deadline")
+    return actions
+
+
 QUORUM = frozenset({Agency.CHILDRENS_SOCIAL_CARE, Agency.HEALTH, Agency.POLICE})
 
 
@@ -742,15 +783,7 @@ class StrategyDiscussion(Decision):
     @field_validator("agreed_actions", mode="before")
     @classmethod
     def _owner_and_deadline(cls, actions: object) -> object:
-        # Checked before field validation so the reason reads as the inspectors' rule.
-        if isinstance(actions, list):
-            for index, action in enumerate(actions):
-                if isinstance(action, dict):
-                    if not action.get("owner"):
-                        raise ValueError(f"agreed_actions[{index}].owner: every agreed action needs an owner")
-                    if not action.get("deadline"):
-                        raise ValueError(f"agreed_actions[{index}].deadline: every agreed action needs a deadline")
-        return actions
+        return require_owner_and_deadline(actions, "agreed_actions")
 
 
 class ConferenceBooking(Decision):
@@ -841,11 +874,13 @@ class ActionReassignment(Decision):
 
 
 # Why an escalation stopped needing an acknowledgement: its referral closed, or its referral was triaged.
-EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "referral_linked"]
+EscalationResolution = Literal["referral_closed", "triaged", "episode_closed", "referral_linked", "sitting_closed"]
 # Why an escalation was raised: a late step, an inquorate meeting, a quarantined fact, a missing child who needs
-# a trigger plan without one, a child missing with a CSE concern and no open referral, or a child on a child
-# protection plan referred again.
-EscalationReason = Literal["overdue", "inquorate", "recording_failed", "no_trigger_plan", "no_cse_referral", "child_on_plan"]
+# a trigger plan without one, a child missing with a CSE concern and no open referral, a child on a child
+# protection plan referred again, or a required attendee absent at a panel.
+EscalationReason = Literal[
+    "overdue", "inquorate", "recording_failed", "no_trigger_plan", "no_cse_referral", "child_on_plan", "absent_attendee"
+]
 
 
 class Escalation(Model):
@@ -923,25 +958,28 @@ class PriorReferral(Model):
         return data
 
 
-class PriorEpisode(Model):
+class AboutTheChildren(Model):
+    """Something known about the referral's children, found by their identity keys: why it matched and whom."""
+
+    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
+    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
+
+
+class PriorEpisode(AboutTheChildren):
     """A missing episode of a child the referral is about, once, with every reason it matched."""
 
     episode_id: str
     reported_at: datetime
     phase: str
     grade: MissingGrade
-    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
-    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
-class PriorConference(Model):
+class PriorConference(AboutTheChildren):
     """An earlier referral's conference outcome about a child this referral is about, once, with every reason."""
 
     reference: str
     held_at: datetime
     child_protection_plan: bool
-    matched_on: list[Literal["child"]] = Field(description="the same child (name and date of birth)")
-    child_ids: list[str] = Field(default_factory=list, description="this referral's children it is about")
 
 
 class AdultInvolvement(Model):

@@ -17,12 +17,13 @@ from audit.reconcile import ReconcileReport, reconcile
 from audit.replay import ReplayReport, build_replayer, replay_in_process
 from audit.report import render_timeline_html
 from audit.sample import monthly_sample
-from audit.timeline import EpisodeTimeline, ReferralTimeline, TriageTimeline
+from audit.timeline import EpisodeTimeline, ReferralTimeline, SittingTimeline, TriageTimeline
 from auth.tokens import Caller
 from readmodel.access_log import record_reads
 from workflows.audit_models import AuditWorklist, Month
 from workflows.missing_models import EpisodeState
 from workflows.models import ReferralState, Role
+from workflows.panel_models import SittingState
 from workflows.triage_models import TriageState
 
 AUDITORS = frozenset({Role.AUDITOR, Role.ADMIN})
@@ -81,7 +82,7 @@ async def recorded(svc: Services, caller: Caller, action: str, references: list[
 
 @router.get(
     "/referrals/{reference}/timeline",
-    response_model=ReferralTimeline | EpisodeTimeline | TriageTimeline,
+    response_model=ReferralTimeline | EpisodeTimeline | TriageTimeline | SittingTimeline,
     responses={200: {"content": {"text/html": {}}, "description": "JSON, or with ?format=html the HTML report"}},
     summary="A case's decision timeline",
 )
@@ -93,7 +94,7 @@ async def timeline(
     at: Annotated[datetime | None, Query(description="as it stood then (ISO 8601 with an offset)")] = None,
 ) -> Any:
     """Steps against their deadlines (open ones measured to now, or to `at`), decisions, meetings, actions,
-    escalations of a referral, a missing episode or a day's triage; no free text, no names."""
+    escalations of a referral, a missing episode, a day's triage or a panel's sitting; no free text, no names."""
     aware("at", at)
     case = await decoded(svc, reference)
     moment = looking_back(case, "at", at)
@@ -107,7 +108,7 @@ async def timeline(
 
 @router.get(
     "/referrals/{reference}/as-of",
-    response_model=ReferralState | EpisodeState | TriageState,
+    response_model=ReferralState | EpisodeState | TriageState | SittingState,
     summary="A case's state at a moment",
 )
 async def as_of(

@@ -13,6 +13,7 @@ from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
 from starter.workflow_client import DecisionRejected
 from workflows.missing_models import EpisodeState
 from workflows.models import CASE_PATTERN, ActionState, ReferralState, Role
+from workflows.panel_models import SittingState
 from workflows.triage_models import TriageState
 
 router = APIRouter(responses=ERRORS, tags=["escalations"])
@@ -53,7 +54,7 @@ async def list_escalations(
 
 @router.post(
     "/escalations/{escalation_id}/acknowledgement",
-    response_model=ReferralState | ActionState | TriageState | EpisodeState,
+    response_model=ReferralState | ActionState | TriageState | EpisodeState | SittingState,
     responses=DECISION_ERRORS,
     tags=["escalations"],
     summary="Acknowledge an escalation",

@@ -115,6 +115,9 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         chart=referral_timeline(spans, facts, agreed, raised, now),
         facts=[fact_view(fact) for fact in facts],
         attendees=attendees,
+        missing_roles=await board.oversight.missing_roles(reference),
+        triaged=await board.panels.triage_decisions(reference),
+        sittings=await board.panels.sittings_of_case(reference),
         actions=[dict(a) | {"left": time_left(a["deadline"], now) if a["completed_at"] is None else None}
                  for a in agreed],
         escalations=raised,

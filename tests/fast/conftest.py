@@ -18,6 +18,7 @@ from tests.fast.fakes import (
     Fakes,
     FakeAuditRecords,
     FakeEscalationAlerts,
+    FakePanelRecords,
     FakeReferralRecords,
     FakeSlaPolicySource,
     FakeStartProofs,
@@ -56,7 +57,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
     verifier = load_decision_verifier(settings)
     holds = Holds()
     fakes = Fakes(FakeReferralRecords(holds), FakeSlaPolicySource(holds), FakeEscalationAlerts(), FakeAuditRecords(),
-                  FakeStartProofs(verifier), holds, FakeTriageRecords())
+                  FakeStartProofs(verifier), holds, FakeTriageRecords(), FakePanelRecords())
     activities = [
         fakes.records.record_event,
         fakes.records.record_events,
@@ -71,6 +72,8 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
         fakes.proofs.check_episode_start_proof,
         fakes.proofs.check_plan_start_proof,
         fakes.triage.triage_list,
+        fakes.panels.panel_agenda,
+        fakes.panels.apply_grade,
     ]
     async with assemble_worker(fast_env.client, FAST_QUEUE, activities, verifier):
         yield fakes
@@ -86,6 +89,8 @@ def fakes(session_fakes: Fakes) -> Iterator[Fakes]:
     session_fakes.records.screening_views.clear()
     session_fakes.records.episode_counts.clear()
     session_fakes.triage.candidates.clear()
+    session_fakes.panels.candidates.clear()
+    session_fakes.panels.grades.clear()
     yield session_fakes
     session_fakes.holds.release_all()
 

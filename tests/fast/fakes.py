@@ -20,6 +20,7 @@ from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
 from workflows.facts import FactKind, RecordedEvent
 from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
+from workflows.panel_models import Agenda, AgendaCandidate, AgendaQuery, ForwardedRegrade, GradeApplied
 from workflows.triage_models import TriageCandidate, TriageList, TriageListQuery
 from workflows.models import (
     AlertDelivery,
@@ -202,6 +203,23 @@ class FakeTriageRecords:
         return TriageList(candidates=[c for c in self.candidates if query.since <= c.submitted_at < query.until])
 
 
+class FakePanelRecords:
+    """`PanelRecords` building the agenda a test gives it, and applying grades in memory (each kept, in order)."""
+
+    def __init__(self) -> None:
+        self.candidates: list[AgendaCandidate] = []
+        self.grades: list[ForwardedRegrade] = []
+
+    @activity.defn
+    async def panel_agenda(self, query: AgendaQuery) -> Agenda:
+        return Agenda(candidates=list(self.candidates))
+
+    @activity.defn
+    async def apply_grade(self, forwarded: ForwardedRegrade) -> GradeApplied:
+        self.grades.append(forwarded)
+        return GradeApplied(result="applied")
+
+
 @dataclass
 class Fakes:
     """Every fake the fast tier's worker runs, and the holds they share."""
@@ -213,3 +231,4 @@ class Fakes:
     proofs: FakeStartProofs
     holds: Holds
     triage: FakeTriageRecords
+    panels: FakePanelRecords

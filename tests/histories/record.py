@@ -8,6 +8,7 @@ referrals look like:
     .venv/bin/python -m tests.histories.record v3-what-changed [FLOW ...]
     .venv/bin/python -m tests.histories.record --triage v1-daily-triage     the daily triage's paths
     .venv/bin/python -m tests.histories.record --plans v1-trigger-plans     trigger plans' paths
+    .venv/bin/python -m tests.histories.record --panels v1-panel-sittings   a panel sitting's paths
 
 It reuses the lifecycle and deadline tests' flows, closes each referral that a flow leaves
 open, and writes one export folder per path (Temporal's JSON history format plus a manifest
@@ -18,7 +19,9 @@ a key made for these synthetic histories alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
+from dataclasses import dataclass
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,7 @@ from tests import (
     test_deadlines,
     test_lifecycle,
     test_missing_episodes,
+    test_panels,
     test_screening_history,
     test_trigger_plans,
     test_triage,
@@ -47,7 +51,7 @@ from tests import (
 from tests.conftest import SIGNING, TEST_DECISION_KEYS
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
-from workflows.models import EPISODE_PREFIX, ActionCompletion, CloseReason, Closure, Stage
+from workflows.models import EPISODE_PREFIX, SITTING_PREFIX, TRIAGE_PREFIX, ActionCompletion, CloseReason, Closure, Stage
 from workflows.referral import ReferralWorkflow
 
 HERE = Path(__file__).resolve().parent
@@ -101,6 +105,17 @@ PLAN_FLOWS: dict[str, Flow] = {
 }
 PLAN_HISTORIES = HERE / "plans"
 
+# A panel sitting's paths, kept under panels/<generation>/: each sitting's history and its agreed actions'.
+PANEL_FLOWS: dict[str, Flow] = {
+    "agenda_built_and_carried": (
+        test_panels.test_the_cadence_opens_a_sitting_with_the_agenda_its_criteria_build_and_carries_a_case_not_reached
+    ),
+    "graded_absent_and_actions_done": (
+        test_panels.test_a_grade_decided_at_a_panel_is_on_the_live_episode_at_once_and_an_absent_required_attendee_escalates
+    ),
+}
+PANEL_HISTORIES = HERE / "panels"
+
 
 async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     """Bring a referral a flow left open to its end, so every recorded history is a whole one.
@@ -125,7 +140,7 @@ async def close_out(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     await helpers.finished(env, handle)
 
 
-async def record(generation: str, only: set[str] | None = None, triage: bool = False, plans: bool = False) -> None:
+async def record(generation: str, only: set[str] | None = None, kind: RecordedKind | None = None) -> None:
     keyring: Keyring = ensure_keyring_file(KEYRING_FILE)
     # Decisions are signed as the API signs them, with the tests' decision keyring.
     settings = Settings(
@@ -145,15 +160,12 @@ async def record(generation: str, only: set[str] | None = None, triage: bool = F
     policy = build_sla_policy()
     try:
         async with build_worker(env.client, pool, settings, task_queue=QUEUE):
-            for name, flow in (TRIAGE_FLOWS if triage else PLAN_FLOWS if plans else FLOWS).items():
+            for name, flow in (kind.flows if kind else FLOWS).items():
                 if only and name not in only:
                     continue
                 await flow(env, pool, QUEUE, policy)
-                if triage:
-                    await export_triage(env, TRIAGE_HISTORIES / generation / name)
-                    continue
-                if plans:
-                    await export_as_they_stand(env, PLAN_HISTORIES / generation / name)
+                if kind:
+                    await kind.export(env, kind.folder / generation / name)
                     continue
                 referrals = []
                 for handle in helpers.STARTED:
@@ -183,25 +195,56 @@ async def export_as_they_stand(env: WorkflowEnvironment, folder: Path) -> None:
     print(f"{folder.name}: {len(manifest.files)} histories")
 
 
-async def export_triage(env: WorkflowEnvironment, folder: Path) -> None:
-    """Export the finished triage the flow ran; terminate the referrals it listed."""
-    triages = [h for h in helpers.STARTED if h.id.startswith("TRIAGE-")]
+async def export_meetings(env: WorkflowEnvironment, folder: Path, prefix: str) -> None:
+    """Export the meetings the flow ran (a triage, a panel's sittings with their agreed actions); terminate the cases
+    they took and any meeting the flow left open, whose history is then whole as far as it went."""
+    meetings = list(dict.fromkeys(h.id for h in helpers.STARTED if h.id.startswith(prefix)))
     for handle in helpers.STARTED:
-        if handle not in triages and (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await helpers.eventually(lambda: helpers.in_flight(handle), lambda busy: not busy, timeout=30)
             await handle.terminate(reason="recording finished")
     helpers.STARTED.clear()
-    histories = [ReferralHistories(await env.client.get_workflow_handle(h.id).fetch_history()) for h in triages]
+    histories = []
+    for meeting in meetings:
+        history = await env.client.get_workflow_handle(meeting).fetch_history()
+        actions = [await env.client.get_workflow_handle(child).fetch_history() for child in children_of(history)]
+        histories.append(ReferralHistories(history, tuple(actions)))
     shutil.rmtree(folder, ignore_errors=True)
     manifest = write_export(folder, histories)
     print(f"{folder.name}: {len(manifest.files)} histories")
 
 
+def children_of(history) -> list[str]:
+    """The agreed actions a meeting started, from its history."""
+    return [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for event in history.events
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+    ]
+
+
+@dataclass(frozen=True)
+class RecordedKind:
+    """A workflow type's recorded paths apart from the referrals': its flows, where they are kept, how they export."""
+
+    flows: dict[str, Flow]
+    folder: Path
+    export: Callable[[WorkflowEnvironment, Path], Awaitable[None]]
+
+
+KINDS = {
+    "--triage": RecordedKind(TRIAGE_FLOWS, TRIAGE_HISTORIES, functools.partial(export_meetings, prefix=TRIAGE_PREFIX)),
+    "--plans": RecordedKind(PLAN_FLOWS, PLAN_HISTORIES, export_as_they_stand),
+    "--panels": RecordedKind(PANEL_FLOWS, PANEL_HISTORIES, functools.partial(export_meetings, prefix=SITTING_PREFIX)),
+}
+
+
 if __name__ == "__main__":
-    triage = "--triage" in sys.argv
-    plans = "--plans" in sys.argv
-    arguments = [a for a in sys.argv[1:] if a not in ("--triage", "--plans")]
+    kind = next((KINDS[a] for a in sys.argv[1:] if a in KINDS), None)
+    arguments = [a for a in sys.argv[1:] if a not in KINDS]
     if not arguments or not arguments[0].startswith("v"):
         raise SystemExit(
-            "usage: python -m tests.histories.record [--triage|--plans] GENERATION [FLOW ...]  (GENERATION like v3-what-changed)"
+            "usage: python -m tests.histories.record [--triage|--plans|--panels] GENERATION [FLOW ...]"
+            "  (GENERATION like v3-what-changed)"
         )
-    asyncio.run(record(arguments[0], set(arguments[1:]) or None, triage, plans))
+    asyncio.run(record(arguments[0], set(arguments[1:]) or None, kind))
