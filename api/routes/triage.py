@@ -6,12 +6,11 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from api import models as bodies
 from api.deps import REFERRAL_LISTERS, IdempotencyKey, Svc, allowed, decision_key
-from api.errors import DECISION_ERRORS, ERRORS, field_errors, invalid
+from api.errors import DECISION_ERRORS, ERRORS, invalid
+from api.routes.decisions import build_decision
 from auth.tokens import Caller
 from starter.triage import Triages
 from workflows.authority import TRIAGE_DECIDERS
@@ -89,8 +88,5 @@ async def decide_triage(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    try:
-        decision = TriageDecision.model_validate(dict(body) | {"actor": caller.actor})
-    except ValidationError as error:
-        raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
+    decision = build_decision(TriageDecision, body, caller)
     return await triages(svc).decide(Triages.workflow_id(day), decision, decision_key(idempotency_key, response))
