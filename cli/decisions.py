@@ -93,7 +93,7 @@ def override(
 @app.command()
 def strategy(
     reference: Reference,
-    held_at: Annotated[str | None, typer.Option(help="ISO 8601; default now")] = None,
+    held_at: Annotated[str | None, typer.Option(help="e.g. 2026-11-26T10:00, London time without an offset; default now")] = None,
     section_47: Annotated[bool | None, typer.Option("--section-47/--no-section-47")] = None,
     rationale: Annotated[str | None, typer.Option()] = None,
     attendee: Annotated[
@@ -126,7 +126,7 @@ def strategy(
 @conference_app.command("book")
 def book_conference(
     reference: Reference,
-    at: Annotated[str | None, typer.Option("--at", help="when the ICPC is held, ISO 8601")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="when the ICPC is held, e.g. 2026-12-10T10:00 (London time)")] = None,
     attend: Annotated[
         bool | None, typer.Option("--attend/--report-in-lieu", help="police attend, or send a report")
     ] = None,
@@ -147,7 +147,7 @@ def book_conference(
 @conference_app.command("outcome")
 def conference_outcome(
     reference: Reference,
-    held_at: Annotated[str | None, typer.Option(help="ISO 8601; default now")] = None,
+    held_at: Annotated[str | None, typer.Option(help="e.g. 2026-11-26T10:00, London time without an offset; default now")] = None,
     plan: Annotated[bool | None, typer.Option("--plan/--no-plan", help="a child protection plan was made")] = None,
     police_attended: Annotated[bool | None, typer.Option("--police-attended/--police-absent")] = None,
     rationale: Annotated[str | None, typer.Option()] = None,
@@ -196,7 +196,7 @@ def reassign_action(
     owner: Annotated[str, typer.Option(help="the new owner's name")],
     reason: Annotated[str, typer.Option()],
     supervisor: Annotated[str | None, typer.Option(help="the new owner's supervisor")] = None,
-    deadline: Annotated[str | None, typer.Option(help="a new deadline, ISO 8601")] = None,
+    deadline: Annotated[str | None, typer.Option(help="a new deadline: a date (the end of that day) or a London time, e.g. 2026-11-28T17:00")] = None,
     as_json: AsJson = False,
     key: DecisionKey = None,
 ) -> None:

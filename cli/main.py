@@ -19,9 +19,18 @@ import typer
 
 from cli import decisions, escalations, missing, operations, panels, plans, referrals, triage
 from cli.audit import audit_app
+from cli.connection import output
 
 app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
                   no_args_is_help=True)
+
+
+@app.callback()
+def each_run() -> None:
+    """Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations."""
+    output.json = False  # one process may run several commands (tests do): each starts printing tables
+
+
 app.add_typer(decisions.actions_app, name="actions")
 app.add_typer(decisions.conference_app, name="conference")
 app.add_typer(missing.app, name="missing")
@@ -29,6 +38,7 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(audit_app, name="audit")
 app.add_typer(triage.app, name="triage")
 app.add_typer(panels.app, name="panels")
+app.add_typer(referrals.template_app, name="template")
 app.add_typer(referrals.app)
 app.add_typer(decisions.app)
 app.add_typer(escalations.app)

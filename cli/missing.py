@@ -133,7 +133,7 @@ def found(
     safe_and_well: Annotated[SafeAndWell | None, typer.Option()] = None,
     interviewer: Annotated[str | None, typer.Option(help="the social worker holding the return-home interview")] = None,
     manager: Annotated[str | None, typer.Option(help="their manager, alerted when the interview is late")] = None,
-    found_at: Annotated[str | None, typer.Option(help="ISO 8601 time with offset (default: now)")] = None,
+    found_at: Annotated[str | None, typer.Option(help="e.g. 2026-11-25T09:15, London time without an offset (default: now)")] = None,
     file: BodyFile = None,
     as_json: AsJson = False,
     key: DecisionKey = None,
@@ -151,7 +151,7 @@ def found(
 def interview(
     episode_id: EpisodeId,
     outcome: Annotated[InterviewOutcome, typer.Option()],
-    held_at: Annotated[str | None, typer.Option(help="ISO 8601 time with offset, when it was held")] = None,
+    held_at: Annotated[str | None, typer.Option(help="when it was held, e.g. 2026-11-26T15:00 (London time)")] = None,
     reasons: Annotated[str | None, typer.Option(help="why it was declined or could not be held")] = None,
     intelligence: Annotated[str | None, typer.Option(help="intelligence for police")] = None,
     as_json: AsJson = False,

@@ -18,7 +18,7 @@ app = typer.Typer()
 def access_log(
     reference: Annotated[str | None, typer.Option(help="only reads of this referral")] = None,
     actor: Annotated[str | None, typer.Option(help="only this staff ID's reads")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    since: Annotated[str | None, typer.Option(help="a date or a time, e.g. 2026-11-24 or 2026-11-24T09:00 (London time without an offset)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     before: Annotated[int | None, typer.Option(min=1, help="the next page: entries older than this id")] = None,
     as_json: AsJson = False,

@@ -1,7 +1,9 @@
-"""`referrals submit`, `show` and `list`: VIST intake and reading referrals."""
+"""`referrals submit`, `show`, `list` and `template vist`: VIST intake, reading referrals, and a form to start from."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +12,23 @@ import typer
 from cli.connection import call
 from cli.inputs import AsJson, Reference, read_json
 from cli.rendering import emit, render_address_warning, render_intake, render_referral, render_referral_page
-from workflows.models import RiskGrade, Stage
+from starter.forms import vist_skeleton
+from workflows.models import IncidentType, RiskGrade, Stage
 
 app = typer.Typer()
+template_app = typer.Typer(help="Forms to fill in: a valid skeleton to edit and submit.", no_args_is_help=True)
+
+
+@template_app.command("vist")
+def vist_template(
+    incident: Annotated[IncidentType, typer.Option(help="the incident's type: what the form must hold follows it")],
+) -> None:
+    """Print a valid VIST form for the incident type, with a new form ID and synthetic details to replace.
+
+    Times without an offset are London time. Domestic abuse needs each child's voice_of_the_child;
+    section 46 police protection needs a high initial_risk.
+    """
+    typer.echo(json.dumps(vist_skeleton(incident, datetime.now(timezone.utc)), indent=2))
 
 
 @app.command()
@@ -33,7 +49,7 @@ def list_referrals(
     stage: Annotated[Stage | None, typer.Option()] = None,
     risk: Annotated[RiskGrade | None, typer.Option()] = None,
     overdue: Annotated[bool | None, typer.Option("--overdue/--not-overdue")] = None,
-    updated_since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    updated_since: Annotated[str | None, typer.Option(help="a date or a time, e.g. 2026-11-24 or 2026-11-24T09:00 (London time without an offset)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     cursor: Annotated[str | None, typer.Option()] = None,
     as_json: AsJson = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import typer
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workflows.facts import FACTS, FactKind
-from workflows.models import ScreeningView
+from workflows.models import ScreeningView, local_zone
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
@@ -24,7 +25,13 @@ def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> No
 
 
 def when(value: str | None) -> str:
-    return value[:16].replace("T", " ") if value else "-"
+    """A time the API gave, as London's clocks show it, labelled with their zone (GMT or BST), as the dashboard shows it."""
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:  # the API gives every time with its offset; a bare one is UTC, as the API keeps time
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def key_values(console: Console, title: str, rows: list[tuple[str, Any]]) -> None:

@@ -24,7 +24,7 @@ from cli.connection import EXIT_CODES
 from cli.main import app
 from starter.synthetic import synthetic_vist
 from tests.api_fixtures import api_app, authenticator, tokens, track  # noqa: F401
-from tests.helpers import advance_to, eventually, finished
+from tests.helpers import advance_to, eventually, finished, reason_of
 from workflows.facts import FACTS, FactKind
 from workflows.models import RiskGrade
 
@@ -214,7 +214,7 @@ async def test_a_malformed_id_is_refused_alike_by_the_api_and_the_cli(api_url, c
     method, path, body = request_
     async with httpx.AsyncClient(base_url=api_url) as api:
         answer = await api.request(method, path, json=body, headers={"Authorization": f"Bearer {tokens[user]}"})
-    assert (answer.status_code, answer.json()) == (404, {"detail": reason, "field": reason.split(":")[0]})
+    assert (answer.status_code, reason_of(answer.json())) == (404, {"detail": reason, "field": reason.split(":")[0]})
     refused = await cli(user, *command, exit_code=EXIT_CODES[404])
     assert reason in refused.stderr
 

@@ -91,7 +91,7 @@ async def timeline(
     caller: Auditor,
     svc: Svc,
     format: Annotated[Literal["json", "html"], Query(description="html: the self-contained report")] = "json",
-    at: Annotated[datetime | None, Query(description="as it stood then (ISO 8601 with an offset)")] = None,
+    at: Annotated[datetime | None, Query(description="as it stood then (ISO 8601; London time without an offset)")] = None,
 ) -> Any:
     """Steps against their deadlines (open ones measured to now, or to `at`), decisions, meetings, actions,
     escalations of a referral, a missing episode, a day's triage or a panel's sitting; no free text, no names."""
