@@ -7,6 +7,7 @@ import os
 import tomllib
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,11 +24,21 @@ EXIT_CODES = {401: 3, 403: 4, 404: 5, 409: 6, 422: 7, 503: 8, 504: 9}
 KEY_HEADER = "Idempotency-Key"
 
 
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
 @dataclass
 class Output:
-    """How this invocation prints: `--json` makes its errors JSON problem details too (set by the option, reset per run)."""
+    """How this invocation prints, results and errors alike (set by the options' callbacks, reset per run)."""
 
-    json: bool = False
+    format: OutputFormat = OutputFormat.TABLE
+
+    @property
+    def json(self) -> bool:
+        return self.format is not OutputFormat.TABLE
 
 
 output = Output()
@@ -35,7 +46,15 @@ output = Output()
 
 def remember_json(value: bool) -> bool:
     """The `--json` option's callback: parsed before the command runs, so a failure knows how to print."""
-    output.json = output.json or bool(value)
+    if value:
+        output.format = OutputFormat.JSON
+    return value
+
+
+def remember_format(value: OutputFormat | None) -> OutputFormat | None:
+    """The `-o` option's callback, likewise."""
+    if value is not None:
+        output.format = value
     return value
 
 
@@ -63,7 +82,8 @@ def fail(message: str, code: int, problem: dict[str, Any] | None = None) -> NoRe
     (the API's own, or one the CLI makes for a failure of its own)."""
     if output.json:
         problem = problem or {"type": "about:blank", "title": "The command failed", "detail": message}
-        typer.echo(json.dumps(problem | {"exit_code": code}, indent=2), err=True)
+        indent = 2 if output.format is OutputFormat.JSON else None  # jsonl: one line
+        typer.echo(json.dumps(problem | {"exit_code": code}, indent=indent), err=True)
     else:
         Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)

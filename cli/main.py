@@ -15,20 +15,40 @@ and join `app` with `app.add_typer(...)`, merged at the top or as a named sub-ap
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
 
 from cli import decisions, escalations, missing, operations, panels, plans, referrals, triage
 from cli.audit import audit_app
-from cli.connection import output
+from cli.connection import OutputFormat, output
+from cli.help import PlainHelpGroup, environment_help
 
-app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
-                  no_args_is_help=True)
+DISTRIBUTION = "child-protection-referrals"
+
+app = typer.Typer(
+    cls=PlainHelpGroup,
+    help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations. "
+    "Times print in London time, labelled GMT or BST; a time you write without an offset is London time.",
+    epilog=environment_help(),
+    no_args_is_help=True,
+)
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"referrals {version(DISTRIBUTION)}")
+        raise typer.Exit()
 
 
 @app.callback()
-def each_run() -> None:
-    """Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations."""
-    output.json = False  # one process may run several commands (tests do): each starts printing tables
+def each_run(
+    show_version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=print_version, is_eager=True)
+    ] = False,
+) -> None:
+    output.format = OutputFormat.TABLE  # one process may run several commands (tests do): each starts with tables
 
 
 app.add_typer(decisions.actions_app, name="actions")

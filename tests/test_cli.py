@@ -109,7 +109,11 @@ async def test_one_referral_end_to_end_through_the_cli(cli, time_env, pool, tmp_
                             lambda page: len(page["items"]) == 1)
     escalation = mine["items"][0]["escalation_id"]
     assert escalation == f"{reference}.E1"
-    assert escalation in (await cli("sergeant", "escalations", "--mine")).stdout
+    table = (await cli("sergeant", "escalations", "--mine")).stdout
+    # Rungs count from 1, as the dashboard and the alerts count them; every time is London's, its zone named.
+    assert escalation in table and "1 · sergeant" in table and ("GMT" in table or "BST" in table)
+    lines = (await cli("sergeant", "escalations", "--mine", "--reference", reference, "-o", "jsonl")).stdout.splitlines()
+    assert [json.loads(line)["escalation_id"] for line in lines] == [escalation]
     acknowledged = await cli.json("sergeant", "ack", escalation)
     assert acknowledged["escalations"][0]["acknowledged_by"] == "PS-2001"
 

@@ -964,7 +964,8 @@ class Escalation(Model):
     escalation_id: str
     reference: str
     subject: str = Field(description="the late step: a stage, or an agreed action's ID")
-    rung: int
+    rung: int = Field(description="its place on the ladder from 0; people count rungs from 1 (`rung_number`), as every "
+                      "page, table and alert shows them")
     rank: Rank
     addressed_to: str
     due_at: datetime
@@ -980,6 +981,16 @@ class Escalation(Model):
     @property
     def open(self) -> bool:
         return self.acknowledged_at is None and self.resolved_at is None
+
+    @property
+    def rung_number(self) -> int:
+        """The rung as people count it: 1 for the first (a sergeant's), 2, 3."""
+        return rung_number(self.rung)
+
+
+def rung_number(rung: int) -> int:
+    """A ladder's rung as people count it, from 1, for a place on it counted from 0 (`Escalation.rung`)."""
+    return rung + 1
 
 
 class EscalationAlert(Model):
