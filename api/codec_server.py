@@ -164,15 +164,7 @@ async def serve(settings: Settings) -> None:
         await pool.close()
 
 
-def main() -> None:
-    import asyncio
-
-    from runtime.logging import configure_logging
-
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
-
-
 if __name__ == "__main__":
-    main()
+    from runtime.service import run_service
+
+    run_service(serve)
