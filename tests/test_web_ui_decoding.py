@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from starter.demo_users import DEMO_USERS
 from tests.faults.ledger import Ledger, Referrals
-from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack
+from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack, running
 from tests.test_dashboard import browser_as, screenshot  # noqa: F401 - browser_as is the shared Chromium fixture
 
 # docs/images/web-ui-*.png are this test's screenshots (in .data/screenshots/).
@@ -22,13 +22,8 @@ UI_TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[RunningStack]:
-    stack = RunningStack()
-    try:
-        stack.start()
+    with running() as stack:
         yield stack
-        assert stack.stop() == 0, stack.output()
-    finally:
-        stack.remove()
 
 
 @pytest.fixture(scope="module")
