@@ -142,9 +142,13 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
 
 
 # A path parameter no live referral gives: an ID of the right shape that names nothing.
-WELL_FORMED = {"sitting_id": PanelSittings.example_id}
+WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening"}
 # What a dashboard form or link may carry: its fields, drawn as any text.
-DASHBOARD_FIELDS = ["token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged"]
+DASHBOARD_FIELDS = [
+    "token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged", "done", "approved",
+    "reasons", "risk", "outcome", "note", "held_at", "conference_at", "attendees.0.name", "child_decisions.0.decision",
+    "agreed_actions.0.deadline", "form_id", "incident.type", "incident.occurred_at", "children.0.date_of_birth",
+]
 
 
 def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[tuple[str, dict[str, str]]]:

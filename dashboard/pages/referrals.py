@@ -28,10 +28,12 @@ from dashboard.board import (
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
+from dashboard.pages.decisions import REFERRAL_FORMS, decide, referral_forms
 from starter.referrals import Referrals
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
-from workflows.models import OverrideDecision, Stage
+from starter.workflow_client import NoSuchWorkflow
+from workflows.models import OverrideDecision, ReferralState, Stage
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -84,6 +86,18 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
 
 
+@router.post("/referrals/{reference}/decisions/{name}")
+async def decide_on_referral(request: Request, board: Board, reference: str, name: str, caller: SignedIn,
+                             fields: PostedForm) -> Response:
+    """One of the referral's decision forms (pages/decisions.py), sent as the API sends the same decision."""
+
+    async def page(status: int, **context: Any) -> Response:
+        return await referral_page(request, board, reference, caller, status=status, **context)
+
+    return await decide(caller, fields, REFERRAL_FORMS, name, board.referrals, reference, page,
+                        f"{PREFIX}/referrals/{reference}")
+
+
 async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
     if caller.actor.role not in CASE_READERS:
         return board.forbidden(request, caller, "referrals")
@@ -92,6 +106,9 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         return board.page(request, "referral.html", caller, status=404, referral=None)
     await board.access_log.record(caller.actor, "dashboard", "read_referral", reference=reference)
     now = await board.clock()
+    # The forms follow the workflow's own stage, which the read model reaches a moment later.
+    state = await open_state(board, reference) if row["closed_at"] is None else None
+    done = request.query_params.get("done")
     facts, spans, attendees, agreed, raised = (
         [f for f in await board.oversight.timeline(reference) if visible_to(caller.actor.role, f.kind)],
         await board.oversight.stage_spans(reference),
@@ -117,8 +134,19 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         actions=[dict(a) | {"left": time_left(a["deadline"], now) if a["completed_at"] is None else None}
                  for a in agreed],
         escalations=raised,
+        state=state,
+        forms=referral_forms(caller, state.stage, state.conference_at is not None) if state else [],
+        done=REFERRAL_FORMS[done].done if done in REFERRAL_FORMS else None,
         **context,
     )
+
+
+async def open_state(board: Board, reference: str) -> ReferralState | None:
+    """The open referral's state from its workflow, or None once it has finished and gone."""
+    try:
+        return await board.referrals.state(reference)
+    except NoSuchWorkflow:
+        return None
 
 
 def override_pending(facts: list[RecordedEvent]) -> bool:

@@ -1,0 +1,163 @@
+"""Decisions in the browser: a form per decision on a referral or an agreed action, built and sent as the API's are.
+
+Each form's fields are the decision's request model (starter/decisions.py, the API's too), its actor the signed-in
+caller; the decision goes as one workflow update under the form's idempotency key through the board's Temporal
+client, which signs it (runtime/proofs.py) as it signs the API's. A refused field comes back beside its field, a
+workflow's refusal above the form; a form sent twice is applied once. A referral's forms are on its page
+(pages/referrals.py); an agreed action has its own page, here, where its owner's agency completes it and a screener
+or supervisor reassigns it.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from auth.tokens import Caller
+from dashboard.board import PREFIX, Board, PostedForm, SignedIn, decision_key, log, refusal
+from dashboard.forms import Submitted, nested
+from starter.actions import AgreedActions
+from starter.decisions import DecisionInvalid, build_decision, named_field
+from starter.workflow_client import NoSuchWorkflow, WorkflowClient
+from workflows.authority import (
+    CASE_DECIDERS,
+    COMPLETERS_OF_OWN_AGENCY,
+    REASSIGNERS,
+    REVIEWERS,
+    SCREENERS,
+)
+from workflows.models import (
+    ActionCompletion,
+    ActionReassignment,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Decision,
+    RiskRegrade,
+    Role,
+    Screening,
+    Stage,
+    StrategyDiscussion,
+    SupervisorReview,
+)
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class DecisionForm:
+    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did."""
+
+    name: str
+    decision: type[Decision]
+    roles: frozenset[Role]
+    done: str
+
+
+# The forms of a referral, each offered while the referral is at one of `REFERRAL_STAGES[name]`.
+REFERRAL_FORMS = {form.name: form for form in (
+    DecisionForm("review", SupervisorReview, REVIEWERS, "Review recorded"),
+    DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
+    DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
+    DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
+    DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
+    DecisionForm("risk", RiskRegrade, CASE_DECIDERS, "Risk regraded"),
+    DecisionForm("close", Closure, CASE_DECIDERS, "Referral closed"),
+)}
+OPEN = frozenset(Stage) - {Stage.CLOSED}
+REFERRAL_STAGES = {
+    "review": {Stage.SUPERVISOR_REVIEW},
+    "screening": {Stage.SCREENING},
+    "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
+    "conference": {Stage.CONFERENCE},
+    "conference-outcome": {Stage.CONFERENCE},
+    "risk": OPEN,
+    "close": OPEN,
+}
+ACTION_FORMS = {form.name: form for form in (
+    DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
+    DecisionForm("reassignment", ActionReassignment, REASSIGNERS, "Action reassigned"),
+)}
+
+
+def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | None = None) -> list[str]:
+    """The forms the caller's role is offered (of `names`, when given); the workflow still decides."""
+    return [name for name, form in forms.items() if caller.actor.role in form.roles and (names is None or name in names)]
+
+
+def referral_forms(caller: Caller, stage: Stage, conference_booked: bool) -> list[str]:
+    """The referral's forms for its stage: a conference is booked first, then its outcome recorded."""
+    names = {name for name, stages in REFERRAL_STAGES.items() if stage in stages}
+    names.discard("conference" if conference_booked else "conference-outcome")
+    return offered(REFERRAL_FORMS, caller, names)
+
+
+Page = Callable[..., Awaitable[Response]]
+
+
+async def decide(
+    caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str, workflows: WorkflowClient[Any],
+    workflow_id: str, page: Page, done: str,
+) -> Response:
+    """Build form `name`'s decision as the API builds a body's, send it under the form's key, and show the outcome:
+    back to `done` once recorded, or `page` again with what was refused beside its field."""
+    form = forms.get(name)
+    if form is None or not workflows.matches(workflow_id):
+        return await page(status=404, problem="no such form here")
+    key = decision_key(fields.get("idempotency_key"))
+    if caller.actor.role not in form.roles:
+        names = ", ".join(sorted(role.value for role in form.roles))
+        return await page(status=403, problem=f"actor.role: a {caller.actor.role.value} may not do this (allowed: {names})")
+    try:
+        decision = build_decision(form.decision, nested(fields), caller.actor)
+    except DecisionInvalid as invalid:
+        # Nothing was sent: the same key stays with the corrected form.
+        return await page(status=422, submitted=Submitted.refused(form.name, fields, invalid.errors, key))
+    refused = await refusal(workflows.decide(workflow_id, decision, key))
+    if refused is not None:
+        status, problem = refused
+        loc, why = named_field(problem)
+        # Unconfirmed (504): the same key learns the first attempt's fate; a refused decision was applied to nothing,
+        # so the form, corrected, goes again as a new decision.
+        again = Submitted.refused(form.name, fields, [{"loc": loc, "msg": why}], key if status == 504 else None)
+        return await page(status=status, submitted=again)
+    log.info("dashboard_decision", decision=form.decision.__name__, workflow_id=workflow_id, actor=caller.actor.id)
+    return RedirectResponse(f"{done}?done={form.name}", status_code=303)
+
+
+@router.get("/actions/{action_id}", response_class=HTMLResponse)
+async def action(request: Request, board: Board, action_id: str, caller: SignedIn) -> Response:
+    return await action_page(request, board, action_id, caller)
+
+
+@router.post("/actions/{action_id}/decisions/{name}")
+async def decide_on_action(request: Request, board: Board, action_id: str, name: str, caller: SignedIn,
+                           fields: PostedForm) -> Response:
+    async def page(status: int, **context: Any) -> Response:
+        return await action_page(request, board, action_id, caller, status=status, **context)
+
+    return await decide(caller, fields, ACTION_FORMS, name, AgreedActions(board.client, board.decision_timeout),
+                        action_id, page, f"{PREFIX}/actions/{action_id}")
+
+
+async def action_page(request: Request, board: Board, action_id: str, caller: Caller, status: int = 200,
+                      **context: Any) -> Response:
+    """One agreed action: what, whose, by when, and the forms its viewer may use. A partner sees their agency's only."""
+    try:
+        state = await AgreedActions(board.client, board.decision_timeout).state(action_id)
+    except NoSuchWorkflow:
+        state = None
+    partner_elsewhere = state is not None and caller.actor.role is Role.PARTNER and state.owner.agency != caller.actor.agency
+    if state is None or partner_elsewhere:
+        return board.page(request, "action.html", caller, status=404, action=None)
+    await board.access_log.record(caller.actor, "dashboard", "read_action", reference=state.reference)
+    return board.page(
+        request, "action.html", caller, status=status, action=state,
+        forms=offered(ACTION_FORMS, caller) if state.completed_at is None else [],
+        done=ACTION_FORMS[request.query_params["done"]].done if request.query_params.get("done") in ACTION_FORMS else None,
+        **context,
+    )
