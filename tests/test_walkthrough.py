@@ -153,11 +153,17 @@ async def test_one_referral_from_vist_to_closure_through_the_dashboard_alone(
     async with serving(dashboard_app, free_port()) as base:
         context = await browser_as.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
         page = await context.new_page()
+        # The pages' content security policy must refuse nothing they draw themselves.
+        refusals: list[str] = []
+        page.on("console", lambda message: refusals.append(message.text)
+                if "Content Security Policy" in message.text else None)
         walk = Walk(page, HANDS[run](page), base, tokens, run)
         hands = walk.hands
 
         # The officer submits a VIST about a domestic-abuse incident two hours ago, first without the child's voice.
         await walk.sign_in("officer", "/vist")
+        # The style block runs by its nonce: the header is drawn in the dashboard's blue.
+        assert await page.locator("header").evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(29, 78, 137)"
         await hands.choose("#vist-incident-type", "domestic abuse")
         await hands.write("#vist-incident-occurred_at", written(now - timedelta(hours=2)))
         await hands.write("#vist-incident-location", "1 Synthetic Row, Testtown")
@@ -276,6 +282,7 @@ async def test_one_referral_from_vist_to_closure_through_the_dashboard_alone(
         assert "no child protection plan" in await eventually(summary, lambda lead: "closed" in lead)
         await walk.snap("the-referral-closed")
         await context.close()
+    assert refusals == []
 
     # Every decision is the workflow's, under the person who made it, signed as the API's are.
     deciders = await eventually(
