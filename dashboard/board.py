@@ -40,6 +40,7 @@ from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, SUBMITTERS
 from dashboard.forms import field_id, field_label
+from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, SafeAndWell, TracingActivity
 from workflows.models import (
     CASE_PATTERN,
     AdultRole,
@@ -47,6 +48,7 @@ from workflows.models import (
     ChildDecision,
     CloseReason,
     IncidentType,
+    MissingGrade,
     NamedRole,
     PoliceAttendance,
     RiskGrade,
@@ -255,7 +257,7 @@ def page_templates() -> Jinja2Templates:
 
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
-           AdultRole)
+           AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from schemathesis import GenerationMode
 
 from api.app import create_app
 from dashboard.routes import PAGES
+from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
@@ -142,7 +143,7 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
 
 
 # A path parameter no live referral gives: an ID of the right shape that names nothing.
-WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening"}
+WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening", "episode_id": MissingEpisodes.example_id}
 # What a dashboard form or link may carry: its fields, drawn as any text.
 DASHBOARD_FIELDS = [
     "token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged", "done", "approved",
@@ -166,6 +167,7 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
 
 async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
     live = await live_referral(api, auth, time_env, pool, 902)
+    live["workflow_id"] = live["reference"]  # the case a decision form is sent on
     sent, server_errors = 0, []
     browsers = {role: await sign_in(api, tokens[user]) for role, user in ROLES.items() if user}
     # The pages the app serves, listed from each page's own router.

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from starter.synthetic import approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import advance_to, eventually, sign_in, start_referral
+from tests.helpers import advance_to, eventually, sign_in, start_episode, start_referral
 from workflows.action import AgreedActionWorkflow
+from workflows.missing import MissingEpisodeWorkflow
+from workflows.missing_models import EpisodePhase, InterviewOutcome
 from workflows.models import ScreeningOutcome, Stage
 from workflows.referral import ReferralWorkflow
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def written(moment) -> str:
+    """A time as a person writes it in a form: London day/month/year and 24-hour time."""
+    return moment.astimezone(LONDON).strftime("%d/%m/%Y %H:%M")
 
 
 def form_key(page: str, form: str) -> str:
@@ -134,7 +144,7 @@ async def test_a_workflows_refusal_comes_back_beside_the_field_it_names(
     path = f"/dashboard/referrals/{handle.id}"
     page = (await api.get(path, headers=screener.headers)).text
     assert 'data-form="conference"' in page and 'data-form="conference-outcome"' not in page
-    yesterday = (now - timedelta(days=1)).strftime("%d/%m/%Y %H:%M")
+    yesterday = written(now - timedelta(days=1))
     refused = await api.post(f"{path}/decisions/conference", headers=screener.headers, data=screener.form(
         idempotency_key=form_key(page, "conference"), conference_at=yesterday, police_attendance="attend"))
     assert refused.status_code == 409
@@ -164,7 +174,7 @@ async def test_an_agreed_actions_page_offers_its_owner_completion_and_a_screener
 
     screener = await sign_in(api, tokens["screener"])
     page = (await api.get(f"/dashboard/actions/{social_care}", headers=screener.headers)).text
-    later = (now + timedelta(days=9)).strftime("%d/%m/%Y %H:%M")
+    later = written(now + timedelta(days=9))
     moved = await api.post(f"/dashboard/actions/{social_care}/decisions/reassignment", headers=screener.headers,
                            data=screener.form(idempotency_key=form_key(page, "reassignment"),
                                               **{"owner.agency": "health", "owner.owner": "Health Visitor Synthetic"},
@@ -173,3 +183,42 @@ async def test_an_agreed_actions_page_offers_its_owner_completion_and_a_screener
     action = await time_env.client.get_workflow_handle(social_care).query(AgreedActionWorkflow.state)
     assert action.owner.agency.value == "health" and action.reassignments == 1
     await advance_to(time_env, now + timedelta(minutes=1))
+
+
+async def test_a_missing_episode_is_traced_found_and_its_interview_recorded_in_the_browser(
+    api, tokens, time_env, time_queue, sla_policy
+):
+    _, handle = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:episode-forms")
+    path = f"/dashboard/missing/{handle.id}"
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    assert {'data-form="tracing"', 'data-form="found"', 'data-form="review"'} <= set(re.findall(r'data-form="[a-z-]+"', page))
+    assert 'data-form="return-home-interview"' not in page
+    traced = await api.post(f"{path}/decisions/tracing", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "tracing"), activity="cctv_reviewed", note="Synthetic: CCTV at the station."))
+    assert traced.status_code == 303
+    now = await time_env.get_current_time()
+    found = {"found_at": written(now), "where": "relative_or_friend", "how": "found_by_police",
+             "safe_and_well": "safe_and_well", "safe_and_well_at": written(now - timedelta(hours=1)),
+             "interviewer.agency": "childrens_social_care", "interviewer.owner": "Social Worker Synthetic"}
+    # The model's own rule, beside its field: the safe-and-well check cannot come before the finding.
+    refused = await api.post(f"{path}/decisions/found", headers=sergeant.headers,
+                             data=sergeant.form(idempotency_key=form_key(page, "found"), **found))
+    assert refused.status_code == 422 and 'id="found-safe_and_well_at-error"' in refused.text
+    assert (await handle.query(MissingEpisodeWorkflow.state)).phase is EpisodePhase.MISSING
+    found |= {"safe_and_well_at": written(now), "interviewer.supervisor": "Team Manager Synthetic"}
+    done = await api.post(f"{path}/decisions/found", headers=sergeant.headers,
+                          data=sergeant.form(idempotency_key=form_key(refused.text, "found"), **found))
+    assert done.status_code == 303
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert state.phase is EpisodePhase.RETURNED and state.last_tracing_at is not None
+
+    screener = await sign_in(api, tokens["screener"])
+    page = (await api.get(path, headers=screener.headers)).text
+    assert re.findall(r'data-form="[a-z-]+"', page) == ['data-form="return-home-interview"']
+    held = await api.post(f"{path}/decisions/return-home-interview", headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(page, "return-home-interview"), outcome="done", held_at=written(now),
+        intelligence_for_police="Synthetic: stayed with a friend."))
+    assert held.status_code == 303
+    state = await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.interview_outcome)
+    assert state.interview_outcome is InterviewOutcome.DONE

@@ -26,9 +26,23 @@ from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import (
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
+    EPISODE_REVIEWERS,
+    FINDERS,
+    INTERVIEW_RECORDERS,
     REASSIGNERS,
     REVIEWERS,
     SCREENERS,
+    TRACERS,
+)
+from workflows.missing_models import (
+    EpisodePhase,
+    EpisodeRegrade,
+    EpisodeReview,
+    EpisodeState,
+    Found,
+    LowGradeDecision,
+    ReturnHomeInterview,
+    TracingRecord,
 )
 from workflows.models import (
     ActionCompletion,
@@ -78,6 +92,19 @@ REFERRAL_STAGES = {
     "risk": OPEN,
     "close": OPEN,
 }
+# A missing episode's forms: while the child is missing, then the return-home interview once found.
+EPISODE_FORMS = {form.name: form for form in (
+    DecisionForm("low-grade", LowGradeDecision, EPISODE_REVIEWERS, "Low grade decided"),
+    DecisionForm("tracing", TracingRecord, TRACERS, "Tracing recorded"),
+    DecisionForm("review", EpisodeReview, EPISODE_REVIEWERS, "Review recorded"),
+    DecisionForm("grade", EpisodeRegrade, EPISODE_REVIEWERS, "Grade changed"),
+    DecisionForm("found", Found, FINDERS, "Found recorded"),
+    DecisionForm("return-home-interview", ReturnHomeInterview, INTERVIEW_RECORDERS, "Return-home interview recorded"),
+)}
+EPISODE_PHASES = {
+    EpisodePhase.MISSING: {"tracing", "review", "grade", "found"},
+    EpisodePhase.RETURNED: {"return-home-interview"},
+}
 ACTION_FORMS = {form.name: form for form in (
     DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
     DecisionForm("reassignment", ActionReassignment, REASSIGNERS, "Action reassigned"),
@@ -96,7 +123,17 @@ def referral_forms(caller: Caller, stage: Stage, conference_booked: bool) -> lis
     return offered(REFERRAL_FORMS, caller, names)
 
 
+def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
+    """The episode's forms for its phase; a low grade waiting on a supervisor's decision first."""
+    names = set(EPISODE_PHASES.get(state.phase, set()))
+    if state.low_grade_pending:
+        names.add("low-grade")
+    return offered(EPISODE_FORMS, caller, names)
+
+
 Page = Callable[..., Awaitable[Response]]
+# A case's page drawn again with a refusal: (request, board, workflow ID, caller, status=..., **context).
+PageOf = Callable[..., Awaitable[Response]]
 
 
 async def decide(
@@ -129,19 +166,28 @@ async def decide(
     return RedirectResponse(f"{done}?done={form.name}", status_code=303)
 
 
+def add_decision_forms(
+    router: APIRouter, collection: str, forms: dict[str, DecisionForm],
+    workflows: Callable[[Board], WorkflowClient[Any]], page_of: PageOf,
+) -> None:
+    """`POST /dashboard/{collection}/{workflow_id}/decisions/{name}`: each of `forms`, sent by `decide`, its refusals
+    shown on the case's page as `page_of` draws it."""
+
+    async def decide_by_form(request: Request, board: Board, workflow_id: str, name: str, caller: SignedIn,
+                             fields: PostedForm) -> Response:
+        async def page(status: int, **context: Any) -> Response:
+            return await page_of(request, board, workflow_id, caller, status=status, **context)
+
+        return await decide(caller, fields, forms, name, workflows(board), workflow_id, page,
+                            f"{PREFIX}/{collection}/{workflow_id}")
+
+    router.add_api_route(f"/{collection}/{{workflow_id}}/decisions/{{name}}", decide_by_form, methods=["POST"],
+                         name=f"decide_on_{collection}")
+
+
 @router.get("/actions/{action_id}", response_class=HTMLResponse)
 async def action(request: Request, board: Board, action_id: str, caller: SignedIn) -> Response:
     return await action_page(request, board, action_id, caller)
-
-
-@router.post("/actions/{action_id}/decisions/{name}")
-async def decide_on_action(request: Request, board: Board, action_id: str, name: str, caller: SignedIn,
-                           fields: PostedForm) -> Response:
-    async def page(status: int, **context: Any) -> Response:
-        return await action_page(request, board, action_id, caller, status=status, **context)
-
-    return await decide(caller, fields, ACTION_FORMS, name, AgreedActions(board.client, board.decision_timeout),
-                        action_id, page, f"{PREFIX}/actions/{action_id}")
 
 
 async def action_page(request: Request, board: Board, action_id: str, caller: Caller, status: int = 200,
@@ -161,3 +207,7 @@ async def action_page(request: Request, board: Board, action_id: str, caller: Ca
         done=ACTION_FORMS[request.query_params["done"]].done if request.query_params.get("done") in ACTION_FORMS else None,
         **context,
     )
+
+
+add_decision_forms(router, "actions", ACTION_FORMS, lambda board: AgreedActions(board.client, board.decision_timeout),
+                   action_page)

@@ -28,7 +28,7 @@ from dashboard.board import (
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
-from dashboard.pages.decisions import REFERRAL_FORMS, decide, referral_forms
+from dashboard.pages.decisions import REFERRAL_FORMS, add_decision_forms, referral_forms
 from starter.referrals import Referrals
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
@@ -84,18 +84,6 @@ async def decide_override(request: Request, board: Board, reference: str, caller
                                    override_key=key)
     log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
     return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
-
-
-@router.post("/referrals/{reference}/decisions/{name}")
-async def decide_on_referral(request: Request, board: Board, reference: str, name: str, caller: SignedIn,
-                             fields: PostedForm) -> Response:
-    """One of the referral's decision forms (pages/decisions.py), sent as the API sends the same decision."""
-
-    async def page(status: int, **context: Any) -> Response:
-        return await referral_page(request, board, reference, caller, status=status, **context)
-
-    return await decide(caller, fields, REFERRAL_FORMS, name, board.referrals, reference, page,
-                        f"{PREFIX}/referrals/{reference}")
 
 
 async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
@@ -198,3 +186,6 @@ def referral_timeline(
     closed = spans[-1]["stage"] == Stage.CLOSED.value
     end = max([spans[-1]["entered_at"] if closed else now] + [m.at for m in marks]).astimezone(LONDON)
     return timeline(bands, marks, start, end + (end - start) * 0.02)
+
+
+add_decision_forms(router, "referrals", REFERRAL_FORMS, lambda board: board.referrals, referral_page)
