@@ -41,6 +41,7 @@ from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuc
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, SUBMITTERS
 from dashboard.forms import field_id, field_label
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, SafeAndWell, TracingActivity
+from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
     AdultRole,
@@ -257,7 +258,7 @@ def page_templates() -> Jinja2Templates:
 
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
-           AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome)
+           AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:

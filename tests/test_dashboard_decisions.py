@@ -9,11 +9,14 @@ from zoneinfo import ZoneInfo
 
 from starter.synthetic import approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import advance_to, eventually, sign_in, start_episode, start_referral
+from tests.helpers import advance_to, eventually, next_local, sign_in, start_episode, start_referral
+from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome
-from workflows.models import ScreeningOutcome, Stage
+from workflows.models import RiskGrade, ScreeningOutcome, Stage
+from workflows.triage import DailyTriageWorkflow
+from workflows.triage_models import TriageOutcome
 from workflows.referral import ReferralWorkflow
 
 LONDON = ZoneInfo("Europe/London")
@@ -222,3 +225,35 @@ async def test_a_missing_episode_is_traced_found_and_its_interview_recorded_in_t
     assert held.status_code == 303
     state = await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.interview_outcome)
     assert state.interview_outcome is InterviewOutcome.DONE
+
+
+async def test_a_days_triage_decides_on_a_listed_referral_from_the_referrals_page(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    thursday = (await next_local(time_env, weekday=3, hour=9, after_days=3, avoiding=sla_policy.bank_holidays)).date()
+    reference = await referral_at(time_env, time_queue, sla_policy, at(thursday - timedelta(days=1), 10), 1806,
+                                  risk=RiskGrade.STANDARD)
+    await listed_in_read_model(pool, reference)
+    triage = await open_triage(time_env, time_queue, sla_policy, at(thursday, 7, 30))
+    path = f"/dashboard/referrals/{reference}"
+    screener = await sign_in(api, tokens["screener"])
+    page = await eventually(lambda: api.get(path, headers=screener.headers),
+                            lambda r: 'data-form="triage"' in r.text)
+    action = f"{path}/triage/{triage.triage_id}"
+    assert f'action="{action}"' in page.text
+    # An officer reads the page but is offered no triage form, and is refused one sent anyway.
+    officer = await sign_in(api, tokens["officer"])
+    assert 'data-form="triage"' not in (await api.get(path, headers=officer.headers)).text
+    assert (await api.post(action, headers=officer.headers,
+                           data=officer.form(outcome="joint_visit", rationale="Synthetic."))).status_code == 403
+
+    refused = await api.post(action, headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(page.text, "triage"), outcome="joint_visit"))
+    assert refused.status_code == 422 and 'id="triage-rationale-error"' in refused.text
+    decided = await api.post(action, headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(refused.text, "triage"), outcome="joint_visit", rationale="Synthetic: two callouts."))
+    assert decided.status_code == 303 and decided.headers["location"] == f"{path}?done=triage"
+    handle = time_env.client.get_workflow_handle(triage.triage_id)
+    item = next(i for i in (await handle.query(DailyTriageWorkflow.state)).items if i.reference == reference)
+    assert (item.outcome, item.decided_by) == (TriageOutcome.JOINT_VISIT, "CRU-3001")
+    await eventually(lambda: api.get(path, headers=screener.headers), lambda r: 'data-form="triage"' not in r.text)

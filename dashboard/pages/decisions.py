@@ -33,6 +33,7 @@ from workflows.authority import (
     REVIEWERS,
     SCREENERS,
     TRACERS,
+    TRIAGE_DECIDERS,
 )
 from workflows.missing_models import (
     EpisodePhase,
@@ -44,6 +45,7 @@ from workflows.missing_models import (
     ReturnHomeInterview,
     TracingRecord,
 )
+from workflows.triage_models import TriageDecision
 from workflows.models import (
     ActionCompletion,
     ActionReassignment,
@@ -92,6 +94,8 @@ REFERRAL_STAGES = {
     "risk": OPEN,
     "close": OPEN,
 }
+# The daily triage's decision on a listed referral, taken on the referral's page.
+TRIAGE_FORMS = {"triage": DecisionForm("triage", TriageDecision, TRIAGE_DECIDERS, "Triage decision recorded")}
 # A missing episode's forms: while the child is missing, then the return-home interview once found.
 EPISODE_FORMS = {form.name: form for form in (
     DecisionForm("low-grade", LowGradeDecision, EPISODE_REVIEWERS, "Low grade decided"),
