@@ -327,7 +327,11 @@ Board = Annotated[Dashboard, Depends(the_board)]
 async def signed_in(request: Request, board: Board) -> Caller:
     session = await board.session(request)
     if session is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # Back to the page after signing in; a form's post has no page of its own, so its sender starts at home.
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            target = f"{PREFIX}/"
         raise HTTPException(303, "sign in first", headers={"Location": f"{PREFIX}/login?next={quote(target)}"})
     return session.caller
 

@@ -26,6 +26,7 @@ from api.app import create_app
 from dashboard.routes import PAGES
 from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
+from starter.triage import Triages
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import sign_in
@@ -143,7 +144,8 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
 
 
 # A path parameter no live referral gives: an ID of the right shape that names nothing.
-WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening", "episode_id": MissingEpisodes.example_id}
+WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening", "episode_id": MissingEpisodes.example_id,
+               "triage_id": Triages.example_id}
 # What a dashboard form or link may carry: its fields, drawn as any text.
 DASHBOARD_FIELDS = [
     "token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged", "done", "approved",

@@ -119,8 +119,8 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
     state = await open_state(board, reference) if row["closed_at"] is None else None
     done = request.query_params.get("done")
     triaged = await board.panels.triage_decisions(reference)
-    # A triage that listed it and has not decided yet: its decision is taken here.
-    waiting = [t for t in triaged if t["decided_at"] is None] if offered(TRIAGE_FORMS, caller) else []
+    # The latest triage that listed it and has not decided yet: its decision is taken here.
+    waiting = [t for t in triaged if t["decided_at"] is None][:1] if offered(TRIAGE_FORMS, caller) else []
     facts, spans, attendees, agreed, raised = (
         [f for f in await board.oversight.timeline(reference) if visible_to(caller.actor.role, f.kind)],
         await board.oversight.stage_spans(reference),
