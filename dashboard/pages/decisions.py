@@ -29,6 +29,7 @@ from workflows.authority import (
     EPISODE_REVIEWERS,
     FINDERS,
     INTERVIEW_RECORDERS,
+    OVERRIDE_REQUESTERS,
     REASSIGNERS,
     REVIEWERS,
     SCREENERS,
@@ -53,6 +54,8 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
+    OverrideRequest,
+    ReferralState,
     RiskRegrade,
     Role,
     Screening,
@@ -78,6 +81,7 @@ class DecisionForm:
 REFERRAL_FORMS = {form.name: form for form in (
     DecisionForm("review", SupervisorReview, REVIEWERS, "Review recorded"),
     DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
+    DecisionForm("override-request", OverrideRequest, OVERRIDE_REQUESTERS, "Override asked for"),
     DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
     DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
     DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
@@ -88,6 +92,7 @@ OPEN = frozenset(Stage) - {Stage.CLOSED}
 REFERRAL_STAGES = {
     "review": {Stage.SUPERVISOR_REVIEW},
     "screening": {Stage.SCREENING},
+    "override-request": {Stage.SCREENING},
     "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
     "conference": {Stage.CONFERENCE},
     "conference-outcome": {Stage.CONFERENCE},
@@ -120,10 +125,15 @@ def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | No
     return [name for name, form in forms.items() if caller.actor.role in form.roles and (names is None or name in names)]
 
 
-def referral_forms(caller: Caller, stage: Stage, conference_booked: bool) -> list[str]:
-    """The referral's forms for its stage: a conference is booked first, then its outcome recorded."""
-    names = {name for name, stages in REFERRAL_STAGES.items() if stage in stages}
-    names.discard("conference" if conference_booked else "conference-outcome")
+def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
+    """The referral's forms for its stage: a conference is booked first, then its outcome recorded; a supervisor's
+    override is asked for only where screening found it needed and none is granted or waiting."""
+    names = {name for name, stages in REFERRAL_STAGES.items() if state.stage in stages}
+    names.discard("conference" if state.conference_at is not None else "conference-outcome")
+    asked = state.repeat_referral_override
+    if state.screening_view is None or state.screening_view.override_needed is None or (
+            asked is not None and asked.granted is not False):
+        names.discard("override-request")
     return offered(REFERRAL_FORMS, caller, names)
 
 

@@ -148,7 +148,7 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
                  for a in agreed],
         escalations=raised,
         state=state,
-        forms=referral_forms(caller, state.stage, state.conference_at is not None) if state else [],
+        forms=referral_forms(caller, state) if state else [],
         done=(REFERRAL_FORMS | TRIAGE_FORMS)[done].done if done in REFERRAL_FORMS | TRIAGE_FORMS else None,
         **context,
     )
