@@ -37,6 +37,41 @@ class Settings(BaseSettings):
     )
     database_pool_min_size: int = Field(default=1, ge=0)
     database_pool_max_size: int = Field(default=10, ge=1)
+    migrate_at_start: bool = Field(
+        default=True,
+        description="the worker applies pending migrations before it polls; false where a migration job does it "
+        "(the worker's database role then needs no DDL rights)",
+    )
+
+    # How much one worker process takes on at once (docs/operations.md, "Sizing"); the SDK's defaults.
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100, ge=2, description="workflow tasks one worker runs at once"
+    )
+    worker_max_concurrent_activities: int = Field(default=100, ge=1, description="activities one worker runs at once")
+    worker_max_concurrent_local_activities: int = Field(
+        default=100, ge=1, description="local activities one worker runs at once"
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="the sticky cache: workflows kept in memory between their tasks (memory grows with it, "
+        "not with the open referrals)",
+    )
+    worker_workflow_task_pollers: int = Field(
+        default=5, ge=2, description="concurrent polls of the task queue for workflow tasks (the most, when autoscaling)"
+    )
+    worker_activity_task_pollers: int = Field(
+        default=5, ge=1, description="concurrent polls of the task queue for activities (the most, when autoscaling)"
+    )
+    worker_poller_autoscaling: bool = Field(
+        default=False, description="let the SDK scale the pollers between 1 and their maximum with the backlog"
+    )
+    worker_graceful_shutdown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="on SIGTERM, how long in-flight activities may finish; the orchestrator's stop timeout must exceed it",
+    )
 
     data_dir: Path = Field(default=Path(".data"), description="where the embedded stack keeps its data")
     temporal_dev_port: int = Field(default=7233, ge=1, le=65535)

@@ -1,0 +1,117 @@
+"""The worker's tuning and the migration job, from the environment to the Worker and the database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from pydantic import SecretStr, ValidationError
+from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum
+
+from readmodel.__main__ import migrate
+from readmodel.database import discover_migrations
+from runtime.settings import Settings
+from starter.synthetic import approval
+from tests.helpers import start_referral
+from worker import build_worker
+from workflows.models import Stage
+from workflows.referral import ReferralWorkflow
+
+TUNED = {
+    "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "40",
+    "WORKER_MAX_CONCURRENT_ACTIVITIES": "25",
+    "WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES": "7",
+    "WORKER_MAX_CACHED_WORKFLOWS": "250",
+    "WORKER_WORKFLOW_TASK_POLLERS": "3",
+    "WORKER_ACTIVITY_TASK_POLLERS": "2",
+    "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "12.5",
+}
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, base: Settings, environment: dict[str, str]) -> Settings:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return Settings(
+        _env_file=None,
+        encryption_keys=base.encryption_keys,
+        decision_keys=base.decision_keys,
+        plan_id_secret=base.plan_id_secret,
+    )
+
+
+async def test_the_tuning_settings_reach_the_worker(time_env, pool, settings, monkeypatch):
+    tuned = settings_from(monkeypatch, settings, TUNED)
+    config = build_worker(time_env.client, pool, tuned, task_queue="tuning-fixed").config()
+    assert config["max_concurrent_workflow_tasks"] == 40
+    assert config["max_concurrent_activities"] == 25
+    assert config["max_concurrent_local_activities"] == 7
+    assert config["max_cached_workflows"] == 250
+    assert config["workflow_task_poller_behavior"] == PollerBehaviorSimpleMaximum(maximum=3)
+    assert config["activity_task_poller_behavior"] == PollerBehaviorSimpleMaximum(maximum=2)
+    assert config["graceful_shutdown_timeout"] == timedelta(seconds=12.5)
+
+
+async def test_autoscaling_pollers_are_bounded_by_the_same_maximum(time_env, pool, settings, monkeypatch):
+    tuned = settings_from(monkeypatch, settings, {**TUNED, "WORKER_POLLER_AUTOSCALING": "true"})
+    config = build_worker(time_env.client, pool, tuned, task_queue="tuning-autoscaling").config()
+    assert config["workflow_task_poller_behavior"] == PollerBehaviorAutoscaling(maximum=3, initial=3)
+    assert config["activity_task_poller_behavior"] == PollerBehaviorAutoscaling(maximum=2, initial=2)
+
+
+async def test_a_tuned_worker_carries_a_referral_decision(time_env, pool, settings, sla_policy, monkeypatch, task_queue):
+    """The core accepts the tuned worker, autoscaling pollers and all: it polls, decides and records."""
+    tuned = settings_from(monkeypatch, settings, {**TUNED, "WORKER_POLLER_AUTOSCALING": "true"})
+    async with build_worker(time_env.client, pool, tuned, task_queue=task_queue):
+        _, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=151)
+        state = await handle.execute_update(ReferralWorkflow.review, approval())
+        assert state.stage is Stage.SCREENING
+
+
+def test_the_defaults_are_the_sdks(settings):
+    assert settings.worker_max_concurrent_workflow_tasks == 100
+    assert settings.worker_max_cached_workflows == 1000
+    assert settings.worker_workflow_task_pollers == 5
+    assert settings.worker_graceful_shutdown_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WORKER_WORKFLOW_TASK_POLLERS", "1"),  # the sticky queue and the normal queue need one each
+        ("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", "1"),
+        ("WORKER_MAX_CACHED_WORKFLOWS", "-1"),
+        ("WORKER_GRACEFUL_SHUTDOWN_SECONDS", "0"),
+    ],
+)
+def test_a_tuning_out_of_range_is_refused_naming_the_setting(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert name.lower() in str(refused.value)
+
+
+async def test_the_migration_job_brings_a_new_database_up_to_date_once(postgres_dsn, pool):
+    database = f"migrate_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f'CREATE DATABASE "{database}"')
+    try:
+        target = urlsplit(postgres_dsn)._replace(path=f"/{database}").geturl()
+        job = Settings(_env_file=None, database_url=SecretStr(target))
+        expected = [migration.version for migration in discover_migrations()]
+        assert await migrate(job) == expected
+        assert await migrate(job) == []  # a second run (or a worker after it) applies nothing
+        connection = await asyncpg.connect(target)
+        try:
+            recorded = [row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+        finally:
+            await connection.close()
+        assert recorded == expected
+    finally:
+        await pool.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+async def test_the_migration_job_needs_a_database():
+    with pytest.raises(SystemExit, match="DATABASE_URL"):
+        await migrate(Settings(_env_file=None))
