@@ -175,6 +175,8 @@ def test_the_entrypoint_runs_the_role_it_is_given_and_refuses_any_other(tmp_path
     # Each role reaches its own module, which says what it lacks.
     migrate = entrypoint("migrate", DATA_DIR=str(tmp_path))
     assert migrate.returncode == 1 and "python -m readmodel needs DATABASE_URL" in migrate.stderr
+    schedules = entrypoint("schedules", DATA_DIR=str(tmp_path))
+    assert schedules.returncode == 1 and "python -m starter.schedules needs TEMPORAL_ADDRESS" in schedules.stderr
     worker = entrypoint("worker", DATA_DIR=str(tmp_path))
     assert worker.returncode == 1 and "worker.py needs TEMPORAL_ADDRESS and DATABASE_URL" in worker.stderr
     keys = entrypoint("keys", "new", str(tmp_path / "encryption_keys"))
@@ -211,7 +213,7 @@ def engine_services(stack: dict) -> dict[str, dict]:
 
 def test_the_compose_stack_runs_every_role_from_the_one_image():
     services = engine_services(compose())
-    assert {service["command"][0] for service in services.values()} == {"migrate", "worker", "api", "codec-server"}
+    assert {service["command"][0] for service in services.values()} == {"migrate", "schedules", "worker", "api", "codec-server"}
     assert {service["command"][0] for service in services.values()} <= entrypoint_roles()
     assert {service["image"] for service in services.values()} == {"${REFERRALS_IMAGE:-referrals:latest}"}
     for name, service in services.items():
@@ -439,5 +441,15 @@ def test_the_chart_values_keep_temporal_on_postgresql_behind_mtls():
         assert store["sql"]["existingSecret"]
     assert server["tls"]["frontend"]["requireClientAuth"] is True
     [namespace] = server["config"]["namespaces"]["namespace"]
-    assert namespace["name"] == Settings.model_fields["temporal_namespace"].default or namespace["name"] == "referrals"
-    assert namespace["retention"] == f"{Settings.model_fields['retention_days'].default}d"
+    assert namespace["name"] == "referrals"
+    assert retention_days(namespace["retention"]) > Settings.model_fields["retention_days"].default
+
+
+def retention_days(text: str) -> int:
+    return int(text.removesuffix("d"))
+
+
+def test_temporal_keeps_closed_histories_longer_than_the_read_model_keeps_their_rows():
+    """docs/audit.md: otherwise the audit finds closed referrals' rows without a history."""
+    default = compose()["services"]["temporal-namespace"]["environment"]["TEMPORAL_RETENTION"]
+    assert retention_days(re.fullmatch(r"\$\{TEMPORAL_RETENTION:-(\w+)\}", default).group(1)) > Settings.model_fields["retention_days"].default

@@ -1,4 +1,4 @@
-"""The worker's tuning and the migration job, from the environment to the Worker and the database."""
+"""The worker's tuning and a release's one-shot jobs (migrations, schedules), from the environment to what they set."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMax
 from readmodel.__main__ import migrate
 from readmodel.database import discover_migrations
 from runtime.settings import Settings
+from starter.schedules import ensure_schedules
 from starter.synthetic import approval
 from tests.helpers import start_referral
 from worker import build_worker
@@ -131,3 +132,19 @@ def test_mounted_secrets_give_settings_below_the_environment(tmp_path, monkeypat
     assert settings.temporal_namespace == "from-the-environment"
     monkeypatch.delenv("SECRETS_DIR")
     assert Settings(_env_file=None).database_url is None
+
+
+async def test_the_schedules_job_creates_both_schedules_and_brings_them_up_to_date(dev_env, settings):
+    from audit.sample import SCHEDULE_ID as SAMPLE
+    from starter.triage import SCHEDULE_ID as TRIAGE
+
+    try:
+        assert await ensure_schedules(dev_env.client, settings) == [SAMPLE, TRIAGE]
+        moved = settings.model_copy(update={"task_queue": "another-release"})
+        assert await ensure_schedules(dev_env.client, moved) == [SAMPLE, TRIAGE]  # an update, not an error
+        for schedule_id in (SAMPLE, TRIAGE):
+            described = await dev_env.client.get_schedule_handle(schedule_id).describe()
+            assert described.schedule.action.task_queue == "another-release"
+    finally:
+        for schedule_id in (SAMPLE, TRIAGE):
+            await dev_env.client.get_schedule_handle(schedule_id).delete()
