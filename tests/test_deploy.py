@@ -329,7 +329,8 @@ def test_every_setting_an_overlay_gives_is_one_the_code_reads_and_accepts(overla
         if variable != "SECRETS_DIR":  # the pod's mounted secrets are not here
             monkeypatch.setenv(variable, value)
     settings = Settings(_env_file=None)
-    assert settings.temporal_address and not settings.migrate_at_start
+    # Either Temporal is reached over TLS: a client certificate (self-hosted) or an API key (Cloud).
+    assert settings.temporal_address and settings.uses_tls and not settings.migrate_at_start
 
 
 def test_the_worker_stops_within_its_grace_and_is_probed_on_its_health_port(overlay):

@@ -1,19 +1,23 @@
-"""The worker's tuning and a release's one-shot jobs (migrations, schedules), from the environment to what they set."""
+"""A deployment's settings, from the environment to what they set: the worker's tuning, the release's one-shot
+jobs (migrations, schedules), mounted secrets, and TLS or an API key to reach Temporal."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from pydantic import SecretStr, ValidationError
+from temporalio.service import TLSConfig
 from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum
 
 from readmodel.__main__ import migrate
 from readmodel.database import discover_migrations
 from runtime.settings import Settings
+from runtime.temporal import tls_config
 from starter.schedules import ensure_schedules
 from starter.synthetic import approval
 from tests.helpers import start_referral
@@ -148,3 +152,56 @@ async def test_the_schedules_job_creates_both_schedules_and_brings_them_up_to_da
     finally:
         for schedule_id in (SAMPLE, TRIAGE):
             await dev_env.client.get_schedule_handle(schedule_id).delete()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A client certificate and its key, as a deployment's CA would issue (here signed by itself)."""
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "referrals-worker")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_a_client_certificate_from_the_environment_makes_an_mtls_connection_config(tmp_path, monkeypatch):
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(key))
+    monkeypatch.setenv("TEMPORAL_TLS_SERVER_CA_CERT_PATH", str(cert))
+    monkeypatch.setenv("TEMPORAL_TLS_SERVER_NAME", "temporal-frontend")
+    tls = tls_config(Settings(_env_file=None))
+    assert isinstance(tls, TLSConfig)
+    assert (tls.client_cert, tls.client_private_key) == (cert.read_bytes(), key.read_bytes())
+    assert (tls.server_root_ca_cert, tls.domain) == (cert.read_bytes(), "temporal-frontend")
+
+
+def test_an_api_key_alone_turns_tls_on_with_the_system_roots(monkeypatch):
+    monkeypatch.setenv("TEMPORAL_API_KEY", "a-service-account-key")
+    settings = Settings(_env_file=None)
+    assert settings.uses_tls and settings.temporal_api_key.get_secret_value() == "a-service-account-key"
+    assert tls_config(settings) == TLSConfig()
+    monkeypatch.delenv("TEMPORAL_API_KEY")
+    assert tls_config(Settings(_env_file=None)) is False  # the embedded dev server: plaintext on loopback
+
+
+def test_a_client_certificate_without_its_key_is_refused_naming_both(tmp_path, monkeypatch):
+    cert, _ = self_signed(tmp_path)
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(cert))
+    with pytest.raises(ValidationError, match="temporal_tls_client_cert_path and temporal_tls_client_key_path"):
+        Settings(_env_file=None)
