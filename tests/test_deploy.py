@@ -454,3 +454,16 @@ def test_temporal_keeps_closed_histories_longer_than_the_read_model_keeps_their_
     """docs/audit.md: otherwise the audit finds closed referrals' rows without a history."""
     default = compose()["services"]["temporal-namespace"]["environment"]["TEMPORAL_RETENTION"]
     assert retention_days(re.fullmatch(r"\$\{TEMPORAL_RETENTION:-(\w+)\}", default).group(1)) > Settings.model_fields["retention_days"].default
+
+
+def test_the_codec_server_is_on_the_dashboards_host_where_its_session_cookie_goes(overlay):
+    """docs/operations.md, "The Web UI's decoding": the browser sends the session cookie only to the host that set it."""
+    hosts = {name: {rule["host"] for rule in named(overlay, "Ingress", name)["spec"]["rules"]}
+             for name in ("referrals-api", "referrals-codec-server")}
+    assert hosts["referrals-api"] == hosts["referrals-codec-server"]
+    web = yaml.safe_load((DEPLOY / "helm" / "temporal-values.yaml").read_text())["web"]["additionalEnv"]
+    environment = {variable["name"]: variable["value"] for variable in web}
+    assert environment["TEMPORAL_CODEC_ENDPOINT"] == f"https://{hosts['referrals-api'].pop()}/codec"
+    assert environment["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    origins = json.loads(settings_of(overlay)["CODEC_CORS_ORIGINS"])
+    assert origins == [f"https://{yaml.safe_load((DEPLOY / 'helm' / 'temporal-values.yaml').read_text())['web']['ingress']['hosts'][0]}"]
