@@ -493,7 +493,7 @@ def print_started(stack: Stack, console: Console) -> None:
     console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}")
     console.print(f"PostgreSQL: {stack.database_kind}")
     for worker in stack.workers:
-        console.print(f"Worker {worker.name}: pid {worker.pid}, log {worker.log_file}")
+        console.print(f"{worker.title.capitalize()}: pid {worker.pid}, log {worker.log_file}")
     console.print(f"Task queue: {stack.settings.task_queue}, polled by {len(stack.workers)} worker(s)")
     console.print(f"API: {stack.api_url} (docs at {stack.api_url}/docs), log {stack.api_log}")
     console.print(f"Codec server: {stack.codec_url}, log {stack.codec_log}")
