@@ -44,12 +44,14 @@ TICK_STEPS = [
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #212121; }
+@media (max-width: 700px) { body { margin: 1rem; } }
 h1 { font-size: 1.4rem; margin-bottom: .2rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 .muted { color: #616161; font-size: .9rem; }
 table { border-collapse: collapse; margin-top: .5rem; font-size: .85rem; }
 th, td { border: 1px solid #e0e0e0; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; }
-.met { color: #2e7d32; font-weight: 600; } .missed { color: #c62828; font-weight: 600; } .open { color: #ef6c00; }
+.met { color: #2e7d32; font-weight: 600; } .missed { color: #c62828; font-weight: 600; } .open { color: #8a4b00; }
+main { max-width: 1200px; } .scroll { overflow-x: auto; }
 .legend span { display: inline-block; margin-right: 1rem; font-size: .85rem; }
 .legend i { display: inline-block; width: .9rem; height: .9rem; vertical-align: middle; margin-right: .3rem; }
 svg text { font-family: system-ui, sans-serif; font-size: 11px; fill: #212121; }
@@ -89,7 +91,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
         return '<p class="muted">None recorded.</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll" tabindex="0"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _verdict_cell(check_: DeadlineCheck) -> str:
@@ -300,7 +302,7 @@ LEGEND = "".join(
                      ("open", "open"), ("none", "no deadline"))
 ) + '<span>&#9646; deadline</span><span style="color:#b71c1c">&#9660; escalation</span>' \
     '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>' \
-    '<span style="color:#ef6c00">&#9632; reassigned</span><span style="color:#0277bd">&#9482; now</span>'
+    '<span style="color:#a84300">&#9632; reassigned</span><span style="color:#01579b">&#9482; now</span>'
 
 
 def _detail(value: Detail) -> str:
@@ -312,7 +314,12 @@ def _detail(value: Detail) -> str:
             pass
     if isinstance(value, datetime) and value.tzinfo is not None:
         return local(value)
-    return str(value)
+    return yes_no(value) if isinstance(value, bool) else str(value)
+
+
+def yes_no(value: bool | None) -> str:
+    """A yes-or-no fact as a reader says it, never Python's True or False."""
+    return "" if value is None else ("yes" if value else "no")
 
 
 def _summary(t: ReferralTimeline) -> str:
@@ -357,8 +364,8 @@ def _regrades(t: ReferralTimeline) -> str:
 def _meetings(t: ReferralTimeline) -> str:
     return _table(
         ["held", "recorded", "by", "section 47", "quorate", "attendees (agency, role)"],
-        [[escape(local(m.held_at)), escape(local(m.recorded_at)), escape(who(m.recorded_by)), escape(str(m.section_47)),
-          f'<span class="{"met" if m.quorate else "missed"}">{m.quorate}</span>',
+        [[escape(local(m.held_at)), escape(local(m.recorded_at)), escape(who(m.recorded_by)), escape(yes_no(m.section_47)),
+          f'<span class="{"met" if m.quorate else "missed"}">{yes_no(m.quorate)}</span>',
           "<br>".join(escape(f"{a.agency.value}, {a.role}") for a in m.attendees)] for m in t.meetings],
     )
 
@@ -390,8 +397,8 @@ def _conference(t: ReferralTimeline) -> str:
     return _table(
         ["due by", "booked", "conference", "police", "late reason", "held", "child protection plan", "timeliness"],
         [[escape(local(c.timeliness.deadline)), escape(local(c.booked_at)), escape(local(c.conference_at)),
-          escape(c.police_attendance.value if c.police_attendance else ""), escape(str(c.late_reason_given)),
-          escape(local(c.held_at)), escape("" if c.child_protection_plan is None else str(c.child_protection_plan)),
+          escape(c.police_attendance.value if c.police_attendance else ""), escape(yes_no(c.late_reason_given)),
+          escape(local(c.held_at)), escape(yes_no(c.child_protection_plan)),
           _verdict_cell(c.timeliness)]],
     )
 
@@ -451,16 +458,16 @@ def render_timeline_html(timeline: Timeline) -> str:
                 + (" (now: the case is still open)." if t.status == "running" else "."))
     body = "".join(f"<h2>{escape(title)}</h2>\n{html}\n" for title, html in sections)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en-GB"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Decision timeline {escape(t.reference)}</title>
 <style>{CSS}</style></head>
-<body>
+<body><main>
 <h1>Decision timeline: {escape(t.reference)}</h1>
 <p class="muted">Reconstructed from the {escape(noun)}'s workflow history and its agreed actions' histories (run {escape(t.run_id)}).
 Times are Europe/London. People appear by staff ID, role and agency only.{measured}</p>
 {summary}
 <h2>Steps against their deadlines</h2>
 <div class="legend">{LEGEND}</div>
-{gantt(t)}
-{body}</body></html>
+<div class="scroll" tabindex="0">{gantt(t)}</div>
+{body}</main></body></html>
 """
