@@ -94,7 +94,21 @@ def _empty(title: str) -> Markup:
     )
 
 
-def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "") -> Markup:
+def _with_figures(chart: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str, axis: str) -> Markup:
+    """The chart with its figures as a table under a disclosure: what a screen reader or a printout reads instead."""
+    head = "".join(f'<th scope="col">{escape(s.name)}</th>' for s in series)
+    rows = "".join(
+        f'<tr><th scope="row">{escape(label)}</th>'
+        + "".join(f"<td>{'' if s.values[i] is None else _number(s.values[i]) + escape(unit)}</td>" for s in series)
+        + "</tr>"
+        for i, label in enumerate(labels)
+    )
+    return Markup(f'<figure class="chart-figure">{chart}<details class="chart-data"><summary>{escape(title)}: the figures'
+                  f'</summary><table tabindex="0"><thead><tr><th scope="col">{escape(axis)}</th>{head}</tr></thead>'
+                  f"<tbody>{rows}</tbody></table></details></figure>")
+
+
+def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", axis: str = "Week") -> Markup:
     """One line per series over the labels (weeks); a missing value breaks the line."""
     values = [v for s in series for v in s.values if v is not None]
     if not labels or not values:
@@ -118,11 +132,11 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit
         if len(points) > 1:
             parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return _with_figures("".join(parts), title, labels, series, unit, axis)
 
 
 def bar_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", stacked: bool = True
+    title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", stacked: bool = True, axis: str = "Week"
 ) -> Markup:
     """Counts as bars per label: stacked (parts of a whole) or side by side."""
     if not labels or not any(v for s in series for v in s.values):
@@ -150,7 +164,7 @@ def bar_chart(
             if stacked:
                 base += value
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return _with_figures("".join(parts), title, labels, series, unit, axis)
 
 
 @dataclass(frozen=True)
