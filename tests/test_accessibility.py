@@ -43,16 +43,18 @@ USERS = ("sergeant", "officer", "screener", "social-worker", "auditor")
 PARAMETER = re.compile(r"{(\w+)}")
 
 
-def dashboard_pages(cases: dict[str, str]) -> dict[str, str]:
-    """Every page the dashboard's routers serve to a GET, each path's parameters filled from `cases`."""
+def dashboard_pages(cases: dict[str | tuple[str, str], str]) -> dict[str, str]:
+    """Every page the dashboard's routers serve to a GET, each path's parameters filled from `cases`: by the route's
+    path and the parameter's name, else by the name alone."""
     pages = {}
     for module in PAGES:
         for route in module.router.routes:
             if not isinstance(route, APIRoute) or "GET" not in route.methods:
                 continue
-            missing = set(PARAMETER.findall(route.path)) - set(cases)
-            assert not missing, f"{route.path}: give this test a case for {sorted(missing)} so the page is checked"
-            pages[route.path] = PARAMETER.sub(lambda m: cases[m.group(1)], route.path)
+            filled = {name: cases.get((route.path, name), cases.get(name)) for name in PARAMETER.findall(route.path)}
+            missing = sorted(name for name, value in filled.items() if value is None)
+            assert not missing, f"{route.path}: give this test a case for {missing} so the page is checked"
+            pages[route.path] = PARAMETER.sub(lambda m: filled[m.group(1)], route.path)
     return pages
 
 
@@ -78,7 +80,7 @@ async def overflow(page: Page) -> list[str]:
     return [] if fits else ["the page is wider than the screen"]
 
 
-async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict[str, str], list[str]]:
+async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict, list[str]]:
     """A case of everything a page's path names (a referral, an escalation, an action, an episode, a sitting), and
     further pages of other states: a late referral, one with agreed actions."""
     late, with_actions = await overdue_referrals(time_env, time_queue, sla_policy)
@@ -95,7 +97,10 @@ async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict[st
     await sittings.decide(sitting.sitting_id, AgendaEdit(actor=SCREENER, reason="Synthetic referral.", add=[
         AgendaAddition(case_id=episode.id, referred_by=Agency.CHILDRENS_SOCIAL_CARE)]))
     cases = {"reference": late.id, "escalation_id": escalation.escalation_id, "action_id": action.action_id,
-             "episode_id": episode.id, "sitting_id": sitting.sitting_id}
+             "episode_id": episode.id, "sitting_id": sitting.sitting_id,
+             # The page a form that opens a case ends on: the case it opened.
+             ("/dashboard/vist/{case_id}", "case_id"): late.id,
+             ("/dashboard/report-missing/{case_id}", "case_id"): episode.id}
     return cases, [f"/dashboard/referrals/{with_actions.id}"]
 
 
@@ -104,7 +109,7 @@ async def test_every_page_passes_axe_and_fits_a_phone(
 ):
     cases, more = await cases_to_show(time_env, pool, time_queue, sla_policy)
     paths = list(dashboard_pages(cases).values()) + more
-    assert {"/dashboard/login", "/dashboard/vist", f"/dashboard/missing/{cases['episode_id']}",
+    assert {"/dashboard/login", "/dashboard/vist", "/dashboard/report-missing", f"/dashboard/missing/{cases['episode_id']}",
             f"/dashboard/panels/{cases['sitting_id']}", "/dashboard/triage"} <= set(paths)
     found: dict[str, list[str]] = {}
     async with serving(dashboard_app, free_port()) as base:
@@ -121,15 +126,16 @@ async def test_every_page_passes_axe_and_fits_a_phone(
                     found[name] = checked + await overflow(page)
                     if user in ("sergeant", "officer"):
                         await screenshot(page, f"a11y-{width}-{user}-{path.strip('/').replace('/', '-')}")
-        # A refused form comes back with each error beside its field: the VIST sent empty.
+        # A refused form comes back with each error beside its field: each form that opens a case, sent empty.
         await sign_in(page, base, tokens["officer"])
-        for width in WIDTHS:
-            await page.set_viewport_size({"width": width, "height": 860})
-            await page.goto(f"{base}/dashboard/vist")
-            await page.click("main form button[type=submit]")
-            await page.wait_for_selector(".field-error")
-            found[f"officer refused VIST@{width}"] = await violations(page) + await overflow(page)
-            await screenshot(page, f"a11y-{width}-officer-vist-refused")
+        for form in ("vist", "report-missing"):
+            for width in WIDTHS:
+                await page.set_viewport_size({"width": width, "height": 860})
+                await page.goto(f"{base}/dashboard/{form}")
+                await page.click("main form button[type=submit]")
+                await page.wait_for_selector(".field-error")
+                found[f"officer refused {form}@{width}"] = await violations(page) + await overflow(page)
+                await screenshot(page, f"a11y-{width}-officer-{form}-refused")
         await page.context.clear_cookies()
         await page.goto(f"{base}/dashboard/login")
         found["signed out /dashboard/login"] = await violations(page) + await overflow(page)
