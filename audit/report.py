@@ -31,6 +31,7 @@ from audit.timeline import (
     TriageTimeline,
 )
 from layout import TEMPLATES
+from layout.axis import time_ticks
 from workflows.facts import Detail
 from workflows.models import rung_number
 
@@ -43,11 +44,6 @@ ROW_HEIGHT = 36
 BAR_HEIGHT = 14
 AXIS_HEIGHT = 40
 COLOURS = {"met": "#2e7d32", "missed": "#c62828", "open": "#f9a825", "none": "#78909c"}
-TICK_STEPS = [
-    timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12),
-    timedelta(days=1), timedelta(days=2), timedelta(days=7), timedelta(days=14), timedelta(days=28),
-    timedelta(days=91), timedelta(days=365),
-]
 
 # The report's templates, then the layout the dashboard's pages share.
 PAGES = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", TEMPLATES]), autoescape=True,
@@ -120,29 +116,8 @@ class _Scale:
         return LABEL_WIDTH + CHART_WIDTH * (moment - self.start).total_seconds() / self.length
 
 
-def _first_tick(start: datetime, step: timedelta) -> datetime:
-    """The first whole step (a whole local minute, hour or day) at or after `start`."""
-    local_start = start.astimezone(LONDON)
-    if step >= timedelta(days=1):
-        floor = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
-    else:
-        midnight = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
-        floor = midnight + step * ((local_start - midnight) // step)
-    return floor if floor >= local_start else (floor + step).astimezone(LONDON)
-
-
 def _axis(scale: _Scale, end: datetime, height: float) -> list[str]:
-    span = timedelta(seconds=scale.length)
-    step = next((s for s in TICK_STEPS if span / s <= 8), TICK_STEPS[-1])
-    ticks = []
-    tick = _first_tick(scale.start, step)
-    while tick <= end:
-        ticks.append(tick)
-        tick = (tick + step).astimezone(LONDON)
-    # A chart shorter than its smallest step still has its two ends named.
-    ticks = ticks if len(ticks) >= 2 else [scale.start.astimezone(LONDON), end.astimezone(LONDON)]
-    fmt = "%d %b" if step >= timedelta(days=1) else "%d %b %H:%M" if step >= timedelta(minutes=1) and len(ticks) > 2 \
-        else "%H:%M:%S"
+    ticks, fmt = time_ticks(scale.start, end)
     parts = []
     for tick in ticks:
         x = scale.x(tick)
