@@ -418,7 +418,13 @@ class EscalationAlerts:
             (outcome.sent if sent else outcome.already_sent).append(channel.name)
         if failed:
             raise ApplicationError(f"not delivered: {', '.join(failed)}; retrying", type="AlertNotDelivered")
-        log.info("alert_delivered", escalation_id=outcome.escalation_id, sent=outcome.sent, already_sent=outcome.already_sent)
+        log.info(
+            "alert_delivered",
+            reference=alert.escalation.reference,
+            escalation_id=outcome.escalation_id,
+            sent=outcome.sent,
+            already_sent=outcome.already_sent,
+        )
         return outcome
 
     async def _once(
@@ -469,5 +475,11 @@ class EscalationAlerts:
                 type(error).__name__,
             )
         # Only the error's type is logged: a server's message may quote addresses.
-        log.warning("alert_not_delivered", escalation_id=e.escalation_id, channel=channel.name, error=type(error).__name__)
+        log.warning(
+            "alert_not_delivered",
+            reference=e.reference,
+            escalation_id=e.escalation_id,
+            channel=channel.name,
+            error=type(error).__name__,
+        )
         raise AlertNotDelivered(channel.name) from error

@@ -1,44 +1,71 @@
 """structlog set-up: JSON lines off a TTY, console rendering on one, for structlog and stdlib loggers alike.
 
-Log lines carry references and identifiers only, never a child's name, date of birth,
-address or a free-text account. The Temporal SDK's own loggers (including
-`workflow.logger`) go through the same renderer.
+Every line is an event name that never varies plus its fields, so a log store can filter on
+either. Log lines carry references and identifiers only, never a child's name, date of birth,
+address or a free-text account. The Temporal SDK's own loggers (including `workflow.logger`,
+whose `extra` becomes fields) go through the same renderer, with the workflow's or activity's
+identifiers as fields of their own rather than folded into the event text.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import IO, Any
 
 import structlog
+from temporalio import activity, workflow
+
+# The SDK's loggers put their context in these `extra` keys; each of its items becomes a field.
+TEMPORAL_CONTEXT = ("temporal_workflow", "temporal_activity")
+
+
+def lift_temporal_context(_: Any, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """`workflow_id`, `workflow_type`, `run_id`, `activity_type`... as top-level fields; a line's own fields win."""
+    for key in TEMPORAL_CONTEXT:
+        context = event.pop(key, None)
+        if isinstance(context, dict):
+            for name, value in context.items():
+                event.setdefault(name, value)
+    return event
+
 
 SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
+    lift_temporal_context,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
     structlog.processors.format_exc_info,
 ]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+def log_handler(as_json: bool, stream: IO[str] | None = None) -> logging.Handler:
+    """A stdlib handler rendering every record, structlog's or the stdlib's, through the shared processors."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
-    numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=SHARED_PROCESSORS,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    return handler
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     root = logging.getLogger()
-    root.handlers = [handler]
+    root.handlers = [log_handler(as_json)]
     root.setLevel(numeric_level)
+    # The SDK would append its context to the event text, making every line unique; it stays in `extra`.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
 
     structlog.configure(
         processors=[*SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

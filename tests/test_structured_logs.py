@@ -1,0 +1,66 @@
+"""Searchable logs: a worker's lines for a referral that escalates keep constant event names and their fields as fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from random import Random
+
+import pytest
+
+from runtime.logging import configure_logging, log_handler
+from starter.synthetic import approval, synthetic_vist
+from tests.helpers import advance_to, start_referral, state_when
+from workflows.models import ReferralState, Stage
+from workflows.referral import ReferralWorkflow
+
+
+@pytest.fixture
+def worker_log() -> Iterator[io.StringIO]:
+    """Everything logged in this process while the test runs, as the worker renders it in production (JSON lines)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("INFO", "json")
+    lines = io.StringIO()
+    root.addHandler(log_handler(as_json=True, stream=lines))
+    yield lines
+    root.handlers, root.level = handlers, level
+
+
+def escalated(state: ReferralState) -> bool:
+    return len(state.escalations) == 1
+
+
+async def test_an_escalation_is_logged_as_one_constant_event_with_its_fields(worker_log, time_env, time_queue, sla_policy):
+    submission = synthetic_vist(rng=Random("structured-logs"))
+    _, handle = await start_referral(time_env.client, time_queue, sla_policy, submission=submission)
+    state = await handle.execute_update(ReferralWorkflow.review, approval())
+    assert state.stage is Stage.SCREENING
+    await advance_to(time_env, state.deadline + timedelta(minutes=1))
+    escalation = (await state_when(handle, escalated)).escalations[0]
+
+    records = [json.loads(line) for line in worker_log.getvalue().splitlines()]
+    raised = [r for r in records if r.get("reference") == handle.id and r["event"] == "escalation_raised"]
+    assert len(raised) == 1
+    line = raised[0]
+    # The fields are fields: the escalation's, and the workflow's context lifted out of the SDK's `extra`.
+    assert line["rung"] == escalation.rung
+    assert line["escalation_id"] == escalation.escalation_id
+    assert line["rank"] == escalation.rank.value
+    assert line["subject"] == escalation.subject
+    assert line["reason"] == "overdue"
+    assert line["workflow_id"] == handle.id
+    assert line["workflow_type"] == "ReferralWorkflow"
+    assert line["logger"] == "temporalio.workflow"
+    assert "temporal_workflow" not in line
+    # Every line of the SDK's loggers has its event text alone: no context folded into it.
+    temporal = [r for r in records if r.get("logger", "").startswith("temporalio")]
+    assert temporal and not [r["event"] for r in temporal if "{" in r["event"] or handle.id in r["event"]]
+    # No personal data reached the log: neither the child's name, date of birth nor address.
+    child = submission.children[0]
+    text = worker_log.getvalue()
+    for personal in (child.name, child.name.split()[-1], child.date_of_birth.isoformat(), submission.incident.location):
+        assert personal not in text
