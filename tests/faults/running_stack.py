@@ -69,6 +69,7 @@ class RunningStack:
             "TEMPORAL_DEV_PORT": str(self.temporal_port),
             "TEMPORAL_UI_PORT": str(self.ui_port),
             "API_PORT": str(self.api_port),
+            "WORKER_METRICS_PORT": str(free_port()),
             "LOG_FORMAT": "json",
         } | (env or {})
         self.stdout = self.root / "stack.out"
