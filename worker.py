@@ -30,7 +30,7 @@ from activities.proofs import StartProofs
 from activities.records import ReferralRecords
 from activities.panels import PanelRecords
 from activities.triage import TriageRecords
-from runtime.logging import configure_logging
+from runtime.logging import ActivityLogContext, configure_logging
 from runtime.probes import probe_app, serving
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
@@ -98,7 +98,7 @@ def assemble_worker(
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(activities),
-        interceptors=[DecisionProofCheck(verifier)],
+        interceptors=[ActivityLogContext(), DecisionProofCheck(verifier)],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import structlog
 from temporalio import activity, workflow
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 # The SDK's loggers put their context in these `extra` keys; each of its items becomes a field.
 TEMPORAL_CONTEXT = ("temporal_workflow", "temporal_activity")
@@ -73,3 +74,23 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+class ActivityLogContext(Interceptor):
+    """A worker interceptor: every line an activity logs carries the workflow that scheduled it (a referral's ID
+    is its reference) and the activity's type and attempt."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BindActivityContext(next)
+
+
+class _BindActivityContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=info.workflow_id,
+            workflow_type=info.workflow_type,
+            activity_type=info.activity_type,
+            attempt=info.attempt,
+        ):
+            return await super().execute_activity(input)
