@@ -24,6 +24,8 @@ from runtime.metrics import exposition
 log = structlog.get_logger("metrics")
 
 Clock = Callable[[], Awaitable[datetime]]
+# Within a scraper's usual timeout (10 s): a slow database leaves the gauges out rather than the whole scrape.
+COUNT_TIMEOUT_SECONDS = 5
 
 
 
@@ -103,13 +105,13 @@ class ReadModelGauges(Collector):
                 return
             try:
                 now = await self.clock()
-                async with self.pool.acquire() as conn:
+                async with asyncio.timeout(COUNT_TIMEOUT_SECONDS), self.pool.acquire() as conn:
                     self.counted = {
                         gauge.name: list(await conn.fetch(gauge.query, *([now] if gauge.at_now else [])))
                         for gauge in GAUGES
                     }
                 self.reachable = True
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("metrics_read_model_unavailable", error=type(error).__name__)
                 self.counted, self.reachable = {}, False
             self._counted_at = time.monotonic()

@@ -10,6 +10,8 @@ from prometheus_client.samples import Sample
 from temporalio.client import Client
 
 from api.app import create_app
+from readmodel.database import create_pool
+from readmodel.metrics import ReadModelGauges
 from runtime.metrics import temporal_runtime
 from runtime.probes import serving
 from runtime.temporal import data_converter
@@ -17,6 +19,7 @@ from tests.api_fixtures import As, authenticator, reviewed_referral, tokens  # n
 from tests.conftest import SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import eventually, seeded
 from tests.local_servers import free_port
+from tests.outage import SeverableLink
 from worker import probes
 
 
@@ -94,3 +97,24 @@ async def test_api_and_worker_metrics_hold_sdk_and_domain_series(
             "temporal_activity_execution_latency_count",
             task_queue=task_queue,
         ) >= 1
+
+
+async def test_metrics_answer_without_the_read_model_when_postgresql_is_unreachable(postgres_dsn):
+    # The gauges counted in PostgreSQL are left out and `up` says why; the rest of the scrape still answers.
+    link = SeverableLink(postgres_dsn)
+    await link.restore()
+    linked = await create_pool(link.dsn, min_size=1, max_size=2)
+    gauges = ReadModelGauges(linked, cache_seconds=0)
+    try:
+        found = samples((await gauges.scrape()).decode())
+        assert value(found["referral_read_model_up"], "referral_read_model_up") == 1
+        assert "referral_open_referrals" in found
+
+        await link.cut()
+        found = samples((await gauges.scrape()).decode())
+        assert value(found["referral_read_model_up"], "referral_read_model_up") == 0
+        assert "referral_open_referrals" not in found and "referral_quarantined_facts" not in found
+        assert "referral_decision_seconds" in found
+    finally:
+        await link.restore()
+        linked.terminate()
