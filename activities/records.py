@@ -153,7 +153,7 @@ About = TypeVar("About", bound=AboutTheChildren)
 
 def count_recorded(event: RecordedEvent, committed_at: datetime) -> None:
     """A newly written fact in the domain's counters: its kind, its time in the outbox, an escalation's rung."""
-    FACTS_RECORDED.labels(event.kind.value).inc()
+    FACTS_RECORDED.labels(str(event.kind)).inc()
     OUTBOX_LAG_SECONDS.observe(max(0.0, (committed_at - event.at).total_seconds()))
     raised = event.content if event.kind == FactKind.ESCALATION_RAISED else None
     if isinstance(raised, EscalationRaised):
@@ -192,7 +192,7 @@ class ReferralRecords:
             elif outcome.quarantined:
                 log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
                           kind=event.kind, reason=outcome.quarantine_reason)
-                FACTS_QUARANTINED.labels(event.kind.value).inc()
+                FACTS_QUARANTINED.labels(str(event.kind)).inc()
         return outcomes
 
     async def _write(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:

@@ -22,12 +22,24 @@ TEMPORAL_CONTEXT = ("temporal_workflow", "temporal_activity")
 
 
 def lift_temporal_context(_: Any, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
-    """`workflow_id`, `workflow_type`, `run_id`, `activity_type`... as top-level fields; a line's own fields win."""
-    for key in TEMPORAL_CONTEXT:
-        context = event.pop(key, None)
+    """`workflow_id`, `workflow_type`, `run_id`, `activity_type`... as top-level fields; a line's own fields win.
+
+    A line forwarded from the SDK's Core carries its own fields and its target the same way."""
+    core = event.pop("temporal_log", None)
+    contexts = [event.pop(key, None) for key in TEMPORAL_CONTEXT]
+    if core is not None:
+        contexts.append({"core_target": core.target, **core.fields})
+    for context in contexts:
         if isinstance(context, dict):
             for name, value in context.items():
                 event.setdefault(name, value)
+    return event
+
+
+def drop_empty_arguments(_: Any, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """A stdlib line logged without arguments needs no `positional_args` field."""
+    if event.get("positional_args") == ():
+        del event["positional_args"]
     return event
 
 
@@ -37,6 +49,7 @@ SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
     lift_temporal_context,
+    drop_empty_arguments,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
     structlog.processors.format_exc_info,
@@ -52,6 +65,10 @@ def log_handler(as_json: bool, stream: IO[str] | None = None) -> logging.Handler
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=SHARED_PROCESSORS,
+            # A stdlib line's template is its event and its arguments a field: "Started server process [%d]"
+            # is one event however many processes start.
+            use_get_message=False,
+            pass_foreign_args=True,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -9,12 +9,20 @@ the SDK's aggregation and histogram buckets as Temporal documents them.
 
 from __future__ import annotations
 
+import logging
 import socket
 from functools import cache
 
 import httpx
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram, generate_latest
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 # The SDK renders the classic text format; the domain's series are rendered in it too, so one body holds both.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -68,9 +76,23 @@ def sdk_metrics_address() -> str:
 
 @cache
 def temporal_runtime() -> Runtime:
-    """The process's one Temporal runtime, its metrics exported on the loopback (a runtime owns a thread pool:
-    every client and worker of the process shares this one)."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=sdk_metrics_address())))
+    """The process's one Temporal runtime, its metrics exported on the loopback and its Core's log lines
+    forwarded to Python's logging (a runtime owns a thread pool: every client and worker of the process shares it)."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=sdk_metrics_address()),
+            # Core's own lines join the process's structured log (runtime/logging.py), its fields as fields.
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(
+                    logger=logging.getLogger("temporalio.core"),
+                    append_target_to_name=False,
+                    prepend_target_on_message=False,
+                    append_log_fields_to_message=False,
+                ),
+            ),
+        )
+    )
 
 
 async def sdk_series() -> bytes:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from random import Random
 
 import pytest
+import structlog
 
 from runtime.logging import configure_logging, log_handler
 from starter.synthetic import approval, synthetic_vist
@@ -22,12 +23,15 @@ from workflows.referral import ReferralWorkflow
 def worker_log() -> Iterator[io.StringIO]:
     """Everything logged in this process while the test runs, as the worker renders it in production (JSON lines)."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, structlog_config = root.handlers[:], root.level, structlog.get_config()
     configure_logging("INFO", "json")
+    # Uncached, so that every logger reads the configuration restored after the test.
+    structlog.configure(cache_logger_on_first_use=False)
     lines = io.StringIO()
     root.addHandler(log_handler(as_json=True, stream=lines))
     yield lines
     root.handlers, root.level = handlers, level
+    structlog.configure(**structlog_config)
 
 
 def escalated(state: ReferralState) -> bool:
@@ -67,3 +71,17 @@ async def test_an_escalation_is_logged_as_one_constant_event_with_its_fields(wor
     text = worker_log.getvalue()
     for personal in (child.name, child.name.split()[-1], child.date_of_birth.isoformat(), submission.incident.location):
         assert personal not in text
+
+
+def test_a_stdlib_line_with_arguments_keeps_its_template_as_the_event(worker_log):
+    # uvicorn's, the SDK's or any library's: the same event however its values vary.
+    for pid in (101, 202):
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", pid)
+    logging.getLogger("temporalio.worker").warning("no arguments here")
+    lines = [json.loads(line) for line in worker_log.getvalue().splitlines()]
+    started = [line for line in lines if line["logger"] == "uvicorn.error"]
+    assert [(line["event"], line["positional_args"]) for line in started] == [
+        ("Started server process [%d]", [101]), ("Started server process [%d]", [202])
+    ]
+    plain = next(line for line in lines if line["logger"] == "temporalio.worker")
+    assert plain["event"] == "no arguments here" and "positional_args" not in plain
