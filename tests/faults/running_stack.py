@@ -11,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class RunningStack:
         self.root = Path(tempfile.mkdtemp(prefix="referrals-faults-"))
         self.data_dir = self.root / "data"
         self.temporal_port, self.ui_port, self.api_port = free_port(), free_port(), free_port()
+        self.codec_port = free_port()
         base = {k: v for k, v in os.environ.items() if k not in {"TEMPORAL_ADDRESS", "DATABASE_URL", "COLUMNS"}}
         self.env = base | {
             "DATA_DIR": str(self.data_dir),
@@ -70,6 +72,7 @@ class RunningStack:
             "TEMPORAL_UI_PORT": str(self.ui_port),
             "API_PORT": str(self.api_port),
             "WORKER_METRICS_PORT": str(free_port()),
+            "CODEC_SERVER_PORT": str(self.codec_port),
             "LOG_FORMAT": "json",
         } | (env or {})
         self.stdout = self.root / "stack.out"
@@ -166,3 +169,15 @@ class RunningStack:
         if self.process is not None and self.process.poll() is None:
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running(env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """A stack serving for the block, stopped by SIGTERM at its end (which must stop it cleanly), removed whatever happens."""
+    stack = RunningStack(env)
+    try:
+        stack.start()
+        yield stack
+        assert stack.stop() == 0, stack.output()
+    finally:
+        stack.remove()
