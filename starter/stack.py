@@ -48,7 +48,7 @@ from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.codec import ensure_keyring_file
 from runtime.temporal import connect
-from starter.demo_users import DEMO_USERS, ensure_demo_tokens
+from starter.demo_users import DEMO_USERS, ensure_demo_tokens, token_command
 from starter.processes import (
     ChildProcess,
     EmbeddedPostgres,
@@ -530,7 +530,7 @@ def print_serving(stack: Stack, settings: Settings, console: Console) -> None:
     if settings.tokens_file.exists():
         console.print(f"Demo users ({', '.join(DEMO_USERS)}) have tokens in {settings.tokens_file}; for example:")
         console.print(f"  export REFERRALS_API_URL={stack.api_url}", highlight=False)
-        console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.demo_users sergeant)", highlight=False)
+        console.print(f"  export REFERRALS_TOKEN=$({token_command(settings, 'sergeant')})", highlight=False)
         console.print("  .venv/bin/referrals list", highlight=False)
     console.print(
         "Audit (straight to Temporal and PostgreSQL): while this stack runs, `.venv/bin/referrals audit ... "
