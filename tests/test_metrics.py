@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 from temporalio.client import Client
 
 from api.app import create_app
@@ -20,17 +16,8 @@ from tests.conftest import SIGNING, TEST_KEYRING, make_worker
 from tests.helpers import eventually, seeded
 from tests.local_servers import free_port
 from tests.outage import SeverableLink
+from tests.scrape import samples, value
 from worker import probes
-
-
-def samples(text: str) -> dict[str, list[Sample]]:
-    """Family name -> its samples, parsed as Prometheus parses them."""
-    return {family.name: family.samples for family in text_string_to_metric_families(text)}
-
-
-def value(found: Iterable[Sample], name: str, **labels: str) -> float | None:
-    matching = [s.value for s in found if s.name == name and labels.items() <= s.labels.items()]
-    return sum(matching) if matching else None
 
 
 async def test_api_and_worker_metrics_hold_sdk_and_domain_series(

@@ -72,10 +72,6 @@ async def test_a_decision_is_one_trace_from_the_request_to_the_sql(
     assert len(requests) == 1
     trace = [s for s in spans if s.context.trace_id == requests[0].context.trace_id]
     by_id = {s.context.span_id: s for s in trace}
-    for s in trace:
-        print(s.name, "<-", ancestry(s, by_id)[:6], dict(s.attributes or {}))
-    names = {s.name for s in trace}
-    assert "StartWorkflowUpdate:review" in names
     names = {s.name for s in trace}
     # The API's span, the update as the client sent it and as the workflow validated and handled it.
     assert {"StartWorkflowUpdate:review", "ValidateUpdate:review", "HandleUpdate:review"} <= names
