@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from starter.panels import PanelSittings
-from starter.synthetic import CALL_HANDLER, SCREENER, approval, screening, strategy_discussion
+from starter.synthetic import CALL_HANDLER, OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import STARTED, advance_to, eventually, next_local, sign_in, start_episode, start_referral
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
@@ -18,7 +18,7 @@ from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome, RiskIndicator
-from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage
+from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage, SupervisorReview
 from workflows.panel import PanelSittingWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
 from workflows.triage import DailyTriageWorkflow
@@ -141,6 +141,49 @@ async def test_the_same_form_sent_twice_is_applied_once_and_a_racing_decision_is
                             headers=inspector.headers)
     assert racing.status_code == 409 and "Not recorded" in racing.text and "stage" in racing.text
     assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+
+
+async def test_a_returned_vist_is_corrected_and_resubmitted_by_its_officer_on_the_referrals_page(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    submission, handle = await referral(time_env, time_queue, sla_policy, pool, 1807)
+    await handle.execute_update(ReferralWorkflow.review, SupervisorReview(
+        actor=SERGEANT, approved=False, reasons="Synthetic: say what the child said."))
+    path = f"/dashboard/referrals/{handle.id}"
+    officer = await sign_in(api, tokens["officer"])
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: 'data-form="resubmission"' in r.text)).text
+    assert f'name="submission.form_id" value="{submission.form_id}"' in page
+    # The supervisor reads the returned referral but is offered nothing to resubmit.
+    sergeant = await sign_in(api, tokens["sergeant"])
+    assert 'data-form="resubmission"' not in (await api.get(path, headers=sergeant.headers)).text
+
+    now = await time_env.get_current_time()
+    vist = {"submission.form_id": str(submission.form_id), "submission.incident.type": "domestic_abuse",
+            "submission.incident.occurred_at": written(now - timedelta(hours=2)),
+            "submission.incident.location": "Synthetic: 1 Test Row, Testtown", "submission.station": "Testtown",
+            "submission.children.0.name": "Synthetic Child Returned", "submission.children.0.date_of_birth": "04/03/2016",
+            "submission.children.0.observed": "Synthetic: in the next room.", "submission.initial_risk": "medium"}
+    # Domestic abuse needs the child's voice: refused beside that child's field, the officer's words kept.
+    refused = await api.post(f"{path}/decisions/resubmission", headers=officer.headers,
+                             data=officer.form(idempotency_key=form_key(page, "resubmission"), **vist))
+    assert refused.status_code == 422
+    drawn = field(refused.text, "resubmission-submission-children-0-voice_of_the_child")
+    assert "resubmission-submission-children-0-voice_of_the_child-error" in drawn
+    assert 'value="Synthetic Child Returned"' in refused.text
+    assert (await handle.query(ReferralWorkflow.state)).stage is Stage.RETURNED_TO_OFFICER
+    vist["submission.children.0.voice_of_the_child"] = "Synthetic: said they were scared."
+    for _ in range(2):  # sent twice: one resubmission
+        sent = await api.post(f"{path}/decisions/resubmission", headers=officer.headers,
+                              data=officer.form(idempotency_key=form_key(refused.text, "resubmission"), **vist))
+        assert (sent.status_code, sent.headers["location"]) == (303, f"{path}?done=resubmission"), sent.text
+    state = await handle.query(ReferralWorkflow.state)
+    assert (state.stage, state.submission_versions, state.children) == (Stage.SUPERVISOR_REVIEW, 2, ["C1"])
+    # The VIST it now holds is the one the officer wrote, submitted under their own name.
+    versions = await eventually(
+        lambda: pool.fetch("SELECT actor_id FROM referral_events WHERE reference = $1 AND kind = 'vist_resubmitted'",
+                           handle.id), lambda rows: len(rows) >= 1)
+    assert [r["actor_id"] for r in versions] == [OFFICER.id]
 
 
 async def test_a_workflows_refusal_comes_back_beside_the_field_it_names(

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from auth.tokens import Caller
 from dashboard.board import PREFIX, Board, PostedForm, SignedIn, decision_key, log, refusal
 from dashboard.forms import Submitted, nested
+from dashboard.pages.intake import officers_vist
 from starter.actions import AgreedActions
 from starter.decisions import DecisionInvalid, build_decision, named_field
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
@@ -29,6 +30,8 @@ from workflows.authority import (
     EPISODE_REVIEWERS,
     FINDERS,
     INTERVIEW_RECORDERS,
+    OFFICERS,
+    OVERRIDE_DECIDERS,
     OVERRIDE_REQUESTERS,
     PANEL_CHAIRS,
     PANEL_COORDINATORS,
@@ -57,8 +60,10 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
+    OverrideDecision,
     OverrideRequest,
     ReferralState,
+    Resubmission,
     RiskRegrade,
     Role,
     Screening,
@@ -72,19 +77,28 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 @dataclass(frozen=True)
 class DecisionForm:
-    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did."""
+    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did; the
+    fields the credentials fill (`filled`), never the form."""
 
     name: str
     decision: type[Decision]
     roles: frozenset[Role]
     done: str
+    filled: Callable[[dict[str, Any], Caller], dict[str, Any]] | None = None
+
+
+def officers_resubmission(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """The returned VIST, corrected, as the officer's own: its children keyed as a first submission keys them."""
+    return form | {"submission": officers_vist(form.get("submission", {}), caller)}
 
 
 # The forms of a referral, each offered while the referral is at one of `REFERRAL_STAGES[name]`.
 REFERRAL_FORMS = {form.name: form for form in (
     DecisionForm("review", SupervisorReview, REVIEWERS, "Review recorded"),
+    DecisionForm("resubmission", Resubmission, OFFICERS, "VIST resubmitted", officers_resubmission),
     DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
     DecisionForm("override-request", OverrideRequest, OVERRIDE_REQUESTERS, "Override asked for"),
+    DecisionForm("override", OverrideDecision, OVERRIDE_DECIDERS, "Override decided"),
     DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
     DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
     DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
@@ -94,8 +108,10 @@ REFERRAL_FORMS = {form.name: form for form in (
 OPEN = frozenset(Stage) - {Stage.CLOSED}
 REFERRAL_STAGES = {
     "review": {Stage.SUPERVISOR_REVIEW},
+    "resubmission": {Stage.RETURNED_TO_OFFICER},
     "screening": {Stage.SCREENING},
     "override-request": {Stage.SCREENING},
+    "override": {Stage.SCREENING},
     "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
     "conference": {Stage.CONFERENCE},
     "conference-outcome": {Stage.CONFERENCE},
@@ -137,14 +153,23 @@ def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | No
 
 def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
     """The referral's forms for its stage: a conference is booked first, then its outcome recorded; a supervisor's
-    override is asked for only where screening found it needed and none is granted or waiting."""
+    override is asked for only where screening found it needed and none is granted or waiting, and decided only
+    while it waits."""
     names = {name for name, stages in REFERRAL_STAGES.items() if state.stage in stages}
     names.discard("conference" if state.conference_at is not None else "conference-outcome")
     asked = state.repeat_referral_override
     if state.screening_view is None or state.screening_view.override_needed is None or (
             asked is not None and asked.granted is not False):
         names.discard("override-request")
+    if not override_waiting(state):
+        names.discard("override")
     return offered(REFERRAL_FORMS, caller, names)
+
+
+def override_waiting(state: ReferralState) -> bool:
+    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
+    asked = state.repeat_referral_override
+    return asked is not None and asked.decided_at is None
 
 
 def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
@@ -190,8 +215,9 @@ async def decide(
     if caller.actor.role not in form.roles:
         names = ", ".join(sorted(role.value for role in form.roles))
         return await page(status=403, problem=f"actor.role: a {caller.actor.role.value} may not do this (allowed: {names})")
+    written = nested(fields)
     try:
-        decision = build_decision(form.decision, nested(fields), caller.actor)
+        decision = build_decision(form.decision, form.filled(written, caller) if form.filled else written, caller.actor)
     except DecisionInvalid as invalid:
         # Nothing was sent: the same key stays with the corrected form.
         return await page(status=422, submitted=Submitted.refused(form.name, fields, invalid.errors, key))

@@ -28,9 +28,6 @@ from workflows.models import Model, Role, StartReferral, VistSubmission, future_
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
-# Rows the VIST form offers: a VIST with more children or adults goes through the API.
-CHILD_ROWS, ADULT_ROWS = 3, 2
-
 
 @dataclass(frozen=True)
 class IntakeForm:
@@ -100,8 +97,7 @@ async def intake_page(request: Request, board: Board, caller: Caller, intake: In
                       **context: Any) -> Response:
     if caller.actor.role not in intake.roles:
         return board.forbidden(request, caller, "this form")
-    return board.page(request, intake.template, caller, status=status, child_rows=CHILD_ROWS, adult_rows=ADULT_ROWS,
-                      form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
+    return board.page(request, intake.template, caller, status=status, form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
 
 
 async def take_in(request: Request, board: Board, caller: Caller, fields: dict[str, str], intake: IntakeForm) -> Response:

@@ -1,4 +1,4 @@
-"""The referrals pages: open referrals by stage, and one referral's timeline, facts, actions and override decision."""
+"""The referrals pages: open referrals by stage, and one referral's timeline, facts, actions and the forms of its stage."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
@@ -7,8 +7,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi.responses import HTMLResponse, Response
 
 from auth.tokens import Caller
 from dashboard.board import (
@@ -19,10 +18,7 @@ from dashboard.board import (
     Board,
     PostedForm,
     SignedIn,
-    decision_key,
     local,
-    log,
-    refusal,
     stage_short,
     time_left,
     words,
@@ -34,14 +30,14 @@ from dashboard.pages.decisions import (
     add_decision_forms,
     decide,
     offered,
+    override_waiting,
     referral_forms,
 )
 from starter.referrals import Referrals
 from starter.triage import Triages
-from workflows.authority import OVERRIDE_DECIDERS
-from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
+from workflows.facts import Detail, RecordedEvent, visible_to
 from starter.workflow_client import NoSuchWorkflow
-from workflows.models import OverrideDecision, ReferralState, Stage
+from workflows.models import ReferralState, Stage
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -69,29 +65,6 @@ async def referrals(request: Request, board: Board, caller: SignedIn) -> Respons
 @router.get("/referrals/{reference}", response_class=HTMLResponse)
 async def referral(request: Request, board: Board, reference: str, caller: SignedIn) -> Response:
     return await referral_page(request, board, reference, caller)
-
-
-@router.post("/referrals/{reference}/override")
-async def decide_override(request: Request, board: Board, reference: str, caller: SignedIn, fields: PostedForm) -> Response:
-    """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
-    if caller.actor.role not in OVERRIDE_DECIDERS or not Referrals.matches(reference):
-        return board.forbidden(request, caller, "deciding repeat-referral overrides")
-    if fields.get("decision") not in {"grant", "refuse"}:
-        return await referral_page(request, board, reference, caller, status=422, problem="decision: grant or refuse")
-    try:
-        decision = OverrideDecision(
-            actor=caller.actor, granted=fields["decision"] == "grant", rationale=fields.get("rationale", "")
-        )
-    except ValidationError:
-        return await referral_page(request, board, reference, caller, status=422, problem="rationale: required")
-    key = decision_key(fields.get("idempotency_key"))
-    refused = await refusal(board.referrals.decide(reference, decision, key))
-    if refused is not None:
-        status, problem = refused
-        return await referral_page(request, board, reference, caller, status=status, problem=problem,
-                                   override_key=key)
-    log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
-    return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
 
 
 @router.post("/referrals/{reference}/triage/{triage_id}")
@@ -133,9 +106,7 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         "referral.html",
         caller,
         status=status,
-        override_pending=row["closed_at"] is None and override_pending(facts),
-        may_decide_override=caller.actor.role in OVERRIDE_DECIDERS,
-        decided=request.query_params.get("override") == "decided",
+        override_pending=state is not None and override_waiting(state),
         referral=dict(row) | {"left": time_left(row["deadline"], now) if row["closed_at"] is None else None},
         chart=referral_timeline(spans, facts, agreed, raised, now),
         facts=[fact_view(fact) for fact in facts],
@@ -160,12 +131,6 @@ async def open_state(board: Board, reference: str) -> ReferralState | None:
         return await board.referrals.state(reference)
     except NoSuchWorkflow:
         return None
-
-
-def override_pending(facts: list[RecordedEvent]) -> bool:
-    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
-    asked = [f.entry.payload for f in facts if f.entry.payload in (RepeatOverrideRequested, RepeatOverrideDecided)]
-    return bool(asked) and asked[-1] is RepeatOverrideRequested
 
 
 def detail(value: Detail) -> str:
