@@ -350,6 +350,46 @@ async def test_a_panels_meeting_is_run_from_its_sittings_page(api, tokens, time_
     assert closed.agenda[0].decided_by == "INSP-2501" and len(closed.agenda[0].action_ids) == 1
 
 
+async def test_a_sittings_agenda_is_changed_before_its_meeting_by_its_coordinator(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:agenda")
+    await in_read_model(pool, "missing_episodes", "episode_id", episode.id)
+    today = (await time_env.get_current_time()).astimezone(LONDON).date()
+    state, _ = await PanelSittings(time_env.client).open(a_panel(criteria=[AgendaCriterion.MEMBER_REFERRAL]), today,
+                                                          sla_policy, time_queue)
+    handle = sitting_of(time_env, state.sitting_id)
+    await built(handle)
+    before = await handle.query(PanelSittingWorkflow.state)
+    path = f"/dashboard/panels/{state.sitting_id}"
+    officer, coordinator = await sign_in(api, tokens["officer"]), await sign_in(api, tokens["screener"])
+    assert 'data-form="agenda"' not in (await api.get(path, headers=officer.headers)).text
+    page = (await api.get(path, headers=coordinator.headers)).text
+    add = {"add.0.case_id": "MIS-AAAAA-AAAAA", "add.0.referred_by": "childrens_social_care",
+           "reason": "Synthetic: referred by social care."}
+    # A case the read model does not know is refused beside its field, as the API refuses it; nothing is sent.
+    refused = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers,
+                             data=coordinator.form(idempotency_key=form_key(page, "agenda"), **add))
+    assert refused.status_code == 422 and "no such referral or missing episode" in refused.text
+    assert "agenda-add-0-case_id-error" in field(refused.text, "agenda-add-0-case_id")
+    assert form_key(refused.text, "agenda") == form_key(page, "agenda")
+    assert await handle.query(PanelSittingWorkflow.state) == before
+    add["add.0.case_id"] = episode.id
+    for _ in range(2):  # sent twice: added once
+        added = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers,
+                               data=coordinator.form(idempotency_key=form_key(refused.text, "agenda"), **add))
+        assert (added.status_code, added.headers["location"]) == (303, f"{path}?done=agenda"), added.text
+    listed = await handle.query(PanelSittingWorkflow.state)
+    assert [(i.case_id, i.referred_by) for i in listed.agenda] == [(episode.id, Agency.CHILDRENS_SOCIAL_CARE)]
+    # Taken off again by ticking it: the box offered is the case on the agenda.
+    page = (await api.get(path, headers=coordinator.headers)).text
+    assert f'name="remove.0" value="{episode.id}"' in page
+    removed = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers, data=coordinator.form(
+        idempotency_key=form_key(page, "agenda"), **{"remove.0": episode.id}, reason="Synthetic: withdrawn."))
+    assert removed.status_code == 303, removed.text
+    assert (await handle.query(PanelSittingWorkflow.state)).agenda == []
+
+
 async def test_a_call_handler_reports_a_child_missing_on_the_dashboard_once(api, tokens, time_env):
     handler = await sign_in(api, tokens["call-handler"])
     page = (await api.get("/dashboard/report-missing", headers=handler.headers)).text

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.tokens import Caller
-from dashboard.board import PREFIX, Board, PostedForm, SignedIn, decision_key, log, refusal
+from dashboard.board import PREFIX, Board, Dashboard, PostedForm, SignedIn, decision_key, log, refusal
 from dashboard.forms import Submitted, nested
 from dashboard.pages.intake import officers_vist
 from starter.actions import AgreedActions
@@ -51,7 +51,15 @@ from workflows.missing_models import (
     ReturnHomeInterview,
     TracingRecord,
 )
-from workflows.panel_models import AttendanceRecord, MeetingStart, PanelCaseOutcome, SittingClosure, SittingPhase, SittingState
+from workflows.panel_models import (
+    AgendaEdit,
+    AttendanceRecord,
+    MeetingStart,
+    PanelCaseOutcome,
+    SittingClosure,
+    SittingPhase,
+    SittingState,
+)
 from workflows.triage_models import TriageDecision
 from workflows.models import (
     ActionCompletion,
@@ -78,13 +86,15 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 @dataclass(frozen=True)
 class DecisionForm:
     """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did; the
-    fields the credentials fill (`filled`), never the form."""
+    fields the credentials fill (`filled`), never the form; and what the read model refutes before it is sent
+    (`refuted`: each refusal's loc and msg), as the API's route checks it."""
 
     name: str
     decision: type[Decision]
     roles: frozenset[Role]
     done: str
     filled: Callable[[dict[str, Any], Caller], dict[str, Any]] | None = None
+    refuted: Callable[[Dashboard, Any], Awaitable[list[dict[str, Any]]]] | None = None
 
 
 def officers_resubmission(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -135,6 +145,8 @@ EPISODE_PHASES = {
 }
 # A panel sitting's forms: its chair opens the meeting, the register is kept, each case decided, the minutes made.
 SITTING_FORMS = {form.name: form for form in (
+    DecisionForm("agenda", AgendaEdit, PANEL_COORDINATORS, "Agenda changed",
+                 refuted=lambda board, edit: board.panels.unknown_additions([a.case_id for a in edit.add])),
     DecisionForm("meeting", MeetingStart, PANEL_CHAIRS, "Meeting opened"),
     DecisionForm("attendance", AttendanceRecord, PANEL_COORDINATORS, "Attendance recorded"),
     DecisionForm("outcomes", PanelCaseOutcome, PANEL_CHAIRS, "Case decided"),
@@ -181,10 +193,10 @@ def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
 
 
 def sitting_forms(caller: Caller, state: SittingState) -> list[str]:
-    """The sitting's forms for its phase: the meeting opened once the agenda is built; then the register, the next
-    case not yet decided, and the minutes."""
+    """The sitting's forms for its phase: the agenda changed and the meeting opened once the agenda is built; then the
+    register, the next case not yet decided, and the minutes."""
     if state.phase is SittingPhase.AGENDA:
-        names = {"meeting"} if state.agenda_built else set()
+        names = {"agenda", "meeting"} if state.agenda_built else set()
     elif state.phase is SittingPhase.IN_SESSION:
         names = {"attendance", "minutes"} | ({"outcomes"} if next_case(state) else set())
     else:
@@ -203,8 +215,8 @@ PageOf = Callable[..., Awaitable[Response]]
 
 
 async def decide(
-    caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str, workflows: WorkflowClient[Any],
-    workflow_id: str, page: Page, done: str,
+    board: Dashboard, caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str,
+    workflows: WorkflowClient[Any], workflow_id: str, page: Page, done: str,
 ) -> Response:
     """Build form `name`'s decision as the API builds a body's, send it under the form's key, and show the outcome:
     back to `done` once recorded, or `page` again with what was refused beside its field."""
@@ -218,9 +230,12 @@ async def decide(
     written = nested(fields)
     try:
         decision = build_decision(form.decision, form.filled(written, caller) if form.filled else written, caller.actor)
+        problems = await form.refuted(board, decision) if form.refuted else []
     except DecisionInvalid as invalid:
+        problems = invalid.errors
+    if problems:
         # Nothing was sent: the same key stays with the corrected form.
-        return await page(status=422, submitted=Submitted.refused(form.name, fields, invalid.errors, key))
+        return await page(status=422, submitted=Submitted.refused(form.name, fields, problems, key))
     refused = await refusal(workflows.decide(workflow_id, decision, key))
     if refused is not None:
         status, problem = refused
@@ -245,7 +260,7 @@ def add_decision_forms(
         async def page(status: int, **context: Any) -> Response:
             return await page_of(request, board, workflow_id, caller, status=status, **context)
 
-        return await decide(caller, fields, forms, name, workflows(board), workflow_id, page,
+        return await decide(board, caller, fields, forms, name, workflows(board), workflow_id, page,
                             f"{PREFIX}/{collection}/{workflow_id}")
 
     router.add_api_route(f"/{collection}/{{workflow_id}}/decisions/{{name}}", decide_by_form, methods=["POST"],

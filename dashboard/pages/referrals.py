@@ -75,7 +75,7 @@ async def decide_at_triage(request: Request, board: Board, reference: str, triag
     async def page(status: int, **context: Any) -> Response:
         return await referral_page(request, board, reference, caller, status=status, **context)
 
-    return await decide(caller, fields | {"reference": reference}, TRIAGE_FORMS, "triage",
+    return await decide(board, caller, fields | {"reference": reference}, TRIAGE_FORMS, "triage",
                         Triages(board.client, board.decision_timeout), triage_id, page,
                         f"{PREFIX}/referrals/{reference}")
 
