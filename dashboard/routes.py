@@ -25,6 +25,7 @@ from dashboard.pages import (
     intake,
     missing,
     panels,
+    plans,
     referrals,
     signin,
     timeliness,
@@ -34,7 +35,7 @@ from dashboard.pages import (
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, intake, escalations, actions, decisions, referrals, triage, missing, panels, timeliness)
+PAGES = (signin, intake, escalations, actions, decisions, referrals, triage, missing, plans, panels, timeliness)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

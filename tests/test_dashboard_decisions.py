@@ -20,6 +20,7 @@ from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome, RiskIndicator
 from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage, SupervisorReview
 from workflows.panel import PanelSittingWorkflow
+from workflows.plan import TriggerPlanWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
 from workflows.triage import DailyTriageWorkflow
 from workflows.triage_models import TriageOutcome
@@ -416,3 +417,75 @@ async def test_a_call_handler_reports_a_child_missing_on_the_dashboard_once(api,
     # A partner may not report; the form is not theirs.
     partner = await sign_in(api, tokens["health-partner"])
     assert (await api.get("/dashboard/report-missing", headers=partner.headers)).status_code == 403
+
+
+async def test_a_trigger_plan_is_written_added_to_revised_and_ended_in_the_browser(api, tokens, time_env):
+    worker, officer = await sign_in(api, tokens["social-worker"]), await sign_in(api, tokens["officer"])
+    # Children's social care's own form: police are not offered it.
+    assert (await api.get("/dashboard/trigger-plan", headers=officer.headers)).status_code == 403
+    page = (await api.get("/dashboard/trigger-plan", headers=worker.headers)).text
+    now = await time_env.get_current_time()
+    plan = {"child.name": "Synthetic Child Planned", "child.date_of_birth": "04/03/2012",
+            "plan.owner.agency": "childrens_social_care", "plan.owner.owner": "Social Worker Synthetic",
+            "plan.owner.supervisor": "Team Manager Synthetic", "plan.triggers": "Synthetic: rows at home.",
+            "plan.police_activity.where_to_look_first": "Synthetic: the retail park.",
+            "plan.review_by": written(now - timedelta(days=1)), "idempotency_key": form_key(page, "trigger-plan")}
+    refused = await api.post("/dashboard/trigger-plan", headers=worker.headers, data=worker.form(**plan))
+    assert refused.status_code == 422 and "must be in the future" in refused.text
+    assert "trigger-plan-plan-review_by-error" in field(refused.text, "trigger-plan-plan-review_by")
+    plan["plan.review_by"] = written(now + timedelta(days=30))
+    for _ in range(2):  # sent twice by its writer: the same plan
+        sent = await api.post("/dashboard/trigger-plan", headers=worker.headers, data=worker.form(**plan))
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/dashboard/trigger-plan/PLAN-"), sent.text
+    plan_id = sent.headers["location"].rsplit("/", 1)[1]
+    handle = time_env.client.get_workflow_handle(plan_id)
+    STARTED.append(handle)
+    opened = (await api.get(sent.headers["location"], headers=worker.headers)).text
+    assert f'href="/dashboard/plans/{plan_id}"' in opened and "Synthetic Child Planned" not in opened
+    # Another plan for the same child is refused, naming the field: the child's plan is revised, not written again.
+    other = await api.post("/dashboard/trigger-plan", headers=worker.headers,
+                           data=worker.form(**plan | {"plan.owner.owner": "Another Social Worker Synthetic"}))
+    assert other.status_code == 409 and "already has a trigger plan" in other.text
+    assert len((await handle.query(TriggerPlanWorkflow.state)).versions) == 1
+
+    path = f"/dashboard/plans/{plan_id}"
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: 'data-form="police-addendum"' in r.text)).text
+    assert re.findall(r'data-form="[a-z-]+"', page) == ['data-form="police-addendum"']
+    assert "the retail park" not in page  # the plan's words are read through the API only
+    added = await api.post(f"{path}/decisions/police-addendum", headers=officer.headers, data=officer.form(
+        idempotency_key=form_key(page, "police-addendum"), information="Synthetic: seen at the station.",
+        fold_in="true"))
+    assert added.status_code == 303, added.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert [(a.number, a.added_by) for a in state.addenda] == [(1, "PC-1001")] and len(state.actions) == 1
+
+    page = (await api.get(path, headers=worker.headers)).text
+    assert {'data-form="revision"', 'data-form="end"'} == set(re.findall(r'data-form="[a-z-]+"', page))
+    assert 'name="folds_in.0" value="1"' in page
+    revision = {k: v for k, v in plan.items() if k.startswith("plan.")} | {
+        "plan.review_by": written(now + timedelta(days=60)), "folds_in.0": "1",
+        "idempotency_key": form_key(page, "revision")}
+    revised = await api.post(f"{path}/decisions/revision", headers=worker.headers, data=worker.form(**revision))
+    assert revised.status_code == 303, revised.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert (state.current.version, state.addenda[0].folded_into) == (2, 2)
+    # The plan ends only once its actions are done: refused, and why, above the form; then done, then ended.
+    page = (await api.get(path, headers=worker.headers)).text
+    ending = {"reason": "Synthetic: moved away."}
+    early = await api.post(f"{path}/decisions/end", headers=worker.headers,
+                           data=worker.form(idempotency_key=form_key(page, "end"), **ending))
+    assert early.status_code == 409 and "still open" in early.text
+    action = state.actions[0].action_id
+    action_page = (await api.get(f"/dashboard/actions/{action}", headers=worker.headers)).text
+    completed = await api.post(f"/dashboard/actions/{action}/decisions/completion", headers=worker.headers,
+                               data=worker.form(idempotency_key=form_key(action_page, "completion"),
+                                                note="Synthetic: folded in."))
+    assert completed.status_code == 303, completed.text
+    await eventually(lambda: handle.query(TriggerPlanWorkflow.state), lambda s: s.actions[0].completed_at)
+    ended = await api.post(f"{path}/decisions/end", headers=worker.headers,
+                           data=worker.form(idempotency_key=form_key(early.text, "end"), **ending))
+    assert ended.status_code == 303, ended.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert state.ended_at is not None
+    assert re.findall(r'data-form="[a-z-]+"', (await api.get(path, headers=worker.headers)).text) == ['data-form="revision"']

@@ -18,13 +18,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.tokens import Caller
-from dashboard.board import PREFIX, Board, Dashboard, PostedForm, SignedIn, decision_key, log, refusal
+from dashboard.board import PREFIX, Board, Dashboard, PostedForm, SignedIn, decision_key, log, refusal, writes_plans
 from dashboard.forms import Submitted, nested
 from dashboard.pages.intake import officers_vist
 from starter.actions import AgreedActions
 from starter.decisions import DecisionInvalid, build_decision, named_field
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import (
+    ADDENDUM_WRITERS,
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
     EPISODE_REVIEWERS,
@@ -35,6 +36,7 @@ from workflows.authority import (
     OVERRIDE_REQUESTERS,
     PANEL_CHAIRS,
     PANEL_COORDINATORS,
+    PLAN_WRITERS,
     REASSIGNERS,
     REVIEWERS,
     SCREENERS,
@@ -60,6 +62,7 @@ from workflows.panel_models import (
     SittingPhase,
     SittingState,
 )
+from workflows.plan_models import PlanEnding, PlanRevision, PoliceAddendum, TriggerPlanState
 from workflows.triage_models import TriageDecision
 from workflows.models import (
     ActionCompletion,
@@ -152,6 +155,12 @@ SITTING_FORMS = {form.name: form for form in (
     DecisionForm("outcomes", PanelCaseOutcome, PANEL_CHAIRS, "Case decided"),
     DecisionForm("minutes", SittingClosure, PANEL_CHAIRS, "Meeting closed: the minutes are made"),
 )}
+# A trigger plan's forms: a new version and the plan ended by children's social care, an addendum by police.
+PLAN_FORMS = {form.name: form for form in (
+    DecisionForm("revision", PlanRevision, PLAN_WRITERS, "New version written"),
+    DecisionForm("police-addendum", PoliceAddendum, ADDENDUM_WRITERS, "Police addendum added"),
+    DecisionForm("end", PlanEnding, PLAN_WRITERS, "Plan ended"),
+)}
 ACTION_FORMS = {form.name: form for form in (
     DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
     DecisionForm("reassignment", ActionReassignment, REASSIGNERS, "Action reassigned"),
@@ -202,6 +211,15 @@ def sitting_forms(caller: Caller, state: SittingState) -> list[str]:
     else:
         names = set()
     return offered(SITTING_FORMS, caller, names)
+
+
+def plan_forms(caller: Caller, state: TriggerPlanState) -> list[str]:
+    """The plan's forms: while it is in use, a new version, an addendum and its ending; once ended, a new version
+    alone brings it back. A new version and the ending are children's social care's own."""
+    names = {"revision"} | ({"police-addendum", "end"} if state.ended_at is None else set())
+    if not writes_plans(caller.actor):
+        names -= {"revision", "end"}
+    return offered(PLAN_FORMS, caller, names)
 
 
 def next_case(state: SittingState) -> str | None:

@@ -1,7 +1,9 @@
-"""The forms that open a case: an officer's VIST, and a child reported missing, each checked as the API checks it.
+"""The forms that open a case: an officer's VIST, a child reported missing, and a child's trigger plan, each checked
+as the API checks it.
 
 A form carries its own ID (the VIST's form ID, the missing report's ID), made when the page was drawn: sent twice, it
-finds the case it opened rather than opening a second. Who reports is the signed-in caller, never a field of the form.
+finds the case it opened rather than opening a second; a trigger plan is the child's one plan, so the same plan sent
+twice by its writer finds the plan it wrote. Who reports is the signed-in caller, never a field of the form.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
@@ -22,26 +24,32 @@ from dashboard.forms import Submitted, nested
 from starter.decisions import field_errors, named_field
 from starter.missing import MissingEpisodes
 from starter.workflow_client import NoSuchWorkflow, WorkflowRefusal
-from workflows.authority import MISSING_REPORTERS, SUBMITTERS
+from starter.plans import PlanExists, TriggerPlans
+from workflows.authority import CASE_READERS, MISSING_REPORTERS, PLAN_READERS, PLAN_WRITERS
+from workflows.authority import SUBMITTERS, agency_refusal
 from workflows.missing_models import MissingReport, StartMissingEpisode, not_in_future
-from workflows.models import Model, Role, StartReferral, VistSubmission, future_time_in
+from workflows.models import Agency, Model, Role, SlaPolicy, StartReferral, VistSubmission, future_time_in
+from workflows.plan_models import StartTriggerPlan, TriggerPlanRequest, review_date_problem
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 @dataclass(frozen=True)
 class IntakeForm:
-    """A form that opens a case: its path, model and page, who uses it, and how what it holds starts the case."""
+    """A form that opens a case: its path, model and page, who uses it (of which agency, if one), who reads the case
+    it opens, and how what it holds starts the case."""
 
     path: str
     model: type[Model]
     roles: frozenset[Role]
+    agency: Agency | None
+    readers: frozenset[Role]
     template: str
-    id_field: str  # the form's own ID: the same form, the same case
+    id_field: str | None  # the form's own ID, if it has one: the same form, the same case
     # The fields the credentials fill, never the form.
     completed: Callable[[dict[str, Any], Caller], dict[str, Any]]
-    # "field: reason" for a time the clock refutes: the workflow has no validator before its start.
-    refuted: Callable[[Any, datetime], str | None]
+    # "field: reason" for a time the clock (and the policy) refutes: the workflow has no validator before its start.
+    refuted: Callable[[Any, datetime, SlaPolicy], str | None]
     # Start the case (or find the one this form opened); where the page saying so is.
     start: Callable[[Dashboard, Any, Caller], Awaitable[str]]
     # Where the case opened stands now, in words, and its own page.
@@ -72,6 +80,22 @@ async def report_missing(board: Dashboard, report: MissingReport, caller: Caller
     return f"{PREFIX}/report-missing/{intake.state.episode_id}"
 
 
+async def write_plan(board: Dashboard, request: TriggerPlanRequest, caller: Caller) -> str:
+    start = StartTriggerPlan(child=request.child, plan=request.plan, written_by=caller.actor, sla_policy=board.sla_policy)
+    plans = TriggerPlans(board.client, board.decision_timeout)
+    try:
+        state = await plans.write(start, board.task_queue, board.plan_id_secret)
+    except PlanExists as exists:
+        state = await plans.state(exists.plan_id)
+        first = state.versions[0]
+        # The same plan from the same writer, still as written: this form, sent again; anything else is the child's
+        # other plan, to be revised.
+        if (len(state.versions), first.written_by, first.plan) != (1, caller.actor.id, request.plan):
+            raise
+    log.info("trigger_plan_written", plan_id=state.plan_id, channel="dashboard")
+    return f"{PREFIX}/trigger-plan/{state.plan_id}"
+
+
 async def referral_opened(board: Dashboard, reference: str) -> tuple[str, str]:
     state = await board.referrals.state(reference)
     due = f", due by {local(state.deadline)}" if state.deadline else ""
@@ -84,85 +108,96 @@ async def episode_opened(board: Dashboard, episode_id: str) -> tuple[str, str]:
     return f"is open at {state.grade.value} risk{review}", f"{PREFIX}/missing/{episode_id}"
 
 
-VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, "vist.html", "form_id", officers_vist,
-                  lambda submission, now: future_time_in(submission, now), submit_vist,
+async def plan_opened(board: Dashboard, plan_id: str) -> tuple[str, str]:
+    state = await TriggerPlans(board.client).state(plan_id)
+    return (f"is at version {state.current.version}, due for review by {local(state.current.plan.review_by)}",
+            f"{PREFIX}/plans/{plan_id}")
+
+
+VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, None, CASE_READERS, "vist.html", "form_id", officers_vist,
+                  lambda submission, now, policy: future_time_in(submission, now), submit_vist,
                   referral_opened, "VIST submitted", "Submit another VIST")
-MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, "missing_report.html", "report_id",
-                            lambda form, caller: form,
-                            lambda report, now: not_in_future(report.missing_since, now, "missing_since"),
+MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, None, CASE_READERS,
+                            "missing_report.html", "report_id", lambda form, caller: form,
+                            lambda report, now, policy: not_in_future(report.missing_since, now, "missing_since"),
                             report_missing, episode_opened, "Reported missing", "Report another missing child")
+TRIGGER_PLAN = IntakeForm("trigger-plan", TriggerPlanRequest, PLAN_WRITERS, Agency.CHILDRENS_SOCIAL_CARE, PLAN_READERS,
+                          "trigger_plan.html", None, lambda form, caller: form,
+                          lambda request, now, policy: review_date_problem(request.plan, now, policy),
+                          write_plan, plan_opened, "Trigger plan written", "Write another child's trigger plan")
+
+
+def may_use(caller: Caller, intake: IntakeForm) -> bool:
+    """The caller's role uses the form, and their agency too where the form is one agency's (the workflow checks again)."""
+    return caller.actor.role in intake.roles and (
+        intake.agency is None or agency_refusal(caller.actor, intake.agency, "use this form") is None)
 
 
 async def intake_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, status: int = 200,
                       **context: Any) -> Response:
-    if caller.actor.role not in intake.roles:
+    if not may_use(caller, intake):
         return board.forbidden(request, caller, "this form")
     return board.page(request, intake.template, caller, status=status, form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
 
 
 async def take_in(request: Request, board: Board, caller: Caller, fields: dict[str, str], intake: IntakeForm) -> Response:
     """Open the form's case, or find the one it already opened; what is refused comes back beside its field."""
-    if caller.actor.role not in intake.roles:
+    if not may_use(caller, intake):
         return board.forbidden(request, caller, "this form")
 
     async def again(status: int, errors: list[dict[str, Any]]) -> Response:
-        return await intake_page(request, board, caller, intake, status=status, form_id=fields.get(intake.id_field),
+        form_id = fields.get(intake.id_field) if intake.id_field else None
+        return await intake_page(request, board, caller, intake, status=status, form_id=form_id,
                                  submitted=Submitted.refused(intake.path, fields, errors))
 
     try:
         case = intake.model.model_validate(intake.completed(nested(fields), caller))
     except ValidationError as error:
         return await again(422, field_errors(error.errors()))
-    problem = intake.refuted(case, await board.clock())
+    problem = intake.refuted(case, await board.clock(), board.sla_policy)
     if problem is not None:
         loc, why = named_field(problem)
         return await again(422, [{"loc": loc, "msg": why}])
     try:
         page = await intake.start(board, case, caller)
-    except WorkflowRefusal as conflict:  # the form's ID already opened a case with other content
+    except WorkflowRefusal as conflict:  # the form's ID (the child, for a plan) already opened a case with other content
         loc, why = named_field(conflict.reason)
         return await again(409, [{"loc": loc, "msg": why}])
     return RedirectResponse(page, status_code=303)
 
 
-@router.get("/vist", response_class=HTMLResponse)
-async def vist_form(request: Request, board: Board, caller: SignedIn) -> Response:
-    return await intake_page(request, board, caller, VIST)
-
-
-@router.post("/vist")
-async def vist_sent(request: Request, board: Board, caller: SignedIn, fields: PostedForm) -> Response:
-    return await take_in(request, board, caller, fields, VIST)
-
-
-@router.get("/report-missing", response_class=HTMLResponse)
-async def missing_form(request: Request, board: Board, caller: SignedIn) -> Response:
-    return await intake_page(request, board, caller, MISSING_REPORT)
-
-
-@router.post("/report-missing")
-async def missing_sent(request: Request, board: Board, caller: SignedIn, fields: PostedForm) -> Response:
-    return await take_in(request, board, caller, fields, MISSING_REPORT)
-
-
 async def opened_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, case_id: str) -> Response:
     """The case a form opened, as its workflow holds it now: its ID, where it stands, and where its page is."""
     try:
-        shown = await intake.opened(board, case_id) if caller.actor.role in intake.roles else None
+        shown = await intake.opened(board, case_id) if may_use(caller, intake) else None
     except NoSuchWorkflow:
         shown = None
     if shown is None:
         return board.page(request, "case_opened.html", caller, status=404, case_id=None, intake=intake.path)
     where, case_page = shown
     return board.page(request, "case_opened.html", caller, intake=intake.path, heading=intake.heading, case_id=case_id,
-                      where=where, case_page=case_page, again=intake.again)
+                      where=where, case_page=case_page if caller.actor.role in intake.readers else None,
+                      again=intake.again)
 
 
-@router.get("/vist/{case_id}", response_class=HTMLResponse)
-async def vist_opened(request: Request, board: Board, case_id: str, caller: SignedIn) -> Response:
-    return await opened_page(request, board, caller, VIST, case_id)
+def add_intake_routes(router: APIRouter, intake: IntakeForm) -> None:
+    """`GET /dashboard/{path}` draws the form, `POST` opens its case (or finds it), `GET /dashboard/{path}/{case_id}`
+    shows the case it opened."""
+
+    async def form(request: Request, board: Board, caller: SignedIn) -> Response:
+        return await intake_page(request, board, caller, intake)
+
+    async def sent(request: Request, board: Board, caller: SignedIn, fields: PostedForm) -> Response:
+        return await take_in(request, board, caller, fields, intake)
+
+    async def opened(request: Request, board: Board, case_id: str, caller: SignedIn) -> Response:
+        return await opened_page(request, board, caller, intake, case_id)
+
+    router.add_api_route(f"/{intake.path}", form, methods=["GET"], response_class=HTMLResponse, name=f"{intake.path}-form")
+    router.add_api_route(f"/{intake.path}", sent, methods=["POST"], name=f"{intake.path}-sent")
+    router.add_api_route(f"/{intake.path}/{{case_id}}", opened, methods=["GET"], response_class=HTMLResponse,
+                         name=f"{intake.path}-opened")
 
 
-@router.get("/report-missing/{case_id}", response_class=HTMLResponse)
-async def missing_opened(request: Request, board: Board, case_id: str, caller: SignedIn) -> Response:
-    return await opened_page(request, board, caller, MISSING_REPORT, case_id)
+for intake_form in (VIST, MISSING_REPORT, TRIGGER_PLAN):
+    add_intake_routes(router, intake_form)
