@@ -12,7 +12,8 @@ addressed to them by name), administrators read and acknowledge everything, audi
 everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
 repeat-referral override the screener asked for on the referral's page. A page showing a
 referral's details writes an access-log entry. No page shows a child's name, date of birth or
-address, nor a decision's free text, but the VIST form to the officer filling it in.
+address, nor a decision's free text, but the VIST form to the officer filling it in (and a returned VIST's
+reasons to its officer).
 """
 
 from fastapi import APIRouter, FastAPI

@@ -155,9 +155,13 @@ async def test_a_returned_vist_is_corrected_and_resubmitted_by_its_officer_on_th
     page = (await eventually(lambda: api.get(path, headers=officer.headers),
                              lambda r: 'data-form="resubmission"' in r.text)).text
     assert f'name="submission.form_id" value="{submission.form_id}"' in page
+    # Why it came back is on the officer's form, and on no one else's page.
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: "say what the child said" in r.text)).text
     # The supervisor reads the returned referral but is offered nothing to resubmit.
     sergeant = await sign_in(api, tokens["sergeant"])
-    assert 'data-form="resubmission"' not in (await api.get(path, headers=sergeant.headers)).text
+    returned = (await api.get(path, headers=sergeant.headers)).text
+    assert 'data-form="resubmission"' not in returned and "say what the child said" not in returned
 
     now = await time_env.get_current_time()
     vist = {"submission.form_id": str(submission.form_id), "submission.incident.type": "domestic_abuse",

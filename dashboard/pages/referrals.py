@@ -35,7 +35,7 @@ from dashboard.pages.decisions import (
 )
 from starter.referrals import Referrals
 from starter.triage import Triages
-from workflows.facts import Detail, RecordedEvent, visible_to
+from workflows.facts import Detail, RecordedEvent, SupervisorReviewed, VistSubmitted, visible_to
 from starter.workflow_client import NoSuchWorkflow
 from workflows.models import ReferralState, Stage
 
@@ -101,6 +101,9 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         await board.oversight.actions(reference),
         await board.oversight.escalations(reference),
     )
+    forms = referral_forms(caller, state) if state else []
+    if "resubmission" in forms and not own_vist(caller, facts):
+        forms.remove("resubmission")
     return board.page(
         request,
         "referral.html",
@@ -119,7 +122,9 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
                  for a in agreed],
         escalations=raised,
         state=state,
-        forms=referral_forms(caller, state) if state else [],
+        forms=forms,
+        # Why the VIST came back, for the officer who corrects it: their own VIST's review, on their form alone.
+        returned_for=returned_for(facts) if "resubmission" in forms else None,
         done=(REFERRAL_FORMS | TRIAGE_FORMS)[done].done if done in REFERRAL_FORMS | TRIAGE_FORMS else None,
         **context,
     )
@@ -131,6 +136,18 @@ async def open_state(board: Board, reference: str) -> ReferralState | None:
         return await board.referrals.state(reference)
     except NoSuchWorkflow:
         return None
+
+
+def own_vist(caller: Caller, facts: list[RecordedEvent]) -> bool:
+    """The VIST is the caller's own: only its officer corrects and resubmits it (the workflow checks again)."""
+    return any(isinstance(f.content, VistSubmitted) and f.content.submission.officer_id == caller.actor.id
+               for f in facts)
+
+
+def returned_for(facts: list[RecordedEvent]) -> str | None:
+    """The reasons the supervisor gave when they last returned the VIST."""
+    returns = [f.content for f in facts if isinstance(f.content, SupervisorReviewed) and not f.content.approved]
+    return returns[-1].reasons if returns else None
 
 
 def detail(value: Detail) -> str:
