@@ -153,7 +153,7 @@ DASHBOARD_FIELDS = [
     "reasons", "risk", "outcome", "note", "held_at", "conference_at", "attendees.0.name", "child_decisions.0.decision",
     "agreed_actions.0.deadline", "form_id", "incident.type", "incident.occurred_at", "children.0.date_of_birth",
     "granted", "submission.form_id", "submission.children.0.name", "add.0.case_id", "remove.0", "child.date_of_birth",
-    "plan.review_by", "plan.owner.agency", "folds_in.0", "information", "fold_in",
+    "plan.review_by", "plan.owner.agency", "folds_in.0", "information", "fold_in", "day",
 ]
 
 

@@ -22,6 +22,7 @@ from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage, Supervi
 from workflows.panel import PanelSittingWorkflow
 from workflows.plan import TriggerPlanWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
+from workflows.calendar import is_working_day
 from workflows.triage import DailyTriageWorkflow
 from workflows.triage_models import TriageOutcome
 from workflows.referral import ReferralWorkflow
@@ -493,3 +494,32 @@ async def test_a_trigger_plan_is_written_added_to_revised_and_ended_in_the_brows
     state = await handle.query(TriggerPlanWorkflow.state)
     assert state.ended_at is not None
     assert re.findall(r'data-form="[a-z-]+"', (await api.get(path, headers=worker.headers)).text) == ['data-form="revision"']
+
+
+async def test_a_days_triage_is_opened_by_hand_on_the_triage_page_once(api, tokens, time_env, sla_policy):
+    today = (await time_env.get_current_time()).astimezone(LONDON).date()
+    holidays = frozenset(sla_policy.bank_holidays)
+    # A working day long gone, and a weekend day: days no other test's triage is held on.
+    past = next(today - timedelta(days=n) for n in range(200, 230) if is_working_day(today - timedelta(days=n), holidays))
+    weekend = next(today - timedelta(days=n) for n in range(200, 230) if (today - timedelta(days=n)).weekday() == 6)
+    officer, screener = await sign_in(api, tokens["officer"]), await sign_in(api, tokens["screener"])
+    assert 'data-form="open-triage"' not in (await api.get("/dashboard/triage", headers=officer.headers)).text
+    assert (await api.post("/dashboard/triage/open", headers=officer.headers,
+                           data=officer.form(day=past.strftime("%d/%m/%Y")))).status_code == 403
+    page = (await api.get("/dashboard/triage", headers=screener.headers)).text
+    assert f'value="{today.strftime("%d/%m/%Y")}"' in field(page, "open-triage-day")
+    for day, why in ((today + timedelta(days=1), "cannot be opened before its day"),
+                     (weekend, "not a working day"), (None, "a date, written day/month/year")):
+        refused = await api.post("/dashboard/triage/open", headers=screener.headers,
+                                 data=screener.form(day=day.strftime("%d/%m/%Y") if day else "someday"))
+        assert refused.status_code == 422 and why in refused.text, day
+        assert "open-triage-day-error" in field(refused.text, "open-triage-day")
+    for _ in range(2):  # sent twice: the same day's triage, opened once
+        sent = await api.post("/dashboard/triage/open", headers=screener.headers,
+                              data=screener.form(day=past.strftime("%d/%m/%Y")))
+        assert sent.status_code == 303 and sent.headers["location"] == f"/dashboard/triage?opened=TRIAGE-{past.isoformat()}", sent.text
+    triage_id = sent.headers["location"].split("=", 1)[1]
+    handle = time_env.client.get_workflow_handle(triage_id)
+    STARTED.append(handle)
+    assert (await handle.query(DailyTriageWorkflow.state)).day == past
+    assert f"Triage {triage_id} is open" in (await api.get(sent.headers["location"], headers=screener.headers)).text
