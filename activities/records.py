@@ -216,7 +216,8 @@ class ReferralRecords:
             await conn.execute("UPDATE referrals SET record_incomplete = true WHERE reference = $1", event.reference)
             return
         # The payload may be what was refused: read as raw JSON, never as its model.
-        form = event.payload.get("submission") if event.kind == FactKind.VIST_SUBMITTED else None
+        opening = (FactKind.VIST_SUBMITTED, FactKind.PARTNER_REFERRAL_RECEIVED)
+        form = event.payload.get("submission") if event.kind in opening else None
         form = form if isinstance(form, dict) else {}
         incident = form.get("incident") if isinstance(form.get("incident"), dict) else {}
         # Only values that parse as the closed types they are (an ID, an enum) are copied from the form.

@@ -35,8 +35,8 @@ from starter.panels import PanelSittings
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
-from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS
-from workflows.models import CASE_PATTERN, Role, SlaPolicy, Stage
+from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, PARTNER_REFERRERS
+from workflows.models import CASE_PATTERN, REFERRING_AGENCIES, Role, SlaPolicy, Stage
 
 log = structlog.get_logger("dashboard")
 
@@ -149,6 +149,7 @@ class Dashboard:
     clock: Clock
     templates: Jinja2Templates
     decision_timeout: float
+    task_queue: str
 
     async def caller(self, request: Request) -> Caller | None:
         try:
@@ -229,6 +230,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "cases": role in CASE_READERS,
         "acknowledge": role in ACKNOWLEDGERS,
         "override": role in OVERRIDE_DECIDERS,
+        "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
     }
 
 
@@ -260,6 +262,7 @@ def create_board(
         clock=clock,
         templates=page_templates(),
         decision_timeout=settings.decision_timeout_seconds,
+        task_queue=settings.task_queue,
     )
 
 

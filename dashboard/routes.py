@@ -7,7 +7,8 @@ and keeps it in an HttpOnly, SameSite=Strict cookie; roles are the API's: superv
 escalations addressed to their team or agency and acknowledge those of their rank or below (or
 addressed to them by name), administrators read and acknowledge everything, auditors read
 everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
-repeat-referral override the screener asked for on the referral's page. A page showing a
+repeat-referral override the screener asked for on the referral's page. A partner of health, education or
+children's social care refers a child to screening with a form of its own. A page showing a
 referral's details writes an access-log entry. No page holds a child's name, date of birth or
 address, nor a decision's free text.
 """
@@ -15,12 +16,12 @@ address, nor a decision's free text.
 from fastapi import APIRouter, FastAPI
 
 from dashboard.board import COOKIE, PREFIX, Dashboard, unavailable_page
-from dashboard.pages import actions, escalations, missing, panels, referrals, signin, timeliness, triage
+from dashboard.pages import actions, escalations, missing, panels, partner_referral, referrals, signin, timeliness, triage
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, escalations, actions, referrals, triage, missing, panels, timeliness)
+PAGES = (signin, escalations, actions, referrals, triage, missing, panels, timeliness, partner_referral)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)
