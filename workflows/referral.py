@@ -333,23 +333,18 @@ class ReferralWorkflow:
         self._screening_outcome = screening.outcome
         self._fact(Screened.of(screening), screening.actor)
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
-        if Agency.CHILDRENS_SOCIAL_CARE in screening.agencies_informed and workflow.patched(CSC_NOTIFICATION_PATCH):
-            # Telling children's social care is the police's to do, owned and tracked like any agreed action.
+        if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
+            # Children's social care are party to the discussion, quorate only with them present.
+            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
+        elif Agency.CHILDRENS_SOCIAL_CARE in screening.agencies_informed and workflow.patched(CSC_NOTIFICATION_PATCH):
+            # Telling them of a referral screening closes is the police's to do, tracked like any agreed action.
+            reason = SCREENING_CLOSURES[screening.outcome]
             await self._agree_actions_then(
-                screening.actor, [self._csc_notification(screening)], lambda: self._after_screening(screening, True)
+                screening.actor, [self._csc_notification(screening)], lambda: self._after_decision(screening.actor, reason)
             )
         else:
-            self._after_screening(screening, False)
-        return await self._recorded_state()
-
-    def _after_screening(self, screening: Screening, actions_first: bool) -> None:
-        """A strategy discussion next; any other outcome closes the referral, once its agreed actions are done."""
-        if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
-            self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
-        elif actions_first:
-            self._after_decision(screening.actor, SCREENING_CLOSURES[screening.outcome])
-        else:
             self._close(screening.actor, SCREENING_CLOSURES[screening.outcome], screening.rationale)
+        return await self._recorded_state()
 
     def _csc_notification(self, screening: Screening) -> AgreedActionSpec:
         """The police's notification of the referral and its screening to children's social care, the screener's."""

@@ -239,6 +239,7 @@ WHERE = {
     "screen": Stage.SCREENING,
     "request_override": Stage.SCREENING,
     "decide_override": Stage.SCREENING,
+    "csc_not_informed": Stage.SCREENING,
     "strategy_discussion": Stage.STRATEGY_DISCUSSION,
     "book_conference": Stage.CONFERENCE,
     "conference_outcome": Stage.CONFERENCE,

@@ -96,15 +96,15 @@ async def test_a_screening_that_informs_csc_agrees_the_notification_as_an_action
     assert (closed.stage, closed.close_reason) == (Stage.CLOSED, CloseReason.EARLY_HELP)
 
 
-async def test_a_screening_to_a_strategy_discussion_moves_on_with_the_notification_open(
+async def test_a_screening_to_a_strategy_discussion_brings_csc_to_it_with_no_separate_notification(
     fast_env, fast_queue, fakes, sla_policy
 ):
     submission, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, Stage.SCREENING, "csc:strategy")
     await state_when(handle, lambda s: s.screening_view is not None)
     state = await handle.execute_update(
         ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
-    assert state.stage is Stage.STRATEGY_DISCUSSION
-    assert [a.owner.agency for a in state.open_actions] == [Agency.POLICE]
+    # The discussion is children's social care's to attend (quorate only with them), due and escalated as a stage.
+    assert (state.stage, state.actions) == (Stage.STRATEGY_DISCUSSION, [])
 
 
 # --- partner agencies' referrals ----------------------------------------------------------------------
