@@ -22,6 +22,8 @@ async def screened_referral(api, auth, time_env, seed: str) -> str:
     body = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).details()
     answer = await api.post(f"/referrals/{reference}/screening", json=body, headers=auth("screener"))
     assert answer.status_code == 200, answer.text
+    told = await api.post(f"/actions/{reference}.A1/completion", json={"note": "Synthetic: told."}, headers=auth("screener"))
+    assert told.status_code == 200, told.text
     return reference
 
 

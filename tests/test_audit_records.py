@@ -25,7 +25,7 @@ from audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sa
 from starter.synthetic import (
     OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist,
 )
-from tests.helpers import skip, LONDON, eventually, finished, start_referral
+from tests.helpers import LONDON, eventually, finished, screened_and_told, skip, start_referral
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
@@ -120,7 +120,7 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
         started = datetime.now(timezone.utc) - timedelta(minutes=1)
         submission, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=93)
         await handle.execute_update(ReferralWorkflow.review, approval())
-        await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+        await screened_and_told(dev_env.client, handle, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
         await handle.result()
     query = case_query(since=started, query=f"WorkflowId = '{handle.id}'")
     manifest = await eventually(
