@@ -53,7 +53,7 @@ def request_model(decision: type[Decision]) -> type[Model]:
 
 
 class Intake(BaseModel):
-    """A VIST submission's referral: new (201) or the one this form already made (200)."""
+    """A submitted form's referral (a VIST's or a partner agency's): new (201) or the one this form already made (200)."""
 
     reference: str
     stage: Stage

@@ -24,6 +24,7 @@ from workflows.models import (
     VistSubmission,
     referral_reference,
 )
+from workflows.referral import ReferralWorkflow
 
 
 def without_actor(decision) -> dict[str, Any]:
@@ -124,7 +125,7 @@ async def test_a_closed_referrals_form_opens_nothing_new(api, auth, time_env, po
     # No further action closes once the screener has told children's social care (its agreed action).
     assert screened["stage"] == "actions" and [a["owner"]["agency"] for a in screened["actions"]] == ["police"]
     await post(api, auth, f"/actions/{reference}.A1/completion", "screener", {"note": "Synthetic: told."})
-    closed = await finished(time_env, time_env.client.get_workflow_handle(reference))
+    closed = await finished(time_env, time_env.client.get_workflow_handle_for(ReferralWorkflow.run, reference))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
 
     again = await submit(api, auth, time_env, submission)

@@ -46,16 +46,15 @@ from workflows.models import (
 log = structlog.get_logger("api")
 
 router = APIRouter(responses=ERRORS, tags=["referrals"])
+# A form opening a referral: 201 a new one, 200 the same form again.
+INTAKE = {
+    "status_code": 201,
+    "response_model": bodies.Intake,
+    "responses": {200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
+}
 
 
-@router.post(
-    "/referrals",
-    status_code=201,
-    response_model=bodies.Intake,
-    tags=["referrals"],
-    summary="Submit a VIST",
-    responses={200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
-)
+@router.post("/referrals", summary="Submit a VIST", **INTAKE)
 async def submit_vist(
     submission: VistSubmission,
     response: Response,
@@ -70,14 +69,8 @@ async def submit_vist(
     return await open_referral(submission, caller, svc, response, "vist_received")
 
 
-@router.post(
-    "/partner-referrals",
-    status_code=201,
-    response_model=bodies.Intake,
-    tags=["referrals"],
-    summary="Refer a child as a partner agency (health, education, children's social care)",
-    responses={200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
-)
+@router.post("/partner-referrals", summary="Refer a child as a partner agency (health, education, children's social care)",
+             **INTAKE)
 async def submit_partner_referral(
     referral: PartnerReferral,
     response: Response,
