@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from api.app import create_app
@@ -38,13 +36,7 @@ async def serve(settings: Settings) -> None:
         await pool.close()
 
 
-def main() -> None:
-    from runtime.logging import configure_logging
-
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
-
-
 if __name__ == "__main__":
-    main()
+    from runtime.service import run_service
+
+    run_service(serve)

@@ -1,15 +1,20 @@
 """The codec server: Temporal's `/encode` and `/decode` protocol, so the Web UI and CLI can show
 decrypted payloads to auditors and administrators, and to nobody else.
 
-Every decode is a read of referral details and goes into the access log. Serve it with
-`python -m api.codec_server`; point the Web UI's "codec server" setting at it with
-"pass the access token" on.
+Two credentials are accepted: a bearer token (the CLI's `--codec-auth`, or a Web UI that signs
+its users in and passes their token over https), or the dashboard's session cookie, which a
+browser signed in on the dashboard sends with the Web UI's cross-origin requests ("include
+cross-origin credentials"), since a cookie is the host's whatever the port. A session counts only
+on a request from an allowed Web UI origin, so no other page can spend it. Every decode is a read
+of referral details and goes into the access log. Serve it with `python -m api.codec_server`
+(`make run` starts it and points the Web UI at it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -19,14 +24,27 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
 from runtime.codec import refusal
+from runtime.settings import Settings
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from workflows.models import Role
 
 log = structlog.get_logger("codec_server")
 
 DECODERS = frozenset({Role.AUDITOR, Role.ADMIN})
+# The dashboard's sign-in cookie.
+SESSION_COOKIE = "referrals_session"
 
 AccessRecorder = Callable[[Caller, str, dict], Awaitable[None]]
+# The signed-in caller a dashboard session cookie's value stands for; InvalidCredentials when it stands for none.
+SessionLookup = Callable[[str | None], Awaitable[Caller]]
+
+
+@dataclass(frozen=True)
+class DashboardSessions:
+    """How the codec server recognises a browser signed in on the dashboard: the cookie's name and its lookup."""
+
+    cookie: str
+    caller: SessionLookup
 
 
 def create_codec_app(
@@ -34,6 +52,7 @@ def create_codec_app(
     authenticator: Authenticator,
     cors_origins: list[str],
     record_access: AccessRecorder | None = None,
+    sessions: DashboardSessions | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Referral payload codec", docs_url=None, redoc_url=None)
     app.add_middleware(
@@ -44,16 +63,37 @@ def create_codec_app(
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
 
-    async def caller(authorization: str | None = Header(default=None)) -> Caller:
-        scheme, _, token = (authorization or "").partition(" ")
+    def session_cookie(request: Request) -> str | None:
+        """The dashboard session's cookie, when it is the request's credentials (a bearer token comes first)."""
+        if sessions is None or "authorization" in request.headers:
+            return None
+        return request.cookies.get(sessions.cookie)
+
+    async def authenticated(request: Request, authorization: str | None) -> Caller:
+        cookie = session_cookie(request)
+        if cookie is None or sessions is None:
+            scheme, _, token = (authorization or "").partition(" ")
+            return await authenticator.authenticate(token if scheme.lower() == "bearer" else None)
+        if request.headers.get("origin") not in cors_origins:
+            # A same-site page other than the Web UI could send the cookie too: only the UI may spend it.
+            raise HTTPException(403, "Origin: a dashboard session is accepted only from the Temporal Web UI")
+        return await sessions.caller(cookie)
+
+    async def caller(request: Request, authorization: str | None = Header(default=None)) -> Caller:
         try:
-            who = await authenticator.authenticate(token if scheme.lower() == "bearer" else None)
+            who = await authenticated(request, authorization)
         except InvalidCredentials as error:
             log.info("codec_unauthenticated", reason=str(error))
-            raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}) from None
+            raise HTTPException(
+                401, "a valid bearer token, or an auditor's dashboard session, is required", {"WWW-Authenticate": "Bearer"}
+            ) from None
         if who.actor.role not in DECODERS:
             raise HTTPException(403, f"role {who.actor.role.value} may not use the codec server")
         return who
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
 
     async def payloads_of(request: Request) -> Payloads:
         try:
@@ -80,7 +120,9 @@ def create_codec_app(
                 raise HTTPException(422, f"payloads[{index}]: refused, {reason}")
         if record_access is not None:
             namespace = request.headers.get("X-Namespace")
-            await record_access(who, "decode_payloads", {"payloads": len(opened), "namespace": namespace})
+            credentials = "token" if session_cookie(request) is None else "dashboard_session"
+            detail = {"payloads": len(opened), "namespace": namespace, "credentials": credentials}
+            await record_access(who, "decode_payloads", detail)
         log.info(
             "codec_decode", actor=who.actor.id, payloads=len(opened), ms=round((time.perf_counter() - started) * 1000, 1)
         )
@@ -89,18 +131,15 @@ def create_codec_app(
     return app
 
 
-async def _serve() -> None:
+async def serve(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM on CODEC_SERVER_HOST:CODEC_SERVER_PORT, recording decodes in PostgreSQL's access log."""
     import uvicorn
 
     from readmodel.access_log import AccessLog
     from readmodel.database import create_pool
     from runtime.codec import EncryptionCodec
-    from runtime.logging import configure_logging
-    from runtime.settings import Settings
     from runtime.temporal import load_keyring
 
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
     if settings.database_url is None:
         raise SystemExit("the codec server needs DATABASE_URL for its access log")
     pool = await create_pool(settings.database_url.get_secret_value())
@@ -109,17 +148,23 @@ async def _serve() -> None:
     async def record(who: Caller, action: str, detail: dict) -> None:
         await access_log.record(who.actor, "codec_server", action, detail=detail)
 
+    authenticator = Authenticator.from_settings(settings)
+    sessions = DashboardSessions(SESSION_COOKIE, authenticator.authenticate)
     app = create_codec_app(
-        EncryptionCodec(load_keyring(settings)), Authenticator.from_settings(settings), settings.codec_cors_origins, record
+        EncryptionCodec(load_keyring(settings)), authenticator, settings.codec_cors_origins, record, sessions
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.codec_server_host, port=settings.codec_server_port))
+    config = uvicorn.Config(
+        app, host=settings.codec_server_host, port=settings.codec_server_port, log_config=None, access_log=False
+    )
+    log.info("codec_server_starting", url=f"http://{settings.codec_server_host}:{settings.codec_server_port}",
+             web_ui_origins=settings.codec_cors_origins)
     try:
-        await server.serve()
+        await uvicorn.Server(config).serve()
     finally:
         await pool.close()
 
 
 if __name__ == "__main__":
-    import asyncio
+    from runtime.service import run_service
 
-    asyncio.run(_serve())
+    run_service(serve)

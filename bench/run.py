@@ -374,7 +374,8 @@ class BenchStack:
     def __init__(self, data_dir: Path, persist_temporal: bool) -> None:
         # Through the environment, which the worker and the API it starts read too.
         os.environ.update(DATA_DIR=str(data_dir), TEMPORAL_DEV_PORT=str(free_port()),
-                          TEMPORAL_UI_PORT=str(free_port()), API_PORT=str(free_port()))
+                          TEMPORAL_UI_PORT=str(free_port()), API_PORT=str(free_port()),
+                          CODEC_SERVER_PORT=str(free_port()))
         for given in ("TEMPORAL_ADDRESS", "DATABASE_URL"):  # its own embedded stack, always
             os.environ.pop(given, None)
         self.settings = Settings(_env_file=None)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), description="where the embedded stack keeps its data")
     temporal_dev_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    workers: int = Field(
+        default=1, ge=1, le=16, description="how many workers the embedded stack starts on the one task queue"
+    )
 
     encryption_keys_file: Path | None = Field(
         default=None, description="JSON keyring sealing every Temporal payload (see runtime/codec.py)"

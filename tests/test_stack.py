@@ -65,15 +65,16 @@ def stack_data_dir() -> Iterator[Path]:
 
 def test_make_run_twice_keeps_the_first_runs_referrals(stack_data_dir: Path) -> None:
     data_dir = stack_data_dir
-    port, ui_port, api_port = free_port(), free_port(), free_port()
-    while len({port, ui_port, api_port}) < 3:
-        ui_port, api_port = free_port(), free_port()
+    port, ui_port, api_port, codec_port = free_port(), free_port(), free_port(), free_port()
+    while len({port, ui_port, api_port, codec_port}) < 4:
+        ui_port, api_port, codec_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"TEMPORAL_ADDRESS", "DATABASE_URL", "COLUMNS"}}
     env |= {
         "DATA_DIR": str(data_dir),
         "TEMPORAL_DEV_PORT": str(port),
         "TEMPORAL_UI_PORT": str(ui_port),
         "API_PORT": str(api_port),
+        "CODEC_SERVER_PORT": str(codec_port),
         "LOG_FORMAT": "json",
     }
 
@@ -84,7 +85,8 @@ def test_make_run_twice_keeps_the_first_runs_referrals(stack_data_dir: Path) -> 
 
     # The API served too; everything the run started has stopped.
     assert f"API: http://127.0.0.1:{api_port}" in first.stdout
-    assert not listening(port) and not listening(ui_port) and not listening(api_port)
+    assert f"Codec server: http://localhost:{codec_port}" in first.stdout
+    assert not any(listening(p) for p in (port, ui_port, api_port, codec_port))
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
     assert not (data_dir / "stack.json").exists()
 

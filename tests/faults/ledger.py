@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from starter.synthetic import synthetic_vist
+from starter.synthetic import screening, synthetic_vist
 from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack
-from workflows.models import RiskGrade
+from workflows.models import RiskGrade, ScreeningOutcome, VistSubmission
 
 RETRY_INTERVAL = 1.0
 RETRIED_STATUSES = {502, 503, 504}
@@ -49,17 +49,19 @@ class Referrals:
         self.ledger = ledger
         self.rng = random.Random(seed)
         self.risks: dict[str, RiskGrade] = {}
+        self.forms: dict[str, VistSubmission] = {}
 
     def auth(self, user: str, key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.stack.token(user)}"}
         return headers | ({"Idempotency-Key": key} if key else {})
 
     async def submit(self) -> str:
-        form = synthetic_vist(rng=self.rng).model_dump(mode="json")
-        response = await self.send("POST", "/referrals", json=form, headers=self.auth("officer"))
+        form = synthetic_vist(rng=self.rng)
+        response = await self.send("POST", "/referrals", json=form.model_dump(mode="json"), headers=self.auth("officer"))
         assert response.status_code == 201, response.text
         reference = response.json()["reference"]
         self.ledger.references.append(reference)
+        self.forms[reference] = form
         self.risks[reference] = RiskGrade(response.json()["risk"])
         return reference
 
@@ -102,6 +104,11 @@ class Referrals:
         state = await self.decide("screener", f"/referrals/{reference}/risk", body, "risk_regraded", key)
         self.risks[reference] = RiskGrade(state["risk"])
         return state
+
+    async def close(self, reference: str) -> dict:
+        """Screen a reviewed referral out (no further action): the shortest way to its closure."""
+        body = screening(self.forms[reference], ScreeningOutcome.NO_FURTHER_ACTION).details()
+        return await self.decide("screener", f"/referrals/{reference}/screening", body, "screened")
 
     async def work(self, reference: str, regrades: int, review: bool = True) -> None:
         """Review a new referral, then regrade it back and forth, one decision after another."""

@@ -63,12 +63,14 @@ class RunningStack:
         self.root = Path(tempfile.mkdtemp(prefix="referrals-faults-"))
         self.data_dir = self.root / "data"
         self.temporal_port, self.ui_port, self.api_port = free_port(), free_port(), free_port()
+        self.codec_port = free_port()
         base = {k: v for k, v in os.environ.items() if k not in {"TEMPORAL_ADDRESS", "DATABASE_URL", "COLUMNS"}}
         self.env = base | {
             "DATA_DIR": str(self.data_dir),
             "TEMPORAL_DEV_PORT": str(self.temporal_port),
             "TEMPORAL_UI_PORT": str(self.ui_port),
             "API_PORT": str(self.api_port),
+            "CODEC_SERVER_PORT": str(self.codec_port),
             "LOG_FORMAT": "json",
         } | (env or {})
         self.stdout = self.root / "stack.out"
