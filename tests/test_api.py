@@ -563,9 +563,9 @@ async def test_health_readiness_and_the_openapi_schema(api):
         *(f"/panel-sittings/{{sitting_id}}/{r}" for r in ("agenda", "meeting", "attendance", "outcomes", "minutes")),
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
+    # A referral's 11 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
     # first version, a panel sitting's 5.
-    assert len(requests) == 28
+    assert len(requests) == 29
     assert not any(field in schema["components"]["schemas"][name]["properties"]
                    for name in requests for field in ("actor", "proof", "made_at", "forwarded"))
 

@@ -124,9 +124,11 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
         await handle.result()
     query = case_query(since=started, query=f"WorkflowId = '{handle.id}'")
     manifest = await eventually(
-        lambda: export_histories(dev_env.client, tmp_path, query=query), lambda m: len(m.files) == 1
+        lambda: export_histories(dev_env.client, tmp_path, query=query), lambda m: len(m.files) == 2
     )
-    (entry,) = manifest.files
+    # The referral's history, and its notification to children's social care's (an agreed action, its child).
+    entry, action = sorted(manifest.files, key=lambda f: f.workflow_id)
+    assert action.workflow_id == f"{handle.id}.A1" and action.parent_workflow_id == handle.id
     assert entry.workflow_id == handle.id and entry.workflow_type == "ReferralWorkflow"
     assert hashlib.sha256((tmp_path / entry.file).read_bytes()).hexdigest() == entry.sha256
     assert json.loads((tmp_path / entry.file).read_text())["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
@@ -137,7 +139,7 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
     runs = await list_referrals(dev_env.client, query)
     histories = [h for referral in await fetch_referrals(dev_env.client, runs) for h in referral.all()]
     replayed = await replay_histories(histories, settings, workers=1)
-    assert replayed.passed and [h.workflow_id for h in replayed.histories] == [handle.id]
+    assert replayed.passed and {h.workflow_id for h in replayed.histories} == {handle.id, f"{handle.id}.A1"}
 
 
 # --- the monthly sample ------------------------------------------------------------------------------

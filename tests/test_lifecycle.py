@@ -89,7 +89,7 @@ async def test_early_help_after_return_and_resubmission(time_env, pool, time_que
         "SELECT to_stage FROM stage_transitions WHERE reference = $1 ORDER BY seq", handle.id
     )
     assert [t["to_stage"] for t in transitions] == [
-        "supervisor_review", "returned_to_officer", "supervisor_review", "screening", "closed",
+        "supervisor_review", "returned_to_officer", "supervisor_review", "screening", "actions", "closed",
     ]
 
 
