@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from activities.directory import SupervisionDirectory
 from activities.policy import build_sla_policy
 from api.deps import Clock, Services, wall_clock
+from api.middleware import HttpMiddleware, SecurityHeaders
 from api.errors import (
     DATABASE_DOWN,
     RETRY_AFTER_SECONDS,
@@ -54,16 +55,10 @@ ROUTERS = (
 )
 
 
-class RequestLog:
-    """ASGI middleware: one line per request with the route template, never the raw path or query."""
+class RequestLog(HttpMiddleware):
+    """One log line per request with the route template, never the raw path or query."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: dict, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         status = 500
 
@@ -156,5 +151,6 @@ def create_app(
     app.add_exception_handler(RPCError, _temporal_unavailable)
     for down in DATABASE_DOWN:
         app.add_exception_handler(down, _database_unavailable)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
     return app

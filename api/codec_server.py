@@ -25,14 +25,13 @@ from temporalio.converter import PayloadCodec
 
 from runtime.codec import refusal
 from runtime.settings import Settings
+from auth.sessions import COOKIE, Sessions
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from workflows.models import Role
 
 log = structlog.get_logger("codec_server")
 
 DECODERS = frozenset({Role.AUDITOR, Role.ADMIN})
-# The dashboard's sign-in cookie.
-SESSION_COOKIE = "referrals_session"
 
 AccessRecorder = Callable[[Caller, str, dict], Awaitable[None]]
 # The signed-in caller a dashboard session cookie's value stands for; InvalidCredentials when it stands for none.
@@ -149,7 +148,8 @@ async def serve(settings: Settings) -> None:
         await access_log.record(who.actor, "codec_server", action, detail=detail)
 
     authenticator = Authenticator.from_settings(settings)
-    sessions = DashboardSessions(SESSION_COOKIE, authenticator.authenticate)
+    # The dashboard's sessions, in the same PostgreSQL: a signed-out session decodes nothing.
+    sessions = DashboardSessions(COOKIE, Sessions(pool).caller)
     app = create_codec_app(
         EncryptionCodec(load_keyring(settings)), authenticator, settings.codec_cors_origins, record, sessions
     )

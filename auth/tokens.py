@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -38,10 +39,12 @@ class InvalidCredentials(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: the actor decisions are recorded under, and their team."""
+    """An authenticated caller: the actor decisions are recorded under, their team, and when their credentials
+    expire (a JWT's `exp`; none for a static token)."""
 
     actor: Actor
     team: str | None = None
+    expires_at: datetime | None = None
 
 
 class TokenHolder(BaseModel):
@@ -154,7 +157,7 @@ class Authenticator:
         except ValidationError as error:
             fields = ",".join(str(e["loc"][0]) for e in error.errors() if e["loc"])
             raise InvalidCredentials(f"jwt claims: invalid {fields}") from error
-        return holder.caller()
+        return replace(holder.caller(), expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def load_token_file(path: Path) -> dict[str, TokenHolder]:

@@ -4,6 +4,7 @@
 # from the evaluated annotations.
 
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from temporalio.client import Client
 from activities.alerts import AlertLinks, describe_duration
 from activities.directory import SupervisionDirectory
 from activities.policy import build_sla_policy
+from auth.sessions import COOKIE, COOKIE_PATH, Session, Sessions
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from readmodel.access_log import AccessLog
 from readmodel.oversight import OversightReadModel
@@ -43,8 +45,6 @@ log = structlog.get_logger("dashboard")
 Clock = Callable[[], Awaitable[datetime]]
 
 PREFIX = "/dashboard"
-COOKIE = "referrals_session"
-SIGNED_IN_FOR = timedelta(hours=8)
 LONDON = ZoneInfo("Europe/London")
 DECISION_KEY = re.compile(r"^[0-9a-f]{32}$")
 DUE_SOON = timedelta(hours=48)
@@ -144,6 +144,7 @@ class Dashboard:
     sla_policy: SlaPolicy
     access_log: AccessLog
     authenticator: Authenticator
+    sessions: Sessions
     acknowledgements: Acknowledgements
     links: AlertLinks
     clock: Clock
@@ -151,21 +152,19 @@ class Dashboard:
     decision_timeout: float
     task_queue: str
 
-    async def caller(self, request: Request) -> Caller | None:
+    async def session(self, request: Request) -> Session | None:
+        """The live session the request's cookie names, kept on the request for its forms; None when there is none."""
+        cookie = request.cookies.get(COOKIE)
         try:
-            return await self.authenticator.authenticate(request.cookies.get(COOKIE))
+            request.state.session = await self.sessions.session(cookie)
         except InvalidCredentials as error:
-            if request.cookies.get(COOKIE):
-                log.info("dashboard_credentials_rejected", reason=str(error))
+            if cookie:
+                log.info("dashboard_session_rejected", reason=str(error))
             return None
+        return request.state.session
 
     def page(self, request: Request, template: str, caller: Caller | None, status: int = 200, **context: Any) -> HTMLResponse:
-        return self.templates.TemplateResponse(
-            request,
-            template,
-            {"caller": caller, "prefix": PREFIX, "roles": nav_roles(caller)} | context,
-            status_code=status,
-        )
+        return rendered(self.templates, request, template, caller, status, context)
 
     def forbidden(self, request: Request, caller: Caller, what: str) -> HTMLResponse:
         return self.page(request, "forbidden.html", caller, status=403, what=what)
@@ -204,6 +203,31 @@ def decision_key(submitted: str | None) -> str:
     return submitted if submitted and DECISION_KEY.fullmatch(submitted) else uuid.uuid4().hex
 
 
+def content_security_policy(nonce: str) -> str:
+    """What a page may load: its own style block (by nonce) and its own site's images and stylesheets; no script;
+    forms post back to this site only; no other site may frame it."""
+    return (f"default-src 'none'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+
+
+def rendered(templates: Jinja2Templates, request: Request, template: str, caller: Caller | None, status: int,
+             context: dict[str, Any], headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A page, with the session's CSRF token for its forms, a fresh nonce for its style block, and its policy."""
+    session: Session | None = getattr(request.state, "session", None)
+    nonce = secrets.token_urlsafe(16)
+    base = {"caller": caller, "prefix": PREFIX, "roles": nav_roles(caller), "csp_nonce": nonce,
+            "csrf_token": session.csrf_token if session and caller else ""}
+    return templates.TemplateResponse(
+        request,
+        template,
+        base | context,
+        status_code=status,
+        # Pages show children's data: never kept by a browser or a proxy.
+        headers={"Content-Security-Policy": content_security_policy(nonce), "Cache-Control": "no-store"}
+        | (headers or {}),
+    )
+
+
 def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.filters.update(local=local, words=words)
@@ -214,13 +238,8 @@ def page_templates() -> Jinja2Templates:
 
 def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
     """What every page shows while PostgreSQL or Temporal is down: a plain 503, nothing half-shown."""
-    return page_templates().TemplateResponse(
-        request,
-        "unavailable.html",
-        {"caller": None, "prefix": PREFIX, "roles": nav_roles(None)},
-        status_code=503,
-        headers={"Retry-After": str(retry_after)},
-    )
+    return rendered(page_templates(), request, "unavailable.html", None, 503, {},
+                    headers={"Retry-After": str(retry_after)})
 
 
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
@@ -254,6 +273,7 @@ def create_board(
         sla_policy=sla_policy or build_sla_policy(settings.sla_policy_file),
         access_log=AccessLog(pool),
         authenticator=authenticator or Authenticator.from_settings(settings),
+        sessions=Sessions(pool),
         acknowledgements=acknowledgements
         or Acknowledgements(
             client, oversight, SupervisionDirectory.load(settings.alert_directory_file), settings.decision_timeout_seconds
@@ -275,11 +295,43 @@ Board = Annotated[Dashboard, Depends(the_board)]
 
 
 async def signed_in(request: Request, board: Board) -> Caller:
-    caller = await board.caller(request)
-    if caller is None:
+    session = await board.session(request)
+    if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, "sign in first", headers={"Location": f"{PREFIX}/login?next={quote(target)}"})
-    return caller
+    return session.caller
 
 
 SignedIn = Annotated[Caller, Depends(signed_in)]
+
+
+class FormRefused(Exception):
+    """A form post the dashboard will not act on: from another site, or without its session's CSRF token."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+async def posted_form(request: Request, caller: SignedIn) -> dict[str, str]:
+    """A signed-in browser's form, checked before anything is done with it: posted from this site, and carrying
+    the CSRF token of the session it was posted under (every page's forms hold it as `csrf_token`).
+
+    Refused (FormRefused, shown as a 403 page) otherwise; a form whose session has ended is sent to sign in.
+    """
+    if not same_origin(request):
+        raise FormRefused("a form from another site")
+    fields = await form_fields(request)
+    if request.state.session.forged(fields.pop("csrf_token", None)):
+        log.info("dashboard_csrf_refused", actor=caller.actor.id, route=request.url.path)
+        raise FormRefused("a form this session did not make: open the page again and send it from there")
+    return fields
+
+
+PostedForm = Annotated[dict[str, str], Depends(posted_form)]
+
+
+async def form_refused(request: Request, refused: FormRefused) -> HTMLResponse:
+    """The 403 page for a refused form post (registered by `mount`)."""
+    return the_board(request).page(request, "forbidden.html", request.state.session.caller, status=403,
+                                   refused=refused.why)

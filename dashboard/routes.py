@@ -2,8 +2,10 @@
 
 Server-rendered pages of open alerts, late actions, stages, the triage queue, panels and timeliness. `mount(app, board)`
 serves them from an app (the API's, `api.app`) around a board (`dashboard.board.create_board`)
-holding its Temporal client and PostgreSQL pool. Sign-in takes the same bearer token as the API
-and keeps it in an HttpOnly, SameSite=Strict cookie; roles are the API's: supervisors see the
+holding its Temporal client and PostgreSQL pool. Sign-in checks the same bearer token as the API
+once and opens a server-side session (auth/sessions.py) whose random ID alone the HttpOnly,
+SameSite=Strict cookie holds; signing out revokes it. Every form post must come from this site and
+carry its session's CSRF token; roles are the API's: supervisors see the
 escalations addressed to their team or agency and acknowledge those of their rank or below (or
 addressed to them by name), administrators read and acknowledge everything, auditors read
 everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
@@ -15,7 +17,7 @@ address, nor a decision's free text.
 
 from fastapi import APIRouter, FastAPI
 
-from dashboard.board import COOKIE, PREFIX, Dashboard, unavailable_page
+from dashboard.board import COOKIE, PREFIX, Dashboard, FormRefused, form_refused, unavailable_page
 from dashboard.pages import actions, escalations, missing, panels, partner_referral, referrals, signin, timeliness, triage
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
@@ -31,3 +33,4 @@ def mount(app: FastAPI, board: Dashboard) -> None:
     """Serve the pages from `app`, drawing on `board` (`dashboard.board.create_board`)."""
     app.state.dashboard = board
     app.include_router(router)
+    app.add_exception_handler(FormRefused, form_refused)

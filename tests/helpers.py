@@ -7,6 +7,8 @@ import importlib
 import os
 import pkgutil
 import random
+import re
+from dataclasses import dataclass
 from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.service import RPCError
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from fastapi.routing import APIRoute
@@ -22,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from api.app import ROUTERS
+from auth.sessions import COOKIE
 from starter.plans import TriggerPlans
 from tests.conftest import PLAN_ID_SECRET
 from starter.synthetic import CSC_PARTNER, OFFICER, SCREENER, synthetic_missing_report, synthetic_vist
@@ -46,6 +50,28 @@ from workflows.referral import ReferralWorkflow
 from worker import WORKFLOWS
 
 LONDON = ZoneInfo("Europe/London")
+
+
+@dataclass(frozen=True)
+class Browser:
+    """A browser signed in on the dashboard: the cookie it sends, and the CSRF token its pages' forms carry."""
+
+    headers: dict[str, str]
+    csrf_token: str
+
+    def form(self, **fields: str) -> dict[str, str]:
+        """A form's fields as one of its pages posts them."""
+        return fields | {"csrf_token": self.csrf_token}
+
+
+async def sign_in(http: httpx.AsyncClient, token: str) -> Browser:
+    """Sign in on the dashboard's form with a bearer token, as a person does; the session's cookie and CSRF token."""
+    response = await http.post("/dashboard/login", data={"token": token, "next": "/dashboard/actions"})
+    assert response.status_code == 303, response.text
+    headers = {"Cookie": f"{COOKIE}={response.cookies[COOKIE]}"}
+    http.cookies.clear()  # each test names the browser it sends as, by its headers
+    page = await http.get("/dashboard/actions", headers=headers)
+    return Browser(headers, re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1))
 
 # How long a refusal may take: it comes from the validator, before anything is written.
 REFUSAL_WAIT = 15

@@ -23,10 +23,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from api.app import create_app
-from dashboard.routes import COOKIE, PAGES
+from dashboard.routes import PAGES
 from starter.panels import PanelSittings
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
+from tests.helpers import sign_in
 from tests.test_api import post, submitted, without_actor
 from workflows.models import ScreeningOutcome
 
@@ -162,16 +163,20 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
 async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
     live = await live_referral(api, auth, time_env, pool, 902)
     sent, server_errors = 0, []
+    browsers = {role: await sign_in(api, tokens[user]) for role, user in ROLES.items() if user}
     # The pages the app serves, listed from each page's own router.
     for route in [route for page in PAGES for route in page.router.routes]:
         for path, form in dashboard_requests(route.path, live, EXAMPLES):
             for method in route.methods:
                 for role, user in ROLES.items():
-                    cookie = {"Cookie": f"{COOKIE}={tokens[user]}"} if user else {}
-                    response = await api.request(
-                        method, path, headers=cookie, **({"data": form} if method == "POST" else {"params": form})
-                    )
+                    browser = browsers.get(role)
+                    # A post carries its session's CSRF token, as a page's form does, so it reaches the route.
+                    fields = browser.form(**form) if browser and method == "POST" else form
+                    response = await api.request(method, path, headers=browser.headers if browser else {},
+                                                 **({"data": fields} if method == "POST" else {"params": fields}))
                     sent += 1
+                    if route.path.endswith("/logout") and browser:
+                        browsers[role] = await sign_in(api, tokens[user])  # signed out: sign in again
                     if response.status_code >= 500:
                         server_errors.append((method, route.path, path, role, response.status_code))
     assert sent > 1000

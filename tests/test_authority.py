@@ -18,7 +18,7 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from activities.alerts import AlertLinks
 from starter.synthetic import INSPECTOR, OFFICER, SCREENER, SERGEANT, approval, screening, synthetic_vist
 from tests.api_fixtures import USERS, api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
-from tests.helpers import STARTED, advance_to, eventually, finished, start_referral, state_when
+from tests.helpers import STARTED, advance_to, eventually, finished, sign_in, start_referral, state_when
 from workflows.models import (
     Actor,
     Duration,
@@ -94,7 +94,7 @@ def acknowledge_button(page: str, escalation_id: str) -> bool:
 
 
 async def dashboard(api, tokens, user: str, path: str) -> str:
-    response = await api.get(path, headers={"Cookie": f"referrals_session={tokens[user]}"})
+    response = await api.get(path, headers=(await sign_in(api, tokens[user])).headers)
     assert response.status_code == 200, response.text
     return response.text
 
@@ -130,8 +130,9 @@ async def test_each_rung_is_acknowledged_only_with_its_authority_through_the_api
     for user in ("officer", "screener", "auditor", "health-partner"):
         assert (await post(api, auth, f"/escalations/{rung[0]}/acknowledgement", user, status=403))["field"] == "actor.role"
     assert await time_env.client.get_workflow_handle(a).query(ReferralWorkflow.state) == state
-    forged = await api.post(f"/dashboard/escalations/{rung[1]}/acknowledge",
-                            headers={"Cookie": f"referrals_session={tokens['sergeant']}"})
+    sergeant = await sign_in(api, tokens["sergeant"])
+    forged = await api.post(f"/dashboard/escalations/{rung[1]}/acknowledge", data=sergeant.form(),
+                            headers=sergeant.headers)
     assert forged.status_code == 403
 
     # Its rank, a higher rank, its named addressee, an administrator.
@@ -243,9 +244,9 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     assert 'action="/dashboard' not in (await dashboard(api, tokens, "screener", f"/dashboard{path}")).split(
         'data-override="pending"')[1].split("</section>")[0]
     assert f'action="/dashboard{path}/override"' in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
-    cookie = {"Cookie": f"referrals_session={tokens['inspector']}"}
-    form = await api.post(f"/dashboard{path}/override", data={"decision": "grant", "rationale": "Synthetic rationale."},
-                          headers=cookie)
+    inspector = await sign_in(api, tokens["inspector"])
+    form = await api.post(f"/dashboard{path}/override",
+                          data=inspector.form(decision="grant", rationale="Synthetic rationale."), headers=inspector.headers)
     assert form.status_code == 303, form.text
     granted = (await api.get(path, headers=auth("auditor"))).json()
     assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (

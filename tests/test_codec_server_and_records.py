@@ -16,6 +16,7 @@ from readmodel.retention import CASE_TABLES, Retention
 from runtime.codec import EncryptionCodec
 from auth.tokens import Authenticator, TokenHolder
 from api.codec_server import DashboardSessions, create_codec_app
+from auth.sessions import COOKIE, Sessions
 from starter.synthetic import (
     AUDITOR, SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_trigger_plan,
 )
@@ -30,7 +31,6 @@ TOKENS = {
     "partner-token": TokenHolder(id="HV-5001", role=Role.PARTNER, agency=Agency.HEALTH),
 }
 UI = "http://localhost:8233"
-SESSION_COOKIE = "dashboard_session"
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def codec_http(pool):
         await access_log.record(who.actor, "codec_server", action, detail=detail)
 
     authenticator = Authenticator(TOKENS)
-    sessions = DashboardSessions(SESSION_COOKIE, authenticator.authenticate)
+    sessions = DashboardSessions(COOKIE, Sessions(pool).caller)
     app = create_codec_app(EncryptionCodec(TEST_KEYRING), authenticator, [UI], record, sessions)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as client:
         yield client
@@ -92,10 +92,18 @@ async def test_the_web_ui_decodes_with_an_auditors_dashboard_session_and_for_nob
     codec_http, time_env, time_queue, sla_policy, pool
 ):
     child_name, sealed = await referral_start_payloads(time_env, time_queue, sla_policy)
+    # Sessions as signing in on the dashboard opens them; one signed out since.
+    sessions = Sessions(pool)
+    authenticator = Authenticator(TOKENS)
+    opened_for = {token: (await sessions.open(await authenticator.authenticate(token)))[0]
+                  for token in ("auditor-token", "screener-token", "partner-token")}
+    signed_out, _ = await sessions.open(await authenticator.authenticate("auditor-token"))
+    await sessions.revoke(signed_out)
 
     def from_the_ui(session: str | None, origin: str | None = UI) -> dict:
         """What the Web UI's fetch with credentials sends: its origin, and the cookie the browser holds for the host."""
-        return ({"Origin": origin} if origin else {}) | ({"Cookie": f"{SESSION_COOKIE}={session}"} if session else {})
+        cookie = opened_for.get(session, session)
+        return ({"Origin": origin} if origin else {}) | ({"Cookie": f"{COOKIE}={cookie}"} if cookie else {})
 
     opened = await codec_http.post("/decode", json=sealed, headers=from_the_ui("auditor-token") | {"X-Namespace": "default"})
     assert opened.status_code == 200
@@ -105,7 +113,9 @@ async def test_the_web_ui_decodes_with_an_auditors_dashboard_session_and_for_nob
 
     refusals = {
         "nobody signed in": (from_the_ui(None), 401),
-        "a session that is not (or no longer) one": (from_the_ui("signed-out"), 401),
+        "a session that is not one": (from_the_ui("no-such-session"), 401),
+        "a session signed out": (from_the_ui(signed_out), 401),
+        "an auditor's token as the cookie": ({"Origin": UI, "Cookie": f"{COOKIE}=auditor-token"}, 401),
         "a screener's session": (from_the_ui("screener-token"), 403),
         "a partner's session": (from_the_ui("partner-token"), 403),
         # Another page of the same site could make the browser send the cookie: only the Web UI may spend it.

@@ -31,7 +31,9 @@ from starter.synthetic import (
     synthetic_missing_report,
     synthetic_vist,
 )
-from tests.helpers import advance_to, eventually, screened_and_told, start_episode, start_plan, start_referral, state_when
+from tests.helpers import (
+    advance_to, eventually, screened_and_told, sign_in, start_episode, start_plan, start_referral, state_when,
+)
 from workflows.missing_models import RiskIndicator
 from workflows.plan import TriggerPlanWorkflow
 from workflows.plan_models import PlanRevision
@@ -193,9 +195,9 @@ async def dashboard(dashboard_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def signed_in(tokens: dict[str, str], user: str) -> dict[str, str]:
-    """The headers of a browser holding `user`'s sign-in cookie."""
-    return {"Cookie": f"{COOKIE}={tokens[user]}"}
+async def signed_in(dashboard: httpx.AsyncClient, tokens: dict[str, str], user: str) -> dict[str, str]:
+    """The headers of a browser holding the session cookie `user` got by signing in."""
+    return (await sign_in(dashboard, tokens[user])).headers
 
 
 async def test_each_role_sees_only_its_pages(dashboard, tokens, time_env, time_queue, sla_policy, pool):
@@ -219,9 +221,10 @@ async def test_each_role_sees_only_its_pages(dashboard, tokens, time_env, time_q
     assert bad.status_code == 401 and COOKIE not in bad.cookies
     good = await dashboard.post("/dashboard/login", data={"token": tokens["auditor"], "next": "https://elsewhere.example/"})
     assert (good.status_code, good.headers["location"]) == (303, "/dashboard/")
+    dashboard.cookies.clear()
 
     # A health partner sees health's actions only, and no referral.
-    partner = signed_in(tokens, "health-partner")
+    partner = await signed_in(dashboard, tokens, "health-partner")
     actions = await dashboard.get("/dashboard/actions", headers=partner)
     assert f"{handle.id}.A1" in actions.text  # owned by health
     assert f"{handle.id}.A2" not in actions.text and f"{handle.id}.A3" not in actions.text
@@ -229,13 +232,16 @@ async def test_each_role_sees_only_its_pages(dashboard, tokens, time_env, time_q
     assert (await dashboard.get("/dashboard/escalations", headers=partner)).status_code == 403
 
     # An auditor reads every open escalation, with nothing to acknowledge, and the timeliness figures.
-    auditor = signed_in(tokens, "auditor")
+    auditor_browser = await sign_in(dashboard, tokens["auditor"])
+    auditor = auditor_browser.headers
     escalations = await dashboard.get("/dashboard/escalations", headers=auditor)
     assert f"{handle.id}.A1.E1" in escalations.text and "Acknowledge</button>" not in escalations.text
     timeliness = await dashboard.get("/dashboard/timeliness", headers=auditor)
     assert timeliness.status_code == 200 and timeliness.text.count("<svg") >= 4
-    refused = await dashboard.post(f"/dashboard/escalations/{handle.id}.A1.E1/acknowledge", headers=auditor)
-    assert refused.status_code == 403
+    refused = await dashboard.post(f"/dashboard/escalations/{handle.id}.A1.E1/acknowledge",
+                                   data=auditor_browser.form(), headers=auditor)
+    # Refused for the auditor's role, the form being this session's own.
+    assert refused.status_code == 403 and "actor.role" in refused.text
 
     # Once its action is done, an escalation no longer waits on anyone.
     await time_env.client.get_workflow_handle(f"{handle.id}.A1").execute_update(
@@ -270,7 +276,8 @@ async def test_an_emails_signed_link_acknowledges_after_sign_in(
     # Opened from the email: sign in first, then back to the link.
     response = await dashboard.get(path)
     assert response.status_code == 303 and response.headers["location"].startswith("/dashboard/login?next=")
-    sergeant = signed_in(tokens, "sergeant")
+    browser = await sign_in(dashboard, tokens["sergeant"])
+    sergeant = browser.headers
     confirm = await dashboard.get(path, headers=sergeant)
     assert confirm.status_code == 200 and f"Acknowledge {escalation.escalation_id}" in confirm.text
     # A tampered or expired link is refused; nothing is acknowledged by opening a link.
@@ -279,7 +286,7 @@ async def test_an_emails_signed_link_acknowledges_after_sign_in(
     assert (await handle.query(ReferralWorkflow.state)).escalations[0].acknowledged_at is None
 
     # The form carries its own idempotency key: the same form sent twice (a double click) acknowledges once.
-    form = {"idempotency_key": re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', confirm.text).group(1)}
+    form = browser.form(idempotency_key=re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', confirm.text).group(1))
     acknowledge = f"/dashboard/escalations/{escalation.escalation_id}/acknowledge"
     done = await dashboard.post(acknowledge, data=form, headers=sergeant)
     assert done.status_code == 303
@@ -292,11 +299,11 @@ async def test_an_emails_signed_link_acknowledges_after_sign_in(
     )
     assert acknowledgements == 1
     # A new acknowledgement of it is a rejection from the workflow, shown on the page.
-    again = await dashboard.post(acknowledge, headers=sergeant)
+    again = await dashboard.post(acknowledge, data=browser.form(), headers=sergeant)
     assert again.status_code == 409 and "already acknowledged" in again.text
     # A post from another site is refused, even with the cookie.
     foreign = await dashboard.post(f"/dashboard/escalations/{escalation.escalation_id}/acknowledge",
-                                   headers=sergeant | {"Origin": "https://elsewhere.example"})
+                                   data=browser.form(), headers=sergeant | {"Origin": "https://elsewhere.example"})
     assert foreign.status_code == 403
 
 
@@ -311,7 +318,7 @@ async def test_the_missing_children_page_lists_open_episodes_and_their_late_revi
                                    lambda s: any(e.subject == "review" for e in s.escalations))).escalations[0]
     await in_app_alerts_shown(pool, handle.id, len((await handle.query(MissingEpisodeWorkflow.state)).escalations))
 
-    sergeant = signed_in(tokens, "sergeant")
+    sergeant = await signed_in(dashboard, tokens, "sergeant")
     page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=sergeant),
                             lambda r: f'data-episode="{handle.id}"' in r.text)
     row = re.search(rf'<tr id="{handle.id}".*?</tr>', page.text, re.DOTALL).group()
@@ -320,7 +327,7 @@ async def test_the_missing_children_page_lists_open_episodes_and_their_late_revi
     assert f'href="/dashboard/missing#{handle.id}"' in escalations.text
     assert "review of a missing child&#39;s episode" in escalations.text or "review of a missing child's episode" in escalations.text
     assert escalation.escalation_id in escalations.text
-    assert (await dashboard.get("/dashboard/missing", headers=signed_in(tokens, "health-partner"))).status_code == 403
+    assert (await dashboard.get("/dashboard/missing", headers=await signed_in(dashboard, tokens, "health-partner"))).status_code == 403
 
     # Found: the episode moves to those awaiting the return-home interview, and its review alerts are moot.
     await handle.execute_update(MissingEpisodeWorkflow.found, found_report(await time_env.get_current_time()))
@@ -337,18 +344,19 @@ async def test_the_missing_children_page_lists_the_most_frequently_missing_to_su
     first = synthetic_missing_report(rng=random.Random("dashboard:frequent"))
     for report in [first] + [first.model_copy(update={"report_id": uuid.uuid4()}) for _ in range(2)]:
         _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
-    page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=signed_in(tokens, "sergeant")),
+    sergeant = await signed_in(dashboard, tokens, "sergeant")
+    page = await eventually(lambda: dashboard.get("/dashboard/missing", headers=sergeant),
                             lambda r: f'<tr data-episode="{handle.id}">' in r.text)
     row = re.search(rf'<tr data-episode="{handle.id}">.*?</tr>', page.text, re.DOTALL).group()
     assert "<td>3</td>" in row and "repeat" in row and first.child.name not in page.text
-    officer = await dashboard.get("/dashboard/missing", headers=signed_in(tokens, "officer"))
+    officer = await dashboard.get("/dashboard/missing", headers=await signed_in(dashboard, tokens, "officer"))
     assert officer.status_code == 200 and "Most frequently missing" not in officer.text
 
 
 async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_the_plans_due_for_review(
     dashboard, tokens, time_env, time_queue, sla_policy, pool
 ):
-    sergeant = signed_in(tokens, "sergeant")
+    sergeant = await signed_in(dashboard, tokens, "sergeant")
     with_plan = synthetic_missing_report(rng=random.Random("dashboard:plan"), indicators=[RiskIndicator.CSE_CONCERN])
     now = await time_env.get_current_time()
     plan = await start_plan(time_env.client, time_queue, sla_policy, with_plan.child,
@@ -373,7 +381,7 @@ async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_th
     # Past its review date, the plan's escalation is in the inbox, linked to its row, until a new version.
     await advance_to(time_env, now + timedelta(days=3, minutes=1))
     state = await eventually(lambda: plan.query(TriggerPlanWorkflow.state), lambda s: len(s.escalations) == 1)
-    admin = signed_in(tokens, "admin")
+    admin = await signed_in(dashboard, tokens, "admin")
     inbox = await eventually(lambda: dashboard.get("/dashboard/escalations", headers=admin),
                              lambda r: state.escalations[0].escalation_id in r.text)
     assert f'href="/dashboard/missing#{plan.id}"' in inbox.text

@@ -17,11 +17,10 @@ import pytest
 
 from readmodel.database import create_pool
 from api.app import create_app
-from dashboard.routes import COOKIE
 from starter.synthetic import screening, synthetic_vist
 from tests.api_fixtures import As, authenticator, form_json, tokens, track  # noqa: F401
 from tests.conftest import make_worker
-from tests.helpers import eventually, finished
+from tests.helpers import eventually, finished, sign_in
 from tests.outage import SeverableLink
 from workflows.models import ScreeningOutcome
 from workflows.referral import ReferralWorkflow
@@ -92,6 +91,7 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
         assert review.status_code == 200, review.text
         reviewed_at = quote(review.json()["history"][-1]["at"])
         logged_before = await reads_logged(pool, reference)
+        browsers = {user: await sign_in(api, tokens[user]) for _, user in DASHBOARD_READS}
 
         await link.cut()
 
@@ -103,7 +103,7 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
             assert submission.children[0].child_id not in response.text or route == "/ready", route
             assert "screening_view" not in response.text and "history" not in response.text, route
         for route, user in DASHBOARD_READS:
-            response = await api.get(route.format(reference=reference), headers={"Cookie": f"{COOKIE}={tokens[user]}"})
+            response = await api.get(route.format(reference=reference), headers=browsers[user].headers)
             assert response.status_code == 503, (route, response.status_code, response.text[:200])
             assert response.headers["Retry-After"] and "Temporarily unavailable" in response.text, route
             assert reference not in response.text, route

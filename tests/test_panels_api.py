@@ -121,7 +121,8 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     (absence,) = [a for a in absences.json() if a["sitting_id"] == opened.sitting_id]
     assert (absence["case_id"], absence["named_role"], absence["escalation_id"], absence["open"]) == (
         referred.id, "cse_team", escalation["escalation_id"], True)
-    inbox = await eventually(lambda: api.get("/dashboard/escalations", headers=cookie(tokens, "sergeant")),
+    sergeant = await cookie(api, tokens, "sergeant")
+    inbox = await eventually(lambda: api.get("/dashboard/escalations", headers=sergeant),
                              lambda r: escalation["escalation_id"] in r.text)
     assert f'href="/dashboard/panels/{opened.sitting_id}"' in inbox.text
     ack = await api.post(f"/escalations/{escalation['escalation_id']}/acknowledgement", headers=auth("sergeant"))
@@ -147,19 +148,20 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     episode_meetings = (await api.get(f"/missing-episodes/{episode.id}/meetings", headers=auth("screener"))).json()
     assert [p["sitting_id"] for p in episode_meetings["panels"]] == [opened.sitting_id]
     assert (await api.get(f"/referrals/{cse.id}/meetings", headers=auth("health-partner"))).status_code == 403
-    page = await api.get(f"/dashboard/referrals/{referred.id}", headers=cookie(tokens, "auditor"))
+    auditor = await cookie(api, tokens, "auditor")
+    page = await api.get(f"/dashboard/referrals/{referred.id}", headers=auditor)
     assert f'data-meeting="{opened.sitting_id}"' in page.text
 
     # The dashboard: the sitting upcoming, the absence (acknowledged), the panel's three open actions; its agenda page.
-    board = await eventually(lambda: api.get("/dashboard/panels", headers=cookie(tokens, "auditor")),
+    board = await eventually(lambda: api.get("/dashboard/panels", headers=auditor),
                              lambda r: r.status_code == 200 and opened.sitting_id in r.text)
     assert f'data-case="{referred.id}"' in board.text and "settled" in board.text
     assert all(f'data-action="{opened.sitting_id}.A{n}"' in board.text for n in (1, 2, 3))
-    page = await api.get(f"/dashboard/panels/{opened.sitting_id}", headers=cookie(tokens, "screener"))
+    page = await api.get(f"/dashboard/panels/{opened.sitting_id}", headers=await cookie(api, tokens, "screener"))
     assert page.status_code == 200 and "cse_team: DS Synthetic (police)" in page.text
     assert f'href="/dashboard/missing#{episode.id}"' in page.text and f'href="/dashboard/referrals/{cse.id}"' in page.text
-    assert (await api.get("/dashboard/panels", headers=cookie(tokens, "health-partner"))).status_code == 403
-    missing = await api.get("/dashboard/panels/PANEL-NOPE-2026-01-01", headers=cookie(tokens, "auditor"))
+    assert (await api.get("/dashboard/panels", headers=await cookie(api, tokens, "health-partner"))).status_code == 403
+    missing = await api.get("/dashboard/panels/PANEL-NOPE-2026-01-01", headers=auditor)
     assert missing.status_code == 404 and "No such sitting" in missing.text
 
     # Each action is completed by its owner's agency; another agency's partner may not.

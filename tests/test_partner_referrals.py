@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from dashboard.routes import COOKIE
 from starter.synthetic import (
     HEALTH_PARTNER,
     SCREENER,
@@ -19,7 +18,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
-from tests.helpers import STARTED, eventually, finished, refused, seeded, start_referral, state_when
+from tests.helpers import STARTED, eventually, finished, refused, seeded, sign_in, start_referral, state_when
 from workflows.facts import FactKind
 from workflows.models import (
     Agency,
@@ -182,12 +181,15 @@ async def test_a_partners_bad_input_is_refused_naming_the_field_and_nothing_is_s
 
 
 async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_field(api, tokens, time_env, pool):
-    partner = {"Cookie": f"{COOKIE}={tokens['social-worker']}"}
+    social_worker = await sign_in(api, tokens["social-worker"])
+    partner = social_worker.headers
     page = await api.get("/dashboard/partner-referral", headers=partner)
     assert page.status_code == 200 and 'action="/dashboard/partner-referral"' in page.text
     form_id = re.search(r'name="form_id" value="([0-9a-f-]+)"', page.text).group(1)
-    officer = {"Cookie": f"{COOKIE}={tokens['officer']}"}
-    assert (await api.get("/dashboard/partner-referral", headers=officer)).status_code == 403
+    officer = await sign_in(api, tokens["officer"])
+    assert (await api.get("/dashboard/partner-referral", headers=officer.headers)).status_code == 403
+    # A post without the session's CSRF token is refused before the form is read.
+    assert (await api.post("/dashboard/partner-referral", data={"form_id": form_id}, headers=partner)).status_code == 403
 
     fields = {
         "form_id": form_id, "tool": "safeguarding_concern", "concern": "neglect", "occurred_at": "2026-01-05T09:30",
@@ -198,7 +200,7 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
     # Each refusal beside its field: a date that is none, then an indicator only a CSE screening tool marks.
     for field, change in [("child_date_of_birth", {}), ("cse_indicators", {"child_date_of_birth": "2019-02-03"})]:
         fields |= change
-        refused_page = await api.post("/dashboard/partner-referral", data=fields, headers=partner)
+        refused_page = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
         assert refused_page.status_code == 422
         assert re.findall(r'<span class="problem" id="([a-z_]+)-problem">', refused_page.text) == [field]
         # A refused form is shown again without the child's details or free text.
@@ -207,12 +209,12 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
                                referral_reference(uuid.UUID(form_id))) == 0
 
     fields |= {"cse_missing_episodes": ""}
-    received = await api.post("/dashboard/partner-referral", data=fields, headers=partner)
+    received = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
     assert received.status_code == 201, received.text
     reference = referral_reference(uuid.UUID(form_id))
     track(time_env.client, reference)
     assert reference in received.text and "screening" in received.text
     state = await state_when(time_env.client.get_workflow_handle(reference), lambda s: s.screening_view is not None)
     assert (state.stage, state.referring_agency) == (Stage.SCREENING, Agency.CHILDRENS_SOCIAL_CARE)
-    again = await api.post("/dashboard/partner-referral", data=fields, headers=partner)
+    again = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
     assert again.status_code == 200 and reference in again.text

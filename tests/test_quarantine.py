@@ -15,11 +15,10 @@ import pytest
 from activities.alerts import EscalationAlerts
 from activities.records import ReferralRecords, fact_bytes
 from api.app import create_app
-from dashboard.routes import COOKIE
 from audit.reconcile import Problem, reconcile
 from starter.synthetic import OFFICER, SCREENER, approval, synthetic_vist
 from tests.api_fixtures import USERS, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import eventually, start_referral, state_when
+from tests.helpers import eventually, sign_in, start_referral, state_when
 from tests.local_servers import MailServer
 from worker import build_worker
 from workflows.facts import RecordedEvent
@@ -197,7 +196,7 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
             assert mine["record_incomplete"] is True
             assert mine["incident_type"] == submission.incident.type.value and mine["stage"] == "supervisor_review"
             # And on the dashboard: in its stage's list, and on its own page.
-            browser = {"Cookie": f"{COOKIE}={tokens['screener']}"}
+            browser = (await sign_in(api, tokens["screener"])).headers
             board = await api.get("/dashboard/referrals", headers=browser)
             row = next(line for line in board.text.splitlines() if f'data-reference="{reference}"' in line)
             assert board.status_code == 200 and "record incomplete" in board.text.split(row, 1)[1].split("</tr>")[0]

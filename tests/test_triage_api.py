@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dashboard.board import COOKIE
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, advance_to, eventually, next_local
+from tests.helpers import STARTED, advance_to, eventually, next_local, sign_in
 from tests.test_triage import at, listed_in_read_model, referral_at
 from workflows.models import RiskGrade
 from workflows.triage import DailyTriageWorkflow
@@ -15,8 +14,8 @@ from workflows.triage import DailyTriageWorkflow
 EMPTY_HISTORY = {"prior_referrals": [], "missing_episodes": [], "children_on_plans": [], "adults": []}
 
 
-def cookie(tokens: dict[str, str], user: str) -> dict[str, str]:
-    return {"Cookie": f"{COOKIE}={tokens[user]}"}
+async def cookie(api, tokens: dict[str, str], user: str) -> dict[str, str]:
+    return (await sign_in(api, tokens[user])).headers
 
 
 async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, time_queue, sla_policy):
@@ -50,10 +49,11 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     assert far_back.status_code == 422 and "must lie between 1900 and 2200" in far_back.text
 
     # The dashboard's queue: both waiting, in time, with how long each has waited since it was received.
-    queue = await eventually(lambda: api.get("/dashboard/triage", headers=cookie(tokens, "auditor")),
+    auditor = await cookie(api, tokens, "auditor")
+    queue = await eventually(lambda: api.get("/dashboard/triage", headers=auditor),
                              lambda r: r.status_code == 200 and first in r.text and second in r.text)
     assert "left</td>" in queue.text and "late by" not in queue.text
-    assert (await api.get("/dashboard/triage", headers=cookie(tokens, "health-partner"))).status_code == 403
+    assert (await api.get("/dashboard/triage", headers=await cookie(api, tokens, "health-partner"))).status_code == 403
 
     decisions = f"{path}/decisions"
     decision = {"reference": first, "outcome": "joint_visit", "rationale": "Synthetic: history of two callouts."}
@@ -69,7 +69,7 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     meetings = await eventually(lambda: api.get(f"/referrals/{first}/meetings", headers=auth("screener")),
                                 lambda r: r.json()["triage"] and r.json()["triage"][0]["outcome"] is not None)
     assert [(t["triage_id"], t["outcome"]) for t in meetings.json()["triage"]] == [(f"TRIAGE-{thursday.isoformat()}", "joint_visit")]
-    page = await api.get(f"/dashboard/referrals/{first}", headers=cookie(tokens, "screener"))
+    page = await api.get(f"/dashboard/referrals/{first}", headers=await cookie(api, tokens, "screener"))
     assert f'data-meeting="TRIAGE-{thursday.isoformat()}"' in page.text and "joint visit" in page.text
 
     # The other is not decided by the end of the day: the MASH's sergeant is alerted, and acknowledges.
@@ -80,7 +80,7 @@ async def test_a_days_triage_through_the_api(api, auth, tokens, time_env, pool, 
     ))[0]
     assert (escalation["subject"], escalation["addressed_to"]) == ("triage", "sergeant, MASH")
     assert escalation["escalation_id"] == f"TRIAGE-{thursday.isoformat()}.E1"
-    queue = (await api.get("/dashboard/triage", headers=cookie(tokens, "auditor"))).text
+    queue = (await api.get("/dashboard/triage", headers=auditor)).text
     assert second in queue and first not in queue and "late by" in queue
     ack = await api.post(f"/escalations/{escalation['escalation_id']}/acknowledgement", headers=auth("sergeant"))
     assert ack.status_code == 200, ack.text

@@ -16,12 +16,11 @@ from dashboard.board import (
     ESCALATION_READERS,
     PREFIX,
     Board,
+    PostedForm,
     SignedIn,
     case_page,
     decision_key,
-    form_fields,
     local,
-    same_origin,
 )
 from readmodel.oversight import Audience
 from starter.acknowledgement import ESCALATION_ID, AcknowledgementRefused
@@ -60,10 +59,8 @@ async def escalations(request: Request, board: Board, caller: SignedIn, acknowle
 
 
 @router.post("/escalations/{escalation_id}/acknowledge")
-async def acknowledge(request: Request, board: Board, escalation_id: str, caller: SignedIn) -> Response:
-    if not same_origin(request):
-        return board.forbidden(request, caller, "a form from another site")
-    key = decision_key((await form_fields(request)).get("idempotency_key"))
+async def acknowledge(request: Request, board: Board, escalation_id: str, caller: SignedIn, fields: PostedForm) -> Response:
+    key = decision_key(fields.get("idempotency_key"))
     refused = await board.acknowledge(caller, escalation_id, key)
     if refused is not None:
         status, problem = refused

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from auth.tokens import Caller
-from dashboard.board import LONDON, PREFIX, Board, SignedIn, form_fields, log, same_origin
+from dashboard.board import LONDON, PREFIX, Board, PostedForm, SignedIn, log
 from starter.referrals import SubmissionConflict
 from workflows.authority import PARTNER_REFERRERS
 from workflows.models import (
@@ -118,13 +118,10 @@ async def partner_referral_form(request: Request, board: Board, caller: SignedIn
 
 
 @router.post("/partner-referral", response_class=HTMLResponse)
-async def refer(request: Request, board: Board, caller: SignedIn) -> Response:
+async def refer(request: Request, board: Board, caller: SignedIn, fields: PostedForm) -> Response:
     """The same rules as `POST /partner-referrals`: the form's refusals beside their fields, the referral opened once."""
-    if not same_origin(request):
-        return board.forbidden(request, caller, "a form from another site")
     if not may_refer(caller):
         return board.forbidden(request, caller, "referring a child as a partner agency")
-    fields = await form_fields(request)
     again = {"fields": {k: v for k, v in fields.items() if k not in PERSONAL}, "form_id": fields.get("form_id", "")}
     try:
         referral = PartnerReferral.model_validate(the_form(fields, caller))

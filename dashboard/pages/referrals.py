@@ -17,13 +17,12 @@ from dashboard.board import (
     PREFIX,
     STAGE_ORDER,
     Board,
+    PostedForm,
     SignedIn,
     decision_key,
-    form_fields,
     local,
     log,
     refusal,
-    same_origin,
     stage_short,
     time_left,
     words,
@@ -63,13 +62,10 @@ async def referral(request: Request, board: Board, reference: str, caller: Signe
 
 
 @router.post("/referrals/{reference}/override")
-async def decide_override(request: Request, board: Board, reference: str, caller: SignedIn) -> Response:
+async def decide_override(request: Request, board: Board, reference: str, caller: SignedIn, fields: PostedForm) -> Response:
     """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
-    if not same_origin(request):
-        return board.forbidden(request, caller, "a form from another site")
     if caller.actor.role not in OVERRIDE_DECIDERS or not Referrals.matches(reference):
         return board.forbidden(request, caller, "deciding repeat-referral overrides")
-    fields = await form_fields(request)
     if fields.get("decision") not in {"grant", "refuse"}:
         return await referral_page(request, board, reference, caller, status=422, problem="decision: grant or refuse")
     try:

@@ -1,4 +1,4 @@
-"""Sign-in and sign-out: the bearer token kept in an HttpOnly, SameSite=Strict cookie, and the home redirect."""
+"""Sign-in and sign-out: a bearer token checked once opens a server-side session, whose ID alone the cookie holds."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
@@ -10,10 +10,11 @@ from auth.tokens import InvalidCredentials
 from dashboard.board import (
     CASE_READERS,
     COOKIE,
+    COOKIE_PATH,
     ESCALATION_READERS,
     PREFIX,
-    SIGNED_IN_FOR,
     Board,
+    PostedForm,
     SignedIn,
     form_fields,
     log,
@@ -35,17 +36,18 @@ async def login(request: Request, board: Board) -> Response:
     target = safe_next(fields.get("next"))
     if not same_origin(request):
         return board.page(request, "login.html", None, status=403, next=target, problem="Sign in from this site.")
-    token = fields.get("token", "").strip()
     try:
-        caller = await board.authenticator.authenticate(token)
+        caller = await board.authenticator.authenticate(fields.get("token", "").strip())
     except InvalidCredentials:
         return board.page(request, "login.html", None, status=401, next=target, problem="That token was not accepted.")
+    session_id, session = await board.sessions.open(caller)
     response = RedirectResponse(target, status_code=303)
+    # The cookie holds the session's random ID, never the token; it ends with the session.
     response.set_cookie(
         COOKIE,
-        token,
-        max_age=int(SIGNED_IN_FOR.total_seconds()),
-        path=PREFIX,
+        session_id,
+        expires=session.expires_at,
+        path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -55,9 +57,13 @@ async def login(request: Request, board: Board) -> Response:
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, board: Board, caller: SignedIn, form: PostedForm) -> Response:
+    """Revoke the session server-side, so a copy of its cookie opens nothing, and forget the cookie."""
+    await board.sessions.revoke(request.cookies.get(COOKIE))
+    log.info("dashboard_signed_out", actor=caller.actor.id)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-    response.delete_cookie(COOKIE, path=PREFIX)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
     return response
 
 
