@@ -6,6 +6,7 @@ import random
 
 from starter.synthetic import screening, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
+from tests.helpers import finished
 from workflows.models import ScreeningOutcome
 
 UNKNOWN = "REF-00000-00000"
@@ -24,6 +25,8 @@ async def screened_referral(api, auth, time_env, seed: str) -> str:
     assert answer.status_code == 200, answer.text
     told = await api.post(f"/actions/{reference}.A1/completion", json={"note": "Synthetic: told."}, headers=auth("screener"))
     assert told.status_code == 200, told.text
+    # Closed once told: its history whole before the auditor reads it.
+    await finished(time_env, time_env.client.get_workflow_handle(reference))
     return reference
 
 
