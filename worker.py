@@ -1,8 +1,9 @@
 """The referral worker: runs the workflows and the activities that record them in PostgreSQL.
 
 Needs TEMPORAL_ADDRESS and DATABASE_URL (`make run` starts the embedded stack and sets both).
-Applies database migrations under an advisory lock before polling, and on SIGTERM/SIGINT
-stops polling and finishes in-flight activities before it exits.
+Applies database migrations under an advisory lock before polling (unless MIGRATE_AT_START is
+false: `python -m readmodel` applies them alone), and on SIGTERM/SIGINT stops polling and
+finishes in-flight activities (WORKER_GRACEFUL_SHUTDOWN_SECONDS) before it exits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import asyncpg
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum, Worker
 
 from activities.alerts import EscalationAlerts
 from activities.audit import AuditRecords
@@ -44,7 +45,6 @@ WORKFLOWS: Sequence[type] = (
     ReferralWorkflow, AgreedActionWorkflow, MonthlySampleWorkflow, DailyTriageWorkflow, TriageOpeningWorkflow,
     MissingEpisodeWorkflow, TriggerPlanWorkflow, PanelSittingWorkflow, PanelOpeningWorkflow,
 )
-GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
 def build_worker(
@@ -80,20 +80,44 @@ def build_worker(
         proofs.check_episode_start_proof,
         proofs.check_plan_start_proof,
     ]
-    return assemble_worker(client, task_queue or settings.task_queue, activities, verifier)
+    return assemble_worker(client, task_queue or settings.task_queue, activities, verifier, settings)
+
+
+def tuning(settings: Settings) -> dict[str, Any]:
+    """The Worker's capacity from the settings: concurrent tasks, the sticky cache, pollers, the shutdown grace."""
+
+    def pollers(maximum: int) -> PollerBehaviorAutoscaling | PollerBehaviorSimpleMaximum:
+        if settings.worker_poller_autoscaling:
+            return PollerBehaviorAutoscaling(maximum=maximum, initial=min(5, maximum))
+        return PollerBehaviorSimpleMaximum(maximum=maximum)
+
+    return {
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_local_activities": settings.worker_max_concurrent_local_activities,
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "workflow_task_poller_behavior": pollers(settings.worker_workflow_task_pollers),
+        "activity_task_poller_behavior": pollers(settings.worker_activity_task_pollers),
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    }
 
 
 def assemble_worker(
-    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]], verifier: DecisionVerifier
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    verifier: DecisionVerifier,
+    settings: Settings | None = None,
 ) -> Worker:
-    """The workflows with these activities, every decision checked against the API's proof of its actor."""
+    """The workflows with these activities, every decision checked against the API's proof of its actor,
+    tuned by the settings."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(activities),
         interceptors=[DecisionProofCheck(verifier)],
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        **tuning(settings or Settings()),
     )
 
 
@@ -109,7 +133,7 @@ async def main() -> None:
         settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
     )
     try:
-        applied = await apply_migrations(pool)
+        applied = await apply_migrations(pool) if settings.migrate_at_start else []
         worker = build_worker(client, pool, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

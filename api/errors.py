@@ -6,7 +6,6 @@ registers its handlers for the very classes the routes raise.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
 from api import models as bodies
+from starter.decisions import field_errors
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowRefusal
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -86,26 +86,6 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
 )
-
-
-# A model's own rule reads "children[0].date_of_birth: is after the incident": the field, then why.
-NAMED_FIELD = re.compile(r"^Value error, (?P<field>[A-Za-z_][A-Za-z0-9_.\[\]]*): (?P<why>.+)$", re.DOTALL)
-
-
-def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
-    """Pydantic errors without `input`, `ctx` or `url`: the location and the reason, never the value.
-
-    A cross-field rule's message names its field; that field joins the location.
-    """
-    cleaned = []
-    for error in errors:
-        loc, msg = [*prefix, *error["loc"]], error["msg"]
-        named = NAMED_FIELD.match(msg)
-        if named:
-            loc += [int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", named["field"]) if part]
-            msg = named["why"]
-        cleaned.append({"loc": loc, "msg": msg, "type": error["type"]})
-    return cleaned
 
 
 def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:

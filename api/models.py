@@ -1,18 +1,19 @@
 """The API's bodies: each decision's request is the workflow's decision model without `actor`, `proof` or what it forwards.
 
 The actor comes from the caller's token, and the proof of it from the API's own key; a body
-that names either is rejected like any other unknown field. Request models are derived from the decision models, so a field's type,
-limits and description are written once, in workflows/models.py; the decision's own
-cross-field rules run when the API builds the decision from the request and the actor.
+that names either is rejected like any other unknown field. Request models are derived from the decision models
+(starter/decisions.py), so a field's type, limits and description are written once, in workflows/models.py; the
+decision's own cross-field rules run when the API builds the decision from the request and the actor.
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
+# Each decision's request model, made where the dashboard's forms make theirs too.
+from starter.decisions import request_model  # noqa: F401
 from workflows.missing_models import EpisodePhase, InterviewOutcome, MissingChild
 from workflows.panel_models import Panel
 from workflows.plan_models import TriggerPlan, TriggerPlanView
@@ -21,7 +22,6 @@ from workflows.models import (
     NamedRole,
     MissingGrade,
     CloseReason,
-    Decision,
     Escalation,
     IncidentType,
     Model,
@@ -29,24 +29,6 @@ from workflows.models import (
     Stage,
     Text,
 )
-
-
-SET_BY_THE_API = frozenset({"actor", "proof", "made_at", "forwarded"})
-
-
-@functools.cache
-def request_model(decision: type[Decision]) -> type[Model]:
-    """`decision`'s fields but the actor and its proof, as a strict model named `<Decision>Request` (one per decision).
-
-    A retired field (kept in the decision model, excluded from its dumps, so that recorded
-    histories still decode) is left out too: a body carrying it is refused as an unknown field.
-    """
-    fields = {
-        name: (info.annotation, info)
-        for name, info in decision.model_fields.items()
-        if name not in SET_BY_THE_API and not info.exclude
-    }
-    return create_model(f"{decision.__name__}Request", __base__=Model, __doc__=decision.__doc__, **fields)
 
 
 # --- responses ----------------------------------------------------------------------------

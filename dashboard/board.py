@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -37,8 +38,29 @@ from starter.panels import PanelSittings
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
-from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, PARTNER_REFERRERS
-from workflows.models import CASE_PATTERN, REFERRING_AGENCIES, Role, SlaPolicy, Stage
+from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, PARTNER_REFERRERS, SUBMITTERS
+from dashboard.forms import field_id, field_label
+from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, SafeAndWell, TracingActivity
+from workflows.triage_models import TriageOutcome
+from workflows.models import (
+    CASE_PATTERN,
+    REFERRING_AGENCIES,
+    AdultRole,
+    Agency,
+    ChildDecision,
+    CloseReason,
+    CseIndicator,
+    IncidentType,
+    MissingGrade,
+    NamedRole,
+    PartnerTool,
+    PoliceAttendance,
+    RiskGrade,
+    Role,
+    ScreeningOutcome,
+    SlaPolicy,
+    Stage,
+)
 
 log = structlog.get_logger("dashboard")
 
@@ -150,7 +172,7 @@ class Dashboard:
     clock: Clock
     templates: Jinja2Templates
     decision_timeout: float
-    task_queue: str
+    task_queue: str  # where a referral submitted on the VIST form runs
 
     async def session(self, request: Request) -> Session | None:
         """The live session the request's cookie names, kept on the request for its forms; None when there is none."""
@@ -232,8 +254,20 @@ def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     templates.env.filters.update(local=local, words=words)
     # Each decision form carries its own key: submitting it twice applies it once.
-    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex)
+    templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex, field_id=field_id, field_label=field_label,
+                                 options=options, **{choice.__name__: choice for choice in CHOICES})
     return templates
+
+
+# The vocabularies a form offers as its choices, each by its class name in the templates.
+CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
+           AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome,
+           PartnerTool, CseIndicator)
+
+
+def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:
+    """A vocabulary's codes and their words, as a form's choices."""
+    return [(member.value, words(member.value)) for member in vocabulary]
 
 
 def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
@@ -249,6 +283,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "cases": role in CASE_READERS,
         "acknowledge": role in ACKNOWLEDGERS,
         "override": role in OVERRIDE_DECIDERS,
+        "vist": role in SUBMITTERS,
         "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
     }
 
@@ -297,7 +332,11 @@ Board = Annotated[Dashboard, Depends(the_board)]
 async def signed_in(request: Request, board: Board) -> Caller:
     session = await board.session(request)
     if session is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # Back to the page after signing in; a form's post has no page of its own, so its sender starts at home.
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            target = f"{PREFIX}/"
         raise HTTPException(303, "sign in first", headers={"Location": f"{PREFIX}/login?next={quote(target)}"})
     return session.caller
 

@@ -1,6 +1,7 @@
 """The dashboard's pages under /dashboard, one router per page, mounted by the app that serves them.
 
-Server-rendered pages of open alerts, late actions, stages, the triage queue, panels and timeliness. `mount(app, board)`
+Server-rendered pages of open alerts, late actions, stages, the triage queue, panels and timeliness, and the forms
+that take decisions as the API takes them (pages/decisions.py, pages/vist.py). `mount(app, board)`
 serves them from an app (the API's, `api.app`) around a board (`dashboard.board.create_board`)
 holding its Temporal client and PostgreSQL pool. Sign-in checks the same bearer token as the API
 once and opens a server-side session (auth/sessions.py) whose random ID alone the HttpOnly,
@@ -9,21 +10,34 @@ carry its session's CSRF token; roles are the API's: supervisors see the
 escalations addressed to their team or agency and acknowledge those of their rank or below (or
 addressed to them by name), administrators read and acknowledge everything, auditors read
 everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
-repeat-referral override the screener asked for on the referral's page. A partner of health, education or
-children's social care refers a child to screening with a form of its own. A page showing a
-referral's details writes an access-log entry. No page holds a child's name, date of birth or
-address, nor a decision's free text.
+repeat-referral override the screener asked for on the referral's page. A page showing a
+referral's details writes an access-log entry. No page shows a child's name, date of birth or
+address, nor a decision's free text, but the VIST form to the officer filling it in, and
+a partner agency's referral form (a partner of health, education or children's social care refers a child to
+screening) to the partner filling it in.
 """
 
 from fastapi import APIRouter, FastAPI
 
 from dashboard.board import COOKIE, PREFIX, Dashboard, FormRefused, form_refused, unavailable_page
-from dashboard.pages import actions, escalations, missing, panels, partner_referral, referrals, signin, timeliness, triage
+from dashboard.pages import (
+    actions,
+    decisions,
+    escalations,
+    missing,
+    panels,
+    partner_referral,
+    referrals,
+    signin,
+    timeliness,
+    triage,
+    vist,
+)
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, escalations, actions, referrals, triage, missing, panels, timeliness, partner_referral)
+PAGES = (signin, vist, escalations, actions, decisions, referrals, triage, missing, panels, timeliness, partner_referral)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

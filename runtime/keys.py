@@ -1,5 +1,6 @@
 """Keyring files from the command line: add and promote keys, or print the decision keyring's public half.
 
+    python -m runtime.keys new PATH [--key-id ID]      # a new keyring of one key (a deployment's first)
     python -m runtime.keys add PATH [--key-id ID]      # a fresh key, not yet current
     python -m runtime.keys promote PATH ID             # make it current, once every process holds it
     python -m runtime.keys rotate PATH [--key-id ID]   # both at once (a single process, the embedded stack)
@@ -34,6 +35,12 @@ def write_owner_only(path: Path, text: str) -> None:
 
 
 def change(path: Path, command: str, key_id: str | None) -> Keyring:
+    if command == "new":
+        if path.exists():
+            raise KeyringError(f"{path} exists: add a key to it (`add`) rather than replace its keys")
+        keyring = Keyring.generate(key_id or "k1")
+        write_owner_only(path, keyring.to_json())
+        return keyring
     keyring = Keyring.from_json(path.read_text())
     if command == "promote":
         if key_id not in keyring.keys:
@@ -48,7 +55,11 @@ def change(path: Path, command: str, key_id: str | None) -> Keyring:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.keys", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, help in (("add", "add a fresh key, not yet current"), ("rotate", "add a fresh key and make it current")):
+    for command, help in (
+        ("new", "write a new keyring of one fresh key; refuses a file that exists"),
+        ("add", "add a fresh key, not yet current"),
+        ("rotate", "add a fresh key and make it current"),
+    ):
         adding = commands.add_parser(command, help=help)
         adding.add_argument("path", type=Path)
         adding.add_argument("--key-id", help="the new key's ID (default: k<n+1>)")

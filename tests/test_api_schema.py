@@ -24,7 +24,9 @@ from schemathesis import GenerationMode
 
 from api.app import create_app
 from dashboard.routes import PAGES
+from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
+from starter.triage import Triages
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import sign_in
@@ -142,9 +144,14 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
 
 
 # A path parameter no live referral gives: an ID of the right shape that names nothing.
-WELL_FORMED = {"sitting_id": PanelSittings.example_id}
+WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening", "episode_id": MissingEpisodes.example_id,
+               "triage_id": Triages.example_id}
 # What a dashboard form or link may carry: its fields, drawn as any text.
-DASHBOARD_FIELDS = ["token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged"]
+DASHBOARD_FIELDS = [
+    "token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged", "done", "approved",
+    "reasons", "risk", "outcome", "note", "held_at", "conference_at", "attendees.0.name", "child_decisions.0.decision",
+    "agreed_actions.0.deadline", "form_id", "incident.type", "incident.occurred_at", "children.0.date_of_birth",
+]
 
 
 def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[tuple[str, dict[str, str]]]:
@@ -162,6 +169,7 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
 
 async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
     live = await live_referral(api, auth, time_env, pool, 902)
+    live["workflow_id"] = live["reference"]  # the case a decision form is sent on
     sent, server_errors = 0, []
     browsers = {role: await sign_in(api, tokens[user]) for role, user in ROLES.items() if user}
     # The pages the app serves, listed from each page's own router.

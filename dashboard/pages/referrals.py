@@ -28,10 +28,20 @@ from dashboard.board import (
     words,
 )
 from dashboard.charts import Band, Mark, Series, bar_chart, timeline
+from dashboard.pages.decisions import (
+    REFERRAL_FORMS,
+    TRIAGE_FORMS,
+    add_decision_forms,
+    decide,
+    offered,
+    referral_forms,
+)
 from starter.referrals import Referrals
+from starter.triage import Triages
 from workflows.authority import OVERRIDE_DECIDERS
 from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
-from workflows.models import OverrideDecision, Stage
+from starter.workflow_client import NoSuchWorkflow
+from workflows.models import OverrideDecision, ReferralState, Stage
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -84,6 +94,19 @@ async def decide_override(request: Request, board: Board, reference: str, caller
     return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
 
 
+@router.post("/referrals/{reference}/triage/{triage_id}")
+async def decide_at_triage(request: Request, board: Board, reference: str, triage_id: str, caller: SignedIn,
+                           fields: PostedForm) -> Response:
+    """The day's triage decides on this referral: the triage's workflow takes it, for the referral the page is of."""
+
+    async def page(status: int, **context: Any) -> Response:
+        return await referral_page(request, board, reference, caller, status=status, **context)
+
+    return await decide(caller, fields | {"reference": reference}, TRIAGE_FORMS, "triage",
+                        Triages(board.client, board.decision_timeout), triage_id, page,
+                        f"{PREFIX}/referrals/{reference}")
+
+
 async def referral_page(request: Request, board: Board, reference: str, caller: Caller, status: int = 200, **context: Any) -> Response:
     if caller.actor.role not in CASE_READERS:
         return board.forbidden(request, caller, "referrals")
@@ -92,6 +115,12 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         return board.page(request, "referral.html", caller, status=404, referral=None)
     await board.access_log.record(caller.actor, "dashboard", "read_referral", reference=reference)
     now = await board.clock()
+    # The forms follow the workflow's own stage, which the read model reaches a moment later.
+    state = await open_state(board, reference) if row["closed_at"] is None else None
+    done = request.query_params.get("done")
+    triaged = await board.panels.triage_decisions(reference)
+    # The latest triage that listed it and has not decided yet: its decision is taken here.
+    waiting = [t for t in triaged if t["decided_at"] is None][:1] if offered(TRIAGE_FORMS, caller) else []
     facts, spans, attendees, agreed, raised = (
         [f for f in await board.oversight.timeline(reference) if visible_to(caller.actor.role, f.kind)],
         await board.oversight.stage_spans(reference),
@@ -112,13 +141,25 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         facts=[fact_view(fact) for fact in facts],
         attendees=attendees,
         missing_roles=await board.oversight.missing_roles(reference),
-        triaged=await board.panels.triage_decisions(reference),
+        triaged=triaged,
+        waiting_triages=waiting,
         sittings=await board.panels.sittings_of_case(reference),
         actions=[dict(a) | {"left": time_left(a["deadline"], now) if a["completed_at"] is None else None}
                  for a in agreed],
         escalations=raised,
+        state=state,
+        forms=referral_forms(caller, state) if state else [],
+        done=(REFERRAL_FORMS | TRIAGE_FORMS)[done].done if done in REFERRAL_FORMS | TRIAGE_FORMS else None,
         **context,
     )
+
+
+async def open_state(board: Board, reference: str) -> ReferralState | None:
+    """The open referral's state from its workflow, or None once it has finished and gone."""
+    try:
+        return await board.referrals.state(reference)
+    except NoSuchWorkflow:
+        return None
 
 
 def override_pending(facts: list[RecordedEvent]) -> bool:
@@ -170,3 +211,6 @@ def referral_timeline(
     closed = spans[-1]["stage"] == Stage.CLOSED.value
     end = max([spans[-1]["entered_at"] if closed else now] + [m.at for m in marks]).astimezone(LONDON)
     return timeline(bands, marks, start, end + (end - start) * 0.02)
+
+
+add_decision_forms(router, "referrals", REFERRAL_FORMS, lambda board: board.referrals, referral_page)

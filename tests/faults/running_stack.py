@@ -11,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,15 @@ class RunningStack:
         if self.process is not None and self.process.poll() is None:
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running(env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """A stack serving for the block, stopped by SIGTERM at its end (which must stop it cleanly), removed whatever happens."""
+    stack = RunningStack(env)
+    try:
+        stack.start()
+        yield stack
+        assert stack.stop() == 0, stack.output()
+    finally:
+        stack.remove()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.faults.ledger import Ledger, Referrals, assert_recorded_once
-from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack, until
+from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack, running, until
 
 
 class Database:
@@ -65,13 +65,8 @@ DECISION_TIMEOUT_SECONDS = 5
 
 @pytest.fixture(scope="module")
 def stack(database: Database) -> Iterator[RunningStack]:
-    stack = RunningStack(env={"DATABASE_URL": database.dsn, "DECISION_TIMEOUT_SECONDS": str(DECISION_TIMEOUT_SECONDS)})
-    try:
-        stack.start()
+    with running({"DATABASE_URL": database.dsn, "DECISION_TIMEOUT_SECONDS": str(DECISION_TIMEOUT_SECONDS)}) as stack:
         yield stack
-        assert stack.stop() == 0, stack.output()
-    finally:
-        stack.remove()
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from tests.faults.ledger import Ledger, Referrals
-from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack, alive
+from tests.faults.running_stack import CONDITION_TIMEOUT, alive, running
 
 REFERRALS = 6
 WORKERS = ("worker", "worker-2", "worker-3")
@@ -36,9 +36,7 @@ async def completed(client: Client, reference: str) -> bool:
 
 
 async def test_three_workers_share_the_load_and_a_killed_one_stalls_no_referral() -> None:
-    stack = RunningStack(env={"WORKERS": "3"})
-    try:
-        stack.start()
+    with running({"WORKERS": "3"}) as stack:
         pids = {name: stack.pid(name) for name in WORKERS}
         assert len(set(pids.values())) == 3 and all(alive(pid) for pid in pids.values())
         assert "polled by 3 worker(s)" in stack.output()
@@ -71,6 +69,3 @@ async def test_three_workers_share_the_load_and_a_killed_one_stalls_no_referral(
         survivors = {identity(pids["worker"]), identity(pids["worker-3"])}
         after_kill = [e for e in events if task_identity(e) in survivors and e.event_time.ToDatetime(timezone.utc) > killed_at]
         assert after_kill
-        assert stack.stop() == 0, stack.output()
-    finally:
-        stack.remove()

@@ -1,0 +1,227 @@
+"""Decisions in the browser: a form per decision on a referral or an agreed action, built and sent as the API's are.
+
+Each form's fields are the decision's request model (starter/decisions.py, the API's too), its actor the signed-in
+caller; the decision goes as one workflow update under the form's idempotency key through the board's Temporal
+client, which signs it (runtime/proofs.py) as it signs the API's. A refused field comes back beside its field, a
+workflow's refusal above the form; a form sent twice is applied once. A referral's forms are on its page
+(pages/referrals.py); an agreed action has its own page, here, where its owner's agency completes it and a screener
+or supervisor reassigns it.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from auth.tokens import Caller
+from dashboard.board import PREFIX, Board, PostedForm, SignedIn, decision_key, log, refusal
+from dashboard.forms import Submitted, nested
+from starter.actions import AgreedActions
+from starter.decisions import DecisionInvalid, build_decision, named_field
+from starter.workflow_client import NoSuchWorkflow, WorkflowClient
+from workflows.authority import (
+    CASE_DECIDERS,
+    COMPLETERS_OF_OWN_AGENCY,
+    EPISODE_REVIEWERS,
+    FINDERS,
+    INTERVIEW_RECORDERS,
+    OVERRIDE_REQUESTERS,
+    REASSIGNERS,
+    REVIEWERS,
+    SCREENERS,
+    TRACERS,
+    TRIAGE_DECIDERS,
+)
+from workflows.missing_models import (
+    EpisodePhase,
+    EpisodeRegrade,
+    EpisodeReview,
+    EpisodeState,
+    Found,
+    LowGradeDecision,
+    ReturnHomeInterview,
+    TracingRecord,
+)
+from workflows.triage_models import TriageDecision
+from workflows.models import (
+    ActionCompletion,
+    ActionReassignment,
+    Closure,
+    ConferenceBooking,
+    ConferenceOutcome,
+    Decision,
+    OverrideRequest,
+    ReferralState,
+    RiskRegrade,
+    Role,
+    Screening,
+    Stage,
+    StrategyDiscussion,
+    SupervisorReview,
+)
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class DecisionForm:
+    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did."""
+
+    name: str
+    decision: type[Decision]
+    roles: frozenset[Role]
+    done: str
+
+
+# The forms of a referral, each offered while the referral is at one of `REFERRAL_STAGES[name]`.
+REFERRAL_FORMS = {form.name: form for form in (
+    DecisionForm("review", SupervisorReview, REVIEWERS, "Review recorded"),
+    DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
+    DecisionForm("override-request", OverrideRequest, OVERRIDE_REQUESTERS, "Override asked for"),
+    DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
+    DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
+    DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
+    DecisionForm("risk", RiskRegrade, CASE_DECIDERS, "Risk regraded"),
+    DecisionForm("close", Closure, CASE_DECIDERS, "Referral closed"),
+)}
+OPEN = frozenset(Stage) - {Stage.CLOSED}
+REFERRAL_STAGES = {
+    "review": {Stage.SUPERVISOR_REVIEW},
+    "screening": {Stage.SCREENING},
+    "override-request": {Stage.SCREENING},
+    "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
+    "conference": {Stage.CONFERENCE},
+    "conference-outcome": {Stage.CONFERENCE},
+    "risk": OPEN,
+    "close": OPEN,
+}
+# The daily triage's decision on a listed referral, taken on the referral's page.
+TRIAGE_FORMS = {"triage": DecisionForm("triage", TriageDecision, TRIAGE_DECIDERS, "Triage decision recorded")}
+# A missing episode's forms: while the child is missing, then the return-home interview once found.
+EPISODE_FORMS = {form.name: form for form in (
+    DecisionForm("low-grade", LowGradeDecision, EPISODE_REVIEWERS, "Low grade decided"),
+    DecisionForm("tracing", TracingRecord, TRACERS, "Tracing recorded"),
+    DecisionForm("review", EpisodeReview, EPISODE_REVIEWERS, "Review recorded"),
+    DecisionForm("grade", EpisodeRegrade, EPISODE_REVIEWERS, "Grade changed"),
+    DecisionForm("found", Found, FINDERS, "Found recorded"),
+    DecisionForm("return-home-interview", ReturnHomeInterview, INTERVIEW_RECORDERS, "Return-home interview recorded"),
+)}
+EPISODE_PHASES = {
+    EpisodePhase.MISSING: {"tracing", "review", "grade", "found"},
+    EpisodePhase.RETURNED: {"return-home-interview"},
+}
+ACTION_FORMS = {form.name: form for form in (
+    DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
+    DecisionForm("reassignment", ActionReassignment, REASSIGNERS, "Action reassigned"),
+)}
+
+
+def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | None = None) -> list[str]:
+    """The forms the caller's role is offered (of `names`, when given); the workflow still decides."""
+    return [name for name, form in forms.items() if caller.actor.role in form.roles and (names is None or name in names)]
+
+
+def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
+    """The referral's forms for its stage: a conference is booked first, then its outcome recorded; a supervisor's
+    override is asked for only where screening found it needed and none is granted or waiting."""
+    names = {name for name, stages in REFERRAL_STAGES.items() if state.stage in stages}
+    names.discard("conference" if state.conference_at is not None else "conference-outcome")
+    asked = state.repeat_referral_override
+    if state.screening_view is None or state.screening_view.override_needed is None or (
+            asked is not None and asked.granted is not False):
+        names.discard("override-request")
+    return offered(REFERRAL_FORMS, caller, names)
+
+
+def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
+    """The episode's forms for its phase; a low grade waiting on a supervisor's decision first."""
+    names = set(EPISODE_PHASES.get(state.phase, set()))
+    if state.low_grade_pending:
+        names.add("low-grade")
+    return offered(EPISODE_FORMS, caller, names)
+
+
+Page = Callable[..., Awaitable[Response]]
+# A case's page drawn again with a refusal: (request, board, workflow ID, caller, status=..., **context).
+PageOf = Callable[..., Awaitable[Response]]
+
+
+async def decide(
+    caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str, workflows: WorkflowClient[Any],
+    workflow_id: str, page: Page, done: str,
+) -> Response:
+    """Build form `name`'s decision as the API builds a body's, send it under the form's key, and show the outcome:
+    back to `done` once recorded, or `page` again with what was refused beside its field."""
+    form = forms.get(name)
+    if form is None or not workflows.matches(workflow_id):
+        return await page(status=404, problem="no such form here")
+    key = decision_key(fields.get("idempotency_key"))
+    if caller.actor.role not in form.roles:
+        names = ", ".join(sorted(role.value for role in form.roles))
+        return await page(status=403, problem=f"actor.role: a {caller.actor.role.value} may not do this (allowed: {names})")
+    try:
+        decision = build_decision(form.decision, nested(fields), caller.actor)
+    except DecisionInvalid as invalid:
+        # Nothing was sent: the same key stays with the corrected form.
+        return await page(status=422, submitted=Submitted.refused(form.name, fields, invalid.errors, key))
+    refused = await refusal(workflows.decide(workflow_id, decision, key))
+    if refused is not None:
+        status, problem = refused
+        loc, why = named_field(problem)
+        # Unconfirmed (504): the same key learns the first attempt's fate; a refused decision was applied to nothing,
+        # so the form, corrected, goes again as a new decision.
+        again = Submitted.refused(form.name, fields, [{"loc": loc, "msg": why}], key if status == 504 else None)
+        return await page(status=status, submitted=again)
+    log.info("dashboard_decision", decision=form.decision.__name__, workflow_id=workflow_id, actor=caller.actor.id)
+    return RedirectResponse(f"{done}?done={form.name}", status_code=303)
+
+
+def add_decision_forms(
+    router: APIRouter, collection: str, forms: dict[str, DecisionForm],
+    workflows: Callable[[Board], WorkflowClient[Any]], page_of: PageOf,
+) -> None:
+    """`POST /dashboard/{collection}/{workflow_id}/decisions/{name}`: each of `forms`, sent by `decide`, its refusals
+    shown on the case's page as `page_of` draws it."""
+
+    async def decide_by_form(request: Request, board: Board, workflow_id: str, name: str, caller: SignedIn,
+                             fields: PostedForm) -> Response:
+        async def page(status: int, **context: Any) -> Response:
+            return await page_of(request, board, workflow_id, caller, status=status, **context)
+
+        return await decide(caller, fields, forms, name, workflows(board), workflow_id, page,
+                            f"{PREFIX}/{collection}/{workflow_id}")
+
+    router.add_api_route(f"/{collection}/{{workflow_id}}/decisions/{{name}}", decide_by_form, methods=["POST"],
+                         name=f"decide_on_{collection}")
+
+
+@router.get("/actions/{action_id}", response_class=HTMLResponse)
+async def action(request: Request, board: Board, action_id: str, caller: SignedIn) -> Response:
+    return await action_page(request, board, action_id, caller)
+
+
+async def action_page(request: Request, board: Board, action_id: str, caller: Caller, status: int = 200,
+                      **context: Any) -> Response:
+    """One agreed action: what, whose, by when, and the forms its viewer may use. A partner sees their agency's only."""
+    try:
+        state = await AgreedActions(board.client, board.decision_timeout).state(action_id)
+    except NoSuchWorkflow:
+        state = None
+    partner_elsewhere = state is not None and caller.actor.role is Role.PARTNER and state.owner.agency != caller.actor.agency
+    if state is None or partner_elsewhere:
+        return board.page(request, "action.html", caller, status=404, action=None)
+    await board.access_log.record(caller.actor, "dashboard", "read_action", reference=state.reference)
+    return board.page(
+        request, "action.html", caller, status=status, action=state,
+        forms=offered(ACTION_FORMS, caller) if state.completed_at is None else [],
+        done=ACTION_FORMS[request.query_params["done"]].done if request.query_params.get("done") in ACTION_FORMS else None,
+        **context,
+    )
+
+
+add_decision_forms(router, "actions", ACTION_FORMS, lambda board: AgreedActions(board.client, board.decision_timeout),
+                   action_page)

@@ -1,0 +1,259 @@
+"""Decisions in the browser: the API's rules, each refusal beside its field, the maker only from the session, a form
+sent twice applied once, a racing decision refused, and each form offered only to those who may use it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from starter.synthetic import approval, screening, strategy_discussion
+from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
+from tests.helpers import advance_to, eventually, next_local, sign_in, start_episode, start_referral
+from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
+from workflows.action import AgreedActionWorkflow
+from workflows.missing import MissingEpisodeWorkflow
+from workflows.missing_models import EpisodePhase, InterviewOutcome
+from workflows.models import RiskGrade, ScreeningOutcome, Stage
+from workflows.triage import DailyTriageWorkflow
+from workflows.triage_models import TriageOutcome
+from workflows.referral import ReferralWorkflow
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def written(moment) -> str:
+    """A time as a person writes it in a form: London day/month/year and 24-hour time."""
+    return moment.astimezone(LONDON).strftime("%d/%m/%Y %H:%M")
+
+
+def form_key(page: str, form: str) -> str:
+    """The idempotency key the page drew into one of its forms."""
+    block = page.split(f'data-form="{form}"', 1)[1]
+    return re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', block).group(1)
+
+
+def field(page: str, field_id: str) -> str:
+    """One field's element, as the page drew it."""
+    return re.search(rf'<(?:input|textarea|select|fieldset)[^>]*id="{field_id}"[^>]*>', page).group()
+
+
+async def referral(time_env, time_queue, sla_policy, pool, seed: int):
+    """A new referral at supervisor review, once its page can be drawn (the read model holds it)."""
+    submission, handle = await start_referral(time_env.client, time_queue, sla_policy, seed=seed)
+    await eventually(lambda: pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1", handle.id),
+                     lambda n: n == 1)
+    return submission, handle
+
+
+async def at_screening(time_env, time_queue, sla_policy, pool, seed: int):
+    submission, handle = await referral(time_env, time_queue, sla_policy, pool, seed)
+    await handle.execute_update(ReferralWorkflow.review, approval())
+    return submission, handle
+
+
+async def discussed(time_env, time_queue, sla_policy, pool, seed: int, *, section_47: bool, actions: int):
+    """A referral past its strategy discussion, held now: at the conference (section 47) or its actions."""
+    submission, handle = await at_screening(time_env, time_queue, sla_policy, pool, seed)
+    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
+    now = await time_env.get_current_time()
+    await handle.execute_update(ReferralWorkflow.record_strategy_discussion,
+                                strategy_discussion(now, section_47=section_47, actions=actions))
+    return handle, now
+
+
+async def test_a_refused_form_shows_each_error_beside_its_field_and_changes_nothing(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    submission, handle = await at_screening(time_env, time_queue, sla_policy, pool, 1801)
+    before = await handle.query(ReferralWorkflow.state)
+    screener = await sign_in(api, tokens["screener"])
+    path = f"/dashboard/referrals/{handle.id}"
+    page = (await api.get(path, headers=screener.headers)).text
+    # The screening form, a decision for every child, is offered; nothing else of the stage's is.
+    assert 'data-form="screening"' in page and 'data-form="review"' not in page
+    for index, child in enumerate(submission.children):
+        assert f'name="child_decisions.{index}.child_id" value="{child.child_id}"' in page
+
+    form = screener.form(
+        idempotency_key=form_key(page, "screening"), risk="purple", outcome="strategy_discussion",
+        rationale="Synthetic screening rationale.", **{"child_decisions.0.decision": "strategy_discussion"},
+        **{f"child_decisions.{i}.child_id": c.child_id for i, c in enumerate(submission.children)},
+    )
+    refused = await api.post(f"{path}/decisions/screening", data=form, headers=screener.headers)
+    assert refused.status_code == 422
+    text = refused.text
+    for name in ("risk", "child_decisions-0-rationale"):
+        error_id = f"screening-{name}-error"
+        assert f'id="{error_id}"' in text, name
+        drawn = field(text, f"screening-{name}")
+        assert error_id in drawn and 'aria-invalid="true"' in drawn
+    # The summary above the form links to each field; what was written stays; the same key goes with the form.
+    assert '<a href="#screening-risk">risk: ' in text
+    assert "Synthetic screening rationale.</textarea>" in text
+    assert form_key(text, "screening") == form["idempotency_key"]
+    assert await handle.query(ReferralWorkflow.state) == before
+
+
+async def test_a_form_names_its_maker_only_by_the_session(api, tokens, time_env, time_queue, sla_policy, pool):
+    _, handle = await referral(time_env, time_queue, sla_policy, pool, 1802)
+    before = await handle.query(ReferralWorkflow.state)
+    sergeant = await sign_in(api, tokens["sergeant"])
+    path = f"/dashboard/referrals/{handle.id}/decisions/review"
+    for forged in ({"actor.id": "PS-9999", "actor.role": "supervisor"}, {"proof.key_id": "k", "proof.signature": "s"},
+                   {"made_at": "2020-01-01T00:00:00+00:00"}):
+        response = await api.post(path, data=sergeant.form(approved="true", **forged), headers=sergeant.headers)
+        assert response.status_code == 422 and "Extra inputs are not permitted" in response.text, forged
+    assert await handle.query(ReferralWorkflow.state) == before
+    # A partner is not offered the form, and is refused it as the API refuses them.
+    partner = await sign_in(api, tokens["health-partner"])
+    response = await api.post(path, data=partner.form(approved="true"), headers=partner.headers)
+    assert response.status_code == 403 and "partner may not" in response.text.lower()
+    assert await handle.query(ReferralWorkflow.state) == before
+
+
+async def test_the_same_form_sent_twice_is_applied_once_and_a_racing_decision_is_refused(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    _, handle = await referral(time_env, time_queue, sla_policy, pool, 1803)
+    sergeant = await sign_in(api, tokens["sergeant"])
+    path = f"/dashboard/referrals/{handle.id}"
+    page = (await api.get(path, headers=sergeant.headers)).text
+    form = sergeant.form(idempotency_key=form_key(page, "review"), approved="true")
+    for _ in range(2):  # a double click, or the form sent again from the browser's history
+        sent = await api.post(f"{path}/decisions/review", data=form, headers=sergeant.headers)
+        assert (sent.status_code, sent.headers["location"]) == (303, f"{path}?done=review")
+    reviews = await eventually(
+        lambda: pool.fetchval("SELECT count(*) FROM referral_events WHERE reference = $1 AND kind = $2",
+                              handle.id, "supervisor_reviewed"),
+        lambda n: n >= 1,
+    )
+    assert reviews == 1 and (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+    # Another supervisor's form, drawn before the first was sent, is a decision of its own: refused by the workflow.
+    inspector = await sign_in(api, tokens["inspector"])
+    racing = await api.post(f"{path}/decisions/review", data=inspector.form(approved="false", reasons="Synthetic."),
+                            headers=inspector.headers)
+    assert racing.status_code == 409 and "Not recorded" in racing.text and "stage" in racing.text
+    assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+
+
+async def test_a_workflows_refusal_comes_back_beside_the_field_it_names(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    handle, now = await discussed(time_env, time_queue, sla_policy, pool, 1804, section_47=True, actions=0)
+    before = await handle.query(ReferralWorkflow.state)
+    assert before.stage is Stage.CONFERENCE
+    screener = await sign_in(api, tokens["screener"])
+    path = f"/dashboard/referrals/{handle.id}"
+    page = (await api.get(path, headers=screener.headers)).text
+    assert 'data-form="conference"' in page and 'data-form="conference-outcome"' not in page
+    yesterday = written(now - timedelta(days=1))
+    refused = await api.post(f"{path}/decisions/conference", headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(page, "conference"), conference_at=yesterday, police_attendance="attend"))
+    assert refused.status_code == 409
+    assert 'id="conference-conference_at-error"' in refused.text and "must be in the future" in refused.text
+    assert f'value="{yesterday}"' in refused.text
+    # A refused decision was applied to nothing: the corrected form goes as a new decision, under a new key.
+    assert form_key(refused.text, "conference") != form_key(page, "conference")
+    assert await handle.query(ReferralWorkflow.state) == before
+
+
+async def test_an_agreed_actions_page_offers_its_owner_completion_and_a_screener_reassignment(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    handle, now = await discussed(time_env, time_queue, sla_policy, pool, 1805, section_47=False, actions=2)
+    health, social_care = f"{handle.id}.A1", f"{handle.id}.A2"
+
+    partner = await sign_in(api, tokens["health-partner"])
+    assert (await api.get(f"/dashboard/actions/{social_care}", headers=partner.headers)).status_code == 404
+    page = (await api.get(f"/dashboard/actions/{health}", headers=partner.headers)).text
+    assert 'data-form="completion"' in page and 'data-form="reassignment"' not in page
+    assert f'href="/dashboard/referrals/{handle.id}"' not in page  # a partner reads no referral
+    done = await api.post(f"/dashboard/actions/{health}/decisions/completion", headers=partner.headers,
+                          data=partner.form(idempotency_key=form_key(page, "completion"), note="Synthetic: done."))
+    assert done.status_code == 303
+    action = await time_env.client.get_workflow_handle(health).query(AgreedActionWorkflow.state)
+    assert action.completed_by == "HV-5001"
+
+    screener = await sign_in(api, tokens["screener"])
+    page = (await api.get(f"/dashboard/actions/{social_care}", headers=screener.headers)).text
+    later = written(now + timedelta(days=9))
+    moved = await api.post(f"/dashboard/actions/{social_care}/decisions/reassignment", headers=screener.headers,
+                           data=screener.form(idempotency_key=form_key(page, "reassignment"),
+                                              **{"owner.agency": "health", "owner.owner": "Health Visitor Synthetic"},
+                                              reason="Synthetic: health holds the contact.", deadline=later))
+    assert moved.status_code == 303
+    action = await time_env.client.get_workflow_handle(social_care).query(AgreedActionWorkflow.state)
+    assert action.owner.agency.value == "health" and action.reassignments == 1
+    await advance_to(time_env, now + timedelta(minutes=1))
+
+
+async def test_a_missing_episode_is_traced_found_and_its_interview_recorded_in_the_browser(
+    api, tokens, time_env, time_queue, sla_policy
+):
+    _, handle = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:episode-forms")
+    path = f"/dashboard/missing/{handle.id}"
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    assert {'data-form="tracing"', 'data-form="found"', 'data-form="review"'} <= set(re.findall(r'data-form="[a-z-]+"', page))
+    assert 'data-form="return-home-interview"' not in page
+    traced = await api.post(f"{path}/decisions/tracing", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "tracing"), activity="cctv_reviewed", note="Synthetic: CCTV at the station."))
+    assert traced.status_code == 303
+    now = await time_env.get_current_time()
+    found = {"found_at": written(now), "where": "relative_or_friend", "how": "found_by_police",
+             "safe_and_well": "safe_and_well", "safe_and_well_at": written(now - timedelta(hours=1)),
+             "interviewer.agency": "childrens_social_care", "interviewer.owner": "Social Worker Synthetic"}
+    # The model's own rule, beside its field: the safe-and-well check cannot come before the finding.
+    refused = await api.post(f"{path}/decisions/found", headers=sergeant.headers,
+                             data=sergeant.form(idempotency_key=form_key(page, "found"), **found))
+    assert refused.status_code == 422 and 'id="found-safe_and_well_at-error"' in refused.text
+    assert (await handle.query(MissingEpisodeWorkflow.state)).phase is EpisodePhase.MISSING
+    found |= {"safe_and_well_at": written(now), "interviewer.supervisor": "Team Manager Synthetic"}
+    done = await api.post(f"{path}/decisions/found", headers=sergeant.headers,
+                          data=sergeant.form(idempotency_key=form_key(refused.text, "found"), **found))
+    assert done.status_code == 303
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert state.phase is EpisodePhase.RETURNED and state.last_tracing_at is not None
+
+    screener = await sign_in(api, tokens["screener"])
+    page = (await api.get(path, headers=screener.headers)).text
+    assert re.findall(r'data-form="[a-z-]+"', page) == ['data-form="return-home-interview"']
+    held = await api.post(f"{path}/decisions/return-home-interview", headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(page, "return-home-interview"), outcome="done", held_at=written(now),
+        intelligence_for_police="Synthetic: stayed with a friend."))
+    assert held.status_code == 303
+    state = await eventually(lambda: handle.query(MissingEpisodeWorkflow.state), lambda s: s.interview_outcome)
+    assert state.interview_outcome is InterviewOutcome.DONE
+
+
+async def test_a_days_triage_decides_on_a_listed_referral_from_the_referrals_page(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    thursday = (await next_local(time_env, weekday=3, hour=9, after_days=3, avoiding=sla_policy.bank_holidays)).date()
+    reference = await referral_at(time_env, time_queue, sla_policy, at(thursday - timedelta(days=1), 10), 1806,
+                                  risk=RiskGrade.STANDARD)
+    await listed_in_read_model(pool, reference)
+    triage = await open_triage(time_env, time_queue, sla_policy, at(thursday, 7, 30))
+    path = f"/dashboard/referrals/{reference}"
+    screener = await sign_in(api, tokens["screener"])
+    page = await eventually(lambda: api.get(path, headers=screener.headers),
+                            lambda r: 'data-form="triage"' in r.text)
+    action = f"{path}/triage/{triage.triage_id}"
+    assert f'action="{action}"' in page.text
+    # An officer reads the page but is offered no triage form, and is refused one sent anyway.
+    officer = await sign_in(api, tokens["officer"])
+    assert 'data-form="triage"' not in (await api.get(path, headers=officer.headers)).text
+    assert (await api.post(action, headers=officer.headers,
+                           data=officer.form(outcome="joint_visit", rationale="Synthetic."))).status_code == 403
+
+    refused = await api.post(action, headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(page.text, "triage"), outcome="joint_visit"))
+    assert refused.status_code == 422 and 'id="triage-rationale-error"' in refused.text
+    decided = await api.post(action, headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(refused.text, "triage"), outcome="joint_visit", rationale="Synthetic: two callouts."))
+    assert decided.status_code == 303 and decided.headers["location"] == f"{path}?done=triage"
+    handle = time_env.client.get_workflow_handle(triage.triage_id)
+    item = next(i for i in (await handle.query(DailyTriageWorkflow.state)).items if i.reference == reference)
+    assert (item.outcome, item.decided_by) == (TriageOutcome.JOINT_VISIT, "CRU-3001")
+    await eventually(lambda: api.get(path, headers=screener.headers), lambda r: 'data-form="triage"' not in r.text)
