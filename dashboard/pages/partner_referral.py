@@ -12,15 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
-
 from auth.tokens import Caller
 from dashboard.board import PREFIX, Board, PostedForm, SignedIn, log
 from dashboard.forms import Submitted, nested
-from starter.decisions import field_errors, named_field
-from starter.referrals import SubmissionConflict
+from dashboard.pages.vist import open_referral
+from starter.referrals import Intake
 from workflows.authority import PARTNER_REFERRERS
-from workflows.models import REFERRING_AGENCIES, PartnerReferral, StartReferral, future_time_in
+from workflows.models import REFERRING_AGENCIES, PartnerReferral
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -58,21 +56,9 @@ async def refer(request: Request, board: Board, caller: SignedIn, fields: Posted
                                    submitted=Submitted.refused("refer", fields, errors))
 
     referrer = {"referrer_id": caller.actor.id, "referring_agency": caller.actor.agency.value}
-    try:
-        referral = PartnerReferral.model_validate(form | referrer)
-    except ValidationError as error:
-        return await again(422, field_errors(error.errors()))
-    # The workflow has no validator before its start: times the clock refutes are refused here, as the API does.
-    problem = future_time_in(referral, await board.clock())
-    if problem is not None:
-        loc, why = named_field(problem)
-        return await again(422, [{"loc": loc, "msg": why}])
-    start = StartReferral(submission=referral, submitted_by=caller.actor, sla_policy=board.sla_policy)
-    try:
-        intake = await board.referrals.submit(start, board.task_queue)
-    except SubmissionConflict as conflict:
-        loc, why = named_field(conflict.reason)
-        return await again(409, [{"loc": loc, "msg": why}])
+    intake = await open_referral(board, caller, PartnerReferral, form | referrer, again)
+    if not isinstance(intake, Intake):
+        return intake
     log.info("partner_referral_received", reference=intake.state.reference, created=intake.created, channel="dashboard")
     return board.page(request, "partner_referral.html", caller, status=201 if intake.created else 200,
                       received=intake.state)

@@ -7,6 +7,7 @@ than opening a second. The officer is the signed-in caller, never a field of the
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,10 +18,10 @@ from auth.tokens import Caller
 from dashboard.board import PREFIX, Board, PostedForm, SignedIn, log
 from dashboard.forms import Submitted, nested
 from starter.decisions import field_errors, named_field
-from starter.referrals import SubmissionConflict
+from starter.referrals import Intake, SubmissionConflict
 from starter.workflow_client import NoSuchWorkflow
 from workflows.authority import SUBMITTERS
-from workflows.models import StartReferral, VistSubmission, future_time_in
+from workflows.models import ReferralForm, StartReferral, VistSubmission, future_time_in
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -56,8 +57,24 @@ async def submit_vist(request: Request, board: Board, caller: SignedIn, fields: 
         return await vist_page(request, board, caller, status=status, form_id=form_id,
                                submitted=Submitted.refused("vist", fields, errors))
 
+    intake = await open_referral(board, caller, VistSubmission, form | {"officer_id": caller.actor.id}, again)
+    if not isinstance(intake, Intake):
+        return intake
+    reference = intake.state.reference
+    log.info("vist_received", reference=reference, created=intake.created, channel="dashboard")
+    return RedirectResponse(f"{PREFIX}/vist/{reference}", status_code=303)
+
+
+Refused = Callable[[int, list[dict[str, Any]]], Awaitable[Response]]
+
+
+async def open_referral(
+    board: Board, caller: Caller, model: type[ReferralForm], form: dict[str, Any], again: Refused
+) -> Intake | Response:
+    """Open the referral a dashboard form makes (a VIST, a partner's referral), checked as the API checks it: its
+    intake, or the page `again` draws with the refusal beside its field."""
     try:
-        submission = VistSubmission.model_validate(form | {"officer_id": caller.actor.id})
+        submission = model.model_validate(form)
     except ValidationError as error:
         return await again(422, field_errors(error.errors()))
     # The workflow has no validator before its start: times the clock refutes are refused here, as the API does.
@@ -67,13 +84,10 @@ async def submit_vist(request: Request, board: Board, caller: SignedIn, fields: 
         return await again(422, [{"loc": loc, "msg": why}])
     start = StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=board.sla_policy)
     try:
-        intake = await board.referrals.submit(start, board.task_queue)
+        return await board.referrals.submit(start, board.task_queue)
     except SubmissionConflict as conflict:
         loc, why = named_field(conflict.reason)
         return await again(409, [{"loc": loc, "msg": why}])
-    reference = intake.state.reference
-    log.info("vist_received", reference=reference, created=intake.created, channel="dashboard")
-    return RedirectResponse(f"{PREFIX}/vist/{reference}", status_code=303)
 
 
 @router.get("/vist/{reference}", response_class=HTMLResponse)
