@@ -154,7 +154,7 @@ def alert_fields(alert: EscalationAlert, addressee: Addressee, links: AlertLinks
         "reference": e.reference,
         "what": what_is_late(e),
         "reason": e.reason,
-        "rung": e.rung + 1,
+        "rung": e.rung_number,
         "rank": e.rank.value,
         "addressed_to": addressee.role,
         "due_at": e.due_at.astimezone(timezone.utc).isoformat(),

@@ -15,7 +15,10 @@ from typing import Any
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -29,10 +32,13 @@ from api.errors import (
     ApiError,
     api_error,
     decision_unconfirmed,
+    http_refused,
     unavailable,
+    unexpected,
     validation_failed,
     workflow_refused,
 )
+from api.openapi import document_api
 from api.routes import audit, decisions, escalations, missing, operations, panels, plans, records, referrals, triage
 from auth.tokens import Authenticator
 from dashboard.board import create_board
@@ -48,6 +54,8 @@ from workflows.models import SlaPolicy
 
 log = structlog.get_logger("api")
 
+# Where /docs and /redoc find their scripts and styles, served by the API itself.
+DOCS_ASSETS = "/docs-assets"
 # Every resource's router, in the order the OpenAPI document lists them.
 ROUTERS = (
     referrals.router, missing.router, plans.router, decisions.router, triage.router, panels.router,
@@ -92,6 +100,13 @@ async def _database_unavailable(request: Request, error: Exception) -> Response:
     return await _unavailable(request, unavailable("the records database"))
 
 
+async def _http_refused(request: Request, error: HTTPException) -> Response:
+    """The dashboard's redirects and refusals as Starlette makes them; the API's as problems."""
+    if request.url.path.startswith(DASHBOARD_PREFIX):
+        return await http_exception_handler(request, error)
+    return await http_refused(request, error)
+
+
 async def _unavailable(request: Request, error: ApiError) -> Response:
     """503 with Retry-After: the dashboard's plain page, or the API's problem body."""
     if request.url.path.startswith(DASHBOARD_PREFIX):
@@ -109,7 +124,10 @@ def create_app(
     clock: Clock = wall_clock,
 ) -> FastAPI:
     """The API around one Temporal client and one PostgreSQL pool (both owned by the caller)."""
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI and ReDoc from the installed package, never a CDN: closed networks read them too.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the validator's site
         title="Child-protection referrals",
         version="1",
         description="VIST intake, missing reports, decisions on referrals, missing episodes and agreed actions, escalations. "
@@ -149,8 +167,11 @@ def create_app(
     app.add_exception_handler(WorkflowRefusal, workflow_refused)
     app.add_exception_handler(DecisionUnconfirmed, decision_unconfirmed)
     app.add_exception_handler(RPCError, _temporal_unavailable)
+    app.add_exception_handler(HTTPException, _http_refused)
+    app.add_exception_handler(Exception, unexpected)
     for down in DATABASE_DOWN:
         app.add_exception_handler(down, _database_unavailable)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
+    document_api(app)
     return app

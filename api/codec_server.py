@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from api.errors import http_refused
 from runtime.codec import refusal
 from runtime.settings import Settings
 from auth.sessions import COOKIE, Sessions
@@ -54,6 +55,7 @@ def create_codec_app(
     sessions: DashboardSessions | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Referral payload codec", docs_url=None, redoc_url=None)
+    app.add_exception_handler(HTTPException, http_refused)  # its refusals are problem details, as the API's are
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors_origins,

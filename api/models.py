@@ -78,18 +78,24 @@ class FieldError(BaseModel):
     type: str
 
 
-class ValidationProblem(BaseModel):
-    detail: list[FieldError]
+class ProblemDetails(BaseModel):
+    """Every error, as RFC 9457 problem details (`application/problem+json`): never a submitted value."""
+
+    type: str = Field(default="about:blank", description="the kind of problem: its HTTP status says it all")
+    title: str = Field(description="the HTTP status's phrase, e.g. Conflict")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="why, in words: for a refused decision, the field and the rule")
+    instance: str = Field(description="this occurrence's ID (urn:uuid:...), also in the API's log")
+    field: str | None = Field(default=None, description="the field the reason is about, when there is one")
 
 
-class Problem(BaseModel):
-    """Every other error: the reason, and for a rejected decision the field it names."""
+class ValidationProblem(ProblemDetails):
+    """A request refused as it came in (422): each bad field and why."""
 
-    detail: str
-    field: str | None = None
+    errors: list[FieldError]
 
 
-class Undecided(Problem):
+class Undecided(ProblemDetails):
     """A decision not confirmed in time (504): it is applied at most once; the same key tells the outcome."""
 
     idempotency_key: str = Field(description="send it again as the Idempotency-Key header to learn the outcome")

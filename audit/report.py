@@ -25,6 +25,7 @@ from audit.timeline import (
     TriageTimeline,
 )
 from workflows.facts import Detail
+from workflows.models import rung_number
 
 Timeline = ReferralTimeline | EpisodeTimeline | TriageTimeline | SittingTimeline
 
@@ -375,7 +376,7 @@ def _actions(t: ReferralTimeline | EpisodeTimeline) -> str:
 def _escalations(t: Timeline) -> str:
     return _table(
         ["escalation", "late step", "rung", "rank", "reason", "due", "raised", "acknowledged", "by", "after"],
-        [[escape(e.escalation_id), escape(e.subject), str(e.rung), escape(e.rank), escape(e.reason), escape(local(e.due_at)),
+        [[escape(e.escalation_id), escape(e.subject), str(rung_number(e.rung)), escape(e.rank), escape(e.reason), escape(local(e.due_at)),
           escape(local(e.raised_at)), escape(local(e.acknowledged_at)), escape(e.acknowledged_by or ""),
           escape(span_text(e.acknowledged_after) if e.acknowledged_after is not None else "not acknowledged")]
          for e in t.escalations],

@@ -16,11 +16,10 @@ import sys
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import typer
@@ -67,7 +66,7 @@ from runtime.settings import Settings
 from runtime.temporal import connect, data_converter
 from starter.stack import running_stack_settings
 from workflows.audit_models import DEFAULT_QUOTAS, MAX_QUOTA, MONTH_PATTERN, AuditWorklist, SampleCategory
-from workflows.models import Actor, Role
+from workflows.models import Actor, Role, moment as as_moment
 
 T = TypeVar("T")
 
@@ -77,7 +76,6 @@ audit_app = typer.Typer(
 )
 # Off a terminal (a pipe, a file) tables keep their full width rather than being cut at 80 columns.
 console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=1000)
-LONDON = ZoneInfo("Europe/London")
 
 
 class Exit(IntEnum):
@@ -115,17 +113,18 @@ def fail(message: str, code: int = Exit.FOUND_PROBLEMS) -> NoReturn:
 
 
 def moment(text: str | None, name: str) -> datetime | None:
-    """An ISO 8601 time given on the command line, London time when it has no offset."""
+    """An ISO 8601 time given on the command line, London time when it has no offset (read as the API reads one)."""
     if text is None:
         return None
     try:
         parsed = datetime.fromisoformat(text)
-        parsed = parsed.replace(tzinfo=LONDON) if parsed.tzinfo is None else parsed
-        parsed.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+    except ValueError:
         fail(f"{name}: {text!r} is not an ISO 8601 time (for example 2026-11-24T09:30 or 2026-11-24T09:30+00:00)",
              Exit.MALFORMED)
-    return parsed
+    try:
+        return as_moment(parsed)
+    except ValueError as why:
+        fail(f"{name}: {why}", Exit.MALFORMED)
 
 
 def print_json(model: BaseModel) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +22,40 @@ TIMEOUT = 60.0
 # Exit codes: 1 the API could not be reached or failed, 2 a usage error (typer's own).
 EXIT_CODES = {401: 3, 403: 4, 404: 5, 409: 6, 422: 7, 503: 8, 504: 9}
 KEY_HEADER = "Idempotency-Key"
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+@dataclass
+class Output:
+    """How this invocation prints, results and errors alike (set by the options' callbacks, reset per run)."""
+
+    format: OutputFormat = OutputFormat.TABLE
+
+    @property
+    def json(self) -> bool:
+        return self.format is not OutputFormat.TABLE
+
+
+output = Output()
+
+
+def remember_json(value: bool) -> bool:
+    """The `--json` option's callback: parsed before the command runs, so a failure knows how to print."""
+    if value:
+        output.format = OutputFormat.JSON
+    return value
+
+
+def remember_format(value: OutputFormat | None) -> OutputFormat | None:
+    """The `-o` option's callback, likewise."""
+    if value is not None:
+        output.format = value
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,21 +77,35 @@ def connection() -> Connection:
     return Connection(url=str(url).rstrip("/"), token=token)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+def fail(message: str, code: int, problem: dict[str, Any] | None = None) -> NoReturn:
+    """Exit `code` after saying why on stderr: in words, or under `--json` as RFC 9457 problem details
+    (the API's own, or one the CLI makes for a failure of its own)."""
+    if output.json:
+        problem = problem or {"type": "about:blank", "title": "The command failed", "detail": message}
+        indent = 2 if output.format is OutputFormat.JSON else None  # jsonl: one line
+        typer.echo(json.dumps(problem | {"exit_code": code}, indent=indent), err=True)
+    else:
+        Console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
-def explain(response: httpx.Response) -> str:
-    """The API's error message: its reason, or each bad field and why."""
+def problem_of(response: httpx.Response) -> dict[str, Any] | None:
+    """The API's problem details, if the answer holds them."""
     try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
+        problem = response.json()
+    except ValueError:
+        return None
+    return problem if isinstance(problem, dict) else None
+
+
+def explain(response: httpx.Response, problem: dict[str, Any] | None) -> str:
+    """The API's error message: its reason, or each bad field and why."""
+    if problem is None or "detail" not in problem:
         return f"HTTP {response.status_code}"
-    if isinstance(detail, list):
-        lines = [".".join(str(part) for part in item.get("loc", [])) + f": {item.get('msg')}" for item in detail]
+    if isinstance(problem.get("errors"), list):
+        lines = [".".join(str(part) for part in item.get("loc", [])) + f": {item.get('msg')}" for item in problem["errors"]]
         return f"HTTP {response.status_code}, invalid request:\n  " + "\n  ".join(lines)
-    return f"HTTP {response.status_code}: {detail}"
+    return f"HTTP {response.status_code}: {problem['detail']}"
 
 
 def call(
@@ -73,13 +123,15 @@ def call(
     try:
         with httpx.Client(base_url=conn.url, timeout=TIMEOUT) as client:
             response = client.request(method, path, json=body, params=query, headers=headers)
-    except httpx.TimeoutException as error:
-        fail(f"no answer from the API at {conn.url}: {type(error).__name__}" + (retry if key else ""), 1)
-    except httpx.HTTPError as error:
-        fail(f"cannot reach the API at {conn.url}: {type(error).__name__}" + (retry if key else ""), 1)
+    except httpx.TimeoutException:
+        fail(f"no answer from the API at {conn.url} within {TIMEOUT:.0f} seconds" + (retry if key else ""), 1)
+    except httpx.HTTPError:
+        fail(f"cannot reach the API at {conn.url}: is it running? (set REFERRALS_API_URL or `api_url` in the config "
+             "file to use another)" + (retry if key else ""), 1)
     if response.status_code >= 400:
         unknown = key is not None and response.status_code in (503, 504)
-        fail(explain(response) + (retry if unknown else ""), EXIT_CODES.get(response.status_code, 1))
+        problem = problem_of(response)
+        fail(explain(response, problem) + (retry if unknown else ""), EXIT_CODES.get(response.status_code, 1), problem)
     return response.json()
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.connection import call, decide
-from cli.inputs import AsJson, DecisionKey, EscalationId
+from cli.inputs import AsJson, Output, DecisionKey, EscalationId
 from cli.rendering import emit, render_action, render_escalation_page, render_referral
 
 app = typer.Typer()
@@ -20,16 +20,16 @@ def escalations(
     reference: Annotated[str | None, typer.Option(help="only this case's: a referral or a missing episode")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     cursor: Annotated[str | None, typer.Option()] = None,
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Escalations, most recently raised first."""
     params = {"state": state, "mine": str(mine).lower(), "reference": reference, "limit": limit, "cursor": cursor}
-    emit(call("GET", "/escalations", params=params), as_json, render_escalation_page)
+    emit(call("GET", "/escalations", params=params), render_escalation_page)
 
 
 @app.command()
-def ack(escalation_id: EscalationId, as_json: AsJson = False, key: DecisionKey = None) -> None:
+def ack(escalation_id: EscalationId, as_json: AsJson = False, output: Output = None, key: DecisionKey = None) -> None:
     """Acknowledge an escalation addressed to you."""
     result = decide(f"/escalations/{escalation_id}/acknowledgement", None, key)
-    emit(result, as_json, render_referral if "stage" in result else render_action)
+    emit(result, render_referral if "stage" in result else render_action)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.connection import EXIT_CODES, fail
+from cli.connection import EXIT_CODES, OutputFormat, fail, remember_format, remember_json
 from starter.acknowledgement import ESCALATION_ID, EXAMPLE_IDS, NO_SUCH_ESCALATION
 from starter.actions import AgreedActions
 from starter.missing import MissingEpisodes
@@ -63,7 +63,19 @@ EscalationId = Annotated[
     str,
     typer.Argument(help=f"e.g. {' or '.join(EXAMPLE_IDS)}", callback=refused_unless(ESCALATION_ID, NO_SUCH_ESCALATION)),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of tables")]
+AsJson = Annotated[
+    bool,
+    typer.Option("--json", help="the same as -o json", callback=remember_json),
+]
+# Read by its callback, like --json: the commands print through `emit`, which follows the choice.
+Output = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--output", "-o", callback=remember_format,
+        help="table (the default, for people), json (the API's JSON) or jsonl (one JSON object a line: a list's "
+             "items); errors under json and jsonl are JSON problem details on stderr",
+    ),
+]
 BodyFile = Annotated[
     Path | None, typer.Option("--file", "-f", exists=True, dir_okay=False, help="a JSON body; options override it")
 ]

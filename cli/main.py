@@ -15,13 +15,42 @@ and join `app` with `app.add_typer(...)`, merged at the top or as a named sub-ap
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
 
 from cli import decisions, escalations, missing, operations, panels, plans, referrals, triage
 from cli.audit import audit_app
+from cli.connection import OutputFormat, output
+from cli.help import PlainHelpGroup, environment_help
 
-app = typer.Typer(help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations.",
-                  no_args_is_help=True)
+DISTRIBUTION = "child-protection-referrals"
+
+app = typer.Typer(
+    cls=PlainHelpGroup,
+    help="Child-protection referrals: submit VISTs, report missing children, decide, follow actions and escalations. "
+    "Times print in London time, labelled GMT or BST; a time you write without an offset is London time.",
+    epilog=environment_help(),
+    no_args_is_help=True,
+)
+
+
+def print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"referrals {version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def each_run(
+    show_version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=print_version, is_eager=True)
+    ] = False,
+) -> None:
+    output.format = OutputFormat.TABLE  # one process may run several commands (tests do): each starts with tables
+
+
 app.add_typer(decisions.actions_app, name="actions")
 app.add_typer(decisions.conference_app, name="conference")
 app.add_typer(missing.app, name="missing")
@@ -29,6 +58,7 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(audit_app, name="audit")
 app.add_typer(triage.app, name="triage")
 app.add_typer(panels.app, name="panels")
+app.add_typer(referrals.template_app, name="template")
 app.add_typer(referrals.app)
 app.add_typer(decisions.app)
 app.add_typer(escalations.app)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from cli.connection import call, fail
-from cli.inputs import AsJson
+from cli.inputs import AsJson, Output
 from cli.rendering import emit, rows_table, when
 
 app = typer.Typer()
@@ -18,10 +18,10 @@ app = typer.Typer()
 def access_log(
     reference: Annotated[str | None, typer.Option(help="only reads of this referral")] = None,
     actor: Annotated[str | None, typer.Option(help="only this staff ID's reads")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    since: Annotated[str | None, typer.Option(help="a date or a time, e.g. 2026-11-24 or 2026-11-24T09:00 (London time without an offset)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     before: Annotated[int | None, typer.Option(min=1, help="the next page: entries older than this id")] = None,
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Who read which referral, through which channel, and when; newest first (auditors)."""
     params = {"reference": reference, "actor_id": actor, "since": since, "limit": limit, "before": before}
@@ -37,13 +37,13 @@ def access_log(
         if len(entries) == limit:
             console.print(f"Older entries: --before {entries[-1]['id']}")
 
-    emit(call("GET", "/access-log", params=params), as_json, render)
+    emit(call("GET", "/access-log", params=params), render)
 
 
 @app.command()
 def retention(
     purge: Annotated[bool, typer.Option("--purge", help="remove them; without it, only list them")] = False,
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Closed referrals past the retention period: a dry run, or with --purge their removal (administrators)."""
 
@@ -54,7 +54,7 @@ def retention(
         if report["references"]:
             rows_table(console, "Referrals", ["reference"], [[reference] for reference in report["references"]])
 
-    emit(call("POST", "/retention/purge") if purge else call("GET", "/retention"), as_json, render)
+    emit(call("POST", "/retention/purge") if purge else call("GET", "/retention"), render)
 
 
 @app.command()
@@ -62,7 +62,7 @@ def quarantine(
     reference: Annotated[str | None, typer.Option(help="only this referral's facts")] = None,
     reapply: Annotated[bool, typer.Option("--reapply", help="write them again, once the cause is fixed")] = False,
     resolved: Annotated[bool, typer.Option("--resolved", help="list re-applied facts too")] = False,
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Facts PostgreSQL refused, with why; --reapply records them once the cause is fixed (administrators)."""
     params = {"reference": reference}
@@ -89,6 +89,6 @@ def quarantine(
             fail(f"{still} of {len(outcomes)} facts are still refused", 1)
 
     if reapply:
-        emit(call("POST", "/quarantine/reapply", params=params), as_json, render_reapplied)
+        emit(call("POST", "/quarantine/reapply", params=params), render_reapplied)
     else:
-        emit(call("GET", "/quarantine", params=params | {"resolved": resolved}), as_json, render_listed)
+        emit(call("GET", "/quarantine", params=params | {"resolved": resolved}), render_listed)

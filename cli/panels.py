@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from cli.connection import call, decide
-from cli.inputs import AsJson, DecisionKey, read_json, refused_unless, split_fields
+from cli.inputs import AsJson, Output, DecisionKey, read_json, refused_unless, split_fields
 from cli.rendering import emit, key_values, render_actions, render_escalations, rows_table, when
 from starter.panels import PanelSittings
 from workflows.models import PANEL_ID_PATTERN
@@ -109,48 +109,48 @@ def render_panel_actions(console: Console, rows: list[dict[str, Any]]) -> None:
     ])
 
 
-def decide_sitting(sitting_id: str, route: str, body: dict[str, Any], as_json: bool, key: str | None) -> None:
-    emit(decide(f"/panel-sittings/{sitting_id}/{route}", body, key), as_json, render_sitting)
+def decide_sitting(sitting_id: str, route: str, body: dict[str, Any], key: str | None) -> None:
+    emit(decide(f"/panel-sittings/{sitting_id}/{route}", body, key), render_sitting)
 
 
 @app.command("list")
-def list_panels(as_json: AsJson = False) -> None:
+def list_panels(as_json: AsJson = False, output: Output = None) -> None:
     """Every panel with a cadence, and when its next agenda is built."""
-    emit(call("GET", "/panels"), as_json, render_panels)
+    emit(call("GET", "/panels"), render_panels)
 
 
 @app.command("set")
 def set_panel(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the panel as JSON (panel_id, name, area, cadence...)")],
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Set up a panel, or change its cadence, members, criteria or required roles."""
     body = read_json(file)
     panel_id = known_panel(str(body.get("panel_id", "")))
-    emit(call("PUT", f"/panels/{panel_id}", body=body), as_json, lambda console, listed: render_panels(console, [listed]))
+    emit(call("PUT", f"/panels/{panel_id}", body=body), lambda console, listed: render_panels(console, [listed]))
 
 
 @app.command("open")
 def open_sitting(
     panel_id: Annotated[str, typer.Argument(help="the panel's code, e.g. CSENORTH", callback=lambda v: known_panel(v))],
     day: Annotated[str, typer.Argument(help="the sitting's date, YYYY-MM-DD", callback=_day)],
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Open a panel's sitting now, its agenda built from its criteria (its schedule does this ahead of each sitting)."""
-    emit(call("POST", f"/panels/{panel_id}/sittings/{day}"), as_json, render_sitting)
+    emit(call("POST", f"/panels/{panel_id}/sittings/{day}"), render_sitting)
 
 
 @app.command()
 def sittings(upcoming: Annotated[bool, typer.Option(help="only those meeting from today")] = False,
-             as_json: AsJson = False) -> None:
+             as_json: AsJson = False, output: Output = None) -> None:
     """Panel sittings, soonest first, with their agenda's counts."""
-    emit(call("GET", "/panel-sittings", params={"upcoming": upcoming}), as_json, render_sittings)
+    emit(call("GET", "/panel-sittings", params={"upcoming": upcoming}), render_sittings)
 
 
 @app.command()
-def show(sitting_id: SittingId, as_json: AsJson = False) -> None:
+def show(sitting_id: SittingId, as_json: AsJson = False, output: Output = None) -> None:
     """A sitting's agenda, register, actions and escalations."""
-    emit(call("GET", f"/panel-sittings/{sitting_id}"), as_json, render_sitting)
+    emit(call("GET", f"/panel-sittings/{sitting_id}"), render_sitting)
 
 
 @app.command()
@@ -159,7 +159,7 @@ def agenda(
     reason: Annotated[str, typer.Option(help="why the agenda changes")],
     add: Annotated[list[str], typer.Option(help="a case a member agency refers: CASE_ID|AGENCY")] = [],  # noqa: B006
     remove: Annotated[list[str], typer.Option(help="a case taken off the agenda")] = [],  # noqa: B006
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
     key: DecisionKey = None,
 ) -> None:
     """Before the meeting: add cases referred by member agencies, take cases off."""
@@ -167,13 +167,13 @@ def agenda(
     for item in add:
         fields = split_fields(item, ["case_id", "referred_by"], "--add")
         additions.append({"case_id": fields["case_id"], "referred_by": fields["referred_by"]})
-    decide_sitting(sitting_id, "agenda", {"add": additions, "remove": remove, "reason": reason}, as_json, key)
+    decide_sitting(sitting_id, "agenda", {"add": additions, "remove": remove, "reason": reason}, key)
 
 
 @app.command()
-def meeting(sitting_id: SittingId, as_json: AsJson = False, key: DecisionKey = None) -> None:
+def meeting(sitting_id: SittingId, as_json: AsJson = False, output: Output = None, key: DecisionKey = None) -> None:
     """Chair: open the meeting; the agenda is fixed from here."""
-    decide_sitting(sitting_id, "meeting", {}, as_json, key)
+    decide_sitting(sitting_id, "meeting", {}, key)
 
 
 @app.command()
@@ -181,7 +181,7 @@ def attendance(
     sitting_id: SittingId,
     attendee: Annotated[list[str], typer.Option(help="NAME|AGENCY|ROLE[|NAMED_ROLE[|CASE_ID,CASE_ID]]")] = [],  # noqa: B006
     absent: Annotated[list[str], typer.Option(help="CASE_ID|NAMED_ROLE|REASON")] = [],  # noqa: B006
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
     key: DecisionKey = None,
 ) -> None:
     """Record who attended, by name, agency and role (and the named role they fill), and known absences."""
@@ -192,7 +192,7 @@ def attendance(
                           "named_role": fields.get("named_role"),
                           "case_ids": [c for c in fields.get("case_ids", "").split(",") if c]})
     absences = [split_fields(item, ["case_id", "named_role", "reason"], "--absent") for item in absent]
-    decide_sitting(sitting_id, "attendance", {"attendees": attendees, "absences": absences}, as_json, key)
+    decide_sitting(sitting_id, "attendance", {"attendees": attendees, "absences": absences}, key)
 
 
 @app.command()
@@ -202,7 +202,7 @@ def outcome(
     rationale: Annotated[str, typer.Option()],
     grade: Annotated[PanelGrade | None, typer.Option(help="the grade decided: applied at once to the live case")] = None,
     action: Annotated[list[str], typer.Option(help="an agreed action: AGENCY|OWNER|DEADLINE|DESCRIPTION[|SUPERVISOR]")] = [],  # noqa: B006
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
     key: DecisionKey = None,
 ) -> None:
     """Chair: the panel's decision on one case: its grade, rationale and actions (each with an owner and a deadline)."""
@@ -212,29 +212,29 @@ def outcome(
         owner = {"agency": fields["agency"], "owner": fields["owner"], "supervisor": fields.get("supervisor")}
         actions.append({"owner": owner, "deadline": fields["deadline"], "description": fields["description"]})
     body = {"case_id": case_id, "rationale": rationale, "grade": grade.value if grade else None, "agreed_actions": actions}
-    decide_sitting(sitting_id, "outcomes", body, as_json, key)
+    decide_sitting(sitting_id, "outcomes", body, key)
 
 
 @app.command()
-def close(sitting_id: SittingId, as_json: AsJson = False, key: DecisionKey = None) -> None:
+def close(sitting_id: SittingId, as_json: AsJson = False, output: Output = None, key: DecisionKey = None) -> None:
     """Chair: close the meeting; the minutes are made and cases not reached are carried to the next sitting."""
-    emit(decide(f"/panel-sittings/{sitting_id}/minutes", {}, key), as_json, render_sitting)
+    emit(decide(f"/panel-sittings/{sitting_id}/minutes", {}, key), render_sitting)
 
 
 @app.command()
-def minutes(sitting_id: SittingId, as_json: AsJson = False) -> None:
+def minutes(sitting_id: SittingId, as_json: AsJson = False, output: Output = None) -> None:
     """A sitting's minutes, produced from its record."""
-    emit(call("GET", f"/panel-sittings/{sitting_id}/minutes"), as_json, render_minutes)
+    emit(call("GET", f"/panel-sittings/{sitting_id}/minutes"), render_minutes)
 
 
 @app.command()
-def absences(as_json: AsJson = False) -> None:
+def absences(as_json: AsJson = False, output: Output = None) -> None:
     """Required attendees absent when their case was decided, with the escalation each raised."""
-    emit(call("GET", "/panel-sittings/absences"), as_json, render_absences)
+    emit(call("GET", "/panel-sittings/absences"), render_absences)
 
 
 @app.command()
-def actions(open_only: Annotated[bool, typer.Option("--open/--all")] = True, as_json: AsJson = False) -> None:
+def actions(open_only: Annotated[bool, typer.Option("--open/--all")] = True, as_json: AsJson = False, output: Output = None) -> None:
     """The actions panels set, soonest deadline first."""
-    emit(call("GET", "/panel-sittings/actions", params={"open": open_only}), as_json, render_panel_actions)
+    emit(call("GET", "/panel-sittings/actions", params={"open": open_only}), render_panel_actions)
 

@@ -1,31 +1,47 @@
-"""`referrals submit`, `show` and `list`: VIST intake and reading referrals."""
+"""`referrals submit`, `show`, `list` and `template vist`: VIST intake, reading referrals, and a form to start from."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.connection import call
-from cli.inputs import AsJson, Reference, read_json
+from cli.inputs import AsJson, Output, Reference, read_json
 from cli.rendering import emit, render_address_warning, render_intake, render_referral, render_referral_page
-from workflows.models import RiskGrade, Stage
+from starter.forms import vist_skeleton
+from workflows.models import IncidentType, RiskGrade, Stage
 
 app = typer.Typer()
+template_app = typer.Typer(help="Forms to fill in: a valid skeleton to edit and submit.", no_args_is_help=True)
+
+
+@template_app.command("vist")
+def vist_template(
+    incident: Annotated[IncidentType, typer.Option(help="the incident's type: what the form must hold follows it")],
+) -> None:
+    """Print a valid VIST form for the incident type, with a new form ID and synthetic details to replace.
+
+    Times without an offset are London time. Domestic abuse needs each child's voice_of_the_child;
+    section 46 police protection needs a high initial_risk.
+    """
+    typer.echo(json.dumps(vist_skeleton(incident, datetime.now(timezone.utc)), indent=2))
 
 
 @app.command()
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a VIST form as JSON")],
-           as_json: AsJson = False) -> None:
+           as_json: AsJson = False, output: Output = None) -> None:
     """Submit a VIST form; the same form again finds the same referral."""
-    emit(call("POST", "/referrals", body=read_json(file)), as_json, render_intake)
+    emit(call("POST", "/referrals", body=read_json(file)), render_intake)
 
 
 @app.command()
-def show(reference: Reference, as_json: AsJson = False) -> None:
+def show(reference: Reference, as_json: AsJson = False, output: Output = None) -> None:
     """A referral's stage, risk, deadlines, actions, escalations and decisions."""
-    emit(call("GET", f"/referrals/{reference}"), as_json, render_referral)
+    emit(call("GET", f"/referrals/{reference}"), render_referral)
 
 
 @app.command("list")
@@ -33,22 +49,22 @@ def list_referrals(
     stage: Annotated[Stage | None, typer.Option()] = None,
     risk: Annotated[RiskGrade | None, typer.Option()] = None,
     overdue: Annotated[bool | None, typer.Option("--overdue/--not-overdue")] = None,
-    updated_since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    updated_since: Annotated[str | None, typer.Option(help="a date or a time, e.g. 2026-11-24 or 2026-11-24T09:00 (London time without an offset)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
     cursor: Annotated[str | None, typer.Option()] = None,
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Referrals, most recently updated first."""
     params = {"stage": stage.value if stage else None, "risk": risk.value if risk else None,
               "overdue": None if overdue is None else str(overdue).lower(), "updated_since": updated_since,
               "limit": limit, "cursor": cursor}
-    emit(call("GET", "/referrals", params=params), as_json, render_referral_page)
+    emit(call("GET", "/referrals", params=params), render_referral_page)
 
 
 @app.command("address-warning")
 def address_warning(
     address: Annotated[str, typer.Argument(help="the address about to be attended (sent in the body, never kept)")],
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
 ) -> None:
     """Before attending: whether the address has children at risk (counts only); the enquiry is access-logged."""
-    emit(call("POST", "/address-warnings", body={"address": address}), as_json, render_address_warning)
+    emit(call("POST", "/address-warnings", body={"address": address}), render_address_warning)

@@ -5,26 +5,39 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.connection import OutputFormat, output
 from workflows.facts import FACTS, FactKind
-from workflows.models import ScreeningView
+from workflows.models import ScreeningView, local_zone, rung_number
 
 
-def emit(data: Any, as_json: bool, render: Callable[[Console, Any], None]) -> None:
-    if as_json:
+def emit(data: Any, render: Callable[[Console, Any], None]) -> None:
+    """Print the API's answer as the command was asked to: `-o json`, `-o jsonl` (a list's items a line each), or tables."""
+    if output.format is OutputFormat.JSON:
         typer.echo(json.dumps(data, indent=2))
+    elif output.format is OutputFormat.JSONL:
+        items = data["items"] if isinstance(data, dict) and isinstance(data.get("items"), list) else data
+        for item in items if isinstance(items, list) else [items]:
+            typer.echo(json.dumps(item))
     else:
         # Off a terminal (a pipe, a test) a wide fixed width keeps table rows whole.
         render(Console(width=None if sys.stdout.isatty() else 160), data)
 
 
 def when(value: str | None) -> str:
-    return value[:16].replace("T", " ") if value else "-"
+    """A time the API gave, as London's clocks show it, labelled with their zone (GMT or BST), as the dashboard shows it."""
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:  # the API gives every time with its offset; a bare one is UTC, as the API keeps time
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def key_values(console: Console, title: str, rows: list[tuple[str, Any]]) -> None:
@@ -51,7 +64,8 @@ def render_escalations(console: Console, escalations: list[dict], title: str = "
         title,
         ["escalation", "subject", "reason", "rung", "addressed to", "due", "raised", "acknowledged"],
         [
-            [e["escalation_id"], e["subject"], e["reason"], e["rung"], e["addressed_to"], when(e["due_at"]),
+            [e["escalation_id"], e["subject"], e["reason"], f"{rung_number(e['rung'])} · {e['rank']}", e["addressed_to"],
+             when(e["due_at"]),
              when(e["raised_at"]),
              f"{e['acknowledged_by']} {when(e['acknowledged_at'])}" if e["acknowledged_at"] else "no"]
             for e in escalations

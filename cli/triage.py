@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from cli.connection import call, decide
-from cli.inputs import AsJson, DecisionKey, Reference
+from cli.inputs import AsJson, Output, DecisionKey, Reference
 from cli.rendering import emit, key_values, render_escalations, rows_table, when
 from workflows.triage_models import TriageOutcome
 
@@ -47,15 +47,15 @@ def render_triage(console: Console, triage: dict[str, Any]) -> None:
 
 
 @app.command()
-def show(day: Day, as_json: AsJson = False) -> None:
+def show(day: Day, as_json: AsJson = False, output: Output = None) -> None:
     """A day's list: each referral's grade, children present, prior referrals, due time and decision."""
-    emit(call("GET", f"/triage/{day}"), as_json, render_triage)
+    emit(call("GET", f"/triage/{day}"), render_triage)
 
 
 @app.command("open")
-def open_triage(day: Day, as_json: AsJson = False) -> None:
+def open_triage(day: Day, as_json: AsJson = False, output: Output = None) -> None:
     """Open a day's triage now (the schedule opens it at 07:00 on working days); an open one is shown."""
-    emit(call("POST", f"/triage/{day}"), as_json, render_triage)
+    emit(call("POST", f"/triage/{day}"), render_triage)
 
 
 @app.command("decide")
@@ -64,9 +64,9 @@ def decide_triage(
     reference: Reference,
     outcome: Annotated[TriageOutcome, typer.Option(help="the meeting's decision")],
     rationale: Annotated[str, typer.Option(help="why")],
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
     key: DecisionKey = None,
 ) -> None:
     """Record the meeting's decision on one listed referral."""
     body = {"reference": reference, "outcome": outcome.value, "rationale": rationale}
-    emit(decide(f"/triage/{day}/decisions", body, key), as_json, render_triage)
+    emit(decide(f"/triage/{day}/decisions", body, key), render_triage)

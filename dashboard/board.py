@@ -41,6 +41,7 @@ from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuc
 from workflows.authority import ACKNOWLEDGERS, CASE_READERS, OVERRIDE_DECIDERS, PARTNER_REFERRERS, SUBMITTERS
 from dashboard.forms import field_id, field_label
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, SafeAndWell, TracingActivity
+from workflows.panel_models import PanelGrade
 from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
@@ -252,7 +253,8 @@ def rendered(templates: Jinja2Templates, request: Request, template: str, caller
 
 def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-    templates.env.filters.update(local=local, words=words)
+    # `pair`: a value offered as its own words, for choices that are IDs.
+    templates.env.filters.update(local=local, words=words, pair=lambda value: (value, value))
     # Each decision form carries its own key: submitting it twice applies it once.
     templates.env.globals.update(decision_key=lambda: uuid.uuid4().hex, field_id=field_id, field_label=field_label,
                                  options=options, **{choice.__name__: choice for choice in CHOICES})
@@ -262,7 +264,7 @@ def page_templates() -> Jinja2Templates:
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
            AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome,
-           PartnerTool, CseIndicator)
+           PartnerTool, CseIndicator, PanelGrade)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:

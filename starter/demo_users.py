@@ -1,11 +1,13 @@
 """The embedded stack's demo users: a static token per synthetic staff member, for the demo, the tests and local use.
 
     python -m starter.demo_users sergeant     print a demo user's token from the token file
+                                              (<DATA_DIR>/tokens.json, or API_TOKENS_FILE)
 """
 
 from __future__ import annotations
 
 import secrets
+import shlex
 from pathlib import Path
 
 from auth.tokens import TokenHolder, load_token_file, write_token_file
@@ -41,6 +43,17 @@ def ensure_demo_tokens(path: Path) -> dict[str, str]:
         write_token_file(path, wanted)
     by_id = {holder.id: token for token, holder in wanted.items()}
     return {name: by_id[holder.id] for name, holder in DEMO_USERS.items()}
+
+
+def token_command(settings: Settings, name: str) -> str:
+    """The shell command printing `name`'s token from this stack's token file, wherever its settings put it."""
+    if settings.api_tokens_file is not None:
+        where = f"API_TOKENS_FILE={shlex.quote(str(settings.api_tokens_file))} "
+    elif settings.data_dir != Settings.model_fields["data_dir"].default:
+        where = f"DATA_DIR={shlex.quote(str(settings.data_dir))} "
+    else:
+        where = ""
+    return f"{where}.venv/bin/python -m starter.demo_users {name}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ from runtime.logging import configure_logging
 from runtime.settings import Settings
 from runtime.codec import ensure_keyring_file
 from runtime.temporal import connect
-from starter.demo_users import DEMO_USERS, ensure_demo_tokens
+from starter.demo_users import DEMO_USERS, ensure_demo_tokens, token_command
 from starter.processes import (
     ChildProcess,
     EmbeddedPostgres,
@@ -493,7 +493,7 @@ def print_started(stack: Stack, console: Console) -> None:
     console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}")
     console.print(f"PostgreSQL: {stack.database_kind}")
     for worker in stack.workers:
-        console.print(f"Worker {worker.name}: pid {worker.pid}, log {worker.log_file}")
+        console.print(f"{worker.title.capitalize()}: pid {worker.pid}, log {worker.log_file}")
     console.print(f"Task queue: {stack.settings.task_queue}, polled by {len(stack.workers)} worker(s)")
     console.print(f"API: {stack.api_url} (docs at {stack.api_url}/docs), log {stack.api_log}")
     console.print(f"Codec server: {stack.codec_url}, log {stack.codec_log}")
@@ -519,7 +519,7 @@ def print_serving(stack: Stack, settings: Settings, console: Console) -> None:
     if settings.tokens_file.exists():
         console.print(f"Demo users ({', '.join(DEMO_USERS)}) have tokens in {settings.tokens_file}; for example:")
         console.print(f"  export REFERRALS_API_URL={stack.api_url}", highlight=False)
-        console.print("  export REFERRALS_TOKEN=$(.venv/bin/python -m starter.demo_users sergeant)", highlight=False)
+        console.print(f"  export REFERRALS_TOKEN=$({token_command(settings, 'sergeant')})", highlight=False)
         console.print("  .venv/bin/referrals list", highlight=False)
     console.print(
         "Audit (straight to Temporal and PostgreSQL): while this stack runs, `.venv/bin/referrals audit ... "

@@ -382,3 +382,8 @@ def decision_route(decision: type, update: str) -> APIRoute | None:
         if bodies == [f"{decision.__name__}Request"] or (not bodies and route.endpoint.__name__ == update):
             return route
     return None
+
+
+def reason_of(problem: dict) -> dict:
+    """A problem's reason and field, without the parts each occurrence has of its own (its ID, its title)."""
+    return {"detail": problem["detail"], "field": problem["field"]}

@@ -15,7 +15,7 @@ from starter.actions import AgreedActions
 from starter.referrals import Referrals
 from starter.synthetic import screening, strategy_discussion, synthetic_vist
 from tests.api_fixtures import BY_ROLE, api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
-from tests.helpers import advance_to, decision_route, eventually, finished
+from tests.helpers import advance_to, decision_route, eventually, finished, reason_of
 from workflows.models import (
     CloseReason,
     RiskGrade,
@@ -256,7 +256,7 @@ async def test_list_filters_pages_and_overdue(api, auth, time_env, pool):
         refs[RiskGrade.STANDARD], refs[RiskGrade.MEDIUM]}
 
     bad = await api.get("/referrals", params={"cursor": "not-a-cursor"}, headers=auth("auditor"))
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "cursor"]
 
 
 async def test_show_a_referral(api, auth, time_env, pool):
@@ -353,17 +353,17 @@ async def test_bad_input_names_each_field_and_never_echoes_it(api, auth, time_en
     form["initial_risk"] = "catastrophic"
     response = await api.post("/referrals", json=form, headers=auth("officer"))
     assert response.status_code == 422
-    locs = {tuple(e["loc"]) for e in response.json()["detail"]}
+    locs = {tuple(e["loc"]) for e in response.json()["errors"]}
     assert locs == {("body", "station"), ("body", "initial_risk")}
     assert secret not in response.text and "catastrophic" not in response.text
-    assert all(set(e) == {"loc", "msg", "type"} for e in response.json()["detail"])
+    assert all(set(e) == {"loc", "msg", "type"} for e in response.json()["errors"])
 
     del form["initial_risk"]
     form["initial_risk"] = "medium"
     form["station"] = "Testtown"
     rule = await api.post("/referrals", json=form, headers=auth("officer"))
     assert rule.status_code == 422
-    assert rule.json()["detail"] == [
+    assert rule.json()["errors"] == [
         {"loc": ["body", "children", 0, "date_of_birth"], "msg": "is after the incident", "type": "value_error"}
     ]
     assert secret not in rule.text
@@ -375,14 +375,14 @@ async def test_bad_input_names_each_field_and_never_echoes_it(api, auth, time_en
     returned = await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": False},
                               headers=auth("sergeant"))
     assert returned.status_code == 422
-    assert returned.json()["detail"][0]["loc"] == ["body", "reasons"]
+    assert returned.json()["errors"][0]["loc"] == ["body", "reasons"]
     actor = await api.post(f"/referrals/{reference}/supervisor-review",
                            json={"approved": True, "actor": {"id": "PS-2001", "role": "supervisor"}},
                            headers=auth("sergeant"))
-    assert actor.status_code == 422 and actor.json()["detail"][0]["loc"] == ["body", "actor"]
+    assert actor.status_code == 422 and actor.json()["errors"][0]["loc"] == ["body", "actor"]
     dated = await api.post(f"/referrals/{reference}/supervisor-review",
                            json={"approved": True, "made_at": "2020-01-01T00:00:00Z"}, headers=auth("sergeant"))
-    assert dated.status_code == 422 and dated.json()["detail"][0]["loc"] == ["body", "made_at"]
+    assert dated.status_code == 422 and dated.json()["errors"][0]["loc"] == ["body", "made_at"]
     broken = await api.post(f"/referrals/{reference}/supervisor-review", content=b"{not json",
                             headers=auth("sergeant") | {"Content-Type": "application/json"})
     assert broken.status_code == 422
@@ -613,7 +613,7 @@ async def test_on_a_real_server_a_closed_referral_refuses_decisions_and_keeps_it
 
         refused = await post(real, auth, f"/referrals/{reference}/close", "screener", {"reason": "duplicate"},
                              status=409)
-        assert refused == {"detail": "stage: the referral is closed", "field": "stage"}
+        assert reason_of(refused) == {"detail": "stage: the referral is closed", "field": "stage"}
         again = await real.post("/referrals", json=form_json(submission), headers=auth("officer"))
         assert again.status_code == 200 and again.json()["stage"] == "closed"
         changed = submission.model_copy(update={"station": "Othertown"})

@@ -218,7 +218,7 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     named = no_further_action | {"repeat_referral_override": {"supervisor_id": SCREENER.id, "rationale": "Synthetic."}}
     response = await api.post(f"{path}/screening", json=named, headers=auth("screener"))
     assert response.status_code == 422
-    assert [e["loc"] for e in response.json()["detail"]] == [["body", "repeat_referral_override"]]
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "repeat_referral_override"]]
     refused = await post(api, auth, f"{path}/screening", "screener", no_further_action, status=409)
     assert refused["field"] == "repeat_referral_override"
 
@@ -290,7 +290,7 @@ async def test_a_body_naming_another_officer_is_refused(api, auth, time_env, poo
     stranger.officer_id = "PC-9999"
     response = await api.post("/referrals", json=form_json(stranger), headers=auth("officer"))
     assert response.status_code == 422
-    assert [e["loc"] for e in response.json()["detail"]] == [["body", "officer_id"]]
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "officer_id"]]
     assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1",
                                referral_reference(stranger.form_id)) == 0
 
@@ -301,7 +301,7 @@ async def test_a_body_naming_another_officer_is_refused(api, auth, time_env, poo
     response = await api.post(f"/referrals/{reference}/resubmission", json={"submission": form_json(other)},
                               headers=auth("officer"))
     assert response.status_code == 422
-    assert [e["loc"] for e in response.json()["detail"]] == [["body", "submission", "officer_id"]]
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "submission", "officer_id"]]
 
     # Straight to the workflow: the resubmission's validator, and the start, refuse it too.
     handle = time_env.client.get_workflow_handle(reference)

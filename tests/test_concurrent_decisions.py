@@ -179,7 +179,7 @@ async def test_a_bad_idempotency_key_is_refused_naming_the_header(api, auth, tim
         headers=auth("sergeant") | {"Idempotency-Key": key.encode("utf-8")},
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
 
 
 @pytest.mark.parametrize("copies", COPIES)

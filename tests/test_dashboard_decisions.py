@@ -7,14 +7,20 @@ import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from starter.synthetic import approval, screening, strategy_discussion
+import httpx
+
+from starter.panels import PanelSittings
+from starter.synthetic import SCREENER, approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import advance_to, eventually, next_local, sign_in, start_episode, start_referral
+from tests.test_panels import a_panel, built, in_read_model, sitting_of
 from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome
-from workflows.models import RiskGrade, ScreeningOutcome, Stage
+from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage
+from workflows.panel import PanelSittingWorkflow
+from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
 from workflows.triage import DailyTriageWorkflow
 from workflows.triage_models import TriageOutcome
 from workflows.referral import ReferralWorkflow
@@ -257,3 +263,45 @@ async def test_a_days_triage_decides_on_a_listed_referral_from_the_referrals_pag
     item = next(i for i in (await handle.query(DailyTriageWorkflow.state)).items if i.reference == reference)
     assert (item.outcome, item.decided_by) == (TriageOutcome.JOINT_VISIT, "CRU-3001")
     await eventually(lambda: api.get(path, headers=screener.headers), lambda r: 'data-form="triage"' not in r.text)
+
+
+async def test_a_panels_meeting_is_run_from_its_sittings_page(api, tokens, time_env, time_queue, sla_policy, pool):
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:panel")
+    await in_read_model(pool, "missing_episodes", "episode_id", episode.id)
+    today = (await time_env.get_current_time()).astimezone(LONDON).date()
+    sittings = PanelSittings(time_env.client)
+    state, _ = await sittings.open(a_panel(criteria=[AgendaCriterion.MEMBER_REFERRAL]), today, sla_policy, time_queue)
+    handle = sitting_of(time_env, state.sitting_id)
+    await built(handle)
+    await sittings.decide(state.sitting_id, AgendaEdit(actor=SCREENER, reason="Synthetic referral.", add=[
+        AgendaAddition(case_id=episode.id, referred_by=Agency.CHILDRENS_SOCIAL_CARE)]))
+    path = f"/dashboard/panels/{state.sitting_id}"
+
+    async def send(browser, form: str, **fields) -> httpx.Response:
+        page = (await api.get(path, headers=browser.headers)).text
+        assert f'data-form="{form}"' in page, form
+        return await api.post(f"{path}/decisions/{form}", headers=browser.headers,
+                              data=browser.form(idempotency_key=form_key(page, form), **fields))
+
+    chair, coordinator = await sign_in(api, tokens["inspector"]), await sign_in(api, tokens["screener"])
+    assert 'data-form="meeting"' not in (await api.get(path, headers=coordinator.headers)).text
+    assert (await send(chair, "meeting")).status_code == 303
+    recorded = await send(coordinator, "attendance", **{
+        "attendees.0.name": "CSE Coordinator Synthetic", "attendees.0.agency": "police", "attendees.0.role": "CSE lead",
+        "attendees.0.named_role": "cse_team", "absences.0.case_id": episode.id,
+        "absences.0.named_role": "allocated_social_worker", "absences.0.reason": "Synthetic: on leave."})
+    assert recorded.status_code == 303, recorded.text
+    deadline = written(await time_env.get_current_time() + timedelta(days=7))
+    decided = await send(chair, "outcomes", grade="high", rationale="Synthetic: exploitation indicators.", **{
+        "case_id": episode.id, "agreed_actions.0.description": "Synthetic: disruption visit.",
+        "agreed_actions.0.owner.agency": "police", "agreed_actions.0.owner.owner": "DC Synthetic",
+        "agreed_actions.0.deadline": deadline})
+    assert decided.status_code == 303, decided.text
+    # The grade is on the live episode at once, through the decision the sitting forwards.
+    live = await eventually(lambda: episode.query(MissingEpisodeWorkflow.state), lambda s: s.grade.value == "high")
+    assert live.grade.value == "high"
+    assert 'data-form="outcomes"' not in (await api.get(path, headers=chair.headers)).text  # no case left
+    assert (await send(chair, "minutes")).status_code == 303
+    closed = await handle.query(PanelSittingWorkflow.state)
+    assert closed.phase is not SittingPhase.IN_SESSION and [a.name for a in closed.attendees] == ["CSE Coordinator Synthetic"]
+    assert closed.agenda[0].decided_by == "INSP-2501" and len(closed.agenda[0].action_ids) == 1

@@ -33,7 +33,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
-from tests.helpers import eventually
+from tests.helpers import eventually, reason_of
 from workflows.facts import RecordedEvent
 from workflows.models import (
     ActionCompletion,
@@ -99,7 +99,7 @@ async def send(api, auth, path: str, user: str, body: dict[str, Any]):
 async def refused_intake(api, auth, data: dict[str, Any], field: tuple, poison: str) -> list[dict]:
     response = await send(api, auth, "/referrals", "officer", data)
     assert response.status_code == 422, (field, response.text)
-    detail = response.json()["detail"]
+    detail = response.json()["errors"]
     assert any(tuple(error["loc"][1:len(field) + 1]) == field for error in detail), (field, detail)
     if len(poison) > 2:  # a lone control character could appear by chance in a message; a value never
         assert poison not in response.text
@@ -190,17 +190,17 @@ async def test_meetings_cannot_precede_what_they_follow_nor_lie_in_the_future(ap
         (now + timedelta(days=1), "held_at: a strategy discussion cannot be recorded before it is held"),
     ]:
         response = await api.post(f"{path}/strategy-discussion", json=discussion(held_at), headers=auth("screener"))
-        assert (response.status_code, response.json()) == (409, {"detail": reason, "field": "held_at"})
+        assert (response.status_code, reason_of(response.json())) == (409, {"detail": reason, "field": "held_at"})
     for bad in ["0001-01-01T05:00:00+14:00", "2024-03-01T10:00:00+14:30"]:
         response = await api.post(f"{path}/strategy-discussion", json=discussion(now) | {"held_at": bad},
                                   headers=auth("screener"))
-        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "held_at"]
+        assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["body", "held_at"]
     poisoned = discussion(now)
     poisoned["attendees"][0]["name"] = "Synthetic\x00Name"
     poisoned["rationale"] = "Synthetic\x1brationale"
     response = await api.post(f"{path}/strategy-discussion", json=poisoned, headers=auth("screener"))
     assert response.status_code == 422
-    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
+    assert {tuple(e["loc"]) for e in response.json()["errors"]} == {
         ("body", "attendees", 0, "name"), ("body", "rationale")
     }
 

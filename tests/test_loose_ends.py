@@ -107,9 +107,9 @@ async def test_queries_outside_what_the_records_can_hold_are_422(api, auth):
     for path, params, loc in refusals:
         response = await api.get(path, params=params, headers=auth("auditor"))
         assert response.status_code == 422, (path, params, response.text)
-        assert response.json()["detail"][0]["loc"] == loc, (path, response.text)
+        assert response.json()["errors"][0]["loc"] == loc, (path, response.text)
     month = await api.post("/audit/samples", params={"month": "0000-01"}, headers=auth("auditor"))
-    assert month.status_code == 422 and month.json()["detail"][0]["loc"] == ["query", "month"]
+    assert month.status_code == 422 and month.json()["errors"][0]["loc"] == ["query", "month"]
 
 
 # runpy warns that it loads a second copy of a loaded module: that second copy is what this test is about.

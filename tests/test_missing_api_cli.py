@@ -32,7 +32,7 @@ async def test_an_episode_from_report_to_closure_through_the_api(api, auth, time
     assert (refused.status_code, refused.json()["field"]) == (403, "actor.role")
     future = body | {"missing_since": (await time_env.get_current_time() + timedelta(hours=1)).isoformat()}
     invalid = await api.post("/missing-episodes", json=future, headers=auth("officer"))
-    assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "missing_since"]
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["loc"] == ["body", "missing_since"]
 
     keep = {"keep_low": True, "rationale": "Synthetic: with a grandparent, known to be safe."}
     denied = await api.post(f"/missing-episodes/{episode}/low-grade", json=keep, headers=auth("officer"))
@@ -56,7 +56,7 @@ async def test_an_episode_from_report_to_closure_through_the_api(api, auth, time
              "safe_and_well_at": found_at,
              "interviewer": {"agency": "health", "owner": "Synthetic", "supervisor": "Synthetic Lead"}}
     wrong_agency = await api.post(f"/missing-episodes/{episode}/found", json=found, headers=auth("officer"))
-    assert wrong_agency.status_code == 422 and wrong_agency.json()["detail"][0]["loc"] == ["body", "interviewer", "agency"]
+    assert wrong_agency.status_code == 422 and wrong_agency.json()["errors"][0]["loc"] == ["body", "interviewer", "agency"]
     found["interviewer"] = {"agency": "childrens_social_care", "owner": "SW Synthetic", "supervisor": "TM Synthetic"}
     returned = (await api.post(f"/missing-episodes/{episode}/found", json=found, headers=auth("officer"))).json()
     assert returned["phase"] == "returned" and returned["interview_action_id"] == f"{episode}.A2"

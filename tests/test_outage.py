@@ -99,6 +99,9 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
             response = await api.get(route.format(reference=reference, reviewed_at=reviewed_at), headers=auth(user))
             assert response.status_code == 503, (route, response.status_code, response.text[:200])
             assert int(response.headers["Retry-After"]) > 0, route
+            # An error is problem details; readiness reports what is down in its own shape.
+            problem = response.headers["content-type"] == "application/problem+json"
+            assert problem != (route == "/ready") and (route == "/ready" or response.json()["status"] == 503), route
             # Nothing of the referral is shown: a read that cannot be logged is not made.
             assert submission.children[0].child_id not in response.text or route == "/ready", route
             assert "screening_view" not in response.text and "history" not in response.text, route
@@ -113,6 +116,7 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
         unconfirmed = await api.post(f"/referrals/{reference}/screening", json=decision,
                                      headers=auth("screener") | {"Idempotency-Key": key})
         assert unconfirmed.status_code == 504, unconfirmed.text
+        assert unconfirmed.headers["content-type"] == "application/problem+json"
         assert unconfirmed.json()["idempotency_key"] == key and unconfirmed.headers["Idempotency-Key"] == key
         assert "same Idempotency-Key" in unconfirmed.json()["detail"]
 

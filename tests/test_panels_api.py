@@ -91,7 +91,7 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
                    "agreed_actions": [{"description": "Synthetic.", "owner": {"agency": "police", "owner": "DC Synthetic"}}]}
     refused = await api.post(f"{path}/outcomes", json=no_deadline, headers=auth("inspector"))
     assert refused.status_code == 422
-    assert [e["loc"] for e in refused.json()["detail"]] == [["body", "agreed_actions", 0, "deadline"]]
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "agreed_actions", 0, "deadline"]]
     assert (await api.get(f"/missing-episodes/{episode.id}", headers=auth("sergeant"))).json()["grade"] == before["grade"]
 
     outcomes = [

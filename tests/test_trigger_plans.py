@@ -40,7 +40,7 @@ async def plan_recorded(pool, plan_id: str, version: int = 1) -> None:
 
 def named(answer) -> list[str]:
     """A 422's errors as "field: reason"."""
-    return [".".join(str(p) for p in e["loc"][1:]) + ": " + e["msg"] for e in answer.json()["detail"]]
+    return [".".join(str(p) for p in e["loc"][1:]) + ": " + e["msg"] for e in answer.json()["errors"]]
 
 
 def again(report: MissingReport) -> MissingReport:

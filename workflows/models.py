@@ -7,18 +7,21 @@ reason; the messages never repeat the submitted values (they may be personal dat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import unicodedata
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -36,9 +39,44 @@ MAX_OFFSET = timedelta(hours=14)
 FREE_TEXT_CONTROLS = frozenset("\n\r\t")
 
 
+# A time written without an offset is a London wall-clock time, as the people who write it mean it.
+LOCAL_ZONE_NAME = "Europe/London"
+
+
+@functools.cache
+def local_zone() -> ZoneInfo:
+    """London's zone, read once when first needed (never at import, inside the workflow sandbox too)."""
+    return ZoneInfo(LOCAL_ZONE_NAME)
+
+# How a moment may be written: with an offset, or London's wall clock without one.
+MOMENT_FORMAT = "an ISO 8601 time, e.g. 2026-11-26T10:00 (London time) or 2026-11-26T10:00+00:00"
+BARE_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def in_london(value: datetime) -> datetime:
+    """A wall-clock time without an offset, as London's clocks showed it.
+
+    Refused when London's clocks never showed it (the hour skipped when they go forward) or
+    showed it twice (the hour repeated when they go back): a record about a child must not guess
+    the hour; the writer gives the offset.
+    """
+    local = value.replace(tzinfo=local_zone())
+    if local.astimezone(timezone.utc).astimezone(local_zone()).replace(tzinfo=None) != value:
+        raise ValueError("London's clocks skip this time as they go forward: give an offset (+00:00 or +01:00)")
+    if local.utcoffset() != local.replace(fold=1).utcoffset():
+        raise ValueError(
+            "London's clocks show this time twice as they go back: give an offset (+01:00 the first, +00:00 the second)"
+        )
+    return local
+
+
 def _aware(value: datetime) -> datetime:
-    """A real moment: it has an offset a clock could show, and lies in the domain's window."""
-    offset = value.utcoffset() if value.tzinfo is not None else None
+    """A real moment: it has an offset a clock could show (London's when none is written), and lies in the domain's window."""
+    if value.tzinfo is None:
+        if not EARLIEST.replace(tzinfo=None) <= value < LATEST.replace(tzinfo=None):
+            raise ValueError("must lie between 1900 and 2200")
+        value = in_london(value)
+    offset = value.utcoffset()
     if offset is None:
         raise ValueError("must include a timezone offset")
     if abs(offset) > MAX_OFFSET:
@@ -46,6 +84,35 @@ def _aware(value: datetime) -> datetime:
     # Compared without converting to UTC first: a moment near year 1 or 9999 cannot be converted.
     if not EARLIEST.replace(tzinfo=None) + offset <= value.replace(tzinfo=None) < LATEST.replace(tzinfo=None) + offset:
         raise ValueError("must lie between 1900 and 2200")
+    return value
+
+
+def moment(value: datetime) -> datetime:
+    """A moment as every field reads it (London's when written without an offset); ValueError says why not."""
+    return _aware(value)
+
+
+def _is_bare_date(value: object) -> bool:
+    return (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and BARE_DATE.fullmatch(value.strip()) is not None
+    )
+
+
+def _time_of_day_required(value: object) -> object:
+    """A moment written as a date alone is refused: the hour matters (a date is taken where a date is meant)."""
+    if _is_bare_date(value):
+        raise ValueError(f"needs a time of day as well as the date: {MOMENT_FORMAT}")
+    return value
+
+
+def _end_of_day_for_a_date(value: object) -> object:
+    """A deadline written as a date alone is the end of that day in London: "by 26 November"."""
+    if _is_bare_date(value):
+        try:
+            day = value if isinstance(value, date) else date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("is not a day of the calendar") from None
+        return datetime.combine(day, time(23, 59), local_zone())
     return value
 
 
@@ -74,7 +141,9 @@ def _plain_text(value: str) -> str:
     return _storable(value, frozenset())
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+AwareDatetime = Annotated[datetime, BeforeValidator(_time_of_day_required), AfterValidator(_aware)]
+# A moment something is due by: a date alone means the end of that London day.
+DeadlineDatetime = Annotated[datetime, BeforeValidator(_end_of_day_for_a_date), AfterValidator(_aware)]
 DomainDate = Annotated[date, AfterValidator(_in_window)]
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), AfterValidator(_free_text)
@@ -227,8 +296,10 @@ SYSTEM_ACTOR = Actor(id="system", role=Role.SYSTEM)
 
 
 class Incident(Model):
-    type: IncidentType
-    occurred_at: AwareDatetime
+    type: IncidentType = Field(description="domestic_abuse requires each child's voice_of_the_child")
+    occurred_at: AwareDatetime = Field(
+        description="when it happened: not in the future; London time when written without an offset"
+    )
     location: Text = Field(description="where it happened (personal data: never logged)")
     summary: Text | None = None
 
@@ -238,11 +309,12 @@ class ChildPresent(Model):
         description="the child's key within this referral (C1, C2...): decisions refer to it, never to a name"
     )
     name: ShortText
-    date_of_birth: DomainDate
+    date_of_birth: DomainDate = Field(description="a date (YYYY-MM-DD): on or before the incident, under 18 at it")
     home_address: Text | None = None
     observed: Text = Field(description="what the officer (or the referring partner) saw of the child")
     voice_of_the_child: Text | None = Field(
-        default=None, description="what the child said, their behaviour and demeanour"
+        default=None,
+        description="what the child said, their behaviour and demeanour: required when the incident is domestic abuse",
     )
 
 
@@ -269,17 +341,17 @@ def adult_id(position: int) -> str:
 
 
 class Section46(Model):
-    """Police protection used at the incident."""
+    """Police protection used at the incident: only with a high initial risk, for children of this form."""
 
-    used_at: AwareDatetime
-    child_ids: list[ChildId] = Field(min_length=1, max_length=20)
+    used_at: AwareDatetime = Field(description="at or after the incident, not in the future (London time without an offset)")
+    child_ids: list[ChildId] = Field(min_length=1, max_length=20, description="children of this form (C1, C2...)")
     accommodation: Text
 
 
 class ReferralForm(Model):
     """What every form that opens a referral holds: the incident or concern, the children, the adults, the risk."""
 
-    form_id: uuid.UUID = Field(description="the form's own ID, assigned by the app that made it")
+    form_id: uuid.UUID = Field(description="the form's own ID, assigned by the app that made it: the same ID finds the same referral")
     incident: Incident
     children: list[ChildPresent] = Field(min_length=1, max_length=20)
     adults: list[AdultInvolved] = Field(default_factory=list, max_length=30)
@@ -310,8 +382,14 @@ def children_problem(form: ReferralForm, voice_required: bool) -> str | None:
 
 
 class VistSubmission(ReferralForm):
-    section_46: Section46 | None = None
-    officer_id: StaffId
+    """A VIST form. Its rules across fields: each child_id unique; every child born on or before the incident and
+    under 18 at it; domestic abuse requires each child's voice_of_the_child; section 46 police protection is
+    allowed only with a high initial_risk, names children of this form and was used at or after the incident;
+    no time in the future. A time without an offset is London's; a date of birth is a date."""
+
+    initial_risk: RiskGrade = Field(description="high when section_46 is given")
+    section_46: Section46 | None = Field(default=None, description="police protection used: only with a high initial_risk")
+    officer_id: StaffId = Field(description="the submitting officer's own staff ID, as their credentials name them")
     station: ShortText
 
     @model_validator(mode="after")
@@ -807,7 +885,7 @@ class ActionOwner(Model):
 class AgreedActionSpec(Model):
     description: Text
     owner: ActionOwner
-    deadline: AwareDatetime
+    deadline: DeadlineDatetime = Field(description="a date alone means the end of that day (London)")
 
 
 def require_owner_and_deadline(actions: object, field: str) -> object:
@@ -954,7 +1032,7 @@ class ActionCompletion(Decision):
 class ActionReassignment(Decision):
     owner: ActionOwner
     reason: Text
-    deadline: AwareDatetime | None = None
+    deadline: DeadlineDatetime | None = Field(default=None, description="a date alone means the end of that day (London)")
 
 
 # --- what the workflows report ---------------------------------------------------------
@@ -974,7 +1052,8 @@ class Escalation(Model):
     escalation_id: str
     reference: str
     subject: str = Field(description="the late step: a stage, or an agreed action's ID")
-    rung: int
+    rung: int = Field(description="its place on the ladder from 0; people count rungs from 1 (`rung_number`), as every "
+                      "page, table and alert shows them")
     rank: Rank
     addressed_to: str
     due_at: datetime
@@ -990,6 +1069,16 @@ class Escalation(Model):
     @property
     def open(self) -> bool:
         return self.acknowledged_at is None and self.resolved_at is None
+
+    @property
+    def rung_number(self) -> int:
+        """The rung as people count it: 1 for the first (a sergeant's), 2, 3."""
+        return rung_number(self.rung)
+
+
+def rung_number(rung: int) -> int:
+    """A ladder's rung as people count it, from 1, for a place on it counted from 0 (`Escalation.rung`)."""
+    return rung + 1
 
 
 class EscalationAlert(Model):

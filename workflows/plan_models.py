@@ -18,6 +18,7 @@ from workflows.models import (
     Actor,
     Agency,
     AwareDatetime,
+    DeadlineDatetime,
     Decision,
     DecisionProof,
     Escalation,
@@ -50,7 +51,9 @@ class TriggerPlan(Model):
     owner: ActionOwner
     triggers: Text | None = Field(default=None, description="what leads the child to go missing")
     police_activity: PoliceActivity
-    review_by: AwareDatetime = Field(description="the plan is reviewed by then, or the owner's manager is alerted")
+    review_by: DeadlineDatetime = Field(
+        description="the plan is reviewed by then, or the owner's manager is alerted (a date alone: the end of that day)"
+    )
 
     @model_validator(mode="after")
     def _owned_by_a_social_worker(self) -> "TriggerPlan":

@@ -91,11 +91,10 @@ async def timeline(
     caller: Auditor,
     svc: Svc,
     format: Annotated[Literal["json", "html"], Query(description="html: the self-contained report")] = "json",
-    at: Annotated[datetime | None, Query(description="as it stood then (ISO 8601 with an offset)")] = None,
+    at: Annotated[datetime | None, Query(description="as it stood then (ISO 8601; London time without an offset)")] = None,
 ) -> Any:
     """Steps against their deadlines (open ones measured to now, or to `at`), decisions, meetings, actions,
     escalations of a referral, a missing episode, a day's triage or a panel's sitting; no free text, no names."""
-    aware("at", at)
     case = await decoded(svc, reference)
     moment = looking_back(case, "at", at)
     try:
@@ -115,7 +114,7 @@ async def as_of(
     reference: str,
     caller: Auditor,
     svc: Svc,
-    at: Annotated[datetime, Query(description="ISO 8601 with a timezone offset, not in the future")],
+    at: Annotated[datetime, Query(description="ISO 8601, London time without an offset, not in the future")],
 ) -> Any:
     """What the deciders could see at `at`, folded from the facts recorded by then."""
     aware("at", at)

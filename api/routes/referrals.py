@@ -149,7 +149,7 @@ async def list_referrals(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> bodies.ReferralPage:
-    aware_moment(("query", "updated_since"), updated_since)
+    updated_since = aware_moment(("query", "updated_since"), updated_since)
     rows = await svc.read_model.referrals(
         now=await svc.clock(),
         limit=limit + 1,

@@ -30,6 +30,8 @@ from workflows.authority import (
     FINDERS,
     INTERVIEW_RECORDERS,
     OVERRIDE_REQUESTERS,
+    PANEL_CHAIRS,
+    PANEL_COORDINATORS,
     REASSIGNERS,
     REVIEWERS,
     SCREENERS,
@@ -46,6 +48,7 @@ from workflows.missing_models import (
     ReturnHomeInterview,
     TracingRecord,
 )
+from workflows.panel_models import AttendanceRecord, MeetingStart, PanelCaseOutcome, SittingClosure, SittingPhase, SittingState
 from workflows.triage_models import TriageDecision
 from workflows.models import (
     ActionCompletion,
@@ -114,6 +117,13 @@ EPISODE_PHASES = {
     EpisodePhase.MISSING: {"tracing", "review", "grade", "found"},
     EpisodePhase.RETURNED: {"return-home-interview"},
 }
+# A panel sitting's forms: its chair opens the meeting, the register is kept, each case decided, the minutes made.
+SITTING_FORMS = {form.name: form for form in (
+    DecisionForm("meeting", MeetingStart, PANEL_CHAIRS, "Meeting opened"),
+    DecisionForm("attendance", AttendanceRecord, PANEL_COORDINATORS, "Attendance recorded"),
+    DecisionForm("outcomes", PanelCaseOutcome, PANEL_CHAIRS, "Case decided"),
+    DecisionForm("minutes", SittingClosure, PANEL_CHAIRS, "Meeting closed: the minutes are made"),
+)}
 ACTION_FORMS = {form.name: form for form in (
     DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
     DecisionForm("reassignment", ActionReassignment, REASSIGNERS, "Action reassigned"),
@@ -143,6 +153,23 @@ def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
     if state.low_grade_pending:
         names.add("low-grade")
     return offered(EPISODE_FORMS, caller, names)
+
+
+def sitting_forms(caller: Caller, state: SittingState) -> list[str]:
+    """The sitting's forms for its phase: the meeting opened once the agenda is built; then the register, the next
+    case not yet decided, and the minutes."""
+    if state.phase is SittingPhase.AGENDA:
+        names = {"meeting"} if state.agenda_built else set()
+    elif state.phase is SittingPhase.IN_SESSION:
+        names = {"attendance", "minutes"} | ({"outcomes"} if next_case(state) else set())
+    else:
+        names = set()
+    return offered(SITTING_FORMS, caller, names)
+
+
+def next_case(state: SittingState) -> str | None:
+    """The first case on the agenda not yet decided: the meeting takes them in order, one form at a time."""
+    return next((item.case_id for item in state.agenda if item.decided_at is None and not item.not_reached), None)
 
 
 Page = Callable[..., Awaitable[Response]]

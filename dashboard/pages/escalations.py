@@ -105,7 +105,7 @@ def escalation_view(row: asyncpg.Record, now: datetime, may_acknowledge: bool) -
         "reference": escalation.reference,
         "page": (case_page(escalation.reference) or ("", ""))[1],
         "what": what_is_late(escalation),
-        "rung": escalation.rung + 1,
+        "rung": escalation.rung_number,
         "rank": escalation.rank.value,
         "addressed_to": row["addressee"] or escalation.addressed_to,
         "raised": local(escalation.raised_at),

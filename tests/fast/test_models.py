@@ -36,8 +36,12 @@ CHILD = ("children", 0)
 
 # (the model, a valid body, the path changed, its new value (REMOVED: taken out), what the refusal says)
 BREACHES: dict[str, tuple[type[BaseModel], BaseModel, tuple, Any, str]] = {
-    "a time without an offset": (VistSubmission, FORM, ("incident", "occurred_at"), "2026-03-02T10:00:00",
-                                 "must include a timezone offset"),
+    "a date where a time is meant": (VistSubmission, FORM, ("incident", "occurred_at"), "2026-03-02",
+                                     "needs a time of day as well as the date"),
+    "an hour London's clocks skip": (VistSubmission, FORM, ("incident", "occurred_at"), "2026-03-29T01:30",
+                                     "London's clocks skip this time as they go forward: give an offset"),
+    "an hour London's clocks show twice": (VistSubmission, FORM, ("incident", "occurred_at"), "2026-10-25T01:30",
+                                           "London's clocks show this time twice as they go back: give an offset"),
     "an offset no clock shows": (VistSubmission, FORM, ("incident", "occurred_at"), "2026-03-02T10:00:00+14:30",
                                  "the timezone offset must be within -14:00 to +14:00"),
     "a time before 1900": (VistSubmission, FORM, ("incident", "occurred_at"), "1899-12-31T10:00:00+00:00",
@@ -151,3 +155,33 @@ def test_an_absence_is_of_a_required_role_no_attendee_fills_and_is_recorded_once
     legacy = discussion.model_dump() | {"attendees": [a.model_dump(exclude={"named_role"}) for a in discussion.attendees]}
     assert discussion.model_validate(legacy).missing_roles([NamedRole.INVESTIGATING_OFFICER]) == [
         NamedRole.INVESTIGATING_OFFICER]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("2026-11-26T10:00", "2026-11-26T10:00:00+00:00"),  # GMT
+        ("2026-07-01T10:00", "2026-07-01T09:00:00+00:00"),  # BST: London is an hour ahead of UTC
+        ("2026-03-29T02:30", "2026-03-29T01:30:00+00:00"),  # just after the clocks go forward
+        ("2026-10-25T01:30+01:00", "2026-10-25T00:30:00+00:00"),  # the repeated hour, its first pass named
+        ("2026-10-25T01:30+00:00", "2026-10-25T01:30:00+00:00"),  # and its second
+        ("2026-11-26T10:00:00Z", "2026-11-26T10:00:00+00:00"),
+    ],
+)
+def test_a_time_without_an_offset_is_londons(written, meant):
+    body = FORM.model_dump(mode="json")
+    body["incident"]["occurred_at"] = written
+    occurred = VistSubmission.model_validate(body).incident.occurred_at
+    assert occurred == datetime.fromisoformat(meant)
+
+
+def test_a_deadline_written_as_a_date_is_the_end_of_that_london_day():
+    from workflows.models import AgreedActionSpec
+
+    owner = {"agency": "health", "owner": "Nurse Synthetic"}
+    winter = AgreedActionSpec.model_validate({"description": "Synthetic.", "owner": owner, "deadline": "2026-11-27"})
+    summer = AgreedActionSpec.model_validate({"description": "Synthetic.", "owner": owner, "deadline": "2026-07-01"})
+    assert winter.deadline == datetime(2026, 11, 27, 23, 59, tzinfo=timezone.utc)
+    assert summer.deadline == datetime(2026, 7, 1, 22, 59, tzinfo=timezone.utc)
+    with pytest.raises(ValidationError, match="is not a day of the calendar"):
+        AgreedActionSpec.model_validate({"description": "Synthetic.", "owner": owner, "deadline": "2026-02-30"})
