@@ -94,11 +94,11 @@ def override(
 def csc_not_informed(
     reference: Reference,
     rationale: Annotated[str, typer.Option(help="why children's social care need not be informed")],
-    as_json: AsJson = False,
+    as_json: AsJson = False, output: Output = None,
     key: DecisionKey = None,
 ) -> None:
     """Supervisor: decide that children's social care need not be informed, so a screening may leave them out."""
-    decide_referral(reference, "csc-not-informed", {"rationale": rationale}, as_json, key)
+    decide_referral(reference, "csc-not-informed", {"rationale": rationale}, key)
 
 
 @app.command()

@@ -19,6 +19,7 @@ EXAMPLES: dict[str, str] = {
               "--child C1=strategy_discussion --inform health",
     "override-request": f'referrals override-request {REF} --reason "The earlier referrals were another household."',
     "override": f'referrals override {REF} --grant --rationale "Checked: no cumulative concern."',
+    "csc-not-informed": f'referrals csc-not-informed {REF} --rationale "Children\'s social care opened this referral."',
     "strategy": f'referrals strategy {REF} --held-at 2026-11-24T11:00 --section-47 --rationale "..." '
                 '--attendee "SW Synthetic|childrens_social_care|social worker|allocated_social_worker" '
                 '--attendee "DC Synthetic|police|detective|investigating_officer" --attendee "Nurse|health|nurse" '

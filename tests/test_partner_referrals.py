@@ -73,7 +73,7 @@ async def test_csc_told_or_a_supervisors_reason_through_the_api(api, auth, time_
     assert (await api.post(f"/referrals/{reference}/csc-not-informed", json={"rationale": "Synthetic."},
                            headers=auth("screener"))).status_code == 403
     blank = await api.post(f"/referrals/{reference}/csc-not-informed", json={"rationale": " "}, headers=auth("sergeant"))
-    assert blank.status_code == 422 and [e["loc"] for e in blank.json()["detail"]] == [["body", "rationale"]]
+    assert blank.status_code == 422 and [e["loc"] for e in blank.json()["errors"]] == [["body", "rationale"]]
     decided = await api.post(f"/referrals/{reference}/csc-not-informed", json={"rationale": "Synthetic."},
                              headers=auth("sergeant"))
     assert decided.status_code == 200 and decided.json()["csc_not_informed"]["decided_by"] == SERGEANT.id
@@ -148,7 +148,7 @@ async def test_a_partner_refers_through_the_api_as_their_token_says(api, auth, t
         response = await api.post("/partner-referrals", json=body, headers=auth(user))
         assert response.status_code == status, (name, response.text)
         if loc:
-            assert [e["loc"] for e in response.json()["detail"]] == [loc], name
+            assert [e["loc"] for e in response.json()["errors"]] == [loc], name
         else:
             assert response.json()["field"] in {"actor.role", "actor.agency"}, name
         assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1",
@@ -170,12 +170,12 @@ async def test_a_partners_bad_input_is_refused_naming_the_field_and_nothing_is_s
     for loc, body in cases.items():
         response = await api.post("/partner-referrals", json=body, headers=auth("health-partner"))
         assert response.status_code == 422, (loc, response.text)
-        assert list(loc) in [e["loc"] for e in response.json()["detail"]], (loc, response.json())
+        assert list(loc) in [e["loc"] for e in response.json()["errors"]], (loc, response.json())
         assert "nul\x00here" not in response.text
     ahead = await time_env.get_current_time() + timedelta(days=2)
     future = good | {"incident": incident | {"occurred_at": ahead.isoformat()}}
     response = await api.post("/partner-referrals", json=future, headers=auth("health-partner"))
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "incident", "occurred_at"]
+    assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["body", "incident", "occurred_at"]
     assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1",
                                referral_reference(uuid.UUID(good["form_id"]))) == 0
 
