@@ -9,7 +9,10 @@ SITTING = "PANEL-CSENORTH-2026-12-01"
 
 EXAMPLES: dict[str, str] = {
     "template vist": "referrals template vist --incident domestic_abuse > vist.json",
+    "template partner": "referrals template partner --tool cse_screening_tool --referrer-id HV-5001 --agency health "
+                        "> referral.json",
     "submit": "referrals submit examples/vist-domestic-abuse.json",
+    "refer": "referrals refer examples/partner-cse-screening-tool.json",
     "show": f"referrals show {REF} -o json",
     "list": "referrals list --overdue --updated-since 2026-11-24 -o jsonl",
     "address-warning": 'referrals address-warning "1 Placeholder Street, Testtown"',

@@ -128,7 +128,8 @@ def known_before(view: dict | None) -> list[tuple[str, Any]]:
         ("repeat referral", ", ".join(known.repeat_children) or None),
         ("repeat suspects", ", ".join(known.repeat_suspects) or None),
         ("known before", f"{len(known.prior_referrals)} referrals, {len(known.missing_episodes)} missing episodes, "
-                         f"{len(known.conference_outcomes)} conference outcomes, {len(known.adults)} adults seen before"),
+                         f"{len(known.conference_outcomes)} conference outcomes, {len(known.panel_decisions)} panel "
+                         f"decisions, {len(known.adults)} adults seen before"),
     ]
 
 

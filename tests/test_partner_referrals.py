@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.connection import EXIT_CODES
+from cli.main import app as cli_app
 
 from starter.synthetic import (
     HEALTH_PARTNER,
@@ -18,12 +26,15 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
+from tests.test_cli import api_url, cli, logs_beside_the_cli  # noqa: F401
 from tests.helpers import STARTED, eventually, finished, refused, seeded, sign_in, start_referral, state_when
 from workflows.facts import FactKind
 from workflows.models import (
     Agency,
     CloseReason,
     CscNotInformed,
+    PartnerReferral,
+    PartnerTool,
     ScreeningOutcome,
     Stage,
     StartReferral,
@@ -218,3 +229,49 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
     assert (state.stage, state.referring_agency) == (Stage.SCREENING, Agency.CHILDRENS_SOCIAL_CARE)
     again = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
     assert again.status_code == 200 and reference in again.text
+
+
+# --- partners' referrals through the CLI, from the examples and the template ------------------------------
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+def partner_examples() -> dict[PartnerTool, Path]:
+    return {PartnerTool(json.loads(path.read_text())["tool"]): path for path in sorted(EXAMPLES_DIR.glob("partner-*.json"))}
+
+
+def test_there_is_an_example_partner_referral_for_every_tool():
+    assert set(partner_examples()) == set(PartnerTool)
+    for path in partner_examples().values():
+        PartnerReferral.model_validate_json(path.read_text())
+
+
+@pytest.mark.parametrize("tool", list(PartnerTool))
+def test_the_template_command_prints_a_valid_partner_referral_for_each_tool(tool):
+    words = ["template", "partner", "--tool", tool.value, "--referrer-id", "SW-6001", "--agency", "childrens_social_care"]
+    printed = CliRunner().invoke(cli_app, words)
+    assert printed.exit_code == 0, printed.output
+    form = PartnerReferral.model_validate(json.loads(printed.stdout))
+    assert (form.tool, form.referrer_id, form.referring_agency) == (tool, "SW-6001", Agency.CHILDRENS_SOCIAL_CARE)
+    assert form.incident.occurred_at < datetime.now(timezone.utc)
+    assert json.loads(CliRunner().invoke(cli_app, words).stdout)["form_id"] != str(form.form_id)
+    police = CliRunner().invoke(cli_app, [*words[:-1], "police"])
+    assert police.exit_code == 2 and "--agency" in police.stderr
+
+
+async def test_a_partner_refers_each_example_through_the_cli_into_screening(cli, time_env, pool):
+    for tool, path in partner_examples().items():
+        intake = await cli.json("health-partner", "refer", path)
+        reference = intake["reference"]
+        track(time_env.client, reference)
+        assert intake["stage"] == "screening", tool
+        assert "already submitted" in (await cli("health-partner", "refer", path)).stdout
+        row = await eventually(lambda: pool.fetchrow(
+            "SELECT stage, referring_agency, referrer_id FROM referrals WHERE reference = $1", reference),
+            lambda r: r is not None)
+        assert dict(row) == {"stage": "screening", "referring_agency": "health", "referrer_id": HEALTH_PARTNER.id}
+    # The example names the health partner: anyone else is refused, the field named.
+    refused_form = await cli("social-worker", "refer", partner_examples()[PartnerTool.SAFEGUARDING_CONCERN], "--json",
+                             exit_code=EXIT_CODES[422])
+    assert json.loads(refused_form.stderr)["field"] == "referrer_id"
+    await cli("officer", "refer", partner_examples()[PartnerTool.SAFEGUARDING_CONCERN], exit_code=EXIT_CODES[403])

@@ -1166,6 +1166,16 @@ class PriorConference(AboutTheChildren):
     child_protection_plan: bool
 
 
+class PriorPanelDecision(AboutTheChildren):
+    """A panel's decision on another case (a referral or a missing episode) about a child this referral is about."""
+
+    sitting_id: str = Field(description="the panel's sitting that decided it")
+    case_id: str = Field(description="the referral or missing episode decided on")
+    decided_at: datetime
+    grade: str | None = Field(default=None, description="the grade the panel decided, if any")
+    actions_agreed: int = Field(default=0, description="how many agreed actions the panel set")
+
+
 class AdultInvolvement(Model):
     """An earlier referral an adult of this referral was involved in, once, with every role they had in it."""
 
@@ -1199,7 +1209,7 @@ class ChildOnPlan(Model):
 class ScreeningView(Model):
     """What is known about the referral's children before it, each source newest first.
 
-    Earlier referrals about the child, their missing episodes and conference outcomes reach back
+    Earlier referrals about the child, their missing episodes, conference outcomes and panels' decisions reach back
     over the look-back window; earlier referrals at the address, and the repeat flag, over the
     repeat window. Views recorded before the look-back read their lists as the repeat window's.
     """
@@ -1210,6 +1220,9 @@ class ScreeningView(Model):
     )
     conference_outcomes: list[PriorConference] = Field(
         default_factory=list, description="earlier conferences' outcomes about the children, newest first"
+    )
+    panel_decisions: list[PriorPanelDecision] = Field(
+        default_factory=list, description="panels' decisions on the children's other cases, newest first"
     )
     look_back_since: datetime | None = Field(
         default=None, description="how far back the view reaches about the children; none: the repeat window's start"
