@@ -199,6 +199,8 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
     form_id = re.search(r'name="form_id" value="([0-9a-f-]+)"', page.text).group(1)
     officer = await sign_in(api, tokens["officer"])
     assert (await api.get("/dashboard/partner-referral", headers=officer.headers)).status_code == 403
+    housing = await sign_in(api, tokens["housing-partner"])  # a partner of an agency that does not refer
+    assert (await api.get("/dashboard/partner-referral", headers=housing.headers)).status_code == 403
     # A post without the session's CSRF token is refused before the form is read.
     assert (await api.post("/dashboard/partner-referral", data={"form_id": form_id}, headers=partner)).status_code == 403
 
@@ -215,20 +217,22 @@ async def test_a_partner_refers_on_the_dashboard_with_each_refusal_beside_its_fi
         fields |= change
         refused_page = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
         assert refused_page.status_code == 422
-        assert re.findall(r'class="field-error" id="refer-([a-z0-9_-]+)-error"', refused_page.text) == [field]
+        assert re.findall(r'class="field-error" id="partner-referral-([a-z0-9_-]+)-error"', refused_page.text) == [field]
     assert await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = $1",
                                referral_reference(uuid.UUID(form_id))) == 0
 
     del fields["cse_indicators.0"]
-    received = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
-    assert received.status_code == 201, received.text
     reference = referral_reference(uuid.UUID(form_id))
+    for _ in range(2):  # sent twice: the same form, the same referral
+        received = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
+        assert received.status_code == 303, received.text
+        assert received.headers["location"] == f"/dashboard/partner-referral/{reference}"
     track(time_env.client, reference)
-    assert reference in received.text and "screening" in received.text
     state = await state_when(time_env.client.get_workflow_handle(reference), lambda s: s.screening_view is not None)
     assert (state.stage, state.referring_agency) == (Stage.SCREENING, Agency.CHILDRENS_SOCIAL_CARE)
-    again = await api.post("/dashboard/partner-referral", data=social_worker.form(**fields), headers=partner)
-    assert again.status_code == 200 and reference in again.text
+    opened = await api.get(received.headers["location"], headers=partner)
+    assert opened.status_code == 200 and reference in opened.text and "screening" in opened.text
+    assert "Dune Synthton" not in opened.text
 
 
 # --- partners' referrals through the CLI, from the examples and the template ------------------------------
