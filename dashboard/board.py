@@ -43,6 +43,7 @@ from workflows.authority import (
     CASE_READERS,
     MISSING_REPORTERS,
     OVERRIDE_DECIDERS,
+    PARTNER_REFERRERS,
     PLAN_WRITERS,
     SUBMITTERS,
     agency_refusal,
@@ -53,14 +54,17 @@ from workflows.panel_models import PanelGrade
 from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
+    REFERRING_AGENCIES,
     Actor,
     AdultRole,
     Agency,
     ChildDecision,
     CloseReason,
+    CseIndicator,
     IncidentType,
     MissingGrade,
     NamedRole,
+    PartnerTool,
     PoliceAttendance,
     RiskGrade,
     Role,
@@ -272,7 +276,7 @@ def page_templates() -> Jinja2Templates:
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
            AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome,
-           PanelGrade, RiskIndicator)
+           PartnerTool, CseIndicator, PanelGrade, RiskIndicator)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:
@@ -299,6 +303,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "acknowledge": role in ACKNOWLEDGERS,
         "override": role in OVERRIDE_DECIDERS,
         "vist": role in SUBMITTERS,
+        "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
         "report_missing": role in MISSING_REPORTERS,
         "trigger_plan": caller is not None and writes_plans(caller.actor),
     }

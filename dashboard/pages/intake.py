@@ -1,9 +1,10 @@
-"""The forms that open a case: an officer's VIST, a child reported missing, and a child's trigger plan, each checked
-as the API checks it.
+"""The forms that open a case: an officer's VIST, a partner agency's referral, a child reported missing, and a
+child's trigger plan, each checked as the API checks it.
 
 A form carries its own ID (the VIST's form ID, the missing report's ID), made when the page was drawn: sent twice, it
 finds the case it opened rather than opening a second; a trigger plan is the child's one plan, so the same plan sent
-twice by its writer finds the plan it wrote. Who reports is the signed-in caller, never a field of the form.
+twice by its writer finds the plan it wrote. Who reports (and a partner's agency) is the signed-in caller, never a
+field of the form.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
@@ -25,30 +26,37 @@ from starter.decisions import field_errors, named_field
 from starter.missing import MissingEpisodes
 from starter.workflow_client import NoSuchWorkflow, WorkflowRefusal
 from starter.plans import PlanExists, TriggerPlans
-from workflows.authority import CASE_READERS, MISSING_REPORTERS, PLAN_READERS, PLAN_WRITERS
-from workflows.authority import SUBMITTERS, agency_refusal
+from workflows.authority import CASE_READERS, MISSING_REPORTERS, PARTNER_REFERRERS, PLAN_READERS, PLAN_WRITERS, SUBMITTERS
 from workflows.missing_models import MissingReport, StartMissingEpisode, not_in_future
-from workflows.models import Agency, Model, Role, SlaPolicy, StartReferral, VistSubmission, future_time_in
+from workflows.models import (
+    REFERRING_AGENCIES,
+    Agency,
+    Model,
+    PartnerReferral,
+    ReferralForm,
+    Role,
+    SlaPolicy,
+    StartReferral,
+    VistSubmission,
+    future_time_in,
+)
 from workflows.plan_models import StartTriggerPlan, TriggerPlanRequest, review_date_problem
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
-
 @dataclass(frozen=True)
 class IntakeForm:
-    """A form that opens a case: its path, model and page, who uses it (of which agency, if one), who reads the case
-    it opens, and how what it holds starts the case."""
+    """A form that opens a case: its path, model and page, who uses it (of which agencies), who reads the case it
+    opens, and how what it holds starts the case."""
 
     path: str
     model: type[Model]
     roles: frozenset[Role]
-    agency: Agency | None
-    readers: frozenset[Role]
     template: str
     id_field: str | None  # the form's own ID, if it has one: the same form, the same case
     # The fields the credentials fill, never the form.
     completed: Callable[[dict[str, Any], Caller], dict[str, Any]]
-    # "field: reason" for a time the clock (and the policy) refutes: the workflow has no validator before its start.
+    # "field: reason" for a time the clock (or the policy) refutes: the workflow has no validator before its start.
     refuted: Callable[[Any, datetime, SlaPolicy], str | None]
     # Start the case (or find the one this form opened); where the page saying so is.
     start: Callable[[Dashboard, Any, Caller], Awaitable[str]]
@@ -56,21 +64,41 @@ class IntakeForm:
     opened: Callable[[Dashboard, str], Awaitable[tuple[str, str]]]
     heading: str
     again: str
+    # The agencies whose staff use it, beside their roles: none, any agency.
+    agencies: frozenset[Agency] | None = None
+    # Who reads the case it opens, linked from the page saying it is open.
+    readers: frozenset[Role] = CASE_READERS
+
+    def allows(self, caller: Caller) -> bool:
+        return caller.actor.role in self.roles and (self.agencies is None or caller.actor.agency in self.agencies)
 
 
-def officers_vist(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def children_keyed(form: dict[str, Any]) -> dict[str, Any]:
     # Children are keyed C1, C2... in the order the form lists them; decisions name them by it, never by name.
     for number, child in enumerate(form.get("children", []), start=1):
         if isinstance(child, dict):
             child["child_id"] = f"C{number}"
-    return form | {"officer_id": caller.actor.id}
+    return form
 
 
-async def submit_vist(board: Dashboard, submission: VistSubmission, caller: Caller) -> str:
-    start = StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=board.sla_policy)
-    intake = await board.referrals.submit(start, board.task_queue)
-    log.info("vist_received", reference=intake.state.reference, created=intake.created, channel="dashboard")
-    return f"{PREFIX}/vist/{intake.state.reference}"
+def officers_vist(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return children_keyed(form) | {"officer_id": caller.actor.id}
+
+
+def partners_referral(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return children_keyed(form) | {"referrer_id": caller.actor.id, "referring_agency": caller.actor.agency.value}
+
+
+def opening_referral(path: str, event: str) -> Callable[[Dashboard, ReferralForm, Caller], Awaitable[str]]:
+    """How a form opening a referral (a VIST, a partner's referral) starts it, logs `event`, and where its page is."""
+
+    async def start(board: Dashboard, form: ReferralForm, caller: Caller) -> str:
+        intake = await board.referrals.submit(
+            StartReferral(submission=form, submitted_by=caller.actor, sla_policy=board.sla_policy), board.task_queue)
+        log.info(event, reference=intake.state.reference, created=intake.created, channel="dashboard")
+        return f"{PREFIX}/{path}/{intake.state.reference}"
+
+    return start
 
 
 async def report_missing(board: Dashboard, report: MissingReport, caller: Caller) -> str:
@@ -114,35 +142,39 @@ async def plan_opened(board: Dashboard, plan_id: str) -> tuple[str, str]:
             f"{PREFIX}/plans/{plan_id}")
 
 
-VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, None, CASE_READERS, "vist.html", "form_id", officers_vist,
-                  lambda submission, now, policy: future_time_in(submission, now), submit_vist,
-                  referral_opened, "VIST submitted", "Submit another VIST")
-MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, None, CASE_READERS,
-                            "missing_report.html", "report_id", lambda form, caller: form,
+def times_in(form: ReferralForm, now: datetime, policy: SlaPolicy) -> str | None:
+    """A referral form's times the clock refutes (no policy rule applies to them)."""
+    return future_time_in(form, now)
+
+
+VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, "vist.html", "form_id", officers_vist, times_in,
+                  opening_referral("vist", "vist_received"), referral_opened, "VIST submitted", "Submit another VIST")
+PARTNER_REFERRAL = IntakeForm("partner-referral", PartnerReferral, PARTNER_REFERRERS, "partner_referral.html", "form_id",
+                              partners_referral, times_in,
+                              opening_referral("partner-referral", "partner_referral_received"), referral_opened,
+                              "Referral received", "Refer another child", agencies=REFERRING_AGENCIES)
+MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, "missing_report.html", "report_id",
+                            lambda form, caller: form,
                             lambda report, now, policy: not_in_future(report.missing_since, now, "missing_since"),
                             report_missing, episode_opened, "Reported missing", "Report another missing child")
-TRIGGER_PLAN = IntakeForm("trigger-plan", TriggerPlanRequest, PLAN_WRITERS, Agency.CHILDRENS_SOCIAL_CARE, PLAN_READERS,
-                          "trigger_plan.html", None, lambda form, caller: form,
+TRIGGER_PLAN = IntakeForm("trigger-plan", TriggerPlanRequest, PLAN_WRITERS, "trigger_plan.html", None,
+                          lambda form, caller: form,
                           lambda request, now, policy: review_date_problem(request.plan, now, policy),
-                          write_plan, plan_opened, "Trigger plan written", "Write another child's trigger plan")
-
-
-def may_use(caller: Caller, intake: IntakeForm) -> bool:
-    """The caller's role uses the form, and their agency too where the form is one agency's (the workflow checks again)."""
-    return caller.actor.role in intake.roles and (
-        intake.agency is None or agency_refusal(caller.actor, intake.agency, "use this form") is None)
+                          write_plan, plan_opened, "Trigger plan written", "Write another child's trigger plan",
+                          agencies=frozenset({Agency.CHILDRENS_SOCIAL_CARE}), readers=PLAN_READERS)
 
 
 async def intake_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, status: int = 200,
                       **context: Any) -> Response:
-    if not may_use(caller, intake):
+    if not intake.allows(caller):
         return board.forbidden(request, caller, "this form")
-    return board.page(request, intake.template, caller, status=status, form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
+    return board.page(request, intake.template, caller, status=status,
+                      form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
 
 
 async def take_in(request: Request, board: Board, caller: Caller, fields: dict[str, str], intake: IntakeForm) -> Response:
     """Open the form's case, or find the one it already opened; what is refused comes back beside its field."""
-    if not may_use(caller, intake):
+    if not intake.allows(caller):
         return board.forbidden(request, caller, "this form")
 
     async def again(status: int, errors: list[dict[str, Any]]) -> Response:
@@ -169,7 +201,7 @@ async def take_in(request: Request, board: Board, caller: Caller, fields: dict[s
 async def opened_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, case_id: str) -> Response:
     """The case a form opened, as its workflow holds it now: its ID, where it stands, and where its page is."""
     try:
-        shown = await intake.opened(board, case_id) if may_use(caller, intake) else None
+        shown = await intake.opened(board, case_id) if intake.allows(caller) else None
     except NoSuchWorkflow:
         shown = None
     if shown is None:
@@ -199,5 +231,5 @@ def add_intake_routes(router: APIRouter, intake: IntakeForm) -> None:
                          name=f"{intake.path}-opened")
 
 
-for intake_form in (VIST, MISSING_REPORT, TRIGGER_PLAN):
+for intake_form in (VIST, PARTNER_REFERRAL, MISSING_REPORT, TRIGGER_PLAN):
     add_intake_routes(router, intake_form)
