@@ -523,3 +523,34 @@ async def test_a_days_triage_is_opened_by_hand_on_the_triage_page_once(api, toke
     STARTED.append(handle)
     assert (await handle.query(DailyTriageWorkflow.state)).day == past
     assert f"Triage {triage_id} is open" in (await api.get(sent.headers["location"], headers=screener.headers)).text
+
+
+async def test_a_referrals_risk_and_a_missing_episodes_grade_and_review_are_decided_in_the_browser(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    _, referral_handle = await at_screening(time_env, time_queue, sla_policy, pool, 1808)
+    screener = await sign_in(api, tokens["screener"])
+    path = f"/dashboard/referrals/{referral_handle.id}"
+    page = (await api.get(path, headers=screener.headers)).text
+    refused = await api.post(f"{path}/decisions/risk", headers=screener.headers,
+                             data=screener.form(idempotency_key=form_key(page, "risk"), risk="high"))
+    assert refused.status_code == 422 and "risk-reason-error" in field(refused.text, "risk-reason")
+    regraded = await api.post(f"{path}/decisions/risk", headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(refused.text, "risk"), risk="high", reason="Synthetic: a weapon was seen."))
+    assert regraded.status_code == 303, regraded.text
+    assert (await referral_handle.query(ReferralWorkflow.state)).risk is RiskGrade.HIGH
+
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:episode-review")
+    path = f"/dashboard/missing/{episode.id}"
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    reviewed = await api.post(f"{path}/decisions/review", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "review"), tracing_done="Synthetic: friends called.",
+        next_steps="Synthetic: check the station.", grade="high"))
+    assert reviewed.status_code == 303, reviewed.text
+    page = (await api.get(path, headers=sergeant.headers)).text
+    regraded = await api.post(f"{path}/decisions/grade", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "grade"), grade="medium", reason="Synthetic: seen safe on CCTV."))
+    assert regraded.status_code == 303, regraded.text
+    state = await episode.query(MissingEpisodeWorkflow.state)
+    assert state.grade.value == "medium" and len(state.reviews) == 1
