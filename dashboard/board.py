@@ -38,7 +38,16 @@ from starter.panels import PanelSittings
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
-from workflows.authority import ACKNOWLEDGERS, CASE_READERS, MISSING_REPORTERS, OVERRIDE_DECIDERS, SUBMITTERS
+from workflows.authority import (
+    ACKNOWLEDGERS,
+    CASE_READERS,
+    MISSING_REPORTERS,
+    OVERRIDE_DECIDERS,
+    PARTNER_REFERRERS,
+    PLAN_WRITERS,
+    SUBMITTERS,
+    agency_refusal,
+)
 from dashboard.forms import field_id, field_label
 from layout import TEMPLATES
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, RiskIndicator, SafeAndWell, TracingActivity
@@ -46,13 +55,17 @@ from workflows.panel_models import PanelGrade
 from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
+    REFERRING_AGENCIES,
+    Actor,
     AdultRole,
     Agency,
     ChildDecision,
     CloseReason,
+    CseIndicator,
     IncidentType,
     MissingGrade,
     NamedRole,
+    PartnerTool,
     PoliceAttendance,
     RiskGrade,
     Role,
@@ -118,14 +131,15 @@ _LEADING_CASE = re.compile(CASE_PATTERN)
 
 def case_page(workflow_id: str) -> tuple[str, str] | None:
     """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
-    a referral's own page, a missing episode's or a trigger plan's row on the missing-children page, or a panel
-    sitting's page."""
+    a referral's, a missing episode's, a trigger plan's or a panel sitting's own page."""
     match = _LEADING_CASE.match(workflow_id)
     if match is None:
         return None
     case = match.group()
-    if MissingEpisodes.matches(case) or TriggerPlans.matches(case):
-        return case, f"{PREFIX}/missing#{case}"
+    if MissingEpisodes.matches(case):
+        return case, f"{PREFIX}/missing/{case}"
+    if TriggerPlans.matches(case):
+        return case, f"{PREFIX}/plans/{case}"
     if PanelSittings.matches(case):
         return case, f"{PREFIX}/panels/{case}"
     return case, f"{PREFIX}/referrals/{case}"
@@ -171,7 +185,8 @@ class Dashboard:
     clock: Clock
     templates: Jinja2Templates
     decision_timeout: float
-    task_queue: str  # where a referral submitted on the VIST form runs
+    task_queue: str  # where a case opened by a form runs
+    plan_id_secret: bytes  # keys a trigger plan's ID, as the API's
 
     async def session(self, request: Request) -> Session | None:
         """The live session the request's cookie names, kept on the request for its forms; None when there is none."""
@@ -263,7 +278,7 @@ def page_templates() -> Jinja2Templates:
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
            AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome,
-           PanelGrade, RiskIndicator)
+           PartnerTool, CseIndicator, PanelGrade, RiskIndicator)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:
@@ -277,6 +292,11 @@ def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
                     headers={"Retry-After": str(retry_after)})
 
 
+def writes_plans(actor: Actor) -> bool:
+    """Children's social care's own plan writers write and revise trigger plans (the workflow checks again)."""
+    return actor.role in PLAN_WRITERS and agency_refusal(actor, Agency.CHILDRENS_SOCIAL_CARE, "write a plan") is None
+
+
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
     role = caller.actor.role if caller else None
     return {
@@ -285,7 +305,9 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "acknowledge": role in ACKNOWLEDGERS,
         "override": role in OVERRIDE_DECIDERS,
         "vist": role in SUBMITTERS,
+        "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
         "report_missing": role in MISSING_REPORTERS,
+        "trigger_plan": caller is not None and writes_plans(caller.actor),
     }
 
 
@@ -319,6 +341,7 @@ def create_board(
         templates=page_templates(),
         decision_timeout=settings.decision_timeout_seconds,
         task_queue=settings.task_queue,
+        plan_id_secret=settings.secret(settings.plan_id_secret, "plan-id-secret"),
     )
 
 

@@ -25,6 +25,10 @@ SCREENERS = frozenset({Role.SCREENER})
 CASE_DECIDERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
 OVERRIDE_REQUESTERS = SCREENERS
 OVERRIDE_DECIDERS = REVIEWERS
+# A screening may leave children's social care uninformed only on a supervisor's own decision, with a rationale.
+CSC_NOT_INFORMED_DECIDERS = REVIEWERS
+# A partner agency's staff refer a child straight to screening (their agency must be one that refers: the form's rule).
+PARTNER_REFERRERS = frozenset({Role.PARTNER})
 # Supervisors acknowledge rungs of their rank or below; administrators any rung. A rung's
 # named addressee may acknowledge it whatever their role (see `rung_refusal`).
 ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -61,6 +65,8 @@ TRIAGE_DECIDERS = CASE_DECIDERS
 # live case takes as its own regrade: a missing episode is regraded by supervisors only).
 PANEL_COORDINATORS = CASE_DECIDERS
 PANEL_CHAIRS = REVIEWERS
+# Who opens a day's triage by hand (the schedule opens it at 07:00 on working days).
+TRIAGE_OPENERS = TRIAGE_DECIDERS | {Role.ADMIN}
 
 REJECTION_TYPE = "DecisionRejected"
 
