@@ -11,7 +11,9 @@ checked as it comes back with its errors beside their fields. axe-core's script 
 from __future__ import annotations
 
 import json
+import random
 import re
+from datetime import timedelta
 
 from axe_playwright_python.async_playwright import Axe
 from fastapi.routing import APIRoute
@@ -19,8 +21,8 @@ from playwright.async_api import Page
 
 from dashboard.routes import PAGES
 from starter.panels import PanelSittings
-from starter.synthetic import SCREENER
-from tests.helpers import start_episode
+from starter.synthetic import SCREENER, synthetic_missing_report, synthetic_trigger_plan
+from tests.helpers import eventually, start_episode, start_plan
 from tests.local_servers import free_port, serving
 from tests.test_dashboard import (  # noqa: F401
     SCREENSHOTS,
@@ -33,6 +35,7 @@ from tests.test_dashboard import (  # noqa: F401
     tokens,
 )
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
+from workflows.missing_models import RiskIndicator
 from workflows.models import Agency
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit
 from workflows.referral import ReferralWorkflow
@@ -81,7 +84,8 @@ async def overflow(page: Page) -> list[str]:
 
 
 async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict, list[str]]:
-    """A case of everything a page's path names (a referral, an escalation, an action, an episode, a sitting), and
+    """A case of everything a page's path names (a referral, an escalation, an action, an episode, a sitting, a
+    trigger plan), and
     further pages of other states: a late referral, one with agreed actions."""
     late, with_actions = await overdue_referrals(time_env, time_queue, sla_policy)
     await in_app_alerts_shown(pool, late.id, 3)
@@ -96,11 +100,18 @@ async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict, l
     await built(sitting_of(time_env, sitting.sitting_id))
     await sittings.decide(sitting.sitting_id, AgendaEdit(actor=SCREENER, reason="Synthetic referral.", add=[
         AgendaAddition(case_id=episode.id, referred_by=Agency.CHILDRENS_SOCIAL_CARE)]))
+    child = synthetic_missing_report(rng=random.Random("accessibility:plan"), indicators=[RiskIndicator.CSE_CONCERN]).child
+    plan = await start_plan(time_env.client, time_queue, sla_policy, child, synthetic_trigger_plan(now + timedelta(days=3)))
+    await eventually(lambda: pool.fetchval("SELECT version FROM trigger_plans WHERE plan_id = $1", plan.id),
+                     lambda version: version == 1)
     cases = {"reference": late.id, "escalation_id": escalation.escalation_id, "action_id": action.action_id,
              "episode_id": episode.id, "sitting_id": sitting.sitting_id,
              # The page a form that opens a case ends on: the case it opened.
+             "plan_id": plan.id,
              ("/dashboard/vist/{case_id}", "case_id"): late.id,
-             ("/dashboard/report-missing/{case_id}", "case_id"): episode.id}
+             ("/dashboard/partner-referral/{case_id}", "case_id"): late.id,
+             ("/dashboard/report-missing/{case_id}", "case_id"): episode.id,
+             ("/dashboard/trigger-plan/{case_id}", "case_id"): plan.id}
     return cases, [f"/dashboard/referrals/{with_actions.id}"]
 
 
