@@ -417,41 +417,53 @@ class BenchStack:
         raise RuntimeError(f"the floor's worker did not start; see {self.floor.log_file}")
 
 
-async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool, profile: Path | None = None) -> Report:
+PARTS = ("lifecycles", "footprint", "intake", "escalation", "memory", "replay")
+
+
+async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) -> Report:
     report = Report(
         machine={"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                 "when": datetime.now(UTC).isoformat(timespec="seconds")},
+                 "when": datetime.now(UTC).isoformat(timespec="seconds"), "load_average": os.getloadavg()},
         sizes=asdict(sizes),
     )
     policy = build_sla_policy(None)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
-            await bench.floor_ready()
-            queue = bench.settings.task_queue
-            # The worker's profile over the lifecycles, the figures furthest from their floor.
-            profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
-            if profiler is not None:
-                profiler.start()
-            report.add(*await lifecycles(bench.client, queue, policy, sizes))
-            if profiler is not None:
-                report.profile = profiler.stop()
-            report.add(*await footprint(bench, sizes, policy))
-            tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
-            report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
-            report.add(*await escalation_lateness(
-                bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
-            ))
-        if in_memory_too:
+        if parts & {"lifecycles", "footprint", "intake", "escalation"}:
+            async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
+                await bench.floor_ready()
+                queue = bench.settings.task_queue
+                if "lifecycles" in parts:
+                    # The worker's profile over the lifecycles, the figures furthest from their floor.
+                    profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
+                    if profiler is not None:
+                        profiler.start()
+                    report.add(*await lifecycles(bench.client, queue, policy, sizes))
+                    if profiler is not None:
+                        report.profile = profiler.stop()
+                if "footprint" in parts:
+                    report.add(*await footprint(bench, sizes, policy))
+                if "intake" in parts:
+                    tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
+                    report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
+                if "escalation" in parts:
+                    report.add(*await escalation_lateness(
+                        bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
+                    ))
+        if "memory" in parts:
             async with BenchStack(Path(scratch) / "memory", persist_temporal=False) as bench:
                 await bench.floor_ready()
                 report.add(*await lifecycles(bench.client, bench.settings.task_queue, policy, sizes, "in memory: "))
-    if replay_too:
+    if "replay" in parts:
         report.add(*await replay(sizes.replay_histories))
+    report.machine["load_average_after"] = os.getloadavg()
     return report
 
 
 def print_table(report: Report) -> None:
-    print(f"\n{report.machine['cpus']} cores, Python {report.machine['python']}, {report.machine['when']}\n")
+    load = "/".join(f"{x:.1f}" for x in report.machine["load_average"])
+    after = "/".join(f"{x:.1f}" for x in report.machine["load_average_after"])
+    print(f"\n{report.machine['cpus']} cores, Python {report.machine['python']}, {report.machine['when']}, "
+          f"load average {load} before and {after} after\n")
     print("| figure | engine | baseline | ratio |\n|---|---|---|---|")
     for f in report.figures:
         baseline = f"{f.baseline:.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else ""
@@ -471,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few of each: proves the benchmark works")
     parser.add_argument("--in-memory-too", action="store_true", help="also run the lifecycle on an in-memory dev server")
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--only", default=None,
+                        help=f"a comma-separated subset of the parts to run: {', '.join(PARTS)}")
     parser.add_argument("--profile", type=Path, default=None,
                         help="sample the worker with py-spy during the lifecycles, its stacks to this file")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
@@ -478,7 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.profile is not None and not Profiler.available():
         parser.error("--profile needs py-spy: pip install -e '.[bench]'")
-    report = asyncio.run(measure(sizes, args.in_memory_too, not args.no_replay, args.profile))
+    if args.only is not None:
+        parts = {part.strip() for part in args.only.split(",")}
+        if unknown := parts - set(PARTS):
+            parser.error(f"--only: {', '.join(sorted(unknown))} is not one of {', '.join(PARTS)}")
+    else:
+        parts = set(PARTS) - ({"memory"} if not args.in_memory_too else set()) - ({"replay"} if args.no_replay else set())
+    report = asyncio.run(measure(sizes, parts, args.profile))
     print_table(report)
     args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
     print(f"\nwritten to {args.json}")
