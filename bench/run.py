@@ -78,6 +78,8 @@ from workflows.models import (
 from workflows.referral import ReferralWorkflow
 
 ACTIONS = 3
+# The lifecycles of each kind are run in this many alternating rounds (the floor's, then the referral's).
+ROUNDS = 4
 
 
 @dataclass
@@ -205,19 +207,47 @@ async def run_many(lifecycle: Callable[[int], Awaitable[None]], n: int, concurre
     return n / (time.perf_counter() - began)
 
 
-async def lifecycles(client: Client, queue: str, policy: SlaPolicy, sizes: Sizes, label: str = "") -> list[Figure]:
+def cpu_seconds(pid: int | None) -> float:
+    """The CPU time a process has used so far (user and system): what its work costs, whatever else the machine runs."""
+    import psutil
+
+    if pid is None:
+        return float("nan")
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def lifecycles(bench: BenchStack, policy: SlaPolicy, sizes: Sizes, label: str = "") -> list[Figure]:
+    """The referral's and the floor's lifecycles, in alternating rounds so that a change in the machine's load
+    falls on both alike; throughput, decision latency, and each worker's CPU time per lifecycle."""
+    client, queue = bench.client, bench.settings.task_queue
+    worker_pid = bench.stack.worker.pid
+    floor_pid = bench.floor.pid
     figures: list[Figure] = []
     for concurrency, n in ((sizes.concurrency, sizes.lifecycles), (1, sizes.one_at_a_time)):
         engine, floor = Timed(), Timed()
-        floor_rate = await run_many(lambda seed: floor_lifecycle(client, floor, seed), n, concurrency)
-        engine_rate = await run_many(lambda seed: referral_lifecycle(client, queue, policy, engine, seed), n, concurrency)
+        seconds = {"engine": 0.0, "floor": 0.0}
+        cpu = {"engine": 0.0, "floor": 0.0}
+        rounds = max(1, min(ROUNDS, n // max(concurrency, 1)))
+        for round_number in range(rounds):
+            share = n // rounds + (1 if round_number < n % rounds else 0)
+            for side, pid, lifecycle in (
+                ("floor", floor_pid, lambda seed: floor_lifecycle(client, floor, seed)),
+                ("engine", worker_pid, lambda seed: referral_lifecycle(client, queue, policy, engine, seed)),
+            ):
+                used = cpu_seconds(pid)
+                seconds[side] += share / await run_many(lifecycle, share, concurrency)
+                cpu[side] += cpu_seconds(pid) - used
         at = f"{concurrency} at a time" if concurrency > 1 else "one at a time"
         figures += [
-            Figure(f"{label}lifecycles/s, {n} lifecycles {at}", "/s", engine_rate, floor_rate, "floor", True),
+            Figure(f"{label}lifecycles/s, {n} lifecycles {at}", "/s", n / seconds["engine"], n / seconds["floor"],
+                   "floor", True),
             Figure(f"{label}decision p50, {at}", "ms", 1000 * percentile(engine.latencies, 50),
                    1000 * percentile(floor.latencies, 50), "floor"),
             Figure(f"{label}decision p95, {at}", "ms", 1000 * percentile(engine.latencies, 95),
                    1000 * percentile(floor.latencies, 95), "floor"),
+            Figure(f"{label}worker CPU per lifecycle, {at}", "ms", 1000 * cpu["engine"] / n, 1000 * cpu["floor"] / n,
+                   "floor's worker"),
         ]
     return figures
 
@@ -437,7 +467,7 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
                     profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
                     if profiler is not None:
                         profiler.start()
-                    report.add(*await lifecycles(bench.client, queue, policy, sizes))
+                    report.add(*await lifecycles(bench, policy, sizes))
                     if profiler is not None:
                         report.profile = profiler.stop()
                 if "footprint" in parts:
@@ -452,7 +482,7 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
         if "memory" in parts:
             async with BenchStack(Path(scratch) / "memory", persist_temporal=False) as bench:
                 await bench.floor_ready()
-                report.add(*await lifecycles(bench.client, bench.settings.task_queue, policy, sizes, "in memory: "))
+                report.add(*await lifecycles(bench, policy, sizes, "in memory: "))
     if "replay" in parts:
         report.add(*await replay(sizes.replay_histories))
     report.machine["load_average_after"] = os.getloadavg()

@@ -74,10 +74,10 @@ async def submit_vist(
     )
     if not intake.created:
         response.status_code = 200
-    state = intake.state
-    log.info("vist_received", reference=state.reference, created=intake.created)
+    log.info("vist_received", reference=intake.reference, created=intake.created)
     return bodies.Intake(
-        reference=state.reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=intake.created
+        reference=intake.reference, stage=intake.stage, risk=intake.risk, deadline=intake.deadline,
+        created=intake.created,
     )
 
 

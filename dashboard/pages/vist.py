@@ -71,7 +71,7 @@ async def submit_vist(request: Request, board: Board, caller: SignedIn, fields: 
     except SubmissionConflict as conflict:
         loc, why = named_field(conflict.reason)
         return await again(409, [{"loc": loc, "msg": why}])
-    reference = intake.state.reference
+    reference = intake.reference
     log.info("vist_received", reference=reference, created=intake.created, channel="dashboard")
     return RedirectResponse(f"{PREFIX}/vist/{reference}", status_code=303)
 
