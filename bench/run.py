@@ -295,6 +295,8 @@ async def intake(api_url: str, token: str, pool: asyncpg.Pool, n: int) -> list[F
                                       headers={"Authorization": f"Bearer {token}"})
             latencies.append(time.perf_counter() - began)
             errors += response.status_code not in (200, 201, 202)
+            if response.status_code not in (200, 201, 202):
+                print(f"intake answered {response.status_code}: {response.text[:200]}", file=sys.stderr)
 
         await asyncio.gather(*(post(form) for form in forms))
     references = [referral_reference(form.form_id) for form in forms]
@@ -515,11 +517,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-replay", action="store_true")
     parser.add_argument("--only", default=None,
                         help=f"a comma-separated subset of the parts to run: {', '.join(PARTS)}")
+    parser.add_argument("--size", action="append", default=[], metavar="NAME=N",
+                        help=f"override one of the sizes ({', '.join(Sizes.__dataclass_fields__)}), e.g. --size deadlines=500")
     parser.add_argument("--profile", type=Path, default=None,
                         help="sample the worker with py-spy during the lifecycles, its stacks to this file")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
+    for given in args.size:
+        name, _, value = given.partition("=")
+        if name not in Sizes.__dataclass_fields__ or not value.isdigit():
+            parser.error(f"--size {given}: expected NAME=N with NAME one of {', '.join(Sizes.__dataclass_fields__)}")
+        setattr(sizes, name, int(value))
     if args.profile is not None and not Profiler.available():
         parser.error("--profile needs py-spy: pip install -e '.[bench]'")
     if args.only is not None:
