@@ -92,11 +92,15 @@ class Sizes:
     # Long enough that every referral is started before the first deadline falls.
     deadline_seconds: int = 120
     replay_histories: int = 480
+    # The scale run (`--only scale`, make bench-scale): open referrals held at once, measured at each checkpoint.
+    open_referrals: int = 10000
+    scale_checkpoint: int = 1000
+    scale_samples: int = 20
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(lifecycles=4, concurrency=2, one_at_a_time=2, forms=10, deadlines=10, deadline_seconds=15,
-                   replay_histories=24)
+                   replay_histories=24, open_referrals=20, scale_checkpoint=10, scale_samples=3)
 
 
 @dataclass
@@ -391,6 +395,91 @@ async def replay(n: int) -> list[Figure]:
     ]
 
 
+async def open_referral(client: Client, queue: str, policy: SlaPolicy, seed: int, timed: Timed | None = None) -> None:
+    """A referral brought to its conference stage with 2 agreed actions open: its stage deadline, the actions'
+    reminders and deadlines all pending as timers."""
+    submission = synthetic_vist(rng=random.Random(f"bench-scale:{seed}:{uuid.uuid4()}"))
+    handle = await client.start_workflow(
+        ReferralWorkflow.run, StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy),
+        id=referral_reference(submission.form_id), task_queue=queue,
+    )
+    decide = timed or (lambda send: send)
+    await decide(handle.execute_update(ReferralWorkflow.review, approval()))
+    await decide(handle.execute_update(
+        ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)))
+    await decide(handle.execute_update(
+        ReferralWorkflow.record_strategy_discussion,
+        strategy_discussion(datetime.now(UTC), section_47=True, actions=2),
+    ))
+
+
+async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figure]:
+    """Open referrals added up to `sizes.open_referrals`; at the first checkpoint and at the end, the worker's
+    memory and the latency of intake (the API) and of decisions (on fresh referrals, one at a time)."""
+    import psutil
+
+    assert bench.pool is not None and bench.stack.worker.pid is not None
+    client, queue = bench.client, bench.settings.task_queue
+    worker = psutil.Process(bench.stack.worker.pid)
+    token = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())["officer"]
+    gate = asyncio.Semaphore(20)
+    opened = 0
+    figures: list[Figure] = []
+
+    async def one(seed: int) -> None:
+        async with gate:
+            await open_referral(client, queue, policy, seed)
+
+    async def checkpoint() -> None:
+        # Latency while the open referrals wait: intake one form at a time through the API, decisions likewise.
+        intake_ms: list[float] = []
+        async with httpx.AsyncClient(base_url=bench.stack.api_url, timeout=120) as api:
+            for i in range(sizes.scale_samples):
+                form = synthetic_vist(rng=random.Random(f"bench-scale-intake:{opened}:{i}:{uuid.uuid4()}"))
+                began = time.perf_counter()
+                response = await api.post("/referrals", json=form.model_dump(mode="json"),
+                                          headers={"Authorization": f"Bearer {token}"})
+                intake_ms.append(1000 * (time.perf_counter() - began))
+                response.raise_for_status()
+        decisions = Timed()
+        for i in range(sizes.scale_samples):
+            await open_referral(client, queue, policy, -1 - i, decisions)
+        running = (await client.count_workflows("ExecutionStatus = 'Running'")).count
+        at = f"{opened} open referrals"
+        server_mb = psutil.Process(bench.stack.temporal.pid).memory_info().rss / 2**20 if bench.stack.temporal else 0.0
+        figures.extend([
+            Figure(f"scale: open workflows at {at}", "", running),
+            Figure(f"scale: dev server memory (RSS) at {at}", "MB", server_mb),
+            Figure(f"scale: worker memory (RSS) at {at}", "MB", worker.memory_info().rss / 2**20),
+            Figure(f"scale: intake p50 at {at}", "ms", percentile(intake_ms, 50)),
+            Figure(f"scale: intake p95 at {at}", "ms", percentile(intake_ms, 95)),
+            Figure(f"scale: decision p50 at {at}", "ms", 1000 * percentile(decisions.latencies, 50)),
+            Figure(f"scale: decision p95 at {at}", "ms", 1000 * percentile(decisions.latencies, 95)),
+        ])
+        print(f"scale: {at}: " + "; ".join(f"{f.name.split(' at ')[0][7:]} {f.engine:.0f} {f.unit}"
+                                          for f in figures[-7:]), file=sys.stderr, flush=True)
+
+    began = time.perf_counter()
+    for target in sorted({min(sizes.scale_checkpoint, sizes.open_referrals), sizes.open_referrals}):
+        batch = target - opened
+        await asyncio.gather(*(one(opened + i) for i in range(batch)))
+        opened = target
+        await checkpoint()
+    minutes = (time.perf_counter() - began) / 60
+    memory = [f for f in figures if "worker memory" in f.name]
+    first, last = (f for f in figures if "decision p95" in f.name)
+    first_intake, last_intake = (f for f in figures if "intake p95" in f.name)
+    figures += [
+        Figure(f"scale: {opened} referrals opened in (minutes)", "min", minutes),
+        Figure(f"scale: decision p95 at {opened} over at {sizes.scale_checkpoint}", "x", last.engine / first.engine),
+        Figure(f"scale: intake p95 at {opened} over at {sizes.scale_checkpoint}", "x",
+               last_intake.engine / first_intake.engine),
+        Figure(f"scale: worker memory growth from {sizes.scale_checkpoint} to {opened}", "MB",
+               memory[-1].engine - memory[0].engine),
+    ]
+    return figures
+
+
 # --- the stack ---------------------------------------------------------------------------
 
 
@@ -449,7 +538,9 @@ class BenchStack:
         raise RuntimeError(f"the floor's worker did not start; see {self.floor.log_file}")
 
 
-PARTS = ("lifecycles", "footprint", "intake", "escalation", "memory", "replay")
+PARTS = ("lifecycles", "footprint", "intake", "escalation", "memory", "replay", "scale")
+# Run only when asked for by name (`--only scale`): it takes the best part of an hour.
+ON_REQUEST = {"scale"}
 
 
 async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) -> Report:
@@ -460,7 +551,7 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
     )
     policy = build_sla_policy(None)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        if parts & {"lifecycles", "footprint", "intake", "escalation"}:
+        if parts & {"lifecycles", "footprint", "intake", "escalation", "scale"}:
             async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
                 await bench.floor_ready()
                 queue = bench.settings.task_queue
@@ -477,6 +568,8 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
                 if "intake" in parts:
                     tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
                     report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
+                if "scale" in parts:
+                    report.add(*await scale(bench, policy, sizes))
                 if "escalation" in parts:
                     report.add(*await escalation_lateness(
                         bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
@@ -536,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := parts - set(PARTS):
             parser.error(f"--only: {', '.join(sorted(unknown))} is not one of {', '.join(PARTS)}")
     else:
-        parts = set(PARTS) - ({"memory"} if not args.in_memory_too else set()) - ({"replay"} if args.no_replay else set())
+        parts = set(PARTS) - ON_REQUEST - ({"memory"} if not args.in_memory_too else set()) - ({"replay"} if args.no_replay else set())
     report = asyncio.run(measure(sizes, parts, args.profile))
     print_table(report)
     args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
