@@ -251,7 +251,7 @@ async def lifecycles(bench: BenchStack, policy: SlaPolicy, sizes: Sizes, label: 
             Figure(f"{label}decision p95, {at}", "ms", 1000 * percentile(engine.latencies, 95),
                    1000 * percentile(floor.latencies, 95), "floor"),
             Figure(f"{label}worker CPU per lifecycle, {at}", "ms", 1000 * cpu["engine"] / n, 1000 * cpu["floor"] / n,
-                   "floor's worker"),
+                   "floor"),
         ]
     return figures
 

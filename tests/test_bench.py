@@ -55,3 +55,21 @@ def test_a_profile_counts_each_sample_once_in_every_part_it_passes_through(tmp_p
     assert summary.parts["Temporal SDK core bridge and worker"] == 80.0
     assert summary.parts["recording in PostgreSQL (asyncpg, activities, projections)"] == 20.0
     assert summary.hottest[0] == ("to_json", 50.0)
+
+
+def test_the_quick_scale_run_holds_its_referrals_open_and_measures_at_each_checkpoint(tmp_path):
+    results = tmp_path / "scale.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "scale", "--json", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(results.read_text())
+    figures = {f["name"]: f["engine"] for f in report["figures"]}
+    sizes = report["sizes"]
+    for opened in (sizes["scale_checkpoint"], sizes["open_referrals"]):
+        at = f"{opened} open referrals"
+        # Each referral and its 2 actions are running, beside the checkpoint's own samples.
+        assert figures[f"scale: open workflows at {at}"] >= 3 * opened
+        for figure in ("worker memory (RSS)", "intake p95", "decision p95"):
+            assert math.isfinite(figures[f"scale: {figure} at {at}"]) and figures[f"scale: {figure} at {at}"] > 0
