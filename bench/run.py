@@ -48,6 +48,7 @@ from temporalio.client import Client
 from activities.policy import build_sla_policy
 from bench.floor import FLOOR_QUEUE, TABLE, FloorChildWorkflow, FloorDecision, FloorParentWorkflow
 from bench.profile import Profiler, ProfileSummary
+from bench.table import render
 from runtime.settings import Settings
 from starter.demo_users import ensure_demo_tokens
 from starter.processes import ChildProcess
@@ -584,25 +585,6 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
     return report
 
 
-def print_table(report: Report) -> None:
-    load = "/".join(f"{x:.1f}" for x in report.machine["load_average"])
-    after = "/".join(f"{x:.1f}" for x in report.machine["load_average_after"])
-    print(f"\n{report.machine['cpus']} cores, Python {report.machine['python']}, {report.machine['when']}, "
-          f"load average {load} before and {after} after\n")
-    print("| figure | engine | baseline | ratio |\n|---|---|---|---|")
-    for f in report.figures:
-        baseline = f"{f.baseline:.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else ""
-        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
-        print(f"| {f.name} | {f.engine:.2f} {f.unit} | {baseline} | {ratio} |")
-    if report.profile is not None:
-        print(f"\nThe worker during the lifecycles, {report.profile.samples} busy samples:\n\n| part | share |\n|---|---|")
-        for part, share in report.profile.parts.items():
-            print(f"| {part} | {share} % |")
-        print("\n| hottest function | share |\n|---|---|")
-        for name, share in report.profile.hottest:
-            print(f"| `{name}` | {share} % |")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few of each: proves the benchmark works")
@@ -631,8 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parts = set(PARTS) - ON_REQUEST - ({"memory"} if not args.in_memory_too else set()) - ({"replay"} if args.no_replay else set())
     report = asyncio.run(measure(sizes, parts, args.profile))
-    print_table(report)
-    args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
+    results = asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}
+    print("\n" + render(results))
+    args.json.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.json}")
     return 0
 
