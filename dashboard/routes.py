@@ -1,7 +1,7 @@
 """The dashboard's pages under /dashboard, one router per page, mounted by the app that serves them.
 
 Server-rendered pages of open alerts, late actions, stages, the triage queue, panels and timeliness, and the forms
-that take decisions as the API takes them (pages/decisions.py, pages/vist.py). `mount(app, board)`
+that open cases and take decisions as the API does (pages/intake.py, pages/decisions.py). `mount(app, board)`
 serves them from an app (the API's, `api.app`) around a board (`dashboard.board.create_board`)
 holding its Temporal client and PostgreSQL pool. Sign-in checks the same bearer token as the API
 once and opens a server-side session (auth/sessions.py) whose random ID alone the HttpOnly,
@@ -22,19 +22,19 @@ from dashboard.pages import (
     actions,
     decisions,
     escalations,
+    intake,
     missing,
     panels,
     referrals,
     signin,
     timeliness,
     triage,
-    vist,
 )
 
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, vist, escalations, actions, decisions, referrals, triage, missing, panels, timeliness)
+PAGES = (signin, intake, escalations, actions, decisions, referrals, triage, missing, panels, timeliness)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

@@ -169,7 +169,7 @@ def dashboard_requests(path: str, live: dict[str, str], examples: int) -> list[t
 
 async def test_no_dashboard_page_answers_a_5xx_to_any_role(api_app, api, auth, tokens, time_env, pool):
     live = await live_referral(api, auth, time_env, pool, 902)
-    live["workflow_id"] = live["reference"]  # the case a decision form is sent on
+    live["workflow_id"] = live["case_id"] = live["reference"]  # the case a form is sent on, or opened
     sent, server_errors = 0, []
     browsers = {role: await sign_in(api, tokens[user]) for role, user in ROLES.items() if user}
     # The pages the app serves, listed from each page's own router.

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from starter.panels import PanelSittings
-from starter.synthetic import SCREENER, approval, screening, strategy_discussion
+from starter.synthetic import CALL_HANDLER, SCREENER, approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import advance_to, eventually, next_local, sign_in, start_episode, start_referral
+from tests.helpers import STARTED, advance_to, eventually, next_local, sign_in, start_episode, start_referral
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
 from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
-from workflows.missing_models import EpisodePhase, InterviewOutcome
+from workflows.missing_models import EpisodePhase, InterviewOutcome, RiskIndicator
 from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage
 from workflows.panel import PanelSittingWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
@@ -305,3 +305,31 @@ async def test_a_panels_meeting_is_run_from_its_sittings_page(api, tokens, time_
     closed = await handle.query(PanelSittingWorkflow.state)
     assert closed.phase is not SittingPhase.IN_SESSION and [a.name for a in closed.attendees] == ["CSE Coordinator Synthetic"]
     assert closed.agenda[0].decided_by == "INSP-2501" and len(closed.agenda[0].action_ids) == 1
+
+
+async def test_a_call_handler_reports_a_child_missing_on_the_dashboard_once(api, tokens, time_env):
+    handler = await sign_in(api, tokens["call-handler"])
+    page = (await api.get("/dashboard/report-missing", headers=handler.headers)).text
+    report_id = re.search(r'name="report_id" value="([0-9a-f-]{36})"', page).group(1)
+    now = await time_env.get_current_time()
+    report = {"report_id": report_id, "child.name": "Synthetic Child Missing", "child.date_of_birth": "04/03/2012",
+              "missing_since": written(now + timedelta(hours=2)), "assessment.grade": "medium",
+              "assessment.indicators.3": "cse_concern", "station": "Testtown", "idempotency_key": form_key(page, "report-missing")}
+    refused = await api.post("/dashboard/report-missing", headers=handler.headers, data=handler.form(**report))
+    assert refused.status_code == 422 and "is in the future" in refused.text
+    assert 'id="report-missing-missing_since-error"' in refused.text and f'value="{report_id}"' in refused.text
+    assert 'value="Synthetic Child Missing"' in refused.text  # kept for the person who wrote it, and no one else
+    report["missing_since"] = written(now - timedelta(hours=3))
+    for _ in range(2):  # sent twice: the same report, the same episode
+        sent = await api.post("/dashboard/report-missing", headers=handler.headers, data=handler.form(**report))
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/dashboard/report-missing/MIS-")
+    episode_id = sent.headers["location"].rsplit("/", 1)[1]
+    handle = time_env.client.get_workflow_handle(episode_id)
+    STARTED.append(handle)
+    state = await handle.query(MissingEpisodeWorkflow.state)
+    assert (state.reported_by, state.indicators) == (CALL_HANDLER.id, [RiskIndicator.CSE_CONCERN])
+    opened = await api.get(sent.headers["location"], headers=handler.headers)
+    assert opened.status_code == 200 and episode_id in opened.text and "Synthetic Child" not in opened.text
+    # A partner may not report; the form is not theirs.
+    partner = await sign_in(api, tokens["health-partner"])
+    assert (await api.get("/dashboard/report-missing", headers=partner.headers)).status_code == 403

@@ -84,6 +84,17 @@ async def test_signing_out_revokes_the_session_and_a_replayed_cookie_fails(api, 
         await Sessions(pool).caller(cookie)
 
 
+async def test_signing_in_again_ends_the_browsers_earlier_session(api, tokens, pool):
+    first = await sign_in(api, tokens["screener"])
+    again = await api.post("/dashboard/login", headers=first.headers,
+                           data={"token": tokens["screener"], "next": "/dashboard/referrals"})
+    api.cookies.clear()
+    assert again.status_code == 303 and again.cookies[COOKIE] != first.headers["Cookie"].split("=", 1)[1]
+    assert (await api.get("/dashboard/referrals", headers=first.headers)).status_code == 303
+    second = {"Cookie": f"{COOKIE}={again.cookies[COOKIE]}"}
+    assert (await api.get("/dashboard/referrals", headers=second)).status_code == 200
+
+
 async def test_an_expired_session_opens_nothing(api, tokens, pool):
     browser = await sign_in(api, tokens["screener"])
     cookie = browser.headers["Cookie"].split("=", 1)[1]

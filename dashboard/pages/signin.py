@@ -40,6 +40,8 @@ async def login(request: Request, board: Board) -> Response:
         caller = await board.authenticator.authenticate(fields.get("token", "").strip())
     except InvalidCredentials:
         return board.page(request, "login.html", None, status=401, next=target, problem="That token was not accepted.")
+    # A session already held by this browser ends: signing in again never leaves two alive.
+    await board.sessions.revoke(request.cookies.get(COOKIE))
     session_id, session = await board.sessions.open(caller)
     response = RedirectResponse(target, status_code=303)
     # The cookie holds the session's random ID, never the token; it ends with the session.
