@@ -415,8 +415,8 @@ async def open_referral(client: Client, queue: str, policy: SlaPolicy, seed: int
 
 
 async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figure]:
-    """Open referrals added up to `sizes.open_referrals`; at the first checkpoint and at the end, the worker's
-    memory and the latency of intake (the API) and of decisions (on fresh referrals, one at a time)."""
+    """Open referrals added up to `sizes.open_referrals`; at each checkpoint (every `sizes.scale_checkpoint`), the
+    worker's memory and the latency of intake (the API) and of decisions (on fresh referrals, one at a time)."""
     import psutil
 
     assert bench.pool is not None and bench.stack.worker.pid is not None
@@ -461,15 +461,17 @@ async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figu
                                           for f in figures[-7:]), file=sys.stderr, flush=True)
 
     began = time.perf_counter()
-    for target in sorted({min(sizes.scale_checkpoint, sizes.open_referrals), sizes.open_referrals}):
+    # A checkpoint at every multiple of the first, so a run stopped early still shows the trend.
+    targets = sorted({*range(sizes.scale_checkpoint, sizes.open_referrals, sizes.scale_checkpoint), sizes.open_referrals})
+    for target in targets:
         batch = target - opened
         await asyncio.gather(*(one(opened + i) for i in range(batch)))
         opened = target
         await checkpoint()
     minutes = (time.perf_counter() - began) / 60
     memory = [f for f in figures if "worker memory" in f.name]
-    first, last = (f for f in figures if "decision p95" in f.name)
-    first_intake, last_intake = (f for f in figures if "intake p95" in f.name)
+    first, *_, last = (f for f in figures if "decision p95" in f.name)
+    first_intake, *_, last_intake = (f for f in figures if "intake p95" in f.name)
     figures += [
         Figure(f"scale: {opened} referrals opened in (minutes)", "min", minutes),
         Figure(f"scale: decision p95 at {opened} over at {sizes.scale_checkpoint}", "x", last.engine / first.engine),

@@ -67,7 +67,7 @@ def test_the_quick_scale_run_holds_its_referrals_open_and_measures_at_each_check
     report = json.loads(results.read_text())
     figures = {f["name"]: f["engine"] for f in report["figures"]}
     sizes = report["sizes"]
-    for opened in (sizes["scale_checkpoint"], sizes["open_referrals"]):
+    for opened in range(sizes["scale_checkpoint"], sizes["open_referrals"] + 1, sizes["scale_checkpoint"]):
         at = f"{opened} open referrals"
         # Each referral and its 2 actions are running, beside the checkpoint's own samples.
         assert figures[f"scale: open workflows at {at}"] >= 3 * opened
