@@ -43,7 +43,7 @@ from typing import Any
 import asyncpg
 import httpx
 from rich.console import Console
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from activities.policy import build_sla_policy
 from bench.floor import FLOOR_QUEUE, TABLE, FloorChildWorkflow, FloorDecision, FloorParentWorkflow
@@ -405,13 +405,21 @@ async def open_referral(client: Client, queue: str, policy: SlaPolicy, seed: int
         id=referral_reference(submission.form_id), task_queue=queue,
     )
     decide = timed or (lambda send: send)
-    await decide(handle.execute_update(ReferralWorkflow.review, approval()))
-    await decide(handle.execute_update(
-        ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)))
-    await decide(handle.execute_update(
-        ReferralWorkflow.record_strategy_discussion,
-        strategy_discussion(datetime.now(UTC), section_47=True, actions=2),
-    ))
+    await decide(patiently(handle, ReferralWorkflow.review, approval()))
+    await decide(patiently(handle, ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)))
+    await decide(patiently(handle, ReferralWorkflow.record_strategy_discussion,
+                           strategy_discussion(datetime.now(UTC), section_47=True, actions=2)))
+
+
+async def patiently(handle: WorkflowHandle, update: Any, decision: Any) -> Any:
+    """A decision awaited however long a loaded machine takes: on the RPC's timeout, the same update (by its ID,
+    which Temporal deduplicates) is awaited again rather than failing the run."""
+    update_id = str(uuid.uuid4())
+    while True:
+        try:
+            return await handle.execute_update(update, decision, id=update_id)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            continue
 
 
 async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figure]:
