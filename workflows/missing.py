@@ -94,7 +94,7 @@ with workflow.unsafe.imports_passed_through():
         SlaPolicy,
     )
     from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
-    from workflows.recording import Outbox, in_worker
+    from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Episodes started before the repeat-missing count replay without its activity.
@@ -176,7 +176,7 @@ class MissingEpisodeWorkflow:
 
     async def _check_start_proof(self, start: StartMissingEpisode) -> None:
         """A start without the API's proof of its reporter fails here, before any fact is written."""
-        verdict: ProofVerdict = await in_worker(
+        verdict: ProofVerdict = await workflow.execute_activity_method(
             StartProofs.check_episode_start_proof,
             EpisodeStartProofCheck(
                 workflow_id=self._episode_id, workflow_type=workflow.info().workflow_type, start=start

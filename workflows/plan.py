@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         TriggerPlanState,
         review_date_problem,
     )
-    from workflows.recording import Outbox, in_worker
+    from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 WRITE_PLAN = "write a trigger plan"
@@ -165,7 +165,7 @@ class TriggerPlanWorkflow:
 
     async def _check_start_proof(self, start: StartTriggerPlan) -> None:
         """A start without the API's proof of its writer fails here, before any fact is written."""
-        verdict: ProofVerdict = await in_worker(
+        verdict: ProofVerdict = await workflow.execute_activity_method(
             StartProofs.check_plan_start_proof,
             PlanStartProofCheck(workflow_id=self._plan_id, workflow_type=workflow.info().workflow_type, start=start),
             start_to_close_timeout=ACTIVITY_TIMEOUT,

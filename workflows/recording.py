@@ -6,10 +6,8 @@ the next fact and tells its workflow, which raises a "recording failed" escalati
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
-
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -25,26 +23,10 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 QUARANTINE_PATCH = "quarantined-facts"
 # Workflows started since write every waiting fact in one activity; before, one activity per fact.
 BATCHED_RECORDING_PATCH = "batched-recording"
-# Workflows started since then check their start's proof in the worker within the workflow task (a local
-# activity), without a round trip through the server's task queue.
-LOCAL_PROOF_CHECK_PATCH = "local-proof-check"
 # Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
 BATCH_LIMIT = 25
 
 QuarantineHandler = Callable[[RecordedEvent], None]
-Result = TypeVar("Result")
-
-
-async def in_worker(activity: Callable[[Any, Any], Awaitable[Result]], arg: Any, **options: Any) -> Result:
-    """Run a short activity that needs nothing outside the worker (a proof's check) as a local activity where the
-    history allows it, or through the task queue.
-
-    Through the task queue it costs a round trip to the server and a second workflow task, which
-    the start waits for. A local activity's result is a marker in the history: replays need no keys.
-    """
-    if workflow.patched(LOCAL_PROOF_CHECK_PATCH):
-        return await workflow.execute_local_activity_method(activity, arg, **options)
-    return await workflow.execute_activity_method(activity, arg, **options)
 
 
 class Outbox:

@@ -97,7 +97,7 @@ with workflow.unsafe.imports_passed_through():
         VistSubmission,
         future_time_in,
     )
-    from workflows.recording import Outbox, in_worker
+    from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Referrals started since then check their start's proof before anything is recorded, and take
@@ -225,7 +225,7 @@ class ReferralWorkflow:
         Decisions accepted meanwhile carry proofs of their own, and wait for the outbox, which
         starts writing only after this check.
         """
-        verdict: ProofVerdict = await in_worker(
+        verdict: ProofVerdict = await workflow.execute_activity_method(
             StartProofs.check_start_proof,
             StartProofCheck(workflow_id=self._reference, workflow_type=workflow.info().workflow_type, start=start),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
