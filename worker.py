@@ -3,34 +3,40 @@
 Needs TEMPORAL_ADDRESS and DATABASE_URL (`make run` starts the embedded stack and sets both).
 Applies database migrations under an advisory lock before polling (unless MIGRATE_AT_START is
 false: `python -m readmodel` applies them alone), and on SIGTERM/SIGINT stops polling and
-finishes in-flight activities (WORKER_GRACEFUL_SHUTDOWN_SECONDS) before it exits.
+finishes in-flight activities (WORKER_GRACEFUL_SHUTDOWN_SECONDS) before it exits. Serves
+`/health`, `/ready` and `/metrics` on WORKER_METRICS_PORT (9464) meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 from temporalio.client import Client
+from starlette.applications import Starlette
 from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum, Worker
 
 from activities.alerts import EscalationAlerts
 from activities.audit import AuditRecords
 from readmodel.database import apply_migrations, create_pool
+from readmodel.metrics import ReadModelGauges
 from activities.policy import SlaPolicySource
 from activities.proofs import StartProofs
 from activities.records import ReferralRecords
 from activities.panels import PanelRecords
 from activities.triage import TriageRecords
-from runtime.logging import configure_logging
+from runtime.logging import ActivityLogContext, configure_logging
+from runtime.probes import probe_app, serving
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
 from runtime.temporal import connect, workflow_runner
+from runtime.tracing import process_tracing
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
 from workflows.missing import MissingEpisodeWorkflow
@@ -118,9 +124,31 @@ def assemble_worker(
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(activities),
-        interceptors=[DecisionProofCheck(verifier)],
+        interceptors=[ActivityLogContext(), DecisionProofCheck(verifier)],
         **tuning(settings or Settings()),
     )
+
+
+def probes(worker: Worker, client: Client, pool: asyncpg.Pool, settings: Settings) -> Starlette:
+    """The worker's `/health` (alive), `/ready` (Temporal and PostgreSQL answer, the worker polls) and `/metrics`."""
+
+    async def polling() -> bool:
+        return worker.is_running
+
+    return probe_app(
+        ReadModelGauges(pool, settings.metrics_cache_seconds).scrape,
+        {"temporal": client.service_client.check_health, "database": lambda: pool.fetchval("SELECT 1"), "polling": polling},
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving_probes(worker: Worker, client: Client, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[None]:
+    """The probes on WORKER_METRICS_HOST:WORKER_METRICS_PORT for as long as the block runs (port 0: none)."""
+    if settings.worker_metrics_port == 0:
+        yield
+        return
+    async with serving(probes(worker, client, pool, settings), settings.worker_metrics_host, settings.worker_metrics_port):
+        yield
 
 
 async def main() -> None:
@@ -130,27 +158,30 @@ async def main() -> None:
         raise SystemExit(
             "worker.py needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the embedded stack with both"
         )
-    client = await connect(settings)
+    client = await connect(settings, tracing=process_tracing("referrals-worker"))
     pool = await create_pool(
         settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
     )
     try:
-        applied = await apply_migrations(pool) if settings.migrate_at_start else []
         worker = build_worker(client, pool, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            log.info(
-                "worker_started",
-                task_queue=settings.task_queue,
-                namespace=settings.temporal_namespace,
-                migrations_applied=applied,
-            )
-            await stop.wait()
-            log.info("worker_stopping", reason="signal")
-        log.info("worker_stopped")
+        # Alive while the migrations run; ready once it polls.
+        async with serving_probes(worker, client, pool, settings):
+            applied = await apply_migrations(pool) if settings.migrate_at_start else []
+            async with worker:
+                log.info(
+                    "worker_started",
+                    task_queue=settings.task_queue,
+                    namespace=settings.temporal_namespace,
+                    migrations_applied=applied,
+                    metrics_port=settings.worker_metrics_port,
+                )
+                await stop.wait()
+                log.info("worker_stopping", reason="signal")
+            log.info("worker_stopped")
     finally:
         await pool.close()
 

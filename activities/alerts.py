@@ -32,6 +32,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.directory import Addressee, SupervisionDirectory
+from runtime.metrics import ALERT_DELIVERIES
 from runtime.settings import Settings
 from workflows.missing_models import EPISODE_STEPS
 from workflows.plan_models import PLAN_STEPS
@@ -418,7 +419,13 @@ class EscalationAlerts:
             (outcome.sent if sent else outcome.already_sent).append(channel.name)
         if failed:
             raise ApplicationError(f"not delivered: {', '.join(failed)}; retrying", type="AlertNotDelivered")
-        log.info("alert_delivered", escalation_id=outcome.escalation_id, sent=outcome.sent, already_sent=outcome.already_sent)
+        log.info(
+            "alert_delivered",
+            reference=alert.escalation.reference,
+            escalation_id=outcome.escalation_id,
+            sent=outcome.sent,
+            already_sent=outcome.already_sent,
+        )
         return outcome
 
     async def _once(
@@ -448,6 +455,7 @@ class EscalationAlerts:
                 channel.recipient(addressee),
             )
             if delivered_at is not None:
+                ALERT_DELIVERIES.labels(channel.name, "already_sent").inc()
                 return False
             error: Exception | None = None
             try:
@@ -461,6 +469,7 @@ class EscalationAlerts:
                     e.escalation_id,
                     channel.name,
                 )
+                ALERT_DELIVERIES.labels(channel.name, "sent").inc()
                 return True
             await conn.execute(
                 "UPDATE alert_deliveries SET last_error = $3 WHERE escalation_id = $1 AND channel = $2",
@@ -468,6 +477,13 @@ class EscalationAlerts:
                 channel.name,
                 type(error).__name__,
             )
+        ALERT_DELIVERIES.labels(channel.name, "failed").inc()
         # Only the error's type is logged: a server's message may quote addresses.
-        log.warning("alert_not_delivered", escalation_id=e.escalation_id, channel=channel.name, error=type(error).__name__)
+        log.warning(
+            "alert_not_delivered",
+            reference=e.reference,
+            escalation_id=e.escalation_id,
+            channel=channel.name,
+            error=type(error).__name__,
+        )
         raise AlertNotDelivered(channel.name) from error

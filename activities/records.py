@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from readmodel.projections import write_fact
-from workflows.facts import FactKind, RecordedEvent
+from runtime.metrics import ESCALATIONS_RAISED, FACTS_QUARANTINED, FACTS_RECORDED, OUTBOX_LAG_SECONDS
+from workflows.facts import EscalationRaised, FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
@@ -150,6 +151,15 @@ CONFERENCE_OUTCOMES = """
 About = TypeVar("About", bound=AboutTheChildren)
 
 
+def count_recorded(event: RecordedEvent, committed_at: datetime) -> None:
+    """A newly written fact in the domain's counters: its kind, its time in the outbox, an escalation's rung."""
+    FACTS_RECORDED.labels(str(event.kind)).inc()
+    OUTBOX_LAG_SECONDS.observe(max(0.0, (committed_at - event.at).total_seconds()))
+    raised = event.content if event.kind == FactKind.ESCALATION_RAISED else None
+    if isinstance(raised, EscalationRaised):
+        ESCALATIONS_RAISED.labels(str(raised.escalation.rung)).inc()
+
+
 class ReferralRecords:
     """Activities over the referral read model, holding the asyncpg pool they share."""
 
@@ -174,12 +184,15 @@ class ReferralRecords:
                         outcomes.append(RecordOutcome(recorded=await self._write(conn, event)))
                 except UNRECORDABLE as error:
                     outcomes.append(RecordOutcome(recorded=False, quarantine_reason=await self._quarantine(conn, event, error)))
+        committed_at = datetime.now(timezone.utc)
         for event, outcome in zip(events, outcomes):
             if outcome.recorded:
                 log.info("fact_recorded", reference=event.reference, stream=event.stream, seq=event.seq, kind=event.kind)
+                count_recorded(event, committed_at)
             elif outcome.quarantined:
                 log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
                           kind=event.kind, reason=outcome.quarantine_reason)
+                FACTS_QUARANTINED.labels(str(event.kind)).inc()
         return outcomes
 
     async def _write(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:

@@ -16,15 +16,17 @@ async def serve(settings: Settings) -> None:
 
     from readmodel.database import create_pool
     from runtime.temporal import connect
+    from runtime.tracing import process_tracing
 
     if settings.temporal_address is None or settings.database_url is None:
         raise SystemExit("python -m api needs TEMPORAL_ADDRESS and DATABASE_URL; `make run` starts the API with both")
-    client = await connect(settings, signs_decisions=True)
+    tracing = process_tracing("referrals-api")
+    client = await connect(settings, signs_decisions=True, tracing=tracing)
     pool = await create_pool(
         settings.database_url.get_secret_value(), settings.database_pool_min_size, settings.database_pool_max_size
     )
     try:
-        app = create_app(client, pool, settings)
+        app = create_app(client, pool, settings, tracing=tracing)
         if not app.state.services.authenticator.configured:
             log.warning("no_credentials_configured", tokens_file=str(settings.tokens_file))
         config = uvicorn.Config(

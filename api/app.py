@@ -45,9 +45,11 @@ from dashboard.board import create_board
 from dashboard.routes import PREFIX as DASHBOARD_PREFIX
 from dashboard.routes import mount, unavailable_page
 from readmodel.access_log import AccessLog
+from readmodel.metrics import ReadModelGauges
 from readmodel.oversight import OversightReadModel
 from readmodel.queries import ReferralReadModel
 from runtime.settings import Settings
+from runtime.tracing import Tracing
 from starter.acknowledgement import Acknowledgements
 from starter.workflow_client import DecisionUnconfirmed, WorkflowRefusal
 from workflows.models import SlaPolicy
@@ -122,8 +124,10 @@ def create_app(
     authenticator: Authenticator | None = None,
     sla_policy: SlaPolicy | None = None,
     clock: Clock = wall_clock,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
-    """The API around one Temporal client and one PostgreSQL pool (both owned by the caller)."""
+    """The API around one Temporal client and one PostgreSQL pool (both owned by the caller); with `tracing`,
+    each request a span (the client given carries it on into Temporal)."""
     # /docs and /redoc serve Swagger UI and ReDoc from the installed package, never a CDN: closed networks read them too.
     app = FastAPIOffline(
         static_url=DOCS_ASSETS,
@@ -146,6 +150,7 @@ def create_app(
         acknowledgements=Acknowledgements(
             client, OversightReadModel(pool), directory, settings.decision_timeout_seconds
         ),
+        gauges=ReadModelGauges(pool, settings.metrics_cache_seconds, clock),
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -174,4 +179,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
     document_api(app)
+    if tracing is not None:
+        tracing.instrument_app(app)
     return app

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from api.errors import IDEMPOTENCY_HEADER, ApiError, aware_moment, invalid
 from auth.tokens import Authenticator, Caller, InvalidCredentials
 from readmodel.access_log import AccessLog
+from readmodel.metrics import ReadModelGauges
 from readmodel.queries import PageStart, ReferralReadModel
 from runtime.settings import Settings
 from starter.acknowledgement import Acknowledgements
@@ -69,6 +70,7 @@ class Services:
     sla_policy: SlaPolicy
     clock: Clock
     acknowledgements: Acknowledgements
+    gauges: ReadModelGauges
 
 
 def services(request: Request) -> Services:

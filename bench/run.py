@@ -507,6 +507,7 @@ class BenchStack:
         # Through the environment, which the worker and the API it starts read too.
         os.environ.update(DATA_DIR=str(data_dir), TEMPORAL_DEV_PORT=str(free_port()),
                           TEMPORAL_UI_PORT=str(free_port()), API_PORT=str(free_port()),
+                          WORKER_METRICS_PORT=str(free_port()),
                           CODEC_SERVER_PORT=str(free_port()))
         for given in ("TEMPORAL_ADDRESS", "DATABASE_URL"):  # its own embedded stack, always
             os.environ.pop(given, None)

@@ -186,6 +186,17 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000/dashboard", description="the dashboard's public address, for links in alerts"
     )
 
+    # Metrics, health and tracing (docs/operations.md, "Metrics, logs and traces").
+    worker_metrics_host: str = Field(
+        default="0.0.0.0", description="where the worker serves /metrics, /health and /ready (all interfaces: probes and scrapers)"
+    )
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="the worker's metrics and health port; 0 serves none"
+    )
+    metrics_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long the gauges counted in PostgreSQL serve repeated scrapes"
+    )
+
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
 

@@ -19,8 +19,10 @@ from runtime.codec import (
     ensure_keyring_file,
     load_key_provider,
 )
+from runtime.metrics import temporal_runtime
 from runtime.proofs import DecisionSigner, DecisionSigning, load_decision_keyring
 from runtime.settings import Settings
+from runtime.tracing import Tracing
 
 # Unencrypted pydantic conversion; only `data_converter(settings)` below is used to talk to Temporal.
 DATA_CONVERTER = pydantic_data_converter
@@ -95,23 +97,28 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, address: str | None = None, *, signs_decisions: bool = False) -> Client:
+async def connect(
+    settings: Settings, address: str | None = None, *, signs_decisions: bool = False, tracing: Tracing | None = None
+) -> Client:
     """Connect to the configured Temporal frontend (or `address`, for the embedded dev server).
 
     `signs_decisions` is for the API (and the demo, which stands in for it): the client signs every
-    decision and referral start it sends with the decision keyring's current key.
+    decision and referral start it sends with the decision keyring's current key. With `tracing`, the
+    client and every worker made from it carry the trace through Temporal (runtime/tracing.py).
     """
     target = address or settings.temporal_address
     if target is None:
         raise ValueError("TEMPORAL_ADDRESS is not set and no embedded dev server address was given")
     signing = [DecisionSigning(DecisionSigner(load_decision_keyring(settings)))] if signs_decisions else []
+    traced = [tracing.temporal_interceptor()] if tracing is not None else []
     return await Client.connect(
         target,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
-        interceptors=signing,
+        interceptors=[*traced, *signing],
         tls=tls_config(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        runtime=temporal_runtime(),
     )
 
 

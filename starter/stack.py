@@ -161,8 +161,17 @@ class Stack:
         name = "worker" if number == 1 else f"worker-{number}"
         return ChildProcess(
             name, f"worker {number}", [sys.executable, "worker.py"], self.data_dir / f"{name}.log", ROOT,
-            WORKER_STOP_TIMEOUT, env=self._service_env,
+            WORKER_STOP_TIMEOUT, env=lambda: self._worker_env(number),
         )
+
+    def _worker_env(self, number: int) -> dict[str, str]:
+        """The service environment, and the worker's own metrics port (several workers share one host)."""
+        return self._service_env() | {"WORKER_METRICS_PORT": str(self.metrics_port(number))}
+
+    def metrics_port(self, number: int) -> int:
+        """Worker `number`'s metrics and health port: WORKER_METRICS_PORT for the first, the next ones after it (0: none)."""
+        base = self.settings.worker_metrics_port
+        return base + number - 1 if base else 0
 
     @property
     def worker(self) -> ChildProcess:
@@ -492,8 +501,10 @@ def make_console() -> Console:
 def print_started(stack: Stack, console: Console) -> None:
     console.print(f"Temporal: {stack.temporal_kind} at {stack.temporal_address}")
     console.print(f"PostgreSQL: {stack.database_kind}")
-    for worker in stack.workers:
-        console.print(f"{worker.title.capitalize()}: pid {worker.pid}, log {worker.log_file}")
+    for number, worker in enumerate(stack.workers, start=1):
+        port = stack.metrics_port(number)
+        metrics = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
+        console.print(f"{worker.title.capitalize()}: pid {worker.pid}, log {worker.log_file}{metrics}")
     console.print(f"Task queue: {stack.settings.task_queue}, polled by {len(stack.workers)} worker(s)")
     console.print(f"API: {stack.api_url} (docs at {stack.api_url}/docs), log {stack.api_log}")
     console.print(f"Codec server: {stack.codec_url}, log {stack.codec_log}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime.metrics import DECISION_SECONDS
 from workflows.authority import REJECTION_TYPE
 from workflows.models import Decision
 
@@ -122,9 +124,22 @@ class WorkflowClient(Generic[State]):
 
         A decision not confirmed within `decision_timeout` raises DecisionUnconfirmed with its key
         rather than hanging: the update may still complete, and the same key returns its outcome.
+        Its time to an answer is measured by update and outcome (runtime/metrics.py).
         """
-        key = key or uuid.uuid4().hex
         update = self.update_for(type(decision))
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            state = await self._execute(workflow_id, update, decision, key or uuid.uuid4().hex)
+            outcome = "accepted"
+            return state
+        except (WorkflowRefusal, DecisionUnconfirmed) as answer:
+            outcome = next(name for kind, name in DECISION_OUTCOMES if isinstance(answer, kind))
+            raise
+        finally:
+            DECISION_SECONDS.labels(update.__name__, outcome).observe(time.perf_counter() - started)
+
+    async def _execute(self, workflow_id: str, update: Callable[..., Any], decision: Decision, key: str) -> State:
         with self.reaching(workflow_id):
             handle = self.client.get_workflow_handle(workflow_id)
             try:
@@ -145,6 +160,16 @@ class WorkflowClient(Generic[State]):
             # Not found: either no such workflow, or it has finished and takes no more updates.
             await handle.describe()
             raise WorkflowClosed(self.closed)
+
+
+# A decision's outcome as the decision-latency histogram labels it, most specific first.
+DECISION_OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (DecisionRejected, "rejected"),
+    (WorkflowClosed, "closed"),
+    (NoSuchWorkflow, "not_found"),
+    (DecisionUnconfirmed, "unconfirmed"),
+    (WorkflowRefusal, "refused"),
+)
 
 
 def decisions_taken_by(workflow_class: type) -> dict[type[Decision], Callable[..., Any]]:

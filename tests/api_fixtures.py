@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,8 +17,8 @@ from fastapi import FastAPI
 from api.app import create_app
 from auth.tokens import Authenticator, TokenHolder
 from starter.demo_users import DEMO_USERS
-from starter.synthetic import SCREENER
-from tests.helpers import STARTED
+from starter.synthetic import SCREENER, synthetic_vist
+from tests.helpers import STARTED, eventually
 from workflows.models import Agency, Rank, Role, VistSubmission
 
 # The demo users, a partner of an agency with no actions, the ranks above the demo's, a
@@ -105,3 +106,18 @@ def track(client, reference: str) -> None:
 
 def form_json(submission: VistSubmission) -> dict[str, Any]:
     return submission.model_dump(mode="json")
+
+
+async def reviewed_referral(api: httpx.AsyncClient, auth: As, client, pool, rng: random.Random) -> str:
+    """A VIST submitted and approved through the API, once the approval is in the read model; its reference."""
+    intake = await api.post("/referrals", json=form_json(synthetic_vist(rng=rng)), headers=auth("officer"))
+    assert intake.status_code == 201, intake.text
+    reference = intake.json()["reference"]
+    track(client, reference)
+    review = await api.post(f"/referrals/{reference}/supervisor-review", json={"approved": True}, headers=auth("sergeant"))
+    assert review.status_code == 200, review.text
+    await eventually(
+        lambda: pool.fetchval("SELECT stage FROM referrals WHERE reference = $1", reference),
+        lambda stage: stage == "screening",
+    )
+    return reference

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +12,6 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,29 +19,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from activities.alerts import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from runtime.metrics import loopback_port
+from runtime.probes import serving as serving_on
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# A port the system picks on the loopback, free when asked.
+free_port = loopback_port
 
 
 @asynccontextmanager
 async def serving(app: Any, port: int) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1:`port` until the block ends; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the test runner keeps its own
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
+    async with serving_on(app, "127.0.0.1", port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class MailServer:

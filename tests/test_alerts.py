@@ -22,6 +22,7 @@ from audit.history import load_export
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
 from tests.helpers import eventually, start_referral, state_when
 from tests.local_servers import MailServer, WebhookReceiver
+from tests.scrape import scraped, series
 from worker import WORKFLOWS, build_worker
 from workflows.alerting import ALERTS_PATCH, AlertDispatch
 from workflows.models import (
@@ -121,6 +122,7 @@ async def test_an_escalation_is_delivered_once_by_email_and_signed_webhook(
     dev_env, pool, task_queue, alert_settings, fast_policy, mail, receiver
 ):
     mail.start()
+    before = await scraped(pool)
     async with receiver.serving():
         alerts = EscalationAlerts.from_settings(pool, alert_settings)
         async with build_worker(dev_env.client, pool, alert_settings, task_queue=task_queue, alerts=alerts):
@@ -140,11 +142,30 @@ async def test_an_escalation_is_delivered_once_by_email_and_signed_webhook(
             )
             assert (again.sent, set(again.already_sent)) == ([], CHANNELS)
 
+            # The metrics count it all: the escalation by its rung, each channel's delivery and the one it spared,
+            # and the read model's gauges show the escalation open and the review overdue.
+            rung = str(escalation.rung)
+            raised = await eventually(
+                lambda: scraped(pool),
+                lambda found: series(found, "referral_escalations_raised_total", rung=rung)
+                >= series(before, "referral_escalations_raised_total", rung=rung) + 1,
+            )
+            for channel in CHANNELS:
+                for outcome in ("sent", "already_sent"):
+                    counted = series(raised, "referral_alert_deliveries_total", channel=channel, outcome=outcome)
+                    assert counted >= series(before, "referral_alert_deliveries_total", channel=channel, outcome=outcome) + 1
+            assert series(raised, "referral_overdue_steps", step="supervisor_review") >= 1
+            open_at_rung = series(raised, "referral_open_escalations", rung=rung)
+            assert open_at_rung >= 1
+
             acknowledged = await handle.execute_update(
                 ReferralWorkflow.acknowledge_escalation,
                 EscalationAcknowledgement(actor=SERGEANT, escalation_id=escalation.escalation_id),
             )
             assert acknowledged.escalations[0].acknowledged_by == SERGEANT.id
+            await eventually(
+                lambda: scraped(pool), lambda found: series(found, "referral_open_escalations", rung=rung) == open_at_rung - 1
+            )
             await close(handle)
 
     (email,) = mail.messages
@@ -179,6 +200,7 @@ async def test_an_escalation_is_delivered_once_by_email_and_signed_webhook(
 async def test_alerts_wait_for_a_mail_server_and_webhook_that_are_down(
     dev_env, pool, task_queue, alert_settings, fast_policy, mail, receiver
 ):
+    before = await scraped(pool)
     async with build_worker(dev_env.client, pool, alert_settings, task_queue=task_queue):
         _, handle = await start_referral(dev_env.client, task_queue, fast_policy, seed=602)
         escalation = await first_escalation(handle)
@@ -188,6 +210,11 @@ async def test_alerts_wait_for_a_mail_server_and_webhook_that_are_down(
             lambda: deliveries(pool, escalation.escalation_id),
             lambda d: set(d) == CHANNELS and d["email"]["attempts"] >= 3 and d["webhook"]["attempts"] >= 3,
         )
+        # Each failed attempt is counted against its channel (the third's count may still be on its way).
+        failing = await scraped(pool)
+        for channel in ("email", "webhook"):
+            failed = series(failing, "referral_alert_deliveries_total", channel=channel, outcome="failed")
+            assert failed >= series(before, "referral_alert_deliveries_total", channel=channel, outcome="failed") + 2
         assert pending["in_app"]["delivered_at"] is not None
         assert pending["email"]["delivered_at"] is None and pending["webhook"]["delivered_at"] is None
         assert pending["email"]["last_error"] and pending["webhook"]["last_error"]

@@ -235,6 +235,26 @@ def test_the_compose_stack_starts_in_order_and_stops_the_worker_gracefully():
     }
 
 
+def test_the_compose_stack_runs_the_official_temporal_on_postgresql_with_its_web_ui_decoding_by_the_codec_server():
+    services = compose()["services"]
+    assert services["temporal"]["image"].startswith("temporalio/server:")
+    assert services["temporal"]["environment"]["DB"] == "postgres12"
+    assert services["temporal"]["environment"]["POSTGRES_SEEDS"] == "temporal-db"
+    # Temporal's PostgreSQL and the read model's are two servers, each on its own volume.
+    assert services["temporal-db"]["image"].startswith("postgres:") and services["referrals-db"]["image"].startswith("postgres:")
+    volumes = {name: service["volumes"][0].split(":")[0] for name, service in services.items() if name.endswith("-db")}
+    assert len(set(volumes.values())) == 2, volumes
+    assert services["worker"]["depends_on"].keys() >= {"migrate"} and "referrals-db" in str(services["migrate"]["depends_on"])
+    # The Web UI sends its decodes, with the browser's credentials, to the stack's codec server, which allows its origin.
+    ui = services["temporal-ui"]
+    assert ui["image"].startswith("temporalio/ui:")
+    assert ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    codec_port = Settings.model_fields["codec_server_port"].default
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith(f":{codec_port}}}")
+    ui_port = ui["ports"][0].rsplit(":", 1)[0].rsplit(":", 1)[1]
+    assert f"localhost:{ui_port}" in services["codec-server"]["environment"]["CODEC_CORS_ORIGINS"]
+
+
 def test_every_secret_the_compose_stack_mounts_is_a_setting_the_code_reads():
     stack = compose()
     declared = set(stack["secrets"])

@@ -23,6 +23,7 @@ from starter.synthetic import (
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import advance_to, eventually, finished, seeded, start_episode, start_referral
+from tests.scrape import scraped, series
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import (
@@ -96,6 +97,7 @@ async def test_a_missed_review_escalates_and_a_review_restarts_the_timetable(
 
 
 async def test_no_tracing_for_the_quiet_time_escalates_up_the_ladder(time_env, pool, time_queue, sla_policy):
+    before = await scraped(pool)
     report = synthetic_missing_report(rng=seeded("quiet"), grade=MissingGrade.HIGH)
     _, handle = await start_episode(time_env.client, time_queue, sla_policy, report)
     await handle.execute_update(MissingEpisodeWorkflow.review, review_by(INSPECTOR))
@@ -112,6 +114,14 @@ async def test_no_tracing_for_the_quiet_time_escalates_up_the_ladder(time_env, p
     await advance_to(time_env, quiet_due + grace + timedelta(minutes=2))
     state = await eventually(state_of(handle), lambda s: len([e for e in s.escalations if e.subject == "tracing"]) == 2)
     assert [e.rank for e in state.escalations if e.subject == "tracing"] == [Rank.SERGEANT, Rank.INSPECTOR]
+    # The metrics count each rung as it was raised, and the episode among the open ones while missing.
+    found = await eventually(
+        lambda: scraped(pool),
+        lambda f: series(f, "referral_escalations_raised_total", rung="1")
+        >= series(before, "referral_escalations_raised_total", rung="1") + 1,
+    )
+    assert series(found, "referral_escalations_raised_total", rung="0") >= series(before, "referral_escalations_raised_total", rung="0") + 1
+    assert series(found, "referral_open_missing_episodes", stage="missing") >= 1
 
     # Tracing recorded: the ladder stops and the quiet clock starts again from now.
     state = await handle.execute_update(

@@ -20,6 +20,7 @@ from starter.synthetic import OFFICER, SCREENER, approval, synthetic_vist
 from tests.api_fixtures import USERS, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import eventually, sign_in, start_referral, state_when
 from tests.local_servers import MailServer
+from tests.scrape import scraped, series
 from worker import build_worker
 from workflows.facts import RecordedEvent
 from workflows.models import (
@@ -163,6 +164,7 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
 ):
     # The cause: a column narrower than the product writes (a migration gone wrong). The fix widens it again.
     await pool.execute("ALTER TABLE referrals ALTER COLUMN station TYPE varchar(8)")
+    before = await scraped(pool)
     app = create_app(dev_env.client, pool, admin_settings.model_copy(update={"task_queue": task_queue}),
                      authenticator=authenticator, sla_policy=sla_policy)
     as_user = auth
@@ -190,6 +192,14 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
             assert (entry["stream"], entry["seq"], entry["kind"]) == (reference, 1, "vist_submitted")
             assert entry["reason"].startswith("StringDataRightTruncationError [22001]")
             assert "Annexe" not in quarantined.text
+            # The metrics show it: counted as it was refused, and in quarantine until re-applied.
+            found = await scraped(pool)
+            assert series(found, "referral_quarantined_facts", kind="vist_submitted") == (
+                series(before, "referral_quarantined_facts", kind="vist_submitted") + 1
+            )
+            assert series(found, "referral_facts_quarantined_total", kind="vist_submitted") >= (
+                series(before, "referral_facts_quarantined_total", kind="vist_submitted") + 1
+            )
 
             # The referral is in the list, marked record incomplete (a placeholder from safe fields).
             mine = await listed(api, as_user("screener"), reference)
@@ -251,6 +261,9 @@ async def test_a_refused_submission_is_flagged_alerted_reconciled_and_reapplied(
             history = await pool.fetchrow("SELECT * FROM quarantined_facts WHERE stream = $1", reference)
             assert history["reapply_attempts"] == 2 and history["resolved_by"] == USERS["admin"].id
             assert (await api.get("/quarantine", params={"reference": reference}, headers=as_user("admin"))).json() == []
+            assert series(await scraped(pool), "referral_quarantined_facts", kind="vist_submitted") == (
+                series(before, "referral_quarantined_facts", kind="vist_submitted")
+            )
             logged = await pool.fetchval(
                 "SELECT count(*) FROM access_log WHERE reference = $1 AND action = 'reapply_quarantined'", reference
             )

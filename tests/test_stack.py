@@ -74,6 +74,7 @@ def test_make_run_twice_keeps_the_first_runs_referrals(stack_data_dir: Path) -> 
         "TEMPORAL_DEV_PORT": str(port),
         "TEMPORAL_UI_PORT": str(ui_port),
         "API_PORT": str(api_port),
+        "WORKER_METRICS_PORT": str(free_port()),
         "CODEC_SERVER_PORT": str(codec_port),
         "LOG_FORMAT": "json",
     }

@@ -221,7 +221,10 @@ class AgreedActionWorkflow:
         try:
             await handle.signal("action_updated", self._action)
         except Exception:  # the referral may already be closed; it has the result then
-            workflow.logger.info("referral did not take an action update", extra={"action_id": self._action.action_id})
+            workflow.logger.info(
+                "action_update_not_taken",
+                extra={"reference": self._action.reference, "action_id": self._action.action_id},
+            )
 
 
 # --- what a case (a referral, a missing episode) does with the actions it agrees ---------------

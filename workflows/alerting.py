@@ -32,7 +32,10 @@ def recording_failed(escalation_id: str, event: RecordedEvent, policy: SlaPolicy
     itself such an escalation (its own failure is in the quarantine and the reconciliation, never a loop)."""
     raised = event.content if event.kind == FactKind.ESCALATION_RAISED else None
     if isinstance(raised, EscalationRaised) and raised.escalation.reason == "recording_failed":
-        workflow.logger.error("recording-failed escalation quarantined", extra={"stream": event.stream, "seq": event.seq})
+        workflow.logger.error(
+            "recording_failed_escalation_quarantined",
+            extra={"reference": event.reference, "stream": event.stream, "seq": event.seq},
+        )
         return None
     return Escalation(
         escalation_id=escalation_id,

@@ -173,7 +173,13 @@ class EscalationBook:
             reason=reason,
         )
         self._keep(escalation, EscalationAlert(escalation=escalation, agency=agency, team=team, staff_id=staff_id), policy)
-        workflow.logger.info("escalation raised", extra={"owner": self.owner, "subject": subject, "rung": rung})
+        workflow.logger.info(
+            "escalation_raised",
+            extra={
+                "reference": reference, "escalation_id": escalation.escalation_id, "owner": self.owner,
+                "subject": subject, "rung": rung, "rank": rank.value, "reason": reason,
+            },
+        )
         return escalation
 
     def recording_failed(self, event: RecordedEvent, policy: SlaPolicy) -> None:

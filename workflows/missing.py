@@ -223,7 +223,7 @@ class MissingEpisodeWorkflow:
         try:
             await workflow.get_external_workflow_handle(reference).signal("episode_linked", EpisodeLink(episode_id=self._episode_id))
         except Exception:  # the referral closed between the read and the signal
-            workflow.logger.info("referral did not take an episode link", extra={"episode_id": self._episode_id})
+            workflow.logger.info("episode_link_not_taken", extra={"reference": reference, "episode_id": self._episode_id})
 
     async def _read_trigger_plan(self) -> None:
         """Show the tracing officers the child's plan at once; a child who must have a current one and has not escalates."""

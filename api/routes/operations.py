@@ -1,13 +1,13 @@
-"""Operations routes: liveness, and readiness of Temporal and PostgreSQL."""
+"""Operations routes: liveness, readiness of Temporal and PostgreSQL, and Prometheus metrics."""
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Response
 
 from api.deps import Svc
 from api.errors import ERRORS, RETRY_AFTER_SECONDS
+from runtime.metrics import CONTENT_TYPE
+from runtime.probes import readiness
 
 router = APIRouter(responses=ERRORS, tags=["operations"])
 
@@ -19,16 +19,21 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", tags=["operations"], summary="Readiness: Temporal and PostgreSQL answer")
 async def ready(svc: Svc, response: Response) -> dict[str, Any]:
-    async def probe(check: Callable[[], Awaitable[Any]]) -> bool:
-        try:
-            return bool(await asyncio.wait_for(check(), 5))
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            return False
-
-    temporal, database = await asyncio.gather(
-        probe(svc.client.service_client.check_health), probe(lambda: svc.pool.fetchval("SELECT 1"))
+    body = await readiness(
+        {"temporal": svc.client.service_client.check_health, "database": lambda: svc.pool.fetchval("SELECT 1")}
     )
-    if not (temporal and database):
+    if body["status"] != "ready":
         response.status_code = 503
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return {"status": "ready" if temporal and database else "unavailable", "temporal": temporal, "database": database}
+    return body
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics: the read model's gauges, the domain's counters and the Temporal SDK's series",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "the Prometheus text format"}},
+)
+async def metrics(svc: Svc) -> Response:
+    return Response(await svc.gauges.scrape(), media_type=CONTENT_TYPE)

@@ -71,6 +71,7 @@ class RunningStack:
             "TEMPORAL_DEV_PORT": str(self.temporal_port),
             "TEMPORAL_UI_PORT": str(self.ui_port),
             "API_PORT": str(self.api_port),
+            "WORKER_METRICS_PORT": str(free_port()),
             "CODEC_SERVER_PORT": str(self.codec_port),
             "LOG_FORMAT": "json",
         } | (env or {})

@@ -8,6 +8,7 @@ the API accepted (2xx) and the rows PostgreSQL holds for them: they must be equa
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import uuid
@@ -80,7 +81,22 @@ def recording_failed_since(stack: RunningStack, offset: int) -> bool:
     with (stack.data_dir / "worker.log").open("rb") as log:
         log.seek(offset)
         lines = log.read().decode(errors="replace").splitlines()
-    return any("Completing activity as failed" in line and ("'record_event'" in line or "'record_events'" in line) for line in lines)
+    return any(
+        entry.get("event") == "Completing activity as failed" and entry.get("activity_type") in RECORDING_ACTIVITIES
+        for entry in map(log_entry, lines)
+    )
+
+
+RECORDING_ACTIVITIES = ("record_event", "record_events")
+
+
+def log_entry(line: str) -> dict[str, Any]:
+    """One JSON log line as its fields (the stack logs JSON); anything else, none."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 async def test_worker_killed_mid_decision(stack: RunningStack, database: Database) -> None:
