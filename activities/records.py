@@ -35,6 +35,7 @@ from workflows.models import (
     ChildOnPlan,
     IncidentType,
     PriorConference,
+    PriorPanelDecision,
     PriorEpisode,
     PriorReferral,
     PriorReferralQuery,
@@ -129,8 +130,8 @@ class QuarantinedFact(BaseModel):
 
 
 # What screening sees about a referral's children ($1) since the look-back's start ($2), newest first, each
-# item once with the referral's children it is about. A further source about the child (a panel's decisions,
-# say) is one more query of this shape, one more model derived from `AboutTheChildren` and one more list.
+# item once with the referral's children it is about. A further source about the child is one more query of
+# this shape, one more model derived from `AboutTheChildren` and one more list.
 MISSING_EPISODES = """
     SELECT m.episode_id, m.reported_at, m.phase, m.grade,
            array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
@@ -148,6 +149,18 @@ CONFERENCE_OUTCOMES = """
     WHERE c.reference = $1 AND f.held_at >= $2
     GROUP BY f.reference, f.seq, f.held_at, f.child_protection_plan
     ORDER BY f.held_at DESC, f.reference DESC"""
+# Panels' decisions on the children's other cases: a referral about the child or the child's missing episode.
+PANEL_DECISIONS = """
+    SELECT p.sitting_id, p.case_id, p.decided_at, p.grade, cardinality(p.action_ids) AS actions_agreed,
+           array_agg(DISTINCT c.child_id ORDER BY c.child_id) AS child_ids
+    FROM referral_children c
+    JOIN (SELECT reference AS case_id, identity_key FROM referral_children
+          UNION ALL SELECT episode_id, identity_key FROM missing_episodes) k
+      ON k.identity_key = c.identity_key AND k.case_id <> c.reference
+    JOIN panel_agenda_items p ON p.case_id = k.case_id
+    WHERE c.reference = $1 AND p.decided_at >= $2
+    GROUP BY p.sitting_id, p.case_id, p.decided_at, p.grade, p.action_ids
+    ORDER BY p.decided_at DESC, p.sitting_id DESC, p.case_id DESC"""
 About = TypeVar("About", bound=AboutTheChildren)
 
 
@@ -229,7 +242,8 @@ class ReferralRecords:
             await conn.execute("UPDATE referrals SET record_incomplete = true WHERE reference = $1", event.reference)
             return
         # The payload may be what was refused: read as raw JSON, never as its model.
-        form = event.payload.get("submission") if event.kind == FactKind.VIST_SUBMITTED else None
+        opening = (FactKind.VIST_SUBMITTED, FactKind.PARTNER_REFERRAL_RECEIVED)
+        form = event.payload.get("submission") if event.kind in opening else None
         form = form if isinstance(form, dict) else {}
         incident = form.get("incident") if isinstance(form.get("incident"), dict) else {}
         # Only values that parse as the closed types they are (an ID, an enum) are copied from the form.
@@ -362,9 +376,10 @@ class ReferralRecords:
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:
         """Everything known about the referral's children before it, and earlier referrals at its address.
 
-        About a child (the same identity key): earlier referrals, missing episodes and conference
-        outcomes since the look-back's start. At the address: earlier referrals since the repeat
-        window's start, which alone the repeat flag counts. Each source newest first, each item once.
+        About a child (the same identity key): earlier referrals, missing episodes, conference
+        outcomes and panels' decisions since the look-back's start. At the address: earlier
+        referrals since the repeat window's start, which alone the repeat flag counts. Each source
+        newest first, each item once.
         """
         look_back = query.look_back_since or query.since
         rows = await self.pool.fetch(
@@ -425,6 +440,9 @@ class ReferralRecords:
             missing_episodes=await self._about_the_children(MISSING_EPISODES, PriorEpisode, query.reference, look_back),
             conference_outcomes=await self._about_the_children(
                 CONFERENCE_OUTCOMES, PriorConference, query.reference, look_back
+            ),
+            panel_decisions=await self._about_the_children(
+                PANEL_DECISIONS, PriorPanelDecision, query.reference, look_back
             ),
             repeat_children=repeat,
             look_back_since=query.look_back_since,

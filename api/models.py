@@ -35,7 +35,7 @@ from workflows.models import (
 
 
 class Intake(BaseModel):
-    """A VIST submission's referral: new (201) or the one this form already made (200)."""
+    """A submitted form's referral (a VIST's or a partner agency's): new (201) or the one this form already made (200)."""
 
     reference: str
     stage: Stage

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import PROBLEM_MEDIA_TYPE
-from starter.forms import vist_form
-from workflows.models import IncidentType
+from starter.forms import partner_form, vist_form
+from workflows.models import IncidentType, PartnerTool
 
 OWNER = {"agency": "childrens_social_care", "owner": "Social Worker Synthetic", "supervisor": "Team Manager Synthetic"}
 ACTION = {"description": "Synthetic: visit the child at school and speak to them alone.", "owner": OWNER,
@@ -36,6 +36,7 @@ ATTENDEES = [
 # Each request body's example, by its schema's name in the document.
 EXAMPLES: dict[str, dict[str, Any]] = {
     "VistSubmission": vist_form(IncidentType.DOMESTIC_ABUSE),
+    "PartnerReferral": partner_form(PartnerTool.CSE_SCREENING_TOOL),
     "AddressEnquiry": {"address": "1 Placeholder Street, Testtown TT0001"},
     "MissingReport": {
         "report_id": "0b7f6a52-3f0e-4d7e-9a4c-2d1f5e6a7b80", "child": CHILD, "missing_since": "2026-11-24T16:30",
@@ -71,6 +72,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "agencies_informed": ["childrens_social_care", "health"],
     },
     "OverrideRequestRequest": {"reason": "Synthetic: the earlier referrals were about a different household."},
+    "CscNotInformedRequest": {"rationale": "Synthetic: children's social care made this referral themselves."},
     "OverrideDecisionRequest": {"granted": True, "rationale": "Synthetic: checked; no cumulative concern."},
     "StrategyDiscussionRequest": {
         "held_at": "2026-11-24T11:00", "attendees": ATTENDEES, "section_47": True,

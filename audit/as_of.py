@@ -41,6 +41,7 @@ from workflows.facts import (
     Closed,
     ConferenceBooked,
     ConferenceHeld,
+    CscNotInformedDecided,
     EpisodeClosed,
     EpisodeReviewed,
     EpisodeTimes,
@@ -76,11 +77,15 @@ from workflows.missing_models import (
 )
 from workflows.models import (
     ActionState,
+    Agency,
     CloseReason,
+    CscNotInformedState,
     Duration,
     Escalation,
     HistoryEntry,
+    PartnerReferral,
     PoliceAttendance,
+    ReferralForm,
     ReferralState,
     RepeatReferralOverrideState,
     RiskGrade,
@@ -88,7 +93,6 @@ from workflows.models import (
     ScreeningView,
     SlaPolicy,
     Stage,
-    VistSubmission,
 )
 from workflows.triage_models import TriageItem, TriageState
 
@@ -168,12 +172,13 @@ class ReferralAsRecorded:
 
     policy: SlaPolicy
     stage_entered_at: datetime
-    submissions: list[VistSubmission] = field(default_factory=list)
+    submissions: list[ReferralForm] = field(default_factory=list)
     stage: Stage = Stage.SUPERVISOR_REVIEW
     risk: RiskGrade | None = None
     deadline: datetime | None = None
     screening_outcome: ScreeningOutcome | None = None
     override: RepeatReferralOverrideState | None = None
+    csc_not_informed: CscNotInformedState | None = None
     section_47: bool | None = None
     inquorate: bool = False
     conference_due_by: datetime | None = None
@@ -202,6 +207,8 @@ class ReferralAsRecorded:
                 self.risk, self.deadline = risk, deadline
             case Screened(outcome=outcome):
                 self.screening_outcome = outcome
+            case CscNotInformedDecided(rationale=rationale):
+                self.csc_not_informed = CscNotInformedState(decided_by=fact.actor.id, decided_at=fact.at, rationale=rationale)
             case RepeatOverrideRequested(reason=reason):
                 self.override = RepeatReferralOverrideState(requested_by=fact.actor.id, requested_at=fact.at, reason=reason)
             case RepeatOverrideDecided(granted=granted, rationale=rationale) if self.override is not None:
@@ -244,6 +251,8 @@ class ReferralAsRecorded:
             screening_view=view,
             screening_outcome=self.screening_outcome,
             repeat_referral_override=self.override,
+            csc_not_informed=self.csc_not_informed,
+            referring_agency=first.referring_agency if isinstance(first, PartnerReferral) else Agency.POLICE,
             section_47=self.section_47,
             strategy_discussion_inquorate=self.inquorate,
             conference_due_by=self.conference_due_by,

@@ -90,6 +90,17 @@ def override(
     decide_referral(reference, "override", {"granted": grant, "rationale": rationale}, key)
 
 
+@app.command("csc-not-informed")
+def csc_not_informed(
+    reference: Reference,
+    rationale: Annotated[str, typer.Option(help="why children's social care need not be informed")],
+    as_json: AsJson = False, output: Output = None,
+    key: DecisionKey = None,
+) -> None:
+    """Supervisor: decide that children's social care need not be informed, so a screening may leave them out."""
+    decide_referral(reference, "csc-not-informed", {"rationale": rationale}, key)
+
+
 @app.command()
 def strategy(
     reference: Reference,

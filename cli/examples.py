@@ -9,7 +9,10 @@ SITTING = "PANEL-CSENORTH-2026-12-01"
 
 EXAMPLES: dict[str, str] = {
     "template vist": "referrals template vist --incident domestic_abuse > vist.json",
+    "template partner": "referrals template partner --tool cse_screening_tool --referrer-id HV-5001 --agency health "
+                        "> referral.json",
     "submit": "referrals submit examples/vist-domestic-abuse.json",
+    "refer": "referrals refer examples/partner-cse-screening-tool.json",
     "show": f"referrals show {REF} -o json",
     "list": "referrals list --overdue --updated-since 2026-11-24 -o jsonl",
     "address-warning": 'referrals address-warning "1 Placeholder Street, Testtown"',
@@ -19,6 +22,7 @@ EXAMPLES: dict[str, str] = {
               "--child C1=strategy_discussion --inform health",
     "override-request": f'referrals override-request {REF} --reason "The earlier referrals were another household."',
     "override": f'referrals override {REF} --grant --rationale "Checked: no cumulative concern."',
+    "csc-not-informed": f'referrals csc-not-informed {REF} --rationale "Children\'s social care opened this referral."',
     "strategy": f'referrals strategy {REF} --held-at 2026-11-24T11:00 --section-47 --rationale "..." '
                 '--attendee "SW Synthetic|childrens_social_care|social worker|allocated_social_worker" '
                 '--attendee "DC Synthetic|police|detective|investigating_officer" --attendee "Nurse|health|nurse" '

@@ -1,4 +1,5 @@
-"""`referrals submit`, `show`, `list` and `template vist`: VIST intake, reading referrals, and a form to start from."""
+"""`referrals submit`, `refer`, `show`, `list` and `template vist|partner`: a VIST's or a partner's referral, reading
+referrals, and forms to start from."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from cli.connection import call
+from cli.connection import call, fail
 from cli.inputs import AsJson, Output, Reference, read_json
 from cli.rendering import emit, render_address_warning, render_intake, render_referral, render_referral_page
-from starter.forms import vist_skeleton
-from workflows.models import IncidentType, RiskGrade, Stage
+from starter.forms import partner_skeleton, vist_skeleton
+from workflows.models import REFERRING_AGENCIES, Agency, IncidentType, PartnerTool, RiskGrade, Stage
 
 app = typer.Typer()
 template_app = typer.Typer(help="Forms to fill in: a valid skeleton to edit and submit.", no_args_is_help=True)
@@ -31,11 +32,35 @@ def vist_template(
     typer.echo(json.dumps(vist_skeleton(incident, datetime.now(timezone.utc)), indent=2))
 
 
+@template_app.command("partner")
+def partner_template(
+    tool: Annotated[PartnerTool, typer.Option(help="the form you refer with: a CSE screening tool marks its indicators")],
+    referrer_id: Annotated[str, typer.Option(help="your own staff ID, as your credentials name you")],
+    agency: Annotated[Agency, typer.Option(help="your agency: health, education or childrens_social_care")],
+) -> None:
+    """Print a valid partner's referral made with the tool, with a new form ID and synthetic details to replace.
+
+    Times without an offset are London time. A CSE screening tool's concern is cse, with at least
+    one of its cse_indicators; a safeguarding concern marks none.
+    """
+    if agency not in REFERRING_AGENCIES:
+        fail(f"--agency: a partner referral comes from {', '.join(sorted(a.value for a in REFERRING_AGENCIES))}", 2)
+    typer.echo(json.dumps(partner_skeleton(tool, referrer_id, agency, datetime.now(timezone.utc)), indent=2))
+
+
 @app.command()
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a VIST form as JSON")],
            as_json: AsJson = False, output: Output = None) -> None:
     """Submit a VIST form; the same form again finds the same referral."""
     emit(call("POST", "/referrals", body=read_json(file)), render_intake)
+
+
+@app.command()
+def refer(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a partner's referral as JSON")],
+          as_json: AsJson = False, output: Output = None) -> None:
+    """Partner (health, education, children's social care): refer a child straight to screening; the same form again
+    finds the same referral. Its referrer_id and referring_agency must be your own."""
+    emit(call("POST", "/partner-referrals", body=read_json(file)), render_intake)
 
 
 @app.command()

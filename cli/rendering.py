@@ -94,11 +94,14 @@ def render_referral(console: Console, state: dict) -> None:
             ("stage", state["stage"]),
             ("risk", state["risk"]),
             ("incident", state["incident_type"]),
+            ("referred by", state.get("referring_agency")),
             ("submitted", when(state["submitted_at"])),
             ("deadline", when(state["deadline"])),
             ("children", ", ".join(state["children"])),
             ("screening outcome", state["screening_outcome"]),
             ("repeat-referral override", override_text(state.get("repeat_referral_override"))),
+            ("children's social care not informed",
+             f"decided by {state['csc_not_informed']['decided_by']}" if state.get("csc_not_informed") else None),
             ("section 47", state["section_47"]),
             ("conference due by", when(state["conference_due_by"])),
             ("conference at", when(state["conference_at"])),
@@ -125,7 +128,8 @@ def known_before(view: dict | None) -> list[tuple[str, Any]]:
         ("repeat referral", ", ".join(known.repeat_children) or None),
         ("repeat suspects", ", ".join(known.repeat_suspects) or None),
         ("known before", f"{len(known.prior_referrals)} referrals, {len(known.missing_episodes)} missing episodes, "
-                         f"{len(known.conference_outcomes)} conference outcomes, {len(known.adults)} adults seen before"),
+                         f"{len(known.conference_outcomes)} conference outcomes, {len(known.panel_decisions)} panel "
+                         f"decisions, {len(known.adults)} adults seen before"),
     ]
 
 

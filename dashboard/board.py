@@ -38,20 +38,30 @@ from starter.panels import PanelSittings
 from starter.plans import TriggerPlans
 from starter.referrals import Referrals
 from starter.workflow_client import DecisionRejected, DecisionUnconfirmed, NoSuchWorkflow, WorkflowClosed
-from workflows.authority import ACKNOWLEDGERS, CASE_READERS, MISSING_REPORTERS, OVERRIDE_DECIDERS, SUBMITTERS
+from workflows.authority import (
+    ACKNOWLEDGERS,
+    CASE_READERS,
+    MISSING_REPORTERS,
+    OVERRIDE_DECIDERS,
+    PARTNER_REFERRERS,
+    SUBMITTERS,
+)
 from dashboard.forms import field_id, field_label
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, RiskIndicator, SafeAndWell, TracingActivity
 from workflows.panel_models import PanelGrade
 from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
+    REFERRING_AGENCIES,
     AdultRole,
     Agency,
     ChildDecision,
     CloseReason,
+    CseIndicator,
     IncidentType,
     MissingGrade,
     NamedRole,
+    PartnerTool,
     PoliceAttendance,
     RiskGrade,
     Role,
@@ -261,7 +271,7 @@ def page_templates() -> Jinja2Templates:
 # The vocabularies a form offers as its choices, each by its class name in the templates.
 CHOICES = (Agency, RiskGrade, ScreeningOutcome, ChildDecision, NamedRole, CloseReason, PoliceAttendance, IncidentType,
            AdultRole, MissingGrade, TracingActivity, FoundWhere, FoundHow, SafeAndWell, InterviewOutcome, TriageOutcome,
-           PanelGrade, RiskIndicator)
+           PartnerTool, CseIndicator, PanelGrade, RiskIndicator)
 
 
 def options(vocabulary: type[StrEnum]) -> list[tuple[str, str]]:
@@ -283,6 +293,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "acknowledge": role in ACKNOWLEDGERS,
         "override": role in OVERRIDE_DECIDERS,
         "vist": role in SUBMITTERS,
+        "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
         "report_missing": role in MISSING_REPORTERS,
     }
 

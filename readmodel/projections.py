@@ -53,7 +53,7 @@ from workflows.facts import (
     PanelSittingClosed,
     PanelSittingOpened,
 )
-from workflows.models import VistSubmission, identity_key, match_key
+from workflows.models import PartnerReferral, ReferralForm, VistSubmission, identity_key, match_key
 
 Projection = Callable[[asyncpg.Connection, RecordedEvent], Awaitable[None]]
 P = TypeVar("P", bound=FactPayload)
@@ -68,7 +68,8 @@ def content(event: RecordedEvent, model: type[P]) -> P:
 
 
 async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    """A VIST: the first registers the referral; a resubmission replaces its form's columns and children."""
+    """A VIST (or a partner's referral): the first registers the referral; a resubmission replaces its form's columns
+    and children."""
     fact = content(event, VistSubmitted)
     if fact.version == 1:
         await _register_referral(conn, event, fact.submission, fact.submitted(event.at))
@@ -112,32 +113,38 @@ async def submission(conn: asyncpg.Connection, event: RecordedEvent) -> None:
 
 
 async def _register_referral(
-    conn: asyncpg.Connection, event: RecordedEvent, form: VistSubmission, submitted_at: datetime
+    conn: asyncpg.Connection, event: RecordedEvent, form: ReferralForm, submitted_at: datetime
 ) -> None:
+    vist = form if isinstance(form, VistSubmission) else None
+    partner = form if isinstance(form, PartnerReferral) else None
     await conn.execute(
         """INSERT INTO referrals
                (reference, form_id, form_digest, incident_type, incident_at, location_key, station,
-                officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12)
+                officer_id, initial_risk, risk, stage, section_46, submitted_at, updated_at,
+                referring_agency, referrer_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $12, $13, $14)
            -- A placeholder from a quarantined submission gets the form's columns when it is re-applied.
            ON CONFLICT (reference) DO UPDATE SET
                form_id = EXCLUDED.form_id, form_digest = EXCLUDED.form_digest,
                incident_type = EXCLUDED.incident_type, incident_at = EXCLUDED.incident_at,
                location_key = EXCLUDED.location_key, station = EXCLUDED.station,
                officer_id = EXCLUDED.officer_id, initial_risk = EXCLUDED.initial_risk,
-               section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at""",
+               section_46 = EXCLUDED.section_46, submitted_at = EXCLUDED.submitted_at,
+               referring_agency = EXCLUDED.referring_agency, referrer_id = EXCLUDED.referrer_id""",
         event.reference,
         form.form_id,
         form.content_digest(),
         form.incident.type.value,
         form.incident.occurred_at,
         match_key(form.incident.location),
-        form.station,
-        form.officer_id,
+        vist.station if vist else None,
+        vist.officer_id if vist else None,
         form.initial_risk.value,
         event.stage.value if event.stage else None,
-        form.section_46 is not None,
+        form.police_protection_used(),
         submitted_at,
+        partner.referring_agency.value if partner else "police",
+        partner.referrer_id if partner else None,
     )
 
 
@@ -745,6 +752,8 @@ PROJECTIONS: dict[FactKind, Projection] = {
     FactKind.SCREENED: screened,
     FactKind.REPEAT_OVERRIDE_REQUESTED: in_the_event_row_only,
     FactKind.REPEAT_OVERRIDE_DECIDED: in_the_event_row_only,
+    FactKind.PARTNER_REFERRAL_RECEIVED: submission,
+    FactKind.CSC_NOT_INFORMED_DECIDED: in_the_event_row_only,
     FactKind.STRATEGY_DISCUSSION_HELD: strategy_discussion_held,
     FactKind.CONFERENCE_BOOKED: conference_booked,
     FactKind.CONFERENCE_HELD: conference_held,

@@ -20,7 +20,7 @@ from workflows.models import (
     StartReferral,
     referral_reference,
 )
-from workflows.referral import ReferralWorkflow, first_deadline
+from workflows.referral import ReferralWorkflow, first_deadline, opening_stage
 
 REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
 # Every ID of a referral's workflows and escalations opens with the referral's reference.
@@ -39,7 +39,7 @@ class SubmissionConflict(WorkflowRefusal):
 
 @dataclass(frozen=True)
 class Intake:
-    """A submitted VIST: its referral, where it stands, and whether this submission opened it."""
+    """A submitted form (a VIST, a partner's referral): its referral, where it stands, and whether this submission opened it."""
 
     reference: str
     stage: Stage
@@ -88,4 +88,4 @@ class Referrals(WorkflowClient[ReferralState]):
         accepted = await handle.describe()
         assert accepted.start_time is not None
         deadline = first_deadline(start, accepted.start_time)
-        return Intake(reference, Stage.SUPERVISOR_REVIEW, submission.initial_risk, deadline, created=True)
+        return Intake(reference, opening_stage(submission), submission.initial_risk, deadline, created=True)

@@ -29,9 +29,12 @@ from workflows.models import (
     ChildDecision,
     ChildPresent,
     ChildScreeningDecision,
+    CseIndicator,
     Incident,
     IncidentType,
     NamedRole,
+    PartnerReferral,
+    PartnerTool,
     RiskGrade,
     Rank,
     Role,
@@ -92,6 +95,24 @@ def synthetic_vist(
         initial_risk=risk,
         officer_id=OFFICER.id,
         station="Testtown",
+    )
+
+
+def synthetic_partner_referral(
+    *, rng: random.Random | None = None, referrer: Actor = HEALTH_PARTNER, risk: RiskGrade = RiskGrade.MEDIUM,
+    form_id: uuid.UUID | None = None,
+) -> PartnerReferral:
+    """A partner's CSE screening tool about one made-up child, by `referrer` (a partner of a referring agency)."""
+    vist = synthetic_vist(rng=rng, incident_type=IncidentType.CSE, risk=risk, form_id=form_id)
+    return PartnerReferral(
+        form_id=vist.form_id,
+        incident=vist.incident.model_copy(update={"summary": "Synthetic concern: seen getting into cars after school."}),
+        children=vist.children,
+        initial_risk=risk,
+        referrer_id=referrer.id,
+        referring_agency=referrer.agency,
+        tool=PartnerTool.CSE_SCREENING_TOOL,
+        cse_indicators=[CseIndicator.MISSING_EPISODES, CseIndicator.TRANSPORTED_BY_UNKNOWN_ADULTS],
     )
 
 

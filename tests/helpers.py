@@ -28,14 +28,24 @@ from api.app import ROUTERS
 from auth.sessions import COOKIE
 from starter.plans import TriggerPlans
 from tests.conftest import PLAN_ID_SECRET
-from starter.synthetic import CSC_PARTNER, OFFICER, synthetic_missing_report, synthetic_vist
+from starter.synthetic import CSC_PARTNER, OFFICER, SCREENER, synthetic_missing_report, synthetic_vist
 from starter.workflow_client import WorkflowClient
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodeState, MissingReport, RiskIndicator, StartMissingEpisode
 from workflows.plan import TriggerPlanWorkflow
 from workflows.plan_models import StartTriggerPlan, TriggerPlan
-from workflows.models import Actor, MissingChild, ReferralState, SlaPolicy, StartReferral, VistSubmission, episode_id, referral_reference
+from workflows.models import (
+    ActionCompletion,
+    Actor,
+    MissingChild,
+    ReferralState,
+    SlaPolicy,
+    StartReferral,
+    VistSubmission,
+    episode_id,
+    referral_reference,
+)
 from workflows.referral import ReferralWorkflow
 from worker import WORKFLOWS
 
@@ -88,6 +98,19 @@ async def start_referral(
     )
     STARTED.append(handle)
     return submission, handle
+
+
+async def csc_told(client: Client, screened: ReferralState) -> None:
+    """The screener marks done the notification to children's social care a closing screening agreed: it then closes."""
+    for action in screened.open_actions:
+        await client.get_workflow_handle(action.action_id).execute_update(
+            AgreedActionWorkflow.complete, ActionCompletion(actor=SCREENER, note="Synthetic: children's social care told."))
+
+
+async def screened_and_told(client: Client, handle: WorkflowHandle, screening: object) -> ReferralState:
+    """A closing screening, then children's social care told of it: the referral's state once it has closed."""
+    await csc_told(client, await handle.execute_update(ReferralWorkflow.screen, screening))
+    return await state_when(handle, lambda s: s.close_reason is not None)
 
 
 def seeded(seed: object) -> random.Random:

@@ -17,12 +17,14 @@ from starter.synthetic import screening, strategy_discussion, synthetic_vist
 from tests.api_fixtures import BY_ROLE, api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
 from tests.helpers import advance_to, decision_route, eventually, finished, reason_of
 from workflows.models import (
+    CloseReason,
     RiskGrade,
     Role,
     ScreeningOutcome,
     VistSubmission,
     referral_reference,
 )
+from workflows.referral import ReferralWorkflow
 
 
 def without_actor(decision) -> dict[str, Any]:
@@ -119,8 +121,12 @@ async def test_fifty_concurrent_submissions_of_one_form_start_one_referral(api, 
 async def test_a_closed_referrals_form_opens_nothing_new(api, auth, time_env, pool):
     submission, reference = await at_screening(api, auth, time_env, pool, 403)
     body = without_actor(screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
-    closed = await post(api, auth, f"/referrals/{reference}/screening", "screener", body)
-    assert closed["stage"] == "closed" and closed["close_reason"] == "no_further_action"
+    screened = await post(api, auth, f"/referrals/{reference}/screening", "screener", body)
+    # No further action closes once the screener has told children's social care (its agreed action).
+    assert screened["stage"] == "actions" and [a["owner"]["agency"] for a in screened["actions"]] == ["police"]
+    await post(api, auth, f"/actions/{reference}.A1/completion", "screener", {"note": "Synthetic: told."})
+    closed = await finished(time_env, time_env.client.get_workflow_handle_for(ReferralWorkflow.run, reference))
+    assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
 
     again = await submit(api, auth, time_env, submission)
     assert again.status_code == 200
@@ -438,6 +444,7 @@ ALLOWED = {
     "screening": {Role.SCREENER},
     "override-request": {Role.SCREENER},
     "override": {Role.SUPERVISOR},
+    "csc-not-informed": {Role.SUPERVISOR},
     "strategy-discussion": {Role.SCREENER, Role.SUPERVISOR},
     "conference": {Role.SCREENER, Role.SUPERVISOR},
     "conference-outcome": {Role.SCREENER, Role.SUPERVISOR},
@@ -470,6 +477,7 @@ async def test_each_role_that_may_not_decide_is_403_and_nothing_changes(api, aut
                       without_actor(screening(submission, ScreeningOutcome.EARLY_HELP))),
         "override-request": (f"/referrals/{reference}/override-request", {"reason": "Synthetic."}),
         "override": (f"/referrals/{reference}/override", {"granted": True, "rationale": "Synthetic."}),
+        "csc-not-informed": (f"/referrals/{reference}/csc-not-informed", {"rationale": "Synthetic."}),
         "strategy-discussion": (f"/referrals/{reference}/strategy-discussion",
                                 without_actor(strategy_discussion(now, section_47=True))),
         "conference": (f"/referrals/{reference}/conference",
@@ -532,9 +540,10 @@ async def test_health_readiness_and_the_openapi_schema(api):
     posts = {path for path, item in schema["paths"].items() if "post" in item}
     assert posts == {
         "/referrals",
+        "/partner-referrals",
         "/address-warnings",
         *(f"/referrals/{{reference}}/{r}" for r in ("supervisor-review", "resubmission", "screening",
-                                                    "override-request", "override",
+                                                    "override-request", "override", "csc-not-informed",
                                                     "strategy-discussion", "conference", "conference-outcome",
                                                     "risk", "close")),
         "/missing-episodes",
@@ -554,9 +563,9 @@ async def test_health_readiness_and_the_openapi_schema(api):
         *(f"/panel-sittings/{{sitting_id}}/{r}" for r in ("agenda", "meeting", "attendance", "outcomes", "minutes")),
     }
     requests = [name for name in schema["components"]["schemas"] if name.endswith("Request")]
-    # A referral's 10 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
+    # A referral's 11 decisions, an agreed action's 2, a triage's 1, a missing episode's 6, a trigger plan's 3 and its
     # first version, a panel sitting's 5.
-    assert len(requests) == 28
+    assert len(requests) == 29
     assert not any(field in schema["components"]["schemas"][name]["properties"]
                    for name in requests for field in ("actor", "proof", "made_at", "forwarded"))
 

@@ -31,7 +31,7 @@ POISON = st.one_of(
 
 # The role that may make each decision: the refusals are about the body, never about the caller.
 DECIDER = {"supervisor-review": "sergeant", "resubmission": "officer", "completion": "screener",
-           "override": "sergeant"}
+           "override": "sergeant", "csc-not-informed": "sergeant"}
 
 
 def without_actor(decision) -> dict[str, Any]:
@@ -106,6 +106,7 @@ async def test_malformed_requests_never_500_and_record_nothing(api, auth, time_e
         # Not a repeat referral: a well-formed override request or decision is refused there (409).
         "override-request": (in_screening, {"reason": "Synthetic."}),
         "override": (in_screening, {"granted": True, "rationale": "Synthetic."}),
+        "csc-not-informed": (in_screening, {"rationale": "Synthetic."}),
         "strategy-discussion": (in_discussion, without_actor(strategy_discussion(now, section_47=True))),
         "conference": (in_conference, {"conference_at": (now + timedelta(days=4)).isoformat(),
                                        "police_attendance": "report_in_lieu", "attendance_rationale": "Synthetic.",

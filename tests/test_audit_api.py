@@ -6,6 +6,7 @@ import random
 
 from starter.synthetic import screening, synthetic_vist
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
+from tests.helpers import finished
 from workflows.models import ScreeningOutcome
 
 UNKNOWN = "REF-00000-00000"
@@ -22,6 +23,10 @@ async def screened_referral(api, auth, time_env, seed: str) -> str:
     body = screening(submission, ScreeningOutcome.NO_FURTHER_ACTION).details()
     answer = await api.post(f"/referrals/{reference}/screening", json=body, headers=auth("screener"))
     assert answer.status_code == 200, answer.text
+    told = await api.post(f"/actions/{reference}.A1/completion", json={"note": "Synthetic: told."}, headers=auth("screener"))
+    assert told.status_code == 200, told.text
+    # Closed once told: its history whole before the auditor reads it.
+    await finished(time_env, time_env.client.get_workflow_handle(reference))
     return reference
 
 
@@ -58,7 +63,9 @@ async def test_an_auditor_reads_a_referrals_timeline_past_state_and_replay(api, 
 
     replay = await api.get(f"{base}/replay", headers=auth("auditor"))
     assert replay.status_code == 200, replay.text
-    assert [(h["workflow_id"], h["status"]) for h in replay.json()["histories"]] == [(reference, "ok")]
+    # The referral's history and its notification to children's social care's (an agreed action).
+    assert {(h["workflow_id"], h["status"]) for h in replay.json()["histories"]} == {(reference, "ok"),
+                                                                                     (f"{reference}.A1", "ok")}
 
     # Each successful read once, under its reader; the refused ones (422) read nothing.
     expected = {"audit_timeline": ["ADM-9001", "AUD-4001"], "audit_as_of": ["AUD-4001"], "audit_replay": ["AUD-4001"]}

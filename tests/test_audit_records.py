@@ -25,7 +25,7 @@ from audit.sample import SCHEDULE_ID, ensure_monthly_sample_schedule, monthly_sa
 from starter.synthetic import (
     OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report, synthetic_vist,
 )
-from tests.helpers import skip, LONDON, eventually, finished, start_referral
+from tests.helpers import LONDON, eventually, finished, screened_and_told, skip, start_referral
 from worker import build_worker
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_models import MonthlySampleResult, MonthlySampleStart, SampleCategory, SampleRequest
@@ -120,13 +120,15 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
         started = datetime.now(timezone.utc) - timedelta(minutes=1)
         submission, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=93)
         await handle.execute_update(ReferralWorkflow.review, approval())
-        await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+        await screened_and_told(dev_env.client, handle, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
         await handle.result()
     query = case_query(since=started, query=f"WorkflowId = '{handle.id}'")
     manifest = await eventually(
-        lambda: export_histories(dev_env.client, tmp_path, query=query), lambda m: len(m.files) == 1
+        lambda: export_histories(dev_env.client, tmp_path, query=query), lambda m: len(m.files) == 2
     )
-    (entry,) = manifest.files
+    # The referral's history, and its notification to children's social care's (an agreed action, its child).
+    entry, action = sorted(manifest.files, key=lambda f: f.workflow_id)
+    assert action.workflow_id == f"{handle.id}.A1" and action.parent_workflow_id == handle.id
     assert entry.workflow_id == handle.id and entry.workflow_type == "ReferralWorkflow"
     assert hashlib.sha256((tmp_path / entry.file).read_bytes()).hexdigest() == entry.sha256
     assert json.loads((tmp_path / entry.file).read_text())["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
@@ -137,7 +139,7 @@ async def test_export_by_query_writes_temporal_json_with_sha256(dev_env, pool, s
     runs = await list_referrals(dev_env.client, query)
     histories = [h for referral in await fetch_referrals(dev_env.client, runs) for h in referral.all()]
     replayed = await replay_histories(histories, settings, workers=1)
-    assert replayed.passed and [h.workflow_id for h in replayed.histories] == [handle.id]
+    assert replayed.passed and {h.workflow_id for h in replayed.histories} == {handle.id, f"{handle.id}.A1"}
 
 
 # --- the monthly sample ------------------------------------------------------------------------------

@@ -259,8 +259,11 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (
         INSPECTOR.id, True)
     assert 'data-override="pending"' not in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
-    closed = await post(api, auth, f"{path}/screening", "screener", no_further_action)
-    assert closed["close_reason"] == "no_further_action"
+    screened = await post(api, auth, f"{path}/screening", "screener", no_further_action)
+    # It closes once the screener has told children's social care (the screening's agreed action).
+    await post(api, auth, f"/actions/{screened['actions'][0]['action_id']}/completion", "screener", {"note": "Synthetic."})
+    closed = await eventually(lambda: api.get(path, headers=auth("auditor")), lambda r: r.json()["close_reason"])
+    assert closed.json()["close_reason"] == "no_further_action"
     decided = await eventually(
         lambda: pool.fetch("SELECT actor_id, payload FROM referral_events WHERE reference = $1 "
                            "AND kind = 'repeat_override_decided' ORDER BY seq", reference),

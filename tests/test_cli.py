@@ -325,8 +325,15 @@ async def test_a_repeat_referrals_override_is_asked_for_and_granted_from_the_cli
     assert "granted by INSP-2501" in shown
     # What screening saw is flagged in the table: the repeat child, and the two earlier referrals counted.
     assert re.search(r"repeat referral\s*│\s*C1", shown) and "2 referrals, 0 missing episodes" in shown
-    closed = await cli.json("screener", "screen", reference, "--risk", "medium", "--outcome", "no_further_action",
-                            "--rationale", "Synthetic.", "--child", "C1=no_further_action")
+    no_further_action = ("screen", reference, "--risk", "medium", "--outcome", "no_further_action",
+                         "--rationale", "Synthetic.", "--child", "C1=no_further_action")
+    # Informing no one: only on a supervisor's own decision, with its reason, that children's social care need not be.
+    quiet = await cli("screener", *no_further_action, exit_code=EXIT_CODES[409])
+    assert "agencies_informed" in quiet.stderr
+    decided = await cli.json("inspector", "csc-not-informed", reference, "--rationale", "Synthetic: known to them.")
+    assert decided["csc_not_informed"]["decided_by"] == "INSP-2501"
+    assert "children's social care not informed" in (await cli("auditor", "show", reference)).stdout
+    closed = await cli.json("screener", *no_further_action)
     assert closed["close_reason"] == "no_further_action"
 
 

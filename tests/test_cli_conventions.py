@@ -53,7 +53,8 @@ def test_every_example_is_a_command_line_the_command_takes(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "examples").mkdir()
     (tmp_path / "export").mkdir()
-    for name in ("examples/vist-domestic-abuse.json", "vist.json", "report.json", "plan.json", "panel.json"):
+    for name in ("examples/vist-domestic-abuse.json", "examples/partner-cse-screening-tool.json", "vist.json", "report.json",
+                 "plan.json", "panel.json"):
         (tmp_path / name).write_text("{}")
     assert set(EXAMPLES) == set(ALL)
     for path, command in commands():

@@ -21,7 +21,7 @@ from starter.synthetic import (
     AUDITOR, SCREENER, SERGEANT, approval, screening, synthetic_missing_report, synthetic_trigger_plan,
 )
 from tests.conftest import TEST_KEYRING
-from tests.helpers import eventually, finished, seeded, start_episode, start_plan, start_referral
+from tests.helpers import eventually, finished, screened_and_told, seeded, start_episode, start_plan, start_referral
 from workflows.models import Agency, Role, ScreeningOutcome
 from workflows.referral import ReferralWorkflow
 
@@ -177,7 +177,7 @@ async def test_paging_the_access_log_newest_first_neither_repeats_nor_skips_whil
 async def test_retention_dry_run_then_purge_of_closed_referrals(time_env, time_queue, sla_policy, pool):
     submission, closed = await start_referral(time_env.client, time_queue, sla_policy, seed=91)
     await closed.execute_update(ReferralWorkflow.review, approval())
-    await closed.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    await screened_and_told(time_env.client, closed, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     await finished(time_env, closed)
     _, still_open = await start_referral(time_env.client, time_queue, sla_policy, seed=92)
     await eventually(

@@ -31,7 +31,9 @@ from starter.synthetic import (
     synthetic_missing_report,
     synthetic_vist,
 )
-from tests.helpers import advance_to, eventually, sign_in, start_episode, start_plan, start_referral, state_when
+from tests.helpers import (
+    advance_to, eventually, screened_and_told, sign_in, start_episode, start_plan, start_referral, state_when,
+)
 from workflows.missing_models import RiskIndicator
 from workflows.plan import TriggerPlanWorkflow
 from workflows.plan_models import PlanRevision
@@ -106,7 +108,7 @@ async def overdue_referrals(time_env, time_queue, sla_policy):
     await actions_handle.execute_update(
         ReferralWorkflow.screen, screening(with_actions, ScreeningOutcome.STRATEGY_DISCUSSION)
     )
-    await closed_handle.execute_update(ReferralWorkflow.screen, screening(closed, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(time_env.client, closed_handle, screening(closed, ScreeningOutcome.EARLY_HELP))
     await advance_to(time_env, start + timedelta(hours=20))
     held_at = await time_env.get_current_time()
     await actions_handle.execute_update(

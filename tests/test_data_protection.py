@@ -14,7 +14,7 @@ from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, KeyringErr
 from runtime.temporal import DATA_CONVERTER, data_converter
 from starter.synthetic import OFFICER, SCREENER, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import SIGNING, TEST_KEYRING, make_worker
-from tests.helpers import start_referral
+from tests.helpers import screened_and_told, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import ActionCompletion, AdultInvolved, AdultRole, ScreeningOutcome, SupervisorReview
 from workflows.referral import ReferralWorkflow
@@ -115,9 +115,7 @@ async def test_rotated_keyring_reads_old_histories_and_seals_with_the_new_key(de
     # The new key becomes current; workers and clients now hold both.
     async with make_worker(new_client, pool, settings, queue):
         new_handle = new_client.get_workflow_handle_for(ReferralWorkflow.run, handle.id)
-        await new_handle.execute_update(
-            ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP)
-        )
+        await screened_and_told(new_client, new_handle, screening(submission, ScreeningOutcome.EARLY_HELP))
         result = await new_handle.result()
     assert result.close_reason.value == "early_help"
 

@@ -15,7 +15,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import skip, finished, LONDON, advance_to, eventually, next_local, seeded, start_referral, state_when
+from tests.helpers import LONDON, advance_to, eventually, finished, next_local, screened_and_told, seeded, skip, start_referral, state_when
 from workflows.calendar import add_working_days, subtract_working_days
 from workflows.models import (
     Absence,
@@ -149,7 +149,7 @@ async def test_screening_deadline_over_a_weekend_escalates_up_the_ladder(time_en
     await skip(time_env, timedelta(days=2))
     assert len((await handle.query(ReferralWorkflow.state)).escalations) == 3
 
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(time_env.client, handle, screening(submission, ScreeningOutcome.EARLY_HELP))
     await finished(time_env, handle)
     rows = await eventually(
         lambda: pool.fetch(
@@ -182,7 +182,7 @@ async def test_screening_deadline_over_bank_holidays(time_env, pool, time_queue,
     assert state.escalations[0].addressed_to == "sergeant, CRU"
 
     # Screening done: the ladder stops.
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(time_env.client, handle, screening(submission, ScreeningOutcome.EARLY_HELP))
     result = await finished(time_env, handle)
     assert len(result.escalations) == 1
 

@@ -22,7 +22,7 @@ from runtime.temporal import data_converter
 from api.errors import rejected
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import TEST_DECISION_KEYS, TEST_KEYRING, make_worker
-from tests.helpers import STARTED, finished, start_referral, state_when
+from tests.helpers import STARTED, finished, screened_and_told, start_referral, state_when
 from worker import WORKFLOWS
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import REJECTION_TYPE
@@ -262,9 +262,8 @@ async def test_rotation_keeps_old_proofs_valid_and_signs_with_the_new_key(time_e
         await handle.execute_update(ReferralWorkflow.review, approval())
         await state_when(handle, lambda s: s.screening_view is not None)
         # After it, the API signs with the new key.
-        await new_signer.get_workflow_handle(handle.id).execute_update(
-            ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP)
-        )
+        await screened_and_told(new_signer, new_signer.get_workflow_handle(handle.id),
+                                screening(submission, ScreeningOutcome.EARLY_HELP))
         assert (await finished(time_env, handle)).close_reason is CloseReason.EARLY_HELP
 
     history = await handle.fetch_history()
@@ -330,7 +329,7 @@ async def test_a_referral_started_with_a_proof_replays_without_keys_on_the_dev_s
         submission, handle = await start_referral(dev_env.client, task_queue, sla_policy, seed=8)
         await handle.execute_update(ReferralWorkflow.review, approval())
         await state_when(handle, lambda s: s.screening_view is not None)
-        await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+        await screened_and_told(dev_env.client, handle, screening(submission, ScreeningOutcome.EARLY_HELP))
         await handle.result()
     history = await handle.fetch_history()
     markers = [e.marker_recorded_event_attributes.marker_name for e in history.events if e.HasField("marker_recorded_event_attributes")]

@@ -24,6 +24,7 @@ from starter.synthetic import (
     approval,
     screening,
     strategy_discussion,
+    synthetic_partner_referral,
     synthetic_vist,
 )
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
@@ -54,6 +55,8 @@ from workflows.facts import (
     RecordedEvent,
     RepeatMissingFlagged,
     RepeatOverrideDecided,
+    PartnerReferralReceived,
+    CscNotInformedDecided,
     RepeatOverrideRequested,
     RiskRegraded,
     Screened,
@@ -101,7 +104,8 @@ from workflows.triage_models import TriageOutcome
 STORED_KINDS = {
     "vist_submitted", "vist_resubmitted", "stage_changed", "supervisor_reviewed", "screened",
     "repeat_override_requested", "repeat_override_decided", "strategy_discussion_held", "conference_booked",
-    "conference_held", "risk_regraded", "closed", "escalation_raised", "escalation_acknowledged",
+    "conference_held", "risk_regraded", "closed", "partner_referral_received", "csc_not_informed_decided",
+    "escalation_raised", "escalation_acknowledged",
     "escalation_resolved", "action_agreed", "action_reminded", "action_reassigned", "action_completed",
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
     "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
@@ -115,7 +119,10 @@ STORED_KINDS = {
 REFERRAL_DECISIONS = {
     "supervisor_reviewed", "screened", "repeat_override_requested", "repeat_override_decided",
     "strategy_discussion_held", "conference_booked", "conference_held", "risk_regraded", "closed",
+    "csc_not_informed_decided",
 }
+# A partner's referral and a supervisor's decision not to inform children's social care, typed from their first fact.
+SCREENING_KINDS = {"partner_referral_received", "csc_not_informed_decided"}
 EPISODE_KINDS = {
     "missing_reported", "low_grade_decided", "episode_reviewed", "tracing_recorded", "episode_regraded",
     "child_found", "interview_recorded", "episode_closed", "repeat_missing_flagged",
@@ -232,7 +239,7 @@ def test_each_fact_is_recorded_as_it_was_before_it_was_typed():
     # A missing episode's, a trigger plan's, a link's and a panel sitting's kinds were typed from their first fact: no
     # untyped JSON to match.
     assert {KIND_OF[type(typed)] for typed, _ in pairs} == {
-        k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS | PANEL_KINDS}
+        k for k in FactKind if k not in EPISODE_KINDS | PLAN_KINDS | LINK_KINDS | PANEL_KINDS | SCREENING_KINDS}
     for typed, before in pairs:
         assert json.dumps(typed.recorded()) == json.dumps(before), type(typed).__name__
 
@@ -293,6 +300,8 @@ def one_payload_of_each_kind() -> list[FactPayload]:
         Screened.of(screening(submission, ScreeningOutcome.EARLY_HELP)),
         RepeatOverrideRequested(reason="Synthetic."),
         RepeatOverrideDecided(granted=False, rationale="Synthetic.", requested_by=SCREENER.id),
+        PartnerReferralReceived(submission=synthetic_partner_referral(rng=random.Random("facts:each"))),
+        CscNotInformedDecided(rationale="Synthetic."),
         StrategyDiscussionHeld.of(discussion, quorate=True),
         ConferenceBooked(conference_at=NOW, police_attendance=PoliceAttendance.ATTEND),
         ConferenceHeld(held_at=NOW, child_protection_plan=False, police_attended=True, rationale="Synthetic."),

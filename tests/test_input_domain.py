@@ -29,6 +29,7 @@ from starter.synthetic import (
     SERGEANT,
     screening,
     strategy_discussion,
+    synthetic_partner_referral,
     synthetic_vist,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, form_json, tokens, track  # noqa: F401
@@ -46,6 +47,8 @@ from workflows.models import (
     Closure,
     ConferenceBooking,
     ConferenceOutcome,
+    CscNotInformed,
+    PartnerReferral,
     PoliceAttendance,
     RiskGrade,
     RiskRegrade,
@@ -300,6 +303,10 @@ def recordable_cases(now: datetime) -> list[tuple[type, dict, Any]]:
     dump = lambda d: d.details()  # noqa: E731  # what the workflow records of a decision
     cases = [
         (VistSubmission, form_json(submission), lambda m: ("vist_submitted", {"version": 1, "submission": m.model_dump(mode="json")})),
+        (PartnerReferral, synthetic_partner_referral(rng=random.Random("input-domain:partner")).model_dump(mode="json"),
+         lambda m: ("partner_referral_received", {"version": 1, "submission": m.model_dump(mode="json")})),
+        (CscNotInformed, CscNotInformed(actor=SERGEANT, rationale="Synthetic.").model_dump(mode="json"),
+         lambda m: ("csc_not_informed_decided", dump(m))),
         (StrategyDiscussion, strategy_discussion(now, section_47=True, actions=1).model_dump(mode="json"),
          lambda m: ("strategy_discussion_held", dump(m) | {"quorate": m.quorate})),
         (ConferenceBooking, ConferenceBooking(actor=SCREENER, conference_at=now, police_attendance=PoliceAttendance.REPORT_IN_LIEU,
@@ -345,14 +352,16 @@ async def test_whatever_the_models_accept_postgresql_can_record(pool):
         # A referral of its own, recorded as the workflow records one, then the fact under test.
         base = synthetic_vist(rng=random.Random(f"input-domain:property:{next(numbers)}"))
         reference = referral_reference(base.form_id)
-        if model_type is VistSubmission:
+        opening = model_type in (VistSubmission, PartnerReferral)  # a form that opens a referral
+        if opening:
             base = model.model_copy(update={"form_id": base.form_id})
-        first = RecordedEvent(stream=reference, seq=1, reference=reference, kind="vist_submitted", at=now,
+        first_kind = "partner_referral_received" if model_type is PartnerReferral else "vist_submitted"
+        first = RecordedEvent(stream=reference, seq=1, reference=reference, kind=first_kind, at=now,
                               actor=OFFICER, stage=Stage.SUPERVISOR_REVIEW, risk=base.initial_risk,
                               payload={"version": 1, "submission": base.model_dump(mode="json")})
         outcome = await records.record_event(first)
         assert outcome.recorded and not outcome.quarantined, outcome
-        if model_type is VistSubmission:
+        if opening:
             return
         stream = reference
         kind, payload = to_fact(model)

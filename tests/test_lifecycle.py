@@ -17,7 +17,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import skip, finished, start_referral, state_when
+from tests.helpers import csc_told, finished, screened_and_told, skip, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -51,7 +51,9 @@ async def test_no_further_action(time_env, pool, time_queue, sla_policy):
     state = await handle.execute_update(
         ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION)
     )
-    assert state.stage is Stage.CLOSED
+    # Closed once the screener has told children's social care, an agreed action like any other.
+    assert state.stage is Stage.ACTIONS and [a.owner.agency for a in state.open_actions] == [Agency.POLICE]
+    await csc_told(time_env.client, state)
     result = await finished(time_env, handle)
     assert result.close_reason is CloseReason.NO_FURTHER_ACTION
     row = await pool.fetchrow("SELECT stage, screening_outcome, close_reason FROM referrals WHERE reference = $1", handle.id)
@@ -73,7 +75,7 @@ async def test_early_help_after_return_and_resubmission(time_env, pool, time_que
     assert resubmitted.stage is Stage.SUPERVISOR_REVIEW
     assert resubmitted.submission_versions == 2
     await handle.execute_update(ReferralWorkflow.review, approval())
-    await handle.execute_update(ReferralWorkflow.screen, screening(corrected, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(time_env.client, handle, screening(corrected, ScreeningOutcome.EARLY_HELP))
     result = await finished(time_env, handle)
     assert result.close_reason is CloseReason.EARLY_HELP
     versions = await pool.fetch(
@@ -87,7 +89,7 @@ async def test_early_help_after_return_and_resubmission(time_env, pool, time_que
         "SELECT to_stage FROM stage_transitions WHERE reference = $1 ORDER BY seq", handle.id
     )
     assert [t["to_stage"] for t in transitions] == [
-        "supervisor_review", "returned_to_officer", "supervisor_review", "screening", "closed",
+        "supervisor_review", "returned_to_officer", "supervisor_review", "screening", "actions", "closed",
     ]
 
 

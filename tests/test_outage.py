@@ -128,7 +128,11 @@ async def test_a_database_outage_answers_503_and_a_decision_its_key(
         learned = await api.post(f"/referrals/{reference}/screening", json=decision,
                                  headers=auth("screener") | {"Idempotency-Key": key})
         assert learned.status_code == 200, learned.text
-        assert learned.json()["stage"] == "closed" and learned.json()["close_reason"] == "no_further_action"
+        assert learned.json()["stage"] == "actions" and learned.json()["screening_outcome"] == "no_further_action"
+        # It closes once the screener has told children's social care (its agreed action).
+        told = await api.post(f"/actions/{reference}.A1/completion", json={"note": "Synthetic: told."},
+                              headers=auth("screener"))
+        assert told.status_code == 200, told.text
         await finished(time_env, handle)
         recorded = await kinds(pool, reference)
         assert recorded.count("screened") == 1 and recorded.count("closed") == 1

@@ -18,6 +18,7 @@ from starter.synthetic import (
     OFFICER,
     SCREENER,
     SERGEANT,
+    approval,
     synthetic_missing_report,
     synthetic_trigger_plan,
     synthetic_vist,
@@ -46,6 +47,7 @@ from workflows.models import (
     IncidentType,
     MissingGrade,
     NamedRole,
+    PriorPanelDecision,
     Rank,
     RiskGrade,
     panel_sitting_id,
@@ -290,6 +292,47 @@ async def test_a_grade_decided_at_a_panel_is_on_the_live_episode_at_once_and_an_
     assert result.phase is SittingPhase.CLOSED and result.actions[0].completed_by == OFFICER.id
     assert [(e.acknowledged_by, e.resolution) for e in result.escalations] == [
         (SERGEANT.id, None), (None, "sitting_closed"), (None, "sitting_closed")]
+
+
+async def test_a_panels_decisions_about_a_child_are_in_the_screening_view_of_their_next_referral(
+    time_env, pool, time_queue, sla_policy
+):
+    missing_report, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="panel-view-episode")
+    _, undecided = await start_episode(time_env.client, time_queue, sla_policy, report=missing_report.model_copy(
+        update={"report_id": uuid.uuid4()}))
+    referred, referral = await start_referral(time_env.client, time_queue, sla_policy, seed="panel-view-vist")
+    _, stranger = await start_referral(time_env.client, time_queue, sla_policy, seed="panel-view-stranger")
+    for case in (referral, stranger):
+        await in_read_model(pool, "referrals", "reference", case.id)
+    sittings, handle = await a_sitting_in_session(time_env, pool, time_queue, sla_policy,
+                                                  [episode.id, undecided.id, referral.id, stranger.id])
+    soon = (await time_env.get_current_time()) + timedelta(days=7)
+    for case, grade, actions in ((episode, PanelGrade.HIGH, [police_action(soon)]), (referral, PanelGrade.HIGH, []),
+                                 (stranger, PanelGrade.HIGH, [])):
+        await sittings.decide(handle.id, PanelCaseOutcome(actor=CHAIR, case_id=case.id, grade=grade,
+                                                          rationale="Synthetic.", agreed_actions=actions))
+    decided = await eventually(lambda: pool.fetch(
+        "SELECT case_id, decided_at FROM panel_agenda_items WHERE sitting_id = $1 AND decided_at IS NOT NULL", handle.id),
+        lambda rows: len(rows) == 3)
+    decided_at = {row["case_id"]: row["decided_at"] for row in decided}
+
+    # A new referral about the missing child (C1) and the first referral's child (C2).
+    now = await time_env.get_current_time()
+    again = synthetic_vist(rng=seeded("panel-view-again"), incident_type=IncidentType.NEGLECT,
+                           occurred_at=now - timedelta(hours=1), children=2)
+    missing_child = missing_report.child
+    again.children = [again.children[0].model_copy(update={"name": missing_child.name, "date_of_birth": missing_child.date_of_birth}),
+                      referred.children[0].model_copy(update={"child_id": "C2"})]
+    _, handle_again = await start_referral(time_env.client, time_queue, sla_policy, submission=again)
+    view = (await handle_again.execute_update(ReferralWorkflow.review, approval())).screening_view
+
+    # Each decided case about the children once, newest first, with whom it is about; no undecided case, no stranger.
+    assert view.panel_decisions == [
+        PriorPanelDecision(sitting_id=handle.id, case_id=referral.id, decided_at=decided_at[referral.id], grade="high",
+                           actions_agreed=0, matched_on=["child"], child_ids=["C2"]),
+        PriorPanelDecision(sitting_id=handle.id, case_id=episode.id, decided_at=decided_at[episode.id], grade="high",
+                           actions_agreed=1, matched_on=["child"], child_ids=["C1"]),
+    ]
 
 
 async def test_an_action_without_a_deadline_or_due_before_the_meeting_is_refused_and_changes_nothing(

@@ -34,7 +34,7 @@ from tests import test_triage
 from tests.histories.record import PANEL_HISTORIES, PLAN_HISTORIES
 from tests.test_screening_history import about, closed_with_a_plan
 from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
-from tests.helpers import STARTED, eventually, finished, seeded, start_episode, start_plan, start_referral
+from tests.helpers import STARTED, eventually, finished, screened_and_told, seeded, start_episode, start_plan, start_referral
 from workflows.facts import FactKind
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.plan import TriggerPlanWorkflow
@@ -150,7 +150,7 @@ async def the_kinds_no_recorded_path_holds(env, pool, queue, policy) -> list[str
     await third.execute_update(
         ReferralWorkflow.decide_override, OverrideDecision(actor=SERGEANT, granted=True, rationale="Synthetic.")
     )
-    await third.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    await screened_and_told(env.client, third, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     await finished(env, third)
 
     low = synthetic_missing_report(rng=seeded("low-kept"), grade=MissingGrade.LOW, indicators=[RiskIndicator.CSE_CONCERN])

@@ -21,7 +21,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import eventually, refused, start_referral
+from tests.helpers import eventually, refused, screened_and_told, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -235,7 +235,7 @@ async def test_repeat_referrals_flag_the_child_and_guard_no_further_action(time_
     granted = await third.execute_update(ReferralWorkflow.decide_override, OverrideDecision(
         actor=SERGEANT, granted=True, rationale="Synthetic rationale."))
     assert (granted.repeat_referral_override.decided_by, granted.repeat_referral_override.granted) == (SERGEANT.id, True)
-    closed = await third.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    closed = await screened_and_told(time_env.client, third, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
     assert [h.kind for h in closed.history][:3] == ["supervisor_reviewed", "repeat_override_requested",
                                                       "repeat_override_decided"]

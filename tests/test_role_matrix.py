@@ -52,6 +52,7 @@ from workflows.models import (
     Closure,
     ConferenceBooking,
     ConferenceOutcome,
+    CscNotInformed,
     Duration,
     EscalationAcknowledgement,
     EscalationPolicy,
@@ -96,6 +97,7 @@ DECISIONS = (
     Decision("screening", ReferralWorkflow.screen, Screening, frozenset({Role.SCREENER})),
     Decision("override-request", ReferralWorkflow.request_override, OverrideRequest, frozenset({Role.SCREENER})),
     Decision("override", ReferralWorkflow.decide_override, OverrideDecision, frozenset({Role.SUPERVISOR})),
+    Decision("csc-not-informed", ReferralWorkflow.decide_csc_not_informed, CscNotInformed, frozenset({Role.SUPERVISOR})),
     Decision("strategy-discussion", ReferralWorkflow.record_strategy_discussion, StrategyDiscussion,
              frozenset({Role.SCREENER, Role.SUPERVISOR})),
     Decision("conference", ReferralWorkflow.book_conference, ConferenceBooking,
@@ -208,6 +210,9 @@ async def bring_to(name: str, time_env, queue: str, sla_policy, seed: int, pool)
     if name == "screening":
         await review()
         return at(f"/referrals/{ref}/screening", screening(submission, ScreeningOutcome.EARLY_HELP))
+    if name == "csc-not-informed":
+        await review()
+        return at(f"/referrals/{ref}/csc-not-informed", CscNotInformed(actor=SERGEANT, rationale="Synthetic."))
     if name == "strategy-discussion":
         await to_strategy()
         return at(f"/referrals/{ref}/strategy-discussion", strategy_discussion(now, section_47=True, actions=0))

@@ -24,7 +24,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.conftest import make_worker, time_skipping_server
-from tests.helpers import eventually, finished, refused, seeded, skip, start_episode, start_referral
+from tests.helpers import eventually, finished, refused, screened_and_told, seeded, skip, start_episode, start_referral
 from tests.local_servers import MailServer
 from readmodel.database import apply_migrations
 from workflows.missing_models import MissingChild
@@ -152,7 +152,7 @@ async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its
     child = first.children[0]
     _, oldest = await start_referral(env.client, queue, sla_policy, submission=first)
     await oldest.execute_update(ReferralWorkflow.review, approval())
-    await oldest.execute_update(ReferralWorkflow.screen, screening(first, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(env.client, oldest, screening(first, ScreeningOutcome.EARLY_HELP))
     await finished(env, oldest)
     await skip(env, 2 * YEAR)
 
@@ -191,7 +191,7 @@ async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its
 
     # The plan made four years ago is still live: nothing has ended it.
     assert [(c.child_id, c.plan_reference, c.since) for c in view.children_on_plans] == [("C1", planned.id, conference_held)]
-    await handle.execute_update(ReferralWorkflow.screen, screening(third, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(env.client, handle, screening(third, ScreeningOutcome.EARLY_HELP))
     await finished(env, handle)
 
 
@@ -222,7 +222,7 @@ async def child_on_a_plan_referred_again(env: WorkflowEnvironment, pool, queue: 
     await handle.execute_update(ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."))
     await handle.execute_update(ReferralWorkflow.decide_override, OverrideDecision(
         actor=SERGEANT, granted=True, rationale="Synthetic rationale."))
-    closed = await handle.execute_update(ReferralWorkflow.screen, screening(again, ScreeningOutcome.NO_FURTHER_ACTION))
+    closed = await screened_and_told(env.client, handle, screening(again, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
     # Closing resolves the alert: nobody need acknowledge it any more.
     assert closed.escalations[0].resolution == "referral_closed"
@@ -290,7 +290,7 @@ async def test_a_repeat_domestic_abuse_suspect_is_flagged_with_their_earlier_inv
     first.adults = [suspect, partner]
     _, earlier = await start_referral(env.client, queue, sla_policy, submission=first)
     await earlier.execute_update(ReferralWorkflow.review, approval())
-    earlier_state = await earlier.execute_update(ReferralWorkflow.screen, screening(first, ScreeningOutcome.EARLY_HELP))
+    earlier_state = await screened_and_told(env.client, earlier, screening(first, ScreeningOutcome.EARLY_HELP))
     await skip(env, 30 * timedelta(days=7))
 
     # Another family's domestic abuse, the same suspect; the partner's namesake with no date of birth is nobody known.

@@ -25,6 +25,10 @@ SCREENERS = frozenset({Role.SCREENER})
 CASE_DECIDERS = frozenset({Role.SCREENER, Role.SUPERVISOR})
 OVERRIDE_REQUESTERS = SCREENERS
 OVERRIDE_DECIDERS = REVIEWERS
+# A screening may leave children's social care uninformed only on a supervisor's own decision, with a rationale.
+CSC_NOT_INFORMED_DECIDERS = REVIEWERS
+# A partner agency's staff refer a child straight to screening (their agency must be one that refers: the form's rule).
+PARTNER_REFERRERS = frozenset({Role.PARTNER})
 # Supervisors acknowledge rungs of their rank or below; administrators any rung. A rung's
 # named addressee may acknowledge it whatever their role (see `rung_refusal`).
 ACKNOWLEDGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})

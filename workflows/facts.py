@@ -38,6 +38,7 @@ from workflows.models import (
     SocialWorker,
     Stage,
     Agency,
+    PartnerReferral,
     VistSubmission,
 )
 from workflows.missing_models import MissingReport
@@ -55,6 +56,9 @@ class FactKind(StrEnum):
     SCREENED = "screened"
     REPEAT_OVERRIDE_REQUESTED = "repeat_override_requested"
     REPEAT_OVERRIDE_DECIDED = "repeat_override_decided"
+    # A partner agency's referral, opening its referral at screening; a supervisor's decision not to inform CSC.
+    PARTNER_REFERRAL_RECEIVED = "partner_referral_received"
+    CSC_NOT_INFORMED_DECIDED = "csc_not_informed_decided"
     STRATEGY_DISCUSSION_HELD = "strategy_discussion_held"
     CONFERENCE_BOOKED = "conference_booked"
     CONFERENCE_HELD = "conference_held"
@@ -193,6 +197,19 @@ class Screened(FactPayload):
             # Only screenings recorded before supervisors granted overrides themselves can name one.
             "repeat_referral_override": True if self.repeat_referral_override is not None else None,
         } | {f"child {d.child_id}": d.decision.value for d in self.child_decisions}
+
+
+class PartnerReferralReceived(VistSubmitted):
+    """A partner agency's referral: read like a VIST's first version wherever the form is read."""
+
+    submission: PartnerReferral
+
+    def summary(self) -> Summary:
+        return {"agency": self.submission.referring_agency.value, "tool": self.submission.tool.value}
+
+
+class CscNotInformedDecided(FactPayload):
+    rationale: str
 
 
 class RepeatOverrideRequested(FactPayload):
@@ -645,6 +662,10 @@ FACTS: dict[FactKind, FactEntry] = {
     FactKind.SCREENED: FactEntry(Screened, "screened", decision=True),
     FactKind.REPEAT_OVERRIDE_REQUESTED: FactEntry(RepeatOverrideRequested, "override requested", decision=True),
     FactKind.REPEAT_OVERRIDE_DECIDED: FactEntry(RepeatOverrideDecided, "override decided", decision=True),
+    FactKind.PARTNER_REFERRAL_RECEIVED: FactEntry(PartnerReferralReceived, "partner referral received"),
+    FactKind.CSC_NOT_INFORMED_DECIDED: FactEntry(
+        CscNotInformedDecided, "children's social care not to be informed", decision=True
+    ),
     FactKind.STRATEGY_DISCUSSION_HELD: FactEntry(StrategyDiscussionHeld, "strategy discussion held", decision=True),
     FactKind.CONFERENCE_BOOKED: FactEntry(ConferenceBooked, "conference booked", decision=True),
     FactKind.CONFERENCE_HELD: FactEntry(ConferenceHeld, "conference held", decision=True),

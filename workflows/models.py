@@ -311,7 +311,7 @@ class ChildPresent(Model):
     name: ShortText
     date_of_birth: DomainDate = Field(description="a date (YYYY-MM-DD): on or before the incident, under 18 at it")
     home_address: Text | None = None
-    observed: Text = Field(description="what the officer saw of the child")
+    observed: Text = Field(description="what the officer (or the referring partner) saw of the child")
     voice_of_the_child: Text | None = Field(
         default=None,
         description="what the child said, their behaviour and demeanour: required when the incident is domestic abuse",
@@ -348,16 +348,45 @@ class Section46(Model):
     accommodation: Text
 
 
-class VistSubmission(Model):
+class ReferralForm(Model):
+    """What every form that opens a referral holds: the incident or concern, the children, the adults, the risk."""
+
+    form_id: uuid.UUID = Field(description="the form's own ID, assigned by the app that made it: the same ID finds the same referral")
+    incident: Incident
+    children: list[ChildPresent] = Field(min_length=1, max_length=20)
+    adults: list[AdultInvolved] = Field(default_factory=list, max_length=30)
+    initial_risk: RiskGrade
+
+    def police_protection_used(self) -> bool:
+        """Whether police protection (section 46) was used: only a VIST can say it was."""
+        return False
+
+    def content_digest(self) -> str:
+        """A digest of the form's content: the same form ID with other content is a different form."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def children_problem(form: ReferralForm, voice_required: bool) -> str | None:
+    """The first child a form cannot hold, as "field: reason": one key per child, born before the incident, under 18."""
+    ids = [child.child_id for child in form.children]
+    if len(set(ids)) != len(ids):
+        return "children: each child_id must be unique within the referral"
+    for index, child in enumerate(form.children):
+        if child.date_of_birth > form.incident.occurred_at.date():
+            return f"children[{index}].date_of_birth: is after the incident"
+        if voice_required and child.voice_of_the_child is None:
+            return f"children[{index}].voice_of_the_child: required when the incident is domestic abuse"
+        if (form.incident.occurred_at.date() - child.date_of_birth).days > 18 * 366:
+            return f"children[{index}].date_of_birth: the child was 18 or over at the incident"
+    return None
+
+
+class VistSubmission(ReferralForm):
     """A VIST form. Its rules across fields: each child_id unique; every child born on or before the incident and
     under 18 at it; domestic abuse requires each child's voice_of_the_child; section 46 police protection is
     allowed only with a high initial_risk, names children of this form and was used at or after the incident;
     no time in the future. A time without an offset is London's; a date of birth is a date."""
 
-    form_id: uuid.UUID = Field(description="the form's own ID, assigned by the VIST app: the same ID finds the same referral")
-    incident: Incident
-    children: list[ChildPresent] = Field(min_length=1, max_length=20)
-    adults: list[AdultInvolved] = Field(default_factory=list, max_length=30)
     initial_risk: RiskGrade = Field(description="high when section_46 is given")
     section_46: Section46 | None = Field(default=None, description="police protection used: only with a high initial_risk")
     officer_id: StaffId = Field(description="the submitting officer's own staff ID, as their credentials name them")
@@ -365,20 +394,11 @@ class VistSubmission(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> "VistSubmission":
-        ids = [child.child_id for child in self.children]
-        if len(set(ids)) != len(ids):
-            raise ValueError("children: each child_id must be unique within the referral")
-        for index, child in enumerate(self.children):
-            if child.date_of_birth > self.incident.occurred_at.date():
-                raise ValueError(f"children[{index}].date_of_birth: is after the incident")
-            if self.incident.type is IncidentType.DOMESTIC_ABUSE and child.voice_of_the_child is None:
-                raise ValueError(
-                    f"children[{index}].voice_of_the_child: required when the incident is domestic abuse"
-                )
-            if (self.incident.occurred_at.date() - child.date_of_birth).days > 18 * 366:
-                raise ValueError(f"children[{index}].date_of_birth: the child was 18 or over at the incident")
+        problem = children_problem(self, voice_required=self.incident.type is IncidentType.DOMESTIC_ABUSE)
+        if problem is not None:
+            raise ValueError(problem)
         if self.section_46 is not None:
-            unknown = set(self.section_46.child_ids) - set(ids)
+            unknown = set(self.section_46.child_ids) - {child.child_id for child in self.children}
             if unknown:
                 raise ValueError("section_46.child_ids: names a child not in the referral")
             if self.section_46.used_at < self.incident.occurred_at:
@@ -387,24 +407,82 @@ class VistSubmission(Model):
                 raise ValueError("initial_risk: must be high when section 46 police protection was used")
         return self
 
-    def content_digest(self) -> str:
-        """A digest of the form's content: the same form ID with other content is a different form."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+    def police_protection_used(self) -> bool:
+        return self.section_46 is not None
+
+
+# The partner agencies that refer a child straight to screening.
+REFERRING_AGENCIES = frozenset({Agency.HEALTH, Agency.EDUCATION, Agency.CHILDRENS_SOCIAL_CARE})
+
+
+class PartnerTool(StrEnum):
+    """The form a partner agency refers with."""
+
+    CSE_SCREENING_TOOL = "cse_screening_tool"
+    SAFEGUARDING_CONCERN = "safeguarding_concern"
+
+
+class CseIndicator(StrEnum):
+    """What a CSE screening tool marks as seen: a closed list, never free text."""
+
+    MISSING_EPISODES = "missing_episodes"
+    OLDER_PARTNER = "older_partner"
+    UNEXPLAINED_GIFTS_OR_MONEY = "unexplained_gifts_or_money"
+    UNKNOWN_ADULTS_ONLINE = "unknown_adults_online"
+    SUBSTANCE_MISUSE = "substance_misuse"
+    SEXUAL_HEALTH = "sexual_health"
+    SCHOOL_ABSENCE = "school_absence"
+    GANG_ASSOCIATION = "gang_association"
+    SELF_HARM = "self_harm"
+    TRANSPORTED_BY_UNKNOWN_ADULTS = "transported_by_unknown_adults"
+
+
+class PartnerReferral(ReferralForm):
+    """A partner agency's referral (health, education, children's social care), made straight to screening.
+
+    Its referrer and their agency are the token's: the form names them and must name the caller.
+    """
+
+    referrer_id: StaffId = Field(description="the referrer's own staff ID, from their credentials")
+    referring_agency: Agency = Field(description="the referrer's agency, from their credentials")
+    tool: PartnerTool
+    cse_indicators: list[CseIndicator] = Field(
+        default_factory=list, max_length=len(CseIndicator), description="what the CSE screening tool marked as seen"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PartnerReferral":
+        if self.referring_agency not in REFERRING_AGENCIES:
+            allowed = ", ".join(sorted(a.value for a in REFERRING_AGENCIES))
+            raise ValueError(f"referring_agency: a partner referral comes from {allowed}")
+        problem = children_problem(self, voice_required=False)
+        if problem is not None:
+            raise ValueError(problem)
+        if len(set(self.cse_indicators)) != len(self.cse_indicators):
+            raise ValueError("cse_indicators: an indicator is marked more than once")
+        if self.tool is PartnerTool.CSE_SCREENING_TOOL:
+            if self.incident.type is not IncidentType.CSE:
+                raise ValueError("incident.type: a CSE screening tool's concern is cse")
+            if not self.cse_indicators:
+                raise ValueError("cse_indicators: a CSE screening tool marks at least one indicator")
+        elif self.cse_indicators:
+            raise ValueError("cse_indicators: only a CSE screening tool marks them")
+        return self
 
 
 # How far ahead of the clock a reported time may be: the reporter's clock may run a little fast.
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def future_time_in(submission: VistSubmission, now: datetime) -> str | None:
-    """The first time in a submission that has not happened yet at `now`, as "field: reason".
+def future_time_in(submission: ReferralForm, now: datetime) -> str | None:
+    """The first time in a form that has not happened yet at `now`, as "field: reason".
 
     Read against the caller's clock: by the API at intake, by the workflow (its own clock) at a resubmission.
     """
     latest = now + CLOCK_SKEW
     if submission.incident.occurred_at > latest:
         return "incident.occurred_at: is in the future"
-    if submission.section_46 is not None and submission.section_46.used_at > latest:
+    if isinstance(submission, VistSubmission) and submission.section_46 is not None and submission.section_46.used_at > latest:
         return "section_46.used_at: is in the future"
     return None
 
@@ -640,6 +718,8 @@ class SlaPolicy(Model):
             standard=Duration(working_days=3), medium=Duration(working_days=3), high=Duration(hours=8)
         )
     )
+    # Police tell children's social care of a screened referral within this (an agreed action of the CRU's).
+    csc_notification: Duration = Field(default_factory=lambda: Duration(working_days=1))
     conference_working_days: int = Field(default=15, ge=1)
     conference_report_working_days_before: int = Field(default=2, ge=0)
     action_reminder_before: Duration = Field(default_factory=lambda: Duration(hours=24))
@@ -703,7 +783,9 @@ class ForwardedDecision(Model):
 
 
 class StartReferral(Model):
-    submission: VistSubmission
+    submission: VistSubmission | PartnerReferral = Field(
+        description="a VIST, which a supervisor reviews, or a partner agency's referral, which starts at screening"
+    )
     submitted_by: Actor
     sla_policy: SlaPolicy | None = Field(
         default=None, description="omitted: the worker's configured policy is loaded by an activity"
@@ -937,6 +1019,12 @@ class OverrideDecision(Decision):
     rationale: Text
 
 
+class CscNotInformed(Decision):
+    """A supervisor decides that children's social care need not be informed of this referral, and why."""
+
+    rationale: Text
+
+
 class ActionCompletion(Decision):
     note: Text
 
@@ -1024,6 +1112,14 @@ class RepeatReferralOverrideState(Model):
     rationale: str | None = None
 
 
+class CscNotInformedState(Model):
+    """A supervisor's decision that children's social care need not be informed: a screening may then leave them out."""
+
+    decided_by: str
+    decided_at: datetime
+    rationale: str
+
+
 class PriorReferral(Model):
     """An earlier referral in view at screening, once, with every reason it matched."""
 
@@ -1070,6 +1166,16 @@ class PriorConference(AboutTheChildren):
     child_protection_plan: bool
 
 
+class PriorPanelDecision(AboutTheChildren):
+    """A panel's decision on another case (a referral or a missing episode) about a child this referral is about."""
+
+    sitting_id: str = Field(description="the panel's sitting that decided it")
+    case_id: str = Field(description="the referral or missing episode decided on")
+    decided_at: datetime
+    grade: str | None = Field(default=None, description="the grade the panel decided, if any")
+    actions_agreed: int = Field(default=0, description="how many agreed actions the panel set")
+
+
 class AdultInvolvement(Model):
     """An earlier referral an adult of this referral was involved in, once, with every role they had in it."""
 
@@ -1103,7 +1209,7 @@ class ChildOnPlan(Model):
 class ScreeningView(Model):
     """What is known about the referral's children before it, each source newest first.
 
-    Earlier referrals about the child, their missing episodes and conference outcomes reach back
+    Earlier referrals about the child, their missing episodes, conference outcomes and panels' decisions reach back
     over the look-back window; earlier referrals at the address, and the repeat flag, over the
     repeat window. Views recorded before the look-back read their lists as the repeat window's.
     """
@@ -1114,6 +1220,9 @@ class ScreeningView(Model):
     )
     conference_outcomes: list[PriorConference] = Field(
         default_factory=list, description="earlier conferences' outcomes about the children, newest first"
+    )
+    panel_decisions: list[PriorPanelDecision] = Field(
+        default_factory=list, description="panels' decisions on the children's other cases, newest first"
     )
     look_back_since: datetime | None = Field(
         default=None, description="how far back the view reaches about the children; none: the repeat window's start"
@@ -1193,6 +1302,12 @@ class ReferralState(Model):
     screening_view: ScreeningView | None = None
     screening_outcome: ScreeningOutcome | None = None
     repeat_referral_override: RepeatReferralOverrideState | None = None
+    csc_not_informed: CscNotInformedState | None = Field(
+        default=None, description="a supervisor's decision that children's social care need not be informed"
+    )
+    referring_agency: Agency = Field(
+        default=Agency.POLICE, description="who referred: police (a VIST) or the partner agency whose referral it is"
+    )
     section_47: bool | None = None
     strategy_discussion_inquorate: bool = False
     conference_due_by: datetime | None = None

@@ -23,9 +23,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.alerting import AlertDispatch
     from workflows.authority import (
         CASE_DECIDERS,
+        CSC_NOT_INFORMED_DECIDERS,
         OFFICERS,
         OVERRIDE_DECIDERS,
         OVERRIDE_REQUESTERS,
+        PARTNER_REFERRERS,
         REVIEWERS,
         SCREENERS,
         SUBMITTERS,
@@ -41,7 +43,9 @@ with workflow.unsafe.imports_passed_through():
         CseEpisodeLinked,
         ConferenceBooked,
         ConferenceHeld,
+        CscNotInformedDecided,
         FactPayload,
+        PartnerReferralReceived,
         RecordedEvent,
         RepeatOverrideDecided,
         RepeatOverrideRequested,
@@ -66,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         Closure,
         ConferenceBooking,
         ConferenceOutcome,
+        CscNotInformed,
+        CscNotInformedState,
         Duration,
         Escalation,
         EpisodeLink,
@@ -75,9 +81,11 @@ with workflow.unsafe.imports_passed_through():
         NamedRole,
         OverrideDecision,
         OverrideRequest,
+        PartnerReferral,
         PoliceAttendance,
         PriorReferralQuery,
         ProofVerdict,
+        ReferralForm,
         ReferralState,
         Resubmission,
         RiskGrade,
@@ -117,6 +125,10 @@ NAMED_ATTENDANCE_PATCH = "named-attendance"
 LONG_LOOK_BACK_PATCH = "long-look-back"
 # Referrals from here on alert a plan's social worker when the screening view finds the child on it.
 PLAN_ALERTS_PATCH = "child-on-plan-alerts"
+# A partner agency's referral opens at screening (no VIST to review), its form checked against its referrer.
+PARTNER_REFERRALS_PATCH = "partner-referrals"
+# Screenings from here on that inform children's social care agree the police's notification as an action.
+CSC_NOTIFICATION_PATCH = "csc-notification"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -140,10 +152,12 @@ class ReferralWorkflow:
     @workflow.init
     def __init__(self, start: StartReferral) -> None:
         self._reference = workflow.info().workflow_id
-        self._submissions: list[VistSubmission] = [start.submission]
+        self._submissions: list[ReferralForm] = [start.submission]
         self._policy: SlaPolicy | None = start.sla_policy
         self._ladder = EscalationLadder(start.sla_policy) if start.sla_policy else None
-        self._stage = Stage.SUPERVISOR_REVIEW
+        # A partner agency's referral has no VIST to review: it opens at screening.
+        self._partner = isinstance(start.submission, PartnerReferral) and workflow.patched(PARTNER_REFERRALS_PATCH)
+        self._stage = Stage.SCREENING if self._partner else Stage.SUPERVISOR_REVIEW
         self._stage_token = 0
         self._risk = start.submission.initial_risk
         # Deadlines run from the start's acceptance, not from when a worker first got to the referral.
@@ -162,6 +176,7 @@ class ReferralWorkflow:
         self._screening_view: ScreeningView | None = None
         self._screening_outcome: ScreeningOutcome | None = None
         self._override: RepeatReferralOverrideState | None = None
+        self._csc_not_informed: CscNotInformedState | None = None
         # Who performed each remembered duty, for the separation of duties.
         self._performed: dict[Duty, set[str]] = {Duty.SUBMIT_VIST: {start.submitted_by.id}}
         self._section_47: bool | None = None
@@ -173,8 +188,8 @@ class ReferralWorkflow:
         self._close_reason: CloseReason | None = None
         self._close_after_actions: CloseReason | None = None
         self._completion_from_results_only = True
-        self._fact(VistSubmitted(version=1, submission=start.submission, submitted_at=self._submitted_at),
-                   start.submitted_by)
+        received = PartnerReferralReceived if self._partner else VistSubmitted
+        self._fact(received(version=1, submission=start.submission, submitted_at=self._submitted_at), start.submitted_by)
         self._fact(
             StageChanged(from_stage=None, to_stage=self._stage, deadline=self._deadline(), entered_at=self._submitted_at),
             SYSTEM_ACTOR,
@@ -184,8 +199,7 @@ class ReferralWorkflow:
     async def run(self, start: StartReferral) -> ReferralState:
         if workflow.patched(IDENTITY_FROM_TOKEN_PATCH):
             # Before any fact is written: a refused start leaves no record behind.
-            require(start.submitted_by, SUBMITTERS, "submit a VIST")
-            own_submission(start.submitted_by, start.submission)
+            own_form(start.submitted_by, start.submission)
         # Last of the start's patches, so that every patch marker precedes the check's activity.
         self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
         if self._completion_from_results_only:
@@ -197,6 +211,10 @@ class ReferralWorkflow:
             )
             self._ladder = EscalationLadder(self._policy)
         assert self._ladder is not None
+        if self._partner:
+            # Screening starts at once: its view is read once the referral is in the read model.
+            await self._outbox.recorded()
+            await self._load_screening_view()
         while self._stage is not Stage.CLOSED:
             token = self._stage_token
             if self._stage is Stage.ACTIONS:
@@ -253,6 +271,8 @@ class ReferralWorkflow:
             screening_view=self._screening_view,
             screening_outcome=self._screening_outcome,
             repeat_referral_override=self._override,
+            csc_not_informed=self._csc_not_informed,
+            referring_agency=submission.referring_agency if isinstance(submission, PartnerReferral) else Agency.POLICE,
             section_47=self._section_47,
             strategy_discussion_inquorate=self._inquorate,
             conference_due_by=self._conference_due_by,
@@ -314,10 +334,26 @@ class ReferralWorkflow:
         self._fact(Screened.of(screening), screening.actor)
         self._regrade_if_changed(screening.actor, screening.risk, "graded at screening")
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
+            # Children's social care are party to the discussion, quorate only with them present.
             self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
+        elif Agency.CHILDRENS_SOCIAL_CARE in screening.agencies_informed and workflow.patched(CSC_NOTIFICATION_PATCH):
+            # Telling them of a referral screening closes is the police's to do, tracked like any agreed action.
+            reason = SCREENING_CLOSURES[screening.outcome]
+            await self._agree_actions_then(
+                screening.actor, [self._csc_notification(screening)], lambda: self._after_decision(screening.actor, reason)
+            )
         else:
             self._close(screening.actor, SCREENING_CLOSURES[screening.outcome], screening.rationale)
         return await self._recorded_state()
+
+    def _csc_notification(self, screening: Screening) -> AgreedActionSpec:
+        """The police's notification of the referral and its screening to children's social care, the screener's."""
+        assert self._policy is not None
+        return AgreedActionSpec(
+            description="Notify children's social care of the referral and its screening outcome",
+            owner=ActionOwner(agency=Agency.POLICE, owner=screening.actor.id),
+            deadline=add_duration(workflow.now(), self._policy.csc_notification, self._policy),
+        )
 
     @screen.validator
     def _check_screen(self, screening: Screening) -> None:
@@ -335,6 +371,11 @@ class ReferralWorkflow:
             raise reject(
                 "repeat_referral_override: a screening cannot name a supervisor; "
                 "the supervisor grants the override under their own credentials"
+            )
+        if Agency.CHILDRENS_SOCIAL_CARE not in screening.agencies_informed and self._csc_not_informed is None:
+            raise reject(
+                "agencies_informed: children's social care must be informed, unless a supervisor has first decided, "
+                "with a rationale, that they need not be"
             )
         granted = self._override is not None and self._override.granted is True
         needed = self._screening_view.override_needed
@@ -385,6 +426,25 @@ class ReferralWorkflow:
         if self._override is None or self._override.granted is not None:
             raise reject("granted: no override request is waiting for a decision")
         require_separation(decision.actor, Duty.DECIDE_OVERRIDE, self._performed)
+
+    # --- stage 3: a supervisor's decision that children's social care need not be informed ------
+
+    @workflow.update
+    async def decide_csc_not_informed(self, decision: CscNotInformed) -> ReferralState:
+        self._csc_not_informed = CscNotInformedState(
+            decided_by=decision.actor.id, decided_at=workflow.now(), rationale=decision.rationale
+        )
+        self._fact(CscNotInformedDecided.of(decision), decision.actor)
+        return await self._recorded_state()
+
+    @decide_csc_not_informed.validator
+    def _check_decide_csc_not_informed(self, decision: CscNotInformed) -> None:
+        self._check(
+            decision.actor, CSC_NOT_INFORMED_DECIDERS, "decide that children's social care need not be informed",
+            {Stage.SCREENING},
+        )
+        if self._csc_not_informed is not None:
+            raise reject("rationale: a supervisor has already decided that children's social care need not be informed")
 
     async def _load_screening_view(self) -> None:
         assert self._policy is not None
@@ -765,21 +825,40 @@ class ReferralWorkflow:
 
 
 def stage_deadline(
-    policy: SlaPolicy, stage: Stage, entered_at: datetime, risk: RiskGrade, submission: VistSubmission
+    policy: SlaPolicy, stage: Stage, entered_at: datetime, risk: RiskGrade, submission: ReferralForm
 ) -> datetime | None:
     """A stage's deadline under the policy, from when it was entered, at this risk (police protection's own when taken)."""
     deadlines = policy.deadlines_for(stage)
     if deadlines is None:
         return None
-    return add_duration(entered_at, deadlines.for_risk(risk, submission.section_46 is not None), policy)
+    return add_duration(entered_at, deadlines.for_risk(risk, submission.police_protection_used()), policy)
+
+
+def opening_stage(form: ReferralForm) -> Stage:
+    """Where a referral started now opens: a partner agency's at screening (it has no VIST to review)."""
+    return Stage.SCREENING if isinstance(form, PartnerReferral) else Stage.SUPERVISOR_REVIEW
 
 
 def first_deadline(start: StartReferral, submitted_at: datetime) -> datetime | None:
-    """The supervisor review's deadline a referral starts with, from its start's acceptance: what the workflow sets."""
+    """The opening stage's deadline a referral starts with, from its start's acceptance: what the workflow sets."""
     if start.sla_policy is None:
         return None
-    submission = start.submission
-    return stage_deadline(start.sla_policy, Stage.SUPERVISOR_REVIEW, submitted_at, submission.initial_risk, submission)
+    form = start.submission
+    return stage_deadline(start.sla_policy, opening_stage(form), submitted_at, form.initial_risk, form)
+
+
+def own_form(actor: Actor, form: ReferralForm) -> None:
+    """The form that opens a referral is its submitter's to make, naming them as their credentials do."""
+    if isinstance(form, PartnerReferral):
+        require(actor, PARTNER_REFERRERS, "refer a child as a partner agency")
+        if form.referrer_id != actor.id:
+            raise reject("submission.referrer_id: must be the referrer's own staff ID, from their credentials")
+        if form.referring_agency is not actor.agency:
+            raise reject("submission.referring_agency: must be the referrer's own agency, from their credentials")
+        return
+    assert isinstance(form, VistSubmission)
+    require(actor, SUBMITTERS, "submit a VIST")
+    own_submission(actor, form)
 
 
 def own_submission(actor: Actor, submission: VistSubmission) -> None:

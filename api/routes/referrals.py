@@ -16,6 +16,7 @@ from api.deps import (
     Authenticated,
     Cursor,
     Limit,
+    Services,
     Svc,
     allowed,
     decode_cursor,
@@ -25,10 +26,13 @@ from api.deps import (
 from api.errors import ERRORS, ApiError, aware_moment, invalid
 from auth.tokens import Caller
 from starter.referrals import REFERENCE
-from workflows.authority import ADDRESS_ENQUIRERS, SUBMITTERS
+from workflows.authority import ADDRESS_ENQUIRERS, PARTNER_REFERRERS, SUBMITTERS
 from workflows.facts import visible_to
 from workflows.models import (
+    REFERRING_AGENCIES,
     Agency,
+    PartnerReferral,
+    ReferralForm,
     ReferralState,
     RiskGrade,
     Role,
@@ -42,16 +46,15 @@ from workflows.models import (
 log = structlog.get_logger("api")
 
 router = APIRouter(responses=ERRORS, tags=["referrals"])
+# A form opening a referral: 201 a new one, 200 the same form again.
+INTAKE = {
+    "status_code": 201,
+    "response_model": bodies.Intake,
+    "responses": {200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
+}
 
 
-@router.post(
-    "/referrals",
-    status_code=201,
-    response_model=bodies.Intake,
-    tags=["referrals"],
-    summary="Submit a VIST",
-    responses={200: {"model": bodies.Intake, "description": "this form was already submitted: the same referral"}},
-)
+@router.post("/referrals", summary="Submit a VIST", **INTAKE)
 async def submit_vist(
     submission: VistSubmission,
     response: Response,
@@ -63,18 +66,46 @@ async def submit_vist(
     The form's `officer_id` must be the caller's own staff ID (422 otherwise).
     """
     own_identity(("body", "officer_id"), submission.officer_id, caller)
+    return await open_referral(submission, caller, svc, response, "vist_received")
+
+
+@router.post("/partner-referrals", summary="Refer a child as a partner agency (health, education, children's social care)",
+             **INTAKE)
+async def submit_partner_referral(
+    referral: PartnerReferral,
+    response: Response,
+    caller: Annotated[Caller, Depends(allowed(PARTNER_REFERRERS, "refer a child as a partner agency"))],
+    svc: Svc,
+) -> bodies.Intake:
+    """A partner agency's referral (a CSE screening tool, a safeguarding concern), opening at screening: no VIST review.
+
+    201, 200 and 409 as for a VIST. The form's `referrer_id` and `referring_agency` must be the caller's own, as
+    their token says (422 otherwise); a partner of an agency that does not refer is refused (403).
+    """
+    if caller.actor.agency not in REFERRING_AGENCIES:
+        allowed_agencies = ", ".join(sorted(a.value for a in REFERRING_AGENCIES))
+        raise ApiError(403, f"actor.agency: {caller.actor.agency.value} staff may not refer a child "
+                            f"(allowed: {allowed_agencies})", "actor.agency")
+    own_identity(("body", "referrer_id"), referral.referrer_id, caller)
+    if referral.referring_agency is not caller.actor.agency:
+        raise invalid(("body", "referring_agency"), "must be the caller's own agency: who refers comes from the credentials")
+    return await open_referral(referral, caller, svc, response, "partner_referral_received")
+
+
+async def open_referral(form: ReferralForm, caller: Caller, svc: Services, response: Response, event: str) -> bodies.Intake:
+    """Start the form's referral (once per form) under the caller's token; its stage, risk and deadline."""
     # The workflow has no validator before its start: times the wall clock refutes are refused here.
-    problem = future_time_in(submission, await svc.clock())
+    problem = future_time_in(form, await svc.clock())
     if problem is not None:
         field, why = problem.split(": ", 1)
         raise invalid(("body", *field.split(".")), why)
     intake = await REFERRAL.client(svc).submit(
-        StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=svc.sla_policy),
+        StartReferral(submission=form, submitted_by=caller.actor, sla_policy=svc.sla_policy),
         svc.settings.task_queue,
     )
     if not intake.created:
         response.status_code = 200
-    log.info("vist_received", reference=intake.reference, created=intake.created)
+    log.info(event, reference=intake.reference, created=intake.created)
     return bodies.Intake(
         reference=intake.reference, stage=intake.stage, risk=intake.risk, deadline=intake.deadline,
         created=intake.created,

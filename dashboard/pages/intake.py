@@ -1,7 +1,9 @@
-"""The forms that open a case: an officer's VIST, and a child reported missing, each checked as the API checks it.
+"""The forms that open a case: an officer's VIST, a partner agency's referral, and a child reported missing, each
+checked as the API checks it.
 
 A form carries its own ID (the VIST's form ID, the missing report's ID), made when the page was drawn: sent twice, it
-finds the case it opened rather than opening a second. Who reports is the signed-in caller, never a field of the form.
+finds the case it opened rather than opening a second. Who reports (and a partner's agency) is the signed-in caller,
+never a field of the form.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
@@ -22,9 +24,19 @@ from dashboard.forms import Submitted, nested
 from starter.decisions import field_errors, named_field
 from starter.missing import MissingEpisodes
 from starter.workflow_client import NoSuchWorkflow, WorkflowRefusal
-from workflows.authority import MISSING_REPORTERS, SUBMITTERS
+from workflows.authority import MISSING_REPORTERS, PARTNER_REFERRERS, SUBMITTERS
 from workflows.missing_models import MissingReport, StartMissingEpisode, not_in_future
-from workflows.models import Model, Role, StartReferral, VistSubmission, future_time_in
+from workflows.models import (
+    REFERRING_AGENCIES,
+    Agency,
+    Model,
+    PartnerReferral,
+    ReferralForm,
+    Role,
+    StartReferral,
+    VistSubmission,
+    future_time_in,
+)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -51,21 +63,39 @@ class IntakeForm:
     opened: Callable[[Dashboard, str], Awaitable[tuple[str, str]]]
     heading: str
     again: str
+    # The agencies whose staff use it, beside their roles: none, any agency.
+    agencies: frozenset[Agency] | None = None
+
+    def allows(self, caller: Caller) -> bool:
+        return caller.actor.role in self.roles and (self.agencies is None or caller.actor.agency in self.agencies)
 
 
-def officers_vist(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def children_keyed(form: dict[str, Any]) -> dict[str, Any]:
     # Children are keyed C1, C2... in the order the form lists them; decisions name them by it, never by name.
     for number, child in enumerate(form.get("children", []), start=1):
         if isinstance(child, dict):
             child["child_id"] = f"C{number}"
-    return form | {"officer_id": caller.actor.id}
+    return form
 
 
-async def submit_vist(board: Dashboard, submission: VistSubmission, caller: Caller) -> str:
-    start = StartReferral(submission=submission, submitted_by=caller.actor, sla_policy=board.sla_policy)
-    intake = await board.referrals.submit(start, board.task_queue)
-    log.info("vist_received", reference=intake.reference, created=intake.created, channel="dashboard")
-    return f"{PREFIX}/vist/{intake.reference}"
+def officers_vist(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return children_keyed(form) | {"officer_id": caller.actor.id}
+
+
+def partners_referral(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    return children_keyed(form) | {"referrer_id": caller.actor.id, "referring_agency": caller.actor.agency.value}
+
+
+def opening_referral(path: str, event: str) -> Callable[[Dashboard, ReferralForm, Caller], Awaitable[str]]:
+    """How a form opening a referral (a VIST, a partner's referral) starts it, logs `event`, and where its page is."""
+
+    async def start(board: Dashboard, form: ReferralForm, caller: Caller) -> str:
+        intake = await board.referrals.submit(
+            StartReferral(submission=form, submitted_by=caller.actor, sla_policy=board.sla_policy), board.task_queue)
+        log.info(event, reference=intake.reference, created=intake.created, channel="dashboard")
+        return f"{PREFIX}/{path}/{intake.reference}"
+
+    return start
 
 
 async def report_missing(board: Dashboard, report: MissingReport, caller: Caller) -> str:
@@ -87,9 +117,12 @@ async def episode_opened(board: Dashboard, episode_id: str) -> tuple[str, str]:
     return f"is open at {state.grade.value} risk{review}", f"{PREFIX}/missing/{episode_id}"
 
 
-VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, "vist.html", "form_id", officers_vist,
-                  lambda submission, now: future_time_in(submission, now), submit_vist,
-                  referral_opened, "VIST submitted", "Submit another VIST")
+VIST = IntakeForm("vist", VistSubmission, SUBMITTERS, "vist.html", "form_id", officers_vist, future_time_in,
+                  opening_referral("vist", "vist_received"), referral_opened, "VIST submitted", "Submit another VIST")
+PARTNER_REFERRAL = IntakeForm("partner-referral", PartnerReferral, PARTNER_REFERRERS, "partner_referral.html", "form_id",
+                              partners_referral, future_time_in,
+                              opening_referral("partner-referral", "partner_referral_received"), referral_opened,
+                              "Referral received", "Refer another child", agencies=REFERRING_AGENCIES)
 MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, "missing_report.html", "report_id",
                             lambda form, caller: form,
                             lambda report, now: not_in_future(report.missing_since, now, "missing_since"),
@@ -98,7 +131,7 @@ MISSING_REPORT = IntakeForm("report-missing", MissingReport, MISSING_REPORTERS, 
 
 async def intake_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, status: int = 200,
                       **context: Any) -> Response:
-    if caller.actor.role not in intake.roles:
+    if not intake.allows(caller):
         return board.forbidden(request, caller, "this form")
     return board.page(request, intake.template, caller, status=status, child_rows=CHILD_ROWS, adult_rows=ADULT_ROWS,
                       form_id=context.pop("form_id", None) or uuid.uuid4(), **context)
@@ -106,7 +139,7 @@ async def intake_page(request: Request, board: Board, caller: Caller, intake: In
 
 async def take_in(request: Request, board: Board, caller: Caller, fields: dict[str, str], intake: IntakeForm) -> Response:
     """Open the form's case, or find the one it already opened; what is refused comes back beside its field."""
-    if caller.actor.role not in intake.roles:
+    if not intake.allows(caller):
         return board.forbidden(request, caller, "this form")
 
     async def again(status: int, errors: list[dict[str, Any]]) -> Response:
@@ -139,6 +172,16 @@ async def vist_sent(request: Request, board: Board, caller: SignedIn, fields: Po
     return await take_in(request, board, caller, fields, VIST)
 
 
+@router.get("/partner-referral", response_class=HTMLResponse)
+async def partner_referral_form(request: Request, board: Board, caller: SignedIn) -> Response:
+    return await intake_page(request, board, caller, PARTNER_REFERRAL)
+
+
+@router.post("/partner-referral")
+async def partner_referral_sent(request: Request, board: Board, caller: SignedIn, fields: PostedForm) -> Response:
+    return await take_in(request, board, caller, fields, PARTNER_REFERRAL)
+
+
 @router.get("/report-missing", response_class=HTMLResponse)
 async def missing_form(request: Request, board: Board, caller: SignedIn) -> Response:
     return await intake_page(request, board, caller, MISSING_REPORT)
@@ -152,7 +195,7 @@ async def missing_sent(request: Request, board: Board, caller: SignedIn, fields:
 async def opened_page(request: Request, board: Board, caller: Caller, intake: IntakeForm, case_id: str) -> Response:
     """The case a form opened, as its workflow holds it now: its ID, where it stands, and where its page is."""
     try:
-        shown = await intake.opened(board, case_id) if caller.actor.role in intake.roles else None
+        shown = await intake.opened(board, case_id) if intake.allows(caller) else None
     except NoSuchWorkflow:
         shown = None
     if shown is None:
@@ -170,3 +213,8 @@ async def vist_opened(request: Request, board: Board, case_id: str, caller: Sign
 @router.get("/report-missing/{case_id}", response_class=HTMLResponse)
 async def missing_opened(request: Request, board: Board, case_id: str, caller: SignedIn) -> Response:
     return await opened_page(request, board, caller, MISSING_REPORT, case_id)
+
+
+@router.get("/partner-referral/{case_id}", response_class=HTMLResponse)
+async def partner_referral_opened(request: Request, board: Board, case_id: str, caller: SignedIn) -> Response:
+    return await opened_page(request, board, caller, PARTNER_REFERRAL, case_id)

@@ -26,6 +26,7 @@ from workflows.models import (
     Closure,
     ConferenceBooking,
     ConferenceOutcome,
+    CscNotInformed,
     Decision,
     EscalationAcknowledgement,
     IncidentType,
@@ -101,6 +102,10 @@ REFERRAL_DECISIONS = {
         ReferralWorkflow.decide_override,
         lambda s, actor: OverrideDecision(actor=actor, granted=True, rationale=SYNTHETIC),
         frozenset({Role.SUPERVISOR}), frozenset({Stage.SCREENING}), "grant or refuse a repeat-referral override"),
+    "csc_not_informed": DecisionKind(
+        ReferralWorkflow.decide_csc_not_informed, lambda s, actor: CscNotInformed(actor=actor, rationale=SYNTHETIC),
+        frozenset({Role.SUPERVISOR}), frozenset({Stage.SCREENING}),
+        "decide that children's social care need not be informed"),
     "strategy_discussion": DecisionKind(
         ReferralWorkflow.record_strategy_discussion,
         lambda s, actor: strategy_discussion(s.now, section_47=True, actions=0).model_copy(update={"actor": actor}),
@@ -234,6 +239,7 @@ WHERE = {
     "screen": Stage.SCREENING,
     "request_override": Stage.SCREENING,
     "decide_override": Stage.SCREENING,
+    "csc_not_informed": Stage.SCREENING,
     "strategy_discussion": Stage.STRATEGY_DISCUSSION,
     "book_conference": Stage.CONFERENCE,
     "conference_outcome": Stage.CONFERENCE,

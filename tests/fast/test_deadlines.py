@@ -19,7 +19,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.fast.referrals import referral_at
-from tests.helpers import LONDON, advance_to, finished, next_local, start_referral, state_when
+from tests.helpers import LONDON, advance_to, finished, next_local, screened_and_told, start_referral, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.alerting import ADMINISTRATORS
 from workflows.models import (
@@ -144,7 +144,7 @@ async def test_a_late_screening_climbs_every_rung_and_alerts_each(fast_env, fast
     await fast_env.sleep(timedelta(days=2))
     assert len((await handle.query(ReferralWorkflow.state)).escalations) == 3  # three rungs, no more
 
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(fast_env.client, handle, screening(submission, ScreeningOutcome.EARLY_HELP))
     result = await finished(fast_env, handle)
     assert [a.escalation.rank for a in fakes.alerts.alerts_of(handle.id)] == [
         Rank.SERGEANT, Rank.INSPECTOR, Rank.SUPERINTENDENT]
@@ -250,7 +250,7 @@ async def test_a_quarantined_fact_raises_the_recording_failed_escalation(fast_en
     (quarantined,) = [f for f in fakes.records.quarantined if f.reference == handle.id]
     assert quarantined.kind == "supervisor_reviewed"
     assert (failed.addressed_to, failed.subject) == (ADMINISTRATORS, f"{handle.id}#{quarantined.seq}")
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(fast_env.client, handle, screening(submission, ScreeningOutcome.EARLY_HELP))
     result = await finished(fast_env, handle)
     # The outbox went on past the refused fact; the administrators' escalation stays theirs after closure.
     assert "closed" in [f.kind for f in fakes.records.facts_of(handle.id)]

@@ -23,7 +23,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.fast.referrals import DECISIONS, NEW_OWNER, decidable, recording_held, referral_at, staff
-from tests.helpers import REFUSAL_WAIT, STARTED, finished, refused, state_when
+from tests.helpers import REFUSAL_WAIT, STARTED, finished, refused, screened_and_told, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
     ActionCompletion,
@@ -277,14 +277,15 @@ async def test_no_screening_before_the_prior_referrals_are_in_view(fast_env, fas
     await refused(handle, ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."), loading)
     gate.set()
     await state_when(handle, lambda s: s.screening_view is not None)
-    closed = await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
-    assert closed.close_reason is CloseReason.EARLY_HELP
+    screened_now = await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.EARLY_HELP))
+    assert screened_now.screening_outcome is ScreeningOutcome.EARLY_HELP
 
 
 # --- where each decision leads ---------------------------------------------------------------------------
 
 async def screened(env, handle, submission, outcome: ScreeningOutcome):
-    return await handle.execute_update(ReferralWorkflow.screen, screening(submission, outcome))
+    """Screened, and children's social care told of it: the referral then closes with the screening's outcome."""
+    return await screened_and_told(env.client, handle, screening(submission, outcome))
 
 
 async def conference_outcome(env, handle, submission, plan: bool):

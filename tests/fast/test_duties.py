@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHandle
 
 from starter.synthetic import INSPECTOR, SCREENER, SERGEANT, screening, synthetic_missing_report, synthetic_vist
 from tests.fast.referrals import REFERRAL_DECISIONS, DecisionKind, referral_at, staff
-from tests.helpers import STARTED, refused, start_episode
+from tests.helpers import STARTED, refused, screened_and_told, start_episode
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodeRegrade, LowGradeDecision, RiskIndicator
 from workflows.authority import SEPARATION_OF_DUTIES, Duty, Separation
@@ -171,7 +171,7 @@ async def test_the_override_is_asked_for_once_decided_once_and_only_then_closes(
     assert (granted.repeat_referral_override.granted, granted.repeat_referral_override.decided_by) == (True, INSPECTOR.id)
     await refused(handle, ReferralWorkflow.request_override, ask, "reason: an override was already asked for and is granted")
     await refused(handle, ReferralWorkflow.decide_override, decide(False), nothing_waiting)
-    closed = await handle.execute_update(ReferralWorkflow.screen, no_further_action)
+    closed = await screened_and_told(fast_env.client, handle, no_further_action)
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION
     decided = [f.payload for f in fakes.records.facts_of(handle.id) if f.kind == "repeat_override_decided"]
     assert [(p["granted"], p["requested_by"]) for p in decided] == [(False, SCREENER.id), (True, SCREENER.id)]
@@ -181,5 +181,5 @@ async def test_no_override_is_asked_for_a_referral_that_is_not_a_repeat(fast_env
     submission, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, Stage.SCREENING, "no repeat")
     await refused(handle, ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."),
                   "reason: this is not a repeat referral nor about a child on a plan; no override is needed")
-    closed = await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    closed = await screened_and_told(fast_env.client, handle, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     assert closed.close_reason is CloseReason.NO_FURTHER_ACTION

@@ -18,7 +18,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import finished, start_referral
+from tests.helpers import finished, screened_and_told, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import FACTS, FactKind
 from workflows.models import (
@@ -57,7 +57,7 @@ async def test_the_decision_history_is_the_registrys_decisions_and_as_of_folds_i
     await handle.execute_update(ReferralWorkflow.request_override, OverrideRequest(actor=SCREENER, reason="Synthetic."))
     await handle.execute_update(ReferralWorkflow.decide_override,
                                 OverrideDecision(actor=SERGEANT, granted=True, rationale="Synthetic."))
-    await handle.execute_update(ReferralWorkflow.screen, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
+    await screened_and_told(fast_env.client, handle, screening(submission, ScreeningOutcome.NO_FURTHER_ACTION))
     final = await finished(fast_env, handle)
 
     facts = fakes.records.facts_of(handle.id)

@@ -22,7 +22,7 @@ from starter.synthetic import (
     synthetic_vist,
 )
 from tests.conftest import TEST_KEYRING
-from tests.helpers import STARTED, finished, start_referral
+from tests.helpers import STARTED, finished, screened_and_told, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.authority import REJECTION_TYPE
 from workflows.models import (
@@ -54,13 +54,14 @@ async def test_review_return_resubmit_screen_close(fast_env, fast_queue, fakes, 
     screening_stage = await handle.execute_update(ReferralWorkflow.review, approval())
     assert screening_stage.stage is Stage.SCREENING
     assert [q.reference for q in fakes.records.prior_queries if q.reference == handle.id] == [handle.id]
-    await handle.execute_update(ReferralWorkflow.screen, screening(corrected, ScreeningOutcome.EARLY_HELP))
+    await screened_and_told(fast_env.client, handle, screening(corrected, ScreeningOutcome.EARLY_HELP))
     result = await finished(fast_env, handle)
     assert result.close_reason is CloseReason.EARLY_HELP
-    facts = fakes.records.facts_of(handle.id)
+    facts = [f for f in fakes.records.facts_of(handle.id) if f.stream == handle.id]  # the referral's, not its action's
     assert [f.seq for f in facts] == list(range(1, len(facts) + 1))  # every fact, once, in order
     moves = [f.payload["to_stage"] for f in facts if f.kind == "stage_changed"]
-    assert moves == ["supervisor_review", "returned_to_officer", "supervisor_review", "screening", "closed"]
+    # Early help closes once children's social care have been told (an agreed action of the screener's).
+    assert moves == ["supervisor_review", "returned_to_officer", "supervisor_review", "screening", "actions", "closed"]
 
 
 async def test_section_47_conference_then_actions_then_closure(fast_env, fast_queue, fakes, sla_policy):

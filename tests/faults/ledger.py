@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from starter.synthetic import screening, synthetic_vist
+from starter.synthetic import synthetic_vist
 from tests.faults.running_stack import CONDITION_TIMEOUT, RunningStack
-from workflows.models import RiskGrade, ScreeningOutcome, VistSubmission
+from workflows.models import RiskGrade, VistSubmission
 
 RETRY_INTERVAL = 1.0
 RETRIED_STATUSES = {502, 503, 504}
@@ -106,9 +106,12 @@ class Referrals:
         return state
 
     async def close(self, reference: str) -> dict:
-        """Screen a reviewed referral out (no further action): the shortest way to its closure."""
-        body = screening(self.forms[reference], ScreeningOutcome.NO_FURTHER_ACTION).details()
-        return await self.decide("screener", f"/referrals/{reference}/screening", body, "screened")
+        """Close a reviewed referral at screening (withdrawn): the shortest way to its closure, one decision.
+
+        (Screened out instead, it would wait for its notification to children's social care, an agreed action.)
+        """
+        body = {"reason": "withdrawn", "note": "Synthetic: withdrawn at screening."}
+        return await self.decide("screener", f"/referrals/{reference}/close", body, "closed")
 
     async def work(self, reference: str, regrades: int, review: bool = True) -> None:
         """Review a new referral, then regrade it back and forth, one decision after another."""

@@ -44,6 +44,7 @@ from tests import (
     test_lifecycle,
     test_missing_episodes,
     test_panels,
+    test_partner_referrals,
     test_screening_history,
     test_trigger_plans,
     test_triage,
@@ -80,6 +81,11 @@ FLOWS: dict[str, Flow] = {
     ),
     # A child on a child protection plan referred again: flagged, the social worker alerted, an override to close.
     "child_on_plan_referred_again": test_screening_history.child_on_a_plan_referred_again,
+    # Children's social care not informed, on a supervisor's rationale; a partner agency's referral opening at screening.
+    "csc_not_informed": (
+        test_partner_referrals.test_a_screening_not_informing_csc_is_refused_without_a_supervisors_rationale_and_recorded_with_it
+    ),
+    "partner_referral": test_partner_referrals.test_a_partner_referral_enters_at_screening_and_runs_on_through_it,
     "bank_holiday_deadline": test_deadlines.test_screening_deadline_over_bank_holidays,
 }
 
