@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 # Each decision's request model, made where the dashboard's forms make theirs too.
 from starter.decisions import request_model  # noqa: F401
-from workflows.missing_models import EpisodePhase, InterviewOutcome, MissingChild
+from workflows.missing_models import EpisodePhase, InterviewOutcome
 from workflows.panel_models import Panel
-from workflows.plan_models import TriggerPlan, TriggerPlanView
+from workflows.plan_models import TriggerPlanView
 from workflows.models import (
     Agency,
     NamedRole,
@@ -157,13 +157,6 @@ class MostFrequentlyMissing(BaseModel):
 class EpisodePage(BaseModel):
     items: list[EpisodeSummary]
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page; none on the last")
-
-
-class TriggerPlanRequest(Model):
-    """A child's first trigger plan: who the child is (matched by identity key only) and the plan."""
-
-    child: MissingChild
-    plan: TriggerPlan
 
 
 class PlanDue(BaseModel):

@@ -44,7 +44,9 @@ from workflows.authority import (
     MISSING_REPORTERS,
     OVERRIDE_DECIDERS,
     PARTNER_REFERRERS,
+    PLAN_WRITERS,
     SUBMITTERS,
+    agency_refusal,
 )
 from dashboard.forms import field_id, field_label
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, RiskIndicator, SafeAndWell, TracingActivity
@@ -53,6 +55,7 @@ from workflows.triage_models import TriageOutcome
 from workflows.models import (
     CASE_PATTERN,
     REFERRING_AGENCIES,
+    Actor,
     AdultRole,
     Agency,
     ChildDecision,
@@ -127,14 +130,15 @@ _LEADING_CASE = re.compile(CASE_PATTERN)
 
 def case_page(workflow_id: str) -> tuple[str, str] | None:
     """The case a workflow ID belongs to (its own, an action's, an escalation's) and where the dashboard shows it:
-    a referral's own page, a missing episode's or a trigger plan's row on the missing-children page, or a panel
-    sitting's page."""
+    a referral's, a missing episode's, a trigger plan's or a panel sitting's own page."""
     match = _LEADING_CASE.match(workflow_id)
     if match is None:
         return None
     case = match.group()
-    if MissingEpisodes.matches(case) or TriggerPlans.matches(case):
-        return case, f"{PREFIX}/missing#{case}"
+    if MissingEpisodes.matches(case):
+        return case, f"{PREFIX}/missing/{case}"
+    if TriggerPlans.matches(case):
+        return case, f"{PREFIX}/plans/{case}"
     if PanelSittings.matches(case):
         return case, f"{PREFIX}/panels/{case}"
     return case, f"{PREFIX}/referrals/{case}"
@@ -180,7 +184,8 @@ class Dashboard:
     clock: Clock
     templates: Jinja2Templates
     decision_timeout: float
-    task_queue: str  # where a referral submitted on the VIST form runs
+    task_queue: str  # where a case opened by a form runs
+    plan_id_secret: bytes  # keys a trigger plan's ID, as the API's
 
     async def session(self, request: Request) -> Session | None:
         """The live session the request's cookie names, kept on the request for its forms; None when there is none."""
@@ -285,6 +290,11 @@ def unavailable_page(request: Request, retry_after: int) -> HTMLResponse:
                     headers={"Retry-After": str(retry_after)})
 
 
+def writes_plans(actor: Actor) -> bool:
+    """Children's social care's own plan writers write and revise trigger plans (the workflow checks again)."""
+    return actor.role in PLAN_WRITERS and agency_refusal(actor, Agency.CHILDRENS_SOCIAL_CARE, "write a plan") is None
+
+
 def nav_roles(caller: Caller | None) -> dict[str, bool]:
     role = caller.actor.role if caller else None
     return {
@@ -295,6 +305,7 @@ def nav_roles(caller: Caller | None) -> dict[str, bool]:
         "vist": role in SUBMITTERS,
         "refer": role in PARTNER_REFERRERS and caller is not None and caller.actor.agency in REFERRING_AGENCIES,
         "report_missing": role in MISSING_REPORTERS,
+        "trigger_plan": caller is not None and writes_plans(caller.actor),
     }
 
 
@@ -328,6 +339,7 @@ def create_board(
         templates=page_templates(),
         decision_timeout=settings.decision_timeout_seconds,
         task_queue=settings.task_queue,
+        plan_id_secret=settings.secret(settings.plan_id_secret, "plan-id-secret"),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,14 @@ def as_written(value: str) -> str:
         except ValueError:
             pass
     return value
+
+
+def written_date(value: str) -> date | None:
+    """A date as written in a form ("26/11/2026" or "2026-11-26"), or None when it is no date."""
+    try:
+        return date.fromisoformat(as_written(value.strip()))
+    except ValueError:
+        return None
 
 
 def nested(fields: Mapping[str, str]) -> dict[str, Any]:

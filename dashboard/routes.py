@@ -12,9 +12,9 @@ addressed to them by name), administrators read and acknowledge everything, audi
 everything, partners see their own agency's agreed actions only. A supervisor grants or refuses a
 repeat-referral override the screener asked for on the referral's page. A page showing a
 referral's details writes an access-log entry. No page shows a child's name, date of birth or
-address, nor a decision's free text, but the VIST form to the officer filling it in, and
-a partner agency's referral form (a partner of health, education or children's social care refers a child to
-screening) to the partner filling it in.
+address, nor a decision's free text, but the VIST form to the officer filling it in (and a returned VIST's
+reasons to its officer), and a partner agency's referral form (a partner of health, education or children's social
+care refers a child to screening) to the partner filling it in.
 """
 
 from fastapi import APIRouter, FastAPI
@@ -27,6 +27,7 @@ from dashboard.pages import (
     intake,
     missing,
     panels,
+    plans,
     referrals,
     signin,
     timeliness,
@@ -36,7 +37,7 @@ from dashboard.pages import (
 __all__ = ["COOKIE", "PAGES", "PREFIX", "mount", "router", "unavailable_page"]
 
 # Each page's module, with its own router.
-PAGES = (signin, intake, escalations, actions, decisions, referrals, triage, missing, panels, timeliness)
+PAGES = (signin, intake, escalations, actions, decisions, referrals, triage, missing, plans, panels, timeliness)
 router = APIRouter()
 for page in PAGES:
     router.include_router(page.router)

@@ -6,6 +6,7 @@ Rows carry sitting and case IDs, codes, roles and times; an attendee's name only
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -76,6 +77,12 @@ class PanelReadModel:
             case_ids,
         )
         return {row["case_id"] for row in rows}
+
+    async def unknown_additions(self, case_ids: list[str]) -> list[dict[str, Any]]:
+        """A refusal for each case an agenda edit adds (listed in its order) that names no referral or missing episode."""
+        known = await self.known_cases(case_ids)
+        return [{"loc": ["add", index, "case_id"], "msg": "no such referral or missing episode", "type": "value_error"}
+                for index, case_id in enumerate(case_ids) if case_id not in known]
 
     async def sittings_of_case(self, case_id: str) -> list[asyncpg.Record]:
         """The sittings a case was on, newest first: what each decided for it."""

@@ -22,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from runtime.settings import Settings
 from runtime.temporal import ensure_schedule
 from starter.workflow_client import WorkflowClient
+from workflows.calendar import is_working_day
 from workflows.models import TRIAGE_ID_PATTERN, SlaPolicy, triage_id
 from workflows.triage import DailyTriageWorkflow, TriageOpeningWorkflow
 from workflows.triage_models import TriageOpening, TriageStart, TriageState
@@ -69,6 +70,15 @@ class Triages(WorkflowClient[TriageState]):
         except WorkflowAlreadyStartedError:
             created = False
         return Opened(await self.state(self.workflow_id(day)), created)
+
+
+def opening_problem(day: date, today: date, policy: SlaPolicy) -> str | None:
+    """"day: reason" when the day's triage may not be opened by hand today: before its day, or on no working day."""
+    if day > today:
+        return "day: a triage cannot be opened before its day"
+    if not is_working_day(day, frozenset(policy.bank_holidays)):
+        return "day: not a working day: no triage is held"
+    return None
 
 
 def daily_triage_schedule(settings: Settings, policy: SlaPolicy) -> Schedule:

@@ -26,6 +26,7 @@ from api.app import create_app
 from dashboard.routes import PAGES
 from starter.missing import MissingEpisodes
 from starter.panels import PanelSittings
+from starter.plans import TriggerPlans
 from starter.triage import Triages
 from starter.synthetic import screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
@@ -145,12 +146,14 @@ async def test_no_route_answers_a_5xx_to_any_role(api_app, api, listing_api, aut
 
 # A path parameter no live referral gives: an ID of the right shape that names nothing.
 WELL_FORMED = {"sitting_id": PanelSittings.example_id, "name": "screening", "episode_id": MissingEpisodes.example_id,
-               "triage_id": Triages.example_id}
+               "triage_id": Triages.example_id, "plan_id": TriggerPlans.example_id}
 # What a dashboard form or link may carry: its fields, drawn as any text.
 DASHBOARD_FIELDS = [
     "token", "next", "idempotency_key", "decision", "rationale", "expires", "sig", "acknowledged", "done", "approved",
     "reasons", "risk", "outcome", "note", "held_at", "conference_at", "attendees.0.name", "child_decisions.0.decision",
     "agreed_actions.0.deadline", "form_id", "incident.type", "incident.occurred_at", "children.0.date_of_birth",
+    "granted", "submission.form_id", "submission.children.0.name", "add.0.case_id", "remove.0", "child.date_of_birth",
+    "plan.review_by", "plan.owner.agency", "folds_in.0", "information", "fold_in", "day",
 ]
 
 

@@ -250,10 +250,14 @@ async def test_a_repeat_referral_closes_with_no_further_action_only_on_a_supervi
     assert 'data-override="pending"' in await dashboard(api, tokens, "screener", f"/dashboard{path}")
     assert 'action="/dashboard' not in (await dashboard(api, tokens, "screener", f"/dashboard{path}")).split(
         'data-override="pending"')[1].split("</section>")[0]
-    assert f'action="/dashboard{path}/override"' in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
+    assert 'data-form="override"' not in await dashboard(api, tokens, "screener", f"/dashboard{path}")
+    assert f'action="/dashboard{path}/decisions/override"' in await dashboard(api, tokens, "inspector", f"/dashboard{path}")
     inspector = await sign_in(api, tokens["inspector"])
-    form = await api.post(f"/dashboard{path}/override",
-                          data=inspector.form(decision="grant", rationale="Synthetic rationale."), headers=inspector.headers)
+    refused = await api.post(f"/dashboard{path}/decisions/override", data=inspector.form(granted="true"),
+                             headers=inspector.headers)
+    assert refused.status_code == 422 and 'id="override-rationale-error"' in refused.text
+    form = await api.post(f"/dashboard{path}/decisions/override",
+                          data=inspector.form(granted="true", rationale="Synthetic rationale."), headers=inspector.headers)
     assert form.status_code == 303, form.text
     granted = (await api.get(path, headers=auth("auditor"))).json()
     assert (granted["repeat_referral_override"]["decided_by"], granted["repeat_referral_override"]["granted"]) == (

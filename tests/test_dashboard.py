@@ -324,7 +324,7 @@ async def test_the_missing_children_page_lists_open_episodes_and_their_late_revi
     row = re.search(rf'<tr id="{handle.id}".*?</tr>', page.text, re.DOTALL).group()
     assert "late by" in row and ">high<" in row and report.child.name not in page.text
     escalations = await dashboard.get("/dashboard/escalations", headers=sergeant)
-    assert f'href="/dashboard/missing#{handle.id}"' in escalations.text
+    assert f'href="/dashboard/missing/{handle.id}"' in escalations.text
     assert "review of a missing child&#39;s episode" in escalations.text or "review of a missing child's episode" in escalations.text
     assert escalation.escalation_id in escalations.text
     assert (await dashboard.get("/dashboard/missing", headers=await signed_in(dashboard, tokens, "health-partner"))).status_code == 403
@@ -369,7 +369,8 @@ async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_th
 
     page = await eventually(
         lambda: dashboard.get("/dashboard/missing", headers=sergeant),
-        lambda r: f'data-plan="{plan.id}">{plan.id} v1<' in r.text and "none: required" in r.text,
+        lambda r: f'data-plan="{plan.id}"><a href="/dashboard/plans/{plan.id}">{plan.id} v1</a><' in r.text
+        and "none: required" in r.text,
     )
     required_row = re.search(rf'<tr id="{required.id}".*?</tr>', page.text, re.DOTALL).group()
     assert "none: required" in required_row
@@ -378,13 +379,13 @@ async def test_the_missing_children_page_shows_each_episodes_trigger_plan_and_th
     # IDs, owners and dates only: neither the child nor the plan's text.
     assert with_plan.child.name not in page.text and "retail park" not in page.text
 
-    # Past its review date, the plan's escalation is in the inbox, linked to its row, until a new version.
+    # Past its review date, the plan's escalation is in the inbox, linked to its page, until a new version.
     await advance_to(time_env, now + timedelta(days=3, minutes=1))
     state = await eventually(lambda: plan.query(TriggerPlanWorkflow.state), lambda s: len(s.escalations) == 1)
     admin = await signed_in(dashboard, tokens, "admin")
     inbox = await eventually(lambda: dashboard.get("/dashboard/escalations", headers=admin),
                              lambda r: state.escalations[0].escalation_id in r.text)
-    assert f'href="/dashboard/missing#{plan.id}"' in inbox.text
+    assert f'href="/dashboard/plans/{plan.id}"' in inbox.text
     later = await time_env.get_current_time()
     await plan.execute_update(TriggerPlanWorkflow.revise,
                               PlanRevision(actor=CSC_PARTNER, plan=synthetic_trigger_plan(later + timedelta(days=30))))

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from starter.panels import PanelSittings
-from starter.synthetic import CALL_HANDLER, SCREENER, approval, screening, strategy_discussion
+from starter.synthetic import CALL_HANDLER, OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
 from tests.helpers import STARTED, advance_to, eventually, next_local, sign_in, start_episode, start_referral
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
@@ -18,9 +18,11 @@ from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome, RiskIndicator
-from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage
+from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage, SupervisorReview
 from workflows.panel import PanelSittingWorkflow
+from workflows.plan import TriggerPlanWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
+from workflows.calendar import is_working_day
 from workflows.triage import DailyTriageWorkflow
 from workflows.triage_models import TriageOutcome
 from workflows.referral import ReferralWorkflow
@@ -141,6 +143,53 @@ async def test_the_same_form_sent_twice_is_applied_once_and_a_racing_decision_is
                             headers=inspector.headers)
     assert racing.status_code == 409 and "Not recorded" in racing.text and "stage" in racing.text
     assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+
+
+async def test_a_returned_vist_is_corrected_and_resubmitted_by_its_officer_on_the_referrals_page(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    submission, handle = await referral(time_env, time_queue, sla_policy, pool, 1807)
+    await handle.execute_update(ReferralWorkflow.review, SupervisorReview(
+        actor=SERGEANT, approved=False, reasons="Synthetic: say what the child said."))
+    path = f"/dashboard/referrals/{handle.id}"
+    officer = await sign_in(api, tokens["officer"])
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: 'data-form="resubmission"' in r.text)).text
+    assert f'name="submission.form_id" value="{submission.form_id}"' in page
+    # Why it came back is on the officer's form, and on no one else's page.
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: "say what the child said" in r.text)).text
+    # The supervisor reads the returned referral but is offered nothing to resubmit.
+    sergeant = await sign_in(api, tokens["sergeant"])
+    returned = (await api.get(path, headers=sergeant.headers)).text
+    assert 'data-form="resubmission"' not in returned and "say what the child said" not in returned
+
+    now = await time_env.get_current_time()
+    vist = {"submission.form_id": str(submission.form_id), "submission.incident.type": "domestic_abuse",
+            "submission.incident.occurred_at": written(now - timedelta(hours=2)),
+            "submission.incident.location": "Synthetic: 1 Test Row, Testtown", "submission.station": "Testtown",
+            "submission.children.0.name": "Synthetic Child Returned", "submission.children.0.date_of_birth": "04/03/2016",
+            "submission.children.0.observed": "Synthetic: in the next room.", "submission.initial_risk": "medium"}
+    # Domestic abuse needs the child's voice: refused beside that child's field, the officer's words kept.
+    refused = await api.post(f"{path}/decisions/resubmission", headers=officer.headers,
+                             data=officer.form(idempotency_key=form_key(page, "resubmission"), **vist))
+    assert refused.status_code == 422
+    drawn = field(refused.text, "resubmission-submission-children-0-voice_of_the_child")
+    assert "resubmission-submission-children-0-voice_of_the_child-error" in drawn
+    assert 'value="Synthetic Child Returned"' in refused.text
+    assert (await handle.query(ReferralWorkflow.state)).stage is Stage.RETURNED_TO_OFFICER
+    vist["submission.children.0.voice_of_the_child"] = "Synthetic: said they were scared."
+    for _ in range(2):  # sent twice: one resubmission
+        sent = await api.post(f"{path}/decisions/resubmission", headers=officer.headers,
+                              data=officer.form(idempotency_key=form_key(refused.text, "resubmission"), **vist))
+        assert (sent.status_code, sent.headers["location"]) == (303, f"{path}?done=resubmission"), sent.text
+    state = await handle.query(ReferralWorkflow.state)
+    assert (state.stage, state.submission_versions, state.children) == (Stage.SUPERVISOR_REVIEW, 2, ["C1"])
+    # The VIST it now holds is the one the officer wrote, submitted under their own name.
+    versions = await eventually(
+        lambda: pool.fetch("SELECT actor_id FROM referral_events WHERE reference = $1 AND kind = 'vist_resubmitted'",
+                           handle.id), lambda rows: len(rows) >= 1)
+    assert [r["actor_id"] for r in versions] == [OFFICER.id]
 
 
 async def test_a_workflows_refusal_comes_back_beside_the_field_it_names(
@@ -307,6 +356,46 @@ async def test_a_panels_meeting_is_run_from_its_sittings_page(api, tokens, time_
     assert closed.agenda[0].decided_by == "INSP-2501" and len(closed.agenda[0].action_ids) == 1
 
 
+async def test_a_sittings_agenda_is_changed_before_its_meeting_by_its_coordinator(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:agenda")
+    await in_read_model(pool, "missing_episodes", "episode_id", episode.id)
+    today = (await time_env.get_current_time()).astimezone(LONDON).date()
+    state, _ = await PanelSittings(time_env.client).open(a_panel(criteria=[AgendaCriterion.MEMBER_REFERRAL]), today,
+                                                          sla_policy, time_queue)
+    handle = sitting_of(time_env, state.sitting_id)
+    await built(handle)
+    before = await handle.query(PanelSittingWorkflow.state)
+    path = f"/dashboard/panels/{state.sitting_id}"
+    officer, coordinator = await sign_in(api, tokens["officer"]), await sign_in(api, tokens["screener"])
+    assert 'data-form="agenda"' not in (await api.get(path, headers=officer.headers)).text
+    page = (await api.get(path, headers=coordinator.headers)).text
+    add = {"add.0.case_id": "MIS-AAAAA-AAAAA", "add.0.referred_by": "childrens_social_care",
+           "reason": "Synthetic: referred by social care."}
+    # A case the read model does not know is refused beside its field, as the API refuses it; nothing is sent.
+    refused = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers,
+                             data=coordinator.form(idempotency_key=form_key(page, "agenda"), **add))
+    assert refused.status_code == 422 and "no such referral or missing episode" in refused.text
+    assert "agenda-add-0-case_id-error" in field(refused.text, "agenda-add-0-case_id")
+    assert form_key(refused.text, "agenda") == form_key(page, "agenda")
+    assert await handle.query(PanelSittingWorkflow.state) == before
+    add["add.0.case_id"] = episode.id
+    for _ in range(2):  # sent twice: added once
+        added = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers,
+                               data=coordinator.form(idempotency_key=form_key(refused.text, "agenda"), **add))
+        assert (added.status_code, added.headers["location"]) == (303, f"{path}?done=agenda"), added.text
+    listed = await handle.query(PanelSittingWorkflow.state)
+    assert [(i.case_id, i.referred_by) for i in listed.agenda] == [(episode.id, Agency.CHILDRENS_SOCIAL_CARE)]
+    # Taken off again by ticking it: the box offered is the case on the agenda.
+    page = (await api.get(path, headers=coordinator.headers)).text
+    assert f'name="remove.0" value="{episode.id}"' in page
+    removed = await api.post(f"{path}/decisions/agenda", headers=coordinator.headers, data=coordinator.form(
+        idempotency_key=form_key(page, "agenda"), **{"remove.0": episode.id}, reason="Synthetic: withdrawn."))
+    assert removed.status_code == 303, removed.text
+    assert (await handle.query(PanelSittingWorkflow.state)).agenda == []
+
+
 async def test_a_call_handler_reports_a_child_missing_on_the_dashboard_once(api, tokens, time_env):
     handler = await sign_in(api, tokens["call-handler"])
     page = (await api.get("/dashboard/report-missing", headers=handler.headers)).text
@@ -333,3 +422,135 @@ async def test_a_call_handler_reports_a_child_missing_on_the_dashboard_once(api,
     # A partner may not report; the form is not theirs.
     partner = await sign_in(api, tokens["health-partner"])
     assert (await api.get("/dashboard/report-missing", headers=partner.headers)).status_code == 403
+
+
+async def test_a_trigger_plan_is_written_added_to_revised_and_ended_in_the_browser(api, tokens, time_env):
+    worker, officer = await sign_in(api, tokens["social-worker"]), await sign_in(api, tokens["officer"])
+    # Children's social care's own form: police are not offered it.
+    assert (await api.get("/dashboard/trigger-plan", headers=officer.headers)).status_code == 403
+    page = (await api.get("/dashboard/trigger-plan", headers=worker.headers)).text
+    now = await time_env.get_current_time()
+    plan = {"child.name": "Synthetic Child Planned", "child.date_of_birth": "04/03/2012",
+            "plan.owner.agency": "childrens_social_care", "plan.owner.owner": "Social Worker Synthetic",
+            "plan.owner.supervisor": "Team Manager Synthetic", "plan.triggers": "Synthetic: rows at home.",
+            "plan.police_activity.where_to_look_first": "Synthetic: the retail park.",
+            "plan.review_by": written(now - timedelta(days=1)), "idempotency_key": form_key(page, "trigger-plan")}
+    refused = await api.post("/dashboard/trigger-plan", headers=worker.headers, data=worker.form(**plan))
+    assert refused.status_code == 422 and "must be in the future" in refused.text
+    assert "trigger-plan-plan-review_by-error" in field(refused.text, "trigger-plan-plan-review_by")
+    plan["plan.review_by"] = written(now + timedelta(days=30))
+    for _ in range(2):  # sent twice by its writer: the same plan
+        sent = await api.post("/dashboard/trigger-plan", headers=worker.headers, data=worker.form(**plan))
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/dashboard/trigger-plan/PLAN-"), sent.text
+    plan_id = sent.headers["location"].rsplit("/", 1)[1]
+    handle = time_env.client.get_workflow_handle(plan_id)
+    STARTED.append(handle)
+    opened = (await api.get(sent.headers["location"], headers=worker.headers)).text
+    assert f'href="/dashboard/plans/{plan_id}"' in opened and "Synthetic Child Planned" not in opened
+    # Another plan for the same child is refused, naming the field: the child's plan is revised, not written again.
+    other = await api.post("/dashboard/trigger-plan", headers=worker.headers,
+                           data=worker.form(**plan | {"plan.owner.owner": "Another Social Worker Synthetic"}))
+    assert other.status_code == 409 and "already has a trigger plan" in other.text
+    assert len((await handle.query(TriggerPlanWorkflow.state)).versions) == 1
+
+    path = f"/dashboard/plans/{plan_id}"
+    page = (await eventually(lambda: api.get(path, headers=officer.headers),
+                             lambda r: 'data-form="police-addendum"' in r.text)).text
+    assert re.findall(r'data-form="[a-z-]+"', page) == ['data-form="police-addendum"']
+    assert "the retail park" not in page  # the plan's words are read through the API only
+    added = await api.post(f"{path}/decisions/police-addendum", headers=officer.headers, data=officer.form(
+        idempotency_key=form_key(page, "police-addendum"), information="Synthetic: seen at the station.",
+        fold_in="true"))
+    assert added.status_code == 303, added.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert [(a.number, a.added_by) for a in state.addenda] == [(1, "PC-1001")] and len(state.actions) == 1
+
+    page = (await api.get(path, headers=worker.headers)).text
+    assert {'data-form="revision"', 'data-form="end"'} == set(re.findall(r'data-form="[a-z-]+"', page))
+    assert 'name="folds_in.0" value="1"' in page
+    revision = {k: v for k, v in plan.items() if k.startswith("plan.")} | {
+        "plan.review_by": written(now + timedelta(days=60)), "folds_in.0": "1",
+        "idempotency_key": form_key(page, "revision")}
+    revised = await api.post(f"{path}/decisions/revision", headers=worker.headers, data=worker.form(**revision))
+    assert revised.status_code == 303, revised.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert (state.current.version, state.addenda[0].folded_into) == (2, 2)
+    # The plan ends only once its actions are done: refused, and why, above the form; then done, then ended.
+    page = (await api.get(path, headers=worker.headers)).text
+    ending = {"reason": "Synthetic: moved away."}
+    early = await api.post(f"{path}/decisions/end", headers=worker.headers,
+                           data=worker.form(idempotency_key=form_key(page, "end"), **ending))
+    assert early.status_code == 409 and "still open" in early.text
+    action = state.actions[0].action_id
+    action_page = (await api.get(f"/dashboard/actions/{action}", headers=worker.headers)).text
+    completed = await api.post(f"/dashboard/actions/{action}/decisions/completion", headers=worker.headers,
+                               data=worker.form(idempotency_key=form_key(action_page, "completion"),
+                                                note="Synthetic: folded in."))
+    assert completed.status_code == 303, completed.text
+    await eventually(lambda: handle.query(TriggerPlanWorkflow.state), lambda s: s.actions[0].completed_at)
+    ended = await api.post(f"{path}/decisions/end", headers=worker.headers,
+                           data=worker.form(idempotency_key=form_key(early.text, "end"), **ending))
+    assert ended.status_code == 303, ended.text
+    state = await handle.query(TriggerPlanWorkflow.state)
+    assert state.ended_at is not None
+    assert re.findall(r'data-form="[a-z-]+"', (await api.get(path, headers=worker.headers)).text) == ['data-form="revision"']
+
+
+async def test_a_days_triage_is_opened_by_hand_on_the_triage_page_once(api, tokens, time_env, sla_policy):
+    today = (await time_env.get_current_time()).astimezone(LONDON).date()
+    holidays = frozenset(sla_policy.bank_holidays)
+    # A working day long gone, and a weekend day: days no other test's triage is held on.
+    past = next(today - timedelta(days=n) for n in range(200, 230) if is_working_day(today - timedelta(days=n), holidays))
+    weekend = next(today - timedelta(days=n) for n in range(200, 230) if (today - timedelta(days=n)).weekday() == 6)
+    officer, screener = await sign_in(api, tokens["officer"]), await sign_in(api, tokens["screener"])
+    assert 'data-form="open-triage"' not in (await api.get("/dashboard/triage", headers=officer.headers)).text
+    assert (await api.post("/dashboard/triage/open", headers=officer.headers,
+                           data=officer.form(day=past.strftime("%d/%m/%Y")))).status_code == 403
+    page = (await api.get("/dashboard/triage", headers=screener.headers)).text
+    assert f'value="{today.strftime("%d/%m/%Y")}"' in field(page, "open-triage-day")
+    for day, why in ((today + timedelta(days=1), "cannot be opened before its day"),
+                     (weekend, "not a working day"), (None, "a date, written day/month/year")):
+        refused = await api.post("/dashboard/triage/open", headers=screener.headers,
+                                 data=screener.form(day=day.strftime("%d/%m/%Y") if day else "someday"))
+        assert refused.status_code == 422 and why in refused.text, day
+        assert "open-triage-day-error" in field(refused.text, "open-triage-day")
+    for _ in range(2):  # sent twice: the same day's triage, opened once
+        sent = await api.post("/dashboard/triage/open", headers=screener.headers,
+                              data=screener.form(day=past.strftime("%d/%m/%Y")))
+        assert sent.status_code == 303 and sent.headers["location"] == f"/dashboard/triage?opened=TRIAGE-{past.isoformat()}", sent.text
+    triage_id = sent.headers["location"].split("=", 1)[1]
+    handle = time_env.client.get_workflow_handle(triage_id)
+    STARTED.append(handle)
+    assert (await handle.query(DailyTriageWorkflow.state)).day == past
+    assert f"Triage {triage_id} is open" in (await api.get(sent.headers["location"], headers=screener.headers)).text
+
+
+async def test_a_referrals_risk_and_a_missing_episodes_grade_and_review_are_decided_in_the_browser(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    _, referral_handle = await at_screening(time_env, time_queue, sla_policy, pool, 1808)
+    screener = await sign_in(api, tokens["screener"])
+    path = f"/dashboard/referrals/{referral_handle.id}"
+    page = (await api.get(path, headers=screener.headers)).text
+    refused = await api.post(f"{path}/decisions/risk", headers=screener.headers,
+                             data=screener.form(idempotency_key=form_key(page, "risk"), risk="high"))
+    assert refused.status_code == 422 and "risk-reason-error" in field(refused.text, "risk-reason")
+    regraded = await api.post(f"{path}/decisions/risk", headers=screener.headers, data=screener.form(
+        idempotency_key=form_key(refused.text, "risk"), risk="high", reason="Synthetic: a weapon was seen."))
+    assert regraded.status_code == 303, regraded.text
+    assert (await referral_handle.query(ReferralWorkflow.state)).risk is RiskGrade.HIGH
+
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, seed="dashboard:episode-review")
+    path = f"/dashboard/missing/{episode.id}"
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    reviewed = await api.post(f"{path}/decisions/review", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "review"), tracing_done="Synthetic: friends called.",
+        next_steps="Synthetic: check the station.", grade="high"))
+    assert reviewed.status_code == 303, reviewed.text
+    page = (await api.get(path, headers=sergeant.headers)).text
+    regraded = await api.post(f"{path}/decisions/grade", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "grade"), grade="medium", reason="Synthetic: seen safe on CCTV."))
+    assert regraded.status_code == 303, regraded.text
+    state = await episode.query(MissingEpisodeWorkflow.state)
+    assert state.grade.value == "medium" and len(state.reviews) == 1

@@ -159,7 +159,7 @@ async def test_a_panel_sitting_with_three_cases_from_agenda_to_minutes_through_t
     assert all(f'data-action="{opened.sitting_id}.A{n}"' in board.text for n in (1, 2, 3))
     page = await api.get(f"/dashboard/panels/{opened.sitting_id}", headers=await cookie(api, tokens, "screener"))
     assert page.status_code == 200 and "cse_team: DS Synthetic (police)" in page.text
-    assert f'href="/dashboard/missing#{episode.id}"' in page.text and f'href="/dashboard/referrals/{cse.id}"' in page.text
+    assert f'href="/dashboard/missing/{episode.id}"' in page.text and f'href="/dashboard/referrals/{cse.id}"' in page.text
     assert (await api.get("/dashboard/panels", headers=await cookie(api, tokens, "health-partner"))).status_code == 403
     missing = await api.get("/dashboard/panels/PANEL-NOPE-2026-01-01", headers=auditor)
     assert missing.status_code == 404 and "No such sitting" in missing.text

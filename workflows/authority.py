@@ -65,6 +65,8 @@ TRIAGE_DECIDERS = CASE_DECIDERS
 # live case takes as its own regrade: a missing episode is regraded by supervisors only).
 PANEL_COORDINATORS = CASE_DECIDERS
 PANEL_CHAIRS = REVIEWERS
+# Who opens a day's triage by hand (the schedule opens it at 07:00 on working days).
+TRIAGE_OPENERS = TRIAGE_DECIDERS | {Role.ADMIN}
 
 REJECTION_TYPE = "DecisionRejected"
 

@@ -67,6 +67,13 @@ class TriggerPlan(Model):
 # --- decisions on a plan (each a workflow update) ----------------------------------------------
 
 
+class TriggerPlanRequest(Model):
+    """A child's first trigger plan: who the child is (matched by identity key only) and the plan."""
+
+    child: MissingChild
+    plan: TriggerPlan
+
+
 class PlanRevision(Decision):
     """A new version of the plan (a review, or an addendum folded in): the version it replaces is kept."""
 

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
 
 from api import models as bodies
 from api.deps import REFERRAL_LISTERS, IdempotencyKey, Svc, Target, allowed, decision_key
@@ -173,10 +174,9 @@ async def edit_agenda(
 ) -> Any:
     edit = build_decision(AgendaEdit, body, caller)
     assert isinstance(edit, AgendaEdit)
-    known = await PanelReadModel(svc.pool).known_cases([a.case_id for a in edit.add])
-    for index, addition in enumerate(edit.add):
-        if addition.case_id not in known:
-            raise invalid(("body", "add", index, "case_id"), "no such referral or missing episode")
+    unknown = await PanelReadModel(svc.pool).unknown_additions([a.case_id for a in edit.add])
+    if unknown:
+        raise RequestValidationError([error | {"loc": ["body", *error["loc"]]} for error in unknown])
     return await sittings(svc).decide(sitting_id, edit, decision_key(idempotency_key, response))
 
 

@@ -16,7 +16,15 @@ from auth.tokens import Caller
 from starter.plans import PlanExists
 from workflows.authority import ADDENDUM_WRITERS, PLAN_READERS, PLAN_WRITERS, agency_refusal
 from workflows.models import Agency, Role
-from workflows.plan_models import PlanEnding, PlanRevision, PoliceAddendum, StartTriggerPlan, TriggerPlanState, review_date_problem
+from workflows.plan_models import (
+    PlanEnding,
+    PlanRevision,
+    PoliceAddendum,
+    StartTriggerPlan,
+    TriggerPlanRequest,
+    TriggerPlanState,
+    review_date_problem,
+)
 
 log = structlog.get_logger("api")
 
@@ -42,7 +50,7 @@ def of_the_agency(caller: Caller, action: str) -> None:
 
 @router.post("/trigger-plans", status_code=201, response_model=TriggerPlanState, summary="Write a child's trigger plan")
 async def write_plan(
-    body: bodies.TriggerPlanRequest,
+    body: TriggerPlanRequest,
     caller: Annotated[Caller, Depends(allowed(PLAN_WRITERS, "write a trigger plan"))],
     svc: Svc,
 ) -> TriggerPlanState:

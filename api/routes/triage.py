@@ -12,10 +12,10 @@ from api.deps import REFERRAL_LISTERS, IdempotencyKey, Svc, allowed, decision_ke
 from api.errors import DECISION_ERRORS, ERRORS, invalid
 from api.routes.decisions import build_decision
 from auth.tokens import Caller
-from starter.triage import Triages
-from workflows.authority import TRIAGE_DECIDERS
-from workflows.calendar import is_working_day, local_date
-from workflows.models import EARLIEST, LATEST, Role
+from starter.triage import Triages, opening_problem
+from workflows.authority import TRIAGE_DECIDERS, TRIAGE_OPENERS
+from workflows.calendar import local_date
+from workflows.models import EARLIEST, LATEST
 from workflows.triage_models import TriageDecision, TriageState
 
 router = APIRouter(responses=ERRORS, tags=["triage"])
@@ -27,8 +27,6 @@ def triage_day(day: Annotated[date, Path(description="the triage day, a London d
 
 
 Day = Annotated[date, Depends(triage_day)]
-# Who may open a day's triage by hand (the schedule opens it at 07:00 on working days).
-TRIAGE_OPENERS = TRIAGE_DECIDERS | {Role.ADMIN}
 
 
 def triages(svc: Svc) -> Triages:
@@ -63,10 +61,9 @@ async def open_triage(
     The day must be a working day, and today or earlier.
     """
     policy = svc.sla_policy
-    if day > local_date(await svc.clock(), policy.timezone):
-        raise invalid(("path", "day"), "a triage cannot be opened before its day")
-    if not is_working_day(day, frozenset(policy.bank_holidays)):
-        raise invalid(("path", "day"), "not a working day: no triage is held")
+    problem = opening_problem(day, local_date(await svc.clock(), policy.timezone), policy)
+    if problem is not None:
+        raise invalid(("path", "day"), problem.split(": ", 1)[1])
     opened = await triages(svc).open(day, policy, svc.settings.task_queue)
     if not opened.created:
         response.status_code = 200

@@ -18,20 +18,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.tokens import Caller
-from dashboard.board import PREFIX, Board, PostedForm, SignedIn, decision_key, log, refusal
+from dashboard.board import PREFIX, Board, Dashboard, PostedForm, SignedIn, decision_key, log, refusal, writes_plans
 from dashboard.forms import Submitted, nested
+from dashboard.pages.intake import officers_vist
 from starter.actions import AgreedActions
 from starter.decisions import DecisionInvalid, build_decision, named_field
 from starter.workflow_client import NoSuchWorkflow, WorkflowClient
 from workflows.authority import (
+    ADDENDUM_WRITERS,
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
     EPISODE_REVIEWERS,
     FINDERS,
     INTERVIEW_RECORDERS,
+    OFFICERS,
+    OVERRIDE_DECIDERS,
     OVERRIDE_REQUESTERS,
     PANEL_CHAIRS,
     PANEL_COORDINATORS,
+    PLAN_WRITERS,
     REASSIGNERS,
     REVIEWERS,
     SCREENERS,
@@ -48,7 +53,16 @@ from workflows.missing_models import (
     ReturnHomeInterview,
     TracingRecord,
 )
-from workflows.panel_models import AttendanceRecord, MeetingStart, PanelCaseOutcome, SittingClosure, SittingPhase, SittingState
+from workflows.panel_models import (
+    AgendaEdit,
+    AttendanceRecord,
+    MeetingStart,
+    PanelCaseOutcome,
+    SittingClosure,
+    SittingPhase,
+    SittingState,
+)
+from workflows.plan_models import PlanEnding, PlanRevision, PoliceAddendum, TriggerPlanState
 from workflows.triage_models import TriageDecision
 from workflows.models import (
     ActionCompletion,
@@ -57,8 +71,10 @@ from workflows.models import (
     ConferenceBooking,
     ConferenceOutcome,
     Decision,
+    OverrideDecision,
     OverrideRequest,
     ReferralState,
+    Resubmission,
     RiskRegrade,
     Role,
     Screening,
@@ -72,19 +88,30 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 @dataclass(frozen=True)
 class DecisionForm:
-    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did."""
+    """One decision's form: its name (and path), the decision it makes, who is offered it, and what it did; the
+    fields the credentials fill (`filled`), never the form; and what the read model refutes before it is sent
+    (`refuted`: each refusal's loc and msg), as the API's route checks it."""
 
     name: str
     decision: type[Decision]
     roles: frozenset[Role]
     done: str
+    filled: Callable[[dict[str, Any], Caller], dict[str, Any]] | None = None
+    refuted: Callable[[Dashboard, Any], Awaitable[list[dict[str, Any]]]] | None = None
+
+
+def officers_resubmission(form: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    """The returned VIST, corrected, as the officer's own: its children keyed as a first submission keys them."""
+    return form | {"submission": officers_vist(form.get("submission", {}), caller)}
 
 
 # The forms of a referral, each offered while the referral is at one of `REFERRAL_STAGES[name]`.
 REFERRAL_FORMS = {form.name: form for form in (
     DecisionForm("review", SupervisorReview, REVIEWERS, "Review recorded"),
+    DecisionForm("resubmission", Resubmission, OFFICERS, "VIST resubmitted", officers_resubmission),
     DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
     DecisionForm("override-request", OverrideRequest, OVERRIDE_REQUESTERS, "Override asked for"),
+    DecisionForm("override", OverrideDecision, OVERRIDE_DECIDERS, "Override decided"),
     DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
     DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
     DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
@@ -94,8 +121,10 @@ REFERRAL_FORMS = {form.name: form for form in (
 OPEN = frozenset(Stage) - {Stage.CLOSED}
 REFERRAL_STAGES = {
     "review": {Stage.SUPERVISOR_REVIEW},
+    "resubmission": {Stage.RETURNED_TO_OFFICER},
     "screening": {Stage.SCREENING},
     "override-request": {Stage.SCREENING},
+    "override": {Stage.SCREENING},
     "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
     "conference": {Stage.CONFERENCE},
     "conference-outcome": {Stage.CONFERENCE},
@@ -119,10 +148,18 @@ EPISODE_PHASES = {
 }
 # A panel sitting's forms: its chair opens the meeting, the register is kept, each case decided, the minutes made.
 SITTING_FORMS = {form.name: form for form in (
+    DecisionForm("agenda", AgendaEdit, PANEL_COORDINATORS, "Agenda changed",
+                 refuted=lambda board, edit: board.panels.unknown_additions([a.case_id for a in edit.add])),
     DecisionForm("meeting", MeetingStart, PANEL_CHAIRS, "Meeting opened"),
     DecisionForm("attendance", AttendanceRecord, PANEL_COORDINATORS, "Attendance recorded"),
     DecisionForm("outcomes", PanelCaseOutcome, PANEL_CHAIRS, "Case decided"),
     DecisionForm("minutes", SittingClosure, PANEL_CHAIRS, "Meeting closed: the minutes are made"),
+)}
+# A trigger plan's forms: a new version and the plan ended by children's social care, an addendum by police.
+PLAN_FORMS = {form.name: form for form in (
+    DecisionForm("revision", PlanRevision, PLAN_WRITERS, "New version written"),
+    DecisionForm("police-addendum", PoliceAddendum, ADDENDUM_WRITERS, "Police addendum added"),
+    DecisionForm("end", PlanEnding, PLAN_WRITERS, "Plan ended"),
 )}
 ACTION_FORMS = {form.name: form for form in (
     DecisionForm("completion", ActionCompletion, COMPLETERS_OF_OWN_AGENCY, "Action completed"),
@@ -137,14 +174,23 @@ def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | No
 
 def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
     """The referral's forms for its stage: a conference is booked first, then its outcome recorded; a supervisor's
-    override is asked for only where screening found it needed and none is granted or waiting."""
+    override is asked for only where screening found it needed and none is granted or waiting, and decided only
+    while it waits."""
     names = {name for name, stages in REFERRAL_STAGES.items() if state.stage in stages}
     names.discard("conference" if state.conference_at is not None else "conference-outcome")
     asked = state.repeat_referral_override
     if state.screening_view is None or state.screening_view.override_needed is None or (
             asked is not None and asked.granted is not False):
         names.discard("override-request")
+    if not override_waiting(state):
+        names.discard("override")
     return offered(REFERRAL_FORMS, caller, names)
+
+
+def override_waiting(state: ReferralState) -> bool:
+    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
+    asked = state.repeat_referral_override
+    return asked is not None and asked.decided_at is None
 
 
 def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
@@ -156,15 +202,24 @@ def episode_forms(caller: Caller, state: EpisodeState) -> list[str]:
 
 
 def sitting_forms(caller: Caller, state: SittingState) -> list[str]:
-    """The sitting's forms for its phase: the meeting opened once the agenda is built; then the register, the next
-    case not yet decided, and the minutes."""
+    """The sitting's forms for its phase: the agenda changed and the meeting opened once the agenda is built; then the
+    register, the next case not yet decided, and the minutes."""
     if state.phase is SittingPhase.AGENDA:
-        names = {"meeting"} if state.agenda_built else set()
+        names = {"agenda", "meeting"} if state.agenda_built else set()
     elif state.phase is SittingPhase.IN_SESSION:
         names = {"attendance", "minutes"} | ({"outcomes"} if next_case(state) else set())
     else:
         names = set()
     return offered(SITTING_FORMS, caller, names)
+
+
+def plan_forms(caller: Caller, state: TriggerPlanState) -> list[str]:
+    """The plan's forms: while it is in use, a new version, an addendum and its ending; once ended, a new version
+    alone brings it back. A new version and the ending are children's social care's own."""
+    names = {"revision"} | ({"police-addendum", "end"} if state.ended_at is None else set())
+    if not writes_plans(caller.actor):
+        names -= {"revision", "end"}
+    return offered(PLAN_FORMS, caller, names)
 
 
 def next_case(state: SittingState) -> str | None:
@@ -178,8 +233,8 @@ PageOf = Callable[..., Awaitable[Response]]
 
 
 async def decide(
-    caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str, workflows: WorkflowClient[Any],
-    workflow_id: str, page: Page, done: str,
+    board: Dashboard, caller: Caller, fields: dict[str, str], forms: dict[str, DecisionForm], name: str,
+    workflows: WorkflowClient[Any], workflow_id: str, page: Page, done: str,
 ) -> Response:
     """Build form `name`'s decision as the API builds a body's, send it under the form's key, and show the outcome:
     back to `done` once recorded, or `page` again with what was refused beside its field."""
@@ -190,11 +245,15 @@ async def decide(
     if caller.actor.role not in form.roles:
         names = ", ".join(sorted(role.value for role in form.roles))
         return await page(status=403, problem=f"actor.role: a {caller.actor.role.value} may not do this (allowed: {names})")
+    written = nested(fields)
     try:
-        decision = build_decision(form.decision, nested(fields), caller.actor)
+        decision = build_decision(form.decision, form.filled(written, caller) if form.filled else written, caller.actor)
+        problems = await form.refuted(board, decision) if form.refuted else []
     except DecisionInvalid as invalid:
+        problems = invalid.errors
+    if problems:
         # Nothing was sent: the same key stays with the corrected form.
-        return await page(status=422, submitted=Submitted.refused(form.name, fields, invalid.errors, key))
+        return await page(status=422, submitted=Submitted.refused(form.name, fields, problems, key))
     refused = await refusal(workflows.decide(workflow_id, decision, key))
     if refused is not None:
         status, problem = refused
@@ -219,7 +278,7 @@ def add_decision_forms(
         async def page(status: int, **context: Any) -> Response:
             return await page_of(request, board, workflow_id, caller, status=status, **context)
 
-        return await decide(caller, fields, forms, name, workflows(board), workflow_id, page,
+        return await decide(board, caller, fields, forms, name, workflows(board), workflow_id, page,
                             f"{PREFIX}/{collection}/{workflow_id}")
 
     router.add_api_route(f"/{collection}/{{workflow_id}}/decisions/{{name}}", decide_by_form, methods=["POST"],

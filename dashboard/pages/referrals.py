@@ -1,4 +1,4 @@
-"""The referrals pages: open referrals by stage, and one referral's timeline, facts, actions and override decision."""
+"""The referrals pages: open referrals by stage, and one referral's timeline, facts, actions and the forms of its stage."""
 
 # No `from __future__ import annotations`: FastAPI reads the dependencies from the evaluated annotations.
 
@@ -7,8 +7,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi.responses import HTMLResponse, Response
 
 from auth.tokens import Caller
 from dashboard.board import (
@@ -19,10 +18,7 @@ from dashboard.board import (
     Board,
     PostedForm,
     SignedIn,
-    decision_key,
     local,
-    log,
-    refusal,
     stage_short,
     time_left,
     words,
@@ -34,14 +30,14 @@ from dashboard.pages.decisions import (
     add_decision_forms,
     decide,
     offered,
+    override_waiting,
     referral_forms,
 )
 from starter.referrals import Referrals
 from starter.triage import Triages
-from workflows.authority import OVERRIDE_DECIDERS
-from workflows.facts import Detail, RecordedEvent, RepeatOverrideDecided, RepeatOverrideRequested, visible_to
+from workflows.facts import Detail, RecordedEvent, SupervisorReviewed, VistSubmitted, visible_to
 from starter.workflow_client import NoSuchWorkflow
-from workflows.models import OverrideDecision, ReferralState, Stage
+from workflows.models import ReferralState, Stage
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -71,29 +67,6 @@ async def referral(request: Request, board: Board, reference: str, caller: Signe
     return await referral_page(request, board, reference, caller)
 
 
-@router.post("/referrals/{reference}/override")
-async def decide_override(request: Request, board: Board, reference: str, caller: SignedIn, fields: PostedForm) -> Response:
-    """A supervisor grants or refuses the override a screener asked for, under the supervisor's own token."""
-    if caller.actor.role not in OVERRIDE_DECIDERS or not Referrals.matches(reference):
-        return board.forbidden(request, caller, "deciding repeat-referral overrides")
-    if fields.get("decision") not in {"grant", "refuse"}:
-        return await referral_page(request, board, reference, caller, status=422, problem="decision: grant or refuse")
-    try:
-        decision = OverrideDecision(
-            actor=caller.actor, granted=fields["decision"] == "grant", rationale=fields.get("rationale", "")
-        )
-    except ValidationError:
-        return await referral_page(request, board, reference, caller, status=422, problem="rationale: required")
-    key = decision_key(fields.get("idempotency_key"))
-    refused = await refusal(board.referrals.decide(reference, decision, key))
-    if refused is not None:
-        status, problem = refused
-        return await referral_page(request, board, reference, caller, status=status, problem=problem,
-                                   override_key=key)
-    log.info("override_decided", reference=reference, actor=caller.actor.id, channel="dashboard")
-    return RedirectResponse(f"{PREFIX}/referrals/{reference}?override=decided", status_code=303)
-
-
 @router.post("/referrals/{reference}/triage/{triage_id}")
 async def decide_at_triage(request: Request, board: Board, reference: str, triage_id: str, caller: SignedIn,
                            fields: PostedForm) -> Response:
@@ -102,7 +75,7 @@ async def decide_at_triage(request: Request, board: Board, reference: str, triag
     async def page(status: int, **context: Any) -> Response:
         return await referral_page(request, board, reference, caller, status=status, **context)
 
-    return await decide(caller, fields | {"reference": reference}, TRIAGE_FORMS, "triage",
+    return await decide(board, caller, fields | {"reference": reference}, TRIAGE_FORMS, "triage",
                         Triages(board.client, board.decision_timeout), triage_id, page,
                         f"{PREFIX}/referrals/{reference}")
 
@@ -128,14 +101,15 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
         await board.oversight.actions(reference),
         await board.oversight.escalations(reference),
     )
+    forms = referral_forms(caller, state) if state else []
+    if "resubmission" in forms and not own_vist(caller, facts):
+        forms.remove("resubmission")
     return board.page(
         request,
         "referral.html",
         caller,
         status=status,
-        override_pending=row["closed_at"] is None and override_pending(facts),
-        may_decide_override=caller.actor.role in OVERRIDE_DECIDERS,
-        decided=request.query_params.get("override") == "decided",
+        override_pending=state is not None and override_waiting(state),
         referral=dict(row) | {"left": time_left(row["deadline"], now) if row["closed_at"] is None else None},
         chart=referral_timeline(spans, facts, agreed, raised, now),
         facts=[fact_view(fact) for fact in facts],
@@ -148,7 +122,9 @@ async def referral_page(request: Request, board: Board, reference: str, caller: 
                  for a in agreed],
         escalations=raised,
         state=state,
-        forms=referral_forms(caller, state) if state else [],
+        forms=forms,
+        # Why the VIST came back, for the officer who corrects it: their own VIST's review, on their form alone.
+        returned_for=returned_for(facts) if "resubmission" in forms else None,
         done=(REFERRAL_FORMS | TRIAGE_FORMS)[done].done if done in REFERRAL_FORMS | TRIAGE_FORMS else None,
         **context,
     )
@@ -162,10 +138,16 @@ async def open_state(board: Board, reference: str) -> ReferralState | None:
         return None
 
 
-def override_pending(facts: list[RecordedEvent]) -> bool:
-    """A screener asked for a repeat-referral override and no supervisor has decided it yet."""
-    asked = [f.entry.payload for f in facts if f.entry.payload in (RepeatOverrideRequested, RepeatOverrideDecided)]
-    return bool(asked) and asked[-1] is RepeatOverrideRequested
+def own_vist(caller: Caller, facts: list[RecordedEvent]) -> bool:
+    """The VIST is the caller's own: only its officer corrects and resubmits it (the workflow checks again)."""
+    return any(isinstance(f.content, VistSubmitted) and f.content.submission.officer_id == caller.actor.id
+               for f in facts)
+
+
+def returned_for(facts: list[RecordedEvent]) -> str | None:
+    """The reasons the supervisor gave when they last returned the VIST."""
+    returns = [f.content for f in facts if isinstance(f.content, SupervisorReviewed) and not f.content.approved]
+    return returns[-1].reasons if returns else None
 
 
 def detail(value: Detail) -> str:
