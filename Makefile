@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast bench bench-quick worker clean
+.PHONY: run test test-fast bench bench-doc bench-scale bench-quick worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.run --in-memory-too --profile bench-profile.txt $(BENCH_ARGS)
+
+## make bench-doc: docs/benchmarks.md's generated table refreshed from the last make bench (bench-results.json)
+bench-doc: $(STAMP)
+	$(PY) -m bench.table bench-results.json --doc docs/benchmarks.md
+
+## make bench-scale: 10,000 open referrals on one worker (the best part of an hour; nice it); figures to bench-scale.json
+bench-scale: $(STAMP)
+	$(PY) -m bench.run --only scale --json bench-scale.json $(BENCH_ARGS)
 
 ## make bench-quick: a few of each, to see the benchmarks work (the suite runs this too)
 bench-quick: $(STAMP)

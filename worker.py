@@ -35,7 +35,7 @@ from runtime.logging import ActivityLogContext, configure_logging
 from runtime.probes import probe_app, serving
 from runtime.proofs import DecisionProofCheck, DecisionVerifier, load_decision_verifier
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import connect, workflow_runner
 from runtime.tracing import process_tracing
 from workflows.action import AgreedActionWorkflow
 from workflows.audit_sample import MonthlySampleWorkflow
@@ -90,7 +90,8 @@ def build_worker(
 
 
 def tuning(settings: Settings) -> dict[str, Any]:
-    """The Worker's capacity from the settings: concurrent tasks, the sticky cache, pollers, the shutdown grace."""
+    """The Worker's capacity from the settings: concurrent tasks, the sticky cache, pollers, the shutdown grace,
+    and how workflow code runs (the sandbox)."""
 
     def pollers(maximum: int) -> PollerBehaviorAutoscaling | PollerBehaviorSimpleMaximum:
         if settings.worker_poller_autoscaling:
@@ -105,6 +106,7 @@ def tuning(settings: Settings) -> dict[str, Any]:
         "workflow_task_poller_behavior": pollers(settings.worker_workflow_task_pollers),
         "activity_task_poller_behavior": pollers(settings.worker_activity_task_pollers),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        "workflow_runner": workflow_runner(settings.worker_workflow_sandbox),
     }
 
 

@@ -24,12 +24,11 @@ from pydantic import BaseModel, computed_field
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from runtime.settings import Settings
-from runtime.temporal import data_converter
+from runtime.temporal import data_converter, workflow_runner
 from audit.history import workflow_type
 
 # Histories per task sent to a worker process: large enough to amortise a task, small
@@ -86,13 +85,10 @@ def build_replayer(settings: Settings, *, sandbox: bool = True, workflows: Seque
     through instead of re-importing them for each history, which changes nothing a history
     can observe. `sandbox=False` drops the sandbox altogether (commands are still checked).
     """
-    runner = (
-        SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
-        if sandbox
-        else UnsandboxedWorkflowRunner()
-    )
     return Replayer(
-        workflows=list(workflows or _workflows()), data_converter=data_converter(settings), workflow_runner=runner
+        workflows=list(workflows or _workflows()),
+        data_converter=data_converter(settings),
+        workflow_runner=workflow_runner("passthrough" if sandbox else "off"),
     )
 
 

@@ -43,11 +43,12 @@ from typing import Any
 import asyncpg
 import httpx
 from rich.console import Console
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from activities.policy import build_sla_policy
 from bench.floor import FLOOR_QUEUE, TABLE, FloorChildWorkflow, FloorDecision, FloorParentWorkflow
 from bench.profile import Profiler, ProfileSummary
+from bench.table import render
 from runtime.settings import Settings
 from starter.demo_users import ensure_demo_tokens
 from starter.processes import ChildProcess
@@ -78,6 +79,8 @@ from workflows.models import (
 from workflows.referral import ReferralWorkflow
 
 ACTIONS = 3
+# The lifecycles of each kind are run in this many alternating rounds (the floor's, then the referral's).
+ROUNDS = 4
 
 
 @dataclass
@@ -90,11 +93,15 @@ class Sizes:
     # Long enough that every referral is started before the first deadline falls.
     deadline_seconds: int = 120
     replay_histories: int = 480
+    # The scale run (`--only scale`, make bench-scale): open referrals held at once, measured at each checkpoint.
+    open_referrals: int = 10000
+    scale_checkpoint: int = 1000
+    scale_samples: int = 20
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(lifecycles=4, concurrency=2, one_at_a_time=2, forms=10, deadlines=10, deadline_seconds=15,
-                   replay_histories=24)
+                   replay_histories=24, open_referrals=20, scale_checkpoint=10, scale_samples=3)
 
 
 @dataclass
@@ -205,19 +212,47 @@ async def run_many(lifecycle: Callable[[int], Awaitable[None]], n: int, concurre
     return n / (time.perf_counter() - began)
 
 
-async def lifecycles(client: Client, queue: str, policy: SlaPolicy, sizes: Sizes, label: str = "") -> list[Figure]:
+def cpu_seconds(pid: int | None) -> float:
+    """The CPU time a process has used so far (user and system): what its work costs, whatever else the machine runs."""
+    import psutil
+
+    if pid is None:
+        return float("nan")
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def lifecycles(bench: BenchStack, policy: SlaPolicy, sizes: Sizes, label: str = "") -> list[Figure]:
+    """The referral's and the floor's lifecycles, in alternating rounds so that a change in the machine's load
+    falls on both alike; throughput, decision latency, and each worker's CPU time per lifecycle."""
+    client, queue = bench.client, bench.settings.task_queue
+    worker_pid = bench.stack.worker.pid
+    floor_pid = bench.floor.pid
     figures: list[Figure] = []
     for concurrency, n in ((sizes.concurrency, sizes.lifecycles), (1, sizes.one_at_a_time)):
         engine, floor = Timed(), Timed()
-        floor_rate = await run_many(lambda seed: floor_lifecycle(client, floor, seed), n, concurrency)
-        engine_rate = await run_many(lambda seed: referral_lifecycle(client, queue, policy, engine, seed), n, concurrency)
+        seconds = {"engine": 0.0, "floor": 0.0}
+        cpu = {"engine": 0.0, "floor": 0.0}
+        rounds = max(1, min(ROUNDS, n // max(concurrency, 1)))
+        for round_number in range(rounds):
+            share = n // rounds + (1 if round_number < n % rounds else 0)
+            for side, pid, lifecycle in (
+                ("floor", floor_pid, lambda seed: floor_lifecycle(client, floor, seed)),
+                ("engine", worker_pid, lambda seed: referral_lifecycle(client, queue, policy, engine, seed)),
+            ):
+                used = cpu_seconds(pid)
+                seconds[side] += share / await run_many(lifecycle, share, concurrency)
+                cpu[side] += cpu_seconds(pid) - used
         at = f"{concurrency} at a time" if concurrency > 1 else "one at a time"
         figures += [
-            Figure(f"{label}lifecycles/s, {n} lifecycles {at}", "/s", engine_rate, floor_rate, "floor", True),
+            Figure(f"{label}lifecycles/s, {n} lifecycles {at}", "/s", n / seconds["engine"], n / seconds["floor"],
+                   "floor", True),
             Figure(f"{label}decision p50, {at}", "ms", 1000 * percentile(engine.latencies, 50),
                    1000 * percentile(floor.latencies, 50), "floor"),
             Figure(f"{label}decision p95, {at}", "ms", 1000 * percentile(engine.latencies, 95),
                    1000 * percentile(floor.latencies, 95), "floor"),
+            Figure(f"{label}worker CPU per lifecycle, {at}", "ms", 1000 * cpu["engine"] / n, 1000 * cpu["floor"] / n,
+                   "floor"),
         ]
     return figures
 
@@ -265,16 +300,21 @@ async def intake(api_url: str, token: str, pool: asyncpg.Pool, n: int) -> list[F
                                       headers={"Authorization": f"Bearer {token}"})
             latencies.append(time.perf_counter() - began)
             errors += response.status_code not in (200, 201, 202)
+            if response.status_code not in (200, 201, 202):
+                print(f"intake answered {response.status_code}: {response.text[:200]}", file=sys.stderr)
 
         await asyncio.gather(*(post(form) for form in forms))
     references = [referral_reference(form.form_id) for form in forms]
-    # Accepted means started; each is recorded by its workflow's first activity, moments later.
+    # Accepted means started; each is recorded by its workflow's first activity, after the answer: how long
+    # the last one took is the worker's backlog, and a form still unrecorded after 5 minutes counts as lost.
     recorded = 0
-    for _ in range(120):
+    answered = time.perf_counter()
+    while time.perf_counter() - answered < 300:
         recorded = await pool.fetchval("SELECT count(*) FROM referrals WHERE reference = ANY($1)", references)
         if recorded == n:
             break
         await asyncio.sleep(0.5)
+    all_recorded_in = time.perf_counter() - answered
     duplicates = await pool.fetchval(
         "SELECT count(*) - count(DISTINCT form_id) FROM referrals WHERE reference = ANY($1)", references
     )
@@ -282,6 +322,7 @@ async def intake(api_url: str, token: str, pool: asyncpg.Pool, n: int) -> list[F
         Figure(f"intake p50, {n} forms at once", "ms", 1000 * percentile(latencies, 50)),
         Figure(f"intake p95, {n} forms at once", "ms", 1000 * percentile(latencies, 95)),
         Figure(f"intake errors, {n} forms at once", "", errors),
+        Figure(f"intake: the last form recorded, after the last answer, {n} forms at once", "s", all_recorded_in),
         Figure(f"intake not recorded, {n} forms at once", "", n - recorded),
         Figure(f"intake duplicates, {n} forms at once", "", duplicates),
     ]
@@ -359,6 +400,101 @@ async def replay(n: int) -> list[Figure]:
     ]
 
 
+async def open_referral(client: Client, queue: str, policy: SlaPolicy, seed: int, timed: Timed | None = None) -> None:
+    """A referral brought to its conference stage with 2 agreed actions open: its stage deadline, the actions'
+    reminders and deadlines all pending as timers."""
+    submission = synthetic_vist(rng=random.Random(f"bench-scale:{seed}:{uuid.uuid4()}"))
+    handle = await client.start_workflow(
+        ReferralWorkflow.run, StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=policy),
+        id=referral_reference(submission.form_id), task_queue=queue,
+    )
+    decide = timed or (lambda send: send)
+    await decide(patiently(handle, ReferralWorkflow.review, approval()))
+    await decide(patiently(handle, ReferralWorkflow.screen, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION)))
+    await decide(patiently(handle, ReferralWorkflow.record_strategy_discussion,
+                           strategy_discussion(datetime.now(UTC), section_47=True, actions=2)))
+
+
+async def patiently(handle: WorkflowHandle, update: Any, decision: Any) -> Any:
+    """A decision awaited however long a loaded machine takes: on the RPC's timeout, the same update (by its ID,
+    which Temporal deduplicates) is awaited again rather than failing the run."""
+    update_id = str(uuid.uuid4())
+    while True:
+        try:
+            return await handle.execute_update(update, decision, id=update_id)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            continue
+
+
+async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figure]:
+    """Open referrals added up to `sizes.open_referrals`; at each checkpoint (every `sizes.scale_checkpoint`), the
+    worker's memory and the latency of intake (the API) and of decisions (on fresh referrals, one at a time)."""
+    import psutil
+
+    assert bench.pool is not None and bench.stack.worker.pid is not None
+    client, queue = bench.client, bench.settings.task_queue
+    worker = psutil.Process(bench.stack.worker.pid)
+    token = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())["officer"]
+    gate = asyncio.Semaphore(20)
+    opened = 0
+    figures: list[Figure] = []
+
+    async def one(seed: int) -> None:
+        async with gate:
+            await open_referral(client, queue, policy, seed)
+
+    async def checkpoint() -> None:
+        # Latency while the open referrals wait: intake one form at a time through the API, decisions likewise.
+        intake_ms: list[float] = []
+        async with httpx.AsyncClient(base_url=bench.stack.api_url, timeout=120) as api:
+            for i in range(sizes.scale_samples):
+                form = synthetic_vist(rng=random.Random(f"bench-scale-intake:{opened}:{i}:{uuid.uuid4()}"))
+                began = time.perf_counter()
+                response = await api.post("/referrals", json=form.model_dump(mode="json"),
+                                          headers={"Authorization": f"Bearer {token}"})
+                intake_ms.append(1000 * (time.perf_counter() - began))
+                response.raise_for_status()
+        decisions = Timed()
+        for i in range(sizes.scale_samples):
+            await open_referral(client, queue, policy, -1 - i, decisions)
+        running = (await client.count_workflows("ExecutionStatus = 'Running'")).count
+        at = f"{opened} open referrals"
+        server_mb = psutil.Process(bench.stack.temporal.pid).memory_info().rss / 2**20 if bench.stack.temporal else 0.0
+        figures.extend([
+            Figure(f"scale: open workflows at {at}", "", running),
+            Figure(f"scale: dev server memory (RSS) at {at}", "MB", server_mb),
+            Figure(f"scale: worker memory (RSS) at {at}", "MB", worker.memory_info().rss / 2**20),
+            Figure(f"scale: intake p50 at {at}", "ms", percentile(intake_ms, 50)),
+            Figure(f"scale: intake p95 at {at}", "ms", percentile(intake_ms, 95)),
+            Figure(f"scale: decision p50 at {at}", "ms", 1000 * percentile(decisions.latencies, 50)),
+            Figure(f"scale: decision p95 at {at}", "ms", 1000 * percentile(decisions.latencies, 95)),
+        ])
+        print(f"scale: {at}: " + "; ".join(f"{f.name.split(' at ')[0][7:]} {f.engine:.0f} {f.unit}"
+                                          for f in figures[-7:]), file=sys.stderr, flush=True)
+
+    began = time.perf_counter()
+    # A checkpoint at every multiple of the first, so a run stopped early still shows the trend.
+    targets = sorted({*range(sizes.scale_checkpoint, sizes.open_referrals, sizes.scale_checkpoint), sizes.open_referrals})
+    for target in targets:
+        batch = target - opened
+        await asyncio.gather(*(one(opened + i) for i in range(batch)))
+        opened = target
+        await checkpoint()
+    minutes = (time.perf_counter() - began) / 60
+    memory = [f for f in figures if "worker memory" in f.name]
+    first, *_, last = (f for f in figures if "decision p95" in f.name)
+    first_intake, *_, last_intake = (f for f in figures if "intake p95" in f.name)
+    figures += [
+        Figure(f"scale: {opened} referrals opened in (minutes)", "min", minutes),
+        Figure(f"scale: decision p95 at {opened} over at {sizes.scale_checkpoint}", "x", last.engine / first.engine),
+        Figure(f"scale: intake p95 at {opened} over at {sizes.scale_checkpoint}", "x",
+               last_intake.engine / first_intake.engine),
+        Figure(f"scale: worker memory growth from {sizes.scale_checkpoint} to {opened}", "MB",
+               memory[-1].engine - memory[0].engine),
+    ]
+    return figures
+
+
 # --- the stack ---------------------------------------------------------------------------
 
 
@@ -418,53 +554,50 @@ class BenchStack:
         raise RuntimeError(f"the floor's worker did not start; see {self.floor.log_file}")
 
 
-async def measure(sizes: Sizes, in_memory_too: bool, replay_too: bool, profile: Path | None = None) -> Report:
+PARTS = ("lifecycles", "footprint", "intake", "escalation", "memory", "replay", "scale")
+# Run only when asked for by name (`--only scale`): it takes the best part of an hour.
+ON_REQUEST = {"scale"}
+
+
+async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) -> Report:
     report = Report(
         machine={"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                 "when": datetime.now(UTC).isoformat(timespec="seconds")},
+                 "when": datetime.now(UTC).isoformat(timespec="seconds"), "load_average": os.getloadavg()},
         sizes=asdict(sizes),
     )
     policy = build_sla_policy(None)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
-            await bench.floor_ready()
-            queue = bench.settings.task_queue
-            # The worker's profile over the lifecycles, the figures furthest from their floor.
-            profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
-            if profiler is not None:
-                profiler.start()
-            report.add(*await lifecycles(bench.client, queue, policy, sizes))
-            if profiler is not None:
-                report.profile = profiler.stop()
-            report.add(*await footprint(bench, sizes, policy))
-            tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
-            report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
-            report.add(*await escalation_lateness(
-                bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
-            ))
-        if in_memory_too:
+        if parts & {"lifecycles", "footprint", "intake", "escalation", "scale"}:
+            async with BenchStack(Path(scratch) / "file", persist_temporal=True) as bench:
+                await bench.floor_ready()
+                queue = bench.settings.task_queue
+                if "lifecycles" in parts:
+                    # The worker's profile over the lifecycles, the figures furthest from their floor.
+                    profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
+                    if profiler is not None:
+                        profiler.start()
+                    report.add(*await lifecycles(bench, policy, sizes))
+                    if profiler is not None:
+                        report.profile = profiler.stop()
+                if "footprint" in parts:
+                    report.add(*await footprint(bench, sizes, policy))
+                if "intake" in parts:
+                    tokens = ensure_demo_tokens(bench.settings.tokens_file.expanduser().resolve())
+                    report.add(*await intake(bench.stack.api_url, tokens["officer"], bench.pool, sizes.forms))
+                if "scale" in parts:
+                    report.add(*await scale(bench, policy, sizes))
+                if "escalation" in parts:
+                    report.add(*await escalation_lateness(
+                        bench.client, queue, bench.pool, policy, sizes.deadlines, sizes.deadline_seconds
+                    ))
+        if "memory" in parts:
             async with BenchStack(Path(scratch) / "memory", persist_temporal=False) as bench:
                 await bench.floor_ready()
-                report.add(*await lifecycles(bench.client, bench.settings.task_queue, policy, sizes, "in memory: "))
-    if replay_too:
+                report.add(*await lifecycles(bench, policy, sizes, "in memory: "))
+    if "replay" in parts:
         report.add(*await replay(sizes.replay_histories))
+    report.machine["load_average_after"] = os.getloadavg()
     return report
-
-
-def print_table(report: Report) -> None:
-    print(f"\n{report.machine['cpus']} cores, Python {report.machine['python']}, {report.machine['when']}\n")
-    print("| figure | engine | baseline | ratio |\n|---|---|---|---|")
-    for f in report.figures:
-        baseline = f"{f.baseline:.2f} {f.unit} ({f.baseline_name})" if f.baseline is not None else ""
-        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
-        print(f"| {f.name} | {f.engine:.2f} {f.unit} | {baseline} | {ratio} |")
-    if report.profile is not None:
-        print(f"\nThe worker during the lifecycles, {report.profile.samples} busy samples:\n\n| part | share |\n|---|---|")
-        for part, share in report.profile.parts.items():
-            print(f"| {part} | {share} % |")
-        print("\n| hottest function | share |\n|---|---|")
-        for name, share in report.profile.hottest:
-            print(f"| `{name}` | {share} % |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,16 +605,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few of each: proves the benchmark works")
     parser.add_argument("--in-memory-too", action="store_true", help="also run the lifecycle on an in-memory dev server")
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--only", default=None,
+                        help=f"a comma-separated subset of the parts to run: {', '.join(PARTS)}")
+    parser.add_argument("--size", action="append", default=[], metavar="NAME=N",
+                        help=f"override one of the sizes ({', '.join(Sizes.__dataclass_fields__)}), e.g. --size deadlines=500")
     parser.add_argument("--profile", type=Path, default=None,
                         help="sample the worker with py-spy during the lifecycles, its stacks to this file")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"), help="where to write the figures")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
+    for given in args.size:
+        name, _, value = given.partition("=")
+        if name not in Sizes.__dataclass_fields__ or not value.isdigit():
+            parser.error(f"--size {given}: expected NAME=N with NAME one of {', '.join(Sizes.__dataclass_fields__)}")
+        setattr(sizes, name, int(value))
     if args.profile is not None and not Profiler.available():
         parser.error("--profile needs py-spy: pip install -e '.[bench]'")
-    report = asyncio.run(measure(sizes, args.in_memory_too, not args.no_replay, args.profile))
-    print_table(report)
-    args.json.write_text(json.dumps(asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}, indent=2))
+    if args.only is not None:
+        parts = {part.strip() for part in args.only.split(",")}
+        if unknown := parts - set(PARTS):
+            parser.error(f"--only: {', '.join(sorted(unknown))} is not one of {', '.join(PARTS)}")
+    else:
+        parts = set(PARTS) - ON_REQUEST - ({"memory"} if not args.in_memory_too else set()) - ({"replay"} if args.no_replay else set())
+    report = asyncio.run(measure(sizes, parts, args.profile))
+    results = asdict(report) | {"ratios": {f.name: f.ratio for f in report.figures}}
+    print("\n" + render(results))
+    args.json.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.json}")
     return 0
 

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     worker_poller_autoscaling: bool = Field(
         default=False, description="let the SDK scale the pollers between 1 and their maximum with the backlog"
     )
+    worker_workflow_sandbox: Literal["passthrough", "reimport", "off"] = Field(
+        default="passthrough",
+        description="how the worker runs workflow code: in the sandbox with modules passed through (every "
+        "restriction kept, imported once per process), in the sandbox re-importing them for each run (the SDK's "
+        "default), or off (the audit's sandboxed replay still proves determinism after the fact)",
+    )
     worker_graceful_shutdown_seconds: float = Field(
         default=30.0,
         gt=0,

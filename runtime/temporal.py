@@ -8,6 +8,8 @@ from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, Sch
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runtime.codec import (
     EncryptionCodec,
@@ -58,6 +60,25 @@ def data_converter(settings: Settings | None = None, keyring: Keyring | None = N
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def workflow_runner(sandbox: str = "passthrough") -> WorkflowRunner:
+    """How workflow code runs, for workers and replayers alike.
+
+    "passthrough" keeps the sandbox's every restriction on non-deterministic calls but imports
+    each module once per process instead of once per workflow run (a workflow's modules hold no
+    state a run can change: models, rules and calendars are pure); "reimport" is the SDK's
+    default; "off" runs workflows unsandboxed, their determinism proved after the fact by the
+    audit's sandboxed replay of recorded histories.
+    """
+    if sandbox == "off":
+        return UnsandboxedWorkflowRunner()
+    restrictions = SandboxRestrictions.default
+    if sandbox == "passthrough":
+        restrictions = restrictions.with_passthrough_all_modules()
+    elif sandbox != "reimport":
+        raise ValueError(f"worker_workflow_sandbox: {sandbox!r} is not passthrough, reimport or off")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -14,10 +15,12 @@ from workflows.models import (
     REFERENCE_PATTERN,
     REFERENCE_PREFIX,
     ReferralState,
+    RiskGrade,
+    Stage,
     StartReferral,
     referral_reference,
 )
-from workflows.referral import ReferralWorkflow
+from workflows.referral import ReferralWorkflow, first_deadline, opening_stage
 
 REFERENCE = re.compile(rf"^{REFERENCE_PATTERN}$")
 # Every ID of a referral's workflows and escalations opens with the referral's reference.
@@ -36,9 +39,12 @@ class SubmissionConflict(WorkflowRefusal):
 
 @dataclass(frozen=True)
 class Intake:
-    """A submitted VIST: its referral's state, and whether this submission opened it."""
+    """A submitted form (a VIST, a partner's referral): its referral, where it stands, and whether this submission opened it."""
 
-    state: ReferralState
+    reference: str
+    stage: Stage
+    risk: RiskGrade
+    deadline: datetime | None
     created: bool
 
 
@@ -65,17 +71,21 @@ class Referrals(WorkflowClient[ReferralState]):
         submission = start.submission
         reference = self.workflow_id(submission.form_id)
         try:
-            await self.client.start_workflow(
+            handle = await self.client.start_workflow(
                 ReferralWorkflow.run,
                 start,
                 id=reference,
                 task_queue=task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
-            created = True
         except WorkflowAlreadyStartedError:
-            created = False
-        state = await self.state(reference)
-        if not created and (state.form_id != submission.form_id or state.form_digest != submission.content_digest()):
-            raise SubmissionConflict("form_id: this form was already submitted with other content")
-        return Intake(state, created)
+            state = await self.state(reference)
+            if state.form_id != submission.form_id or state.form_digest != submission.content_digest():
+                raise SubmissionConflict("form_id: this form was already submitted with other content") from None
+            return Intake(state.reference, state.stage, state.risk, state.deadline, created=False)
+        # A new referral's answer is known from its start and the start's acceptance by Temporal (which its
+        # deadline runs from): the answer needs no worker, so a burst of forms is not answered behind one.
+        accepted = await handle.describe()
+        assert accepted.start_time is not None
+        deadline = first_deadline(start, accepted.start_time)
+        return Intake(reference, opening_stage(submission), submission.initial_risk, deadline, created=True)

@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 from pydantic import SecretStr, ValidationError
 from temporalio.service import TLSConfig
-from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum
+from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from readmodel.__main__ import migrate
 from readmodel.database import discover_migrations
@@ -73,6 +74,31 @@ async def test_a_tuned_worker_carries_a_referral_decision(time_env, pool, settin
         _, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=151)
         state = await handle.execute_update(ReferralWorkflow.review, approval())
         assert state.stage is Stage.SCREENING
+
+
+@pytest.mark.parametrize(("mode", "sandboxed", "passed_through"), [
+    ("passthrough", True, True), ("reimport", True, False), ("off", False, False),
+])
+async def test_the_sandbox_setting_chooses_how_the_worker_runs_workflows_and_the_worker_decides_under_each(
+    time_env, pool, settings, sla_policy, monkeypatch, task_queue, mode, sandboxed, passed_through
+):
+    chosen = settings_from(monkeypatch, settings, {"WORKER_WORKFLOW_SANDBOX": mode})
+    worker = build_worker(time_env.client, pool, chosen, task_queue=task_queue)
+    runner = worker.config()["workflow_runner"]
+    assert isinstance(runner, SandboxedWorkflowRunner if sandboxed else UnsandboxedWorkflowRunner)
+    if sandboxed:
+        # Every restriction is kept either way; only the modules' re-import differs.
+        assert runner.restrictions.passthrough_all_modules is passed_through
+        assert runner.restrictions.invalid_module_members
+    async with worker:
+        _, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=152)
+        state = await handle.execute_update(ReferralWorkflow.review, approval())
+        assert state.stage is Stage.SCREENING
+
+
+def test_an_unknown_sandbox_setting_is_refused_by_name(monkeypatch, settings):
+    with pytest.raises(ValidationError, match="worker_workflow_sandbox"):
+        settings_from(monkeypatch, settings, {"WORKER_WORKFLOW_SANDBOX": "sometimes"})
 
 
 def test_the_defaults_are_the_sdks(settings):

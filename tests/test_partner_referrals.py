@@ -145,6 +145,8 @@ async def test_a_partner_refers_through_the_api_as_their_token_says(api, auth, t
     assert (again.status_code, again.json()["reference"]) == (200, reference)
     state = await state_when(time_env.client.get_workflow_handle(reference), lambda s: s.screening_view is not None)
     assert (state.stage, state.referring_agency, state.history) == (Stage.SCREENING, Agency.HEALTH, [])
+    # The answer, made from the start without waiting on the worker, is the workflow's own deadline.
+    assert datetime.fromisoformat(created.json()["deadline"]) == state.deadline
 
     # Who refers is the token's: another person, another agency, a role or an agency that does not refer.
     forged = {

@@ -74,9 +74,13 @@ async def test_the_workflows_make_the_ids_the_clients_check_and_refusals_come_ba
     intake = await referrals.submit(
         StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), time_queue
     )
-    reference = intake.state.reference
+    reference = intake.reference
     STARTED.append(time_env.client.get_workflow_handle(reference))
     assert intake.created and reference == Referrals.workflow_id(submission.form_id) and Referrals.matches(reference)
+    # The answer, made from the start without waiting on a worker, is what the workflow itself holds.
+    started = await referrals.state(reference)
+    assert (intake.stage, intake.risk, intake.deadline) == (started.stage, started.risk, started.deadline)
+    assert intake.deadline is not None
     assert not (await referrals.submit(
         StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), time_queue
     )).created

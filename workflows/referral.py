@@ -757,11 +757,7 @@ class ReferralWorkflow:
                 # The outcome is due on the conference's next working day.
                 return add_duration(self._conference.conference_at, Duration(working_days=1), self._policy)
             return self._conference_due_by
-        deadlines = self._policy.deadlines_for(self._stage)
-        if deadlines is None:
-            return None
-        police_protection = self._submissions[-1].police_protection_used()
-        return add_duration(self._stage_entered_at, deadlines.for_risk(self._risk, police_protection), self._policy)
+        return stage_deadline(self._policy, self._stage, self._stage_entered_at, self._risk, self._submissions[-1])
 
     def _new_escalation(self, subject: str, rung: int, due_at: datetime, reason: EscalationReason) -> Escalation:
         assert self._ladder is not None
@@ -826,6 +822,29 @@ class ReferralWorkflow:
         """Return to the caller only once the decision is in PostgreSQL."""
         await self._outbox.recorded()
         return self.state()
+
+
+def stage_deadline(
+    policy: SlaPolicy, stage: Stage, entered_at: datetime, risk: RiskGrade, submission: ReferralForm
+) -> datetime | None:
+    """A stage's deadline under the policy, from when it was entered, at this risk (police protection's own when taken)."""
+    deadlines = policy.deadlines_for(stage)
+    if deadlines is None:
+        return None
+    return add_duration(entered_at, deadlines.for_risk(risk, submission.police_protection_used()), policy)
+
+
+def opening_stage(form: ReferralForm) -> Stage:
+    """Where a referral started now opens: a partner agency's at screening (it has no VIST to review)."""
+    return Stage.SCREENING if isinstance(form, PartnerReferral) else Stage.SUPERVISOR_REVIEW
+
+
+def first_deadline(start: StartReferral, submitted_at: datetime) -> datetime | None:
+    """The opening stage's deadline a referral starts with, from its start's acceptance: what the workflow sets."""
+    if start.sla_policy is None:
+        return None
+    form = start.submission
+    return stage_deadline(start.sla_policy, opening_stage(form), submitted_at, form.initial_risk, form)
 
 
 def own_form(actor: Actor, form: ReferralForm) -> None:

@@ -105,10 +105,10 @@ async def open_referral(form: ReferralForm, caller: Caller, svc: Services, respo
     )
     if not intake.created:
         response.status_code = 200
-    state = intake.state
-    log.info(event, reference=state.reference, created=intake.created)
+    log.info(event, reference=intake.reference, created=intake.created)
     return bodies.Intake(
-        reference=state.reference, stage=state.stage, risk=state.risk, deadline=state.deadline, created=intake.created
+        reference=intake.reference, stage=intake.stage, risk=intake.risk, deadline=intake.deadline,
+        created=intake.created,
     )
 
 

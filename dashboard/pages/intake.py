@@ -95,8 +95,8 @@ def opening_referral(path: str, event: str) -> Callable[[Dashboard, ReferralForm
     async def start(board: Dashboard, form: ReferralForm, caller: Caller) -> str:
         intake = await board.referrals.submit(
             StartReferral(submission=form, submitted_by=caller.actor, sla_policy=board.sla_policy), board.task_queue)
-        log.info(event, reference=intake.state.reference, created=intake.created, channel="dashboard")
-        return f"{PREFIX}/{path}/{intake.state.reference}"
+        log.info(event, reference=intake.reference, created=intake.created, channel="dashboard")
+        return f"{PREFIX}/{path}/{intake.reference}"
 
     return start
 
