@@ -205,6 +205,11 @@ class AuditRecords:
         )
         return {r["reference"] for r in rows} & set(references)
 
+    async def imported_references(self, references: Sequence[str]) -> set[str]:
+        """Those of `references` imported from an archive: their rows have no workflow history behind them."""
+        rows = await self.pool.fetch("SELECT reference FROM imported_cases WHERE reference = ANY($1)", list(references))
+        return {r["reference"] for r in rows}
+
     async def open_quarantines(self, references: Sequence[str]) -> dict[tuple[str, int], str]:
         """The facts of `references` the database refused and no one has re-applied yet, with why each was refused."""
         rows = await self.pool.fetch(

@@ -6,8 +6,9 @@ or `missing_episodes`), its projections' rows and its agreed actions' and escala
 The history is the source of truth. A fact in a history with no row is a decision the
 database lost; a row with no fact behind it was written by something other than the
 workflows. A fact the database refused for good and quarantined is a mismatch until an
-administrator re-applies it. Facts whose write is still in flight, and referrals a retention
-purge removed on purpose, are counted but are not mismatches.
+administrator re-applies it. Facts whose write is still in flight, referrals a retention
+purge removed on purpose, and referrals imported from an archive (no workflow ever ran them:
+starter/archive.py) are counted but are not mismatches.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ReconcileReport(BaseModel):
     rows: int
     in_flight: int = 0
     purged: list[str] = []
+    imported: list[str] = Field(default=[], description="imported from an archive: rows without a workflow, by design")
     refused: list[str] = Field(
         default=[], description="workflows whose start was not sealed by the keyring: refused, never referrals"
     )
@@ -94,6 +96,7 @@ async def reconcile_referrals(
     without_history = without_history or []
     references = [r.reference for r in referrals] + without_history
     purged = await records.purged_references(references)
+    imported = await records.imported_references(without_history)
     quarantined = await records.open_quarantines(references)
     live = [r for r in referrals if r.reference not in purged]
     mismatches = [
@@ -117,7 +120,7 @@ async def reconcile_referrals(
     ]
     mismatches += [
         Mismatch(reference=reference, problem=Problem.NO_HISTORY, table="referrals", key=reference)
-        for reference in without_history if reference not in purged
+        for reference in without_history if reference not in purged | imported
     ]
     return ReconcileReport(
         referrals=len(references),
@@ -125,6 +128,7 @@ async def reconcile_referrals(
         rows=comparison.event_rows,
         in_flight=len(comparison.unwritten),
         purged=sorted(purged),
+        imported=sorted(imported),
         mismatches=sorted(mismatches, key=lambda m: (m.reference, m.table, m.key)),
     )
 

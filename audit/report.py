@@ -1,9 +1,11 @@
-"""A case's timeline as a self-contained HTML report: inline CSS and an inline SVG Gantt of its steps against their
-deadlines.
+"""A case's timeline as a self-contained HTML report: the dashboard's layout and style inline, and an inline SVG Gantt
+of its steps against their deadlines.
 
-Nothing is fetched from anywhere, so the file can be mailed or archived as it is; it shows
-references, stages, roles, staff IDs and times only, every time in Europe/London to the second.
-A step still open runs to the moment the timeline was measured to (now, for a running case).
+The page is drawn from Jinja templates (audit/templates/timeline.html in the shared layout,
+layout/templates): nothing is fetched from anywhere, so the file can be mailed or archived as it
+is. It shows references, stages, roles, staff IDs and times only, every time in Europe/London to
+the second, every yes or no in words. A step still open runs to the moment the timeline was
+measured to (now, for a running case).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
 from audit.timeline import (
     DeadlineCheck,
@@ -24,6 +30,8 @@ from audit.timeline import (
     TimelineEscalation,
     TriageTimeline,
 )
+from layout import TEMPLATES
+from layout.axis import time_ticks
 from workflows.facts import Detail
 from workflows.models import rung_number
 
@@ -36,24 +44,10 @@ ROW_HEIGHT = 36
 BAR_HEIGHT = 14
 AXIS_HEIGHT = 40
 COLOURS = {"met": "#2e7d32", "missed": "#c62828", "open": "#f9a825", "none": "#78909c"}
-TICK_STEPS = [
-    timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12),
-    timedelta(days=1), timedelta(days=2), timedelta(days=7), timedelta(days=14), timedelta(days=28),
-    timedelta(days=91), timedelta(days=365),
-]
 
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #212121; }
-h1 { font-size: 1.4rem; margin-bottom: .2rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-.muted { color: #616161; font-size: .9rem; }
-table { border-collapse: collapse; margin-top: .5rem; font-size: .85rem; }
-th, td { border: 1px solid #e0e0e0; padding: .25rem .5rem; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; }
-.met { color: #2e7d32; font-weight: 600; } .missed { color: #c62828; font-weight: 600; } .open { color: #ef6c00; }
-.legend span { display: inline-block; margin-right: 1rem; font-size: .85rem; }
-.legend i { display: inline-block; width: .9rem; height: .9rem; vertical-align: middle; margin-right: .3rem; }
-svg text { font-family: system-ui, sans-serif; font-size: 11px; fill: #212121; }
-"""
+# The report's templates, then the layout the dashboard's pages share.
+PAGES = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", TEMPLATES]), autoescape=True,
+                    trim_blocks=True, lstrip_blocks=True)
 
 
 def local(moment: datetime | None) -> str:
@@ -84,17 +78,30 @@ def who(actor: TimelineActor | None) -> str:
     return f"{actor.id} ({actor.role.value}, {actor.agency.value})" if actor else ""
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    if not rows:
-        return '<p class="muted">None recorded.</p>'
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+@dataclass(frozen=True)
+class Verdict:
+    """A cell saying how a step stood against its deadline, in the dashboard's colours (its class)."""
+
+    style: str
+    words: str
 
 
-def _verdict_cell(check_: DeadlineCheck) -> str:
+# A cell is text, lines of text, or a verdict; the template escapes every word of it.
+Cell = str | list[str] | Verdict
+# The dashboard's classes for each verdict.
+VERDICT_STYLES = {"met": "ok", "missed": "late", "open": "soon", "none": "muted"}
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[Cell]]
+    empty: str = "None recorded."
+
+
+def _verdict_cell(check_: DeadlineCheck) -> Verdict:
     css, words = verdict(check_)
-    return f'<span class="{css}">{escape(words)}</span>'
+    return Verdict(VERDICT_STYLES[css], words)
 
 
 # --- the Gantt chart -----------------------------------------------------------------------------
@@ -109,29 +116,8 @@ class _Scale:
         return LABEL_WIDTH + CHART_WIDTH * (moment - self.start).total_seconds() / self.length
 
 
-def _first_tick(start: datetime, step: timedelta) -> datetime:
-    """The first whole step (a whole local minute, hour or day) at or after `start`."""
-    local_start = start.astimezone(LONDON)
-    if step >= timedelta(days=1):
-        floor = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
-    else:
-        midnight = local_start.replace(hour=0, minute=0, second=0, microsecond=0)
-        floor = midnight + step * ((local_start - midnight) // step)
-    return floor if floor >= local_start else (floor + step).astimezone(LONDON)
-
-
 def _axis(scale: _Scale, end: datetime, height: float) -> list[str]:
-    span = timedelta(seconds=scale.length)
-    step = next((s for s in TICK_STEPS if span / s <= 8), TICK_STEPS[-1])
-    ticks = []
-    tick = _first_tick(scale.start, step)
-    while tick <= end:
-        ticks.append(tick)
-        tick = (tick + step).astimezone(LONDON)
-    # A chart shorter than its smallest step still has its two ends named.
-    ticks = ticks if len(ticks) >= 2 else [scale.start.astimezone(LONDON), end.astimezone(LONDON)]
-    fmt = "%d %b" if step >= timedelta(days=1) else "%d %b %H:%M" if step >= timedelta(minutes=1) and len(ticks) > 2 \
-        else "%H:%M:%S"
+    ticks, fmt = time_ticks(scale.start, end)
     parts = []
     for tick in ticks:
         x = scale.x(tick)
@@ -294,17 +280,8 @@ def _escalation_row(e: TimelineEscalation, index: dict[str, int], rows: list[Gan
 # --- the page ------------------------------------------------------------------------------------
 
 
-LEGEND = "".join(
-    f'<span><i style="background:{COLOURS[k]}"></i>{label}</span>'
-    for k, label in (("met", "done within its deadline"), ("missed", "deadline missed"),
-                     ("open", "open"), ("none", "no deadline"))
-) + '<span>&#9646; deadline</span><span style="color:#b71c1c">&#9660; escalation</span>' \
-    '<span style="color:#1565c0">&#9675; acknowledged</span><span style="color:#6a1b9a">&#9670; risk regrade</span>' \
-    '<span style="color:#ef6c00">&#9632; reassigned</span><span style="color:#0277bd">&#9482; now</span>'
-
-
 def _detail(value: Detail) -> str:
-    """A detail as a person reads it: a time (a datetime, or the ISO text a fact keeps) in local time."""
+    """A detail as a person reads it: a time (a datetime, or the ISO text a fact keeps) in local time, yes or no."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value) if "T" in value and value[:4].isdigit() else value
@@ -312,155 +289,140 @@ def _detail(value: Detail) -> str:
             pass
     if isinstance(value, datetime) and value.tzinfo is not None:
         return local(value)
-    return str(value)
+    return yes_no(value) if isinstance(value, bool) else str(value)
 
 
-def _summary(t: ReferralTimeline) -> str:
-    return _table(
+def yes_no(value: bool | None) -> str:
+    """A yes-or-no fact as a reader says it, never Python's True or False."""
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _summary(t: ReferralTimeline) -> Table:
+    return Table(
         ["reference", "status", "incident", "risk", "submitted", "closed", "reason"],
-        [[escape(t.reference), escape(t.status), escape(t.incident_type.value),
-          escape(f"{t.initial_risk.value} to {t.final_risk.value}" if t.initial_risk != t.final_risk else t.final_risk.value),
-          escape(local(t.submitted_at)), escape(local(t.closed_at)), escape(t.close_reason.value if t.close_reason else "")]],
+        [[t.reference, t.status, t.incident_type.value,
+          f"{t.initial_risk.value} to {t.final_risk.value}" if t.initial_risk != t.final_risk else t.final_risk.value,
+          local(t.submitted_at), local(t.closed_at), t.close_reason.value if t.close_reason else ""]],
     )
 
 
-def _stages(t: ReferralTimeline) -> str:
-    return _table(
+def _stages(t: ReferralTimeline) -> Table:
+    return Table(
         ["stage", "entered", "by", "left", "by", "deadline", "deadline changes", "timeliness"],
-        [[escape(s.stage.value), escape(local(s.entered_at)), escape(who(s.entered_by)), escape(local(s.left_at)),
-          escape(who(s.left_by)), escape(local(s.timeliness.deadline)),
-          "<br>".join(escape(f"{c.cause}: {local(c.deadline) or 'none'}") for c in s.deadline_changes),
+        [[s.stage.value, local(s.entered_at), who(s.entered_by), local(s.left_at), who(s.left_by),
+          local(s.timeliness.deadline), [f"{c.cause}: {local(c.deadline) or 'none'}" for c in s.deadline_changes],
           _verdict_cell(s.timeliness)] for s in t.stages],
     )
 
 
-def _decisions(t: Timeline) -> str:
+def _decisions(t: Timeline) -> Table:
     def where(d: TimelineDecision) -> str:
         return f"{d.label} ({d.stream.rpartition('.')[2] if d.stream != t.reference else 'case'} #{d.seq})"
 
-    return _table(
+    return Table(
         ["when", "who", "what", "update", "stage", "risk", "details"],
-        [[escape(local(d.at)), escape(who(d.actor)), escape(where(d)),
-          escape(d.update or ""), escape(d.stage.value if d.stage else ""), escape(d.risk.value if d.risk else ""),
-          "<br>".join(escape(f"{k}: {_detail(v)}") for k, v in d.details.items() if v is not None)] for d in t.decisions],
+        [[local(d.at), who(d.actor), where(d), d.update or "", d.stage.value if d.stage else "",
+          d.risk.value if d.risk else "", [f"{k}: {_detail(v)}" for k, v in d.details.items() if v is not None]]
+         for d in t.decisions],
     )
 
 
-def _regrades(t: ReferralTimeline) -> str:
-    return _table(
+def _regrades(t: ReferralTimeline) -> Table:
+    return Table(
         ["when", "who", "from", "to", "deadline after"],
-        [[escape(local(r.at)), escape(who(r.actor)), escape(r.from_risk.value), escape(r.to_risk.value),
-          escape(local(r.deadline))] for r in t.regrades],
+        [[local(r.at), who(r.actor), r.from_risk.value, r.to_risk.value, local(r.deadline)] for r in t.regrades],
     )
 
 
-def _meetings(t: ReferralTimeline) -> str:
-    return _table(
+def _meetings(t: ReferralTimeline) -> Table:
+    return Table(
         ["held", "recorded", "by", "section 47", "quorate", "attendees (agency, role)"],
-        [[escape(local(m.held_at)), escape(local(m.recorded_at)), escape(who(m.recorded_by)), escape(str(m.section_47)),
-          f'<span class="{"met" if m.quorate else "missed"}">{m.quorate}</span>',
-          "<br>".join(escape(f"{a.agency.value}, {a.role}") for a in m.attendees)] for m in t.meetings],
+        [[local(m.held_at), local(m.recorded_at), who(m.recorded_by), yes_no(m.section_47),
+          Verdict("ok" if m.quorate else "late", yes_no(m.quorate)), [f"{a.agency.value}, {a.role}" for a in m.attendees]]
+         for m in t.meetings],
     )
 
 
-def _actions(t: ReferralTimeline | EpisodeTimeline) -> str:
-    return _table(
+def _actions(t: ReferralTimeline | EpisodeTimeline) -> Table:
+    return Table(
         ["action", "agency", "agreed", "by", "deadline", "completed", "by", "reminded", "reassigned", "timeliness"],
-        [[escape(a.action_id), escape(a.agency.value), escape(local(a.agreed_at)), escape(who(a.agreed_by)),
-          escape(local(a.timeliness.deadline)), escape(local(a.timeliness.done_at)), escape(a.completed_by or ""),
-          escape(local(a.reminded_at)), "<br>".join(escape(local(at)) for at in a.reassigned_at) or "no",
-          _verdict_cell(a.timeliness)] for a in t.actions],
+        [[a.action_id, a.agency.value, local(a.agreed_at), who(a.agreed_by), local(a.timeliness.deadline),
+          local(a.timeliness.done_at), a.completed_by or "", local(a.reminded_at),
+          [local(at) for at in a.reassigned_at] or "no", _verdict_cell(a.timeliness)] for a in t.actions],
     )
 
 
-def _escalations(t: Timeline) -> str:
-    return _table(
+def _escalations(t: Timeline) -> Table:
+    return Table(
         ["escalation", "late step", "rung", "rank", "reason", "due", "raised", "acknowledged", "by", "after"],
-        [[escape(e.escalation_id), escape(e.subject), str(rung_number(e.rung)), escape(e.rank), escape(e.reason), escape(local(e.due_at)),
-          escape(local(e.raised_at)), escape(local(e.acknowledged_at)), escape(e.acknowledged_by or ""),
-          escape(span_text(e.acknowledged_after) if e.acknowledged_after is not None else "not acknowledged")]
+        [[e.escalation_id, e.subject, str(rung_number(e.rung)), e.rank, e.reason, local(e.due_at), local(e.raised_at),
+          local(e.acknowledged_at), e.acknowledged_by or "",
+          span_text(e.acknowledged_after) if e.acknowledged_after is not None else "not acknowledged"]
          for e in t.escalations],
     )
 
 
-def _conference(t: ReferralTimeline) -> str:
+def _conference(t: ReferralTimeline) -> Table:
     c = t.conference
+    headers = ["due by", "booked", "conference", "police", "late reason", "held", "child protection plan", "timeliness"]
     if c is None:
-        return '<p class="muted">No section 47 enquiries: no conference.</p>'
-    return _table(
-        ["due by", "booked", "conference", "police", "late reason", "held", "child protection plan", "timeliness"],
-        [[escape(local(c.timeliness.deadline)), escape(local(c.booked_at)), escape(local(c.conference_at)),
-          escape(c.police_attendance.value if c.police_attendance else ""), escape(str(c.late_reason_given)),
-          escape(local(c.held_at)), escape("" if c.child_protection_plan is None else str(c.child_protection_plan)),
-          _verdict_cell(c.timeliness)]],
-    )
+        return Table(headers, [], empty="No section 47 enquiries: no conference.")
+    return Table(headers, [[
+        local(c.timeliness.deadline), local(c.booked_at), local(c.conference_at),
+        c.police_attendance.value if c.police_attendance else "", yes_no(c.late_reason_given), local(c.held_at),
+        yes_no(c.child_protection_plan), _verdict_cell(c.timeliness)]])
 
 
-def _checks(headers: list[str], checks: list[tuple[list[str], DeadlineCheck]]) -> str:
-    return _table(headers + ["due", "done", "timeliness"],
-                  [[escape(c) for c in cells] + [escape(local(check_.deadline)), escape(local(check_.done_at)),
-                                                  _verdict_cell(check_)] for cells, check_ in checks])
+def _checks(headers: list[str], checks: list[tuple[list[str], DeadlineCheck]]) -> Table:
+    return Table(headers + ["due", "done", "timeliness"],
+                 [[*cells, local(check_.deadline), local(check_.done_at), _verdict_cell(check_)]
+                  for cells, check_ in checks])
 
 
-def _referral_sections(t: ReferralTimeline) -> list[tuple[str, str]]:
+def _referral_sections(t: ReferralTimeline) -> list[tuple[str, Table]]:
     return [("Stages", _stages(t)), ("Decisions", _decisions(t)), ("Risk regrades", _regrades(t)),
             ("Strategy discussions", _meetings(t)), ("Agreed actions", _actions(t)), ("Escalations", _escalations(t)),
             ("Initial child protection conference", _conference(t))]
 
 
-def _episode_sections(t: EpisodeTimeline) -> list[tuple[str, str]]:
-    summary = _table(["episode", "status", "grade", "reported", "missing since", "found", "closed"],
-                     [[escape(v) for v in (t.reference, t.status, f"{t.assessed_grade.value} to {t.final_grade.value}",
-                                           local(t.reported_at), local(t.missing_since), local(t.found_at),
-                                           local(t.closed_at))]])
+def _episode_sections(t: EpisodeTimeline) -> list[tuple[str, Table]]:
+    summary = Table(["episode", "status", "grade", "reported", "missing since", "found", "closed"],
+                    [[t.reference, t.status, f"{t.assessed_grade.value} to {t.final_grade.value}", local(t.reported_at),
+                      local(t.missing_since), local(t.found_at), local(t.closed_at)]])
     reviews = _checks(["review"], [([str(n)], c) for n, c in enumerate(t.reviews, start=1)])
     interview = _checks(["interview"], [(["return-home interview"], t.interview)] if t.interview else [])
     return [("Summary", summary), ("Reviews", reviews), ("Return-home interview", interview),
             ("Decisions", _decisions(t)), ("Agreed actions", _actions(t)), ("Escalations", _escalations(t))]
 
 
-def _triage_sections(t: TriageTimeline) -> list[tuple[str, str]]:
+def _triage_sections(t: TriageTimeline) -> list[tuple[str, Table]]:
     items = _checks(["referral", "risk", "prior referrals", "listed", "outcome", "by"],
                     [([i.reference, i.risk.value, str(i.prior_referrals), local(i.listed_at),
                        i.outcome.value if i.outcome else "", i.decided_by or ""], i.timeliness) for i in t.items])
     return [("Referrals on the list", items), ("Decisions", _decisions(t)), ("Escalations", _escalations(t))]
 
 
-def _sitting_sections(t: SittingTimeline) -> list[tuple[str, str]]:
-    rows = [[c.case_id, ", ".join(r.value for r in c.reasons), c.grade.value if c.grade else "", c.grade_applied or "",
-             ", ".join(r.value for r in c.absent_roles), str(len(c.actions)), "carried" if c.not_reached else ""]
-            for c in t.cases]
-    head = "".join(f"<th>{h}</th>" for h in ["case", "listed for", "grade", "live case", "absent", "actions", ""])
-    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    cases = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _sitting_sections(t: SittingTimeline) -> list[tuple[str, Table]]:
+    cases = Table(["case", "listed for", "grade", "live case", "absent", "actions", "carried"],
+                  [[c.case_id, ", ".join(r.value for r in c.reasons), c.grade.value if c.grade else "",
+                    c.grade_applied or "", ", ".join(r.value for r in c.absent_roles), str(len(c.actions)),
+                    "carried" if c.not_reached else ""] for c in t.cases])
     return [("Cases on the agenda", cases), ("Decisions", _decisions(t)), ("Escalations", _escalations(t))]
 
 
 def render_timeline_html(timeline: Timeline) -> str:
     t = timeline
+    summary: Table | None = None
     match t:
         case ReferralTimeline():
             noun, summary, sections = "referral", _summary(t), _referral_sections(t)
         case EpisodeTimeline():
-            noun, summary, sections = "missing episode", "", _episode_sections(t)
+            noun, sections = "missing episode", _episode_sections(t)
         case TriageTimeline():
-            noun, summary, sections = f"daily triage of {t.day.isoformat()}", "", _triage_sections(t)
+            noun, sections = f"daily triage of {t.day.isoformat()}", _triage_sections(t)
         case SittingTimeline():
-            noun, summary, sections = f"panel sitting of {t.day.isoformat()}", "", _sitting_sections(t)
-    measured = (f" Open steps are measured to {escape(local(t.measured_to))}"
-                + (" (now: the case is still open)." if t.status == "running" else "."))
-    body = "".join(f"<h2>{escape(title)}</h2>\n{html}\n" for title, html in sections)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Decision timeline {escape(t.reference)}</title>
-<style>{CSS}</style></head>
-<body>
-<h1>Decision timeline: {escape(t.reference)}</h1>
-<p class="muted">Reconstructed from the {escape(noun)}'s workflow history and its agreed actions' histories (run {escape(t.run_id)}).
-Times are Europe/London. People appear by staff ID, role and agency only.{measured}</p>
-{summary}
-<h2>Steps against their deadlines</h2>
-<div class="legend">{LEGEND}</div>
-{gantt(t)}
-{body}</body></html>
-"""
+            noun, sections = f"panel sitting of {t.day.isoformat()}", _sitting_sections(t)
+    return PAGES.get_template("timeline.html").render(
+        t=t, noun=noun, summary=summary, sections=sections, gantt=Markup(gantt(t)), colours=COLOURS,
+        measured_to=local(t.measured_to), running=t.status == "running",
+    )

@@ -486,6 +486,8 @@ def reconcile_command(
             console.print(f"{report.in_flight} facts still being written (not mismatches).")
         if report.purged:
             console.print(f"{len(report.purged)} cases removed by a retention purge (not mismatches).")
+        if report.imported:
+            console.print(f"{len(report.imported)} cases imported from an archive, never run as workflows (not mismatches).")
         if report.refused:
             console.print(
                 f"{len(report.refused)} workflows refused at their start, not sealed by the keyring (not referrals): "

@@ -49,6 +49,7 @@ from workflows.authority import (
     agency_refusal,
 )
 from dashboard.forms import field_id, field_label
+from layout import TEMPLATES
 from workflows.missing_models import FoundHow, FoundWhere, InterviewOutcome, RiskIndicator, SafeAndWell, TracingActivity
 from workflows.panel_models import PanelGrade
 from workflows.triage_models import TriageOutcome
@@ -264,7 +265,8 @@ def rendered(templates: Jinja2Templates, request: Request, template: str, caller
 
 
 def page_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    # The dashboard's own templates, then the layout every page shares (layout/templates: page.html, style.css).
+    templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", TEMPLATES])
     # `pair`: a value offered as its own words, for choices that are IDs.
     templates.env.filters.update(local=local, words=words, pair=lambda value: (value, value))
     # Each decision form carries its own key: submitting it twice applies it once.

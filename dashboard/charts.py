@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
+
+from layout.axis import time_ticks
 
 WIDTH, HEIGHT = 640, 230
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 44, 30
@@ -94,7 +96,21 @@ def _empty(title: str) -> Markup:
     )
 
 
-def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "") -> Markup:
+def _with_figures(chart: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str, axis: str) -> Markup:
+    """The chart with its figures as a table under a disclosure: what a screen reader or a printout reads instead."""
+    head = "".join(f'<th scope="col">{escape(s.name)}</th>' for s in series)
+    rows = "".join(
+        f'<tr><th scope="row">{escape(label)}</th>'
+        + "".join(f"<td>{'' if s.values[i] is None else _number(s.values[i]) + escape(unit)}</td>" for s in series)
+        + "</tr>"
+        for i, label in enumerate(labels)
+    )
+    return Markup(f'<figure class="chart-figure">{chart}<details class="chart-data"><summary>{escape(title)}: the figures'
+                  f'</summary><table tabindex="0"><thead><tr><th scope="col">{escape(axis)}</th>{head}</tr></thead>'
+                  f"<tbody>{rows}</tbody></table></details></figure>")
+
+
+def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", axis: str = "Week") -> Markup:
     """One line per series over the labels (weeks); a missing value breaks the line."""
     values = [v for s in series for v in s.values if v is not None]
     if not labels or not values:
@@ -118,11 +134,11 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit
         if len(points) > 1:
             parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return _with_figures("".join(parts), title, labels, series, unit, axis)
 
 
 def bar_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", stacked: bool = True
+    title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", stacked: bool = True, axis: str = "Week"
 ) -> Markup:
     """Counts as bars per label: stacked (parts of a whole) or side by side."""
     if not labels or not any(v for s in series for v in s.values):
@@ -150,7 +166,7 @@ def bar_chart(
             if stacked:
                 base += value
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return _with_figures("".join(parts), title, labels, series, unit, axis)
 
 
 @dataclass(frozen=True)
@@ -178,47 +194,90 @@ MARK_SHAPES = {
     "acknowledged": ("triangle", "green"),
     "deadline": ("diamond", "amber"),
 }
+# Each shape's row on the timeline, top to bottom around the bands; marks closer than MARK_GAP share no lane.
+MARK_ROWS = ("triangle", "circle", "diamond")
+MARK_GAP = 12.0
+LANE = 13
+BAND_HEIGHT = 26
+
+
+def lanes(xs: Sequence[float], gap: float = MARK_GAP) -> list[int]:
+    """A lane for each mark, in order along the axis: the first lane where it keeps `gap` from the last mark there,
+    so marks minutes apart on a chart of weeks stand side by side, never on top of each other."""
+    ends: list[float] = []
+    chosen = [0] * len(xs)
+    for index in sorted(range(len(xs)), key=lambda i: xs[i]):
+        lane = next((n for n, last in enumerate(ends) if xs[index] - last >= gap), len(ends))
+        if lane == len(ends):
+            ends.append(xs[index])
+        ends[lane] = xs[index]
+        chosen[index] = lane
+    return chosen
 
 
 def timeline(bands: Sequence[Band], marks: Sequence[Mark], start: datetime, end: datetime) -> Markup:
-    """Stages as bands across time (the late part hatched), with decisions, escalations and deadlines above."""
-    if end <= start:
-        return Markup("")
-    height = 120
+    """Stages as bands across time (the late part hatched), with decisions, escalations and deadlines around them.
+
+    The axis is labelled at whole London minutes, hours or days (however near or far apart the events), and marks
+    too close to tell apart are set in lanes of their own, so a referral decided minutes apart is as legible as
+    one that took weeks.
+    """
+    end = max(end, start + timedelta(minutes=1))
     span = (end - start).total_seconds()
 
     def x(at: datetime) -> float:
         return LEFT + (WIDTH - LEFT - RIGHT) * max(0.0, min(1.0, (at - start).total_seconds() / span))
 
+    by_row = {row: [m for m in marks if MARK_SHAPES[m.kind][0] == row] for row in MARK_ROWS}
+    lane_of = {row: lanes([x(m.at) for m in row_marks]) for row, row_marks in by_row.items()}
+    depth = {row: 1 + max(lane_of[row], default=0) for row in MARK_ROWS}
+    # Top to bottom: the axis's labels, escalations, decisions, the bands, deadlines.
+    axis_y = 14
+    tops = {"triangle": axis_y + 10}
+    tops["circle"] = tops["triangle"] + LANE * depth["triangle"]
+    band_y = tops["circle"] + LANE * depth["circle"] + 4
+    tops["diamond"] = band_y + BAND_HEIGHT + 6
+    height = tops["diamond"] + LANE * depth["diamond"] + 4
+    ticks, fmt = time_ticks(start, end)
     parts = [
-        f'<svg class="chart timeline" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="Timeline" '
-        'xmlns="http://www.w3.org/2000/svg"><title>Timeline of stages, decisions and escalations</title>',
+        f'<svg class="chart timeline" viewBox="0 0 {WIDTH} {height}" role="img" '
+        'aria-label="Timeline of stages, decisions and escalations" xmlns="http://www.w3.org/2000/svg">'
+        "<title>Timeline of stages, decisions and escalations</title>",
         '<defs><pattern id="late" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
         f'<rect width="3" height="6" fill="{PALETTE["red"]}" opacity="0.45"/></pattern></defs>',
     ]
+    for tick in ticks:
+        tx = x(tick)
+        # A label at either end of the axis is kept inside the chart.
+        anchor = "end" if tx > WIDTH - RIGHT - 40 else "start" if tx < LEFT + 40 else "middle"
+        parts.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{axis_y + 3}" y2="{height}" class="grid"/>'
+                     f'<text x="{tx:.1f}" y="{axis_y}" class="tick" text-anchor="{anchor}">{tick:{fmt}}</text>')
     colors = ["sky", "blue"]
     for number, band in enumerate(bands):
         x0, x1 = x(band.start), max(x(band.end), x(band.start) + 2)
         parts.append(
-            f'<rect x="{x0:.1f}" y="60" width="{x1 - x0:.1f}" height="26" fill="{PALETTE[colors[number % 2]]}">'
+            f'<rect x="{x0:.1f}" y="{band_y}" width="{x1 - x0:.1f}" height="{BAND_HEIGHT}" '
+            f'fill="{PALETTE[colors[number % 2]]}">'
             f"<title>{escape(band.label)}: {band.start:%d %b %H:%M} to {band.end:%d %b %H:%M}</title></rect>"
         )
         if band.late_from is not None and band.late_from < band.end:
             late_x = x(max(band.late_from, band.start))
-            parts.append(f'<rect x="{late_x:.1f}" y="60" width="{x1 - late_x:.1f}" height="26" fill="url(#late)"/>')
+            parts.append(f'<rect x="{late_x:.1f}" y="{band_y}" width="{x1 - late_x:.1f}" height="{BAND_HEIGHT}" '
+                         'fill="url(#late)"/>')
         if x1 - x0 > 8 * len(band.label) * 0.8:
-            parts.append(f'<text x="{x0 + 4:.1f}" y="77" class="band-label">{escape(band.label)}</text>')
-    for mark in marks:
-        shape, color = MARK_SHAPES[mark.kind]
-        cx, fill = x(mark.at), PALETTE[color]
-        tip = f"<title>{escape(mark.label)} ({mark.at:%d %b %H:%M})</title>"
-        if shape == "circle":
-            parts.append(f'<circle cx="{cx:.1f}" cy="44" r="5" fill="{fill}">{tip}</circle>')
-        elif shape == "triangle":
-            parts.append(f'<path d="M{cx:.1f},22 l6,11 h-12 z" fill="{fill}">{tip}</path>')
-        else:
-            parts.append(f'<path d="M{cx:.1f},96 l5,6 l-5,6 l-5,-6 z" fill="{fill}">{tip}</path>')
-    parts.append(f'<text x="{LEFT}" y="{height - 2}" class="tick">{start:%d %b %H:%M}</text>')
-    parts.append(f'<text x="{WIDTH - RIGHT}" y="{height - 2}" class="tick" text-anchor="end">{end:%d %b %H:%M}</text>')
+            parts.append(f'<text x="{x0 + 4:.1f}" y="{band_y + 17}" class="band-label">{escape(band.label)}</text>')
+    for row, row_marks in by_row.items():
+        for mark, lane in zip(row_marks, lane_of[row]):
+            shape, color = MARK_SHAPES[mark.kind]
+            cx, cy, fill = x(mark.at), tops[row] + LANE * lane + LANE / 2, PALETTE[color]
+            tip = f"<title>{escape(mark.label)} ({mark.at:%d %b %H:%M})</title>"
+            if shape == "circle":
+                parts.append(f'<circle class="mark" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{fill}">{tip}</circle>')
+            elif shape == "triangle":
+                parts.append(f'<path class="mark" data-x="{cx:.1f}" data-y="{cy:.1f}" '
+                             f'd="M{cx:.1f},{cy - 5.5:.1f} l6,11 h-12 z" fill="{fill}">{tip}</path>')
+            else:
+                parts.append(f'<path class="mark" data-x="{cx:.1f}" data-y="{cy:.1f}" '
+                             f'd="M{cx:.1f},{cy - 6:.1f} l5,6 l-5,6 l-5,-6 z" fill="{fill}">{tip}</path>')
     parts.append("</svg>")
     return Markup("".join(parts))

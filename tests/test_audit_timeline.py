@@ -204,3 +204,19 @@ async def test_a_chart_shorter_than_a_day_has_its_axis_labelled_and_every_time_t
     ticks = re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', html)
     assert len(ticks) >= 2 and all(tick.strip() for tick in ticks)
     assert local(timeline.submitted_at) in html and re.search(r"\d\d:\d\d:\d\d", local(timeline.submitted_at))
+
+
+async def test_the_report_is_drawn_in_the_dashboards_layout_with_london_times_and_yes_or_no():
+    timeline = build_timeline(await decoded_path("action_reminded_and_escalated"))
+    html = render_timeline_html(timeline)
+    assert html.startswith("<!DOCTYPE html>")
+    # The dashboard's own stylesheet and landmarks, from the layout both draw on.
+    assert (ROOT / "layout" / "templates" / "style.css").read_text().strip() in html
+    assert re.search(r"<header>.*</header>\s*<main>", html, re.S) and "</main>" in html
+    # Every time in London words, every flag in words: no ISO text, no Python True or False.
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", html.replace(timeline.run_id, ""))
+    assert not re.search(r"\b(True|False)\b", html) and ">None<" not in html
+    assert local(timeline.submitted_at) in html and "quorate" in html and re.search(r"<td>(yes|no)</td>", html)
+    # A cell's text is escaped by the template: a made-up staff ID with markup stays text.
+    odd = timeline.model_copy(update={"reference": "<b>REF</b>"})
+    assert "<b>REF</b>" not in render_timeline_html(odd) and "&lt;b&gt;REF&lt;/b&gt;" in render_timeline_html(odd)

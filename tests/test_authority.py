@@ -90,7 +90,7 @@ async def late_thrice(api, auth, time_env, pool, seeds: list[str]) -> list[str]:
 def acknowledge_button(page: str, escalation_id: str) -> bool:
     row = re.search(rf'<tr data-escalation="{re.escape(escalation_id)}">(.*?)</tr>', page, re.DOTALL)
     assert row is not None, escalation_id
-    return "Acknowledge</button>" in row.group(1)
+    return 'type="submit">Acknowledge' in row.group(1)
 
 
 async def dashboard(api, tokens, user: str, path: str) -> str:

@@ -235,7 +235,7 @@ async def test_each_role_sees_only_its_pages(dashboard, tokens, time_env, time_q
     auditor_browser = await sign_in(dashboard, tokens["auditor"])
     auditor = auditor_browser.headers
     escalations = await dashboard.get("/dashboard/escalations", headers=auditor)
-    assert f"{handle.id}.A1.E1" in escalations.text and "Acknowledge</button>" not in escalations.text
+    assert f"{handle.id}.A1.E1" in escalations.text and 'type="submit">Acknowledge' not in escalations.text
     timeliness = await dashboard.get("/dashboard/timeliness", headers=auditor)
     assert timeliness.status_code == 200 and timeliness.text.count("<svg") >= 4
     refused = await dashboard.post(f"/dashboard/escalations/{handle.id}.A1.E1/acknowledge",

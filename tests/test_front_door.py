@@ -221,3 +221,27 @@ async def test_swagger_ui_renders_with_no_network_beyond_the_api(api_url, browse
     await page.get_by_text("Submit a VIST").first.wait_for()
     assert elsewhere == []
     await page.close()
+
+
+# What answers without credentials: the probes and the metrics a scraper reads.
+PUBLIC = {"/health", "/ready", "/metrics"}
+
+
+async def test_every_route_refuses_a_caller_without_a_token_with_problem_details(api):
+    """Each operation of every router, called with no token (and a body and path it would refuse anyway): a 401
+    problem, before anything is read or validated; only the probes answer."""
+    refused = 0
+    for router in ROUTERS:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            path = re.sub(r"{[^}]+}", "REF-00000-00000", route.path)
+            for method in sorted(route.methods - {"HEAD"}):
+                response = await api.request(method, path, json={} if method != "GET" else None)
+                if route.path in PUBLIC:
+                    assert response.status_code < 500 or response.status_code == 503, (method, route.path)
+                    continue
+                problem = assert_problem(response, 401)
+                assert problem["detail"] and "REF-00000-00000" not in problem["detail"], (method, route.path)
+                refused += 1
+    assert refused > 50  # every router's operations were tried, not a handful

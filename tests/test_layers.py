@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ["workflows", "activities", "readmodel", "runtime", "auth", "audit", "starter", "api", "dashboard", "cli"]
+# Every package the contracts name, as pyproject.toml lists them.
+PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

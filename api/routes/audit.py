@@ -158,8 +158,8 @@ async def reconcile_records(
         svc.client, svc.pool, since=aware("since", since), until=aware("until", until),
         references=[reference] if reference else None,
     )
-    # Neither a history nor a row nor a purge: the reference names nothing.
-    if reference is not None and not (report.facts or report.rows or report.purged):
+    # Neither a history nor a row nor a purge nor an import: the reference names nothing.
+    if reference is not None and not (report.facts or report.rows or report.purged or report.imported):
         raise no_such_case(reference)
     await recorded(svc, caller, "audit_reconcile", [reference] if reference else [], referrals=report.referrals)
     return report

@@ -58,6 +58,7 @@ async def referrals(request: Request, board: Board, caller: SignedIn) -> Respons
         [stage_short(s) for s in STAGE_ORDER],
         [Series("late", [stages[s]["late"] for s in STAGE_ORDER], "red"),
          Series("in time", [stages[s]["count"] - stages[s]["late"] for s in STAGE_ORDER], "blue")],
+        axis="Stage",
     )
     return board.page(request, "referrals.html", caller, stages=stages, chart=counts, now=local(now))
 
