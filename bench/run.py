@@ -423,7 +423,9 @@ async def patiently(handle: WorkflowHandle, update: Any, decision: Any) -> Any:
         try:
             return await handle.execute_update(update, decision, id=update_id)
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            continue
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the run is stopping (Ctrl-C): no second wait
+                raise
 
 
 async def scale(bench: BenchStack, policy: SlaPolicy, sizes: Sizes) -> list[Figure]:
