@@ -10,15 +10,17 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from starter.panels import PanelSittings
-from starter.synthetic import CALL_HANDLER, OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion
+from starter.synthetic import (
+    CALL_HANDLER, OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report,
+)
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, advance_to, eventually, next_local, sign_in, start_episode, start_referral
+from tests.helpers import STARTED, advance_to, eventually, next_local, seeded, sign_in, start_episode, start_referral
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
 from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
 from workflows.missing import MissingEpisodeWorkflow
 from workflows.missing_models import EpisodePhase, InterviewOutcome, RiskIndicator
-from workflows.models import Agency, RiskGrade, ScreeningOutcome, Stage, SupervisorReview
+from workflows.models import Agency, MissingGrade, RiskGrade, ScreeningOutcome, Stage, SupervisorReview
 from workflows.panel import PanelSittingWorkflow
 from workflows.plan import TriggerPlanWorkflow
 from workflows.panel_models import AgendaAddition, AgendaCriterion, AgendaEdit, SittingPhase
@@ -554,3 +556,79 @@ async def test_a_referrals_risk_and_a_missing_episodes_grade_and_review_are_deci
     assert regraded.status_code == 303, regraded.text
     state = await episode.query(MissingEpisodeWorkflow.state)
     assert state.grade.value == "medium" and len(state.reviews) == 1
+
+
+async def test_a_supervisor_decides_in_the_browser_that_childrens_social_care_need_not_be_informed(
+    api, tokens, time_env, time_queue, sla_policy, pool
+):
+    submission, handle = await at_screening(time_env, time_queue, sla_policy, pool, 1809)
+    path = f"/dashboard/referrals/{handle.id}"
+    screener = await sign_in(api, tokens["screener"])
+    page = (await api.get(path, headers=screener.headers)).text
+    assert 'data-form="csc-not-informed"' not in page  # a supervisor's decision, not a screener's
+
+    def screening_form(page: str) -> dict[str, str]:
+        return screener.form(
+            idempotency_key=form_key(page, "screening"), risk="medium", outcome="single_agency",
+            rationale="Synthetic screening rationale.", **{"agencies_informed.0": "health"},
+            **{f"child_decisions.{i}.child_id": c.child_id for i, c in enumerate(submission.children)},
+            **{f"child_decisions.{i}.decision": "single_agency" for i in range(len(submission.children))},
+            **{f"child_decisions.{i}.rationale": "Synthetic." for i in range(len(submission.children))},
+        )
+
+    # Without the supervisor's decision, a screening that leaves children's social care out is refused beside the field.
+    refused = await api.post(f"{path}/decisions/screening", data=screening_form(page), headers=screener.headers)
+    assert refused.status_code == 409 and "screening-agencies_informed-error" in field(
+        refused.text, "screening-agencies_informed")
+    assert (await handle.query(ReferralWorkflow.state)).stage is Stage.SCREENING
+
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    empty = await api.post(f"{path}/decisions/csc-not-informed", headers=sergeant.headers,
+                           data=sergeant.form(idempotency_key=form_key(page, "csc-not-informed"), rationale=""))
+    assert empty.status_code == 422 and "csc-not-informed-rationale-error" in field(
+        empty.text, "csc-not-informed-rationale")
+    assert (await handle.query(ReferralWorkflow.state)).csc_not_informed is None
+    decided = await api.post(f"{path}/decisions/csc-not-informed", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(empty.text, "csc-not-informed"), rationale="Synthetic: the agency opened this case."))
+    assert decided.status_code == 303, decided.text
+    state = await handle.query(ReferralWorkflow.state)
+    assert state.csc_not_informed is not None and state.csc_not_informed.decided_by == SERGEANT.id
+    # Decided once: the form is no longer offered, and the screener's form says why the agency may be left out.
+    assert 'data-form="csc-not-informed"' not in (await api.get(path, headers=sergeant.headers)).text
+    page = (await api.get(path, headers=screener.headers)).text
+    assert "Synthetic: the agency opened this case." in page
+    screened = await api.post(f"{path}/decisions/screening", data=screening_form(page), headers=screener.headers)
+    assert screened.status_code == 303, screened.text
+    assert (await handle.query(ReferralWorkflow.state)).stage is not Stage.SCREENING
+
+
+async def test_a_low_grade_the_indicators_make_implausible_is_kept_in_the_browser_by_another_supervisor(
+    api, tokens, time_env, time_queue, sla_policy
+):
+    report = synthetic_missing_report(
+        rng=seeded("dashboard:implausible-low"), grade=MissingGrade.LOW, indicators=[RiskIndicator.CSE_CONCERN])
+    _, episode = await start_episode(time_env.client, time_queue, sla_policy, report, reported_by=SERGEANT)
+    path = f"/dashboard/missing/{episode.id}"
+    # The supervisor who reported it is offered the form by role, and refused by the workflow: not their own grade.
+    sergeant = await sign_in(api, tokens["sergeant"])
+    page = (await api.get(path, headers=sergeant.headers)).text
+    assert 'data-form="low-grade"' in page
+    before = await episode.query(MissingEpisodeWorkflow.state)
+    own = await api.post(f"{path}/decisions/low-grade", headers=sergeant.headers, data=sergeant.form(
+        idempotency_key=form_key(page, "low-grade"), keep_low="true", rationale="Synthetic rationale."))
+    assert own.status_code == 403 and "Not recorded" in own.text, own.text
+    assert await episode.query(MissingEpisodeWorkflow.state) == before
+
+    inspector = await sign_in(api, tokens["inspector"])
+    page = (await api.get(path, headers=inspector.headers)).text
+    unexplained = await api.post(f"{path}/decisions/low-grade", headers=inspector.headers, data=inspector.form(
+        idempotency_key=form_key(page, "low-grade"), keep_low="true"))
+    assert unexplained.status_code == 422 and "low-grade-rationale-error" in field(
+        unexplained.text, "low-grade-rationale")
+    kept = await api.post(f"{path}/decisions/low-grade", headers=inspector.headers, data=inspector.form(
+        idempotency_key=form_key(page, "low-grade"), keep_low="true", rationale="Synthetic: seen safe at school."))
+    assert kept.status_code == 303, kept.text
+    state = await episode.query(MissingEpisodeWorkflow.state)
+    assert (state.grade, state.low_grade_pending) == (MissingGrade.LOW, False)
+    assert 'data-form="low-grade"' not in (await api.get(path, headers=inspector.headers)).text

@@ -28,6 +28,7 @@ from workflows.authority import (
     ADDENDUM_WRITERS,
     CASE_DECIDERS,
     COMPLETERS_OF_OWN_AGENCY,
+    CSC_NOT_INFORMED_DECIDERS,
     EPISODE_REVIEWERS,
     FINDERS,
     INTERVIEW_RECORDERS,
@@ -70,6 +71,7 @@ from workflows.models import (
     Closure,
     ConferenceBooking,
     ConferenceOutcome,
+    CscNotInformed,
     Decision,
     OverrideDecision,
     OverrideRequest,
@@ -112,6 +114,8 @@ REFERRAL_FORMS = {form.name: form for form in (
     DecisionForm("screening", Screening, SCREENERS, "Screening recorded"),
     DecisionForm("override-request", OverrideRequest, OVERRIDE_REQUESTERS, "Override asked for"),
     DecisionForm("override", OverrideDecision, OVERRIDE_DECIDERS, "Override decided"),
+    DecisionForm("csc-not-informed", CscNotInformed, CSC_NOT_INFORMED_DECIDERS,
+                 "Decided: children's social care need not be informed"),
     DecisionForm("strategy-discussion", StrategyDiscussion, CASE_DECIDERS, "Strategy discussion recorded"),
     DecisionForm("conference", ConferenceBooking, CASE_DECIDERS, "Conference booked"),
     DecisionForm("conference-outcome", ConferenceOutcome, CASE_DECIDERS, "Conference outcome recorded"),
@@ -125,6 +129,7 @@ REFERRAL_STAGES = {
     "screening": {Stage.SCREENING},
     "override-request": {Stage.SCREENING},
     "override": {Stage.SCREENING},
+    "csc-not-informed": {Stage.SCREENING},
     "strategy-discussion": {Stage.STRATEGY_DISCUSSION},
     "conference": {Stage.CONFERENCE},
     "conference-outcome": {Stage.CONFERENCE},
@@ -175,7 +180,7 @@ def offered(forms: dict[str, DecisionForm], caller: Caller, names: set[str] | No
 def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
     """The referral's forms for its stage: a conference is booked first, then its outcome recorded; a supervisor's
     override is asked for only where screening found it needed and none is granted or waiting, and decided only
-    while it waits."""
+    while it waits; that children's social care need not be informed is decided once."""
     names = {name for name, stages in REFERRAL_STAGES.items() if state.stage in stages}
     names.discard("conference" if state.conference_at is not None else "conference-outcome")
     asked = state.repeat_referral_override
@@ -184,6 +189,8 @@ def referral_forms(caller: Caller, state: ReferralState) -> list[str]:
         names.discard("override-request")
     if not override_waiting(state):
         names.discard("override")
+    if state.csc_not_informed is not None:
+        names.discard("csc-not-informed")
     return offered(REFERRAL_FORMS, caller, names)
 
 
