@@ -632,3 +632,15 @@ async def test_a_low_grade_the_indicators_make_implausible_is_kept_in_the_browse
     state = await episode.query(MissingEpisodeWorkflow.state)
     assert (state.grade, state.low_grade_pending) == (MissingGrade.LOW, False)
     assert 'data-form="low-grade"' not in (await api.get(path, headers=inspector.headers)).text
+
+
+def test_every_decision_the_api_takes_on_a_case_has_a_form_for_the_same_roles():
+    from api.routes.decisions import DECISION_ROUTES
+    from dashboard.pages.decisions import ACTION_FORMS, EPISODE_FORMS, PLAN_FORMS, REFERRAL_FORMS, SITTING_FORMS
+
+    forms = {form.decision: form for table in (REFERRAL_FORMS, ACTION_FORMS, EPISODE_FORMS, SITTING_FORMS, PLAN_FORMS)
+             for form in table.values()}
+    missing = [route.path for route in DECISION_ROUTES if route.decision not in forms]
+    assert not missing, f"decisions the API takes with no form in the browser: {missing}"
+    differing = [route.path for route in DECISION_ROUTES if forms[route.decision].roles != route.roles]
+    assert not differing, f"forms offered to other roles than the API's: {differing}"
