@@ -115,6 +115,12 @@ async def cases_to_show(time_env, pool, time_queue, sla_policy) -> tuple[dict, l
     return cases, [f"/dashboard/referrals/{with_actions.id}"]
 
 
+async def title_markup(page) -> list[str]:
+    """A page's title as a screen reader and the tab read it: plain words, never a template's markup."""
+    title = await page.title()
+    return [f"document-title: markup in {title[:40]!r}"] if "<" in title or "{" in title else []
+
+
 async def test_every_page_passes_axe_and_fits_a_phone(
     time_env, pool, time_queue, sla_policy, dashboard_app, tokens, browser_as  # noqa: F811
 ):
@@ -134,7 +140,7 @@ async def test_every_page_passes_axe_and_fits_a_phone(
                     name = f"{user} {path}@{width}"
                     # axe at both widths for one user, at the wide one for the rest; the fit for everyone.
                     checked = await violations(page) if width == 1280 or user == USERS[0] else []
-                    found[name] = checked + await overflow(page)
+                    found[name] = checked + await overflow(page) + await title_markup(page)
                     if user in ("sergeant", "officer"):
                         await screenshot(page, f"a11y-{width}-{user}-{path.strip('/').replace('/', '-')}")
         # A refused form comes back with each error beside its field: each form that opens a case, sent empty.
