@@ -81,6 +81,11 @@ REFUSAL_WAIT = 15
 STARTED: list[WorkflowHandle] = []
 
 
+def main_of(page: str) -> str:
+    """A dashboard page's main content, as a browser draws it: what the page holds outside its title and header."""
+    return page.split("<main>", 1)[1].split("</main>", 1)[0]
+
+
 async def start_referral(
     client: Client,
     task_queue: str,

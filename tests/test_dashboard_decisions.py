@@ -14,7 +14,9 @@ from starter.synthetic import (
     CALL_HANDLER, OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_missing_report,
 )
 from tests.api_fixtures import api, api_app, auth, authenticator, tokens  # noqa: F401
-from tests.helpers import STARTED, advance_to, eventually, next_local, seeded, sign_in, start_episode, start_referral
+from tests.helpers import (
+    STARTED, advance_to, eventually, main_of, next_local, seeded, sign_in, start_episode, start_referral,
+)
 from tests.test_panels import a_panel, built, in_read_model, sitting_of
 from tests.test_triage import at, listed_in_read_model, open_triage, referral_at
 from workflows.action import AgreedActionWorkflow
@@ -509,7 +511,7 @@ async def test_a_days_triage_is_opened_by_hand_on_the_triage_page_once(api, toke
     assert (await api.post("/dashboard/triage/open", headers=officer.headers,
                            data=officer.form(day=past.strftime("%d/%m/%Y")))).status_code == 403
     page = (await api.get("/dashboard/triage", headers=screener.headers)).text
-    assert f'value="{today.strftime("%d/%m/%Y")}"' in field(page, "open-triage-day")
+    assert f'value="{today.strftime("%d/%m/%Y")}"' in field(main_of(page), "open-triage-day")
     for day, why in ((today + timedelta(days=1), "cannot be opened before its day"),
                      (weekend, "not a working day"), (None, "a date, written day/month/year")):
         refused = await api.post("/dashboard/triage/open", headers=screener.headers,
