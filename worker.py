@@ -60,10 +60,10 @@ def build_worker(
     task_queue: str | None = None,
     alerts: EscalationAlerts | None = None,
 ) -> Worker:
-    records = ReferralRecords(pool)
+    alerts = alerts or EscalationAlerts.from_settings(pool, settings)
+    records = ReferralRecords(pool, alerts)
     policy = SlaPolicySource(settings.sla_policy_file)
     audit = AuditRecords(pool)
-    alerts = alerts or EscalationAlerts.from_settings(pool, settings)
     # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
     verifier = load_decision_verifier(settings)
     proofs = StartProofs(verifier)
@@ -71,6 +71,7 @@ def build_worker(
     activities = [
         records.record_event,
         records.record_events,
+        records.record_facts,
         records.find_prior_referrals,
         records.count_missing_episodes,
         records.find_trigger_plan,

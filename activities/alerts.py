@@ -379,6 +379,15 @@ def channels_from_settings(settings: Settings, directory: SupervisionDirectory) 
 # --- the activity -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InAppWithFact:
+    """An in-app alert written with its escalation's fact: whether it was written now (not by an earlier attempt),
+    and whether the addressee has other channels for `deliver_escalation`."""
+
+    sent: bool
+    others_left: bool
+
+
 class AlertNotDelivered(Exception):
     """A channel failed this attempt; the activity is retried (the row keeps the error's type)."""
 
@@ -428,12 +437,42 @@ class EscalationAlerts:
         )
         return outcome
 
+    async def deliver_with_fact(self, conn: asyncpg.Connection, alert: EscalationAlert) -> InAppWithFact:
+        """The dashboard's alert written in the caller's transaction, the one recording its escalation, so the
+        addressee sees it the moment the escalation is recorded: no activity and no workflow task of its own.
+
+        The other channels the addressee has are left to `deliver_escalation`, which finds the in-app row
+        delivered and goes on with them; a dashboard the settings leave off leaves every channel to it.
+        """
+        addressee = self.directory.addressee(alert)
+        in_app = next((c for c in self.channels if c.name == InAppChannel.name), None)
+        others = any(c.can_deliver(addressee) for c in self.channels if c is not in_app)
+        if in_app is None:
+            return InAppWithFact(sent=False, others_left=True)
+        e = alert.escalation
+        sent = await conn.fetchval(
+            """INSERT INTO alert_deliveries
+                   (escalation_id, channel, idempotency_key, reference, agency, team, addressee, recipient, delivered_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, now())
+               ON CONFLICT (escalation_id, channel) DO NOTHING
+               RETURNING true""",
+            e.escalation_id,
+            in_app.name,
+            idempotency_key(e.escalation_id, in_app.name),
+            e.reference,
+            alert.agency.value,
+            alert.team,
+            addressee.name or addressee.role,
+        )
+        return InAppWithFact(sent=bool(sent), others_left=others)
+
     async def _once(
         self, alert: EscalationAlert, addressee: Addressee, channel: AlertChannel, message: AlertMessage
     ) -> bool:
         """Send on one channel unless already sent; True when sent now.
 
-        The row stays locked while sending, so an overlapping attempt waits and then finds it sent.
+        The row stays locked while sending, so an overlapping attempt waits and then finds it sent. A row
+        already delivered (an earlier attempt, or the in-app alert written with its fact) counts no attempt.
         """
         e = alert.escalation
         async with self.pool.acquire() as conn, conn.transaction():
@@ -442,7 +481,9 @@ class EscalationAlerts:
                        (escalation_id, channel, idempotency_key, reference, agency, team, addressee, recipient)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (escalation_id, channel) DO UPDATE
-                       SET attempts = alert_deliveries.attempts + 1, last_attempt_at = now(),
+                       SET attempts = alert_deliveries.attempts + (alert_deliveries.delivered_at IS NULL)::int,
+                           last_attempt_at = CASE WHEN alert_deliveries.delivered_at IS NULL THEN now()
+                                                  ELSE alert_deliveries.last_attempt_at END,
                            recipient = EXCLUDED.recipient, addressee = EXCLUDED.addressee
                    RETURNING delivered_at""",
                 e.escalation_id,

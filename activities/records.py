@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from readmodel.projections import write_fact
-from runtime.metrics import ESCALATIONS_RAISED, FACTS_QUARANTINED, FACTS_RECORDED, OUTBOX_LAG_SECONDS
-from workflows.facts import EscalationRaised, FactKind, RecordedEvent
+from activities.alerts import EscalationAlerts
+from runtime.metrics import ALERT_DELIVERIES, ESCALATIONS_RAISED, FACTS_QUARANTINED, FACTS_RECORDED, OUTBOX_LAG_SECONDS
+from workflows.facts import EscalationRaised, FactBatch, FactKind, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
@@ -33,6 +34,7 @@ from workflows.models import (
     AdultHistory,
     AdultInvolvement,
     ChildOnPlan,
+    EscalationAlert,
     IncidentType,
     PriorConference,
     PriorPanelDecision,
@@ -176,8 +178,10 @@ def count_recorded(event: RecordedEvent, committed_at: datetime) -> None:
 class ReferralRecords:
     """Activities over the referral read model, holding the asyncpg pool they share."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, alerts: EscalationAlerts | None = None) -> None:
+        """`alerts`, when given, writes an escalation's in-app alert with its fact."""
         self.pool = pool
+        self.alerts = alerts
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
@@ -189,14 +193,33 @@ class ReferralRecords:
         """Write a workflow's waiting facts in order, in one transaction: one round trip and one commit for all
         the facts of a decision. Each is written under its own savepoint, so a fact PostgreSQL refuses for
         good is quarantined alone and the rest are kept; a retried batch finds its facts written and skips them."""
+        return await self._record(events, {})
+
+    @activity.defn
+    async def record_facts(self, batch: FactBatch) -> list[RecordOutcome]:
+        """`record_events`, with the escalations' alerts among the facts: each is delivered in-app in the same
+        transaction as its fact, and its outcome says whether channels are left for `deliver_escalation`."""
+        return await self._record(batch.events, batch.alerts)
+
+    async def _record(self, events: list[RecordedEvent], alerts: dict[int, EscalationAlert]) -> list[RecordOutcome]:
         outcomes: list[RecordOutcome] = []
+        in_app_sent: list[EscalationAlert] = []
         async with self.pool.acquire() as conn, conn.transaction():
             for event in events:
+                alert = alerts.get(event.seq)
                 try:
                     async with conn.transaction():
-                        outcomes.append(RecordOutcome(recorded=await self._write(conn, event)))
+                        outcome = RecordOutcome(recorded=await self._write(conn, event))
                 except UNRECORDABLE as error:
-                    outcomes.append(RecordOutcome(recorded=False, quarantine_reason=await self._quarantine(conn, event, error)))
+                    # Quarantined: the alert, if any, is left whole to `deliver_escalation`.
+                    outcomes.append(RecordOutcome(
+                        recorded=False, quarantine_reason=await self._quarantine(conn, event, error),
+                        alert_left=True if alert is not None else None,
+                    ))
+                    continue
+                if alert is not None:
+                    outcome.alert_left = await self._alert_with_fact(conn, alert, in_app_sent)
+                outcomes.append(outcome)
         committed_at = datetime.now(timezone.utc)
         for event, outcome in zip(events, outcomes):
             if outcome.recorded:
@@ -206,7 +229,31 @@ class ReferralRecords:
                 log.error("fact_quarantined", reference=event.reference, stream=event.stream, seq=event.seq,
                           kind=event.kind, reason=outcome.quarantine_reason)
                 FACTS_QUARANTINED.labels(str(event.kind)).inc()
+        for alert in in_app_sent:
+            ALERT_DELIVERIES.labels("in_app", "sent").inc()
+            log.info("alert_delivered", reference=alert.escalation.reference, escalation_id=alert.escalation.escalation_id,
+                     sent=["in_app"], with_fact=True)
         return outcomes
+
+    async def _alert_with_fact(
+        self, conn: asyncpg.Connection, alert: EscalationAlert, sent: list[EscalationAlert]
+    ) -> bool:
+        """The escalation's in-app alert, in a savepoint after its fact's; whether channels are left to deliver.
+
+        A refusal here costs the fact nothing: the whole alert is then left to `deliver_escalation`.
+        """
+        if self.alerts is None:
+            return True
+        try:
+            async with conn.transaction():
+                with_fact = await self.alerts.deliver_with_fact(conn, alert)
+        except UNRECORDABLE as error:
+            log.warning("alert_not_written_with_fact", reference=alert.escalation.reference,
+                        escalation_id=alert.escalation.escalation_id, error=type(error).__name__)
+            return True
+        if with_fact.sent:
+            sent.append(alert)
+        return with_fact.others_left
 
     async def _write(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:
         """The fact and its projections, in the caller's savepoint; False when it was already recorded."""

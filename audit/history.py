@@ -24,7 +24,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
-from workflows.facts import RecordedEvent
+from workflows.facts import FactBatch, RecordedEvent
 from workflows.missing_models import EpisodeState, StartMissingEpisode
 from workflows.panel_models import SittingStart, SittingState
 from workflows.triage_models import TriageList, TriageListQuery, TriageStart, TriageState
@@ -48,6 +48,8 @@ ACTION_WORKFLOW = "AgreedActionWorkflow"
 RECORD_ACTIVITY = "record_event"
 # Since batched recording: every fact waiting at once, in one activity.
 RECORD_BATCH_ACTIVITY = "record_events"
+# Since in-app alerts are written with their escalations: the batch and its alerts, in one activity.
+RECORD_FACTS_ACTIVITY = "record_facts"
 PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
 EPISODE_COUNT_ACTIVITY = "count_missing_episodes"
@@ -362,7 +364,7 @@ async def _activity_inputs(
 async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> list[tuple[RecordedEvent, bool]]:
     """The facts one workflow recorded, in sequence order, each with whether its write is confirmed.
 
-    A fact is in the history once its `record_event` (or `record_events`) activity is scheduled;
+    A fact is in the history once its `record_event` (`record_events`, `record_facts`) activity is scheduled;
     the write is confirmed once that activity completed (until then the database may not have it yet).
     """
     completed = {
@@ -381,6 +383,9 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
         elif scheduled.activity_type.name == RECORD_BATCH_ACTIVITY:
             batch = await _decode(converter, scheduled.input, list[RecordedEvent])
             facts += [(fact, confirmed) for fact in batch]
+        elif scheduled.activity_type.name == RECORD_FACTS_ACTIVITY:
+            with_alerts = await _decode(converter, scheduled.input, FactBatch)
+            facts += [(fact, confirmed) for fact in with_alerts.events]
     return facts
 
 

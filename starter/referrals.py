@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -70,6 +70,10 @@ class Referrals(WorkflowClient[ReferralState]):
         """
         submission = start.submission
         reference = self.workflow_id(submission.form_id)
+        # The SLA clock runs from the form's receipt, stamped here and signed with the start: the answer's
+        # deadline is then known without asking Temporal when it accepted the start.
+        if start.received_at is None:
+            start = start.model_copy(update={"received_at": datetime.now(UTC)})
         try:
             handle = await self.client.start_workflow(
                 ReferralWorkflow.run,
@@ -83,9 +87,9 @@ class Referrals(WorkflowClient[ReferralState]):
             if state.form_id != submission.form_id or state.form_digest != submission.content_digest():
                 raise SubmissionConflict("form_id: this form was already submitted with other content") from None
             return Intake(state.reference, state.stage, state.risk, state.deadline, created=False)
-        # A new referral's answer is known from its start and the start's acceptance by Temporal (which its
-        # deadline runs from): the answer needs no worker, so a burst of forms is not answered behind one.
-        accepted = await handle.describe()
-        assert accepted.start_time is not None
-        deadline = first_deadline(start, accepted.start_time)
-        return Intake(reference, opening_stage(submission), submission.initial_risk, deadline, created=True)
+        # A new referral's answer is known from its start alone: it needs no worker and no second call to
+        # Temporal, so a burst of forms is not answered behind one. (The workflow's clock is the receipt unless
+        # this host's clock runs ahead of Temporal's; then it is the start's acceptance, a little earlier.)
+        assert start.received_at is not None
+        deadline = first_deadline(start, start.received_at)
+        return Intake(handle.id, opening_stage(submission), submission.initial_risk, deadline, created=True)

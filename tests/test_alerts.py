@@ -135,6 +135,15 @@ async def test_an_escalation_is_delivered_once_by_email_and_signed_webhook(
             )
             assert {c: r["attempts"] for c, r in sent.items()} == {"in_app": 1, "email": 1, "webhook": 1}
             assert sent["in_app"]["team"] == "Testtown" and sent["in_app"]["agency"] == "police"
+            # The dashboard's alert was written in the transaction that recorded the escalation (now() is the
+            # transaction's start); email and webhook followed, through the delivery activity.
+            recorded_at = await pool.fetchval(
+                """SELECT recorded_at FROM referral_events WHERE kind = 'escalation_raised'
+                   AND payload -> 'escalation' ->> 'escalation_id' = $1""",
+                escalation.escalation_id,
+            )
+            assert sent["in_app"]["delivered_at"] == recorded_at
+            assert sent["email"]["delivered_at"] > recorded_at and sent["webhook"]["delivered_at"] > recorded_at
 
             # Delivering the same alert again (a retried activity) sends nothing more.
             again = await alerts.deliver_escalation(
@@ -233,7 +242,36 @@ async def test_alerts_wait_for_a_mail_server_and_webhook_that_are_down(
         (True, f"alert-{escalation.escalation_id}-webhook")
     ]
     final = await deliveries(pool, escalation.escalation_id)
-    assert final["email"]["last_error"] is None and final["in_app"]["attempts"] >= 3
+    # The dashboard's alert was written once, with the escalation's fact; the retries never touched it.
+    assert final["email"]["last_error"] is None and final["in_app"]["attempts"] == 1
+
+
+async def test_an_alert_seen_only_in_the_dashboard_is_written_with_its_escalation_and_needs_no_delivery(
+    dev_env, pool, task_queue, settings, fast_policy
+):
+    """No mail server, no webhook: the escalation's fact and its in-app alert are one transaction, and the
+    referral schedules no delivery activity (two workflow tasks fewer per escalation)."""
+    async with build_worker(dev_env.client, pool, settings, task_queue=task_queue):
+        _, handle = await start_referral(dev_env.client, task_queue, fast_policy, seed=603)
+        escalation = await first_escalation(handle)
+        sent = await eventually(
+            lambda: deliveries(pool, escalation.escalation_id), lambda d: "in_app" in d and d["in_app"]["delivered_at"]
+        )
+        await close(handle)
+    assert set(sent) == {"in_app"} and sent["in_app"]["attempts"] == 1
+    recorded_at = await pool.fetchval(
+        """SELECT recorded_at FROM referral_events WHERE kind = 'escalation_raised'
+           AND payload -> 'escalation' ->> 'escalation_id' = $1""",
+        escalation.escalation_id,
+    )
+    assert sent["in_app"]["delivered_at"] == recorded_at
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert "record_facts" in scheduled and "deliver_escalation" not in scheduled
 
 
 def test_the_directory_picks_the_team_chain_then_the_agencys_then_the_default(tmp_path: Path):
@@ -304,7 +342,7 @@ async def test_histories_from_before_alerts_replay_because_delivery_is_patched_i
 
     # Without the patch the same code would schedule, in an old history, a delivery it never had.
     def unguarded(self, alert, policy):
-        self._deliveries.append(asyncio.create_task(self._deliver(alert, self._outbox.last_seq, policy)))
+        self._deliveries.append(asyncio.create_task(self._deliver(alert, self._outbox.last_seq, policy, False)))
 
     monkeypatch.setattr(AlertDispatch, "send", unguarded)
     with pytest.raises(workflow.NondeterminismError):

@@ -4,6 +4,7 @@ signing key cannot decide as anyone, start a referral, or finish an agreed actio
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 import uuid
 
 import asyncpg
@@ -187,6 +188,24 @@ async def test_a_start_whose_officer_was_changed_after_signing_fails(time_env, t
             "submission": submission.model_copy(update={"officer_id": other_officer.id}),
         }
     )
+    await unsigned(time_env.client).start_workflow(ReferralWorkflow.run, forged, id=reference, task_queue=time_queue)
+    handle = time_env.client.get_workflow_handle(reference)
+    STARTED.append(handle)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await finished(time_env, handle)
+    assert "does not match" in failed.value.cause.message
+    assert await referral_rows(pool, reference) == 0
+
+
+async def test_a_start_whose_receipt_was_moved_after_signing_fails(time_env, time_queue, sla_policy, pool):
+    """The receipt time starts the SLA clock, so it is signed with the start: moved back a day to make the referral
+    overdue at once, or forward to buy time, the proof no longer holds."""
+    submission = synthetic_vist(rng=random.Random("start with a moved receipt"))
+    reference = referral_reference(submission.form_id)
+    received_at = await time_env.get_current_time()
+    start = StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy, received_at=received_at)
+    proof = DecisionSigner(TEST_DECISION_KEYS).sign(reference, "start ReferralWorkflow", reference, start)
+    forged = start.model_copy(update={"proof": proof, "received_at": received_at - timedelta(minutes=5)})
     await unsigned(time_env.client).start_workflow(ReferralWorkflow.run, forged, id=reference, task_queue=time_queue)
     handle = time_env.client.get_workflow_handle(reference)
     STARTED.append(handle)

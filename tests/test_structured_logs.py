@@ -62,7 +62,7 @@ async def test_an_escalation_is_logged_as_one_constant_event_with_its_fields(wor
     assert "temporal_workflow" not in line
     # An activity's lines carry the workflow that scheduled it, bound for the activity's run.
     recorded = [r for r in records if r["event"] == "fact_recorded" and r.get("reference") == handle.id]
-    assert recorded and all(r["workflow_id"] == handle.id and r["activity_type"] == "record_events" for r in recorded)
+    assert recorded and all(r["workflow_id"] == handle.id and r["activity_type"] == "record_facts" for r in recorded)
     # Every line of the SDK's loggers has its event text alone: no context folded into it.
     temporal = [r for r in records if r.get("logger", "").startswith("temporalio")]
     assert temporal and not [r["event"] for r in temporal if "{" in r["event"] or handle.id in r["event"]]

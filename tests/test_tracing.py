@@ -76,12 +76,12 @@ async def test_a_decision_is_one_trace_from_the_request_to_the_sql(
     # The API's span, the update as the client sent it and as the workflow validated and handled it.
     assert {"StartWorkflowUpdate:review", "ValidateUpdate:review", "HandleUpdate:review"} <= names
     # The decision's facts recorded by the activity the decision awaited, down to the SQL that wrote them.
-    recording = [s for s in trace if s.name == "RunActivity:record_events"]
+    recording = [s for s in trace if s.name == "RunActivity:record_facts"]
     assert len(recording) == 1
     assert ancestry(recording[0], by_id)[-1] == requests[0].name
     statements = [s for s in trace if s.attributes.get("db.system") in ("postgresql", "postgres")]
     writes = [s for s in statements if "INSERT INTO referral_events" in str(s.attributes.get("db.statement", ""))]
-    assert writes and all("RunActivity:record_events" in ancestry(s, by_id) for s in writes)
+    assert writes and all("RunActivity:record_facts" in ancestry(s, by_id) for s in writes)
     # Spans name the referral by its reference and never carry a submitted value.
     assert any(s.attributes.get("temporalWorkflowID") == reference for s in trace)
     assert not [s for s in statements if "db.statement.parameters" in s.attributes]

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import workflow
+from temporalio.client import Client
 
 from starter.acknowledgement import ESCALATION_ID, EXAMPLE_IDS, owner_workflows
 from starter.actions import AgreedActions
 from starter.referrals import Referrals, SubmissionConflict, reference_in
 from starter.synthetic import HEALTH_PARTNER, OFFICER, approval, screening, strategy_discussion, synthetic_vist
 from starter.workflow_client import DecisionRejected, NoSuchWorkflow, WorkflowClosed
-from tests.helpers import STARTED, finished
+from tests.conftest import make_worker
+from tests.helpers import STARTED
 from workflows.models import (
     ActionCompletion,
     RiskRegrade,
     RiskGrade,
     ScreeningOutcome,
+    SlaPolicy,
     StartReferral,
     escalation_id_for,
     escalation_owner,
@@ -66,31 +69,38 @@ def test_a_malformed_id_is_no_workflow_of_either_type(malformed):
 
 
 async def test_the_workflows_make_the_ids_the_clients_check_and_refusals_come_back_typed(
-    time_env, time_queue, sla_policy
+    dev_env, pool, settings, task_queue, sla_policy
 ):
-    referrals = Referrals(time_env.client)
-    actions = AgreedActions(time_env.client)
+    async with make_worker(dev_env.client, pool, settings, task_queue):
+        await the_clients_and_the_workflows_agree(dev_env.client, task_queue, sla_policy)
+
+
+async def the_clients_and_the_workflows_agree(client: Client, queue: str, sla_policy: SlaPolicy) -> None:
+    referrals = Referrals(client)
+    actions = AgreedActions(client)
     submission = synthetic_vist(rng=random.Random("clients:1"))
-    intake = await referrals.submit(
-        StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), time_queue
-    )
+    before = datetime.now(UTC)
+    intake = await referrals.submit(StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), queue)
     reference = intake.reference
-    STARTED.append(time_env.client.get_workflow_handle(reference))
+    STARTED.append(client.get_workflow_handle(reference))
     assert intake.created and reference == Referrals.workflow_id(submission.form_id) and Referrals.matches(reference)
-    # The answer, made from the start without waiting on a worker, is what the workflow itself holds.
+    # The answer, made from the start alone (no worker, no second call to Temporal), is what the workflow holds:
+    # its clock runs from the form's receipt, stamped by the client before Temporal accepted the start.
     started = await referrals.state(reference)
     assert (intake.stage, intake.risk, intake.deadline) == (started.stage, started.risk, started.deadline)
     assert intake.deadline is not None
+    accepted_at = (await client.get_workflow_handle(reference).describe()).start_time
+    assert before <= started.submitted_at <= accepted_at
     assert not (await referrals.submit(
-        StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), time_queue
+        StartReferral(submission=submission, submitted_by=OFFICER, sla_policy=sla_policy), queue
     )).created
     altered = submission.model_copy(update={"station": "Othertown"})
     with pytest.raises(SubmissionConflict, match="^form_id: "):
-        await referrals.submit(StartReferral(submission=altered, submitted_by=OFFICER, sla_policy=sla_policy), time_queue)
+        await referrals.submit(StartReferral(submission=altered, submitted_by=OFFICER, sla_policy=sla_policy), queue)
 
     await referrals.decide(reference, approval())
     await referrals.decide(reference, screening(submission, ScreeningOutcome.STRATEGY_DISCUSSION))
-    now = await time_env.get_current_time()
+    now = datetime.now(UTC)
     inquorate = strategy_discussion(now - timedelta(minutes=5), section_47=True, actions=2)
     inquorate.attendees = inquorate.attendees[:1]
     state = await referrals.decide(reference, inquorate)
@@ -117,6 +127,6 @@ async def test_the_workflows_make_the_ids_the_clients_check_and_refusals_come_ba
 
     done = await actions.decide(first.action_id, completion)
     assert done.completed_at is not None
-    await finished(time_env, time_env.client.get_workflow_handle(first.action_id))
+    await client.get_workflow_handle(first.action_id).result()
     with pytest.raises(WorkflowClosed, match="^action_id: the action is already complete$"):
         await actions.decide(first.action_id, completion)

@@ -1,7 +1,9 @@
 """Escalation alerts sent from a workflow: each delivered in the background once its escalation is recorded.
 
-The escalation's fact reaches PostgreSQL first (the outbox), then the `deliver_escalation`
-activity sends it, retried until it succeeds, so a mail server or webhook that is down
+The escalation's fact reaches PostgreSQL first (the outbox), with the in-app alert in the
+same transaction, so the dashboard shows it as soon as the escalation is recorded. The
+`deliver_escalation` activity then sends it on the addressee's other channels (skipped when
+there are none), retried until it succeeds, so a mail server or webhook that is down
 delays an alert but never loses it. The ladder never waits for a delivery; the workflow's
 `run` does, before it returns.
 """
@@ -18,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.alerts import EscalationAlerts
     from workflows.facts import EscalationRaised, FactKind, RecordedEvent
     from workflows.models import Escalation, EscalationAlert, SlaPolicy
-    from workflows.recording import Outbox
+    from workflows.recording import IN_APP_WITH_FACT_PATCH, Outbox
 
 # Histories recorded before alerts existed replay without the delivery activity.
 ALERTS_PATCH = "escalation-alerts"
@@ -62,7 +64,10 @@ class AlertDispatch:
         if not workflow.patched(ALERTS_PATCH):
             return
         recorded_seq = self._outbox.last_seq
-        self._deliveries.append(asyncio.create_task(self._deliver(alert, recorded_seq, policy)))
+        with_fact = workflow.patched(IN_APP_WITH_FACT_PATCH)
+        if with_fact:
+            self._outbox.deliver_with(recorded_seq, alert)
+        self._deliveries.append(asyncio.create_task(self._deliver(alert, recorded_seq, policy, with_fact)))
 
     async def delivered(self) -> None:
         done = 0
@@ -70,8 +75,10 @@ class AlertDispatch:
             await self._deliveries[done]
             done += 1
 
-    async def _deliver(self, alert: EscalationAlert, recorded_seq: int, policy: SlaPolicy) -> None:
+    async def _deliver(self, alert: EscalationAlert, recorded_seq: int, policy: SlaPolicy, with_fact: bool) -> None:
         await self._outbox.recorded(recorded_seq)
+        if with_fact and not self._outbox.alert_left(recorded_seq):
+            return
         await workflow.execute_activity_method(
             EscalationAlerts.deliver_escalation,
             alert,

@@ -20,6 +20,7 @@ from workflows.models import (
     Absence,
     ActionOwner,
     Actor,
+    EscalationAlert,
     AgreedActionSpec,
     Attendee,
     ChildScreeningDecision,
@@ -743,6 +744,14 @@ class RecordedEvent(Model):
     def content(self) -> FactPayload:
         """The payload as its kind's model; a ValidationError (a ValueError) when it is not one."""
         return self.entry.payload.model_validate(self.payload)
+
+
+class FactBatch(Model):
+    """A workflow's waiting facts, in order, for one `record_facts` activity; with the escalations' alerts among
+    them, by the fact's seq, each written in-app in the same transaction as its fact."""
+
+    events: list[RecordedEvent]
+    alerts: dict[int, EscalationAlert] = Field(default_factory=dict)
 
 
 P = TypeVar("P", bound=FactPayload)

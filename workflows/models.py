@@ -791,6 +791,11 @@ class StartReferral(Model):
         default=None, description="omitted: the worker's configured policy is loaded by an activity"
     )
     proof: DecisionProof | None = Field(default=None, description="set by the API's client, never by a caller")
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the API received the form, which the SLA clock runs from; set (and signed) by the API's "
+        "client, never by a caller; omitted: Temporal's acceptance of the start",
+    )
 
 
 class StartProofCheck(Model):
@@ -1345,6 +1350,11 @@ class RecordOutcome(Model):
 
     recorded: bool = Field(description="false when the fact was already recorded, or was quarantined")
     quarantine_reason: str | None = None
+    alert_left: bool | None = Field(
+        default=None,
+        description="for an escalation recorded with its alert: whether channels are left for `deliver_escalation` "
+        "(false once the in-app alert, written with the fact, was all the addressee has)",
+    )
 
     @model_validator(mode="before")
     @classmethod

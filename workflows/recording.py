@@ -13,8 +13,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
-    from workflows.facts import FactPayload, RecordedEvent, kind_of
-    from workflows.models import Actor, RecordOutcome, RiskGrade, Stage
+    from workflows.facts import FactBatch, FactPayload, RecordedEvent, kind_of
+    from workflows.models import Actor, EscalationAlert, RecordOutcome, RiskGrade, Stage
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
@@ -23,6 +23,8 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 QUARANTINE_PATCH = "quarantined-facts"
 # Workflows started since write every waiting fact in one activity; before, one activity per fact.
 BATCHED_RECORDING_PATCH = "batched-recording"
+# Workflows started since record through `record_facts`, which writes an escalation's in-app alert with its fact.
+IN_APP_WITH_FACT_PATCH = "in-app-alert-with-fact"
 # Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
 BATCH_LIMIT = 25
 
@@ -30,7 +32,7 @@ QuarantineHandler = Callable[[RecordedEvent], None]
 
 
 class Outbox:
-    """Facts waiting to be written to PostgreSQL by the `record_events` activity.
+    """Facts waiting to be written to PostgreSQL by the `record_facts` activity.
 
     Each fact takes the next sequence number when it happens (deterministically), and one
     writer drains them in that order, so the read model never sees a later fact first. The
@@ -46,6 +48,9 @@ class Outbox:
         self.recorded_seq = 0
         self._pending: list[RecordedEvent] = []
         self._on_quarantined = on_quarantined
+        # Escalations' alerts to deliver in-app with their facts, by the fact's seq; then whether channels are left.
+        self._alerts: dict[int, EscalationAlert] = {}
+        self._alerts_left: dict[int, bool] = {}
 
     def add(
         self,
@@ -75,6 +80,15 @@ class Outbox:
         self._pending.append(event)
         return event
 
+    def deliver_with(self, seq: int, alert: EscalationAlert) -> None:
+        """Write `alert` in-app in the same transaction as the fact `seq`, its escalation."""
+        self._alerts[seq] = alert
+
+    def alert_left(self, seq: int) -> bool:
+        """Once the fact `seq` is settled: whether its alert still needs `deliver_escalation` (a channel other
+        than in-app, or the fact quarantined, or a worker that could not write it with the fact)."""
+        return self._alerts_left.pop(seq, True)
+
     @property
     def drained(self) -> bool:
         return not self._pending
@@ -89,7 +103,16 @@ class Outbox:
             await workflow.wait_condition(lambda: bool(self._pending))
             batch = list(self._pending[:BATCH_LIMIT])
             outcomes: list[RecordOutcome]
-            if workflow.patched(BATCHED_RECORDING_PATCH):
+            if workflow.patched(BATCHED_RECORDING_PATCH) and workflow.patched(IN_APP_WITH_FACT_PATCH):
+                alerts = {event.seq: self._alerts.pop(event.seq) for event in batch if event.seq in self._alerts}
+                outcomes = await workflow.execute_activity_method(
+                    ReferralRecords.record_facts, FactBatch(events=batch, alerts=alerts),
+                    start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                )
+                for event, outcome in zip(batch, outcomes, strict=True):
+                    if event.seq in alerts:
+                        self._alerts_left[event.seq] = outcome.alert_left is not False
+            elif workflow.patched(BATCHED_RECORDING_PATCH):
                 outcomes = await workflow.execute_activity_method(
                     ReferralRecords.record_events, batch, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 )

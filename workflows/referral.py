@@ -118,6 +118,8 @@ STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
 # Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
 DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
+# How long before its start a form's receipt may be and still start its clock; a clock further off is not trusted.
+RECEIPT_WINDOW = timedelta(minutes=10)
 ACTIONS_FINISH_FIRST = "actions-finish-first"
 # Strategy discussions recorded from here on are quorate only with the policy's named roles present.
 NAMED_ATTENDANCE_PATCH = "named-attendance"
@@ -162,7 +164,7 @@ class ReferralWorkflow:
         self._risk = start.submission.initial_risk
         # Deadlines run from the start's acceptance, not from when a worker first got to the referral.
         from_start = workflow.patched(DEADLINES_FROM_SUBMISSION)
-        self._submitted_at = workflow.info().workflow_start_time if from_start else workflow.now()
+        self._submitted_at = submission_time(start, workflow.info().workflow_start_time) if from_start else workflow.now()
         self._stage_entered_at = self._submitted_at
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
         self._alerts = AlertDispatch(self._outbox)
@@ -837,6 +839,15 @@ def stage_deadline(
 def opening_stage(form: ReferralForm) -> Stage:
     """Where a referral started now opens: a partner agency's at screening (it has no VIST to review)."""
     return Stage.SCREENING if isinstance(form, PartnerReferral) else Stage.SUPERVISOR_REVIEW
+
+
+def submission_time(start: StartReferral, started_at: datetime) -> datetime:
+    """When a referral's SLA clock starts: the API's receipt of its form, never later than Temporal's acceptance of
+    the start (`started_at`) and at most `RECEIPT_WINDOW` before it; without a receipt, the acceptance itself."""
+    received = start.received_at
+    if received is None or received < started_at - RECEIPT_WINDOW:
+        return started_at
+    return min(received, started_at)
 
 
 def first_deadline(start: StartReferral, submitted_at: datetime) -> datetime | None:

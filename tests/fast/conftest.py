@@ -61,6 +61,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
     activities = [
         fakes.records.record_event,
         fakes.records.record_events,
+        fakes.records.record_facts,
         fakes.records.find_prior_referrals,
         fakes.records.count_missing_episodes,
         fakes.records.find_trigger_plan,

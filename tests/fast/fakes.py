@@ -17,7 +17,7 @@ from activities.policy import build_sla_policy
 from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
-from workflows.facts import FactKind, RecordedEvent
+from workflows.facts import FactBatch, FactKind, RecordedEvent
 from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.panel_models import Agenda, AgendaCandidate, AgendaQuery, ForwardedRegrade, GradeApplied
@@ -89,6 +89,15 @@ class FakeReferralRecords:
     @activity.defn
     async def record_events(self, events: list[RecordedEvent]) -> list[RecordOutcome]:
         return [await self.record_event(event) for event in events]
+
+    @activity.defn
+    async def record_facts(self, batch: FactBatch) -> list[RecordOutcome]:
+        """Every alert is left to `FakeEscalationAlerts`, as a worker without the dashboard channel leaves it."""
+        outcomes = await self.record_events(batch.events)
+        for event, outcome in zip(batch.events, outcomes):
+            if event.seq in batch.alerts:
+                outcome.alert_left = True
+        return outcomes
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:

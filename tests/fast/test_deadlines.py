@@ -10,6 +10,7 @@ import pytest
 
 from starter.synthetic import (
     INSPECTOR,
+    OFFICER,
     QUORATE_ATTENDEES,
     SCREENER,
     SERGEANT,
@@ -35,8 +36,9 @@ from workflows.models import (
     PoliceAttendance,
     ScreeningOutcome,
     Stage,
+    StartReferral,
 )
-from workflows.referral import ReferralWorkflow
+from workflows.referral import RECEIPT_WINDOW, ReferralWorkflow, submission_time
 
 
 def about(measured: timedelta, expected: timedelta) -> bool:
@@ -256,3 +258,24 @@ async def test_a_quarantined_fact_raises_the_recording_failed_escalation(fast_en
     assert "closed" in [f.kind for f in fakes.records.facts_of(handle.id)]
     assert next(e for e in result.escalations if e.reason == "recording_failed").resolution is None
     assert failed.escalation_id in [a.escalation.escalation_id for a in fakes.alerts.alerts_of(handle.id)]
+
+
+@pytest.mark.parametrize(
+    ("received", "clock_from"),
+    [
+        (None, "started"),  # a start without a receipt (the demo's, the archive's): Temporal's acceptance
+        (timedelta(seconds=-3), "received"),  # a burst: the form waited 3 s for Temporal to accept its start
+        (timedelta(minutes=-10), "received"),  # the API retried its start for ten minutes: still the receipt
+        (timedelta(minutes=-10, seconds=-1), "started"),  # further back than any retry: a clock that is off
+        (timedelta(seconds=2), "started"),  # the API's clock ahead of Temporal's: never after the acceptance
+    ],
+)
+def test_the_sla_clock_runs_from_the_forms_receipt_within_its_window(sla_policy, received, clock_from):
+    started_at = datetime(2026, 11, 20, 16, 59, 58, tzinfo=LONDON)
+    start = StartReferral(
+        submission=synthetic_vist(rng=random.Random("receipt")), submitted_by=OFFICER, sla_policy=sla_policy,
+        received_at=None if received is None else started_at + received,
+    )
+    expected = started_at if clock_from == "started" else started_at + received
+    assert submission_time(start, started_at) == expected
+    assert RECEIPT_WINDOW == timedelta(minutes=10)

@@ -77,7 +77,7 @@ async def referrals(stack: RunningStack, seed: str) -> AsyncIterator[Referrals]:
 
 
 def recording_failed_since(stack: RunningStack, offset: int) -> bool:
-    """Whether the worker has logged a recording attempt (`record_event` or `record_events`) that failed, since `offset`."""
+    """Whether the worker has logged a recording attempt (`record_event`, `record_events` or `record_facts`) that failed, since `offset`."""
     with (stack.data_dir / "worker.log").open("rb") as log:
         log.seek(offset)
         lines = log.read().decode(errors="replace").splitlines()
@@ -87,7 +87,7 @@ def recording_failed_since(stack: RunningStack, offset: int) -> bool:
     )
 
 
-RECORDING_ACTIVITIES = ("record_event", "record_events")
+RECORDING_ACTIVITIES = ("record_event", "record_events", "record_facts")
 
 
 def log_entry(line: str) -> dict[str, Any]:
