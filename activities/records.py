@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -25,7 +25,7 @@ from temporalio import activity
 from readmodel.projections import write_fact
 from activities.alerts import EscalationAlerts
 from runtime.metrics import ALERT_DELIVERIES, ESCALATIONS_RAISED, FACTS_QUARANTINED, FACTS_RECORDED, OUTBOX_LAG_SECONDS
-from workflows.facts import EscalationRaised, FactBatch, FactKind, RecordedEvent
+from workflows.facts import EscalationRaised, FactBatch, FactKind, RecordedBatch, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.plan_models import TriggerPlan, TriggerPlanFound, TriggerPlanQuery, TriggerPlanView
 from workflows.models import (
@@ -196,12 +196,25 @@ class ReferralRecords:
         return await self._record(events, {})
 
     @activity.defn
-    async def record_facts(self, batch: FactBatch) -> list[RecordOutcome]:
-        """`record_events`, with the escalations' alerts among the facts: each is delivered in-app in the same
-        transaction as its fact, and its outcome says whether channels are left for `deliver_escalation`."""
-        return await self._record(batch.events, batch.alerts)
+    async def record_facts(self, batch: FactBatch) -> RecordedBatch:
+        """`record_events`, with what goes with the facts in the same transaction: each escalation's alert among
+        them delivered in-app (its outcome says whether channels are left for `deliver_escalation`), and the
+        screening view read once they are written, when the batch asks for it."""
+        views: list[ScreeningView] = []
 
-    async def _record(self, events: list[RecordedEvent], alerts: dict[int, EscalationAlert]) -> list[RecordOutcome]:
+        async def then_read(conn: asyncpg.Connection) -> None:
+            if batch.then_read is not None:
+                views.append(await self.screening_view(conn, batch.then_read))
+
+        outcomes = await self._record(batch.events, batch.alerts, then_read)
+        return RecordedBatch(outcomes=outcomes, screening_view=views[0] if views else None)
+
+    async def _record(
+        self,
+        events: list[RecordedEvent],
+        alerts: dict[int, EscalationAlert],
+        then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> list[RecordOutcome]:
         outcomes: list[RecordOutcome] = []
         in_app_sent: list[EscalationAlert] = []
         async with self.pool.acquire() as conn, conn.transaction():
@@ -220,6 +233,8 @@ class ReferralRecords:
                 if alert is not None:
                     outcome.alert_left = await self._alert_with_fact(conn, alert, in_app_sent)
                 outcomes.append(outcome)
+            if then is not None:
+                await then(conn)
         committed_at = datetime.now(timezone.utc)
         for event, outcome in zip(events, outcomes):
             if outcome.recorded:
@@ -421,6 +436,10 @@ class ReferralRecords:
 
     @activity.defn
     async def find_prior_referrals(self, query: PriorReferralQuery) -> ScreeningView:
+        """The referral's screening view (`screening_view`), read on its own."""
+        return await self.screening_view(self.pool, query)
+
+    async def screening_view(self, db: asyncpg.Pool | asyncpg.Connection, query: PriorReferralQuery) -> ScreeningView:
         """Everything known about the referral's children before it, and earlier referrals at its address.
 
         About a child (the same identity key): earlier referrals, missing episodes, conference
@@ -429,7 +448,7 @@ class ReferralRecords:
         newest first, each item once.
         """
         look_back = query.look_back_since or query.since
-        rows = await self.pool.fetch(
+        rows = await db.fetch(
             """WITH mine AS (
                    SELECT c.child_id, c.identity_key, c.address_key, r.location_key, r.submitted_at AS my_time
                    FROM referral_children c JOIN referrals r USING (reference)
@@ -484,29 +503,29 @@ class ReferralRecords:
         repeat = sorted(c for c, n in per_child.items() if n + 1 >= query.policy_threshold)
         return ScreeningView(
             prior_referrals=list(prior.values()),
-            missing_episodes=await self._about_the_children(MISSING_EPISODES, PriorEpisode, query.reference, look_back),
+            missing_episodes=await self._about_the_children(db, MISSING_EPISODES, PriorEpisode, query.reference, look_back),
             conference_outcomes=await self._about_the_children(
-                CONFERENCE_OUTCOMES, PriorConference, query.reference, look_back
+                db, CONFERENCE_OUTCOMES, PriorConference, query.reference, look_back
             ),
             panel_decisions=await self._about_the_children(
-                PANEL_DECISIONS, PriorPanelDecision, query.reference, look_back
+                db, PANEL_DECISIONS, PriorPanelDecision, query.reference, look_back
             ),
             repeat_children=repeat,
             look_back_since=query.look_back_since,
-            children_on_plans=await self._children_on_plans(query.reference),
-            adults=await self._adults_of(query.reference, look_back),
+            children_on_plans=await self._children_on_plans(db, query.reference),
+            adults=await self._adults_of(db, query.reference, look_back),
         )
 
     async def _about_the_children(
-        self, source: str, model: type[About], reference: str, since: datetime
+        self, db: asyncpg.Pool | asyncpg.Connection, source: str, model: type[About], reference: str, since: datetime
     ) -> list[About]:
         """The rows `source` finds about the referral's children (by identity key) since `since`, newest first."""
-        rows = await self.pool.fetch(source, reference, since)
+        rows = await db.fetch(source, reference, since)
         return [model(**dict(row), matched_on=["child"]) for row in rows]
 
-    async def _children_on_plans(self, reference: str) -> list[ChildOnPlan]:
+    async def _children_on_plans(self, db: asyncpg.Pool | asyncpg.Connection, reference: str) -> list[ChildOnPlan]:
         """The referral's children on a live child protection plan (made at another referral's conference)."""
-        rows = await self.pool.fetch(
+        rows = await db.fetch(
             """SELECT c.child_id, p.reference AS plan_reference, p.started_at AS since,
                       p.social_worker_id, p.social_worker_name
                FROM referral_children c
@@ -526,9 +545,9 @@ class ReferralRecords:
             for row in rows
         ]
 
-    async def _adults_of(self, reference: str, since: datetime) -> list[AdultHistory]:
+    async def _adults_of(self, db: asyncpg.Pool | asyncpg.Connection, reference: str, since: datetime) -> list[AdultHistory]:
         """The referral's adults (same identity key) in earlier referrals since `since`, each newest first."""
-        rows = await self.pool.fetch(
+        rows = await db.fetch(
             """SELECT a.position, a.role AS role_now, o.reference, r.submitted_at, r.incident_type,
                       array_agg(DISTINCT o.role ORDER BY o.role) AS roles
                FROM referral_adults a

@@ -24,7 +24,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 
-from workflows.facts import FactBatch, RecordedEvent
+from workflows.facts import FactBatch, RecordedBatch, RecordedEvent
 from workflows.missing_models import EpisodeState, StartMissingEpisode
 from workflows.panel_models import SittingStart, SittingState
 from workflows.triage_models import TriageList, TriageListQuery, TriageStart, TriageState
@@ -462,6 +462,17 @@ async def _start_and_result(history: WorkflowHistory, converter: DataConverter, 
     return started, await _decode(converter, last.workflow_execution_completed_event_attributes.result, result)
 
 
+async def screening_views(history: WorkflowHistory, converter: DataConverter) -> list[tuple[datetime, ScreeningView]]:
+    """What screening saw, when: each view read on its own, or with the facts of the decision that needed it."""
+    alone = await _activity_results(history, converter, PRIOR_REFERRALS_ACTIVITY, ScreeningView)
+    with_facts = [
+        (at, batch.screening_view)
+        for at, batch in await _activity_results(history, converter, RECORD_FACTS_ACTIVITY, RecordedBatch)
+        if batch.screening_view is not None
+    ]
+    return sorted(alone + with_facts, key=lambda seen: seen[0])
+
+
 async def decode_referral(referral: ReferralHistories, converter: DataConverter) -> DecodedReferral:
     history = referral.referral
     start, result = await _start_and_result(history, converter, StartReferral, ReferralState)
@@ -473,7 +484,7 @@ async def decode_referral(referral: ReferralHistories, converter: DataConverter)
         **await _decode_case(referral, converter),
         start=start,
         policy=policy,
-        screening_views=await _activity_results(history, converter, PRIOR_REFERRALS_ACTIVITY, ScreeningView),
+        screening_views=await screening_views(history, converter),
         result=result,
     )
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,6 +24,7 @@ from starter.synthetic import (
     synthetic_missing_report,
     synthetic_vist,
 )
+from audit.history import screening_views
 from tests.conftest import make_worker, time_skipping_server
 from tests.helpers import eventually, finished, refused, screened_and_told, seeded, skip, start_episode, start_referral
 from tests.local_servers import MailServer
@@ -191,6 +193,14 @@ async def test_a_child_referred_again_four_years_later_is_shown_the_referral_its
 
     # The plan made four years ago is still live: nothing has ended it.
     assert [(c.child_id, c.plan_reference, c.since) for c in view.children_on_plans] == [("C1", planned.id, conference_held)]
+
+    # The view was read in the activity recording the approval, after its facts: no activity of its own. The
+    # audit finds it there, as the screener saw it.
+    history = await handle.fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert "find_prior_referrals" not in scheduled
+    assert [seen for _, seen in await screening_views(history, env.client.data_converter)] == [view]
     await screened_and_told(env.client, handle, screening(third, ScreeningOutcome.EARLY_HELP))
     await finished(env, handle)
 

@@ -21,6 +21,9 @@ from workflows.models import (
     ActionOwner,
     Actor,
     EscalationAlert,
+    PriorReferralQuery,
+    RecordOutcome,
+    ScreeningView,
     AgreedActionSpec,
     Attendee,
     ChildScreeningDecision,
@@ -752,6 +755,16 @@ class FactBatch(Model):
 
     events: list[RecordedEvent]
     alerts: dict[int, EscalationAlert] = Field(default_factory=dict)
+    then_read: PriorReferralQuery | None = Field(
+        default=None, description="a screening view to read in the same transaction, once the facts are written"
+    )
+
+
+class RecordedBatch(Model):
+    """What `record_facts` did with each fact of a batch, and the screening view it read after them, if asked."""
+
+    outcomes: list[RecordOutcome]
+    screening_view: ScreeningView | None = None
 
 
 P = TypeVar("P", bound=FactPayload)

@@ -13,8 +13,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
-    from workflows.facts import FactBatch, FactPayload, RecordedEvent, kind_of
-    from workflows.models import Actor, EscalationAlert, RecordOutcome, RiskGrade, Stage
+    from workflows.facts import FactBatch, FactPayload, RecordedBatch, RecordedEvent, kind_of
+    from workflows.models import Actor, EscalationAlert, PriorReferralQuery, RecordOutcome, RiskGrade, ScreeningView, Stage
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
@@ -51,6 +51,9 @@ class Outbox:
         # Escalations' alerts to deliver in-app with their facts, by the fact's seq; then whether channels are left.
         self._alerts: dict[int, EscalationAlert] = {}
         self._alerts_left: dict[int, bool] = {}
+        # A screening view to read with the batch holding the fact `seq`; then the view read, by that seq.
+        self._read_after: tuple[int, PriorReferralQuery] | None = None
+        self._views: dict[int, ScreeningView | None] = {}
 
     def add(
         self,
@@ -93,6 +96,18 @@ class Outbox:
     def drained(self) -> bool:
         return not self._pending
 
+    async def recorded_then_read(self, query: PriorReferralQuery) -> ScreeningView | None:
+        """Wait until every fact so far is in PostgreSQL, with the screening view `query` asks for read in the
+        same transaction as the last of them: one activity, not two. None when the view could not come with the
+        facts (every fact already written, or a workflow recording as it did before `record_facts`); read it then
+        on its own."""
+        seq = self.last_seq
+        if self.recorded_seq >= seq:
+            return None
+        self._read_after = (seq, query)
+        await self.recorded(seq)
+        return self._views.pop(seq, None)
+
     async def recorded(self, seq: int | None = None) -> None:
         """Wait until the fact `seq` (default: every fact so far) is in PostgreSQL."""
         target = self.last_seq if seq is None else seq
@@ -103,12 +118,16 @@ class Outbox:
             await workflow.wait_condition(lambda: bool(self._pending))
             batch = list(self._pending[:BATCH_LIMIT])
             outcomes: list[RecordOutcome]
+            read = self._read_after if self._read_after is not None and self._read_after[0] <= batch[-1].seq else None
+            view: ScreeningView | None = None
             if workflow.patched(BATCHED_RECORDING_PATCH) and workflow.patched(IN_APP_WITH_FACT_PATCH):
                 alerts = {event.seq: self._alerts.pop(event.seq) for event in batch if event.seq in self._alerts}
-                outcomes = await workflow.execute_activity_method(
-                    ReferralRecords.record_facts, FactBatch(events=batch, alerts=alerts),
+                recorded: RecordedBatch = await workflow.execute_activity_method(
+                    ReferralRecords.record_facts,
+                    FactBatch(events=batch, alerts=alerts, then_read=read[1] if read else None),
                     start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 )
+                outcomes, view = recorded.outcomes, recorded.screening_view
                 for event, outcome in zip(batch, outcomes, strict=True):
                     if event.seq in alerts:
                         self._alerts_left[event.seq] = outcome.alert_left is not False
@@ -121,6 +140,9 @@ class Outbox:
                 outcomes = [await workflow.execute_activity_method(
                     ReferralRecords.record_event, batch[0], start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 )]
+            if read is not None:
+                self._read_after = None
+                self._views[read[0]] = view
             for event, outcome in zip(batch, outcomes, strict=True):
                 self._pending.pop(0)
                 self.recorded_seq = event.seq

@@ -118,6 +118,8 @@ STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
 # Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
 DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
+# Referrals whose VIST is approved since then read the screening view in the activity recording the approval.
+SCREENING_VIEW_WITH_FACTS_PATCH = "screening-view-with-facts"
 # How long before its start a form's receipt may be and still start its clock; a clock further off is not trusted.
 RECEIPT_WINDOW = timedelta(minutes=10)
 ACTIONS_FINISH_FIRST = "actions-finish-first"
@@ -215,7 +217,6 @@ class ReferralWorkflow:
         assert self._ladder is not None
         if self._partner:
             # Screening starts at once: its view is read once the referral is in the read model.
-            await self._outbox.recorded()
             await self._load_screening_view()
         while self._stage is not Stage.CLOSED:
             token = self._stage_token
@@ -297,7 +298,6 @@ class ReferralWorkflow:
         self._fact(SupervisorReviewed.of(decision), decision.actor)
         if decision.approved:
             self._enter(Stage.SCREENING, decision.actor, decision.made_at)
-            await self._outbox.recorded()
             await self._load_screening_view()
         else:
             self._enter(Stage.RETURNED_TO_OFFICER, decision.actor, decision.made_at)
@@ -449,22 +449,34 @@ class ReferralWorkflow:
             raise reject("rationale: a supervisor has already decided that children's social care need not be informed")
 
     async def _load_screening_view(self) -> None:
+        """Once every fact so far is recorded, the screening view: read in the same activity as the last of them
+        where the outbox can, else on its own after them."""
+        view = None
+        if workflow.patched(SCREENING_VIEW_WITH_FACTS_PATCH):
+            query = self._screening_query()
+            view = await self._outbox.recorded_then_read(query)
+        else:
+            await self._outbox.recorded()
+            query = self._screening_query()
+        if view is None:
+            view = await workflow.execute_activity_method(
+                ReferralRecords.find_prior_referrals, query, start_to_close_timeout=ACTIVITY_TIMEOUT
+            )
+        self._screening_view = view
+        if self._screening_view.children_on_plans and workflow.patched(PLAN_ALERTS_PATCH):
+            self._alert_social_workers(self._screening_view.children_on_plans)
+
+    def _screening_query(self) -> PriorReferralQuery:
         assert self._policy is not None
         look_back_since = None
         if workflow.patched(LONG_LOOK_BACK_PATCH):
             look_back_since = self._submitted_at - timedelta(days=self._policy.look_back_days)
-        self._screening_view = await workflow.execute_activity_method(
-            ReferralRecords.find_prior_referrals,
-            PriorReferralQuery(
-                reference=self._reference,
-                since=self._submitted_at - timedelta(days=self._policy.repeat_referral_window_days),
-                policy_threshold=self._policy.repeat_referral_threshold,
-                look_back_since=look_back_since,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        return PriorReferralQuery(
+            reference=self._reference,
+            since=self._submitted_at - timedelta(days=self._policy.repeat_referral_window_days),
+            policy_threshold=self._policy.repeat_referral_threshold,
+            look_back_since=look_back_since,
         )
-        if self._screening_view.children_on_plans and workflow.patched(PLAN_ALERTS_PATCH):
-            self._alert_social_workers(self._screening_view.children_on_plans)
 
     def _alert_social_workers(self, children: list[ChildOnPlan]) -> None:
         """Each plan's allocated social worker hears at once that a child on it is referred again."""

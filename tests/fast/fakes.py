@@ -17,7 +17,7 @@ from activities.policy import build_sla_policy
 from activities.proofs import StartProofs
 from runtime.proofs import DecisionVerifier
 from workflows.audit_models import AuditWorklist, SampleRequest, WorklistItem
-from workflows.facts import FactBatch, FactKind, RecordedEvent
+from workflows.facts import FactBatch, FactKind, RecordedBatch, RecordedEvent
 from workflows.plan_models import TriggerPlanFound, TriggerPlanQuery
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
 from workflows.panel_models import Agenda, AgendaCandidate, AgendaQuery, ForwardedRegrade, GradeApplied
@@ -91,13 +91,15 @@ class FakeReferralRecords:
         return [await self.record_event(event) for event in events]
 
     @activity.defn
-    async def record_facts(self, batch: FactBatch) -> list[RecordOutcome]:
-        """Every alert is left to `FakeEscalationAlerts`, as a worker without the dashboard channel leaves it."""
+    async def record_facts(self, batch: FactBatch) -> RecordedBatch:
+        """Every alert is left to `FakeEscalationAlerts`, as a worker without the dashboard channel leaves it; a
+        screening view asked for is read after the facts, held as "find_prior_referrals" like the one read alone."""
         outcomes = await self.record_events(batch.events)
         for event, outcome in zip(batch.events, outcomes):
             if event.seq in batch.alerts:
                 outcome.alert_left = True
-        return outcomes
+        view = await self.find_prior_referrals(batch.then_read) if batch.then_read is not None else None
+        return RecordedBatch(outcomes=outcomes, screening_view=view)
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
