@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -14,8 +15,14 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 KEYRING = Keyring.from_json((HISTORIES / "keyring.json").read_text())
 HISTORIES_SETTINGS = Settings(_env_file=None, encryption_keys=KEYRING.to_json())
 HISTORIES_CONVERTER = data_converter(keyring=KEYRING)
+def generation_order(folder: Path) -> tuple[int, str]:
+    """A generation's place: by its number (v10 after v9), then its name."""
+    number = re.match(r"v(\d+)", folder.name)
+    return (int(number.group(1)) if number else 0, folder.name)
+
+
 # Oldest first; the timeline tests read the first, which is never re-recorded.
-GENERATIONS = sorted(p for p in HISTORIES.iterdir() if p.is_dir() and p.name.startswith("v"))
+GENERATIONS = sorted((p for p in HISTORIES.iterdir() if p.is_dir() and p.name.startswith("v")), key=generation_order)
 
 
 @cache

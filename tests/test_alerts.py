@@ -25,6 +25,8 @@ from tests.local_servers import MailServer, WebhookReceiver
 from tests.scrape import scraped, series
 from worker import WORKFLOWS, build_worker
 from workflows.alerting import ALERTS_PATCH, AlertDispatch
+from workflows.facts import FactBatch
+from workflows.recording import IN_APP_WITH_FACT_PATCH
 from workflows.models import (
     Agency,
     CloseReason,
@@ -324,21 +326,39 @@ def test_a_webhook_signature_covers_the_body_and_the_timestamp():
     assert not verify_webhook(WEBHOOK_SECRET, "1800000000", body, signature, now=1800003600)
 
 
+def patches_in(history) -> set[str]:
+    return {
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and e.marker_recorded_event_attributes.marker_name == "core_patch"
+    }
+
+
+def scheduled_activities(history, name: str) -> list:
+    return [e.activity_task_scheduled_event_attributes for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == name]
+
+
 async def test_histories_from_before_alerts_replay_because_delivery_is_patched_in(monkeypatch):
     (before,) = load_export(GENERATIONS[0] / "escalation_acknowledged")
+    (delivered,) = load_export(GENERATIONS[1] / "escalation_acknowledged")
     (after,) = load_export(GENERATIONS[-1] / "escalation_acknowledged")
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
-    await replayer.replay_workflow(before.referral)
-    await replayer.replay_workflow(after.referral)
+    for history in (before, delivered, after):
+        await replayer.replay_workflow(history.referral)
 
     # A history recorded with alerts holds the patch marker and one delivery per escalation (three rungs).
-    events = after.referral.events
-    markers = [e for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    assert any(ALERTS_PATCH.encode() in e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
-               for e in markers if e.marker_recorded_event_attributes.marker_name == "core_patch")
-    deliveries = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                  and e.activity_task_scheduled_event_attributes.activity_type.name == "deliver_escalation"]
-    assert len(deliveries) == 3
+    assert ALERTS_PATCH in patches_in(delivered.referral)
+    assert len(scheduled_activities(delivered.referral, "deliver_escalation")) == 3
+    # Since the in-app alert is written with its fact, a dashboard-only worker's history holds each rung's alert in
+    # the recording activity's input, and no delivery.
+    assert {ALERTS_PATCH, IN_APP_WITH_FACT_PATCH} <= patches_in(after.referral)
+    assert scheduled_activities(after.referral, "deliver_escalation") == []
+    batches = [(await HISTORIES_CONVERTER.decode(a.input.payloads, [FactBatch]))[0]
+               for a in scheduled_activities(after.referral, "record_facts")]
+    alerted = [alert.escalation.rung for batch in batches for alert in batch.alerts.values()]
+    assert alerted == [0, 1, 2]
 
     # Without the patch the same code would schedule, in an old history, a delivery it never had.
     def unguarded(self, alert, policy):

@@ -33,7 +33,7 @@ from starter.synthetic import (
 from tests import test_triage
 from tests.histories.record import PANEL_HISTORIES, PLAN_HISTORIES
 from tests.test_screening_history import about, closed_with_a_plan
-from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
+from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER, generation_order
 from tests.helpers import STARTED, eventually, finished, screened_and_told, seeded, start_episode, start_plan, start_referral
 from workflows.facts import FactKind
 from workflows.missing import MissingEpisodeWorkflow
@@ -113,7 +113,9 @@ async def scratch_database(pool, dsn: str) -> AsyncIterator[asyncpg.Pool]:
 async def record_recorded_paths(pool) -> list[DecodedCase]:
     """Every case of the latest recorded generation (and of the trigger plans' and the panel sittings'), its facts
     written by the real recorder in the order recorded."""
-    plans, sittings = (sorted(p for p in folder.iterdir() if p.is_dir())[-1] for folder in (PLAN_HISTORIES, PANEL_HISTORIES))
+    plans, sittings = (
+        sorted((p for p in folder.iterdir() if p.is_dir()), key=generation_order)[-1] for folder in (PLAN_HISTORIES, PANEL_HISTORIES)
+    )
     cases = [await decode_case(case, HISTORIES_CONVERTER)
              for case in load_exports(plans) + load_exports(sittings) + load_exports(GENERATIONS[-1])]
     recorder = ReferralRecords(pool)
