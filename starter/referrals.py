@@ -70,8 +70,8 @@ class Referrals(WorkflowClient[ReferralState]):
         """
         submission = start.submission
         reference = self.workflow_id(submission.form_id)
-        # The SLA clock runs from the form's receipt, stamped here and signed with the start: the answer's
-        # deadline is then known without asking Temporal when it accepted the start.
+        # The SLA clock runs from the form's receipt (the API's, or stamped here) signed with the start: the
+        # answer's deadline is then known without asking Temporal when it accepted the start.
         if start.received_at is None:
             start = start.model_copy(update={"received_at": datetime.now(UTC)})
         try:

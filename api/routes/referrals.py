@@ -95,12 +95,14 @@ async def submit_partner_referral(
 async def open_referral(form: ReferralForm, caller: Caller, svc: Services, response: Response, event: str) -> bodies.Intake:
     """Start the form's referral (once per form) under the caller's token; its stage, risk and deadline."""
     # The workflow has no validator before its start: times the wall clock refutes are refused here.
-    problem = future_time_in(form, await svc.clock())
+    received_at = await svc.clock()
+    problem = future_time_in(form, received_at)
     if problem is not None:
         field, why = problem.split(": ", 1)
         raise invalid(("body", *field.split(".")), why)
+    # The form's receipt starts its SLA clock: the API's own clock, signed with the start by its client.
     intake = await REFERRAL.client(svc).submit(
-        StartReferral(submission=form, submitted_by=caller.actor, sla_policy=svc.sla_policy),
+        StartReferral(submission=form, submitted_by=caller.actor, sla_policy=svc.sla_policy, received_at=received_at),
         svc.settings.task_queue,
     )
     if not intake.created:
