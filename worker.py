@@ -61,12 +61,12 @@ def build_worker(
     alerts: EscalationAlerts | None = None,
 ) -> Worker:
     alerts = alerts or EscalationAlerts.from_settings(pool, settings)
-    records = ReferralRecords(pool, alerts)
-    policy = SlaPolicySource(settings.sla_policy_file)
-    audit = AuditRecords(pool)
     # Every decision must carry the API's proof of its actor; the worker holds the keys that verify it.
     verifier = load_decision_verifier(settings)
     proofs = StartProofs(verifier)
+    records = ReferralRecords(pool, alerts, proofs)
+    policy = SlaPolicySource(settings.sla_policy_file)
+    audit = AuditRecords(pool)
     panels = PanelRecords(pool, client)
     activities = [
         records.record_event,

@@ -24,6 +24,7 @@ from temporalio import activity
 
 from readmodel.projections import write_fact
 from activities.alerts import EscalationAlerts
+from activities.proofs import StartProofs
 from runtime.metrics import ALERT_DELIVERIES, ESCALATIONS_RAISED, FACTS_QUARANTINED, FACTS_RECORDED, OUTBOX_LAG_SECONDS
 from workflows.facts import EscalationRaised, FactBatch, FactKind, RecordedBatch, RecordedEvent
 from workflows.missing_models import EpisodeCountQuery, OpenReferralQuery, OpenReferrals
@@ -178,10 +179,14 @@ def count_recorded(event: RecordedEvent, committed_at: datetime) -> None:
 class ReferralRecords:
     """Activities over the referral read model, holding the asyncpg pool they share."""
 
-    def __init__(self, pool: asyncpg.Pool, alerts: EscalationAlerts | None = None) -> None:
-        """`alerts`, when given, writes an escalation's in-app alert with its fact."""
+    def __init__(
+        self, pool: asyncpg.Pool, alerts: EscalationAlerts | None = None, proofs: StartProofs | None = None
+    ) -> None:
+        """`alerts`, when given, writes an escalation's in-app alert with its fact; `proofs` checks a referral's
+        start before its first facts are written."""
         self.pool = pool
         self.alerts = alerts
+        self.proofs = proofs
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:
@@ -199,7 +204,15 @@ class ReferralRecords:
     async def record_facts(self, batch: FactBatch) -> RecordedBatch:
         """`record_events`, with what goes with the facts in the same transaction: each escalation's alert among
         them delivered in-app (its outcome says whether channels are left for `deliver_escalation`), and the
-        screening view read once they are written, when the batch asks for it."""
+        screening view read once they are written, when the batch asks for it. A referral's first batch
+        carries its start: without the API's valid proof nothing is written, and the refusal is the answer."""
+        if batch.start_check is not None:
+            if self.proofs is None:
+                raise RuntimeError("start_check: this worker holds no decision keys to check a start with")
+            refusal = self.proofs.verdict(batch.start_check).refusal
+            if refusal is not None:
+                log.warning("start_refused", reference=batch.start_check.workflow_id)
+                return RecordedBatch(outcomes=[], start_refusal=refusal)
         views: list[ScreeningView] = []
 
         async def then_read(conn: asyncpg.Connection) -> None:

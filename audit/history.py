@@ -365,10 +365,11 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
     """The facts one workflow recorded, in sequence order, each with whether its write is confirmed.
 
     A fact is in the history once its `record_event` (`record_events`, `record_facts`) activity is scheduled;
-    the write is confirmed once that activity completed (until then the database may not have it yet).
+    the write is confirmed once that activity completed (until then the database may not have it yet). A
+    referral's first batch whose start the activity refused (no valid proof) wrote nothing: none of its facts.
     """
     completed = {
-        e.activity_task_completed_event_attributes.scheduled_event_id
+        e.activity_task_completed_event_attributes.scheduled_event_id: e.activity_task_completed_event_attributes
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
     }
@@ -385,6 +386,10 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
             facts += [(fact, confirmed) for fact in batch]
         elif scheduled.activity_type.name == RECORD_FACTS_ACTIVITY:
             with_alerts = await _decode(converter, scheduled.input, FactBatch)
+            if with_alerts.start_check is not None and confirmed:
+                answer = await _decode(converter, completed[e.event_id].result, RecordedBatch)
+                if answer.start_refusal is not None:
+                    continue
             facts += [(fact, confirmed) for fact in with_alerts.events]
     return facts
 

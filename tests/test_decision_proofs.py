@@ -21,6 +21,7 @@ from runtime.keys import main as keys_command
 from runtime.proofs import DecisionSigner, DecisionSigning, DecisionVerifier, update_message
 from runtime.temporal import data_converter
 from api.errors import rejected
+from audit.history import recorded_facts
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import TEST_DECISION_KEYS, TEST_KEYRING, make_worker
 from tests.helpers import STARTED, finished, screened_and_told, start_referral, state_when
@@ -168,9 +169,11 @@ async def test_a_start_without_the_apis_proof_fails_at_once_and_records_nothing(
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert scheduled == ["check_start_proof"]  # the check, and not one fact recorded
+    assert scheduled == ["record_facts"]  # the check, with the facts it refused to write: not one recorded
     assert await referral_rows(pool, started.id) == 0
-    # The refusal is in the history (the check's verdict is a marker): it replays without keys.
+    # The audit counts none of them as recorded: the reconciliation expects nothing of a refused start.
+    assert await recorded_facts(history, time_env.client.data_converter) == []
+    # The refusal is in the history (the recording activity's answer): it replays without keys.
     await Replayer(workflows=list(WORKFLOWS), data_converter=time_env.client.data_converter).replay_workflow(history)
 
 

@@ -24,6 +24,7 @@ from workflows.models import (
     PriorReferralQuery,
     RecordOutcome,
     ScreeningView,
+    StartProofCheck,
     AgreedActionSpec,
     Attendee,
     ChildScreeningDecision,
@@ -758,13 +759,18 @@ class FactBatch(Model):
     then_read: PriorReferralQuery | None = Field(
         default=None, description="a screening view to read in the same transaction, once the facts are written"
     )
+    start_check: StartProofCheck | None = Field(
+        default=None, description="a referral's start, its proof checked before any fact of the batch is written"
+    )
 
 
 class RecordedBatch(Model):
-    """What `record_facts` did with each fact of a batch, and the screening view it read after them, if asked."""
+    """What `record_facts` did with each fact of a batch, and the screening view it read after them, if asked;
+    or, when the start it was to check has no valid proof, why (and nothing is written)."""
 
     outcomes: list[RecordOutcome]
     screening_view: ScreeningView | None = None
+    start_refusal: str | None = None
 
 
 P = TypeVar("P", bound=FactPayload)

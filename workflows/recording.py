@@ -14,7 +14,9 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.records import ReferralRecords
     from workflows.facts import FactBatch, FactPayload, RecordedBatch, RecordedEvent, kind_of
-    from workflows.models import Actor, EscalationAlert, PriorReferralQuery, RecordOutcome, RiskGrade, ScreeningView, Stage
+    from workflows.models import (
+        Actor, EscalationAlert, PriorReferralQuery, RecordOutcome, RiskGrade, ScreeningView, Stage, StartProofCheck,
+    )
 
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
@@ -54,6 +56,10 @@ class Outbox:
         # A screening view to read with the batch holding the fact `seq`; then the view read, by that seq.
         self._read_after: tuple[int, PriorReferralQuery] | None = None
         self._views: dict[int, ScreeningView | None] = {}
+        # A referral's start, checked by the first batch before it writes anything; then the check's answer.
+        self._start_check: StartProofCheck | None = None
+        self.start_checked = False
+        self.start_refusal: str | None = None
 
     def add(
         self,
@@ -86,6 +92,11 @@ class Outbox:
     def deliver_with(self, seq: int, alert: EscalationAlert) -> None:
         """Write `alert` in-app in the same transaction as the fact `seq`, its escalation."""
         self._alerts[seq] = alert
+
+    def check_start_first(self, check: StartProofCheck) -> None:
+        """Have the first batch check the start's proof before writing anything: a refused start writes nothing
+        and the outbox stops (`start_refusal`); an accepted one costs no activity of its own."""
+        self._start_check = check
 
     def alert_left(self, seq: int) -> bool:
         """Once the fact `seq` is settled: whether its alert still needs `deliver_escalation` (a channel other
@@ -122,11 +133,17 @@ class Outbox:
             view: ScreeningView | None = None
             if workflow.patched(BATCHED_RECORDING_PATCH) and workflow.patched(IN_APP_WITH_FACT_PATCH):
                 alerts = {event.seq: self._alerts.pop(event.seq) for event in batch if event.seq in self._alerts}
+                check, self._start_check = self._start_check, None
                 recorded: RecordedBatch = await workflow.execute_activity_method(
                     ReferralRecords.record_facts,
-                    FactBatch(events=batch, alerts=alerts, then_read=read[1] if read else None),
+                    FactBatch(events=batch, alerts=alerts, then_read=read[1] if read else None, start_check=check),
                     start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 )
+                if check is not None:
+                    self.start_checked = True
+                    if recorded.start_refusal is not None:
+                        self.start_refusal = recorded.start_refusal
+                        return
                 outcomes, view = recorded.outcomes, recorded.screening_view
                 for event, outcome in zip(batch, outcomes, strict=True):
                     if event.seq in alerts:

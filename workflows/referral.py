@@ -118,6 +118,8 @@ STAGE_BEFORE_ACTIONS = "stage-before-actions"
 CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
 # Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
 DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
+# Referrals started since then have their start's proof checked by the activity writing their first facts.
+START_PROOF_WITH_FACTS_PATCH = "start-proof-with-facts"
 # Referrals whose VIST is approved since then read the screening view in the activity recording the approval.
 SCREENING_VIEW_WITH_FACTS_PATCH = "screening-view-with-facts"
 # How long before its start a form's receipt may be and still start its clock; a clock further off is not trusted.
@@ -206,9 +208,16 @@ class ReferralWorkflow:
             own_form(start.submitted_by, start.submission)
         # Last of the start's patches, so that every patch marker precedes the check's activity.
         self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
-        if self._completion_from_results_only:
+        checked_with_facts = self._completion_from_results_only and workflow.patched(START_PROOF_WITH_FACTS_PATCH)
+        if checked_with_facts:
+            self._outbox.check_start_first(self._start_proof_check(start))
+        elif self._completion_from_results_only:
             await self._check_start_proof(start)
         writer = asyncio.create_task(self._outbox.drain_forever())
+        if checked_with_facts:
+            await workflow.wait_condition(lambda: self._outbox.start_checked)
+            if self._outbox.start_refusal is not None:
+                raise reject(self._outbox.start_refusal)
         if self._policy is None:
             self._policy = await workflow.execute_activity_method(
                 SlaPolicySource.load_sla_policy, start_to_close_timeout=ACTIVITY_TIMEOUT
@@ -247,12 +256,13 @@ class ReferralWorkflow:
         starts writing only after this check.
         """
         verdict: ProofVerdict = await workflow.execute_activity_method(
-            StartProofs.check_start_proof,
-            StartProofCheck(workflow_id=self._reference, workflow_type=workflow.info().workflow_type, start=start),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            StartProofs.check_start_proof, self._start_proof_check(start), start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
         if verdict.refusal is not None:
             raise reject(verdict.refusal)
+
+    def _start_proof_check(self, start: StartReferral) -> StartProofCheck:
+        return StartProofCheck(workflow_id=self._reference, workflow_type=workflow.info().workflow_type, start=start)
 
     # --- queries ---------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ async def session_fakes(fast_env: WorkflowEnvironment, settings: Settings) -> As
     holds = Holds()
     fakes = Fakes(FakeReferralRecords(holds), FakeSlaPolicySource(holds), FakeEscalationAlerts(), FakeAuditRecords(),
                   FakeStartProofs(verifier), holds, FakeTriageRecords(), FakePanelRecords())
+    fakes.records.proofs = fakes.proofs
     activities = [
         fakes.records.record_event,
         fakes.records.record_events,

@@ -79,6 +79,8 @@ class FakeReferralRecords:
         self.trigger_plans: dict[str, TriggerPlanFound] = {}
         # The open referrals about an episode's child: episode_id -> what the read model answers.
         self.open_referrals: dict[str, OpenReferrals] = {}
+        # What checks a referral's start with its first facts (`FakeStartProofs`, given by the session).
+        self.proofs: FakeStartProofs | None = None
 
     def facts_of(self, reference: str) -> list[RecordedEvent]:
         return [f for f in self.facts if f.reference == reference]
@@ -93,7 +95,13 @@ class FakeReferralRecords:
     @activity.defn
     async def record_facts(self, batch: FactBatch) -> RecordedBatch:
         """Every alert is left to `FakeEscalationAlerts`, as a worker without the dashboard channel leaves it; a
-        screening view asked for is read after the facts, held as "find_prior_referrals" like the one read alone."""
+        screening view asked for is read after the facts, held as "find_prior_referrals" like the one read alone; a
+        start to check is checked first by the product's own `StartProofs` (kept with its other checks)."""
+        if batch.start_check is not None:
+            assert self.proofs is not None, "the session's fakes give the records their start proofs"
+            refusal = (await self.proofs.check_start_proof(batch.start_check)).refusal
+            if refusal is not None:
+                return RecordedBatch(outcomes=[], start_refusal=refusal)
         outcomes = await self.record_events(batch.events)
         for event, outcome in zip(batch.events, outcomes):
             if event.seq in batch.alerts:
