@@ -101,6 +101,18 @@ async def test_intake_is_idempotent_on_the_form_id(api, auth, time_env, pool):
     assert sum(k["kind"] == "vist_submitted" for k in kinds) == 1
 
 
+async def test_a_form_naming_its_own_receipt_time_is_refused_and_starts_nothing(api, auth, time_env):
+    """The receipt starts the SLA clock, so only the API sets it: a body backdating it (to make a referral look
+    overdue) or postdating it (to buy time) is refused by name, and no referral is opened."""
+    submission = synthetic_vist(rng=random.Random("api:receipt in the body"))
+    for received_at in ("2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z"):
+        response = await api.post("/referrals", json=form_json(submission) | {"received_at": received_at},
+                                  headers=auth("officer"))
+        assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["body", "received_at"]
+    unknown = await api.get(f"/referrals/{referral_reference(submission.form_id)}", headers=auth("auditor"))
+    assert unknown.status_code == 404
+
+
 async def test_fifty_concurrent_submissions_of_one_form_start_one_referral(api, auth, time_env, pool):
     submission = synthetic_vist(rng=random.Random("api:402"))
     responses = await asyncio.gather(*(submit(api, auth, time_env, submission) for _ in range(50)))
