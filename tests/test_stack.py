@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,9 @@ def test_make_run_twice_keeps_the_first_runs_referrals(stack_data_dir: Path) -> 
     assert not any(listening(p) for p in (port, ui_port, api_port, codec_port))
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
     assert not (data_dir / "stack.json").exists()
+    # The dev server's file keeps a write-ahead log (each commit synced), and its data is all in the file once stopped.
+    with sqlite3.connect(f"file:{data_dir / 'temporal.db'}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     second = run_stack_once(env)
     second_refs = this_runs_references(second.stdout)
