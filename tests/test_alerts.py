@@ -19,14 +19,14 @@ from activities.alerts import AlertLinks, EscalationAlerts, verify_webhook, webh
 from activities.directory import SupervisionDirectory
 from starter.synthetic import SCREENER, SERGEANT, synthetic_vist
 from audit.history import load_export
-from tests.audit_helpers import GENERATIONS, HISTORIES_CONVERTER
+from tests.audit_helpers import GENERATIONS, HISTORIES, HISTORIES_CONVERTER
 from tests.helpers import eventually, start_referral, state_when
 from tests.local_servers import MailServer, WebhookReceiver
 from tests.scrape import scraped, series
 from worker import WORKFLOWS, build_worker
-from workflows.alerting import ALERTS_PATCH, AlertDispatch
+from workflows.alerting import AlertDispatch
+from workflows.changes import ALERTS_PATCH, GENERATION, IN_APP_WITH_FACT_PATCH
 from workflows.facts import FactBatch
-from workflows.recording import IN_APP_WITH_FACT_PATCH
 from workflows.models import (
     Agency,
     CloseReason,
@@ -343,9 +343,10 @@ def scheduled_activities(history, name: str) -> list:
 async def test_histories_from_before_alerts_replay_because_delivery_is_patched_in(monkeypatch):
     (before,) = load_export(GENERATIONS[0] / "escalation_acknowledged")
     (delivered,) = load_export(GENERATIONS[1] / "escalation_acknowledged")
-    (after,) = load_export(GENERATIONS[-1] / "escalation_acknowledged")
+    (after,) = load_export(HISTORIES / "v10-in-app-alert-with-fact" / "escalation_acknowledged")
+    (newest,) = load_export(GENERATIONS[-1] / "escalation_acknowledged")
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=HISTORIES_CONVERTER)
-    for history in (before, delivered, after):
+    for history in (before, delivered, after, newest):
         await replayer.replay_workflow(history.referral)
 
     # A history recorded with alerts holds the patch marker and one delivery per escalation (three rungs).
@@ -359,6 +360,9 @@ async def test_histories_from_before_alerts_replay_because_delivery_is_patched_i
                for a in scheduled_activities(after.referral, "record_facts")]
     alerted = [alert.escalation.rung for batch in batches for alert in batch.alerts.values()]
     assert alerted == [0, 1, 2]
+    # A referral started since asks once for every change: its one marker is the generation's, and it alerts the same.
+    assert patches_in(newest.referral) == {GENERATION}
+    assert scheduled_activities(newest.referral, "deliver_escalation") == []
 
     # Without the patch the same code would schedule, in an old history, a delivery it never had.
     def unguarded(self, alert, policy):

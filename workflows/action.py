@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.changes import COMPLETION_BY_RESULT_PATCH, patched
     from workflows.alerting import AlertDispatch
     from workflows.calendar import add_duration
     from workflows.escalation import EscalationBook, EscalationLadder
@@ -45,8 +46,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.recording import Outbox
 
-# Actions completed from here on send their referral no signal: it takes a completion from the result alone.
-COMPLETION_BY_RESULT_PATCH = "completion-by-result"
 
 
 @workflow.defn
@@ -119,7 +118,7 @@ class AgreedActionWorkflow:
         self._action.completed_by = completion.actor.id
         self._action.completion_note = completion.note
         self._outbox.add(ActionCompleted.of(completion), completion.actor)
-        if workflow.patched(COMPLETION_BY_RESULT_PATCH):
+        if patched(COMPLETION_BY_RESULT_PATCH):
             await self._outbox.recorded()
             return self._action
         return await self._changed()

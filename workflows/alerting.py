@@ -17,13 +17,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.changes import ALERTS_PATCH, IN_APP_WITH_FACT_PATCH, patched
     from activities.alerts import EscalationAlerts
     from workflows.facts import EscalationRaised, FactKind, RecordedEvent
     from workflows.models import Escalation, EscalationAlert, SlaPolicy
-    from workflows.recording import IN_APP_WITH_FACT_PATCH, Outbox
+    from workflows.recording import Outbox
 
-# Histories recorded before alerts existed replay without the delivery activity.
-ALERTS_PATCH = "escalation-alerts"
 DELIVERY_TIMEOUT = timedelta(seconds=60)
 # Who hears that a fact could not be recorded: the supervision directory's administrators.
 ADMINISTRATORS = "records administrators"
@@ -61,10 +60,10 @@ class AlertDispatch:
 
     def send(self, alert: EscalationAlert, policy: SlaPolicy) -> None:
         """Deliver `alert` once the fact just added to the outbox (its escalation) is recorded."""
-        if not workflow.patched(ALERTS_PATCH):
+        if not patched(ALERTS_PATCH):
             return
         recorded_seq = self._outbox.last_seq
-        with_fact = workflow.patched(IN_APP_WITH_FACT_PATCH)
+        with_fact = patched(IN_APP_WITH_FACT_PATCH)
         if with_fact:
             self._outbox.deliver_with(recorded_seq, alert)
         self._deliveries.append(asyncio.create_task(self._deliver(alert, recorded_seq, policy, with_fact)))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.changes import CSE_LINK_PATCH, REPEAT_MISSING_PATCH, TRIGGER_PLAN_PATCH, patched
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
@@ -97,12 +98,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Episodes started before the repeat-missing count replay without its activity.
-REPEAT_MISSING_PATCH = "repeat-missing-count"
-# Episodes started before trigger plans replay without reading one.
-TRIGGER_PLAN_PATCH = "trigger-plan"
-# Episodes started before a CSE concern linked them to the child's referrals replay without looking for one.
-CSE_LINK_PATCH = "cse-referral-link"
 # Whom a child missing with a CSE concern and no open referral is escalated to: the MASH decides on a referral.
 CSE_REFERRAL_TEAM = "MASH"
 
@@ -159,7 +154,7 @@ class MissingEpisodeWorkflow:
             )
             self._ladders = self._ladders_for(self._policy)
         # The count waits on the read model; the watches' clocks run meanwhile.
-        counting = [self._child_history()] if workflow.patched(REPEAT_MISSING_PATCH) else []
+        counting = [self._child_history()] if patched(REPEAT_MISSING_PATCH) else []
         await asyncio.gather(*counting, self._watch(REVIEW, self._review_due), self._watch(TRACING, self._tracing_due))
         await workflow.wait_condition(lambda: self._interview is not None and self._interview_done())
         self._close()
@@ -189,9 +184,9 @@ class MissingEpisodeWorkflow:
     async def _child_history(self) -> None:
         """The child's episodes counted, then their trigger plan read (a repeat makes a plan required)."""
         await self._count_episodes()
-        if workflow.patched(TRIGGER_PLAN_PATCH):
+        if patched(TRIGGER_PLAN_PATCH):
             await self._read_trigger_plan()
-        if self._cse_concern() and workflow.patched(CSE_LINK_PATCH):
+        if self._cse_concern() and patched(CSE_LINK_PATCH):
             await self._link_referrals()
 
     def _cse_concern(self) -> bool:
@@ -357,7 +352,7 @@ class MissingEpisodeWorkflow:
         rank = review.actor.rank.value if review.actor.rank else None
         self._fact(EpisodeReviewed.of(review, reviewer_rank=rank, **self._times()), review.actor)
         await self._start_actions(review.actor, agreed)
-        if self._cse_concern() and not self._linked_referrals and workflow.patched(CSE_LINK_PATCH):
+        if self._cse_concern() and not self._linked_referrals and patched(CSE_LINK_PATCH):
             await self._outbox.recorded()
             await self._link_referrals()
         return await self._recorded_state()

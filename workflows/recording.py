@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.changes import BATCHED_RECORDING_PATCH, IN_APP_WITH_FACT_PATCH, QUARANTINE_PATCH, patched
     from activities.records import ReferralRecords
     from workflows.facts import FactBatch, FactPayload, RecordedBatch, RecordedEvent, kind_of
     from workflows.models import (
@@ -21,12 +22,6 @@ with workflow.unsafe.imports_passed_through():
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-# Histories from before quarantine never saw a quarantined fact; the reaction to one is new.
-QUARANTINE_PATCH = "quarantined-facts"
-# Workflows started since write every waiting fact in one activity; before, one activity per fact.
-BATCHED_RECORDING_PATCH = "batched-recording"
-# Workflows started since record through `record_facts`, which writes an escalation's in-app alert with its fact.
-IN_APP_WITH_FACT_PATCH = "in-app-alert-with-fact"
 # Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
 BATCH_LIMIT = 25
 
@@ -131,7 +126,7 @@ class Outbox:
             outcomes: list[RecordOutcome]
             read = self._read_after if self._read_after is not None and self._read_after[0] <= batch[-1].seq else None
             view: ScreeningView | None = None
-            if workflow.patched(BATCHED_RECORDING_PATCH) and workflow.patched(IN_APP_WITH_FACT_PATCH):
+            if patched(BATCHED_RECORDING_PATCH) and patched(IN_APP_WITH_FACT_PATCH):
                 alerts = {event.seq: self._alerts.pop(event.seq) for event in batch if event.seq in self._alerts}
                 check, self._start_check = self._start_check, None
                 recorded: RecordedBatch = await workflow.execute_activity_method(
@@ -148,7 +143,7 @@ class Outbox:
                 for event, outcome in zip(batch, outcomes, strict=True):
                     if event.seq in alerts:
                         self._alerts_left[event.seq] = outcome.alert_left is not False
-            elif workflow.patched(BATCHED_RECORDING_PATCH):
+            elif patched(BATCHED_RECORDING_PATCH):
                 outcomes = await workflow.execute_activity_method(
                     ReferralRecords.record_events, batch, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
                 )
@@ -163,5 +158,5 @@ class Outbox:
             for event, outcome in zip(batch, outcomes, strict=True):
                 self._pending.pop(0)
                 self.recorded_seq = event.seq
-                if outcome.quarantined and self._on_quarantined is not None and workflow.patched(QUARANTINE_PATCH):
+                if outcome.quarantined and self._on_quarantined is not None and patched(QUARANTINE_PATCH):
                     self._on_quarantined(event)

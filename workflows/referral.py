@@ -16,6 +16,12 @@ from collections.abc import Callable
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.changes import (
+        ACTIONS_FINISH_FIRST, CLOSURE_RESOLVES_ESCALATIONS, CSC_NOTIFICATION_PATCH, DEADLINES_FROM_SUBMISSION,
+        DECISION_PROOFS_PATCH, IDENTITY_FROM_TOKEN_PATCH, LONG_LOOK_BACK_PATCH, NAMED_ATTENDANCE_PATCH,
+        PARTNER_REFERRALS_PATCH, PLAN_ALERTS_PATCH, SCREENING_VIEW_WITH_FACTS_PATCH, STAGE_BEFORE_ACTIONS,
+        START_PROOF_WITH_FACTS_PATCH, patched,
+    )
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
@@ -108,33 +114,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recording import Outbox
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Referrals started since then check their start's proof before anything is recorded, and take
-# an agreed action's completion only from the action's result, never from a signal.
-DECISION_PROOFS_PATCH = "decision-proofs"
-# Referrals started from here on refuse a start whose form names someone other than its submitter.
-IDENTITY_FROM_TOKEN_PATCH = "identity-from-token"
-# A decision moves the referral on before its agreed actions' workflows start (histories before this: after).
-STAGE_BEFORE_ACTIONS = "stage-before-actions"
-CLOSURE_RESOLVES_ESCALATIONS = "closure-resolves-escalations"
-# Referrals started since then run their deadlines from the submission and each stage from its decision's own time.
-DEADLINES_FROM_SUBMISSION = "deadlines-from-submission"
-# Referrals started since then have their start's proof checked by the activity writing their first facts.
-START_PROOF_WITH_FACTS_PATCH = "start-proof-with-facts"
-# Referrals whose VIST is approved since then read the screening view in the activity recording the approval.
-SCREENING_VIEW_WITH_FACTS_PATCH = "screening-view-with-facts"
 # How long before its start a form's receipt may be and still start its clock; a clock further off is not trusted.
 RECEIPT_WINDOW = timedelta(minutes=10)
-ACTIONS_FINISH_FIRST = "actions-finish-first"
-# Strategy discussions recorded from here on are quorate only with the policy's named roles present.
-NAMED_ATTENDANCE_PATCH = "named-attendance"
-# Screening views loaded from here on reach back over the policy's look-back about the children.
-LONG_LOOK_BACK_PATCH = "long-look-back"
-# Referrals from here on alert a plan's social worker when the screening view finds the child on it.
-PLAN_ALERTS_PATCH = "child-on-plan-alerts"
-# A partner agency's referral opens at screening (no VIST to review), its form checked against its referrer.
-PARTNER_REFERRALS_PATCH = "partner-referrals"
-# Screenings from here on that inform children's social care agree the police's notification as an action.
-CSC_NOTIFICATION_PATCH = "csc-notification"
 
 
 # Who is alerted when a stage is late (the first rung's team; later rungs go up the ranks).
@@ -162,12 +143,12 @@ class ReferralWorkflow:
         self._policy: SlaPolicy | None = start.sla_policy
         self._ladder = EscalationLadder(start.sla_policy) if start.sla_policy else None
         # A partner agency's referral has no VIST to review: it opens at screening.
-        self._partner = isinstance(start.submission, PartnerReferral) and workflow.patched(PARTNER_REFERRALS_PATCH)
+        self._partner = isinstance(start.submission, PartnerReferral) and patched(PARTNER_REFERRALS_PATCH)
         self._stage = Stage.SCREENING if self._partner else Stage.SUPERVISOR_REVIEW
         self._stage_token = 0
         self._risk = start.submission.initial_risk
         # Deadlines run from the start's acceptance, not from when a worker first got to the referral.
-        from_start = workflow.patched(DEADLINES_FROM_SUBMISSION)
+        from_start = patched(DEADLINES_FROM_SUBMISSION)
         self._submitted_at = submission_time(start, workflow.info().workflow_start_time) if from_start else workflow.now()
         self._stage_entered_at = self._submitted_at
         self._outbox = Outbox(stream=self._reference, reference=self._reference, on_quarantined=self._recording_failed)
@@ -203,12 +184,12 @@ class ReferralWorkflow:
 
     @workflow.run
     async def run(self, start: StartReferral) -> ReferralState:
-        if workflow.patched(IDENTITY_FROM_TOKEN_PATCH):
+        if patched(IDENTITY_FROM_TOKEN_PATCH):
             # Before any fact is written: a refused start leaves no record behind.
             own_form(start.submitted_by, start.submission)
         # Last of the start's patches, so that every patch marker precedes the check's activity.
-        self._completion_from_results_only = workflow.patched(DECISION_PROOFS_PATCH)
-        checked_with_facts = self._completion_from_results_only and workflow.patched(START_PROOF_WITH_FACTS_PATCH)
+        self._completion_from_results_only = patched(DECISION_PROOFS_PATCH)
+        checked_with_facts = self._completion_from_results_only and patched(START_PROOF_WITH_FACTS_PATCH)
         if checked_with_facts:
             self._outbox.check_start_first(self._start_proof_check(start))
         elif self._completion_from_results_only:
@@ -240,7 +221,7 @@ class ReferralWorkflow:
                 raise_rung=self._raise_stage_escalation,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if workflow.patched(ACTIONS_FINISH_FIRST):
+        if patched(ACTIONS_FINISH_FIRST):
             # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
             await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
@@ -348,7 +329,7 @@ class ReferralWorkflow:
         if screening.outcome is ScreeningOutcome.STRATEGY_DISCUSSION:
             # Children's social care are party to the discussion, quorate only with them present.
             self._enter(Stage.STRATEGY_DISCUSSION, screening.actor, screening.made_at)
-        elif Agency.CHILDRENS_SOCIAL_CARE in screening.agencies_informed and workflow.patched(CSC_NOTIFICATION_PATCH):
+        elif Agency.CHILDRENS_SOCIAL_CARE in screening.agencies_informed and patched(CSC_NOTIFICATION_PATCH):
             # Telling them of a referral screening closes is the police's to do, tracked like any agreed action.
             reason = SCREENING_CLOSURES[screening.outcome]
             await self._agree_actions_then(
@@ -462,7 +443,7 @@ class ReferralWorkflow:
         """Once every fact so far is recorded, the screening view: read in the same activity as the last of them
         where the outbox can, else on its own after them."""
         view = None
-        if workflow.patched(SCREENING_VIEW_WITH_FACTS_PATCH):
+        if patched(SCREENING_VIEW_WITH_FACTS_PATCH):
             query = self._screening_query()
             view = await self._outbox.recorded_then_read(query)
         else:
@@ -473,13 +454,13 @@ class ReferralWorkflow:
                 ReferralRecords.find_prior_referrals, query, start_to_close_timeout=ACTIVITY_TIMEOUT
             )
         self._screening_view = view
-        if self._screening_view.children_on_plans and workflow.patched(PLAN_ALERTS_PATCH):
+        if self._screening_view.children_on_plans and patched(PLAN_ALERTS_PATCH):
             self._alert_social_workers(self._screening_view.children_on_plans)
 
     def _screening_query(self) -> PriorReferralQuery:
         assert self._policy is not None
         look_back_since = None
-        if workflow.patched(LONG_LOOK_BACK_PATCH):
+        if patched(LONG_LOOK_BACK_PATCH):
             look_back_since = self._submitted_at - timedelta(days=self._policy.look_back_days)
         return PriorReferralQuery(
             reference=self._reference,
@@ -512,7 +493,7 @@ class ReferralWorkflow:
     async def record_strategy_discussion(self, discussion: StrategyDiscussion) -> ReferralState:
         quorate = discussion.quorate
         missing: list[NamedRole] = []
-        if workflow.patched(NAMED_ATTENDANCE_PATCH):
+        if patched(NAMED_ATTENDANCE_PATCH):
             assert self._policy is not None
             missing = discussion.missing_roles(self._policy.strategy_required_roles)
             quorate = quorate and not missing
@@ -731,7 +712,7 @@ class ReferralWorkflow:
     def _decision_time(self, made_at: datetime | None) -> datetime:
         """When the API received a decision: never before the stage it ends began, never after now."""
         now = workflow.now()
-        if made_at is None or not workflow.patched(DEADLINES_FROM_SUBMISSION):
+        if made_at is None or not patched(DEADLINES_FROM_SUBMISSION):
             return now
         return min(max(made_at, self._stage_entered_at), now)
 
@@ -754,7 +735,7 @@ class ReferralWorkflow:
         # A fact that could not be recorded stays the administrators' to re-apply, closed or not.
         still_open = self._escalations.awaiting_acknowledgement()
         # Histories recorded before closure resolved escalations left them open.
-        if still_open and workflow.patched(CLOSURE_RESOLVES_ESCALATIONS):
+        if still_open and patched(CLOSURE_RESOLVES_ESCALATIONS):
             self._escalations.resolve(still_open, "referral_closed")
 
     def _regrade(self, actor: Actor, risk: RiskGrade, reason: str) -> None:
@@ -820,7 +801,7 @@ class ReferralWorkflow:
         decision arriving meanwhile finds them and is rejected by its validator.
         """
         agreed = [self._register_action(spec) for spec in specs]
-        if not agreed or workflow.patched(STAGE_BEFORE_ACTIONS):
+        if not agreed or patched(STAGE_BEFORE_ACTIONS):
             move_on()
             await self._start_actions(actor, agreed)
         else:  # histories recorded before: the stage moved once every action had started
