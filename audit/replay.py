@@ -78,17 +78,21 @@ def _workflows() -> list[type]:
     return list(WORKFLOWS)
 
 
-def build_replayer(settings: Settings, *, sandbox: bool = True, workflows: Sequence[type] | None = None) -> Replayer:
+def build_replayer(
+    settings: Settings, *, sandbox: str = "passthrough", workflows: Sequence[type] | None = None
+) -> Replayer:
     """A replayer with the system's data converter (payloads are sealed).
 
-    The sandbox keeps every restriction on non-deterministic calls; it only passes modules
-    through instead of re-importing them for each history, which changes nothing a history
-    can observe. `sandbox=False` drops the sandbox altogether (commands are still checked).
+    `sandbox` is the worker's setting (`runtime.temporal.workflow_runner`): "reimport" is the
+    SDK's full sandbox, each workflow's own module re-imported for each history and its calls
+    checked; "passthrough" imports modules once, keeping the restricted builtins but not the
+    checks of the workflow modules' calls to module members; "off" drops the sandbox. Under each,
+    every command is checked against the history.
     """
     return Replayer(
         workflows=list(workflows or _workflows()),
         data_converter=data_converter(settings),
-        workflow_runner=workflow_runner("passthrough" if sandbox else "off"),
+        workflow_runner=workflow_runner(sandbox),
     )
 
 
@@ -199,7 +203,7 @@ _process_streams: ReplayStreams | None = None
 _process_loop: asyncio.AbstractEventLoop | None = None
 
 
-def _start_process(settings: Settings, sandbox: bool) -> None:
+def _start_process(settings: Settings, sandbox: str) -> None:
     global _process_streams, _process_loop
     _process_loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_process_loop)
@@ -222,14 +226,14 @@ async def replay_histories(
     settings: Settings,
     *,
     workers: int | None = None,
-    sandbox: bool = False,
+    sandbox: str = "off",
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
     """Replay every history in parallel over `workers` processes (default: one per CPU core).
 
-    Without the sandbox by default: replay checks the commands the code emits against the
-    history, which the sandbox does not change (it guards live runs against restricted
-    calls, and the CI replay test keeps it). `progress(n)` is called as each batch of n
+    Without the sandbox by default (`sandbox` as for `build_replayer`): replay checks the commands
+    the code emits against the history, which the sandbox does not change (it guards live runs
+    against restricted calls, and the CI replay test keeps it). `progress(n)` is called as each batch of n
     histories is done.
     """
     started = time.perf_counter()

@@ -9,7 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from runtime.codec import (
     EncryptionCodec,
@@ -20,6 +20,7 @@ from runtime.codec import (
     load_key_provider,
 )
 from runtime.metrics import temporal_runtime
+from runtime.sandbox import SandboxedRunner
 from runtime.proofs import DecisionSigner, DecisionSigning, load_decision_keyring
 from runtime.settings import Settings
 from runtime.tracing import Tracing
@@ -65,11 +66,13 @@ def data_converter(settings: Settings | None = None, keyring: Keyring | None = N
 def workflow_runner(sandbox: str = "passthrough") -> WorkflowRunner:
     """How workflow code runs, for workers and replayers alike.
 
-    "passthrough" keeps the sandbox's every restriction on non-deterministic calls but imports
-    each module once per process instead of once per workflow run (a workflow's modules hold no
-    state a run can change: models, rules and calendars are pure); "reimport" is the SDK's
-    default; "off" runs workflows unsandboxed, their determinism proved after the fact by the
-    audit's sandboxed replay of recorded histories.
+    "passthrough" imports each module once per process instead of once per workflow run (a
+    workflow's modules hold no state a run can change: models, rules and calendars are pure); the
+    sandbox's restricted builtins are kept, its checks of module members lapse for the workflow
+    modules' code. "reimport" is the SDK's default: each workflow's own module is re-imported
+    for each run, and its calls are checked. "off" runs workflows unsandboxed. Under each,
+    determinism is proved after the fact by replaying recorded histories with the SDK's default
+    sandbox (docs/operations.md says what each setting checks).
     """
     if sandbox == "off":
         return UnsandboxedWorkflowRunner()
@@ -78,7 +81,7 @@ def workflow_runner(sandbox: str = "passthrough") -> WorkflowRunner:
         restrictions = restrictions.with_passthrough_all_modules()
     elif sandbox != "reimport":
         raise ValueError(f"worker_workflow_sandbox: {sandbox!r} is not passthrough, reimport or off")
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+    return SandboxedRunner(restrictions=restrictions)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

@@ -143,6 +143,10 @@ def test_the_replay_command_exits_non_zero_when_a_history_is_unexplained(tmp_pat
     ok = runner.invoke(audit_app, ["replay", "--from-dir", str(GENERATIONS[-1] / "section_47_conference_attended"), "--workers", "1"])
     assert ok.exit_code == 0, ok.output
     assert "non_deterministic" in ok.output and "ok" in ok.output
+    # In the SDK's full sandbox too (each workflow module re-imported for the history).
+    sandboxed = runner.invoke(audit_app, ["replay", "--from-dir", str(GENERATIONS[-1] / "section_47_conference_attended"),
+                                          "--workers", "1", "--sandbox"])
+    assert sandboxed.exit_code == 0, sandboxed.output
 
     # A history of a workflow type the code no longer has cannot be explained.
     retired = History()

@@ -87,7 +87,8 @@ async def test_the_sandbox_setting_chooses_how_the_worker_runs_workflows_and_the
     runner = worker.config()["workflow_runner"]
     assert isinstance(runner, SandboxedWorkflowRunner if sandboxed else UnsandboxedWorkflowRunner)
     if sandboxed:
-        # Every restriction is kept either way; only the modules' re-import differs.
+        # The restrictions are configured either way; whether a workflow module's calls meet them depends on its
+        # re-import (tests/test_sandbox_runner.py).
         assert runner.restrictions.passthrough_all_modules is passed_through
         assert runner.restrictions.invalid_module_members
     async with worker:
