@@ -586,12 +586,14 @@ async def measure(sizes: Sizes, parts: set[str], profile: Path | None = None) ->
                 await bench.floor_ready()
                 queue = bench.settings.task_queue
                 if "lifecycles" in parts:
-                    # The worker's profile over the lifecycles, the figures furthest from their floor.
-                    profiler = Profiler(bench.stack.worker.pid, profile) if profile and bench.stack.worker.pid else None
-                    if profiler is not None:
-                        profiler.start()
                     report.add(*await lifecycles(bench, policy, sizes))
-                    if profiler is not None:
+                    if profile and bench.stack.worker.pid:
+                        # The worker's profile over lifecycles of their own, after the measured ones: sampling
+                        # slows the process it samples, and only the referral's worker is sampled.
+                        profiler = Profiler(bench.stack.worker.pid, profile)
+                        profiler.start()
+                        await run_many(lambda seed: referral_lifecycle(bench.client, queue, policy, Timed(), seed),
+                                       sizes.lifecycles, sizes.concurrency)
                         report.profile = profiler.stop()
                 if "footprint" in parts:
                     report.add(*await footprint(bench, sizes, policy))
