@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,8 +25,27 @@ from runtime.metrics import loopback_port
 from runtime.probes import serving as serving_on
 
 
-# A port the system picks on the loopback, free when asked.
-free_port = loopback_port
+# Ports the tests' servers and stacks listen on: below the kernel's ephemeral range, so that nothing
+# the system hands out meanwhile (an outgoing connection, a server binding port 0, as the Temporal dev
+# server does for its own metrics) can take one between the asking and the listening; never the same twice.
+TEST_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
+def free_port() -> int:
+    """A port on the loopback, free when asked, not handed out before in this session."""
+    for _ in range(200):
+        port = random.choice(TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    return loopback_port()
 
 
 @asynccontextmanager

@@ -20,16 +20,11 @@ from pathlib import Path
 import pytest
 
 from starter.synthetic import FAMILY_NAMES, FIRST_NAMES, STREETS
+from tests.local_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"REF-[0-9A-Z]{5}-[0-9A-Z]{5}")
 RUN_TIMEOUT = 150
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def listening(port: int) -> bool:
