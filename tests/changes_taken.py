@@ -21,7 +21,7 @@ class ChangesTakenBefore:
         taken = []
         if workflow.patched(ALERTS_PATCH):
             taken.append(ALERTS_PATCH)
-            await workflow.sleep(timedelta(seconds=1))
+            await workflow.sleep(timedelta(milliseconds=1))
         return taken
 
 
@@ -32,8 +32,8 @@ class ChangesTakenToday:
     @workflow.run
     async def run(self) -> list[str]:
         taken = []
-        for change, seconds in ((ALERTS_PATCH, 1), (CSC_NOTIFICATION_PATCH, 2), (LATER_CHANGE, 3)):
+        for change, milliseconds in ((ALERTS_PATCH, 1), (CSC_NOTIFICATION_PATCH, 2), (LATER_CHANGE, 3)):
             if patched(change):
                 taken.append(change)
-                await workflow.sleep(timedelta(seconds=seconds))
+                await workflow.sleep(timedelta(milliseconds=milliseconds))
         return taken

@@ -30,6 +30,8 @@ def markers(history) -> list[str]:
 
 
 async def run_once(client, workflow_class) -> tuple[list[str], object]:
+    # On the dev server, in real time: the test server would skip its clock over the timers, and with it
+    # every other test's waiting workflow.
     queue = f"changes-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[workflow_class], workflow_runner=workflow_runner()):
         handle = await client.start_workflow("ChangesTaken", id=f"changes-{uuid.uuid4().hex[:8]}", task_queue=queue)
@@ -37,20 +39,20 @@ async def run_once(client, workflow_class) -> tuple[list[str], object]:
     return taken, await handle.fetch_history()
 
 
-async def test_a_run_on_todays_code_asks_once_for_the_generation_and_on_its_own_for_a_later_change(time_env):
-    taken, history = await run_once(time_env.client, ChangesTakenToday)
+async def test_a_run_on_todays_code_asks_once_for_the_generation_and_on_its_own_for_a_later_change(dev_env):
+    taken, history = await run_once(dev_env.client, ChangesTakenToday)
     assert taken == [ALERTS_PATCH, CSC_NOTIFICATION_PATCH, LATER_CHANGE]
     assert markers(history) == [GENERATION, LATER_CHANGE]
     assert sum(e.event_type == SEARCH_ATTRIBUTE_UPDATE for e in history.events) == 2
-    await Replayer(workflows=[ChangesTakenToday], data_converter=time_env.client.data_converter).replay_workflow(history)
+    await Replayer(workflows=[ChangesTakenToday], data_converter=dev_env.client.data_converter).replay_workflow(history)
 
 
-async def test_a_history_from_before_the_generation_replays_each_change_as_it_was_asked(time_env):
-    taken, history = await run_once(time_env.client, ChangesTakenBefore)
+async def test_a_history_from_before_the_generation_replays_each_change_as_it_was_asked(dev_env):
+    taken, history = await run_once(dev_env.client, ChangesTakenBefore)
     assert taken == [ALERTS_PATCH] and markers(history) == [ALERTS_PATCH]
     # Today's code takes the change the history took and none it never had: had the generation answered for it,
     # today's code would set the later changes' timers, and the replay would fail.
-    result = await Replayer(workflows=[ChangesTakenToday], data_converter=time_env.client.data_converter).replay_workflow(
+    result = await Replayer(workflows=[ChangesTakenToday], data_converter=dev_env.client.data_converter).replay_workflow(
         history, raise_on_replay_failure=False
     )
     assert result.replay_failure is None

@@ -59,10 +59,10 @@ def test_a_commands_context_is_asked_once_until_the_next_activation():
     ("reimport", "refused", "refused"),
     ("off", "allowed", "allowed"),
 ])
-async def test_each_sandbox_setting_refuses_what_it_says(time_env, mode, clock, file):
+async def test_each_sandbox_setting_refuses_what_it_says(dev_env, mode, clock, file):
     runner = workflow_runner(mode)
     assert isinstance(runner, SandboxedRunner) is (mode != "off")
     queue = f"sandbox-{uuid.uuid4().hex[:8]}"
-    async with Worker(time_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=runner):
-        answers = await time_env.client.execute_workflow(SandboxProbe.run, id=f"probe-{uuid.uuid4().hex[:8]}", task_queue=queue)
+    async with Worker(dev_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=runner):
+        answers = await dev_env.client.execute_workflow(SandboxProbe.run, id=f"probe-{uuid.uuid4().hex[:8]}", task_queue=queue)
     assert answers == {"read the wall clock": clock, "open a file": file}
