@@ -305,8 +305,11 @@ def replay(
     query: Query = None,
     workers: Annotated[int | None, typer.Option(help="processes (default: one per CPU core)")] = None,
     sandbox: Annotated[
-        bool, typer.Option("--sandbox/--no-sandbox",
-                           help="replay in the SDK's full sandbox, each workflow module re-imported and its calls checked (slower)")
+        bool,
+        typer.Option(
+            "--sandbox/--no-sandbox",
+            help="replay in the SDK's full sandbox, each workflow module re-imported and its calls checked (slower)",
+        ),
     ] = False,
     as_json: AsJson = False,
     actor: Auditor = None,
@@ -330,7 +333,8 @@ def replay(
             ) as progress:
                 task = progress.add_task("replay", total=len(histories))
                 report = await replay_histories(
-                    histories, settings, workers=workers, sandbox="reimport" if sandbox else "off", progress=lambda n: progress.advance(task, n)
+                    histories, settings, workers=workers, sandbox="reimport" if sandbox else "off",
+                    progress=lambda n: progress.advance(task, n),
                 )
             await audit.record(
                 "audit_replay", [h.workflow_id for h in report.histories if h.workflow_type in CASE_WORKFLOWS],

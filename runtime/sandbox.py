@@ -11,6 +11,7 @@ task's opening) the same question has the same answer, and it is asked once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import temporalio.bridge.proto.workflow_activation
@@ -26,30 +27,27 @@ class ContextsOncePerTask(WorkflowInstance):
 
     def __init__(self, instance: WorkflowInstance) -> None:
         self._instance = instance
-        self._contexts: dict[Any, Any] = {}
-        self._store_contexts: dict[Any, Any] = {}
+        # (which question, the command) -> the instance's answer, until its next activation.
+        self._answers: dict[tuple[str, Any], Any] = {}
 
     def activate(
         self, act: temporalio.bridge.proto.workflow_activation.WorkflowActivation
     ) -> temporalio.bridge.proto.workflow_completion.WorkflowActivationCompletion:
         # The instance's state may change from here: nothing asked before is known to hold after.
-        self._contexts.clear()
-        self._store_contexts.clear()
+        self._answers.clear()
         return self._instance.activate(act)
 
     def get_serialization_context(self, command_info: Any) -> temporalio.converter.SerializationContext | None:
-        try:
-            return self._contexts[command_info]
-        except KeyError:
-            context = self._contexts[command_info] = self._instance.get_serialization_context(command_info)
-            return context
+        return self._asked_once("serialization", command_info, self._instance.get_serialization_context)
 
     def get_external_store_context(self, command_info: Any) -> Any:
-        try:
-            return self._store_contexts[command_info]
-        except KeyError:
-            context = self._store_contexts[command_info] = self._instance.get_external_store_context(command_info)
-            return context
+        return self._asked_once("external store", command_info, self._instance.get_external_store_context)
+
+    def _asked_once(self, question: str, command_info: Any, ask: Callable[[Any], Any]) -> Any:
+        key = (question, command_info)
+        if key not in self._answers:
+            self._answers[key] = ask(command_info)
+        return self._answers[key]
 
     def get_info(self) -> temporalio.workflow.Info:
         return self._instance.get_info()
