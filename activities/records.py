@@ -7,6 +7,13 @@ character text cannot hold, a value out of range, a projection that cannot read 
 quarantined with its reason in a transaction of its own, and the referral is marked
 "record incomplete" until an administrator re-applies it; a database that is down is
 retried as before.
+
+A batch written as a local activity commits before the history holds it (its marker is
+written when the workflow task completes). A task that did not complete (a worker lost, a
+completion refused) runs again and writes the same facts, which are already there; its
+workflow time, each fact's `at`, is the later task's, and the earlier is kept. A fact whose
+place holds a different fact (a decision the history never took, then a different one) is
+not dropped: it is quarantined, and its workflow raises "recording failed".
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ from workflows.models import (
 log = structlog.get_logger(__name__)
 
 
+class PlaceTaken(LookupError):
+    """The fact's (stream, seq) holds a different fact: one written by a workflow task that did not complete."""
+
+
 # Refusals that retrying cannot mend: the fact itself is what the database or a projection refuses.
 # A lost connection or a database that is down raises none of these, and is retried.
 UNRECORDABLE: tuple[type[BaseException], ...] = (
@@ -68,7 +79,9 @@ UNRECORDABLE: tuple[type[BaseException], ...] = (
 def quarantine_reason(error: BaseException) -> str:
     """Why a fact could not be recorded, by the error's type and SQLSTATE: never its message (it may quote values)."""
     sqlstate = getattr(error, "sqlstate", None)
-    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+    if isinstance(error, PlaceTaken):
+        why = "its place in the stream holds a different fact, written by a workflow task that did not complete"
+    elif isinstance(error, asyncpg.IntegrityConstraintViolationError):
         why = "it breaks a database constraint"
     elif isinstance(error, asyncpg.DataError):
         why = "PostgreSQL cannot store one of its values"
@@ -220,7 +233,9 @@ class ReferralRecords:
                 views.append(await self.screening_view(conn, batch.then_read))
 
         outcomes = await self._record(batch.events, batch.alerts, then_read)
-        return RecordedBatch(outcomes=outcomes, screening_view=views[0] if views else None)
+        # A local activity's marker holds its result alone: the facts go in it for the history, as written.
+        written = await self._as_stored(batch.events, outcomes) if activity.info().is_local else None
+        return RecordedBatch(outcomes=outcomes, screening_view=views[0] if views else None, written=written)
 
     async def _record(
         self,
@@ -286,12 +301,45 @@ class ReferralRecords:
     async def _write(self, conn: asyncpg.Connection, event: RecordedEvent) -> bool:
         """The fact and its projections, in the caller's savepoint; False when it was already recorded."""
         if not await write_fact(conn, event):
+            await self._check_same(conn, event)
             return False
         # The case a fact names is checked at the end of each fact, not at the batch's commit:
         # a fact about no case is refused alone, inside its own savepoint.
         await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
         await conn.execute("SET CONSTRAINTS ALL DEFERRED")
         return True
+
+    async def _as_stored(self, events: list[RecordedEvent], outcomes: list[RecordOutcome]) -> list[RecordedEvent]:
+        """The facts as the database holds them. One written before, by a workflow task that did not complete and
+        ran again, keeps the time it was first written with, and the history says so too."""
+        before = [event for event, outcome in zip(events, outcomes) if not outcome.recorded and not outcome.quarantined]
+        if not before:
+            return events
+        rows = await self.pool.fetch(
+            """SELECT e.stream, e.seq, e.at FROM referral_events e
+               JOIN unnest($1::text[], $2::int[]) AS w (stream, seq) USING (stream, seq)""",
+            [event.stream for event in before], [event.seq for event in before],
+        )
+        stored = {(row["stream"], row["seq"]): row["at"] for row in rows}
+        for event in before:
+            if (at := stored.get((event.stream, event.seq))) is not None and at != event.at:
+                log.warning("fact_written_before", reference=event.reference, stream=event.stream, seq=event.seq,
+                            kind=event.kind)
+        return [
+            event.model_copy(update={"at": stored[(event.stream, event.seq)]}) if (event.stream, event.seq) in stored else event
+            for event in events
+        ]
+
+    async def _check_same(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
+        """The fact already at (stream, seq) is this one, written before by a retried activity or a task that ran
+        again (its `at` may be earlier); otherwise `PlaceTaken`."""
+        same = await conn.fetchval(
+            """SELECT kind = $3 AND reference = $4 AND actor_id = $5 AND payload = $6::jsonb
+               FROM referral_events WHERE stream = $1 AND seq = $2""",
+            event.stream, event.seq, event.kind, event.reference, event.actor.id, json.dumps(event.payload),
+        )
+        if same is False:
+            raise PlaceTaken(f"{event.stream}#{event.seq}")
 
     async def _quarantine(self, conn: asyncpg.Connection, event: RecordedEvent, error: BaseException) -> str:
         """Keep the refused fact whole with its reason, and mark its referral "record incomplete"."""

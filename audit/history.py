@@ -2,7 +2,8 @@
 
 A case is a referral (`REF-` ID), a missing episode (`MIS-` ID), a child's trigger plan (`PLAN-`
 ID), a day's triage (`TRIAGE-` date) or a panel's sitting (`PANEL-` code and date); its agreed actions are its child workflows (`REF-...A1`, `MIS-...A1`). A case's facts are the recording activities' inputs of its
-history and of its agreed actions' histories (each a RecordedEvent); its decisions are the
+history and of its agreed actions' histories (each a RecordedEvent; a batch written as a local
+activity is read from its marker, whose result echoes the facts); its decisions are the
 updates the workflows accepted. Payloads are opened with the system's data converter, so
 sealed histories need the keyring.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +56,9 @@ PRIOR_REFERRALS_ACTIVITY = "find_prior_referrals"
 POLICY_ACTIVITY = "load_sla_policy"
 EPISODE_COUNT_ACTIVITY = "count_missing_episodes"
 TRIAGE_LIST_ACTIVITY = "triage_list"
+# A local activity leaves one marker, written when its workflow task completes: its result under "result",
+# what it was (activity type, attempt, when it completed) under "data", a failure in the marker's own field.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 MANIFEST = "manifest.json"
 FETCH_CONCURRENCY = 8
 
@@ -333,21 +338,46 @@ class DecodedTriage(DecodedCase):
     listing_query: TriageListQuery | None = None
 
 
+def local_activity_type(event: HistoryEvent) -> str | None:
+    """The activity a local activity's marker is of; None for any other event."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in marker.details:
+        return None
+    meta = marker.details["data"].payloads
+    return json.loads(meta[0].data).get("activity_type") if meta else None
+
+
+def _local_results(history: WorkflowHistory, activity: str) -> list[tuple[datetime, Payloads]]:
+    """Each result of `activity` run as a local activity that completed (a failed one holds no "result")."""
+    return [
+        (event_time(e), e.marker_recorded_event_attributes.details["result"])
+        for e in history.events
+        if local_activity_type(e) == activity
+        and not e.marker_recorded_event_attributes.HasField("failure")
+        and "result" in e.marker_recorded_event_attributes.details
+    ]
+
+
 async def _activity_results(
     history: WorkflowHistory, converter: DataConverter, activity: str, type_hint: type
 ) -> list[tuple[datetime, Any]]:
+    """Each result of `activity`, run as an activity or a local activity, with when the workflow had it."""
     scheduled = {
         e.event_id
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         and e.activity_task_scheduled_event_attributes.activity_type.name == activity
     }
-    return [
-        (event_time(e), await _decode(converter, e.activity_task_completed_event_attributes.result, type_hint))
+    remote = [
+        (event_time(e), e.activity_task_completed_event_attributes.result)
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
         and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
     ]
+    results = sorted(remote + _local_results(history, activity), key=lambda result: result[0])
+    return [(at, await _decode(converter, payloads, type_hint)) for at, payloads in results]
 
 
 async def _activity_inputs(
@@ -367,6 +397,8 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
     A fact is in the history once its `record_event` (`record_events`, `record_facts`) activity is scheduled;
     the write is confirmed once that activity completed (until then the database may not have it yet). A
     referral's first batch whose start the activity refused (no valid proof) wrote nothing: none of its facts.
+    A batch written as a local activity is in the history only once written: its marker, whose result echoes
+    the facts (one that did not write leaves its batch to the `record_facts` activity after it).
     """
     completed = {
         e.activity_task_completed_event_attributes.scheduled_event_id: e.activity_task_completed_event_attributes
@@ -375,6 +407,14 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
     }
     facts: list[tuple[RecordedEvent, bool]] = []
     for e in history.events:
+        if local_activity_type(e) == RECORD_FACTS_ACTIVITY:
+            marker = e.marker_recorded_event_attributes
+            if marker.HasField("failure") or "result" not in marker.details:
+                continue
+            answer = await _decode(converter, marker.details["result"], RecordedBatch)
+            if answer.start_refusal is None:
+                facts += [(fact, True) for fact in answer.written or []]
+            continue
         if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             continue
         scheduled = e.activity_task_scheduled_event_attributes

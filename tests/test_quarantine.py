@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from activities.alerts import EscalationAlerts
 from activities.records import ReferralRecords, fact_bytes
@@ -22,7 +24,7 @@ from tests.helpers import eventually, sign_in, start_referral, state_when
 from tests.local_servers import MailServer
 from tests.scrape import scraped, series
 from worker import build_worker
-from workflows.facts import RecordedEvent
+from workflows.facts import FactBatch, RecordedEvent
 from workflows.models import (
     Actor,
     CloseReason,
@@ -49,6 +51,41 @@ def fact(reference: str, seq: int, kind: str, payload: dict, at: datetime | None
 def fresh_reference() -> str:
     code = uuid.uuid4().hex[:10].upper().replace("I", "J").replace("L", "M").replace("O", "P").replace("U", "V")
     return f"REF-{code[:5]}-{code[5:]}"
+
+
+async def test_a_batch_written_again_locally_keeps_its_first_write_and_a_different_fact_in_its_place_is_quarantined(pool):
+    """A local activity commits before its workflow task completes, and a task that did not complete runs again and
+    writes its batch again, each fact with the later task's time. The database keeps the first write, and the result
+    (the history's marker) echoes the facts as written; a different fact at a place already taken is quarantined."""
+    records = ReferralRecords(pool)
+    local = ActivityEnvironment()
+    local.info = dataclasses.replace(local.info, is_local=True)
+    reference = fresh_reference()
+    submission = synthetic_vist(rng=random.Random(f"rewritten:{reference}"))
+    first_at = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    opened = fact(reference, 1, "vist_submitted", {"version": 1, "submission": submission.model_dump(mode="json")},
+                  at=first_at).model_copy(update={"risk": submission.initial_risk})
+    closed = fact(reference, 2, "closed", {"reason": "withdrawn", "note": "fine"}, at=first_at)
+
+    written = await local.run(records.record_facts, FactBatch(events=[opened, closed]))
+    assert [o.recorded for o in written.outcomes] == [True, True] and written.written == [opened, closed]
+
+    later = first_at + timedelta(seconds=7)
+    again = await local.run(records.record_facts, FactBatch(events=[e.model_copy(update={"at": later}) for e in (opened, closed)]))
+    assert [(o.recorded, o.quarantined) for o in again.outcomes] == [(False, False), (False, False)]
+    assert again.written == [opened, closed]  # the first times, as the database holds them
+    assert await pool.fetchval("SELECT at FROM referral_events WHERE stream = $1 AND seq = 2", reference) == first_at
+
+    # An activity's input is in the history already: its result echoes nothing.
+    remote = await ActivityEnvironment().run(records.record_facts, FactBatch(events=[closed]))
+    assert remote.written is None and not remote.outcomes[0].recorded
+
+    other = fact(reference, 2, "closed", {"reason": "withdrawn", "note": "a different closure"}, at=later)
+    taken = await local.run(records.record_facts, FactBatch(events=[other]))
+    assert taken.outcomes[0].quarantined and "holds a different fact" in taken.outcomes[0].quarantine_reason
+    row = await pool.fetchrow("SELECT fact, reason FROM quarantined_facts WHERE stream = $1 AND seq = 2", reference)
+    assert bytes(row["fact"]) == fact_bytes(other) and row["reason"].startswith("PlaceTaken: ")
+    assert await pool.fetchval("SELECT record_incomplete FROM referrals WHERE reference = $1", reference)
 
 
 @pytest.mark.parametrize(

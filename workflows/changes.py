@@ -16,7 +16,13 @@ commands, the same markers found.
 
 A change made after this generation is not in `IN_GENERATION`: `patched` asks it on its
 own (one more marker per run) until a new generation takes it in, with a new id and the
-old generation's changes kept in its set.
+old generation's changes kept in its set. A history of the previous generation
+(`PREVIOUS_GENERATION`) has that marker, not this one, and takes the previous set.
+
+A change in `ONLY_WITH_GENERATION` is never asked on its own: only a run holding this
+generation's marker takes it, so a run started before keeps the old way to its end. Local
+recording is one: its marker must be the first of a run, recorded before any local
+activity's, and a generation's marker is asked at a run's first change, before the first fact.
 """
 
 from __future__ import annotations
@@ -74,9 +80,15 @@ TRIGGER_PLAN_PATCH = "trigger-plan"
 # Episodes started before a CSE concern linked them to the child's referrals replay without looking for one.
 CSE_LINK_PATCH = "cse-referral-link"
 
-# Every change above: a run started with `GENERATION`'s marker takes them all.
-GENERATION = "changes-through-csc-notification"
-IN_GENERATION = frozenset({
+# --- Recording, since the local-recording generation ----------------------------------------
+# Workflows started since write each batch of facts as a local activity inside the workflow task that made
+# them, echoing the facts in its result for the history; a batch the database does not take at once (slow,
+# down) goes to the `record_facts` activity as before.
+LOCAL_RECORDING_PATCH = "local-recording"
+
+# The generation before this one: every change up to the CSC notification.
+PREVIOUS_GENERATION = "changes-through-csc-notification"
+IN_PREVIOUS_GENERATION = frozenset({
     QUARANTINE_PATCH,
     BATCHED_RECORDING_PATCH,
     IN_APP_WITH_FACT_PATCH,
@@ -100,10 +112,20 @@ IN_GENERATION = frozenset({
     CSE_LINK_PATCH,
 })
 
+# Every change above: a run started with `GENERATION`'s marker takes them all.
+GENERATION = "changes-through-local-recording"
+ONLY_WITH_GENERATION = frozenset({LOCAL_RECORDING_PATCH})
+IN_GENERATION = IN_PREVIOUS_GENERATION | ONLY_WITH_GENERATION
+
 
 def patched(change: str) -> bool:
     """Whether this run takes `change`: for a run of this generation always, asking once for
-    all; for a run recorded before it, as `workflow.patched(change)` answered when recorded."""
+    all; for a run of the previous generation, each change of its set; for a run recorded
+    before both, as `workflow.patched(change)` answered when recorded."""
     if change in IN_GENERATION and workflow.patched(GENERATION):
+        return True
+    if change in ONLY_WITH_GENERATION:
+        return False
+    if change in IN_PREVIOUS_GENERATION and workflow.patched(PREVIOUS_GENERATION):
         return True
     return workflow.patched(change)

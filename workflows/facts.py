@@ -771,6 +771,11 @@ class RecordedBatch(Model):
     outcomes: list[RecordOutcome]
     screening_view: ScreeningView | None = None
     start_refusal: str | None = None
+    written: list[RecordedEvent] | None = Field(
+        default=None,
+        description="the batch's facts, echoed by a local activity: its marker in the history holds its result, "
+        "not its input, and the audit reads the facts from here",
+    )
 
 
 P = TypeVar("P", bound=FactPayload)

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.changes import BATCHED_RECORDING_PATCH, IN_APP_WITH_FACT_PATCH, QUARANTINE_PATCH, patched
+    from workflows.changes import (
+        BATCHED_RECORDING_PATCH, IN_APP_WITH_FACT_PATCH, LOCAL_RECORDING_PATCH, QUARANTINE_PATCH, patched,
+    )
     from activities.records import ReferralRecords
     from workflows.facts import FactBatch, FactPayload, RecordedBatch, RecordedEvent, kind_of
     from workflows.models import (
@@ -22,6 +25,13 @@ with workflow.unsafe.imports_passed_through():
 RECORD_TIMEOUT = timedelta(seconds=10)
 # The database may be down for a while: keep trying, backing off to once a minute.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# A batch written inside the workflow task that made it: one attempt, held at most this long. A database that
+# does not answer by then (slow, down) leaves the batch to `record_facts` as an activity, retried as above,
+# and the workflow answers meanwhile (a local activity holds its workflow task while it runs).
+LOCAL_RECORD_TIMEOUT = timedelta(seconds=2)
+LOCAL_RECORD_ONCE = RetryPolicy(maximum_attempts=1)
+# The shortest timer: a workflow whose last batch was written locally completes in the task after.
+COMPLETION_APART = timedelta(milliseconds=1)
 # Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
 BATCH_LIMIT = 25
 
@@ -52,6 +62,8 @@ class Outbox:
         self._read_after: tuple[int, PriorReferralQuery] | None = None
         self._views: dict[int, ScreeningView | None] = {}
         # A referral's start, checked by the first batch before it writes anything; then the check's answer.
+        # The history's length in the workflow task that last wrote a batch as a local activity.
+        self._written_locally_in: int | None = None
         self._start_check: StartProofCheck | None = None
         self.start_checked = False
         self.start_refusal: str | None = None
@@ -119,6 +131,17 @@ class Outbox:
         target = self.last_seq if seq is None else seq
         await workflow.wait_condition(lambda: self.recorded_seq >= target)
 
+    async def settled(self) -> None:
+        """Wait until every fact is in PostgreSQL and in the history; call it before the workflow completes.
+
+        A batch written as a local activity is in the history once its workflow task completes. A completion
+        the server refuses (an event came in meanwhile: a timer, a signal) runs that task again, which writes
+        the batch again, each fact with the later task's time. So the workflow completes in a task of its own.
+        """
+        await self.recorded()
+        if self._written_locally_in == workflow.info().get_current_history_length():
+            await workflow.sleep(COMPLETION_APART)
+
     async def drain_forever(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
@@ -129,10 +152,8 @@ class Outbox:
             if patched(BATCHED_RECORDING_PATCH) and patched(IN_APP_WITH_FACT_PATCH):
                 alerts = {event.seq: self._alerts.pop(event.seq) for event in batch if event.seq in self._alerts}
                 check, self._start_check = self._start_check, None
-                recorded: RecordedBatch = await workflow.execute_activity_method(
-                    ReferralRecords.record_facts,
-                    FactBatch(events=batch, alerts=alerts, then_read=read[1] if read else None, start_check=check),
-                    start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+                recorded = await self._record_facts(
+                    FactBatch(events=batch, alerts=alerts, then_read=read[1] if read else None, start_check=check)
                 )
                 if check is not None:
                     self.start_checked = True
@@ -160,3 +181,25 @@ class Outbox:
                 self.recorded_seq = event.seq
                 if outcome.quarantined and self._on_quarantined is not None and patched(QUARANTINE_PATCH):
                     self._on_quarantined(event)
+
+    async def _record_facts(self, batch: FactBatch) -> RecordedBatch:
+        """Write `batch` in one transaction: as a local activity first, for a workflow of the local-recording
+        generation, then (when the database did not take it at once) as an activity, retried until it does.
+
+        The local activity writes within the workflow task that made the facts: no activity task, no second
+        workflow task. Its marker holds only its result, so the result echoes the facts, and the audit reads
+        them there. Written twice (the local attempt timed out after its commit), a fact is written once.
+        """
+        if patched(LOCAL_RECORDING_PATCH):
+            try:
+                written: RecordedBatch = await workflow.execute_local_activity_method(
+                    ReferralRecords.record_facts, batch,
+                    start_to_close_timeout=LOCAL_RECORD_TIMEOUT, retry_policy=LOCAL_RECORD_ONCE,
+                )
+                self._written_locally_in = workflow.info().get_current_history_length()
+                return written
+            except ActivityError:
+                pass
+        return await workflow.execute_activity_method(
+            ReferralRecords.record_facts, batch, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+        )

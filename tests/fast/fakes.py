@@ -107,7 +107,7 @@ class FakeReferralRecords:
             if event.seq in batch.alerts:
                 outcome.alert_left = True
         view = await self.find_prior_referrals(batch.then_read) if batch.then_read is not None else None
-        return RecordedBatch(outcomes=outcomes, screening_view=view)
+        return RecordedBatch(outcomes=outcomes, screening_view=view, written=batch.events if activity.info().is_local else None)
 
     @activity.defn
     async def record_event(self, event: RecordedEvent) -> RecordOutcome:

@@ -7,8 +7,11 @@ import random
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError
+
+from audit.history import decode_referral, fetch_referral, local_activity_type
 
 from starter.synthetic import (
     ALLOCATED_SOCIAL_WORKER,
@@ -22,7 +25,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.fast.referrals import DECISIONS, NEW_OWNER, decidable, recording_held, referral_at, staff
+from tests.fast.referrals import DECISIONS, NEW_OWNER, closed_while_recording, decidable, recording_held, referral_at, staff
 from tests.helpers import REFUSAL_WAIT, STARTED, finished, refused, screened_and_told, state_when
 from workflows.action import AgreedActionWorkflow
 from workflows.models import (
@@ -31,6 +34,7 @@ from workflows.models import (
     ActionStart,
     AgreedActionSpec,
     CloseReason,
+    Closure,
     ConferenceBooking,
     ConferenceOutcome,
     OverrideRequest,
@@ -386,3 +390,32 @@ async def test_every_decision_sent_twice_at_once_is_taken_once(name, fast_env, f
     if name in ENDING:
         # Left to the clean-up, the referral could be terminated mid-finish and stop the test server's clock.
         assert (await asyncio.wait_for(finished(fast_env, referral or handle), REFUSAL_WAIT)).stage is Stage.CLOSED
+
+
+async def test_a_batch_the_database_does_not_take_at_once_goes_to_the_activity_and_the_referral_answers_meanwhile(
+    fast_env, fast_queue, fakes, sla_policy
+):
+    """A local write holds its workflow task: one attempt, then the batch is the `record_facts` activity's, retried
+    until written, and the referral answers (and refuses) meanwhile. The audit reads the facts from that activity."""
+    _, handle = await referral_at(fast_env, fast_queue, sla_policy, fakes, Stage.SUPERVISOR_REVIEW, "slow-database")
+
+    async def history_kinds() -> tuple[list[str | None], list[str]]:
+        events = (await handle.fetch_history()).events
+        return ([local_activity_type(e) for e in events if local_activity_type(e)],
+                [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED])
+
+    # Its first batch is written within its first workflow task: a marker, no activity.
+    while not (kinds := await history_kinds())[0]:
+        await asyncio.sleep(0.1)
+    assert kinds == (["record_facts"], [])
+    async with closed_while_recording(fast_env, handle, fakes.holds):
+        while "record_facts" not in (await history_kinds())[1]:
+            await asyncio.sleep(0.2)
+        assert (await handle.query(ReferralWorkflow.state)).stage is Stage.CLOSED
+        await refused(handle, ReferralWorkflow.close, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN),
+                      "stage: the referral is at closed; cannot close a referral now")
+        assert "closed" not in fakes.records.kinds_of(handle.id)
+    decoded = await decode_referral(await fetch_referral(fast_env.client, handle.id), fast_env.client.data_converter)
+    assert [fact.kind for fact in decoded.facts].count("closed") == 1
+    assert fakes.records.kinds_of(handle.id).count("closed") == 1

@@ -82,6 +82,8 @@ async def test_a_screening_that_informs_csc_agrees_the_notification_as_an_action
     assert "children's social care" in notification.description
     due = add_duration(screened_at, sla_policy.csc_notification, sla_policy)
     assert abs(notification.deadline - due) < timedelta(minutes=1)
+    # Due within the reminder's lead, the notification's owner is reminded at once; then the referral is still.
+    await state_when(handle, lambda s: s.actions[0].reminded_at is not None)
     await refused(handle, ReferralWorkflow.close, Closure(actor=SCREENER, reason=CloseReason.WITHDRAWN),
                   "reason: 1 agreed actions are still open")
 
