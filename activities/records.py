@@ -11,7 +11,7 @@ retried as before.
 A batch written as a local activity commits before the history holds it (its marker is
 written when the workflow task completes). A task that did not complete (a worker lost, a
 completion refused) runs again and writes the same facts, which are already there; its
-workflow time, each fact's `at`, is the later task's, and the earlier is kept. A fact whose
+workflow time, each fact's `at`, is the later task's; the earlier is kept, and echoed. A fact whose
 place holds a different fact (a decision the history never took, then a different one) is
 not dropped: it is quarantined, and its workflow raises "recording failed".
 """

@@ -104,7 +104,7 @@ class AgreedActionWorkflow:
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.settled()
+        await self._outbox.recorded()
         writer.cancel()
         return self._action
 

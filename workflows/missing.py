@@ -161,7 +161,7 @@ class MissingEpisodeWorkflow:
         # Tracing actions still open end with the episode (their parent closes them); nothing else waits on them.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.settled()
+        await self._outbox.recorded()
         writer.cancel()
         return self.state()
 

@@ -140,7 +140,7 @@ class PanelSittingWorkflow:
         self._phase = SittingPhase.CLOSED
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.settled()
+        await self._outbox.recorded()
         writer.cancel()
         return self.state()
 

@@ -141,7 +141,7 @@ class TriggerPlanWorkflow:
             if self._long():
                 break
         await self._alerts.delivered()
-        await self._outbox.settled()
+        await self._outbox.recorded()
         writer.cancel()
         carried = CarriedPlan(state=self.state(), last_seq=self._outbox.last_seq)
         workflow.continue_as_new(start.model_copy(update={"carried": carried}))

@@ -30,8 +30,6 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 # and the workflow answers meanwhile (a local activity holds its workflow task while it runs).
 LOCAL_RECORD_TIMEOUT = timedelta(seconds=2)
 LOCAL_RECORD_ONCE = RetryPolicy(maximum_attempts=1)
-# The shortest timer: a workflow whose last batch was written locally completes in the task after.
-COMPLETION_APART = timedelta(milliseconds=1)
 # Enough for every fact of the largest decision; a longer queue (a database back after an outage) drains in turns.
 BATCH_LIMIT = 25
 
@@ -62,8 +60,6 @@ class Outbox:
         self._read_after: tuple[int, PriorReferralQuery] | None = None
         self._views: dict[int, ScreeningView | None] = {}
         # A referral's start, checked by the first batch before it writes anything; then the check's answer.
-        # The history's length in the workflow task that last wrote a batch as a local activity.
-        self._written_locally_in: int | None = None
         self._start_check: StartProofCheck | None = None
         self.start_checked = False
         self.start_refusal: str | None = None
@@ -131,17 +127,6 @@ class Outbox:
         target = self.last_seq if seq is None else seq
         await workflow.wait_condition(lambda: self.recorded_seq >= target)
 
-    async def settled(self) -> None:
-        """Wait until every fact is in PostgreSQL and in the history; call it before the workflow completes.
-
-        A batch written as a local activity is in the history once its workflow task completes. A completion
-        the server refuses (an event came in meanwhile: a timer, a signal) runs that task again, which writes
-        the batch again, each fact with the later task's time. So the workflow completes in a task of its own.
-        """
-        await self.recorded()
-        if self._written_locally_in == workflow.info().get_current_history_length():
-            await workflow.sleep(COMPLETION_APART)
-
     async def drain_forever(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
@@ -189,15 +174,19 @@ class Outbox:
         The local activity writes within the workflow task that made the facts: no activity task, no second
         workflow task. Its marker holds only its result, so the result echoes the facts, and the audit reads
         them there. Written twice (the local attempt timed out after its commit), a fact is written once.
+
+        The marker is in the history once the task completes. A task that did not complete (a worker lost, a
+        completion the server refused because an event came meanwhile) runs again and writes the batch again,
+        each fact with the later task's time: the database keeps the first write and the result echoes the
+        facts as the database holds them, so the history and the read model agree. The workflow's own state
+        keeps the later time, later by the gap between the two tasks.
         """
         if patched(LOCAL_RECORDING_PATCH):
             try:
-                written: RecordedBatch = await workflow.execute_local_activity_method(
+                return await workflow.execute_local_activity_method(
                     ReferralRecords.record_facts, batch,
                     start_to_close_timeout=LOCAL_RECORD_TIMEOUT, retry_policy=LOCAL_RECORD_ONCE,
                 )
-                self._written_locally_in = workflow.info().get_current_history_length()
-                return written
             except ActivityError:
                 pass
         return await workflow.execute_activity_method(

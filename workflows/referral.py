@@ -225,7 +225,7 @@ class ReferralWorkflow:
             # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
             await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
-        await self._outbox.settled()
+        await self._outbox.recorded()
         writer.cancel()
         return self.state()
 
