@@ -10,7 +10,7 @@ retried as before.
 
 A batch written as a local activity commits before the history holds it (its marker is
 written when the workflow task completes). A task that did not complete (a worker lost, a
-completion refused) runs again and writes the same facts, which are already there; its
+completion refused: `Outbox.settled`) runs again and writes the same facts, which are already there; its
 workflow time, each fact's `at`, is the later task's; the earlier is kept, and echoed. A fact whose
 place holds a different fact (a decision the history never took, then a different one) is
 not dropped: it is quarantined, and its workflow raises "recording failed".
@@ -219,6 +219,8 @@ class ReferralRecords:
         them delivered in-app (its outcome says whether channels are left for `deliver_escalation`), and the
         screening view read once they are written, when the batch asks for it. A referral's first batch
         carries its start: without the API's valid proof nothing is written, and the refusal is the answer."""
+        if not batch.events and batch.start_check is None and batch.then_read is None:
+            return RecordedBatch(outcomes=[])  # a workflow's last task, after its last local write: nothing to write
         if batch.start_check is not None:
             if self.proofs is None:
                 raise RuntimeError("start_check: this worker holds no decision keys to check a start with")

@@ -8,12 +8,13 @@ the new owner) and is completed with a note. The referral hears of every change.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.changes import COMPLETION_BY_RESULT_PATCH, patched
+    from workflows.changes import ACTIONS_STARTED_TOGETHER, COMPLETION_BY_RESULT_PATCH, patched
     from workflows.alerting import AlertDispatch
     from workflows.calendar import add_duration
     from workflows.escalation import EscalationBook, EscalationLadder
@@ -104,7 +105,7 @@ class AgreedActionWorkflow:
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         return self._action
 
@@ -246,6 +247,24 @@ async def start_action(
         action_id=action_id, reference=reference, spec=spec, agreed_by=actor, agreed_at=workflow.now(), policy=policy
     )
     return await workflow.start_child_workflow(AgreedActionWorkflow.run, start, id=action_id)
+
+
+async def start_actions(
+    reference: str,
+    agreed: list[tuple[str, AgreedActionSpec]],
+    actor: Actor,
+    policy: SlaPolicy,
+    follow: Callable[[str, workflow.ChildWorkflowHandle], None],
+) -> None:
+    """Start the actions a decision agreed, each handed to `follow` once started: all in one workflow task
+    (a history from before this change started them one after another, a task each)."""
+    if patched(ACTIONS_STARTED_TOGETHER):
+        handles = await asyncio.gather(*(start_action(reference, action_id, spec, actor, policy) for action_id, spec in agreed))
+        for (action_id, _), handle in zip(agreed, handles, strict=True):
+            follow(action_id, handle)
+        return
+    for action_id, spec in agreed:
+        follow(action_id, await start_action(reference, action_id, spec, actor, policy))
 
 
 def reported_change(actions: dict[str, ActionState], action: ActionState) -> None:

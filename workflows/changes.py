@@ -85,6 +85,8 @@ CSE_LINK_PATCH = "cse-referral-link"
 # them, echoing the facts in its result for the history; a batch the database does not take at once (slow,
 # down) goes to the `record_facts` activity as before.
 LOCAL_RECORDING_PATCH = "local-recording"
+# Workflows started since start every action a decision agrees in one workflow task, not one task each.
+ACTIONS_STARTED_TOGETHER = "actions-started-together"
 
 # The generation before this one: every change up to the CSC notification.
 PREVIOUS_GENERATION = "changes-through-csc-notification"
@@ -114,7 +116,7 @@ IN_PREVIOUS_GENERATION = frozenset({
 
 # Every change above: a run started with `GENERATION`'s marker takes them all.
 GENERATION = "changes-through-local-recording"
-ONLY_WITH_GENERATION = frozenset({LOCAL_RECORDING_PATCH})
+ONLY_WITH_GENERATION = frozenset({LOCAL_RECORDING_PATCH, ACTIONS_STARTED_TOGETHER})
 IN_GENERATION = IN_PREVIOUS_GENERATION | ONLY_WITH_GENERATION
 
 

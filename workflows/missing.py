@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
-    from workflows.action import register_action, reported_change, start_action
+    from workflows.action import register_action, reported_change, start_actions
     from workflows.alerting import AlertDispatch
     from workflows.authority import (
         EPISODE_REVIEWERS,
@@ -161,7 +161,7 @@ class MissingEpisodeWorkflow:
         # Tracing actions still open end with the episode (their parent closes them); nothing else waits on them.
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         return self.state()
 
@@ -571,9 +571,10 @@ class MissingEpisodeWorkflow:
         if agreed:
             # The episode's facts first: an action's first fact names the episode, which must be recorded already.
             await self._outbox.recorded()
-        for action_id, spec in agreed:
-            handle = await start_action(self._episode_id, action_id, spec, actor, self._policy)
-            self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
+        await start_actions(self._episode_id, agreed, actor, self._policy, self._following)
+
+    def _following(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
+        self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
 
     async def _follow_action(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
         self._actions[action_id] = await handle

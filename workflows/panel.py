@@ -21,7 +21,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.panels import PanelRecords
-    from workflows.action import register_action, reported_change, start_action
+    from workflows.action import register_action, reported_change, start_actions
     from workflows.alerting import AlertDispatch
     from workflows.authority import PANEL_CHAIRS, PANEL_COORDINATORS, reject, require
     from workflows.calendar import local_date, local_moment
@@ -140,7 +140,7 @@ class PanelSittingWorkflow:
         self._phase = SittingPhase.CLOSED
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         return self.state()
 
@@ -366,9 +366,10 @@ class PanelSittingWorkflow:
         if agreed:
             # The sitting's facts first: an action's first fact names the sitting, which must be recorded already.
             await self._outbox.recorded()
-        for action_id, spec in agreed:
-            handle = await start_action(self._id, action_id, spec, actor, self._policy)
-            self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
+        await start_actions(self._id, agreed, actor, self._policy, self._following)
+
+    def _following(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
+        self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
 
     async def _follow_action(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
         self._actions[action_id] = await handle

@@ -18,7 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
-    from workflows.action import register_action, reported_change, start_action
+    from workflows.action import register_action, reported_change, start_actions
     from workflows.alerting import AlertDispatch
     from workflows.authority import (
         ADDENDUM_WRITERS,
@@ -141,7 +141,7 @@ class TriggerPlanWorkflow:
             if self._long():
                 break
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         carried = CarriedPlan(state=self.state(), last_seq=self._outbox.last_seq)
         workflow.continue_as_new(start.model_copy(update={"carried": carried}))
@@ -331,9 +331,10 @@ class TriggerPlanWorkflow:
         if agreed:
             # The plan's facts first: an action's first fact names the plan, which must be recorded already.
             await self._outbox.recorded()
-        for action_id, spec in agreed:
-            handle = await start_action(self._plan_id, action_id, spec, actor, self._policy)
-            self._action_tasks.append(asyncio.create_task(self._follow(action_id, handle)))
+        await start_actions(self._plan_id, agreed, actor, self._policy, self._following)
+
+    def _following(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
+        self._action_tasks.append(asyncio.create_task(self._follow(action_id, handle)))
 
     async def _follow(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
         self._actions[action_id] = await handle

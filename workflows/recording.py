@@ -60,6 +60,8 @@ class Outbox:
         self._read_after: tuple[int, PriorReferralQuery] | None = None
         self._views: dict[int, ScreeningView | None] = {}
         # A referral's start, checked by the first batch before it writes anything; then the check's answer.
+        # The history's length in the workflow task that last wrote a batch as a local activity.
+        self._written_locally_in: int | None = None
         self._start_check: StartProofCheck | None = None
         self.start_checked = False
         self.start_refusal: str | None = None
@@ -127,6 +129,23 @@ class Outbox:
         target = self.last_seq if seq is None else seq
         await workflow.wait_condition(lambda: self.recorded_seq >= target)
 
+    async def settled(self) -> None:
+        """Wait until every fact is in PostgreSQL and in the history; the last step before the workflow completes.
+
+        A batch written as a local activity is in the history once its workflow task completes. The server
+        refuses a completion when an event came in meanwhile (an action's signal to its referral delivered, a
+        timer, a decision), and the task runs again: its batch would be written again with the later task's
+        time, and the workflow's state would keep the later time while the database kept the first. So a
+        workflow whose last batch was written in this task completes in the next: an empty batch, as an
+        activity, gives it that task at once (a timer's would wait for the server's timer queue).
+        """
+        await self.recorded()
+        if self._written_locally_in == workflow.info().get_current_history_length():
+            await workflow.execute_activity_method(
+                ReferralRecords.record_facts, FactBatch(events=[]),
+                start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
+            )
+
     async def drain_forever(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self._pending))
@@ -175,18 +194,20 @@ class Outbox:
         workflow task. Its marker holds only its result, so the result echoes the facts, and the audit reads
         them there. Written twice (the local attempt timed out after its commit), a fact is written once.
 
-        The marker is in the history once the task completes. A task that did not complete (a worker lost, a
-        completion the server refused because an event came meanwhile) runs again and writes the batch again,
-        each fact with the later task's time: the database keeps the first write and the result echoes the
-        facts as the database holds them, so the history and the read model agree. The workflow's own state
-        keeps the later time, later by the gap between the two tasks.
+        The marker is in the history once the task completes. A task that did not complete (a worker lost)
+        runs again and writes the batch again, each fact with the later task's time: the database keeps the
+        first write and the result echoes the facts as the database holds them, so the history and the read
+        model agree (the workflow's own state keeps the later time). A completion refused is kept from this
+        by `settled`.
         """
         if patched(LOCAL_RECORDING_PATCH):
             try:
-                return await workflow.execute_local_activity_method(
+                written: RecordedBatch = await workflow.execute_local_activity_method(
                     ReferralRecords.record_facts, batch,
                     start_to_close_timeout=LOCAL_RECORD_TIMEOUT, retry_policy=LOCAL_RECORD_ONCE,
                 )
+                self._written_locally_in = workflow.info().get_current_history_length()
+                return written
             except ActivityError:
                 pass
         return await workflow.execute_activity_method(

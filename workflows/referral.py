@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import SlaPolicySource
     from activities.proofs import StartProofs
     from activities.records import ReferralRecords
-    from workflows.action import register_action, reported_change, start_action
+    from workflows.action import register_action, reported_change, start_actions
     from workflows.alerting import AlertDispatch
     from workflows.authority import (
         CASE_DECIDERS,
@@ -225,7 +225,7 @@ class ReferralWorkflow:
             # An action's last decision may still be answering: closing now would terminate its workflow mid-answer.
             await workflow.wait_condition(lambda: all(task.done() for task in self._action_tasks))
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         return self.state()
 
@@ -813,9 +813,10 @@ class ReferralWorkflow:
 
     async def _start_actions(self, actor: Actor, agreed: list[tuple[str, AgreedActionSpec]]) -> None:
         assert self._policy is not None
-        for action_id, spec in agreed:
-            handle = await start_action(self._reference, action_id, spec, actor, self._policy)
-            self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
+        await start_actions(self._reference, agreed, actor, self._policy, self._following)
+
+    def _following(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
+        self._action_tasks.append(asyncio.create_task(self._follow_action(action_id, handle)))
 
     async def _follow_action(self, action_id: str, handle: workflow.ChildWorkflowHandle) -> None:
         self._actions[action_id] = await handle

@@ -102,7 +102,7 @@ class DailyTriageWorkflow:
         await asyncio.gather(*(self._watch(reference) for reference in self._items))
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._alerts.delivered()
-        await self._outbox.recorded()
+        await self._outbox.settled()
         writer.cancel()
         return self.state()
 
