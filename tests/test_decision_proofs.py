@@ -21,7 +21,7 @@ from runtime.keys import main as keys_command
 from runtime.proofs import DecisionSigner, DecisionSigning, DecisionVerifier, update_message
 from runtime.temporal import data_converter
 from api.errors import rejected
-from audit.history import recorded_facts
+from audit.history import local_activity_type, recorded_facts
 from starter.synthetic import OFFICER, SCREENER, SERGEANT, approval, screening, strategy_discussion, synthetic_vist
 from tests.conftest import TEST_DECISION_KEYS, TEST_KEYRING, make_worker
 from tests.helpers import STARTED, finished, screened_and_told, start_referral, state_when
@@ -169,7 +169,8 @@ async def test_a_start_without_the_apis_proof_fails_at_once_and_records_nothing(
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert scheduled == ["record_facts"]  # the check, with the facts it refused to write: not one recorded
+    # The check, with the facts it refused to write, is the first batch's local write: not one recorded.
+    assert scheduled == [] and [local_activity_type(e) for e in history.events if local_activity_type(e)] == ["record_facts"]
     assert await referral_rows(pool, started.id) == 0
     # The audit counts none of them as recorded: the reconciliation expects nothing of a refused start.
     assert await recorded_facts(history, time_env.client.data_converter) == []
@@ -348,6 +349,8 @@ async def test_a_referral_started_with_a_proof_replays_without_keys_on_the_dev_s
         await handle.result()
     history = await handle.fetch_history()
     markers = [e.marker_recorded_event_attributes.marker_name for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    # The start's check is an activity, not a local activity's marker; the one marker is the run's generation.
-    assert markers == ["core_patch"]
+    # The run's generation is its first marker and its only patch marker, asked before the first batch; every
+    # other marker is a batch of facts written locally (the first with the start's check).
+    assert markers[0] == "core_patch" and set(markers[1:]) == {"core_local_activity"}
+    assert {local_activity_type(e) for e in history.events if local_activity_type(e)} == {"record_facts"}
     await Replayer(workflows=list(WORKFLOWS), data_converter=dev_env.client.data_converter).replay_workflow(history)

@@ -92,7 +92,8 @@ async def test_the_sandbox_setting_chooses_how_the_worker_runs_workflows_and_the
         assert runner.restrictions.passthrough_all_modules is passed_through
         assert runner.restrictions.invalid_module_members
     async with worker:
-        _, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=152)
+        # A referral of its own under each setting: one reference per referral, as in production.
+        _, handle = await start_referral(time_env.client, task_queue, sla_policy, seed=152 + ["passthrough", "reimport", "off"].index(mode))
         state = await handle.execute_update(ReferralWorkflow.review, approval())
         assert state.stage is Stage.SCREENING
 

@@ -79,9 +79,10 @@ async def test_api_and_worker_metrics_hold_sdk_and_domain_series(
             task_queue=task_queue,
             workflow_type="ReferralWorkflow",
         ) >= 1
+        # The facts are written as local activities, inside the workflow's tasks.
         assert value(
-            found["temporal_activity_execution_latency"],
-            "temporal_activity_execution_latency_count",
+            found["temporal_local_activity_execution_latency"],
+            "temporal_local_activity_execution_latency_count",
             task_queue=task_queue,
         ) >= 1
 

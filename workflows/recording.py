@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.changes import (
@@ -208,8 +208,11 @@ class Outbox:
                 )
                 self._written_locally_in = workflow.info().get_current_history_length()
                 return written
-            except ActivityError:
-                pass
+            except FailureError as failed:
+                # A local attempt's failure comes as the activity's own error (a refused connection) or a timeout,
+                # not always wrapped as an activity's: any of them leaves the batch to the activity.
+                if isinstance(failed, CancelledError):
+                    raise
         return await workflow.execute_activity_method(
             ReferralRecords.record_facts, batch, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY,
         )
