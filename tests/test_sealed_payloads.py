@@ -63,11 +63,14 @@ async def settled(handle: WorkflowHandle, pool: asyncpg.Pool) -> list[int]:
     """The history once the referral is waiting for a person: its facts written, no activity running."""
     await eventually(lambda: rows_for(pool, handle.id), lambda rows: rows >= 3, timeout=30)
     await eventually(lambda: in_flight(handle), lambda running: not running, timeout=30)
-    # No workflow task pending: the last task completed, with or without commands after it (the ladder's timer).
-    pending = (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    # No workflow task pending: the last task completed, with or without commands after it (its markers, the
+    # ladder's timer).
+    tasks = (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+             EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+             EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
     return await eventually(
         lambda: event_types(handle),
-        lambda types: types[-1] not in pending and EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in types[-3:],
+        lambda types: [t for t in types if t in tasks][-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     )
 
 
