@@ -18,7 +18,7 @@ from starter.synthetic import (
     strategy_discussion,
     synthetic_vist,
 )
-from tests.helpers import finished, screened_and_told, start_referral
+from tests.helpers import eventually, finished, in_flight, screened_and_told, start_referral
 from workflows.action import AgreedActionWorkflow
 from workflows.facts import FACTS, FactKind
 from workflows.models import (
@@ -83,6 +83,9 @@ async def test_at_every_stage_the_audit_fold_is_the_workflows_own_state(fast_env
     seen: list[Stage] = []
 
     async def folds_alike(state: ReferralState) -> None:
+        # An agreed action's first facts are in its own history once its first task completes (the referral answers
+        # once its own are written): the fold is made when nothing of the referral is in flight.
+        await eventually(lambda: in_flight(handle), lambda busy: not busy)
         decoded = await decode_referral(await fetch_referral(fast_env.client, handle.id), fast_env.client.data_converter)
         folded = state_from_facts(decoded)
         assert {k: v for k, v in folded if v != getattr(state, k)} == {}, state.stage
