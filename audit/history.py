@@ -349,15 +349,18 @@ def local_activity_type(event: HistoryEvent) -> str | None:
     return json.loads(meta[0].data).get("activity_type") if meta else None
 
 
+def local_result(event: HistoryEvent, activity: str) -> Payloads | None:
+    """The result in `event` when it is the marker of `activity` run as a local activity that completed (a failed
+    one holds no "result"); None otherwise."""
+    if local_activity_type(event) != activity:
+        return None
+    marker = event.marker_recorded_event_attributes
+    return None if marker.HasField("failure") or "result" not in marker.details else marker.details["result"]
+
+
 def _local_results(history: WorkflowHistory, activity: str) -> list[tuple[datetime, Payloads]]:
-    """Each result of `activity` run as a local activity that completed (a failed one holds no "result")."""
-    return [
-        (event_time(e), e.marker_recorded_event_attributes.details["result"])
-        for e in history.events
-        if local_activity_type(e) == activity
-        and not e.marker_recorded_event_attributes.HasField("failure")
-        and "result" in e.marker_recorded_event_attributes.details
-    ]
+    """Each result of `activity` run as a local activity that completed."""
+    return [(event_time(e), result) for e in history.events if (result := local_result(e, activity)) is not None]
 
 
 async def _activity_results(
@@ -408,12 +411,10 @@ async def recorded_facts(history: WorkflowHistory, converter: DataConverter) -> 
     facts: list[tuple[RecordedEvent, bool]] = []
     for e in history.events:
         if local_activity_type(e) == RECORD_FACTS_ACTIVITY:
-            marker = e.marker_recorded_event_attributes
-            if marker.HasField("failure") or "result" not in marker.details:
-                continue
-            answer = await _decode(converter, marker.details["result"], RecordedBatch)
-            if answer.start_refusal is None:
-                facts += [(fact, True) for fact in answer.written or []]
+            if (result := local_result(e, RECORD_FACTS_ACTIVITY)) is not None:
+                answer = await _decode(converter, result, RecordedBatch)
+                if answer.start_refusal is None:
+                    facts += [(fact, True) for fact in answer.written or []]
             continue
         if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             continue
